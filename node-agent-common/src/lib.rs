@@ -1,0 +1,11 @@
+//! Types shared by the kernel programs (`node-agent-ebpf`) and the agent (`node-agent`).
+//!
+//! Every struct is `#[repr(C)]` with explicit padding and a compile-time size check, so the
+//! layout the eBPF program writes into the ring buffer is exactly the layout user space reads.
+#![no_std]
+
+pub mod event;
+pub mod layout;
+
+pub use event::*;
+pub use layout::*;

@@ -1,0 +1,286 @@
+//! Agent configuration: a TOML file, every field defaulted, unknown fields rejected.
+
+use std::{path::Path, time::Duration};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("config field `{field}` is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    #[default]
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Defaults to `$NODE_NAME` (the DaemonSet's downward API) or the host name.
+    pub node_name: Option<String>,
+    pub control_plane: ControlPlaneConfig,
+    pub batch: BatchConfig,
+    pub buffer: BufferConfig,
+    pub reconnect: ReconnectConfig,
+    pub kernel: KernelConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneConfig {
+    pub endpoint: String,
+    pub compression: Compression,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: "http://127.0.0.1:7070".into(),
+            compression: Compression::default(),
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most events in one gRPC request.
+    pub max_events: usize,
+    /// How long the first event of a batch waits for company before the batch is sent.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 512,
+            flush_interval_ms: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Events held while the control plane is unreachable; beyond it the oldest are dropped
+    /// and counted.
+    pub max_events: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        Self {
+            max_events: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectConfig {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KernelConfig {
+    /// Ring buffer size in bytes: a power of two and a multiple of the page size.
+    pub ring_buffer_bytes: u32,
+    pub tracefs: String,
+    pub bpffs: String,
+    pub cgroupfs: String,
+    pub proc: String,
+    /// Fail start-up when any probe cannot attach (instead of running degraded).
+    pub require_all_probes: bool,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self {
+            ring_buffer_bytes: 1 << 20,
+            tracefs: "/sys/kernel/tracing".into(),
+            bpffs: "/sys/fs/bpf".into(),
+            cgroupfs: "/sys/fs/cgroup".into(),
+            proc: "/proc".into(),
+            require_all_probes: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+impl AgentConfig {
+    /// Reads and validates `path`.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_string(),
+            source,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.into(),
+        };
+        let endpoint = &self.control_plane.endpoint;
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(invalid(
+                "control_plane.endpoint",
+                &format!("{endpoint:?} must be a URL like http://host:port"),
+            ));
+        }
+        tonic::transport::Endpoint::from_shared(endpoint.clone())
+            .map_err(|e| invalid("control_plane.endpoint", &format!("{endpoint:?}: {e}")))?;
+        if self.batch.max_events == 0 {
+            return Err(invalid("batch.max_events", "must be at least 1"));
+        }
+        if self.buffer.max_events < self.batch.max_events {
+            return Err(invalid(
+                "buffer.max_events",
+                "must be at least batch.max_events so a full batch fits",
+            ));
+        }
+        if self.reconnect.initial_backoff_ms == 0
+            || self.reconnect.initial_backoff_ms > self.reconnect.max_backoff_ms
+        {
+            return Err(invalid(
+                "reconnect.initial_backoff_ms",
+                "must be positive and not above reconnect.max_backoff_ms",
+            ));
+        }
+        let ring = self.kernel.ring_buffer_bytes;
+        if !ring.is_power_of_two() || ring < 4096 {
+            return Err(invalid(
+                "kernel.ring_buffer_bytes",
+                &format!("{ring} must be a power of two of at least 4096 (the page size)"),
+            ));
+        }
+        if let Some(name) = &self.node_name {
+            if name.trim().is_empty() {
+                return Err(invalid("node_name", "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The node name to report: config, then `$NODE_NAME`, then the host name.
+    pub fn resolved_node_name(&self) -> String {
+        self.node_name
+            .clone()
+            .or_else(|| std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()))
+            .or_else(|| {
+                nix::unistd::gethostname()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+            })
+            .unwrap_or_else(|| "unknown-node".into())
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.batch.flush_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        AgentConfig::default()
+            .validate()
+            .expect("defaults validate");
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = AgentConfig::from_toml("[batch]\nmax_event = 3\n", "agent.toml")
+            .expect_err("typo must be rejected");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("agent.toml") && msg.contains("max_event"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = AgentConfig::from_toml("[buffer]\nmax_events = \"many\"\n", "a.toml")
+            .expect_err("string for integer must be rejected");
+        assert!(err.to_string().contains("max_events"), "{err}");
+    }
+
+    #[test]
+    fn ring_buffer_must_be_power_of_two() {
+        let err = AgentConfig::from_toml("[kernel]\nring_buffer_bytes = 5000\n", "a.toml")
+            .expect_err("5000 is not a power of two");
+        assert!(
+            err.to_string().contains("kernel.ring_buffer_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn endpoint_must_be_url() {
+        let err = AgentConfig::from_toml("[control_plane]\nendpoint = \"localhost:7070\"\n", "a")
+            .expect_err("missing scheme");
+        assert!(err.to_string().contains("control_plane.endpoint"), "{err}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Vigil node agent: eBPF probes → attribution → gRPC stream to the control plane.
+
+pub mod app;
+pub mod attribution;
+pub mod clock;
+pub mod config;
+pub mod enrich;
+pub mod kernel;
+pub mod stream;
+pub mod telemetry;

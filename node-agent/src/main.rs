@@ -1,0 +1,52 @@
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use node_agent::{app, config::AgentConfig, telemetry};
+
+/// Vigil node agent: kernel events (OOM kills, exits, fatal signals) to the control plane.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML config file; every field has a default.
+    #[arg(long, short, env = "VIGIL_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Control plane gRPC endpoint (overrides the config file).
+    #[arg(long, env = "VIGIL_CONTROL_PLANE")]
+    control_plane: Option<String>,
+    /// Node name (overrides the config file and $NODE_NAME).
+    #[arg(long)]
+    node_name: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => AgentConfig::from_file(path)?,
+        None => AgentConfig::default(),
+    };
+    if let Some(endpoint) = args.control_plane {
+        config.control_plane.endpoint = endpoint;
+    }
+    if let Some(name) = args.node_name {
+        config.node_name = Some(name);
+    }
+    config.validate()?;
+    telemetry::init(config.log.format);
+    app::run(config, async {
+        let _ = wait_for_signal().await;
+    })
+    .await
+    .context("vigil-agent failed")
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

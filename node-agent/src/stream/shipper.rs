@@ -1,0 +1,209 @@
+//! Ships batches to the control plane: hello, then push; reconnects with exponential backoff.
+//!
+//! Sequence numbers are assigned when a batch is first formed and never change, so a batch
+//! retried after a lost ack is recognised by the control plane as a duplicate. `Hello`
+//! returns the highest sequence the control plane has for this node, so a restarted agent
+//! continues the sequence instead of reusing numbers.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tonic::{codec::CompressionEncoding, transport::Channel, Code};
+use tracing::{debug, error, info, warn};
+use vigil_proto::v1::{self, agent_ingest_client::AgentIngestClient};
+
+use super::buffer::EventBuffer;
+use crate::{
+    config::{AgentConfig, Compression},
+    kernel::reader::ReaderStats,
+};
+
+/// What the shipper is doing, for health reporting and draining at shutdown.
+#[derive(Debug, Default)]
+pub struct ShipperState {
+    pub connected: AtomicBool,
+    pub acked_through_seq: AtomicU64,
+    /// Events in the batch currently being sent (or waiting to be resent).
+    pub in_flight: AtomicUsize,
+    /// Events the control plane refused as invalid (not retried).
+    pub rejected: AtomicU64,
+}
+
+pub struct Shipper {
+    config: AgentConfig,
+    hello: v1::NodeHello,
+    buffer: Arc<EventBuffer>,
+    reader_stats: Arc<ReaderStats>,
+    pub state: Arc<ShipperState>,
+}
+
+enum Outcome {
+    /// The connection failed; reconnect.
+    Reconnect(tonic::Status),
+}
+
+impl Shipper {
+    pub fn new(
+        config: AgentConfig,
+        hello: v1::NodeHello,
+        buffer: Arc<EventBuffer>,
+        reader_stats: Arc<ReaderStats>,
+    ) -> Self {
+        Self {
+            config,
+            hello,
+            buffer,
+            reader_stats,
+            state: Arc::default(),
+        }
+    }
+
+    fn stats(&self) -> v1::AgentStats {
+        v1::AgentStats {
+            kernel_dropped: self.reader_stats.kernel_dropped.load(Ordering::Relaxed),
+            buffer_dropped: self.buffer.dropped(),
+            events_read: self.reader_stats.events_read.load(Ordering::Relaxed),
+            malformed: self.reader_stats.malformed.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn connect(&self) -> Result<AgentIngestClient<Channel>, tonic::transport::Error> {
+        let cp = &self.config.control_plane;
+        let channel = Channel::from_shared(cp.endpoint.clone())
+            .map_err(|e| {
+                // Validated at config load; unreachable in practice.
+                error!(%e, "invalid endpoint");
+                e
+            })
+            .ok()
+            .unwrap_or_else(|| Channel::from_static("http://127.0.0.1:7070"))
+            .connect_timeout(Duration::from_millis(cp.connect_timeout_ms))
+            .timeout(Duration::from_millis(cp.request_timeout_ms))
+            .connect()
+            .await?;
+        let client = AgentIngestClient::new(channel).max_decoding_message_size(1 << 20);
+        Ok(match cp.compression {
+            Compression::None => client,
+            Compression::Gzip => client
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip),
+            Compression::Zstd => client
+                .send_compressed(CompressionEncoding::Zstd)
+                .accept_compressed(CompressionEncoding::Zstd),
+        })
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let initial = Duration::from_millis(self.config.reconnect.initial_backoff_ms);
+        let max = Duration::from_millis(self.config.reconnect.max_backoff_ms);
+        let mut backoff = initial;
+        let mut next_seq: u64 = 0;
+        let mut in_flight: Option<v1::EventBatch> = None;
+        loop {
+            let mut client = match self.connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(endpoint = %self.config.control_plane.endpoint, error = %e,
+                        retry_in_ms = backoff.as_millis() as u64, buffered = self.buffer.len(),
+                        "control plane unreachable");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max);
+                    continue;
+                }
+            };
+            match client.hello(self.hello.clone()).await {
+                Ok(ack) => {
+                    let last = ack.into_inner().last_seq;
+                    next_seq = next_seq.max(last + 1);
+                    info!(
+                        last_seq = last,
+                        next_seq,
+                        buffered = self.buffer.len(),
+                        "connected to control plane"
+                    );
+                }
+                Err(status) => {
+                    warn!(%status, retry_in_ms = backoff.as_millis() as u64, "hello failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max);
+                    continue;
+                }
+            }
+            backoff = initial;
+            self.state.connected.store(true, Ordering::Relaxed);
+            let Outcome::Reconnect(status) = self
+                .push_loop(&mut client, &mut next_seq, &mut in_flight)
+                .await;
+            self.state.connected.store(false, Ordering::Relaxed);
+            warn!(%status, pending = in_flight.as_ref().map_or(0, |b| b.events.len()),
+                "lost the control plane; will resend the unacknowledged batch");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn push_loop(
+        &self,
+        client: &mut AgentIngestClient<Channel>,
+        next_seq: &mut u64,
+        in_flight: &mut Option<v1::EventBatch>,
+    ) -> Outcome {
+        loop {
+            let mut batch = match in_flight.take() {
+                Some(b) => b,
+                None => {
+                    let mut events = self
+                        .buffer
+                        .next_batch(self.config.batch.max_events, self.config.flush_interval())
+                        .await;
+                    for e in &mut events {
+                        e.seq = *next_seq;
+                        *next_seq += 1;
+                    }
+                    v1::EventBatch {
+                        node_name: self.hello.node_name.clone(),
+                        events,
+                        stats: None,
+                    }
+                }
+            };
+            batch.stats = Some(self.stats());
+            self.state
+                .in_flight
+                .store(batch.events.len(), Ordering::Relaxed);
+            match client.push_events(batch.clone()).await {
+                Ok(ack) => {
+                    let ack = ack.into_inner();
+                    debug!(
+                        acked = ack.acked_through_seq,
+                        accepted = ack.accepted,
+                        duplicates = ack.duplicates,
+                        "batch acknowledged"
+                    );
+                    self.state
+                        .acked_through_seq
+                        .store(ack.acked_through_seq, Ordering::Relaxed);
+                    self.state.in_flight.store(0, Ordering::Relaxed);
+                }
+                Err(status) if status.code() == Code::InvalidArgument => {
+                    // Retrying a batch the control plane calls invalid would block the stream
+                    // forever; drop it loudly instead.
+                    error!(%status, events = batch.events.len(), "control plane rejected a batch as invalid; dropping it");
+                    self.state
+                        .rejected
+                        .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
+                    self.state.in_flight.store(0, Ordering::Relaxed);
+                }
+                Err(status) => {
+                    *in_flight = Some(batch);
+                    return Outcome::Reconnect(status);
+                }
+            }
+        }
+    }
+}
