@@ -1,0 +1,258 @@
+//! Converting wire messages (`vigil.agent.v1`) into validated domain values at the edge.
+
+use vigil_proto::v1;
+
+use crate::{
+    domain::{
+        event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
+        ingest::Batch,
+    },
+    ports::{AgentStats, NodeInfo},
+};
+
+/// Why a message was refused. Each names the offending field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("node_name is empty")]
+    EmptyNodeName,
+    #[error("node_name {0:?} is longer than 253 characters or has control characters")]
+    BadNodeName(String),
+    #[error("events[{index}]: field `{field}` is missing")]
+    MissingField { index: usize, field: &'static str },
+    #[error("events[{index}]: seq must be at least 1")]
+    ZeroSeq { index: usize },
+    #[error("events[{index}]: seq {seq} does not follow {previous}: sequence numbers in a batch must increase")]
+    SeqOrder {
+        index: usize,
+        seq: u64,
+        previous: u64,
+    },
+    #[error("events[{index}]: workload.kind {value} is not a known WorkloadKind")]
+    UnknownWorkloadKind { index: usize, value: i32 },
+    #[error("events[{index}]: workload.key is empty")]
+    EmptyWorkloadKey { index: usize },
+    #[error("batch has {count} events; the limit is {max} (configure ingest.max_batch_events)")]
+    TooManyEvents { count: usize, max: usize },
+}
+
+fn node_name(name: &str) -> Result<String, WireError> {
+    if name.is_empty() {
+        return Err(WireError::EmptyNodeName);
+    }
+    if name.len() > 253 || name.chars().any(char::is_control) {
+        return Err(WireError::BadNodeName(name.chars().take(64).collect()));
+    }
+    Ok(name.to_string())
+}
+
+pub fn node_info(hello: &v1::NodeHello, now_unix_ns: i64) -> Result<NodeInfo, WireError> {
+    Ok(NodeInfo {
+        name: node_name(&hello.node_name)?,
+        kernel_release: hello.kernel_release.clone(),
+        agent_version: hello.agent_version.clone(),
+        protocol_version: hello.protocol_version,
+        probes: hello
+            .probes
+            .iter()
+            .map(|p| (p.name.clone(), p.error.clone()))
+            .collect(),
+        stats: AgentStats::default(),
+        last_seen_unix_ns: now_unix_ns,
+    })
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn workload(index: usize, w: &v1::Workload) -> Result<WorkloadRef, WireError> {
+    let kind = match v1::WorkloadKind::try_from(w.kind) {
+        Ok(v1::WorkloadKind::Host) => WorkloadKind::Host,
+        Ok(v1::WorkloadKind::KubernetesContainer) => WorkloadKind::KubernetesContainer,
+        Ok(v1::WorkloadKind::Container) => WorkloadKind::Container,
+        Ok(v1::WorkloadKind::SystemdUnit) => WorkloadKind::SystemdUnit,
+        Ok(v1::WorkloadKind::Cgroup) => WorkloadKind::Cgroup,
+        Ok(v1::WorkloadKind::Unspecified) | Err(_) => {
+            return Err(WireError::UnknownWorkloadKind {
+                index,
+                value: w.kind,
+            })
+        }
+    };
+    if w.key.is_empty() {
+        return Err(WireError::EmptyWorkloadKey { index });
+    }
+    Ok(WorkloadRef {
+        kind,
+        key: w.key.clone(),
+        pod_uid: non_empty(&w.pod_uid),
+        container_id: non_empty(&w.container_id),
+        container_runtime: non_empty(&w.container_runtime),
+        systemd_unit: non_empty(&w.systemd_unit),
+        cgroup_path: w.cgroup_path.clone(),
+        is_root_process: w.is_root_process,
+    })
+}
+
+fn event(node: &str, index: usize, e: &v1::Event) -> Result<KernelEvent, WireError> {
+    let missing = |field| WireError::MissingField { index, field };
+    if e.seq == 0 {
+        return Err(WireError::ZeroSeq { index });
+    }
+    let task = e.task.as_ref().ok_or_else(|| missing("task"))?;
+    let kind = match e.kind.as_ref().ok_or_else(|| missing("kind"))? {
+        v1::event::Kind::Exec(x) => EventKind::ProcessExec {
+            filename: x.filename.clone(),
+        },
+        v1::event::Kind::Exit(x) => EventKind::ProcessExit {
+            exit_code: x.exit_code,
+            signal: x.signal,
+        },
+        v1::event::Kind::OomKill(x) => EventKind::OomKill {
+            victim_pid: x.victim_pid,
+            victim_comm: x.victim_comm.clone(),
+            victim_uid: x.victim_uid,
+            total_vm_kb: x.total_vm_kb,
+            anon_rss_kb: x.anon_rss_kb,
+            file_rss_kb: x.file_rss_kb,
+            shmem_rss_kb: x.shmem_rss_kb,
+            oom_score_adj: x.oom_score_adj,
+        },
+    };
+    Ok(KernelEvent {
+        node: node.to_string(),
+        seq: e.seq,
+        kernel_time_ns: e.kernel_time_ns,
+        time_unix_ns: e.time_unix_ns,
+        task: TaskRef {
+            pid: task.pid,
+            tgid: task.tgid,
+            ppid: task.ppid,
+            comm: task.comm.clone(),
+            cgroup_id: task.cgroup_id,
+            cgroup_path: task.cgroup_path.clone(),
+        },
+        workload: workload(
+            index,
+            e.workload.as_ref().ok_or_else(|| missing("workload"))?,
+        )?,
+        kind,
+    })
+}
+
+/// Validates a whole batch; one bad event refuses the batch (it is all-or-nothing on disk too).
+pub fn batch(b: &v1::EventBatch, max_events: usize) -> Result<Batch, WireError> {
+    let node = node_name(&b.node_name)?;
+    if b.events.len() > max_events {
+        return Err(WireError::TooManyEvents {
+            count: b.events.len(),
+            max: max_events,
+        });
+    }
+    let mut previous = 0;
+    let mut events = Vec::with_capacity(b.events.len());
+    for (index, e) in b.events.iter().enumerate() {
+        if index > 0 && e.seq <= previous {
+            return Err(WireError::SeqOrder {
+                index,
+                seq: e.seq,
+                previous,
+            });
+        }
+        previous = e.seq;
+        events.push(event(&node, index, e)?);
+    }
+    Ok(Batch {
+        node,
+        events,
+        stats: b.stats.as_ref().map(|s| AgentStats {
+            kernel_dropped: s.kernel_dropped,
+            buffer_dropped: s.buffer_dropped,
+            events_read: s.events_read,
+            malformed: s.malformed,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good_event(seq: u64) -> v1::Event {
+        v1::Event {
+            seq,
+            kernel_time_ns: 1,
+            time_unix_ns: 2,
+            task: Some(v1::Task {
+                pid: 5,
+                tgid: 5,
+                comm: "x".into(),
+                ..Default::default()
+            }),
+            workload: Some(v1::Workload {
+                kind: v1::WorkloadKind::Host as i32,
+                key: "host/x".into(),
+                ..Default::default()
+            }),
+            kind: Some(v1::event::Kind::Exit(v1::ProcessExit {
+                exit_code: Some(3),
+                signal: None,
+            })),
+        }
+    }
+
+    fn batch_of(events: Vec<v1::Event>) -> v1::EventBatch {
+        v1::EventBatch {
+            node_name: "n".into(),
+            events,
+            stats: None,
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_batch() {
+        let b = batch(&batch_of(vec![good_event(1), good_event(2)]), 10).expect("valid");
+        assert_eq!(b.events.len(), 2);
+        assert_eq!(
+            b.events[1].kind,
+            EventKind::ProcessExit {
+                exit_code: Some(3),
+                signal: None
+            }
+        );
+    }
+
+    #[test]
+    fn each_defect_is_named() {
+        let mut no_kind = good_event(1);
+        no_kind.kind = None;
+        let mut bad_kind = good_event(1);
+        if let Some(w) = bad_kind.workload.as_mut() {
+            w.kind = 42;
+        }
+        let cases = [
+            (batch_of(vec![no_kind]), "field `kind` is missing"),
+            (batch_of(vec![bad_kind]), "workload.kind 42"),
+            (batch_of(vec![good_event(0)]), "seq must be at least 1"),
+            (
+                batch_of(vec![good_event(2), good_event(2)]),
+                "must increase",
+            ),
+            (batch_of(vec![good_event(1); 11]), "limit is 10"),
+            (
+                v1::EventBatch {
+                    node_name: String::new(),
+                    ..batch_of(vec![])
+                },
+                "node_name is empty",
+            ),
+        ];
+        for (b, expected) in cases {
+            let err = batch(&b, 10).expect_err(expected).to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should contain {expected:?}"
+            );
+        }
+    }
+}

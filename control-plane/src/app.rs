@@ -1,0 +1,129 @@
+//! Wiring: store → ingest service → gRPC and HTTP servers, plus the incident resolver.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info};
+
+use crate::{
+    adapters::{grpc, http, sqlite::SqliteStore},
+    config::ControlPlaneConfig,
+    domain::{
+        ingest::{now_unix_ns, IngestService},
+        rules::Tier1Rules,
+    },
+    ports::StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} for {what}: {source}. Is another process using the port? Set `{field}` in the config")]
+    Bind {
+        what: &'static str,
+        field: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// The bound addresses (useful when the config asked for port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// Binds both listeners, then serves until `shutdown` completes.
+pub async fn run(
+    config: ControlPlaneConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), AppError> {
+    let store = Arc::new(SqliteStore::open(&config.store_path)?);
+    let service = Arc::new(IngestService::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Tier1Rules::new(config.crash_loop_policy()),
+    ));
+
+    let bind = |addr, what, field| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind {
+                what,
+                field,
+                addr,
+                source,
+            })
+    };
+    let grpc_listener = bind(config.grpc_listen, "gRPC ingest", "grpc_listen").await?;
+    let http_listener = bind(config.http_listen, "the REST API", "http_listen").await?;
+    let bound = Bound {
+        grpc: grpc_listener.local_addr().map_err(AppError::Http)?,
+        http: http_listener.local_addr().map_err(AppError::Http)?,
+    };
+    info!(grpc = %bound.grpc, http = %bound.http, store = %config.store_path.display(), "control plane listening");
+    on_bound(bound);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let resolver = {
+        let service = service.clone();
+        let quiet = Duration::from_secs(config.incidents.resolve_after_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(quiet.min(Duration::from_secs(10)));
+            loop {
+                tick.tick().await;
+                let service = service.clone();
+                let quiet_ns = i64::try_from(quiet.as_nanos()).unwrap_or(i64::MAX);
+                match tokio::task::spawn_blocking(move || {
+                    service.resolve_quiet(now_unix_ns(), quiet_ns)
+                })
+                .await
+                {
+                    Ok(Err(e)) => error!(error = %e, "resolving quiet incidents failed"),
+                    Err(e) => error!(error = %e, "incident resolver panicked"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+        })
+    };
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(grpc::server(
+            service,
+            config.ingest.max_batch_events,
+            config.ingest.max_message_bytes,
+        ))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(grpc_listener),
+            stopped(stop_rx.clone()),
+        );
+    let api = http::router(http::ApiState {
+        events: store.clone(),
+        incidents: store.clone(),
+        nodes: store,
+    });
+    let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
+    let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
+        http.await.map_err(AppError::Http)
+    });
+    resolver.abort();
+    result.map(|_| ())
+}

@@ -1,0 +1,329 @@
+//! `vigil`: the operator's CLI over the control plane's REST API.
+
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Vigil: incidents, events and nodes from the control plane"
+)]
+struct Cli {
+    /// Control plane REST API.
+    #[arg(
+        long,
+        global = true,
+        env = "VIGIL_API",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    api: String,
+    /// Print raw JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List incidents, newest first.
+    Incidents {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one incident with its kernel evidence.
+    Incident { id: i64 },
+    /// Follow incidents as they open and update (Ctrl-C to stop).
+    Watch {
+        /// Poll interval in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
+    /// List kernel events, newest first.
+    Events {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        workload: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// List nodes, their probes and what they lost.
+    Nodes,
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(&url)
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .with_context(|| format!("{url} did not answer JSON"))?;
+        if !status.is_success() {
+            let msg = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
+            bail!("{url}: {status}: {msg}");
+        }
+        Ok(body)
+    }
+}
+
+fn opt(name: &'static str, v: &Option<String>) -> Option<(&'static str, String)> {
+    v.as_ref().map(|v| (name, v.clone()))
+}
+
+fn age(unix_ns: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let s = (now - unix_ns).max(0) / 1_000_000_000;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn n(v: &Value, k: &str) -> i64 {
+    v.get(k).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn incident_line(i: &Value) -> String {
+    format!(
+        "#{:<5} {:<9} {:<10} {:<8} {:>4}x  {:<10} {}",
+        n(i, "id"),
+        s(i, "status"),
+        s(i, "kind"),
+        s(i, "severity"),
+        n(i, "occurrences"),
+        age(n(i, "opened_unix_ns")),
+        s(i, "title")
+    )
+}
+
+fn event_line(e: &Value) -> String {
+    let kind = e.get("kind").cloned().unwrap_or(Value::Null);
+    let task = e.get("task").cloned().unwrap_or(Value::Null);
+    let detail = match s(&kind, "type") {
+        "process_exec" => format!("exec {}", s(&kind, "filename")),
+        "process_exit" => match (kind.get("signal"), kind.get("exit_code")) {
+            (Some(sig), _) => format!("exit by signal {sig}"),
+            (None, Some(code)) => format!("exit code {code}"),
+            _ => "exit".into(),
+        },
+        "oom_kill" => format!(
+            "OOM kill of {} (pid {}, anon rss {} KiB)",
+            s(&kind, "victim_comm"),
+            n(&kind, "victim_pid"),
+            n(&kind, "anon_rss_kb")
+        ),
+        other => other.to_string(),
+    };
+    format!(
+        "{:<8} seq {:<8} {:<8} pid {:<7} {:<16} {:<40} {}",
+        s(e, "node"),
+        n(e, "seq"),
+        age(n(e, "time_unix_ns")),
+        n(&task, "tgid"),
+        s(&task, "comm"),
+        e.get("workload").map_or("", |w| s(w, "key")),
+        detail
+    )
+}
+
+async fn watch(api: &Api, interval: Duration, json: bool) -> anyhow::Result<()> {
+    let mut seen: HashMap<i64, i64> = HashMap::new();
+    let mut first = true;
+    eprintln!("watching incidents at {} (Ctrl-C to stop)", api.base);
+    loop {
+        match api
+            .get("/api/v1/incidents", &[("limit", "200".into())])
+            .await
+        {
+            Ok(list) => {
+                let mut items: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+                items.reverse();
+                for i in items {
+                    let id = n(&i, "id");
+                    let version =
+                        n(&i, "occurrences") * 2 + i64::from(s(&i, "status") == "resolved");
+                    let previous = seen.insert(id, version);
+                    if previous == Some(version) {
+                        continue;
+                    }
+                    let tag = match (previous, first) {
+                        (_, true) => "existing",
+                        (None, false) => "OPENED",
+                        (Some(_), false) if s(&i, "status") == "resolved" => "RESOLVED",
+                        (Some(_), false) => "UPDATED",
+                    };
+                    if json {
+                        println!("{}", serde_json::json!({ "change": tag, "incident": i }));
+                    } else {
+                        println!("{tag:<9} {}", incident_line(&i));
+                        if tag != "existing" {
+                            println!("          {}", s(&i, "summary"));
+                        }
+                    }
+                }
+                first = false;
+            }
+            Err(e) => eprintln!("{e:#}"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let api = Api {
+        base: cli.api.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+    };
+    match cli.command {
+        Command::Incidents {
+            status,
+            kind,
+            limit,
+        } => {
+            let q: Vec<_> = [
+                opt("status", &status),
+                opt("kind", &kind),
+                Some(("limit", limit.to_string())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let list = api.get("/api/v1/incidents", &q).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                let items = list.as_array().cloned().unwrap_or_default();
+                if items.is_empty() {
+                    println!("no incidents");
+                }
+                for i in items {
+                    println!("{}", incident_line(&i));
+                }
+            }
+        }
+        Command::Incident { id } => {
+            let i = api.get(&format!("/api/v1/incidents/{id}"), &[]).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&i)?);
+            } else {
+                println!("{}", incident_line(&i));
+                println!("node:     {}", s(&i, "node"));
+                println!("workload: {}", s(&i, "workload_key"));
+                println!("summary:  {}", s(&i, "summary"));
+                println!(
+                    "attributes:\n{}",
+                    serde_json::to_string_pretty(i.get("attributes").unwrap_or(&Value::Null))?
+                );
+                println!("evidence:");
+                for e in i
+                    .get("evidence")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    println!("  {}", event_line(&e));
+                }
+            }
+        }
+        Command::Watch { interval_ms } => {
+            watch(&api, Duration::from_millis(interval_ms), cli.json).await?
+        }
+        Command::Events {
+            kind,
+            node,
+            workload,
+            limit,
+        } => {
+            let q: Vec<_> = [
+                opt("kind", &kind),
+                opt("node", &node),
+                opt("workload", &workload),
+                Some(("limit", limit.to_string())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let list = api.get("/api/v1/events", &q).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for e in list.as_array().cloned().unwrap_or_default() {
+                    println!("{}", event_line(&e));
+                }
+            }
+        }
+        Command::Nodes => {
+            let list = api.get("/api/v1/nodes", &[]).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for node in list.as_array().cloned().unwrap_or_default() {
+                    let stats = node.get("stats").cloned().unwrap_or(Value::Null);
+                    println!(
+                        "{}  kernel {}  agent {}  seen {}  read {}  kernel-dropped {}  buffer-dropped {}  malformed {}",
+                        s(&node, "name"),
+                        s(&node, "kernel_release"),
+                        s(&node, "agent_version"),
+                        age(n(&node, "last_seen_unix_ns")),
+                        n(&stats, "events_read"),
+                        n(&stats, "kernel_dropped"),
+                        n(&stats, "buffer_dropped"),
+                        n(&stats, "malformed"),
+                    );
+                    for p in node
+                        .get("probes")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                    {
+                        let name = p.get(0).and_then(Value::as_str).unwrap_or("");
+                        let err = p.get(1).and_then(Value::as_str).unwrap_or("");
+                        println!(
+                            "    {name:<32} {}",
+                            if err.is_empty() { "attached" } else { err }
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Control-plane configuration: a TOML file, every field defaulted, unknown fields rejected.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::domain::rules::CrashLoopPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("config field `{field}` is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneConfig {
+    /// gRPC ingest from agents.
+    pub grpc_listen: SocketAddr,
+    /// REST API.
+    pub http_listen: SocketAddr,
+    /// SQLite file of the embedded store.
+    pub store_path: PathBuf,
+    pub ingest: IngestConfig,
+    pub rules: RulesConfig,
+    pub incidents: IncidentsConfig,
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        Self {
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store_path: PathBuf::from("vigil.db"),
+            ingest: IngestConfig::default(),
+            rules: RulesConfig::default(),
+            incidents: IncidentsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest accepted gRPC message after decompression.
+    pub max_message_bytes: usize,
+    pub max_batch_events: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 << 20,
+            max_batch_events: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Abnormal exits of a workload's main process that make a crash loop...
+    pub crash_loop_restarts: u32,
+    /// ...within this many seconds.
+    pub crash_loop_window_secs: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        let p = CrashLoopPolicy::default();
+        Self {
+            crash_loop_restarts: p.restarts,
+            crash_loop_window_secs: p.window.as_secs(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentsConfig {
+    /// An open incident with no new evidence for this long is resolved.
+    pub resolve_after_secs: u64,
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        Self {
+            resolve_after_secs: 600,
+        }
+    }
+}
+
+impl ControlPlaneConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: origin.to_string(),
+            source,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.rules.crash_loop_restarts < 2 {
+            return invalid(
+                "rules.crash_loop_restarts",
+                "must be at least 2 (one exit is not a loop)",
+            );
+        }
+        if self.rules.crash_loop_window_secs == 0 {
+            return invalid("rules.crash_loop_window_secs", "must be positive");
+        }
+        if self.ingest.max_batch_events == 0 {
+            return invalid("ingest.max_batch_events", "must be at least 1");
+        }
+        if self.ingest.max_message_bytes < 1024 {
+            return invalid("ingest.max_message_bytes", "must be at least 1024");
+        }
+        if self.incidents.resolve_after_secs == 0 {
+            return invalid("incidents.resolve_after_secs", "must be positive");
+        }
+        if self.grpc_listen == self.http_listen {
+            return invalid("http_listen", "must differ from grpc_listen");
+        }
+        Ok(())
+    }
+
+    pub fn crash_loop_policy(&self) -> CrashLoopPolicy {
+        CrashLoopPolicy {
+            restarts: self.rules.crash_loop_restarts,
+            window: Duration::from_secs(self.rules.crash_loop_window_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file_parses() {
+        let c = ControlPlaneConfig::from_toml(
+            "grpc_listen = \"0.0.0.0:7070\"\nstore_path = \"/var/lib/vigil/vigil.db\"\n[rules]\ncrash_loop_restarts = 5\n",
+            "cp.toml",
+        )
+        .expect("valid");
+        assert_eq!(c.crash_loop_policy().restarts, 5);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = ControlPlaneConfig::from_toml("[rules]\ncrash_loop_restart = 5\n", "cp.toml")
+            .expect_err("typo");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("cp.toml") && msg.contains("crash_loop_restart"),
+            "{msg}"
+        );
+        let e = ControlPlaneConfig::from_toml("grpc_listen = \"nope\"\n", "cp.toml")
+            .expect_err("bad addr");
+        assert!(e.to_string().contains("grpc_listen"), "{e}");
+        let e = ControlPlaneConfig::from_toml("[rules]\ncrash_loop_restarts = 1\n", "cp.toml")
+            .expect_err("too low");
+        assert!(e.to_string().contains("rules.crash_loop_restarts"), "{e}");
+    }
+}

@@ -1,0 +1,137 @@
+//! The ingest use case: store a node's batch once, run tier-1 rules on what is new, and open
+//! or update incidents.
+
+use std::sync::{Arc, Mutex};
+
+use tracing::info;
+
+use super::{
+    event::KernelEvent,
+    incident::{Finding, Incident},
+    rules::Tier1Rules,
+};
+use crate::domain::incident::IncidentStatus;
+use crate::ports::{
+    AgentStats, EventStore, IncidentQuery, IncidentStore, InsertOutcome, NodeInfo, NodeStore,
+    StoreError,
+};
+
+/// Current Unix time in nanoseconds.
+pub fn now_unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A validated batch from one node.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub node: String,
+    pub events: Vec<KernelEvent>,
+    pub stats: Option<AgentStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub stored: InsertOutcome,
+    pub incidents_opened: Vec<i64>,
+    pub incidents_updated: Vec<i64>,
+}
+
+pub struct IngestService {
+    events: Arc<dyn EventStore>,
+    incidents: Arc<dyn IncidentStore>,
+    nodes: Arc<dyn NodeStore>,
+    /// Also serialises incident writes: find-open-then-create must not race.
+    rules: Mutex<Tier1Rules>,
+}
+
+impl IngestService {
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        incidents: Arc<dyn IncidentStore>,
+        nodes: Arc<dyn NodeStore>,
+        rules: Tier1Rules,
+    ) -> Self {
+        Self {
+            events,
+            incidents,
+            nodes,
+            rules: Mutex::new(rules),
+        }
+    }
+
+    /// Records a node's hello; returns the last sequence number stored for it.
+    pub fn hello(&self, node: &NodeInfo) -> Result<u64, StoreError> {
+        self.nodes.record_hello(node)?;
+        let last = self.events.last_seq(&node.name)?;
+        info!(node = %node.name, kernel = %node.kernel_release, agent = %node.agent_version, last_seq = last, "node connected");
+        Ok(last)
+    }
+
+    pub fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError> {
+        let received = now_unix_ns();
+        let stored = self.events.insert_batch(&batch.events, received)?;
+        if let Some(stats) = &batch.stats {
+            self.nodes.record_stats(&batch.node, stats, received)?;
+        }
+        let mut outcome = IngestOutcome {
+            stored,
+            ..Default::default()
+        };
+        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        // Events are evaluated once: retried duplicates were evaluated when first stored.
+        let fresh = batch
+            .events
+            .iter()
+            .filter(|e| outcome.stored.inserted.binary_search(&e.seq).is_ok());
+        for event in fresh {
+            for finding in rules.observe(event) {
+                let (incident, created) = self.apply(&finding)?;
+                if created {
+                    info!(id = incident.id, kind = incident.kind.as_str(), workload = %incident.workload_key, "incident opened: {}", incident.title);
+                    outcome.incidents_opened.push(incident.id);
+                } else {
+                    outcome.incidents_updated.push(incident.id);
+                }
+            }
+        }
+        rules.prune(received);
+        Ok(outcome)
+    }
+
+    /// Opens an incident for `finding`, or merges it into the open one for the same
+    /// kind, node and workload.
+    fn apply(&self, finding: &Finding) -> Result<(Incident, bool), StoreError> {
+        match self
+            .incidents
+            .find_open(finding.kind, &finding.node, &finding.workload_key)?
+        {
+            Some(open) => Ok((self.incidents.add_occurrence(open.id, finding)?, false)),
+            None => Ok((self.incidents.create(finding)?, true)),
+        }
+    }
+
+    /// Resolves open incidents with no new finding for `quiet_ns`. Returns their ids.
+    pub fn resolve_quiet(&self, now_unix_ns: i64, quiet_ns: i64) -> Result<Vec<i64>, StoreError> {
+        let _serialise = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        let open = self.incidents.list(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            kind: None,
+            limit: usize::MAX,
+        })?;
+        let mut resolved = Vec::new();
+        for incident in open
+            .into_iter()
+            .filter(|i| now_unix_ns - i.updated_unix_ns >= quiet_ns)
+        {
+            self.incidents.resolve(incident.id, now_unix_ns)?;
+            info!(
+                id = incident.id,
+                "incident resolved after a quiet period: {}", incident.title
+            );
+            resolved.push(incident.id);
+        }
+        Ok(resolved)
+    }
+}

@@ -1,0 +1,76 @@
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use control_plane::{app, config::ControlPlaneConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Vigil control plane: gRPC ingest from node agents, incidents, REST API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// TOML config file; every field has a default.
+    #[arg(long, short, env = "VIGIL_CONTROL_PLANE_CONFIG")]
+    config: Option<PathBuf>,
+    /// SQLite store file (overrides the config).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// gRPC listen address (overrides the config).
+    #[arg(long)]
+    grpc_listen: Option<std::net::SocketAddr>,
+    /// HTTP listen address (overrides the config).
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => ControlPlaneConfig::from_file(path)?,
+        None => ControlPlaneConfig::default(),
+    };
+    if let Some(p) = args.store {
+        config.store_path = p;
+    }
+    if let Some(a) = args.grpc_listen {
+        config.grpc_listen = a;
+    }
+    if let Some(a) = args.http_listen {
+        config.http_listen = a;
+    }
+    config.validate()?;
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+
+    app::run(config, shutdown_signal(), |_| {})
+        .await
+        .context("vigil-control-plane failed")
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,105 @@
+//! Ports: what the domain needs from the outside world. Adapters implement them.
+
+use crate::domain::{
+    event::{KernelEvent, StoredEvent},
+    incident::{EvidenceRef, Finding, Incident, IncidentKind, IncidentStatus},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend failed while {action}: {source}")]
+    Backend {
+        action: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("incident {0} does not exist")]
+    NoSuchIncident(i64),
+}
+
+/// What inserting a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsertOutcome {
+    /// Sequence numbers stored by this call (not seen before).
+    pub inserted: Vec<u64>,
+    /// Events already stored (a retried batch).
+    pub duplicates: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub node: Option<String>,
+    pub kind: Option<String>,
+    pub workload_key: Option<String>,
+    pub since_unix_ns: Option<i64>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IncidentQuery {
+    pub status: Option<IncidentStatus>,
+    pub kind: Option<IncidentKind>,
+    pub limit: usize,
+}
+
+/// A node as it introduced itself, plus the loss counters it last reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub kernel_release: String,
+    pub agent_version: String,
+    pub protocol_version: u32,
+    /// Probe name → error (empty when attached).
+    pub probes: Vec<(String, String)>,
+    pub stats: AgentStats,
+    pub last_seen_unix_ns: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AgentStats {
+    pub kernel_dropped: u64,
+    pub buffer_dropped: u64,
+    pub events_read: u64,
+    pub malformed: u64,
+}
+
+pub trait EventStore: Send + Sync {
+    /// Stores the events not stored before, keyed on (node, seq), atomically.
+    fn insert_batch(
+        &self,
+        events: &[KernelEvent],
+        received_unix_ns: i64,
+    ) -> Result<InsertOutcome, StoreError>;
+    /// Highest sequence number stored for `node`, 0 if none.
+    fn last_seq(&self, node: &str) -> Result<u64, StoreError>;
+    fn list_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError>;
+    fn get_event(&self, node: &str, seq: u64) -> Result<Option<StoredEvent>, StoreError>;
+}
+
+pub trait IncidentStore: Send + Sync {
+    /// The open incident of this kind for this workload on this node, if any.
+    fn find_open(
+        &self,
+        kind: IncidentKind,
+        node: &str,
+        workload_key: &str,
+    ) -> Result<Option<Incident>, StoreError>;
+    fn create(&self, finding: &Finding) -> Result<Incident, StoreError>;
+    /// Merges another finding into an open incident.
+    fn add_occurrence(&self, id: i64, finding: &Finding) -> Result<Incident, StoreError>;
+    fn resolve(&self, id: i64, at_unix_ns: i64) -> Result<(), StoreError>;
+    fn list(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
+    fn get(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+    fn evidence(&self, id: i64) -> Result<Vec<EvidenceRef>, StoreError>;
+}
+
+pub trait NodeStore: Send + Sync {
+    fn record_hello(&self, node: &NodeInfo) -> Result<(), StoreError>;
+    fn record_stats(
+        &self,
+        node: &str,
+        stats: &AgentStats,
+        at_unix_ns: i64,
+    ) -> Result<(), StoreError>;
+    fn list_nodes(&self) -> Result<Vec<NodeInfo>, StoreError>;
+}
