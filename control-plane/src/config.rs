@@ -149,7 +149,7 @@ impl ControlPlaneConfig {
         if self.incidents.resolve_after_secs == 0 {
             return invalid("incidents.resolve_after_secs", "must be positive");
         }
-        if self.grpc_listen == self.http_listen {
+        if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return invalid("http_listen", "must differ from grpc_listen");
         }
         Ok(())

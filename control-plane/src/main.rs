@@ -24,6 +24,9 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    /// Once listening, write the bound addresses here as JSON (for supervisors and tests).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -54,9 +57,19 @@ async fn main() -> anyhow::Result<()> {
         fmt.init();
     }
 
-    app::run(config, shutdown_signal(), |_| {})
-        .await
-        .context("vigil-control-plane failed")
+    let ready_file = args.ready_file;
+    app::run(config, shutdown_signal(), move |bound| {
+        if let Some(path) = ready_file {
+            let json = format!(r#"{{"grpc":"{}","http":"{}"}}"#, bound.grpc, bound.http);
+            // Write then rename, so a reader never sees a half-written file.
+            let tmp = path.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)) {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the ready file");
+            }
+        }
+    })
+    .await
+    .context("vigil-control-plane failed")
 }
 
 async fn shutdown_signal() {

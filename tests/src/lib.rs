@@ -1,1 +1,123 @@
+//! Harness for Vigil's end-to-end tests: real processes, real cgroups, real kernel.
+//!
+//! Every resource a test creates is held by a guard that removes it on drop, so a failing
+//! test leaves no cgroup or process behind. Names start with `vigil-test-`.
 
+pub mod cgroup;
+pub mod procs;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+pub use cgroup::MemoryCgroup;
+pub use procs::{Agent, AgentOptions, ControlPlane};
+
+/// A unique resource name: `vigil-test-<what>-<pid>-<random>`.
+pub fn unique_name(what: &str) -> String {
+    format!(
+        "vigil-test-{what}-{}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
+}
+
+/// Path of a workspace binary (built by `cargo xtask build` / `cargo build --bins`).
+pub fn bin_path(name: &str) -> PathBuf {
+    let dir = std::env::var_os("VIGIL_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // Test binaries live in target/<profile>/deps; workspace binaries one level up.
+            let exe = std::env::current_exe().expect("current_exe");
+            let mut dir = exe.parent().expect("exe dir").to_path_buf();
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            dir
+        });
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (`cargo xtask build`)",
+        path.display()
+    );
+    path
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether this process may load eBPF programs. Privileged tests do not skip when it may
+/// not: they fail, naming the reason.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test loads eBPF programs and creates cgroups: run it as root (CI runs as root)"
+    );
+}
+
+/// A blocking client for the control plane's REST API.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client");
+        Self { base, http }
+    }
+
+    /// GET `path` → JSON, or `None` when the server is unreachable or answers an error.
+    pub fn try_get(&self, path: &str) -> Option<serde_json::Value> {
+        let r = self.http.get(format!("{}{path}", self.base)).send().ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().ok()
+    }
+
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = r.status();
+        let body: serde_json::Value = r
+            .json()
+            .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"));
+        assert!(status.is_success(), "GET {url}: {status}: {body}");
+        body
+    }
+
+    pub fn list(&self, path: &str) -> Vec<serde_json::Value> {
+        self.get(path).as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn incidents(&self) -> Vec<serde_json::Value> {
+        self.list("/api/v1/incidents?limit=1000")
+    }
+
+    pub fn events(&self, query: &str) -> Vec<serde_json::Value> {
+        self.list(&format!("/api/v1/events?limit=100000&{query}"))
+    }
+}

@@ -1,0 +1,289 @@
+//! The control plane and the agent as real child processes, stopped on drop.
+
+use std::{
+    fs::File,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    sys::signal::{kill, Signal},
+    unistd::Pid,
+};
+
+use crate::{bin_path, wait_for, Api};
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within `grace`.
+fn terminate(child: &mut Child, grace: Duration) {
+    let pid = Pid::from_raw(child.id() as i32);
+    let _ = kill(pid, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn spawn_logged(mut command: Command, log: &Path) -> Child {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let err = file.try_clone().expect("log file clone");
+    command
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()))
+}
+
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    child: Option<Child>,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    log: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts a control plane with its own store in `dir`, on free loopback ports.
+    pub fn start(dir: &Path) -> Self {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        Self::start_at(dir, any, any)
+    }
+
+    fn start_at(dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Self {
+        let log = dir.join("control-plane.log");
+        let ready = dir.join("control-plane.ready");
+        let _ = std::fs::remove_file(&ready);
+        let mut command = Command::new(bin_path("vigil-control-plane"));
+        command
+            .arg("--store")
+            .arg(dir.join("vigil.db"))
+            .arg("--grpc-listen")
+            .arg(grpc.to_string())
+            .arg("--http-listen")
+            .arg(http.to_string())
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("RUST_LOG", "info")
+            .env("RUST_LIB_BACKTRACE", "0");
+        let mut child = spawn_logged(command, &log);
+        let (grpc, http) = wait_for(
+            Duration::from_secs(15),
+            "the control plane to listen",
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "control plane exited ({status}) during start-up:\n{}",
+                        log_tail(&log)
+                    );
+                }
+                let text = std::fs::read_to_string(&ready).ok()?;
+                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                Some((
+                    v["grpc"].as_str()?.parse().ok()?,
+                    v["http"].as_str()?.parse().ok()?,
+                ))
+            },
+        );
+        Self {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            grpc,
+            http,
+            log,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(format!("http://{}", self.http))
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child, Duration::from_secs(5));
+        }
+    }
+
+    /// Starts again on the same ports with the same store.
+    pub fn restart(&mut self) {
+        self.stop();
+        let next = Self::start_at(&self.dir, self.grpc, self.http);
+        let mut next = next;
+        self.child = next.child.take();
+    }
+
+    pub fn log(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- control plane log ({}) ---\n{}",
+                self.log.display(),
+                log_tail(&self.log)
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub node_name: String,
+    pub buffer_max_events: usize,
+    pub batch_max_events: usize,
+    pub flush_interval_ms: u64,
+    pub max_backoff_ms: u64,
+    pub compression: &'static str,
+}
+
+impl AgentOptions {
+    pub fn new(node_name: &str) -> Self {
+        Self {
+            node_name: node_name.to_string(),
+            buffer_max_events: 100_000,
+            batch_max_events: 512,
+            flush_interval_ms: 20,
+            max_backoff_ms: 1_000,
+            compression: "zstd",
+        }
+    }
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    pub node: String,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts an agent for `endpoint` and waits until the control plane at `api` knows it
+    /// with every probe attached.
+    pub fn start(dir: &Path, endpoint: &str, api: &Api, options: &AgentOptions) -> Self {
+        let agent = Self::spawn(dir, endpoint, options);
+        agent.wait_connected(api);
+        agent
+    }
+
+    /// Starts an agent without waiting for a control plane.
+    pub fn spawn(dir: &Path, endpoint: &str, o: &AgentOptions) -> Self {
+        let config = dir.join(format!("agent-{}.toml", o.node_name));
+        std::fs::write(
+            &config,
+            format!(
+                "node_name = \"{}\"\n\
+                 [control_plane]\nendpoint = \"{endpoint}\"\ncompression = \"{}\"\n\
+                 [batch]\nmax_events = {}\nflush_interval_ms = {}\n\
+                 [buffer]\nmax_events = {}\n\
+                 [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
+                 [kernel]\nrequire_all_probes = true\n",
+                o.node_name,
+                o.compression,
+                o.batch_max_events,
+                o.flush_interval_ms,
+                o.buffer_max_events,
+                o.max_backoff_ms
+            ),
+        )
+        .expect("write agent config");
+        let log = dir.join(format!("agent-{}.log", o.node_name));
+        let mut command = Command::new(bin_path("vigil-agent"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env("RUST_LIB_BACKTRACE", "0");
+        let child = spawn_logged(command, &log);
+        Self {
+            child: Some(child),
+            node: o.node_name.clone(),
+            log,
+        }
+    }
+
+    pub fn wait_connected(&self, api: &Api) {
+        wait_for(
+            Duration::from_secs(30),
+            "the agent to connect with all probes attached",
+            || {
+                self.assert_running();
+                let nodes = api.try_get("/api/v1/nodes")?;
+                let node = nodes
+                    .as_array()?
+                    .iter()
+                    .find(|n| n["name"] == self.node.as_str())?
+                    .clone();
+                let probes = node["probes"].as_array()?.clone();
+                let failed: Vec<_> = probes
+                    .iter()
+                    .filter(|p| p[1].as_str() != Some(""))
+                    .collect();
+                assert!(failed.is_empty(), "probes failed to attach: {failed:?}");
+                Some(())
+            },
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Panics with the agent's log if it has exited.
+    pub fn assert_running(&self) {
+        // try_wait needs &mut; /proc tells the same without it.
+        let pid = self.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or("X");
+        assert!(
+            !(stat.is_empty() || state == "Z" || state == "X"),
+            "the agent exited (the kernel may have refused the probes):\n{}",
+            log_tail(&self.log)
+        );
+    }
+
+    pub fn log(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child, Duration::from_secs(8));
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- agent log ({}) ---\n{}",
+                self.log.display(),
+                log_tail(&self.log)
+            );
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Must-show 2: crashes and exit codes from the kernel, and one crash-loop incident for a
+//! workload restarted three times.
+
+use std::{os::unix::process::ExitStatusExt, process::Command, time::Duration};
+
+use vigil_tests::{
+    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, ControlPlane, MemoryCgroup,
+};
+
+/// Runs the crash helper inside `cgroup`, from this process (the supervisor, outside it).
+fn run_in(cgroup: &MemoryCgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
+    let mut command = Command::new(bin_path("vigil-test-crash"));
+    command.args(args);
+    cgroup.place(&mut command);
+    let mut child = command.spawn().expect("start the crash helper");
+    let pid = child.id();
+    (pid, child.wait().expect("wait"))
+}
+
+#[test]
+fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() {
+    require_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cp = ControlPlane::start(dir.path());
+    let api = cp.api();
+    let _agent = Agent::start(
+        dir.path(),
+        &cp.endpoint(),
+        &api,
+        &AgentOptions::new("crash-node"),
+    );
+
+    // A SIGSEGV and an exit(3), each in its own workload.
+    let segv_cg = MemoryCgroup::create(&unique_name("segv"), None);
+    let (segv_pid, status) = run_in(&segv_cg, &["segv"]);
+    assert_eq!(status.signal(), Some(libc::SIGSEGV));
+    let exit_cg = MemoryCgroup::create(&unique_name("exit"), None);
+    let (exit_pid, status) = run_in(&exit_cg, &["exit", "3"]);
+    assert_eq!(status.code(), Some(3));
+
+    let segv = wait_for(Duration::from_secs(10), "the SIGSEGV exit event", || {
+        api.events(&format!(
+            "kind=process_exit&workload=cgroup{}",
+            segv_cg.path()
+        ))
+        .into_iter()
+        .find(|e| e["task"]["tgid"] == segv_pid)
+    });
+    assert_eq!(segv["kind"]["signal"], 11, "{segv:#}");
+    assert!(
+        segv["kind"].get("exit_code").is_none(),
+        "killed by a signal, no exit code: {segv:#}"
+    );
+    assert_eq!(segv["workload"]["is_root_process"], true);
+    assert_eq!(
+        segv["task"]["comm"], "vigil-test-cras",
+        "comm is TASK_COMM_LEN-truncated"
+    );
+
+    let exit = wait_for(Duration::from_secs(10), "the exit(3) event", || {
+        api.events(&format!(
+            "kind=process_exit&workload=cgroup{}",
+            exit_cg.path()
+        ))
+        .into_iter()
+        .find(|e| e["task"]["tgid"] == exit_pid)
+    });
+    assert_eq!(exit["kind"]["exit_code"], 3, "{exit:#}");
+    assert!(exit["kind"].get("signal").is_none());
+    // One crash each is not a loop.
+    assert!(
+        api.incidents().iter().all(|i| i["kind"] != "crash_loop"),
+        "{:#?}",
+        api.incidents()
+    );
+
+    // The same workload restarted three times in a row.
+    let loop_cg = MemoryCgroup::create(&unique_name("loop"), None);
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let (pid, status) = run_in(&loop_cg, &["exit", "1"]);
+        assert_eq!(status.code(), Some(1));
+        pids.push(pid);
+    }
+    let key = format!("cgroup{}", loop_cg.path());
+    let incident = wait_for(Duration::from_secs(10), "the crash-loop incident", || {
+        api.incidents()
+            .into_iter()
+            .find(|i| i["kind"] == "crash_loop" && i["workload_key"] == key.as_str())
+    });
+    assert_eq!(
+        incident["attributes"]["restarts_in_window"], 3,
+        "{incident:#}"
+    );
+    let detail = api.get(&format!("/api/v1/incidents/{}", incident["id"]));
+    let mut evidence_pids: Vec<u64> = detail["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["task"]["tgid"].as_u64())
+        .collect();
+    evidence_pids.sort_unstable();
+    let mut expected: Vec<u64> = pids.iter().map(|p| u64::from(*p)).collect();
+    expected.sort_unstable();
+    assert_eq!(evidence_pids, expected);
+
+    // Give any late duplicate a chance to appear, then require exactly one.
+    std::thread::sleep(Duration::from_millis(500));
+    let loops: Vec<_> = api
+        .incidents()
+        .into_iter()
+        .filter(|i| i["kind"] == "crash_loop")
+        .collect();
+    assert_eq!(
+        loops.len(),
+        1,
+        "exactly one crash-loop incident: {loops:#?}"
+    );
+
+    // A fourth restart updates the same incident instead of opening another.
+    run_in(&loop_cg, &["exit", "1"]);
+    let updated = wait_for(Duration::from_secs(10), "the incident update", || {
+        let i = api.get(&format!("/api/v1/incidents/{}", incident["id"]));
+        (i["occurrences"] == 2).then_some(i)
+    });
+    assert_eq!(updated["status"], "open");
+    assert_eq!(
+        api.incidents()
+            .iter()
+            .filter(|i| i["kind"] == "crash_loop")
+            .count(),
+        1
+    );
+}
