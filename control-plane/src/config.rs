@@ -24,8 +24,12 @@ pub enum ConfigError {
         #[source]
         source: toml::de::Error,
     },
-    #[error("config field `{field}` is invalid: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    #[error("{origin}: config field `{field}` is invalid: {reason}")]
+    Invalid {
+        origin: String,
+        field: &'static str,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,13 +124,15 @@ impl ControlPlaneConfig {
             path: origin.to_string(),
             source,
         })?;
-        config.validate()?;
+        config.validate(origin)?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks values serde cannot; `origin` names where they came from in errors.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| {
             Err(ConfigError::Invalid {
+                origin: origin.to_string(),
                 field,
                 reason: reason.into(),
             })

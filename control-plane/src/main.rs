@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(a) = args.http_listen {
         config.http_listen = a;
     }
-    config.validate()?;
+    config.validate("the command line")?;
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()

@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(name) = args.node_name {
         config.node_name = Some(name);
     }
-    config.validate()?;
+    config.validate("the command line")?;
     telemetry::init(config.log.format);
     app::run(config, async {
         let _ = wait_for_signal().await;
