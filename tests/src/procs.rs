@@ -66,7 +66,8 @@ impl ControlPlane {
         Self::start_at(dir, any, any)
     }
 
-    fn start_at(dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Self {
+    /// Starts a control plane with its store in `dir` on the given addresses.
+    pub fn start_at(dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Self {
         let log = dir.join("control-plane.log");
         let ready = dir.join("control-plane.ready");
         let _ = std::fs::remove_file(&ready);

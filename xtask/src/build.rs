@@ -1,0 +1,117 @@
+//! Building: the eBPF object with nightly, everything else with the workspace toolchain.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::setup::{cargo_bin_dir, step};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs `command`, failing with its description if it fails.
+pub fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("{what}: cannot start {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `cargo` of the toolchain this workspace builds with, stripped of variables that the
+/// outer `cargo run` set for xtask itself.
+fn cargo(toolchain: Option<&str>) -> Command {
+    let mut c = match toolchain {
+        Some(t) => {
+            let mut c = Command::new("rustup");
+            c.args(["run", t, "cargo"]);
+            c
+        }
+        // The cargo that is running xtask: the user's toolchain for this workspace.
+        None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+    ] {
+        c.env_remove(var);
+    }
+    c.current_dir(workspace_root());
+    c
+}
+
+/// Where `build-ebpf` puts the object the agent embeds (node-agent/build.rs reads it).
+pub fn ebpf_object() -> PathBuf {
+    workspace_root().join("target/ebpf/bpfel-unknown-none/release/node-agent-ebpf")
+}
+
+pub fn ebpf() -> anyhow::Result<()> {
+    step("eBPF programs (nightly, bpfel-unknown-none)");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![cargo_bin_dir()];
+    paths.extend(std::env::split_paths(&path));
+    let mut c = cargo(Some("nightly"));
+    c.args([
+        "build",
+        "--package",
+        "node-agent-ebpf",
+        "--release",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--target-dir",
+        "target/ebpf",
+    ])
+    .env("PATH", std::env::join_paths(paths)?);
+    run(
+        &mut c,
+        "building the eBPF programs (run `cargo xtask setup` if bpf-linker or rust-src is missing)",
+    )?;
+    println!("    {}", ebpf_object().display());
+    Ok(())
+}
+
+pub fn all(release: bool) -> anyhow::Result<()> {
+    ebpf()?;
+    step(if release {
+        "workspace binaries (release)"
+    } else {
+        "workspace binaries"
+    });
+    let mut c = cargo(None);
+    c.args(["build", "--bins"]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c, "building the workspace")
+}
+
+pub fn nextest(extra: &[String]) -> anyhow::Result<()> {
+    step("tests (cargo nextest; privileged tests need root)");
+    let mut c = cargo(None);
+    c.args(["nextest", "run", "--no-fail-fast"]).args(extra);
+    run(&mut c, "the test suite")
+}
+
+pub fn bench(execs: usize) -> anyhow::Result<()> {
+    step("benchmark: exec storm");
+    let dir = workspace_root().join("target/release");
+    let mut c = Command::new(dir.join("vigil-bench"));
+    c.arg("--execs")
+        .arg(execs.to_string())
+        .env("VIGIL_BIN_DIR", &dir);
+    run(&mut c, "the benchmark")
+}

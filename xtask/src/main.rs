@@ -1,0 +1,74 @@
+//! `cargo xtask <task>`: the one documented way to set up, build, test, demo and benchmark.
+
+mod build;
+mod demo;
+mod setup;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "Vigil tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what a fresh machine lacks (idempotent): nightly rust-src, bpf-linker built
+    /// against the nightly's LLVM, cargo-nextest, Debian packages; check the kernel.
+    Setup,
+    /// Compile the eBPF programs (nightly, bpfel-unknown-none).
+    BuildEbpf,
+    /// Build the eBPF object and every binary.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build, and run every test, the privileged ones included (needs root).
+    Test {
+        /// Extra arguments for `cargo nextest run`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, start the control plane and the agent on this host, inject an OOM kill
+    /// and a crash loop, and show incidents as they open. Ctrl-C stops and cleans up.
+    Demo {
+        /// Stop by itself after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Release build, then the exec-storm benchmark: kernel-event→stored latency p50/p99
+    /// and the agent's CPU% and RSS.
+    Bench {
+        /// Processes to exec in the storm.
+        #[arg(long, default_value_t = 20_000)]
+        execs: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::BuildEbpf => build::ebpf(),
+        Task::Build { release } => {
+            setup::run()?;
+            build::all(release)
+        }
+        Task::Test { args } => {
+            setup::run()?;
+            build::all(false)?;
+            build::nextest(&args)
+        }
+        Task::Demo { duration } => {
+            setup::run()?;
+            build::all(false)?;
+            demo::run(duration)
+        }
+        Task::Bench { execs } => {
+            setup::run()?;
+            build::all(true)?;
+            build::bench(execs)
+        }
+    }
+}
