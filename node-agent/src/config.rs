@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         AgentConfig::default()
-            .validate()
+            .validate("defaults")
             .expect("defaults validate");
     }
 
