@@ -32,10 +32,16 @@ pub enum AgentError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Reader(#[from] ReaderError),
+    #[error("control_plane.endpoint is not a valid URI: {0}")]
+    Endpoint(#[source] tonic::transport::Error),
+    #[error("cannot start the attribution thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// How long shutdown waits for buffered events to reach the control plane.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the monotonic→Unix offset is re-measured.
+const CLOCK_REMEASURE: Duration = Duration::from_secs(5);
 /// Entries in the process table before it is rebuilt from procfs.
 const PROCESS_TABLE_CAPACITY: usize = 1 << 16;
 
@@ -93,25 +99,26 @@ pub async fn run(
         .name("vigil-enrich".into())
         .spawn(move || {
             let mut clock = BootClock::measure();
-            let mut since_measure = 0u32;
+            let mut measured = std::time::Instant::now();
             while let Some(event) = rx.blocking_recv() {
-                since_measure += 1;
-                if since_measure >= 1024 {
+                // Follow wall-clock steps (NTP) without a syscall pair per event.
+                if measured.elapsed() >= CLOCK_REMEASURE {
                     clock = BootClock::measure();
-                    since_measure = 0;
+                    measured = std::time::Instant::now();
                 }
                 enrich_buffer.push(enrich(event, &mut table, &clock));
             }
         })
-        .map_err(|e| AgentError::Reader(ReaderError::Poll(e)))?;
+        .map_err(AgentError::Thread)?;
 
-    let reader_task = tokio::spawn(reader::run(ring, drops, stats.clone(), tx));
     let shipper = Shipper::new(
         config.clone(),
         hello(&node_name, &loaded.status),
         buffer.clone(),
-        stats,
-    );
+        stats.clone(),
+    )
+    .map_err(AgentError::Endpoint)?;
+    let reader_task = tokio::spawn(reader::run(ring, drops, stats, tx));
     let state = shipper.state.clone();
     let shipper_task = tokio::spawn(shipper.run());
 

@@ -159,6 +159,7 @@ pub struct AgentOptions {
     pub flush_interval_ms: u64,
     pub max_backoff_ms: u64,
     pub compression: &'static str,
+    pub ring_buffer_bytes: u32,
 }
 
 impl AgentOptions {
@@ -170,6 +171,7 @@ impl AgentOptions {
             flush_interval_ms: 20,
             max_backoff_ms: 1_000,
             compression: "zstd",
+            ring_buffer_bytes: 1 << 20,
         }
     }
 }
@@ -200,13 +202,14 @@ impl Agent {
                  [batch]\nmax_events = {}\nflush_interval_ms = {}\n\
                  [buffer]\nmax_events = {}\n\
                  [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
-                 [kernel]\nrequire_all_probes = true\n",
+                 [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n",
                 o.node_name,
                 o.compression,
                 o.batch_max_events,
                 o.flush_interval_ms,
                 o.buffer_max_events,
-                o.max_backoff_ms
+                o.max_backoff_ms,
+                o.ring_buffer_bytes,
             ),
         )
         .expect("write agent config");
@@ -271,6 +274,11 @@ impl Agent {
 
     pub fn log(&self) -> String {
         log_tail(&self.log)
+    }
+
+    /// Sends `signal` to the agent (SIGSTOP/SIGCONT to simulate a stalled agent).
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.pid() as i32), signal).expect("signal the agent");
     }
 }
 

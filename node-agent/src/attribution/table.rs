@@ -55,8 +55,14 @@ impl ProcessTable {
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
         for pid in pids {
-            self.refresh(pid);
+            if let Some(info) = read_proc(&self.proc_root, pid) {
+                let entry = self.entry_for(info);
+                self.entries.insert(pid, entry);
+            }
         }
+        // A host with more live processes than the bound would otherwise rescan on every
+        // exec: keep headroom above what is alive.
+        self.capacity = self.capacity.max(self.entries.len() * 2);
         self.entries.len()
     }
 

@@ -13,7 +13,11 @@ use std::{
     time::Duration,
 };
 
-use tonic::{codec::CompressionEncoding, transport::Channel, Code};
+use tonic::{
+    codec::CompressionEncoding,
+    transport::{Channel, Endpoint},
+    Code,
+};
 use tracing::{debug, error, info, warn};
 use vigil_proto::v1::{self, agent_ingest_client::AgentIngestClient};
 
@@ -36,31 +40,53 @@ pub struct ShipperState {
 
 pub struct Shipper {
     config: AgentConfig,
+    endpoint: Endpoint,
     hello: v1::NodeHello,
     buffer: Arc<EventBuffer>,
     reader_stats: Arc<ReaderStats>,
     pub state: Arc<ShipperState>,
 }
 
+/// How long an idle stream waits before sending changed counters on their own.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
 enum Outcome {
     /// The connection failed; reconnect.
     Reconnect(tonic::Status),
 }
 
+/// `error: cause: cause…` — tonic's transport errors say only "transport error" on top.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl Shipper {
+    /// Fails only on an endpoint that is not a URI (config validation already refuses those).
     pub fn new(
         config: AgentConfig,
         hello: v1::NodeHello,
         buffer: Arc<EventBuffer>,
         reader_stats: Arc<ReaderStats>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, tonic::transport::Error> {
+        let cp = &config.control_plane;
+        let endpoint = Endpoint::from_shared(cp.endpoint.clone())?
+            .connect_timeout(Duration::from_millis(cp.connect_timeout_ms))
+            .timeout(Duration::from_millis(cp.request_timeout_ms));
+        Ok(Self {
             config,
+            endpoint,
             hello,
             buffer,
             reader_stats,
             state: Arc::default(),
-        }
+        })
     }
 
     fn stats(&self) -> v1::AgentStats {
@@ -73,21 +99,9 @@ impl Shipper {
     }
 
     async fn connect(&self) -> Result<AgentIngestClient<Channel>, tonic::transport::Error> {
-        let cp = &self.config.control_plane;
-        let channel = Channel::from_shared(cp.endpoint.clone())
-            .map_err(|e| {
-                // Validated at config load; unreachable in practice.
-                error!(%e, "invalid endpoint");
-                e
-            })
-            .ok()
-            .unwrap_or_else(|| Channel::from_static("http://127.0.0.1:7070"))
-            .connect_timeout(Duration::from_millis(cp.connect_timeout_ms))
-            .timeout(Duration::from_millis(cp.request_timeout_ms))
-            .connect()
-            .await?;
+        let channel = self.endpoint.connect().await?;
         let client = AgentIngestClient::new(channel).max_decoding_message_size(1 << 20);
-        Ok(match cp.compression {
+        Ok(match self.config.control_plane.compression {
             Compression::None => client,
             Compression::Gzip => client
                 .send_compressed(CompressionEncoding::Gzip)
@@ -109,7 +123,7 @@ impl Shipper {
             let mut client = match self.connect().await {
                 Ok(c) => c,
                 Err(e) => {
-                    warn!(endpoint = %self.config.control_plane.endpoint, error = %e,
+                    warn!(endpoint = %self.config.control_plane.endpoint, error = %error_chain(&e),
                         retry_in_ms = backoff.as_millis() as u64, buffered = self.buffer.len(),
                         "control plane unreachable");
                     tokio::time::sleep(backoff).await;
@@ -153,14 +167,21 @@ impl Shipper {
         next_seq: &mut u64,
         in_flight: &mut Option<v1::EventBatch>,
     ) -> Outcome {
+        // Loss counters must reach the control plane even when no event follows the loss.
+        let mut last_sent_stats: Option<v1::AgentStats> = None;
         loop {
             let mut batch = match in_flight.take() {
                 Some(b) => b,
                 None => {
-                    let mut events = self
+                    let next = self
                         .buffer
-                        .next_batch(self.config.batch.max_events, self.config.flush_interval())
-                        .await;
+                        .next_batch(self.config.batch.max_events, self.config.flush_interval());
+                    let mut events = match tokio::time::timeout(STATS_INTERVAL, next).await {
+                        Ok(events) => events,
+                        // Idle: send the counters alone if they changed.
+                        Err(_) if last_sent_stats.as_ref() != Some(&self.stats()) => Vec::new(),
+                        Err(_) => continue,
+                    };
                     for e in &mut events {
                         e.seq = *next_seq;
                         *next_seq += 1;
@@ -173,6 +194,7 @@ impl Shipper {
                 }
             };
             batch.stats = Some(self.stats());
+            last_sent_stats = batch.stats.clone();
             self.state
                 .in_flight
                 .store(batch.events.len(), Ordering::Relaxed);
@@ -187,7 +209,7 @@ impl Shipper {
                     );
                     self.state
                         .acked_through_seq
-                        .store(ack.acked_through_seq, Ordering::Relaxed);
+                        .fetch_max(ack.acked_through_seq, Ordering::Relaxed);
                     self.state.in_flight.store(0, Ordering::Relaxed);
                 }
                 Err(status) if status.code() == Code::InvalidArgument => {

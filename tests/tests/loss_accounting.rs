@@ -1,0 +1,94 @@
+//! Loss is counted and reported, never silent: records the kernel could not put into a full
+//! ring buffer, and events the agent dropped from its bounded buffer while the control plane
+//! was away, both reach the control plane's node stats.
+
+use std::{process::Command, time::Duration};
+
+use nix::sys::signal::Signal;
+use vigil_tests::{require_root, wait_for, Agent, AgentOptions, Api, ControlPlane};
+
+fn node_stats(api: &Api, node: &str) -> Option<serde_json::Value> {
+    let nodes = api.try_get("/api/v1/nodes")?;
+    nodes
+        .as_array()?
+        .iter()
+        .find(|n| n["name"] == node)
+        .map(|n| n["stats"].clone())
+}
+
+fn exec_storm(n: usize) {
+    for _ in 0..n {
+        let status = Command::new("/bin/true").status().expect("run /bin/true");
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn a_full_ring_buffer_is_counted_in_the_kernel_and_reported() {
+    require_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cp = ControlPlane::start(dir.path());
+    let api = cp.api();
+    let mut options = AgentOptions::new("ring-node");
+    // One page: about 20 exec records.
+    options.ring_buffer_bytes = 4096;
+    let agent = Agent::start(dir.path(), &cp.endpoint(), &api, &options);
+
+    // A stalled agent cannot drain the ring; the kernel must count what did not fit.
+    agent.signal(Signal::SIGSTOP);
+    exec_storm(200);
+    agent.signal(Signal::SIGCONT);
+    // Events after the stall carry the updated counters.
+    exec_storm(5);
+    let stats = wait_for(
+        Duration::from_secs(15),
+        "kernel drops in the node stats",
+        || node_stats(&api, "ring-node").filter(|s| s["kernel_dropped"].as_u64().unwrap_or(0) > 0),
+    );
+    // 200 execs make ~600 records (exec, exit, and the shells'); at most ~20 fit.
+    let dropped = stats["kernel_dropped"].as_u64().unwrap_or(0);
+    assert!(
+        dropped >= 150,
+        "expected most of the storm dropped, got {stats}"
+    );
+    assert!(
+        agent.log().contains("kernel ring buffer was full"),
+        "the agent must log the loss"
+    );
+}
+
+#[test]
+fn a_full_agent_buffer_drops_oldest_and_reports_it() {
+    require_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cp = ControlPlane::start(dir.path());
+    let api = cp.api();
+    let mut options = AgentOptions::new("buffer-node");
+    options.buffer_max_events = 64;
+    options.batch_max_events = 16;
+    let agent = Agent::start(dir.path(), &cp.endpoint(), &api, &options);
+
+    cp.stop();
+    exec_storm(100);
+    agent.assert_running();
+    cp.restart();
+    exec_storm(5);
+    let stats = wait_for(
+        Duration::from_secs(20),
+        "buffer drops in the node stats",
+        || {
+            node_stats(&api, "buffer-node")
+                .filter(|s| s["buffer_dropped"].as_u64().unwrap_or(0) > 0)
+        },
+    );
+    // At least 100 exec + 100 exit events happened while only 64 fit.
+    let dropped = stats["buffer_dropped"].as_u64().unwrap_or(0);
+    assert!(dropped >= 100, "expected at least 100 dropped, got {stats}");
+    assert_eq!(
+        stats["kernel_dropped"], 0,
+        "the kernel side did not overflow: {stats}"
+    );
+    // What survived was delivered: the newest events are there.
+    let execs = api.events("kind=process_exec&node=buffer-node");
+    assert!(!execs.is_empty());
+}
