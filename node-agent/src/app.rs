@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 use vigil_proto::v1;
 
 use crate::{
-    attribution::ProcessTable,
+    attribution::{CgroupIndex, ProcessTable},
     clock::BootClock,
     config::AgentConfig,
     enrich::enrich,
@@ -89,6 +89,7 @@ pub async fn run(
     let buffer = Arc::new(EventBuffer::new(config.buffer.max_events));
     let (tx, mut rx) = mpsc::channel(8192);
 
+    let mut cgroups = CgroupIndex::discover();
     let mut table = ProcessTable::new(&kernel.proc, PROCESS_TABLE_CAPACITY);
     let known = table.scan();
     info!(node = %node_name, processes = known, "process table primed");
@@ -106,7 +107,7 @@ pub async fn run(
                     clock = BootClock::measure();
                     measured = std::time::Instant::now();
                 }
-                enrich_buffer.push(enrich(event, &mut table, &clock));
+                enrich_buffer.push(enrich(event, &mut table, &mut cgroups, &clock));
             }
         })
         .map_err(AgentError::Thread)?;

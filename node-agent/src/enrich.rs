@@ -3,7 +3,9 @@
 use vigil_proto::v1;
 
 use crate::{
-    attribution::{Attribution, ProcessTable, WorkloadKind},
+    attribution::{
+        workload::workload_from_cgroup_path, Attribution, CgroupIndex, ProcessTable, WorkloadKind,
+    },
     clock::BootClock,
     kernel::decode::{KernelEvent, TaskInfo},
 };
@@ -45,7 +47,12 @@ fn task(t: &TaskInfo, a: Option<&Attribution>) -> v1::Task {
 
 /// Attributes `event` through `table` (keeping the table current) and builds its wire form.
 /// The sequence number is assigned later, when the event is first sent.
-pub fn enrich(event: KernelEvent, table: &mut ProcessTable, clock: &BootClock) -> v1::Event {
+pub fn enrich(
+    event: KernelEvent,
+    table: &mut ProcessTable,
+    cgroups: &mut CgroupIndex,
+    clock: &BootClock,
+) -> v1::Event {
     let t = event.task().clone();
     // Which process the event is about: the victim of an OOM kill, else the current task.
     let (attribution, kind) = match event {
@@ -79,11 +86,22 @@ pub fn enrich(event: KernelEvent, table: &mut ProcessTable, clock: &BootClock) -
             )
         }
     };
+    // Gone from procfs before we could look: the kernel's cgroup id still says where it ran.
+    // (For an OOM kill that is the charging task, in the same memcg on cgroup v2.) Whether it
+    // was the workload's root process is unknown, so it is not counted as a restart.
+    let attribution = attribution.or_else(|| {
+        let path = cgroups.resolve(t.cgroup_id)?;
+        Some(Attribution {
+            workload: workload_from_cgroup_path(&path, &t.comm),
+            cgroup_path: path,
+            ppid: 0,
+            is_root_process: false,
+        })
+    });
     let workload = attribution
         .as_ref()
         .map(workload)
         .unwrap_or_else(|| v1::Workload {
-            // Gone before we could look: keep the kernel's cgroup id and the command name.
             kind: v1::WorkloadKind::Host as i32,
             key: format!("host/{}", t.comm),
             ..Default::default()

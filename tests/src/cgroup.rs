@@ -1,38 +1,50 @@
-//! A cgroup-v1 memory cgroup made for one test, removed (with everything in it) on drop.
+//! A cgroup made for one test (cgroup-v1 memory, or cgroup v2), removed with everything in
+//! it on drop.
 
 use std::{
     ffi::CString,
     os::unix::process::CommandExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
-pub struct MemoryCgroup {
+pub struct Cgroup {
     pub name: String,
     pub dir: PathBuf,
 }
 
 const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
 
-impl MemoryCgroup {
+impl Cgroup {
     /// Creates `/sys/fs/cgroup/memory/<name>`, with a hard limit when given.
-    pub fn create(name: &str, limit_bytes: Option<u64>) -> Self {
-        let dir = PathBuf::from(V1_MEMORY).join(name);
-        std::fs::create_dir(&dir).unwrap_or_else(|e| {
-            panic!(
-                "cannot create {} (needs root and a cgroup-v1 memory hierarchy): {e}",
-                dir.display()
-            )
-        });
-        let cg = Self {
-            name: name.to_string(),
-            dir,
-        };
+    pub fn memory_v1(name: &str, limit_bytes: Option<u64>) -> Self {
+        let cg = Self::create_in(Path::new(V1_MEMORY), name);
         if let Some(limit) = limit_bytes {
             cg.write("memory.limit_in_bytes", &limit.to_string());
         }
         cg
+    }
+
+    /// Creates `<name>` in the cgroup-v2 hierarchy (`/sys/fs/cgroup/unified` on hybrid hosts,
+    /// `/sys/fs/cgroup` on v2 hosts).
+    pub fn unified(name: &str) -> Self {
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.join("cgroup.controllers").exists())
+            .expect("no cgroup-v2 hierarchy at /sys/fs/cgroup/unified or /sys/fs/cgroup");
+        Self::create_in(root, name)
+    }
+
+    fn create_in(hierarchy: &Path, name: &str) -> Self {
+        let dir = hierarchy.join(name);
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {} (needs root): {e}", dir.display()));
+        Self {
+            name: name.to_string(),
+            dir,
+        }
     }
 
     fn write(&self, file: &str, value: &str) {
@@ -56,18 +68,29 @@ impl MemoryCgroup {
                 .into_encoded_bytes(),
         )
         .expect("path has no NUL");
-        // SAFETY: the closure only calls async-signal-safe functions (open, write, close)
-        // on memory allocated before fork.
+        // SAFETY: the closure only calls async-signal-safe functions (getpid, open, write,
+        // close) and writes to its own stack; nothing is allocated after fork.
         unsafe {
             command.pre_exec(move || {
+                let mut digits = [0u8; 20];
+                let mut at = digits.len();
+                let mut pid = libc::getpid() as u32;
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (pid % 10) as u8;
+                    pid /= 10;
+                    if pid == 0 {
+                        break;
+                    }
+                }
                 let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
                 if fd < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                // In cgroup v1, writing 0 moves the writing task.
-                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                let len = digits.len() - at;
+                let written = libc::write(fd, digits[at..].as_ptr().cast(), len);
                 libc::close(fd);
-                if written != 1 {
+                if written != len as isize {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -84,14 +107,13 @@ impl MemoryCgroup {
     }
 }
 
-impl Drop for MemoryCgroup {
+impl Drop for Cgroup {
     fn drop(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let pids = self.pids();
-            for pid in &pids {
+            for pid in self.pids() {
                 let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid),
+                    nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }

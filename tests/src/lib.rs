@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use cgroup::MemoryCgroup;
+pub use cgroup::Cgroup;
 pub use procs::{Agent, AgentOptions, ControlPlane};
 
 /// A unique resource name: `vigil-test-<what>-<pid>-<random>`.

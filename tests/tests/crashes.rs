@@ -4,11 +4,11 @@
 use std::{os::unix::process::ExitStatusExt, process::Command, time::Duration};
 
 use vigil_tests::{
-    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, ControlPlane, MemoryCgroup,
+    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, Cgroup, ControlPlane,
 };
 
 /// Runs the crash helper inside `cgroup`, from this process (the supervisor, outside it).
-fn run_in(cgroup: &MemoryCgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
+fn run_in(cgroup: &Cgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
     let mut command = Command::new(bin_path("vigil-test-crash"));
     command.args(args);
     cgroup.place(&mut command);
@@ -31,10 +31,10 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
     );
 
     // A SIGSEGV and an exit(3), each in its own workload.
-    let segv_cg = MemoryCgroup::create(&unique_name("segv"), None);
+    let segv_cg = Cgroup::memory_v1(&unique_name("segv"), None);
     let (segv_pid, status) = run_in(&segv_cg, &["segv"]);
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
-    let exit_cg = MemoryCgroup::create(&unique_name("exit"), None);
+    let exit_cg = Cgroup::memory_v1(&unique_name("exit"), None);
     let (exit_pid, status) = run_in(&exit_cg, &["exit", "3"]);
     assert_eq!(status.code(), Some(3));
 
@@ -75,7 +75,7 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
     );
 
     // The same workload restarted three times in a row.
-    let loop_cg = MemoryCgroup::create(&unique_name("loop"), None);
+    let loop_cg = Cgroup::memory_v1(&unique_name("loop"), None);
     let mut pids = Vec::new();
     for _ in 0..3 {
         let (pid, status) = run_in(&loop_cg, &["exit", "1"]);

@@ -4,7 +4,7 @@
 use std::{process::Command, time::Duration};
 
 use vigil_tests::{
-    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, ControlPlane, MemoryCgroup,
+    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, Cgroup, ControlPlane,
 };
 
 #[test]
@@ -20,7 +20,7 @@ fn oom_kill_opens_an_attributed_incident() {
         &AgentOptions::new("oom-node"),
     );
 
-    let cgroup = MemoryCgroup::create(&unique_name("oom"), Some(48 << 20));
+    let cgroup = Cgroup::memory_v1(&unique_name("oom"), Some(48 << 20));
     let mut command = Command::new(bin_path("vigil-test-hog"));
     command.args(["1", "3"]);
     cgroup.place(&mut command);

@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane, MemoryCgroup};
+use vigil_tests::{bin_path, Agent, AgentOptions, Cgroup, ControlPlane};
 
 use crate::{build::workspace_root, setup::step};
 
@@ -96,7 +96,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     let mut cgroups = Vec::new();
     if !interrupted(&stop, Duration::from_secs(2)) {
         step("fault: a process allocates past its 48 MiB memory cgroup limit (expect an OOM-kill incident)");
-        let cg = MemoryCgroup::create("vigil-demo-oom", Some(48 << 20));
+        let cg = Cgroup::memory_v1("vigil-demo-oom", Some(48 << 20));
         let mut hog = Command::new(bin_path("vigil-test-hog"));
         hog.args(["1", "3"]);
         cg.place(&mut hog);
@@ -106,7 +106,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     }
     if !interrupted(&stop, Duration::from_secs(3)) {
         step("fault: a service exits with code 1 three times in a row (expect a crash-loop incident)");
-        let cg = MemoryCgroup::create("vigil-demo-crashloop", None);
+        let cg = Cgroup::memory_v1("vigil-demo-crashloop", None);
         for attempt in 1..=3 {
             let mut crash = Command::new(bin_path("vigil-test-crash"));
             crash.args(["exit", "1"]).env("VIGIL_CRASH_DELAY_MS", "200");
