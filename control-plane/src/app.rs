@@ -20,7 +20,7 @@ use crate::{
 pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr} for {what}: {source}. Is another process using the port? Set `{field}` in the config")]
+    #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
     Bind {
         what: &'static str,
         field: &'static str,
@@ -28,9 +28,9 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
-    #[error("gRPC server failed: {0}")]
+    #[error("gRPC server failed")]
     Grpc(#[from] tonic::transport::Error),
-    #[error("HTTP server failed: {0}")]
+    #[error("HTTP server failed")]
     Http(#[source] std::io::Error),
 }
 

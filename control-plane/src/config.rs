@@ -12,13 +12,13 @@ use crate::domain::rules::CrashLoopPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid: {source}")]
+    #[error("config file {path} is not valid")]
     Parse {
         path: String,
         #[source]
@@ -173,6 +173,17 @@ impl ControlPlaneConfig {
 mod tests {
     use super::*;
 
+    /// The error and its causes, as `anyhow` shows them to the user.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    }
+
     #[test]
     fn full_file_parses() {
         let c = ControlPlaneConfig::from_toml(
@@ -187,16 +198,16 @@ mod tests {
     fn errors_name_file_and_field() {
         let e = ControlPlaneConfig::from_toml("[rules]\ncrash_loop_restart = 5\n", "cp.toml")
             .expect_err("typo");
-        let msg = e.to_string();
+        let msg = chain(&e);
         assert!(
             msg.contains("cp.toml") && msg.contains("crash_loop_restart"),
             "{msg}"
         );
         let e = ControlPlaneConfig::from_toml("grpc_listen = \"nope\"\n", "cp.toml")
             .expect_err("bad addr");
-        assert!(e.to_string().contains("grpc_listen"), "{e}");
+        assert!(chain(&e).contains("grpc_listen"), "{e}");
         let e = ControlPlaneConfig::from_toml("[rules]\ncrash_loop_restarts = 1\n", "cp.toml")
             .expect_err("too low");
-        assert!(e.to_string().contains("rules.crash_loop_restarts"), "{e}");
+        assert!(chain(&e).contains("rules.crash_loop_restarts"), "{e}");
     }
 }

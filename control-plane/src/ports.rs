@@ -55,7 +55,7 @@ pub struct NodeInfo {
     pub last_seen_unix_ns: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgentStats {
     pub kernel_dropped: u64,
     pub buffer_dropped: u64,

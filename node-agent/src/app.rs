@@ -32,9 +32,9 @@ pub enum AgentError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Reader(#[from] ReaderError),
-    #[error("control_plane.endpoint is not a valid URI: {0}")]
+    #[error("control_plane.endpoint is not a valid URI")]
     Endpoint(#[source] tonic::transport::Error),
-    #[error("cannot start the attribution thread: {0}")]
+    #[error("cannot start the attribution thread")]
     Thread(#[source] std::io::Error),
 }
 

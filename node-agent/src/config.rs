@@ -6,13 +6,13 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid: {source}")]
+    #[error("config file {path} is not valid")]
     Parse {
         path: String,
         #[source]
@@ -248,6 +248,17 @@ impl AgentConfig {
 mod tests {
     use super::*;
 
+    /// The error and its causes, as `anyhow` shows them to the user.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    }
+
     #[test]
     fn defaults_are_valid() {
         AgentConfig::default()
@@ -259,7 +270,7 @@ mod tests {
     fn unknown_field_is_named() {
         let err = AgentConfig::from_toml("[batch]\nmax_event = 3\n", "agent.toml")
             .expect_err("typo must be rejected");
-        let msg = err.to_string();
+        let msg = chain(&err);
         assert!(
             msg.contains("agent.toml") && msg.contains("max_event"),
             "{msg}"
@@ -270,7 +281,7 @@ mod tests {
     fn wrong_type_is_named() {
         let err = AgentConfig::from_toml("[buffer]\nmax_events = \"many\"\n", "a.toml")
             .expect_err("string for integer must be rejected");
-        assert!(err.to_string().contains("max_events"), "{err}");
+        assert!(chain(&err).contains("max_events"), "{err}");
     }
 
     #[test]
@@ -287,6 +298,6 @@ mod tests {
     fn endpoint_must_be_url() {
         let err = AgentConfig::from_toml("[control_plane]\nendpoint = \"localhost:7070\"\n", "a")
             .expect_err("missing scheme");
-        assert!(err.to_string().contains("control_plane.endpoint"), "{err}");
+        assert!(chain(&err).contains("control_plane.endpoint"), "{err}");
     }
 }

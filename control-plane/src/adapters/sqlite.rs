@@ -475,20 +475,13 @@ impl NodeStore for SqliteStore {
             .query_map([], |r| {
                 let probes: String = r.get(4)?;
                 let stats: String = r.get(5)?;
-                let stats: Value = serde_json::from_str(&stats).unwrap_or(Value::Null);
-                let n = |k: &str| stats.get(k).and_then(Value::as_u64).unwrap_or(0);
                 Ok(NodeInfo {
                     name: r.get(0)?,
                     kernel_release: r.get(1)?,
                     agent_version: r.get(2)?,
                     protocol_version: r.get(3)?,
                     probes: serde_json::from_str(&probes).unwrap_or_default(),
-                    stats: AgentStats {
-                        kernel_dropped: n("kernel_dropped"),
-                        buffer_dropped: n("buffer_dropped"),
-                        events_read: n("events_read"),
-                        malformed: n("malformed"),
-                    },
+                    stats: serde_json::from_str(&stats).unwrap_or_default(),
                     last_seen_unix_ns: r.get(6)?,
                 })
             })

@@ -7,10 +7,9 @@ use tracing::info;
 
 use super::{
     event::KernelEvent,
-    incident::{Finding, Incident},
+    incident::{Finding, Incident, IncidentStatus},
     rules::Tier1Rules,
 };
-use crate::domain::incident::IncidentStatus;
 use crate::ports::{
     AgentStats, EventStore, IncidentQuery, IncidentStore, InsertOutcome, NodeInfo, NodeStore,
     StoreError,

@@ -12,14 +12,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Unknown ids trigger a rescan at most this often, so a burst of events from a cgroup
-/// that no longer exists cannot turn into a burst of directory walks.
+/// An id a rescan did not find is looked for again at most this often, so a burst of events
+/// from a cgroup that no longer exists cannot turn into a burst of directory walks. An id
+/// never looked for always gets its rescan: new cgroups (container starts) are common.
 const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// Bound on remembered misses.
+const MAX_MISSES: usize = 4096;
 
 pub struct CgroupIndex {
     root: Option<PathBuf>,
     paths: HashMap<u64, String>,
-    last_scan: Option<Instant>,
+    misses: HashMap<u64, Instant>,
+    /// Directory walks done, for tests and diagnostics.
+    pub scans: u64,
 }
 
 /// The cgroup2 mount point from a mountinfo text (`/sys/fs/cgroup` on v2 hosts,
@@ -47,7 +52,8 @@ impl CgroupIndex {
         Self {
             root,
             paths: HashMap::new(),
-            last_scan: None,
+            misses: HashMap::new(),
+            scans: 0,
         }
     }
 
@@ -57,17 +63,25 @@ impl CgroupIndex {
             return Some(path.clone());
         }
         if self
-            .last_scan
+            .misses
+            .get(&id)
             .is_some_and(|t| t.elapsed() < RESCAN_INTERVAL)
         {
             return None;
         }
         self.scan();
-        self.paths.get(&id).cloned()
+        let found = self.paths.get(&id).cloned();
+        if found.is_none() {
+            if self.misses.len() >= MAX_MISSES {
+                self.misses.clear();
+            }
+            self.misses.insert(id, Instant::now());
+        }
+        found
     }
 
     fn scan(&mut self) {
-        self.last_scan = Some(Instant::now());
+        self.scans += 1;
         let Some(root) = self.root.clone() else {
             return;
         };
@@ -125,12 +139,20 @@ mod tests {
         let mut index = CgroupIndex::new(Some(dir.path().to_path_buf()));
         assert_eq!(index.resolve(id).as_deref(), Some("/kubepods.slice/pod-a"));
         assert_eq!(index.resolve(root_id).as_deref(), Some("/"));
-        // A directory made after the scan is found only after the rescan interval.
+        // A cgroup made after the last scan is found at once: its id was never looked for.
         let later = dir.path().join("late");
         std::fs::create_dir(&later).expect("mkdir");
         let late_id = std::fs::metadata(&later).expect("stat").ino();
-        assert_eq!(index.resolve(late_id), None);
-        index.last_scan = Some(Instant::now() - RESCAN_INTERVAL);
         assert_eq!(index.resolve(late_id).as_deref(), Some("/late"));
+        // An unknown id is rescanned for once, then not again within the interval.
+        let scans = index.scans;
+        assert_eq!(index.resolve(u64::MAX), None);
+        assert_eq!(index.resolve(u64::MAX), None);
+        assert_eq!(index.scans, scans + 1);
+        index
+            .misses
+            .insert(u64::MAX, Instant::now() - RESCAN_INTERVAL);
+        assert_eq!(index.resolve(u64::MAX), None);
+        assert_eq!(index.scans, scans + 2);
     }
 }

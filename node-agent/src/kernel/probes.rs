@@ -62,11 +62,11 @@ pub struct ProbeStatus {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("reading tracepoint layouts: {0}")]
+    #[error("reading tracepoint layouts from tracefs")]
     Layout(#[from] TracefsError),
     #[error(
-        "loading the eBPF object failed: {source}. Needs root (CAP_BPF + CAP_PERFMON) and a \
-         kernel with BTF and BPF ring buffers (5.8+)"
+        "loading the eBPF object failed; it needs root (CAP_BPF + CAP_PERFMON) and a kernel \
+         with BPF ring buffers (5.8+)"
     )]
     Load {
         #[source]

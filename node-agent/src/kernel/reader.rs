@@ -23,13 +23,13 @@ pub struct ReaderStats {
 pub enum ReaderError {
     #[error("the eBPF object has no map {0}")]
     MissingMap(&'static str),
-    #[error("map {name}: {source}")]
+    #[error("cannot open map {name}")]
     Map {
         name: &'static str,
         #[source]
         source: aya::maps::MapError,
     },
-    #[error("polling the ring buffer: {0}")]
+    #[error("polling the ring buffer")]
     Poll(#[from] std::io::Error),
 }
 

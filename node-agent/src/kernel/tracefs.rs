@@ -14,7 +14,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 #[derive(Debug, thiserror::Error)]
 pub enum TracefsError {
     #[error(
-        "cannot mount {fs} at {path}: {source}. Run the agent as root (or with CAP_SYS_ADMIN), \
+        "cannot mount {fs} at {path}. Run the agent as root (or with CAP_SYS_ADMIN), \
          or mount it beforehand: `mount -t {fs} {fs} {path}`"
     )]
     Mount {
@@ -32,7 +32,12 @@ pub enum TracefsError {
         name: String,
         path: String,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error(
+        "permission denied reading {path}: the agent must run as root (CAP_BPF, CAP_PERFMON and \
+         CAP_SYS_ADMIN, or a tracefs readable by its user)"
+    )]
+    Permission { path: String },
+    #[error("cannot read {path}")]
     Read {
         path: String,
         #[source]
@@ -99,16 +104,21 @@ impl TracepointFormat {
     pub fn read(tracefs: &Path, category: &str, name: &str) -> Result<Self, TracefsError> {
         let dir = tracefs.join("events").join(category).join(name);
         let path = dir.join("format");
-        if !dir.exists() {
-            return Err(TracefsError::MissingTracepoint {
-                category: category.into(),
-                name: name.into(),
-                path: dir.display().to_string(),
-            });
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| TracefsError::Read {
-            path: path.display().to_string(),
-            source,
+        // `exists()` would say "missing" for a directory we may not read: tell them apart.
+        let text = std::fs::read_to_string(&path).map_err(|source| {
+            let shown = path.display().to_string();
+            match source.kind() {
+                std::io::ErrorKind::PermissionDenied => TracefsError::Permission { path: shown },
+                std::io::ErrorKind::NotFound => TracefsError::MissingTracepoint {
+                    category: category.into(),
+                    name: name.into(),
+                    path: dir.display().to_string(),
+                },
+                _ => TracefsError::Read {
+                    path: shown,
+                    source,
+                },
+            }
         })?;
         Ok(Self {
             tracepoint: format!("{category}:{name}"),

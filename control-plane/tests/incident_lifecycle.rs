@@ -1,0 +1,132 @@
+//! The ingest use case over the real SQLite adapter: dedup of retried batches, one incident
+//! per workload while open, resolution after a quiet period, and a recurrence afterwards
+//! opening a new incident.
+
+use std::{sync::Arc, time::Duration};
+
+use control_plane::{
+    adapters::sqlite::SqliteStore,
+    domain::{
+        event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
+        incident::IncidentStatus,
+        ingest::{Batch, IngestService},
+        rules::{CrashLoopPolicy, Tier1Rules},
+    },
+    ports::{IncidentQuery, IncidentStore},
+};
+
+const SECOND: i64 = 1_000_000_000;
+
+fn oom(seq: u64, t: i64, workload: &str) -> KernelEvent {
+    KernelEvent {
+        node: "n1".into(),
+        seq,
+        kernel_time_ns: 0,
+        time_unix_ns: t,
+        task: TaskRef {
+            pid: 9,
+            tgid: 9,
+            ppid: 1,
+            comm: "hog".into(),
+            cgroup_id: 1,
+            cgroup_path: "/w".into(),
+        },
+        workload: WorkloadRef {
+            kind: WorkloadKind::Cgroup,
+            key: workload.into(),
+            pod_uid: None,
+            container_id: None,
+            container_runtime: None,
+            systemd_unit: None,
+            cgroup_path: "/w".into(),
+            is_root_process: true,
+        },
+        kind: EventKind::OomKill {
+            victim_pid: 9,
+            victim_comm: "hog".into(),
+            victim_uid: 0,
+            total_vm_kb: 1,
+            anon_rss_kb: 1,
+            file_rss_kb: 0,
+            shmem_rss_kb: 0,
+            oom_score_adj: 0,
+        },
+    }
+}
+
+fn batch(events: Vec<KernelEvent>) -> Batch {
+    Batch {
+        node: "n1".into(),
+        events,
+        stats: None,
+    }
+}
+
+#[test]
+fn incidents_deduplicate_resolve_and_recur() {
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let service = IngestService::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Tier1Rules::new(CrashLoopPolicy {
+            restarts: 3,
+            window: Duration::from_secs(60),
+        }),
+    );
+    let now = control_plane::domain::ingest::now_unix_ns();
+
+    let first = service
+        .ingest(&batch(vec![oom(1, now, "cgroup/a")]))
+        .expect("ingest");
+    assert_eq!(first.incidents_opened.len(), 1);
+    let id = first.incidents_opened[0];
+
+    // A retried batch stores nothing and evaluates nothing.
+    let retry = service
+        .ingest(&batch(vec![oom(1, now, "cgroup/a")]))
+        .expect("retry");
+    assert_eq!(
+        (retry.stored.inserted.len(), retry.stored.duplicates),
+        (0, 1)
+    );
+    assert!(retry.incidents_opened.is_empty() && retry.incidents_updated.is_empty());
+
+    // Another kill of the same workload updates the open incident; another workload opens its own.
+    let more = service
+        .ingest(&batch(vec![
+            oom(2, now + SECOND, "cgroup/a"),
+            oom(3, now + SECOND, "cgroup/b"),
+        ]))
+        .expect("more");
+    assert_eq!(more.incidents_updated, vec![id]);
+    assert_eq!(more.incidents_opened.len(), 1);
+    let incident = store.get(id).expect("get").expect("exists");
+    assert_eq!(incident.occurrences, 2);
+    assert_eq!(store.evidence(id).expect("evidence").len(), 2);
+
+    // Quiet for the configured period: both resolve; not before.
+    assert!(service
+        .resolve_quiet(now + 5 * SECOND, 10 * SECOND)
+        .expect("resolve")
+        .is_empty());
+    let resolved = service
+        .resolve_quiet(now + 20 * SECOND, 10 * SECOND)
+        .expect("resolve");
+    assert_eq!(resolved.len(), 2);
+    let open = store
+        .list(&IncidentQuery {
+            status: Some(IncidentStatus::Open),
+            kind: None,
+            limit: 10,
+        })
+        .expect("list");
+    assert!(open.is_empty());
+
+    // A recurrence after resolution opens a new incident.
+    let again = service
+        .ingest(&batch(vec![oom(4, now + 30 * SECOND, "cgroup/a")]))
+        .expect("again");
+    assert_eq!(again.incidents_opened.len(), 1);
+    assert_ne!(again.incidents_opened[0], id);
+}
