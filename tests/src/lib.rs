@@ -14,6 +14,31 @@ use std::{
 pub use cgroup::Cgroup;
 pub use procs::{Agent, AgentOptions, ControlPlane};
 
+/// A control plane with its own store and an agent connected to it: what most end-to-end
+/// tests start from. Destructure it; locals drop in reverse, agent first, store dir last.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub cp: ControlPlane,
+    pub api: Api,
+    pub agent: Agent,
+}
+
+impl Stack {
+    pub fn start(options: &AgentOptions) -> Self {
+        require_root();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cp = ControlPlane::start(dir.path());
+        let api = cp.api();
+        let agent = Agent::start(dir.path(), &cp.endpoint(), &api, options);
+        Self {
+            dir,
+            cp,
+            api,
+            agent,
+        }
+    }
+}
+
 /// A unique resource name: `vigil-test-<what>-<pid>-<random>`.
 pub fn unique_name(what: &str) -> String {
     format!(

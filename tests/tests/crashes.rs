@@ -3,9 +3,7 @@
 
 use std::{os::unix::process::ExitStatusExt, process::Command, time::Duration};
 
-use vigil_tests::{
-    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, Cgroup, ControlPlane,
-};
+use vigil_tests::{bin_path, unique_name, wait_for, AgentOptions, Cgroup, Stack};
 
 /// Runs the crash helper inside `cgroup`, from this process (the supervisor, outside it).
 fn run_in(cgroup: &Cgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
@@ -19,16 +17,12 @@ fn run_in(cgroup: &Cgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
 
 #[test]
 fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() {
-    require_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cp = ControlPlane::start(dir.path());
-    let api = cp.api();
-    let _agent = Agent::start(
-        dir.path(),
-        &cp.endpoint(),
-        &api,
-        &AgentOptions::new("crash-node"),
-    );
+    let Stack {
+        dir: _dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("crash-node"));
 
     // A SIGSEGV and an exit(3), each in its own workload.
     let segv_cg = Cgroup::memory_v1(&unique_name("segv"), None);

@@ -5,7 +5,7 @@
 use std::{process::Command, time::Duration};
 
 use nix::sys::signal::Signal;
-use vigil_tests::{require_root, wait_for, Agent, AgentOptions, Api, ControlPlane};
+use vigil_tests::{wait_for, AgentOptions, Api, Stack};
 
 fn node_stats(api: &Api, node: &str) -> Option<serde_json::Value> {
     let nodes = api.try_get("/api/v1/nodes")?;
@@ -25,14 +25,15 @@ fn exec_storm(n: usize) {
 
 #[test]
 fn a_full_ring_buffer_is_counted_in_the_kernel_and_reported() {
-    require_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cp = ControlPlane::start(dir.path());
-    let api = cp.api();
     let mut options = AgentOptions::new("ring-node");
     // One page: about 20 exec records.
     options.ring_buffer_bytes = 4096;
-    let agent = Agent::start(dir.path(), &cp.endpoint(), &api, &options);
+    let Stack {
+        dir: _dir,
+        cp: _cp,
+        api,
+        agent,
+    } = Stack::start(&options);
 
     // A stalled agent cannot drain the ring; the kernel must count what did not fit.
     agent.signal(Signal::SIGSTOP);
@@ -59,14 +60,15 @@ fn a_full_ring_buffer_is_counted_in_the_kernel_and_reported() {
 
 #[test]
 fn a_full_agent_buffer_drops_oldest_and_reports_it() {
-    require_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cp = ControlPlane::start(dir.path());
-    let api = cp.api();
     let mut options = AgentOptions::new("buffer-node");
     options.buffer_max_events = 64;
     options.batch_max_events = 16;
-    let agent = Agent::start(dir.path(), &cp.endpoint(), &api, &options);
+    let Stack {
+        dir: _dir,
+        mut cp,
+        api,
+        agent,
+    } = Stack::start(&options);
 
     cp.stop();
     exec_storm(100);

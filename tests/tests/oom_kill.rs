@@ -3,22 +3,16 @@
 
 use std::{process::Command, time::Duration};
 
-use vigil_tests::{
-    bin_path, require_root, unique_name, wait_for, Agent, AgentOptions, Cgroup, ControlPlane,
-};
+use vigil_tests::{bin_path, unique_name, wait_for, AgentOptions, Cgroup, Stack};
 
 #[test]
 fn oom_kill_opens_an_attributed_incident() {
-    require_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cp = ControlPlane::start(dir.path());
-    let api = cp.api();
-    let _agent = Agent::start(
-        dir.path(),
-        &cp.endpoint(),
-        &api,
-        &AgentOptions::new("oom-node"),
-    );
+    let Stack {
+        dir: _dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("oom-node"));
 
     let cgroup = Cgroup::memory_v1(&unique_name("oom"), Some(48 << 20));
     let mut command = Command::new(bin_path("vigil-test-hog"));

@@ -4,20 +4,16 @@
 
 use std::{process::Command, time::Duration};
 
-use vigil_tests::{require_root, unique_name, wait_for, Agent, AgentOptions, Cgroup, ControlPlane};
+use vigil_tests::{unique_name, wait_for, AgentOptions, Cgroup, Stack};
 
 #[test]
 fn reaped_forked_children_are_attributed_through_the_cgroup_id() {
-    require_root();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cp = ControlPlane::start(dir.path());
-    let api = cp.api();
-    let _agent = Agent::start(
-        dir.path(),
-        &cp.endpoint(),
-        &api,
-        &AgentOptions::new("fork-node"),
-    );
+    let Stack {
+        dir: _dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("fork-node"));
 
     let cgroup = Cgroup::unified(&unique_name("fork"));
     // Each `( exit 7 )` is a forked subshell that exits 7 and is reaped at once by sh.
