@@ -62,7 +62,7 @@ fn try_exit_group(ctx: &TracePointContext) -> Result<u32, u32> {
         flags: EXIT_FLAG_CODE,
         _pad: 0,
     };
-    let _ = PENDING_EXITS.insert(&tgid, &pending, 0);
+    let _ = PENDING_EXITS.insert(tgid, pending, 0);
     Ok(0)
 }
 
@@ -103,7 +103,7 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<u32, u32> {
         flags: EXIT_FLAG_SIGNALED,
         _pad: 0,
     };
-    let _ = PENDING_EXITS.insert(&tgid, &pending, 0);
+    let _ = PENDING_EXITS.insert(tgid, pending, 0);
     Ok(0)
 }
 
@@ -130,10 +130,10 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     }
     // SAFETY: the value is copied out before the entry is removed.
-    let pending = unsafe { PENDING_EXITS.get(&tgid) }
+    let pending = unsafe { PENDING_EXITS.get(tgid) }
         .copied()
         .unwrap_or_default();
-    let _ = PENDING_EXITS.remove(&tgid);
+    let _ = PENDING_EXITS.remove(tgid);
 
     let Some(mut entry) = reserve::<ProcessExit>(EventKind::ProcessExit) else {
         return Ok(0);

@@ -5,6 +5,7 @@
 //!   cri-containerd-<id>.scope` (pod uid with `_` for `-`; `crio-<id>.scope` for cri-o,
 //!   `docker-<id>.scope` for dockershim);
 //! - cgroupfs: `/kubepods/burstable/pod<uid>/<id>` (`/kubepods/pod<uid>/<id>` for Guaranteed).
+//!
 //! Outside Kubernetes: `/system.slice/docker-<id>.scope`, `/docker/<id>`, systemd units
 //! (`/system.slice/nginx.service`), or any other path.
 

@@ -149,7 +149,8 @@ impl TracepointFormat {
     }
 }
 
-/// Parses lines like `field:__data_loc char[] comm;	offset:12;	size:4;	signed:0;`.
+/// Parses lines like `field:__data_loc char[] comm; offset:12; size:4; signed:0;` (the
+/// kernel separates the attributes with tabs).
 fn parse_fields(text: &str) -> Vec<FormatField> {
     text.lines()
         .filter_map(|line| {

@@ -194,7 +194,7 @@ impl Shipper {
                 }
             };
             batch.stats = Some(self.stats());
-            last_sent_stats = batch.stats.clone();
+            last_sent_stats = batch.stats;
             self.state
                 .in_flight
                 .store(batch.events.len(), Ordering::Relaxed);
