@@ -4,27 +4,7 @@ use std::{path::Path, time::Duration};
 
 use serde::Deserialize;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid")]
-    Parse {
-        path: String,
-        #[source]
-        source: toml::de::Error,
-    },
-    #[error("{origin}: config field `{field}` is invalid: {reason}")]
-    Invalid {
-        origin: String,
-        field: &'static str,
-        reason: String,
-    },
-}
+pub use vigil_config_file::{ConfigError, Validate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -161,21 +141,12 @@ pub struct LogConfig {
 impl AgentConfig {
     /// Reads and validates `path`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
+        vigil_config_file::from_file(path)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: origin.to_string(),
-            source,
-        })?;
-        config.validate(origin)?;
-        Ok(config)
+        vigil_config_file::from_toml(text, origin)
     }
 
     /// Checks values serde cannot; `origin` names where they came from in errors.
@@ -244,20 +215,17 @@ impl AgentConfig {
     }
 }
 
+impl Validate for AgentConfig {
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        AgentConfig::validate(self, origin)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The error and its causes, as `anyhow` shows them to the user.
-    fn chain(e: &dyn std::error::Error) -> String {
-        let mut text = e.to_string();
-        let mut source = e.source();
-        while let Some(cause) = source {
-            text = format!("{text}: {cause}");
-            source = cause.source();
-        }
-        text
-    }
+    use vigil_config_file::error_chain as chain;
 
     #[test]
     fn defaults_are_valid() {
