@@ -103,13 +103,7 @@ impl ControlPlaneConfig {
 
     /// Checks values serde cannot; `origin` names where they came from in errors.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |field, reason: &str| {
-            Err(ConfigError::Invalid {
-                origin: origin.to_string(),
-                field,
-                reason: reason.into(),
-            })
-        };
+        let invalid = |field, reason: &str| Err(ConfigError::invalid(origin, field, reason));
         if self.rules.crash_loop_restarts < 2 {
             return invalid(
                 "rules.crash_loop_restarts",

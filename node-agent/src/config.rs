@@ -151,11 +151,7 @@ impl AgentConfig {
 
     /// Checks values serde cannot; `origin` names where they came from in errors.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |field, reason: &str| ConfigError::Invalid {
-            origin: origin.to_string(),
-            field,
-            reason: reason.into(),
-        };
+        let invalid = |field, reason: &str| ConfigError::invalid(origin, field, reason);
         let endpoint = &self.control_plane.endpoint;
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(invalid(

@@ -85,6 +85,15 @@ fn event(seq: u64) -> v1::Event {
     }
 }
 
+/// A batch from node `n`.
+fn batch_of(events: Vec<v1::Event>) -> v1::EventBatch {
+    v1::EventBatch {
+        node_name: "n".into(),
+        events,
+        stats: None,
+    }
+}
+
 #[test]
 fn malformed_grpc_payloads_are_refused_with_named_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -100,11 +109,7 @@ fn malformed_grpc_payloads_are_refused_with_named_errors() {
         assert!(status.message().contains("decode"), "{status:?}");
 
         // Truncated: a valid batch cut in the middle of an event.
-        let good = prost::Message::encode_to_vec(&v1::EventBatch {
-            node_name: "n".into(),
-            events: vec![event(1)],
-            stats: None,
-        });
+        let good = prost::Message::encode_to_vec(&batch_of(vec![event(1)]));
         let status = send_raw(&endpoint, "PushEvents", good[..good.len() - 5].to_vec()).await;
         assert!(status.message().contains("decode"), "{status:?}");
 
@@ -115,11 +120,7 @@ fn malformed_grpc_payloads_are_refused_with_named_errors() {
         let mut no_kind = event(1);
         no_kind.kind = None;
         let status = client
-            .push_events(v1::EventBatch {
-                node_name: "n".into(),
-                events: vec![no_kind],
-                stats: None,
-            })
+            .push_events(batch_of(vec![no_kind]))
             .await
             .expect_err("missing kind");
         assert_eq!(status.code(), Code::InvalidArgument);
@@ -131,11 +132,7 @@ fn malformed_grpc_payloads_are_refused_with_named_errors() {
         );
 
         let status = client
-            .push_events(v1::EventBatch {
-                node_name: "n".into(),
-                events: vec![event(5), event(4)],
-                stats: None,
-            })
+            .push_events(batch_of(vec![event(5), event(4)]))
             .await
             .expect_err("decreasing seq");
         assert_eq!(status.code(), Code::InvalidArgument);
@@ -184,11 +181,7 @@ fn malformed_grpc_payloads_are_refused_with_named_errors() {
             .await
             .expect("connect");
         let ack = client
-            .push_events(v1::EventBatch {
-                node_name: "n".into(),
-                events: vec![event(1), event(2)],
-                stats: None,
-            })
+            .push_events(batch_of(vec![event(1), event(2)]))
             .await
             .expect("a good batch after bad ones")
             .into_inner();
@@ -198,11 +191,7 @@ fn malformed_grpc_payloads_are_refused_with_named_errors() {
         );
         // A retry of the same batch is recognised, not stored twice.
         let ack = client
-            .push_events(v1::EventBatch {
-                node_name: "n".into(),
-                events: vec![event(1), event(2)],
-                stats: None,
-            })
+            .push_events(batch_of(vec![event(1), event(2)]))
             .await
             .expect("retry")
             .into_inner();
