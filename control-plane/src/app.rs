@@ -11,9 +11,10 @@ use crate::{
     config::ControlPlaneConfig,
     domain::{
         ingest::{now_unix_ns, IngestService},
+        metrics::MetricsService,
         rules::Tier1Rules,
     },
-    ports::StoreError,
+    ports::{NoCluster, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,12 @@ pub async fn run(
         store.clone(),
         Tier1Rules::new(config.crash_loop_policy()),
     ));
+    let metrics = Arc::new(MetricsService::new(
+        store.clone(),
+        Arc::new(NoCluster),
+        config.graph_config(),
+    ));
+    metrics.rebuild(now_unix_ns())?;
 
     let bind = |addr, what, field| async move {
         TcpListener::bind(addr)
@@ -105,9 +112,29 @@ pub async fn run(
         })
     };
 
+    let pruner = {
+        let store = store.clone();
+        let retention = config.graph.sample_retention_secs;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let store = store.clone();
+                let before = now_unix_ns()
+                    - i64::try_from(retention).unwrap_or(i64::MAX / 2) * 1_000_000_000;
+                match tokio::task::spawn_blocking(move || store.prune_samples(before)).await {
+                    Ok(Err(e)) => error!(error = %e, "pruning old samples failed"),
+                    Err(e) => error!(error = %e, "sample pruner panicked"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+        })
+    };
+
     let grpc = tonic::transport::Server::builder()
         .add_service(grpc::server(
             service,
+            metrics.clone(),
             config.ingest.max_batch_events,
             config.ingest.max_message_bytes,
         ))
@@ -118,12 +145,15 @@ pub async fn run(
     let api = http::router(http::ApiState {
         events: store.clone(),
         incidents: store.clone(),
-        nodes: store,
+        nodes: store.clone(),
+        telemetry: store,
+        metrics,
     });
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
         http.await.map_err(AppError::Http)
     });
     resolver.abort();
+    pruner.abort();
     result.map(|_| ())
 }

@@ -8,7 +8,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::domain::rules::CrashLoopPolicy;
+use crate::domain::{graph::GraphConfig, rules::CrashLoopPolicy};
 
 pub use vigil_config_file::{ConfigError, Validate};
 
@@ -24,6 +24,7 @@ pub struct ControlPlaneConfig {
     pub ingest: IngestConfig,
     pub rules: RulesConfig,
     pub incidents: IncidentsConfig,
+    pub graph: GraphSettings,
 }
 
 impl Default for ControlPlaneConfig {
@@ -35,6 +36,7 @@ impl Default for ControlPlaneConfig {
             ingest: IngestConfig::default(),
             rules: RulesConfig::default(),
             incidents: IncidentsConfig::default(),
+            graph: GraphSettings::default(),
         }
     }
 }
@@ -90,7 +92,37 @@ impl Default for IncidentsConfig {
     }
 }
 
+/// The service graph and the metric samples behind it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSettings {
+    /// An edge not observed for this long leaves the graph.
+    pub edge_ttl_secs: u64,
+    /// Span of an edge's "recent" counters (current retransmit rate and RTT).
+    pub recent_window_secs: u64,
+    /// Metric samples older than this are deleted from the store.
+    pub sample_retention_secs: u64,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        Self {
+            edge_ttl_secs: 300,
+            recent_window_secs: 10,
+            sample_retention_secs: 24 * 3600,
+        }
+    }
+}
+
 impl ControlPlaneConfig {
+    pub fn graph_config(&self) -> GraphConfig {
+        let ns = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / 2_000_000_000) * 1_000_000_000;
+        GraphConfig {
+            edge_ttl_ns: ns(self.graph.edge_ttl_secs),
+            recent_window_ns: ns(self.graph.recent_window_secs),
+        }
+    }
+
     /// Reads and validates `path`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         vigil_config_file::from_file(path)
@@ -121,6 +153,18 @@ impl ControlPlaneConfig {
         }
         if self.incidents.resolve_after_secs == 0 {
             return invalid("incidents.resolve_after_secs", "must be positive");
+        }
+        for (field, v) in [
+            ("graph.edge_ttl_secs", self.graph.edge_ttl_secs),
+            ("graph.recent_window_secs", self.graph.recent_window_secs),
+            (
+                "graph.sample_retention_secs",
+                self.graph.sample_retention_secs,
+            ),
+        ] {
+            if v == 0 || v > 10 * 365 * 24 * 3600 {
+                return invalid(field, "must be between 1 second and 10 years");
+            }
         }
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return invalid("http_listen", "must differ from grpc_listen");

@@ -3,6 +3,7 @@
 use crate::domain::{
     event::{KernelEvent, StoredEvent},
     incident::{EvidenceRef, Finding, Incident, IncidentKind, IncidentStatus},
+    telemetry::{Endpoint, MetricInterval, SampleKind, StoredSample},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -102,4 +103,48 @@ pub trait NodeStore: Send + Sync {
         at_unix_ns: i64,
     ) -> Result<(), StoreError>;
     fn list_nodes(&self) -> Result<Vec<NodeInfo>, StoreError>;
+}
+
+/// Who is behind an address in the cluster: implemented against the Kubernetes API (Pods,
+/// Services, EndpointSlices) where there is one.
+pub trait EndpointResolver: Send + Sync {
+    /// The Service or Pod serving `endpoint` (port 0: any port of that address).
+    fn resolve(&self, endpoint: &Endpoint) -> Option<ResolvedEndpoint>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedEndpoint {
+    /// Graph entity id, e.g. "k8s-svc/default/redis" or "k8s-pod/<uid>".
+    pub entity: String,
+    /// "service" or "pod".
+    pub kind: &'static str,
+}
+
+/// No cluster: endpoints resolve through the listeners the agents report.
+pub struct NoCluster;
+
+impl EndpointResolver for NoCluster {
+    fn resolve(&self, _: &Endpoint) -> Option<ResolvedEndpoint> {
+        None
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SampleQuery {
+    pub kind: Option<SampleKind>,
+    pub node: Option<String>,
+    pub workload_key: Option<String>,
+    pub since_unix_ns: Option<i64>,
+    pub limit: usize,
+}
+
+pub trait TelemetryStore: Send + Sync {
+    /// Stores an interval unless (node, seq) is already stored; returns whether it was new.
+    fn insert_interval(&self, interval: &MetricInterval) -> Result<bool, StoreError>;
+    /// Highest interval stored for `node`, 0 if none.
+    fn last_interval_seq(&self, node: &str) -> Result<u64, StoreError>;
+    /// Newest first.
+    fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StoreError>;
+    /// Intervals that ended after `since`, oldest first (to rebuild the graph on start).
+    fn intervals_since(&self, since_unix_ns: i64) -> Result<Vec<MetricInterval>, StoreError>;
 }

@@ -15,6 +15,7 @@ pub enum EventKind {
     ProcessExec = 1,
     ProcessExit = 2,
     OomKill = 3,
+    DnsFailure = 4,
 }
 
 impl EventKind {
@@ -23,13 +24,14 @@ impl EventKind {
             1 => Some(Self::ProcessExec),
             2 => Some(Self::ProcessExit),
             3 => Some(Self::OomKill),
+            4 => Some(Self::DnsFailure),
             _ => None,
         }
     }
 }
 
 /// Number of slots in the per-CPU drop counter map, indexed by `EventKind as u32`.
-pub const DROP_SLOTS: u32 = 4;
+pub const DROP_SLOTS: u32 = 5;
 
 /// Who the kernel was running when the event fired.
 #[repr(C)]

@@ -62,3 +62,109 @@ impl TracepointLayout {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only u32 fields, no implicit padding (size asserted above).
 unsafe impl aya::Pod for TracepointLayout {}
+
+/// Where a tracepoint keeps a TCP socket's addresses and ports. Older tracepoints have split
+/// fields (`sport`, `saddr`, `saddr_v6`, …); newer ones (`tcp_send_reset`, the address part of
+/// `tcp_probe`) carry whole `sockaddr_in`/`sockaddr_in6` records in `saddr`/`daddr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockTupleLayout {
+    /// [`TUPLE_SPLIT`] or [`TUPLE_SOCKADDR`].
+    pub mode: u32,
+    /// Host-order ports and the address family (split mode only).
+    pub sport: u32,
+    pub dport: u32,
+    pub family: u32,
+    /// IPv4 addresses in split mode, `sockaddr` records in sockaddr mode.
+    pub saddr: u32,
+    pub daddr: u32,
+    /// IPv6 addresses (split mode only).
+    pub saddr_v6: u32,
+    pub daddr_v6: u32,
+}
+const _: () = assert!(size_of::<SockTupleLayout>() == 32);
+
+pub const TUPLE_SPLIT: u32 = 0;
+pub const TUPLE_SOCKADDR: u32 = 1;
+
+impl SockTupleLayout {
+    pub const fn absent() -> Self {
+        Self {
+            mode: FIELD_ABSENT,
+            sport: FIELD_ABSENT,
+            dport: FIELD_ABSENT,
+            family: FIELD_ABSENT,
+            saddr: FIELD_ABSENT,
+            daddr: FIELD_ABSENT,
+            saddr_v6: FIELD_ABSENT,
+            daddr_v6: FIELD_ABSENT,
+        }
+    }
+}
+
+/// Field offsets of the network, syscall, block and scheduler tracepoints.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TelemetryLayout {
+    /// `sock:inet_sock_set_state`.
+    pub state: SockTupleLayout,
+    pub state_old: u32,
+    pub state_new: u32,
+    pub state_protocol: u32,
+    /// `tcp:tcp_probe` `srtt` (microseconds).
+    pub probe_srtt: u32,
+    /// `tcp:tcp_retransmit_skb`, `tcp:tcp_receive_reset`, `tcp:tcp_send_reset`, `tcp:tcp_probe`.
+    pub retransmit: SockTupleLayout,
+    pub receive_reset: SockTupleLayout,
+    pub send_reset: SockTupleLayout,
+    pub probe: SockTupleLayout,
+    /// `raw_syscalls:sys_enter` `id`, `raw_syscalls:sys_exit` `id` and `ret`.
+    pub sys_enter_id: u32,
+    pub sys_exit_id: u32,
+    pub sys_exit_ret: u32,
+    /// `block:block_rq_issue` / `block_rq_complete` `dev` and `sector`.
+    pub rq_issue_dev: u32,
+    pub rq_issue_sector: u32,
+    pub rq_complete_dev: u32,
+    pub rq_complete_sector: u32,
+    /// `sched:sched_wakeup(_new)` `pid`; `sched:sched_switch` `prev_pid`, `prev_state`,
+    /// `next_pid`.
+    pub wakeup_pid: u32,
+    pub switch_prev_pid: u32,
+    pub switch_prev_state: u32,
+    pub switch_next_pid: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 16 * 4);
+
+impl TelemetryLayout {
+    pub const fn absent() -> Self {
+        Self {
+            state: SockTupleLayout::absent(),
+            state_old: FIELD_ABSENT,
+            state_new: FIELD_ABSENT,
+            state_protocol: FIELD_ABSENT,
+            probe_srtt: FIELD_ABSENT,
+            retransmit: SockTupleLayout::absent(),
+            receive_reset: SockTupleLayout::absent(),
+            send_reset: SockTupleLayout::absent(),
+            probe: SockTupleLayout::absent(),
+            sys_enter_id: FIELD_ABSENT,
+            sys_exit_id: FIELD_ABSENT,
+            sys_exit_ret: FIELD_ABSENT,
+            rq_issue_dev: FIELD_ABSENT,
+            rq_issue_sector: FIELD_ABSENT,
+            rq_complete_dev: FIELD_ABSENT,
+            rq_complete_sector: FIELD_ABSENT,
+            wakeup_pid: FIELD_ABSENT,
+            switch_prev_pid: FIELD_ABSENT,
+            switch_prev_state: FIELD_ABSENT,
+            switch_next_pid: FIELD_ABSENT,
+            _pad: 0,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no implicit padding (size asserted above).
+unsafe impl aya::Pod for TelemetryLayout {}

@@ -6,6 +6,8 @@
 
 pub mod event;
 pub mod layout;
+pub mod telemetry;
 
 pub use event::*;
 pub use layout::*;
+pub use telemetry::*;

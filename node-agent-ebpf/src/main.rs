@@ -3,11 +3,20 @@
 //! kprobes and may refuse BTF tracing programs (fentry/tp_btf).
 #![no_std]
 #![no_main]
+// Atomic adds on shared map counters (see `agg::atomic_add`); eBPF is built with nightly.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
+mod agg;
+mod block;
 mod emit;
 mod maps;
 mod oom;
 mod process;
+mod sched;
+mod skb;
+mod syscalls;
+mod tcp;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -2,10 +2,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     Global,
 };
-use node_agent_common::{PendingExit, TracepointLayout, DROP_SLOTS};
+use node_agent_common::{
+    map_slot, BlockKey, BlockRequest, BlockRequestKey, DnsQueryKey, DnsStats, FlowKey, FlowStats,
+    LatencyHist, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart, SyscallStats,
+    TelemetryLayout, TracepointLayout, DROP_SLOTS,
+};
 
 /// Events to user space. The agent may resize it at load time (`map_max_entries`).
 #[map]
@@ -24,3 +28,78 @@ pub static PENDING_EXITS: LruHashMap<u32, PendingExit> = LruHashMap::with_max_en
 /// Tracepoint field offsets from this kernel's tracefs, written by the agent before load.
 #[unsafe(no_mangle)]
 pub static TP_LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::absent());
+
+// ---- Aggregates drained by user space every interval. Sizes are defaults; the agent sets
+// them from its config (`map_max_entries`) before loading. ----
+
+/// TCP connections by 4-tuple.
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, FlowStats> = LruHashMap::with_max_entries(16384, 0);
+
+/// Count, errors and latency per (cgroup, syscall), per CPU.
+#[map]
+pub static SYSCALLS: LruPerCpuHashMap<SyscallKey, SyscallStats> =
+    LruPerCpuHashMap::with_max_entries(8192, 0);
+
+/// Failures per (cgroup, syscall, errno), per CPU.
+#[map]
+pub static SYSCALL_ERRORS: LruPerCpuHashMap<SyscallErrorKey, u64> =
+    LruPerCpuHashMap::with_max_entries(4096, 0);
+
+/// DNS queries and answers per asking cgroup, per CPU.
+#[map]
+pub static DNS: LruPerCpuHashMap<u64, DnsStats> = LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// Run-queue latency (wakeup or preemption → running) per cgroup, per CPU.
+#[map]
+pub static RUNQ: LruPerCpuHashMap<u64, LatencyHist> = LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// Block request latency (issue → complete) per (cgroup, device), per CPU.
+#[map]
+pub static BLOCK_IO: LruPerCpuHashMap<BlockKey, LatencyHist> =
+    LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// New keys created in each aggregate map, per CPU, indexed by `map_slot`.
+#[map]
+pub static MAP_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(map_slot::COUNT, 0);
+
+// ---- In-flight state between two tracepoints. ----
+
+/// Entry time of the syscall each thread is in. Per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`)
+/// avoid one global lock on the hottest path.
+#[map]
+pub static SYSCALL_START: LruHashMap<u32, SyscallStart> =
+    LruHashMap::with_max_entries(16384, BPF_F_NO_COMMON_LRU);
+
+/// DNS queries waiting for an answer, with the time they were sent.
+#[map]
+pub static DNS_PENDING: LruHashMap<DnsQueryKey, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// When each thread became runnable (woken or preempted).
+#[map]
+pub static RUNNABLE_SINCE: LruHashMap<u32, u64> =
+    LruHashMap::with_max_entries(16384, BPF_F_NO_COMMON_LRU);
+
+/// The task just switched in on this CPU and how long it waited; attributed to its cgroup when
+/// it switches out (only then is it `current`, so its cgroup can be read).
+#[map]
+pub static RUNQ_PENDING: PerCpuArray<RunqPending> = PerCpuArray::with_max_entries(1, 0);
+
+/// Block requests between issue and completion.
+#[map]
+pub static BLOCK_INFLIGHT: LruHashMap<BlockRequestKey, BlockRequest> =
+    LruHashMap::with_max_entries(4096, 0);
+
+/// Field offsets of the telemetry tracepoints, written by the agent before load.
+#[unsafe(no_mangle)]
+pub static TELEMETRY_LAYOUT: Global<TelemetryLayout> = Global::new(TelemetryLayout::absent());
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RunqPending {
+    pub pid: u32,
+    pub _pad: u32,
+    pub latency_ns: u64,
+}
+
+const BPF_F_NO_COMMON_LRU: u32 = 2;

@@ -3,7 +3,10 @@
 use std::{
     future::Future,
     path::Path,
-    sync::{atomic::Ordering, Arc},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -12,16 +15,21 @@ use tracing::{error, info, warn};
 use vigil_proto::v1;
 
 use crate::{
-    attribution::{CgroupIndex, ProcessTable},
-    clock::BootClock,
+    attribution::{cgroup_index::cgroup2_mount, CgroupIndex, ProcessTable},
+    clock::{monotonic_now_ns, BootClock},
     config::AgentConfig,
     enrich::enrich,
     kernel::{
-        probes::{self, LoadError, ProbeStatus},
+        probes::{self, LoadError, LoadOptions, ProbeGroup, ProbeStatus},
         reader::{self, ReaderError, ReaderStats},
         tracefs::{self, TracefsError},
     },
-    stream::{buffer::EventBuffer, shipper::Shipper},
+    metrics::{
+        collector::Collector,
+        kernel_maps::{AggregateMaps, MapsError},
+        queue::{metric_queue, MetricQueue},
+    },
+    stream::{buffer::EventBuffer, metrics_shipper::MetricsShipper, shipper::Shipper},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,35 @@ pub enum AgentError {
     Endpoint(#[source] tonic::transport::Error),
     #[error("cannot start the attribution thread")]
     Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+}
+
+/// Drains the kernel aggregates every `interval` into `queue` until `stop` is set.
+fn spawn_collector(
+    mut collector: Collector,
+    interval: Duration,
+    queue: Arc<MetricQueue>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), AgentError> {
+    std::thread::Builder::new()
+        .name("vigil-metrics".into())
+        .spawn(move || {
+            let mut clock = BootClock::measure();
+            let mut start = clock.to_unix_ns(monotonic_now_ns());
+            let mut next = std::time::Instant::now() + interval;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+                next += interval;
+                clock = BootClock::measure();
+                let now = monotonic_now_ns();
+                let end = clock.to_unix_ns(now);
+                queue.push(collector.collect(start, end, now));
+                start = end;
+            }
+        })
+        .map(|_| ())
+        .map_err(AgentError::Thread)
 }
 
 /// How long shutdown waits for buffered events to reach the control plane.
@@ -77,12 +114,22 @@ pub async fn run(
     if tracefs::ensure_bpffs(Path::new(&kernel.bpffs))? {
         info!(path = %kernel.bpffs, "mounted bpffs");
     }
-    let mut loaded = probes::load_and_attach(
-        Path::new(&kernel.tracefs),
-        kernel.ring_buffer_bytes,
-        kernel.require_all_probes,
-    )?;
+    let cgroup2_root = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| cgroup2_mount(&m));
+    let mut loaded = probes::load_and_attach(&LoadOptions {
+        tracefs: Path::new(&kernel.tracefs),
+        cgroup2_root,
+        ring_buffer_bytes: kernel.ring_buffer_bytes,
+        require_all: kernel.require_all_probes,
+        telemetry: &config.telemetry,
+    })?;
     let (ring, drops) = reader::open(&mut loaded.ebpf)?;
+    let aggregates = AggregateMaps::open(&mut loaded.ebpf)?;
+    let telemetry_on = loaded
+        .status
+        .iter()
+        .any(|s| s.group != ProbeGroup::Process && s.error.is_none());
 
     let node_name = config.resolved_node_name();
     let stats = Arc::new(ReaderStats::default());
@@ -123,6 +170,34 @@ pub async fn run(
     let state = shipper.state.clone();
     let shipper_task = tokio::spawn(shipper.run());
 
+    // Metrics: a thread drains the kernel aggregates each interval (map reads are syscalls),
+    // a task ships the batches.
+    let metrics = Arc::new(metric_queue(config.telemetry.max_buffered_intervals));
+    let stop_collector = Arc::new(AtomicBool::new(false));
+    let mut metrics_task = None;
+    if telemetry_on {
+        let collector = Collector::new(
+            aggregates,
+            config.telemetry.clone(),
+            Path::new(&kernel.proc),
+        );
+        spawn_collector(
+            collector,
+            config.telemetry_interval(),
+            metrics.clone(),
+            stop_collector.clone(),
+        )?;
+        let shipper = MetricsShipper::new(
+            config.clone(),
+            hello(&node_name, &loaded.status),
+            metrics.clone(),
+        )
+        .map_err(AgentError::Endpoint)?;
+        metrics_task = Some(tokio::spawn(shipper.run()));
+    } else {
+        info!("no telemetry probe attached: metric batches are off");
+    }
+
     tokio::select! {
         () = shutdown => info!("shutting down"),
         result = reader_task => match result {
@@ -131,8 +206,11 @@ pub async fn run(
             Err(e) => error!(error = %e, "ring buffer reader panicked"),
         },
     }
+    stop_collector.store(true, Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
-    while (!buffer.is_empty() || state.in_flight.load(Ordering::Relaxed) > 0)
+    while (!buffer.is_empty()
+        || state.in_flight.load(Ordering::Relaxed) > 0
+        || (metrics_task.is_some() && !metrics.is_empty()))
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -145,6 +223,9 @@ pub async fn run(
         );
     }
     shipper_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     drop(enricher);
     drop(loaded);
     Ok(())

@@ -33,6 +33,7 @@ pub struct AgentConfig {
     pub buffer: BufferConfig,
     pub reconnect: ReconnectConfig,
     pub kernel: KernelConfig,
+    pub telemetry: TelemetryConfig,
     pub log: LogConfig,
 }
 
@@ -132,6 +133,97 @@ impl Default for KernelConfig {
     }
 }
 
+/// In-kernel aggregates (flows, syscalls, DNS, run-queue and block IO latency), drained every
+/// interval and shipped as metric batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// How often the kernel maps are drained into one metric batch.
+    pub interval_ms: u64,
+    /// TCP flows (sock/tcp tracepoints + cgroup_skb on the cgroup2 root) and DNS.
+    pub network: bool,
+    /// Per-syscall counts, errors and latency (`raw_syscalls`).
+    pub syscalls: bool,
+    /// Run-queue latency (`sched_wakeup`/`sched_switch`).
+    pub runqueue: bool,
+    /// Block request latency (`block_rq_issue`/`block_rq_complete`).
+    pub block_io: bool,
+    /// A DNS query without an answer after this long counts as a timeout.
+    pub dns_timeout_ms: u64,
+    /// An aggregate unchanged for this many intervals is removed from its kernel map.
+    pub idle_intervals: u32,
+    /// Metric batches held while the control plane is unreachable; beyond it the oldest are
+    /// dropped and counted.
+    pub max_buffered_intervals: usize,
+    pub maps: MapSizes,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1_000,
+            network: true,
+            syscalls: true,
+            runqueue: true,
+            block_io: true,
+            dns_timeout_ms: 5_000,
+            idle_intervals: 30,
+            max_buffered_intervals: 600,
+            maps: MapSizes::default(),
+        }
+    }
+}
+
+/// Entries of each LRU map: what bounds cardinality. Evictions are counted and reported.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MapSizes {
+    pub flows: u32,
+    pub syscalls: u32,
+    pub syscall_errors: u32,
+    pub dns: u32,
+    pub dns_pending: u32,
+    pub runqueue: u32,
+    pub block_io: u32,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        Self {
+            flows: 16_384,
+            syscalls: 8_192,
+            syscall_errors: 4_096,
+            dns: 1_024,
+            dns_pending: 4_096,
+            runqueue: 1_024,
+            block_io: 1_024,
+        }
+    }
+}
+
+impl MapSizes {
+    /// (kernel map name, config key, size).
+    pub fn entries(&self) -> [(&'static str, &'static str, u32); 7] {
+        [
+            ("FLOWS", "telemetry.maps.flows", self.flows),
+            ("SYSCALLS", "telemetry.maps.syscalls", self.syscalls),
+            (
+                "SYSCALL_ERRORS",
+                "telemetry.maps.syscall_errors",
+                self.syscall_errors,
+            ),
+            ("DNS", "telemetry.maps.dns", self.dns),
+            (
+                "DNS_PENDING",
+                "telemetry.maps.dns_pending",
+                self.dns_pending,
+            ),
+            ("RUNQ", "telemetry.maps.runqueue", self.runqueue),
+            ("BLOCK_IO", "telemetry.maps.block_io", self.block_io),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -185,6 +277,30 @@ impl AgentConfig {
                 &format!("{ring} must be a power of two of at least 4096 (the page size)"),
             ));
         }
+        let t = &self.telemetry;
+        if t.interval_ms < 100 {
+            return Err(invalid(
+                "telemetry.interval_ms",
+                &format!("{} is too short: at least 100 ms", t.interval_ms),
+            ));
+        }
+        if t.dns_timeout_ms == 0 {
+            return Err(invalid("telemetry.dns_timeout_ms", "must be positive"));
+        }
+        if t.max_buffered_intervals == 0 || t.idle_intervals == 0 {
+            return Err(invalid(
+                "telemetry.max_buffered_intervals",
+                "max_buffered_intervals and idle_intervals must be at least 1",
+            ));
+        }
+        for (_, field, size) in t.maps.entries() {
+            if size == 0 || size > 1 << 24 {
+                return Err(invalid(
+                    field,
+                    &format!("{size} entries: must be between 1 and 16777216"),
+                ));
+            }
+        }
         if let Some(name) = &self.node_name {
             if name.trim().is_empty() {
                 return Err(invalid("node_name", "must not be empty"));
@@ -204,6 +320,10 @@ impl AgentConfig {
                     .and_then(|h| h.into_string().ok())
             })
             .unwrap_or_else(|| "unknown-node".into())
+    }
+
+    pub fn telemetry_interval(&self) -> Duration {
+        Duration::from_millis(self.telemetry.interval_ms)
     }
 
     pub fn flush_interval(&self) -> Duration {
@@ -256,6 +376,13 @@ mod tests {
             err.to_string().contains("kernel.ring_buffer_bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn map_size_zero_is_named() {
+        let err = AgentConfig::from_toml("[telemetry.maps]\nflows = 0\n", "a.toml")
+            .expect_err("an empty map cannot hold flows");
+        assert!(chain(&err).contains("telemetry.maps.flows"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,11 @@ fn workload_kind(kind: WorkloadKind) -> v1::WorkloadKind {
 }
 
 fn workload(a: &Attribution) -> v1::Workload {
-    let w = &a.workload;
+    wire_workload(&a.workload, a.is_root_process)
+}
+
+/// The wire form of a workload.
+pub fn wire_workload(w: &crate::attribution::Workload, is_root_process: bool) -> v1::Workload {
     v1::Workload {
         kind: workload_kind(w.kind) as i32,
         key: w.key.clone(),
@@ -30,7 +34,7 @@ fn workload(a: &Attribution) -> v1::Workload {
         container_runtime: w.container_runtime.unwrap_or_default().to_string(),
         systemd_unit: w.systemd_unit.clone().unwrap_or_default(),
         cgroup_path: w.cgroup_path.clone(),
-        is_root_process: a.is_root_process,
+        is_root_process,
     }
 }
 
@@ -54,6 +58,16 @@ pub fn enrich(
     clock: &BootClock,
 ) -> v1::Event {
     let t = event.task().clone();
+    if let KernelEvent::DnsFailure {
+        rcode,
+        query_id,
+        server,
+        question,
+        ..
+    } = event
+    {
+        return dns_failure(&t, rcode, query_id, server, &question, cgroups, clock);
+    }
     // Which process the event is about: the victim of an OOM kill, else the current task.
     let (attribution, kind) = match event {
         KernelEvent::Exec { filename, .. } => {
@@ -85,6 +99,7 @@ pub fn enrich(
                 }),
             )
         }
+        KernelEvent::DnsFailure { .. } => unreachable!("handled above"),
     };
     // Gone from procfs before we could look: the kernel's cgroup id still says where it ran.
     // (For an OOM kill that is the charging task, in the same memcg on cgroup v2.) Whether it
@@ -113,5 +128,41 @@ pub fn enrich(
         task: Some(task(&t, attribution.as_ref())),
         workload: Some(workload),
         kind: Some(kind),
+    }
+}
+
+/// A DNS failure has no task (softirq): it belongs to the asking socket's cgroup.
+fn dns_failure(
+    t: &TaskInfo,
+    rcode: u16,
+    query_id: u16,
+    server: std::net::IpAddr,
+    question: &[u8],
+    cgroups: &mut CgroupIndex,
+    clock: &BootClock,
+) -> v1::Event {
+    let path = cgroups.resolve(t.cgroup_id).unwrap_or_default();
+    let (query_name, query_type) = crate::metrics::names::dns_question(question);
+    v1::Event {
+        seq: 0,
+        kernel_time_ns: t.ktime_ns,
+        time_unix_ns: clock.to_unix_ns(t.ktime_ns),
+        task: Some(v1::Task {
+            cgroup_id: t.cgroup_id,
+            cgroup_path: path.clone(),
+            ..Default::default()
+        }),
+        workload: Some(wire_workload(
+            &workload_from_cgroup_path(&path, "unknown"),
+            false,
+        )),
+        kind: Some(v1::event::Kind::DnsFailure(v1::DnsFailure {
+            rcode: u32::from(rcode),
+            rcode_name: crate::metrics::names::rcode_name(rcode).to_string(),
+            query_name,
+            query_type: query_type.map_or(0, u32::from),
+            server: server.to_string(),
+            query_id: u32::from(query_id),
+        })),
     }
 }

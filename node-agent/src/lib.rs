@@ -6,5 +6,6 @@ pub mod clock;
 pub mod config;
 pub mod enrich;
 pub mod kernel;
+pub mod metrics;
 pub mod stream;
 pub mod telemetry;

@@ -11,12 +11,16 @@ use vigil_proto::v1::{
 
 use super::wire;
 use crate::{
-    domain::ingest::{now_unix_ns, IngestService},
+    domain::{
+        ingest::{now_unix_ns, IngestService},
+        metrics::MetricsService,
+    },
     ports::StoreError,
 };
 
 pub struct IngestApi {
     service: Arc<IngestService>,
+    metrics: Arc<MetricsService>,
     max_batch_events: usize,
 }
 
@@ -46,10 +50,16 @@ impl AgentIngest for IngestApi {
         let node = wire::node_info(request.get_ref(), now_unix_ns())
             .map_err(|e| Status::invalid_argument(format!("invalid NodeHello: {e}")))?;
         let service = self.service.clone();
-        let last_seq = blocking(move || service.hello(&node)).await?;
+        let metrics = self.metrics.clone();
+        let (last_seq, last_interval_seq) = blocking(move || {
+            let last_interval = metrics.last_interval_seq(&node.name)?;
+            Ok((service.hello(&node)?, last_interval))
+        })
+        .await?;
         Ok(Response::new(v1::HelloAck {
             last_seq,
             protocol_version: vigil_proto::PROTOCOL_VERSION,
+            last_interval_seq,
         }))
     }
 
@@ -70,15 +80,34 @@ impl AgentIngest for IngestApi {
             duplicates: outcome.stored.duplicates,
         }))
     }
+
+    async fn push_metrics(
+        &self,
+        request: Request<v1::MetricBatch>,
+    ) -> Result<Response<v1::MetricAck>, Status> {
+        let interval = wire::metric_batch(request.get_ref(), self.max_batch_events).map_err(|e| {
+            warn!(node = %request.get_ref().node_name, error = %e, "refused an invalid metric batch");
+            Status::invalid_argument(format!("invalid MetricBatch: {e}"))
+        })?;
+        let seq = interval.seq;
+        let metrics = self.metrics.clone();
+        let new = blocking(move || metrics.ingest(&interval)).await?;
+        Ok(Response::new(v1::MetricAck {
+            acked_interval_seq: seq,
+            duplicate: !new,
+        }))
+    }
 }
 
 pub fn server(
     service: Arc<IngestService>,
+    metrics: Arc<MetricsService>,
     max_batch_events: usize,
     max_message_bytes: usize,
 ) -> AgentIngestServer<IngestApi> {
     AgentIngestServer::new(IngestApi {
         service,
+        metrics,
         max_batch_events,
     })
     .max_decoding_message_size(max_message_bytes)

@@ -14,9 +14,16 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::{
         event::StoredEvent,
+        graph::to_dot,
         incident::{Incident, IncidentKind, IncidentStatus},
+        ingest::now_unix_ns,
+        metrics::MetricsService,
+        telemetry::SampleKind,
     },
-    ports::{EventQuery, EventStore, IncidentQuery, IncidentStore, NodeStore, StoreError},
+    ports::{
+        EventQuery, EventStore, IncidentQuery, IncidentStore, NodeStore, SampleQuery, StoreError,
+        TelemetryStore,
+    },
 };
 
 #[derive(Clone)]
@@ -24,6 +31,8 @@ pub struct ApiState {
     pub events: Arc<dyn EventStore>,
     pub incidents: Arc<dyn IncidentStore>,
     pub nodes: Arc<dyn NodeStore>,
+    pub telemetry: Arc<dyn TelemetryStore>,
+    pub metrics: Arc<MetricsService>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +41,8 @@ pub enum ApiError {
     BadParam { param: &'static str, reason: String },
     #[error("incident {0} not found")]
     NotFound(i64),
+    #[error("entity {0:?} is not in the service graph (see GET /api/v1/graph for the ids)")]
+    NoSuchEntity(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("request task failed: {0}")]
@@ -42,7 +53,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::BadParam { .. } => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NoSuchEntity(_) => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -83,7 +94,7 @@ pub struct EventParams {
     limit: Option<usize>,
 }
 
-const EVENT_KINDS: [&str; 3] = ["process_exec", "process_exit", "oom_kill"];
+const EVENT_KINDS: [&str; 4] = ["process_exec", "process_exit", "oom_kill", "dns_failure"];
 
 async fn list_events(
     State(s): State<ApiState>,
@@ -175,6 +186,78 @@ async fn list_nodes(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiE
     Ok(Json(blocking(move || Ok(s.nodes.list_nodes()?)).await?))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct GraphParams {
+    format: Option<String>,
+}
+
+/// The service graph as JSON, or Graphviz DOT with `?format=dot`.
+async fn graph(
+    State(s): State<ApiState>,
+    Query(p): Query<GraphParams>,
+) -> Result<Response, ApiError> {
+    let snapshot = s.metrics.snapshot(now_unix_ns());
+    match p.format.as_deref() {
+        None | Some("json") => Ok(Json(snapshot).into_response()),
+        Some("dot") => Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/vnd.graphviz; charset=utf-8",
+            )],
+            to_dot(&snapshot),
+        )
+            .into_response()),
+        Some(other) => Err(ApiError::BadParam {
+            param: "format",
+            reason: format!("{other:?}: use json or dot"),
+        }),
+    }
+}
+
+/// Everything that transitively depends on an entity (ids may contain `/`).
+async fn blast_radius(
+    State(s): State<ApiState>,
+    Path(entity): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.metrics
+        .blast_radius(&entity, now_unix_ns())
+        .map(Json)
+        .ok_or(ApiError::NoSuchEntity(entity))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SampleParams {
+    kind: Option<String>,
+    node: Option<String>,
+    workload: Option<String>,
+    since_unix_ns: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Stored metric samples (flows, syscalls, latency histograms, DNS), newest first.
+async fn list_samples(
+    State(s): State<ApiState>,
+    Query(p): Query<SampleParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let kind = match p.kind.as_deref() {
+        None => None,
+        Some(k) => Some(SampleKind::parse(k).ok_or_else(|| ApiError::BadParam {
+            param: "kind",
+            reason: format!("{k:?}: use flow, syscall, latency or dns"),
+        })?),
+    };
+    let query = SampleQuery {
+        kind,
+        node: p.node,
+        workload_key: p.workload,
+        since_unix_ns: p.since_unix_ns,
+        limit: limit(p.limit)?,
+    };
+    let store = s.telemetry.clone();
+    let samples = blocking(move || Ok(store.samples(&query)?)).await?;
+    Ok(Json(samples))
+}
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -182,5 +265,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/nodes", get(list_nodes))
+        .route("/api/v1/graph", get(graph))
+        .route("/api/v1/graph/blast-radius/{*entity}", get(blast_radius))
+        .route("/api/v1/samples", get(list_samples))
         .with_state(state)
 }

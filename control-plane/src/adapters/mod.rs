@@ -3,4 +3,5 @@
 pub mod grpc;
 pub mod http;
 pub mod sqlite;
+pub mod sqlite_telemetry;
 pub mod wire;

@@ -1,4 +1,5 @@
-//! The embedded store: one SQLite file (WAL) for events, incidents and nodes.
+//! The embedded store: one SQLite file (WAL) for events, incidents and nodes (metric
+//! intervals: `sqlite_telemetry`).
 //!
 //! Domain values that the store never filters on (workload details, event payloads, incident
 //! attributes) are kept as JSON; everything queried has its own column and index.
@@ -76,14 +77,14 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-fn backend(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(super) fn backend(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::Backend {
         action,
         source: Box::new(e),
     }
 }
 
-fn json_err(action: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
+pub(super) fn json_err(action: &'static str) -> impl FnOnce(serde_json::Error) -> StoreError {
     move |e| StoreError::Backend {
         action,
         source: Box::new(e),
@@ -111,12 +112,14 @@ impl SqliteStore {
             .map_err(backend("configuring the store"))?;
         conn.execute_batch(SCHEMA)
             .map_err(backend("creating the schema"))?;
+        conn.execute_batch(super::sqlite_telemetry::SCHEMA)
+            .map_err(backend("creating the telemetry schema"))?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

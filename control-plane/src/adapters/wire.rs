@@ -6,6 +6,10 @@ use crate::{
     domain::{
         event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
         ingest::Batch,
+        telemetry::{
+            DnsObservation, Endpoint, ErrnoCount, FlowCounts, FlowObservation, FlowRole, Histogram,
+            LatencyKind, LatencyObservation, MapUsage, MetricInterval, SyscallObservation,
+        },
     },
     ports::{AgentStats, NodeInfo},
 };
@@ -33,6 +37,12 @@ pub enum WireError {
     EmptyWorkloadKey { index: usize },
     #[error("batch has {count} events; the limit is {max} (configure ingest.max_batch_events)")]
     TooManyEvents { count: usize, max: usize },
+    #[error("{path}: {reason}")]
+    Sample { path: String, reason: String },
+    #[error("interval_seq must be at least 1")]
+    ZeroIntervalSeq,
+    #[error("batch has {count} samples; the limit is {max} (configure ingest.max_batch_events)")]
+    TooManySamples { count: usize, max: usize },
 }
 
 fn node_name(name: &str) -> Result<String, WireError> {
@@ -66,21 +76,37 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 fn workload(index: usize, w: &v1::Workload) -> Result<WorkloadRef, WireError> {
+    workload_ref(w).map_err(|e| match e {
+        BadWorkload::Kind(value) => WireError::UnknownWorkloadKind { index, value },
+        BadWorkload::EmptyKey => WireError::EmptyWorkloadKey { index },
+    })
+}
+
+enum BadWorkload {
+    Kind(i32),
+    EmptyKey,
+}
+
+impl std::fmt::Display for BadWorkload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Kind(v) => write!(f, "kind {v} is not a known WorkloadKind"),
+            Self::EmptyKey => write!(f, "key is empty"),
+        }
+    }
+}
+
+fn workload_ref(w: &v1::Workload) -> Result<WorkloadRef, BadWorkload> {
     let kind = match v1::WorkloadKind::try_from(w.kind) {
         Ok(v1::WorkloadKind::Host) => WorkloadKind::Host,
         Ok(v1::WorkloadKind::KubernetesContainer) => WorkloadKind::KubernetesContainer,
         Ok(v1::WorkloadKind::Container) => WorkloadKind::Container,
         Ok(v1::WorkloadKind::SystemdUnit) => WorkloadKind::SystemdUnit,
         Ok(v1::WorkloadKind::Cgroup) => WorkloadKind::Cgroup,
-        Ok(v1::WorkloadKind::Unspecified) | Err(_) => {
-            return Err(WireError::UnknownWorkloadKind {
-                index,
-                value: w.kind,
-            })
-        }
+        Ok(v1::WorkloadKind::Unspecified) | Err(_) => return Err(BadWorkload::Kind(w.kind)),
     };
     if w.key.is_empty() {
-        return Err(WireError::EmptyWorkloadKey { index });
+        return Err(BadWorkload::EmptyKey);
     }
     Ok(WorkloadRef {
         kind,
@@ -117,6 +143,13 @@ fn event(node: &str, index: usize, e: &v1::Event) -> Result<KernelEvent, WireErr
             file_rss_kb: x.file_rss_kb,
             shmem_rss_kb: x.shmem_rss_kb,
             oom_score_adj: x.oom_score_adj,
+        },
+        v1::event::Kind::DnsFailure(x) => EventKind::DnsFailure {
+            rcode: x.rcode,
+            rcode_name: x.rcode_name.clone(),
+            query_name: x.query_name.clone(),
+            query_type: x.query_type,
+            server: x.server.clone(),
         },
     };
     Ok(KernelEvent {
@@ -171,6 +204,155 @@ pub fn batch(b: &v1::EventBatch, max_events: usize) -> Result<Batch, WireError> 
             events_read: s.events_read,
             malformed: s.malformed,
         }),
+    })
+}
+
+/// Validates one metric interval; a bad sample refuses the whole interval, naming it.
+pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInterval, WireError> {
+    let node = node_name(&b.node_name)?;
+    if b.interval_seq == 0 {
+        return Err(WireError::ZeroIntervalSeq);
+    }
+    let count = b.flows.len() + b.syscalls.len() + b.latencies.len() + b.dns.len();
+    if count > max_samples {
+        return Err(WireError::TooManySamples {
+            count,
+            max: max_samples,
+        });
+    }
+    let bad = |path: String, reason: String| WireError::Sample { path, reason };
+    let wl = |path: String, w: &Option<v1::Workload>| match w {
+        None => Err(bad(path, "is missing".into())),
+        Some(w) => workload_ref(w).map_err(|e| bad(path, e.to_string())),
+    };
+    let endpoint = |path: String, e: &Option<v1::Endpoint>| -> Result<Endpoint, WireError> {
+        let e = e
+            .as_ref()
+            .ok_or_else(|| bad(path.clone(), "is missing".into()))?;
+        let ip = e.ip.parse().map_err(|_| {
+            bad(
+                format!("{path}.ip"),
+                format!("{:?} is not an IP address", e.ip),
+            )
+        })?;
+        let port = u16::try_from(e.port)
+            .map_err(|_| bad(format!("{path}.port"), format!("{} is not a port", e.port)))?;
+        Ok(Endpoint { ip, port })
+    };
+    let hist = |h: &Option<v1::Histogram>| {
+        h.as_ref().map_or_else(Histogram::default, |h| Histogram {
+            count: h.count,
+            sum_ns: h.sum_ns,
+            log2_buckets: h.log2_buckets.clone(),
+        })
+    };
+    let mut flows = Vec::with_capacity(b.flows.len());
+    for (i, f) in b.flows.iter().enumerate() {
+        let role = match v1::FlowRole::try_from(f.role) {
+            Ok(v1::FlowRole::Client) => FlowRole::Client,
+            Ok(v1::FlowRole::Server) => FlowRole::Server,
+            _ => {
+                return Err(bad(
+                    format!("flows[{i}].role"),
+                    format!("{} is not client or server", f.role),
+                ))
+            }
+        };
+        flows.push(FlowObservation {
+            workload: wl(format!("flows[{i}].workload"), &f.workload)?,
+            role,
+            local: endpoint(format!("flows[{i}].local"), &f.local)?,
+            remote: endpoint(format!("flows[{i}].remote"), &f.remote)?,
+            process: f.process.clone(),
+            counts: FlowCounts {
+                connects: f.connects,
+                established: f.established,
+                failed: f.failed,
+                closed: f.closed,
+                active: f.active,
+                bytes_sent: f.bytes_sent,
+                bytes_received: f.bytes_received,
+                packets_sent: f.packets_sent,
+                packets_received: f.packets_received,
+                retransmits: f.retransmits,
+                resets_sent: f.resets_sent,
+                resets_received: f.resets_received,
+                srtt_sum_us: f.srtt_sum_us,
+                srtt_samples: f.srtt_samples,
+            },
+        });
+    }
+    let mut syscalls = Vec::with_capacity(b.syscalls.len());
+    for (i, s) in b.syscalls.iter().enumerate() {
+        syscalls.push(SyscallObservation {
+            workload: wl(format!("syscalls[{i}].workload"), &s.workload)?,
+            nr: s.nr,
+            name: s.name.clone(),
+            errors: s.errors,
+            errors_by_errno: s
+                .errors_by_errno
+                .iter()
+                .map(|e| ErrnoCount {
+                    errno: e.errno,
+                    name: e.name.clone(),
+                    count: e.count,
+                })
+                .collect(),
+            latency: hist(&s.latency),
+        });
+    }
+    let mut latencies = Vec::with_capacity(b.latencies.len());
+    for (i, l) in b.latencies.iter().enumerate() {
+        let kind = match v1::LatencyKind::try_from(l.kind) {
+            Ok(v1::LatencyKind::RunQueue) => LatencyKind::RunQueue,
+            Ok(v1::LatencyKind::BlockIo) => LatencyKind::BlockIo,
+            _ => {
+                return Err(bad(
+                    format!("latencies[{i}].kind"),
+                    format!("{} is not a LatencyKind", l.kind),
+                ))
+            }
+        };
+        latencies.push(LatencyObservation {
+            workload: wl(format!("latencies[{i}].workload"), &l.workload)?,
+            kind,
+            device: l.device.clone(),
+            latency: hist(&l.latency),
+        });
+    }
+    let mut dns = Vec::with_capacity(b.dns.len());
+    for (i, d) in b.dns.iter().enumerate() {
+        dns.push(DnsObservation {
+            workload: wl(format!("dns[{i}].workload"), &d.workload)?,
+            queries: d.queries,
+            answers: d.answers,
+            nxdomain: d.nxdomain,
+            servfail: d.servfail,
+            other_errors: d.other_errors,
+            timeouts: d.timeouts,
+            latency: hist(&d.latency),
+        });
+    }
+    Ok(MetricInterval {
+        node,
+        seq: b.interval_seq,
+        start_unix_ns: b.start_unix_ns,
+        end_unix_ns: b.end_unix_ns,
+        flows,
+        syscalls,
+        latencies,
+        dns,
+        maps: b
+            .maps
+            .iter()
+            .map(|m| MapUsage {
+                name: m.name.clone(),
+                capacity: m.capacity,
+                entries: m.entries,
+                inserted: m.inserted,
+                evicted: m.evicted,
+            })
+            .collect(),
     })
 }
 

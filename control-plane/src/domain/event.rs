@@ -74,6 +74,14 @@ pub enum EventKind {
         shmem_rss_kb: u64,
         oom_score_adj: i32,
     },
+    /// A DNS answer with a failing rcode, attributed to the asking workload.
+    DnsFailure {
+        rcode: u32,
+        rcode_name: String,
+        query_name: String,
+        query_type: u32,
+        server: String,
+    },
 }
 
 impl EventKind {
@@ -82,6 +90,7 @@ impl EventKind {
             Self::ProcessExec { .. } => "process_exec",
             Self::ProcessExit { .. } => "process_exit",
             Self::OomKill { .. } => "oom_kill",
+            Self::DnsFailure { .. } => "dns_failure",
         }
     }
 }

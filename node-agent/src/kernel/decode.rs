@@ -3,7 +3,8 @@
 use std::mem::size_of;
 
 use node_agent_common::{
-    EventHeader, EventKind, OomKill, ProcessExec, ProcessExit, EXIT_FLAG_CODE, EXIT_FLAG_SIGNALED,
+    DnsFailure, EventHeader, EventKind, OomKill, ProcessExec, ProcessExit, EXIT_FLAG_CODE,
+    EXIT_FLAG_SIGNALED,
 };
 
 /// A decoded kernel record.
@@ -21,6 +22,15 @@ pub enum KernelEvent {
     Oom {
         task: TaskInfo,
         victim: OomVictim,
+    },
+    /// A failing DNS answer; `task` carries only the asking socket's cgroup.
+    DnsFailure {
+        task: TaskInfo,
+        rcode: u16,
+        query_id: u16,
+        server: std::net::IpAddr,
+        /// Wire-format question section, possibly truncated.
+        question: Vec<u8>,
     },
 }
 
@@ -49,7 +59,10 @@ pub struct OomVictim {
 impl KernelEvent {
     pub fn task(&self) -> &TaskInfo {
         match self {
-            Self::Exec { task, .. } | Self::Exit { task, .. } | Self::Oom { task, .. } => task,
+            Self::Exec { task, .. }
+            | Self::Exit { task, .. }
+            | Self::Oom { task, .. }
+            | Self::DnsFailure { task, .. } => task,
         }
     }
 }
@@ -134,6 +147,17 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                     shmem_rss_kb: e.shmem_rss_kb,
                     oom_score_adj: e.oom_score_adj,
                 },
+            }
+        }
+        EventKind::DnsFailure => {
+            let e: DnsFailure = read(bytes, kind)?;
+            let len = usize::from(e.question_len).min(e.question.len());
+            KernelEvent::DnsFailure {
+                task: task(&e.header),
+                rcode: e.rcode,
+                query_id: e.query_id,
+                server: crate::metrics::flows::ip(e.server_addr),
+                question: e.question[..len].to_vec(),
             }
         }
     })

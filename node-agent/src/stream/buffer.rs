@@ -16,29 +16,40 @@ use std::{
 use tokio::sync::Notify;
 use vigil_proto::v1;
 
-pub struct EventBuffer {
-    queue: Mutex<VecDeque<v1::Event>>,
+/// A bounded FIFO that drops its oldest item when full. Events by default; metric batches
+/// use it too.
+pub struct EventBuffer<T = v1::Event> {
+    queue: Mutex<VecDeque<T>>,
     capacity: usize,
     dropped: AtomicU64,
     notify: Notify,
+    /// What the items are, for the warning.
+    what: &'static str,
 }
 
-impl EventBuffer {
+impl EventBuffer<v1::Event> {
     pub fn new(capacity: usize) -> Self {
+        Self::of("events", capacity)
+    }
+}
+
+impl<T> EventBuffer<T> {
+    pub fn of(what: &'static str, capacity: usize) -> Self {
         Self {
             queue: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))),
             capacity,
             dropped: AtomicU64::new(0),
             notify: Notify::new(),
+            what,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<v1::Event>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
         // A poisoned lock only means another thread panicked mid-push; the queue is intact.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn push(&self, event: v1::Event) {
+    pub fn push(&self, event: T) {
         let mut q = self.lock();
         if q.len() >= self.capacity {
             q.pop_front();
@@ -47,7 +58,8 @@ impl EventBuffer {
                 tracing::warn!(
                     dropped_total = n,
                     capacity = self.capacity,
-                    "agent buffer full: dropping oldest events"
+                    "agent buffer full: dropping the oldest {}",
+                    self.what
                 );
             }
         }
@@ -68,9 +80,20 @@ impl EventBuffer {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Waits for the oldest item and takes it.
+    pub async fn pop(&self) -> T {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(item) = self.lock().pop_front() {
+                return item;
+            }
+            notified.await;
+        }
+    }
+
     /// Waits for at least one event, then up to `linger` for the batch to fill to `max`,
     /// and takes up to `max` events.
-    pub async fn next_batch(&self, max: usize, linger: Duration) -> Vec<v1::Event> {
+    pub async fn next_batch(&self, max: usize, linger: Duration) -> Vec<T> {
         loop {
             // Register interest before checking, so a push between check and wait is not lost.
             let notified = self.notify.notified();

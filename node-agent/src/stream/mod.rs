@@ -1,4 +1,6 @@
-//! Getting events to the control plane: a bounded buffer and the gRPC shipper.
+//! Getting events and metrics to the control plane: bounded buffers and the gRPC shippers.
 
 pub mod buffer;
+pub mod connection;
+pub mod metrics_shipper;
 pub mod shipper;

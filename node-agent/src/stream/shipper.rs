@@ -14,18 +14,17 @@ use std::{
 };
 
 use tonic::{
-    codec::CompressionEncoding,
     transport::{Channel, Endpoint},
     Code,
 };
 use tracing::{debug, error, info, warn};
 use vigil_proto::v1::{self, agent_ingest_client::AgentIngestClient};
 
-use super::buffer::EventBuffer;
-use crate::{
-    config::{AgentConfig, Compression},
-    kernel::reader::ReaderStats,
+use super::{
+    buffer::EventBuffer,
+    connection::{connect, endpoint, error_chain},
 };
+use crate::{config::AgentConfig, kernel::reader::ReaderStats};
 
 /// What the shipper is doing, for health reporting and draining at shutdown.
 #[derive(Debug, Default)]
@@ -55,18 +54,6 @@ enum Outcome {
     Reconnect(tonic::Status),
 }
 
-/// `error: cause: cause…` — tonic's transport errors say only "transport error" on top.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl Shipper {
     /// Fails only on an endpoint that is not a URI (config validation already refuses those).
     pub fn new(
@@ -75,10 +62,7 @@ impl Shipper {
         buffer: Arc<EventBuffer>,
         reader_stats: Arc<ReaderStats>,
     ) -> Result<Self, tonic::transport::Error> {
-        let cp = &config.control_plane;
-        let endpoint = Endpoint::from_shared(cp.endpoint.clone())?
-            .connect_timeout(Duration::from_millis(cp.connect_timeout_ms))
-            .timeout(Duration::from_millis(cp.request_timeout_ms));
+        let endpoint = endpoint(&config)?;
         Ok(Self {
             config,
             endpoint,
@@ -99,17 +83,7 @@ impl Shipper {
     }
 
     async fn connect(&self) -> Result<AgentIngestClient<Channel>, tonic::transport::Error> {
-        let channel = self.endpoint.connect().await?;
-        let client = AgentIngestClient::new(channel).max_decoding_message_size(1 << 20);
-        Ok(match self.config.control_plane.compression {
-            Compression::None => client,
-            Compression::Gzip => client
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip),
-            Compression::Zstd => client
-                .send_compressed(CompressionEncoding::Zstd)
-                .accept_compressed(CompressionEncoding::Zstd),
-        })
+        connect(&self.endpoint, self.config.control_plane.compression).await
     }
 
     /// Runs until the task is dropped.

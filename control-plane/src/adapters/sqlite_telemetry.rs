@@ -1,0 +1,204 @@
+//! Metric intervals in the SQLite store: one row per (node, interval) for deduplication and
+//! one row per sample, its observation kept as JSON and its kind, workload and time indexed.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::sqlite::{backend, json_err, SqliteStore};
+use crate::{
+    domain::telemetry::{FlowObservation, MetricInterval, SampleKind, StoredSample},
+    ports::{SampleQuery, StoreError, TelemetryStore},
+};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS metric_intervals (
+    node TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    start_unix_ns INTEGER NOT NULL,
+    end_unix_ns INTEGER NOT NULL,
+    maps TEXT NOT NULL,
+    PRIMARY KEY (node, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS metric_intervals_by_end ON metric_intervals (end_unix_ns);
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,
+    interval_seq INTEGER NOT NULL,
+    start_unix_ns INTEGER NOT NULL,
+    end_unix_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    workload_key TEXT NOT NULL,
+    sample TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_by_kind ON samples (kind, end_unix_ns);
+CREATE INDEX IF NOT EXISTS samples_by_workload ON samples (workload_key, end_unix_ns);
+CREATE INDEX IF NOT EXISTS samples_by_interval ON samples (node, interval_seq);
+";
+
+impl SqliteStore {
+    /// Deletes intervals and samples that ended before `before_unix_ns`; returns samples
+    /// deleted.
+    pub fn prune_samples(&self, before_unix_ns: i64) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .execute(
+                "DELETE FROM samples WHERE end_unix_ns < ?1",
+                [before_unix_ns],
+            )
+            .map_err(backend("pruning samples"))?;
+        conn.execute(
+            "DELETE FROM metric_intervals WHERE end_unix_ns < ?1 AND seq < \
+             (SELECT MAX(seq) FROM metric_intervals m2 WHERE m2.node = metric_intervals.node)",
+            [before_unix_ns],
+        )
+        .map_err(backend("pruning intervals"))?;
+        Ok(n)
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(json_err("encoding a sample"))
+}
+
+impl TelemetryStore for SqliteStore {
+    fn insert_interval(&self, i: &MetricInterval) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(backend("starting a transaction"))?;
+        let maps = serde_json::to_string(&i.maps).map_err(json_err("encoding map usage"))?;
+        let new = tx
+            .execute(
+                "INSERT OR IGNORE INTO metric_intervals (node, seq, start_unix_ns, end_unix_ns, maps) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![i.node, i.seq as i64, i.start_unix_ns, i.end_unix_ns, maps],
+            )
+            .map_err(backend("inserting an interval"))?
+            == 1;
+        if new {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO samples (node, interval_seq, start_unix_ns, end_unix_ns, kind, \
+                     workload_key, sample) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(backend("preparing the sample insert"))?;
+            let mut put = |kind: SampleKind, key: &str, json: String| {
+                stmt.execute(params![
+                    i.node,
+                    i.seq as i64,
+                    i.start_unix_ns,
+                    i.end_unix_ns,
+                    kind.as_str(),
+                    key,
+                    json
+                ])
+                .map(|_| ())
+                .map_err(backend("inserting a sample"))
+            };
+            for f in &i.flows {
+                put(SampleKind::Flow, &f.workload.key, encode(f)?)?;
+            }
+            for x in &i.syscalls {
+                put(SampleKind::Syscall, &x.workload.key, encode(x)?)?;
+            }
+            for l in &i.latencies {
+                put(SampleKind::Latency, &l.workload.key, encode(l)?)?;
+            }
+            for d in &i.dns {
+                put(SampleKind::Dns, &d.workload.key, encode(d)?)?;
+            }
+        }
+        tx.commit().map_err(backend("committing an interval"))?;
+        Ok(new)
+    }
+
+    fn last_interval_seq(&self, node: &str) -> Result<u64, StoreError> {
+        let last: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT MAX(seq) FROM metric_intervals WHERE node = ?1",
+                [node],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend("reading the last interval"))?
+            .flatten();
+        Ok(last.map_or(0, |s| s as u64))
+    }
+
+    fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, sample \
+                 FROM samples WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR node = ?2) \
+                 AND (?3 IS NULL OR workload_key = ?3) AND (?4 IS NULL OR end_unix_ns >= ?4) \
+                 ORDER BY end_unix_ns DESC, id DESC LIMIT ?5",
+            )
+            .map_err(backend("preparing the sample query"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    q.kind.map(SampleKind::as_str),
+                    q.node,
+                    q.workload_key,
+                    q.since_unix_ns,
+                    q.limit as i64
+                ],
+                |r| {
+                    let kind: String = r.get(4)?;
+                    let text: String = r.get(6)?;
+                    Ok(StoredSample {
+                        node: r.get(0)?,
+                        interval_seq: r.get::<_, i64>(1)? as u64,
+                        start_unix_ns: r.get(2)?,
+                        end_unix_ns: r.get(3)?,
+                        kind: SampleKind::parse(&kind).unwrap_or(SampleKind::Flow),
+                        workload_key: r.get(5)?,
+                        sample: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+                    })
+                },
+            )
+            .map_err(backend("querying samples"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("reading samples"))
+    }
+
+    fn intervals_since(&self, since: i64) -> Result<Vec<MetricInterval>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT i.node, i.seq, i.start_unix_ns, i.end_unix_ns, s.sample \
+                 FROM metric_intervals i LEFT JOIN samples s \
+                 ON s.node = i.node AND s.interval_seq = i.seq AND s.kind = 'flow' \
+                 WHERE i.end_unix_ns >= ?1 ORDER BY i.end_unix_ns, i.node, i.seq",
+            )
+            .map_err(backend("preparing the interval query"))?;
+        let mut rows = stmt.query([since]).map_err(backend("querying intervals"))?;
+        let mut out: Vec<MetricInterval> = Vec::new();
+        while let Some(r) = rows.next().map_err(backend("reading intervals"))? {
+            let node: String = r.get(0).map_err(backend("reading intervals"))?;
+            let seq = r.get::<_, i64>(1).map_err(backend("reading intervals"))? as u64;
+            let flow: Option<String> = r.get(4).map_err(backend("reading intervals"))?;
+            let same = out.last().is_some_and(|l| l.node == node && l.seq == seq);
+            if !same {
+                out.push(MetricInterval {
+                    node,
+                    seq,
+                    start_unix_ns: r.get(2).map_err(backend("reading intervals"))?,
+                    end_unix_ns: r.get(3).map_err(backend("reading intervals"))?,
+                    flows: Vec::new(),
+                    syscalls: Vec::new(),
+                    latencies: Vec::new(),
+                    dns: Vec::new(),
+                    maps: Vec::new(),
+                });
+            }
+            if let (Some(text), Some(last)) = (flow, out.last_mut()) {
+                let f: FlowObservation =
+                    serde_json::from_str(&text).map_err(json_err("decoding a stored flow"))?;
+                last.flows.push(f);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,289 @@
+//! Packets of every socket on the node, seen by cgroup_skb programs attached to the cgroup v2
+//! root: bytes and packets per TCP connection, the owning socket's cgroup (also for accepted
+//! sockets, whose state changes run in softirq context), and DNS over UDP port 53.
+//!
+//! `skb->data` starts at the network header here. The programs never drop: they return 1.
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_skb_cgroup_id, bpf_skb_load_bytes},
+    },
+    macros::cgroup_skb,
+    programs::SkBuffContext,
+};
+use node_agent_common::{
+    map_slot, DnsFailure, DnsQueryKey, DnsStats, EventKind, FlowKey, FlowStats, DNS_QUESTION_LEN,
+    ROLE_CLIENT, ROLE_SERVER,
+};
+
+use crate::{
+    agg::{atomic_add, get_or_insert, record},
+    emit::reserve,
+    maps::{DNS, DNS_PENDING, FLOWS},
+    tcp::v4_mapped,
+};
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const DNS_PORT: u16 = 53;
+const TCP_FLAG_SYN: u8 = 0x02;
+const TCP_FLAG_ACK: u8 = 0x10;
+const DNS_HEADER_LEN: usize = 12;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[cgroup_skb(ingress)]
+pub fn vigil_skb_ingress(ctx: SkBuffContext) -> i32 {
+    let _ = account(&ctx, Direction::Ingress);
+    1
+}
+
+#[cgroup_skb(egress)]
+pub fn vigil_skb_egress(ctx: SkBuffContext) -> i32 {
+    let _ = account(&ctx, Direction::Egress);
+    1
+}
+
+/// Source and destination of the packet and where its transport header starts.
+struct Packet {
+    proto: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    l4: usize,
+}
+
+#[inline(always)]
+fn parse_ip(ctx: &SkBuffContext) -> Option<Packet> {
+    match u16::from_be(ctx.skb.protocol() as u16) {
+        ETH_P_IP => {
+            let ver_ihl: u8 = ctx.load(0).ok()?;
+            Some(Packet {
+                proto: ctx.load(9).ok()?,
+                src: v4_mapped(ctx.load(12).ok()?),
+                dst: v4_mapped(ctx.load(16).ok()?),
+                l4: usize::from(ver_ihl & 0x0f) * 4,
+            })
+        }
+        // Extension headers are not followed: TCP/UDP directly after the fixed header.
+        ETH_P_IPV6 => Some(Packet {
+            proto: ctx.load(6).ok()?,
+            src: ctx.load(8).ok()?,
+            dst: ctx.load(24).ok()?,
+            l4: 40,
+        }),
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn account(ctx: &SkBuffContext, dir: Direction) -> Option<()> {
+    let p = parse_ip(ctx)?;
+    let sport = u16::from_be(ctx.load::<u16>(p.l4).ok()?);
+    let dport = u16::from_be(ctx.load::<u16>(p.l4 + 2).ok()?);
+    let (local_addr, remote_addr, local_port, remote_port) = match dir {
+        Direction::Egress => (p.src, p.dst, sport, dport),
+        Direction::Ingress => (p.dst, p.src, dport, sport),
+    };
+    // SAFETY: the context pointer is the program's own `__sk_buff`.
+    let cgroup = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
+    match p.proto {
+        IPPROTO_TCP => {
+            let key = FlowKey {
+                local_addr,
+                remote_addr,
+                local_port,
+                remote_port,
+                _pad: 0,
+            };
+            tcp_packet(ctx, &key, cgroup, dir, p.l4)
+        }
+        IPPROTO_UDP if dir == Direction::Egress && remote_port == DNS_PORT => {
+            dns_query(ctx, cgroup, local_port, p.l4 + 8)
+        }
+        IPPROTO_UDP if dir == Direction::Ingress && remote_port == DNS_PORT => {
+            dns_answer(ctx, cgroup, local_port, &remote_addr, p.l4 + 8)
+        }
+        _ => None,
+    }
+}
+
+#[inline(always)]
+fn tcp_packet(
+    ctx: &SkBuffContext,
+    key: &FlowKey,
+    cgroup: u64,
+    dir: Direction,
+    l4: usize,
+) -> Option<()> {
+    let len = u64::from(ctx.len());
+    let flags: u8 = ctx.load(l4 + 13).ok()?;
+    let f = match FLOWS.get_ptr_mut(key) {
+        Some(f) => f,
+        None => {
+            // Start tracking at a SYN (the role is then known) or at a data segment of a
+            // connection opened before the agent. Bare ACKs/FINs after close do not revive it.
+            let syn = flags & TCP_FLAG_SYN != 0 && flags & TCP_FLAG_ACK == 0;
+            let data_offset = usize::from(ctx.load::<u8>(l4 + 12).ok()? >> 4) * 4;
+            let has_data = u64::from(ctx.len()) > (l4 + data_offset) as u64;
+            if !syn && !has_data {
+                return None;
+            }
+            let role = match (syn, dir) {
+                (true, Direction::Egress) => ROLE_CLIENT,
+                (true, Direction::Ingress) => ROLE_SERVER,
+                _ => 0,
+            };
+            // SAFETY: helper without preconditions.
+            let now = unsafe { bpf_ktime_get_ns() };
+            let init = FlowStats::new(cgroup, 0, role, now);
+            get_or_insert!(FLOWS, key, &init, map_slot::FLOWS)?
+        }
+    };
+    // SAFETY: live map value; counters are shared between CPUs, hence atomic adds.
+    unsafe {
+        if (*f).cgroup_id == 0 {
+            (*f).cgroup_id = cgroup;
+        }
+        match dir {
+            Direction::Egress => {
+                atomic_add(&mut (*f).bytes_sent, len);
+                atomic_add(&mut (*f).packets_sent, 1);
+            }
+            Direction::Ingress => {
+                atomic_add(&mut (*f).bytes_received, len);
+                atomic_add(&mut (*f).packets_received, 1);
+            }
+        }
+    }
+    Some(())
+}
+
+#[inline(always)]
+fn dns_stats(cgroup: u64) -> Option<*mut DnsStats> {
+    get_or_insert!(DNS, &cgroup, &DnsStats::ZERO, map_slot::DNS)
+}
+
+#[inline(always)]
+fn dns_query(ctx: &SkBuffContext, cgroup: u64, local_port: u16, dns: usize) -> Option<()> {
+    let id = u16::from_be(ctx.load::<u16>(dns).ok()?);
+    let flags = u16::from_be(ctx.load::<u16>(dns + 2).ok()?);
+    if flags & 0x8000 != 0 {
+        return None; // a response leaving: this node serves DNS, not our concern here
+    }
+    let key = DnsQueryKey {
+        cgroup_id: cgroup,
+        local_port,
+        id,
+        _pad: 0,
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if DNS_PENDING.insert(&key, &now, 0).is_ok() {
+        crate::agg::count_insert(map_slot::DNS_PENDING);
+    }
+    let s = dns_stats(cgroup)?;
+    // SAFETY: per-CPU map value.
+    unsafe { (*s).queries += 1 };
+    Some(())
+}
+
+#[inline(always)]
+fn dns_answer(
+    ctx: &SkBuffContext,
+    cgroup: u64,
+    local_port: u16,
+    server: &[u8; 16],
+    dns: usize,
+) -> Option<()> {
+    let id = u16::from_be(ctx.load::<u16>(dns).ok()?);
+    let flags = u16::from_be(ctx.load::<u16>(dns + 2).ok()?);
+    if flags & 0x8000 == 0 {
+        return None;
+    }
+    let key = DnsQueryKey {
+        cgroup_id: cgroup,
+        local_port,
+        id,
+        _pad: 0,
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out before removal.
+    let sent = unsafe { DNS_PENDING.get(&key).copied() };
+    let _ = DNS_PENDING.remove(&key);
+    let rcode = flags & 0x000f;
+    let s = dns_stats(cgroup)?;
+    // SAFETY: per-CPU map value.
+    unsafe {
+        (*s).answers += 1;
+        match rcode {
+            0 => {}
+            2 => (*s).servfail += 1,
+            3 => (*s).nxdomain += 1,
+            _ => (*s).other_errors += 1,
+        }
+        if let Some(sent) = sent {
+            record(&mut (*s).latency, now.saturating_sub(sent));
+        }
+    }
+    if rcode != 0 {
+        dns_failure(ctx, cgroup, id, rcode, server, dns);
+    }
+    Some(())
+}
+
+/// Sends the failed name to user space: answers echo the question right after the header.
+#[inline(always)]
+fn dns_failure(
+    ctx: &SkBuffContext,
+    cgroup: u64,
+    id: u16,
+    rcode: u16,
+    server: &[u8; 16],
+    dns: usize,
+) {
+    let Some(mut entry) = reserve::<DnsFailure>(EventKind::DnsFailure) else {
+        return;
+    };
+    let e = entry.as_mut_ptr();
+    let q = dns + DNS_HEADER_LEN;
+    // SAFETY: exclusively owned reserved record.
+    unsafe {
+        let h = &mut (*e).header;
+        h.kind = EventKind::DnsFailure as u32;
+        h.cpu = aya_ebpf::helpers::bpf_get_smp_processor_id();
+        h.ktime_ns = bpf_ktime_get_ns();
+        h.cgroup_id = cgroup;
+        h.pid = 0;
+        h.tgid = 0;
+        h.comm = [0; 16];
+        (*e).rcode = rcode;
+        (*e).query_id = id;
+        (*e).server_port = DNS_PORT;
+        (*e).server_addr = *server;
+        // Constant lengths only (the verifier refuses a length that may be zero): the largest
+        // that fits. A failed load leaves the buffer unspecified, hence the length 0.
+        let avail = (ctx.len() as usize).saturating_sub(q);
+        let question = (*e).question.as_mut_ptr().cast::<c_void>();
+        let skb = ctx.skb.skb.cast::<c_void>();
+        let load = |len: u32| bpf_skb_load_bytes(skb, q as u32, question, len) == 0;
+        (*e).question_len = if avail >= DNS_QUESTION_LEN && load(DNS_QUESTION_LEN as u32) {
+            DNS_QUESTION_LEN as u16
+        } else if avail >= 32 && load(32) {
+            32
+        } else if avail >= 16 && load(16) {
+            16
+        } else {
+            0
+        };
+    }
+    entry.submit(0);
+}

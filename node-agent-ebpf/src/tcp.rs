@@ -1,0 +1,221 @@
+//! TCP connection lifecycle and health from the `sock` and `tcp` tracepoints, added into
+//! `FLOWS` by 4-tuple. Addresses come from the tracepoint itself, so these work in softirq
+//! context where `current` is an unrelated task.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use node_agent_common::{
+    map_slot, FlowKey, FlowStats, SockTupleLayout, FIELD_ABSENT, FLOW_CLOSED, FLOW_ESTABLISHED,
+    FLOW_FAILED, ROLE_CLIENT, ROLE_SERVER, TUPLE_SOCKADDR,
+};
+
+use crate::{
+    agg::{atomic_add, get_or_insert},
+    maps::{FLOWS, TELEMETRY_LAYOUT},
+};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const IPPROTO_TCP: u16 = 6;
+
+// Kernel TCP states (include/net/tcp_states.h).
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
+const TCP_CLOSE: i32 = 7;
+const TCP_LISTEN: i32 = 10;
+
+/// `a.b.c.d` as `::ffff:a.b.c.d`.
+#[inline(always)]
+pub fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
+}
+
+/// Reads one `sockaddr_in`/`sockaddr_in6` at `off`: (address, host-order port).
+#[inline(always)]
+fn read_sockaddr(ctx: &TracePointContext, off: u32) -> Option<([u8; 16], u16)> {
+    let off = off as usize;
+    // SAFETY: offsets come from this kernel's tracefs format; reads are bounds-checked.
+    unsafe {
+        let family = ctx.read_at::<u16>(off).ok()?;
+        let port = u16::from_be(ctx.read_at::<u16>(off + 2).ok()?);
+        match family {
+            AF_INET => Some((v4_mapped(ctx.read_at::<[u8; 4]>(off + 4).ok()?), port)),
+            AF_INET6 => Some((ctx.read_at::<[u8; 16]>(off + 8).ok()?, port)),
+            _ => None,
+        }
+    }
+}
+
+/// The connection this tracepoint is about, from the local side. `None` for other families or
+/// when this kernel lacks the fields.
+#[inline(always)]
+pub fn read_tuple(ctx: &TracePointContext, t: &SockTupleLayout) -> Option<FlowKey> {
+    if t.mode == FIELD_ABSENT {
+        return None;
+    }
+    if t.mode == TUPLE_SOCKADDR {
+        let (local_addr, local_port) = read_sockaddr(ctx, t.saddr)?;
+        let (remote_addr, remote_port) = read_sockaddr(ctx, t.daddr)?;
+        return Some(FlowKey {
+            local_addr,
+            remote_addr,
+            local_port,
+            remote_port,
+            _pad: 0,
+        });
+    }
+    // SAFETY: as above.
+    unsafe {
+        let family = ctx.read_at::<u16>(t.family as usize).ok()?;
+        let (local_addr, remote_addr) = match family {
+            AF_INET => (
+                v4_mapped(ctx.read_at::<[u8; 4]>(t.saddr as usize).ok()?),
+                v4_mapped(ctx.read_at::<[u8; 4]>(t.daddr as usize).ok()?),
+            ),
+            AF_INET6 => (
+                ctx.read_at::<[u8; 16]>(t.saddr_v6 as usize).ok()?,
+                ctx.read_at::<[u8; 16]>(t.daddr_v6 as usize).ok()?,
+            ),
+            _ => return None,
+        };
+        Some(FlowKey {
+            local_addr,
+            remote_addr,
+            local_port: ctx.read_at::<u16>(t.sport as usize).ok()?,
+            remote_port: ctx.read_at::<u16>(t.dport as usize).ok()?,
+            _pad: 0,
+        })
+    }
+}
+
+#[tracepoint]
+pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let l = TELEMETRY_LAYOUT.load();
+    // SAFETY: offsets from this kernel's tracefs.
+    let (protocol, old, new) = unsafe {
+        (
+            ctx.read_at::<u16>(l.state_protocol as usize).unwrap_or(0),
+            ctx.read_at::<i32>(l.state_old as usize).unwrap_or(0),
+            ctx.read_at::<i32>(l.state_new as usize).unwrap_or(0),
+        )
+    };
+    if protocol != IPPROTO_TCP || old == TCP_LISTEN || new == TCP_LISTEN {
+        return 0;
+    }
+    let Some(key) = read_tuple(&ctx, &l.state) else {
+        return 0;
+    };
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if old == TCP_CLOSE && new == TCP_SYN_SENT {
+        // connect(): the only transition that runs in the connecting task's context.
+        let pid_tgid = bpf_get_current_pid_tgid();
+        // SAFETY: helper without preconditions.
+        let cgroup = unsafe { bpf_get_current_cgroup_id() };
+        let init = FlowStats::new(cgroup, (pid_tgid >> 32) as u32, ROLE_CLIENT, now);
+        if let Some(f) = get_or_insert!(FLOWS, &key, &init, map_slot::FLOWS) {
+            // SAFETY: live map value. A reused tuple takes the new owner.
+            unsafe {
+                (*f).cgroup_id = cgroup;
+                (*f).tgid = (pid_tgid >> 32) as u32;
+                (*f).role = ROLE_CLIENT;
+                (*f).flags = 0;
+                (*f).last_ns = now;
+            }
+        }
+        return 0;
+    }
+    if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
+        // A listener's child socket; its cgroup is filled in by the cgroup_skb programs.
+        let init = FlowStats::new(0, 0, ROLE_SERVER, now);
+        if let Some(f) = get_or_insert!(FLOWS, &key, &init, map_slot::FLOWS) {
+            // SAFETY: live map value.
+            unsafe {
+                (*f).role = ROLE_SERVER;
+                (*f).flags |= FLOW_ESTABLISHED;
+                (*f).last_ns = now;
+            }
+        }
+        return 0;
+    }
+    let Some(f) = FLOWS.get_ptr_mut(&key) else {
+        return 0;
+    };
+    // SAFETY: live map value; one socket's state changes are serialised by its lock.
+    unsafe {
+        (*f).last_ns = now;
+        if new == TCP_ESTABLISHED {
+            (*f).flags |= FLOW_ESTABLISHED;
+        } else if new == TCP_CLOSE {
+            (*f).flags |= if old == TCP_SYN_SENT {
+                FLOW_FAILED
+            } else {
+                FLOW_CLOSED
+            };
+        }
+    }
+    0
+}
+
+/// Adds one to a counter of the connection the tracepoint names.
+#[inline(always)]
+fn bump(ctx: &TracePointContext, t: &SockTupleLayout, field: fn(&mut FlowStats) -> *mut u64) {
+    let Some(key) = read_tuple(ctx, t) else {
+        return;
+    };
+    if let Some(f) = FLOWS.get_ptr_mut(&key) {
+        // SAFETY: live map value.
+        unsafe { atomic_add(field(&mut *f), 1) };
+    }
+}
+
+#[tracepoint]
+pub fn vigil_tcp_retransmit(ctx: TracePointContext) -> u32 {
+    bump(&ctx, &TELEMETRY_LAYOUT.load().retransmit, |f| {
+        &mut f.retransmits
+    });
+    0
+}
+
+#[tracepoint]
+pub fn vigil_tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    bump(&ctx, &TELEMETRY_LAYOUT.load().receive_reset, |f| {
+        &mut f.resets_received
+    });
+    0
+}
+
+#[tracepoint]
+pub fn vigil_tcp_send_reset(ctx: TracePointContext) -> u32 {
+    bump(&ctx, &TELEMETRY_LAYOUT.load().send_reset, |f| {
+        &mut f.resets_sent
+    });
+    0
+}
+
+/// Fires for each segment received on an established connection; carries the smoothed RTT.
+#[tracepoint]
+pub fn vigil_tcp_probe(ctx: TracePointContext) -> u32 {
+    let l = TELEMETRY_LAYOUT.load();
+    let Some(key) = read_tuple(&ctx, &l.probe) else {
+        return 0;
+    };
+    let Some(f) = FLOWS.get_ptr_mut(&key) else {
+        return 0;
+    };
+    // SAFETY: offset from tracefs; live map value.
+    unsafe {
+        let srtt = ctx.read_at::<u32>(l.probe_srtt as usize).unwrap_or(0);
+        if srtt != 0 {
+            atomic_add(&mut (*f).srtt_sum_us, u64::from(srtt));
+            atomic_add(&mut (*f).srtt_samples, 1);
+        }
+    }
+    0
+}

@@ -1,0 +1,332 @@
+//! One interval: drain every aggregate map, attribute to workloads, build a `MetricBatch`.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{MapData, PerCpuHashMap};
+use node_agent_common::{
+    map_slot, BlockKey, DnsStats, LatencyHist, SyscallErrorKey, SyscallKey, SyscallStats,
+    ROLE_CLIENT,
+};
+use tracing::debug;
+use vigil_proto::v1;
+
+use super::{
+    delta::{Counters, DeltaTracker},
+    flows::{EdgeKey, EdgeTotals, FlowTracker},
+    kernel_maps::{
+        read_hash, read_per_cpu, sum_dns, sum_hist, sum_syscalls, sum_u64, AggregateMaps,
+        USAGE_SLOTS,
+    },
+    names::{errno_name, syscall_name},
+};
+use crate::{
+    attribution::{workload::workload_from_cgroup_path, CgroupIndex},
+    config::TelemetryConfig,
+    enrich::wire_workload,
+};
+
+pub struct Collector {
+    maps: AggregateMaps,
+    config: TelemetryConfig,
+    proc_root: PathBuf,
+    cgroups: CgroupIndex,
+    flows: FlowTracker,
+    syscalls: DeltaTracker<SyscallKey, SyscallStats>,
+    syscall_errors: DeltaTracker<SyscallErrorKey, u64>,
+    dns: DeltaTracker<u64, DnsStats>,
+    runq: DeltaTracker<u64, LatencyHist>,
+    block_io: DeltaTracker<BlockKey, LatencyHist>,
+    /// Live entries per map at the last drain, by `map_slot`.
+    live: [u64; map_slot::COUNT as usize],
+    /// Queries counted as unanswered so far.
+    pub dns_timeouts: u64,
+}
+
+fn histogram(h: &LatencyHist) -> v1::Histogram {
+    v1::Histogram {
+        count: h.count,
+        sum_ns: h.sum_ns,
+        log2_buckets: h.buckets.iter().map(|&b| u64::from(b)).collect(),
+    }
+}
+
+/// Reads a per-CPU map, reports deltas, deletes entries idle for `idle` intervals.
+fn drain_per_cpu<K, V>(
+    map: &mut PerCpuHashMap<MapData, K, V>,
+    tracker: &mut DeltaTracker<K, V>,
+    sum: impl Fn(&aya::maps::PerCpuValues<V>) -> V,
+    idle: u32,
+) -> (Vec<(K, V)>, u64)
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod + Counters,
+{
+    let reading = read_per_cpu(map, sum);
+    let live = reading.len() as u64;
+    let observed = tracker.observe(reading, idle);
+    for key in &observed.idle {
+        if map.remove(key).is_ok() {
+            tracker.forget(key);
+        }
+    }
+    (observed.changed, live)
+}
+
+impl Collector {
+    pub fn new(maps: AggregateMaps, config: TelemetryConfig, proc_root: &Path) -> Self {
+        Self {
+            maps,
+            config,
+            proc_root: proc_root.to_path_buf(),
+            cgroups: CgroupIndex::discover(),
+            flows: FlowTracker::default(),
+            syscalls: DeltaTracker::default(),
+            syscall_errors: DeltaTracker::default(),
+            dns: DeltaTracker::default(),
+            runq: DeltaTracker::default(),
+            block_io: DeltaTracker::default(),
+            live: [0; map_slot::COUNT as usize],
+            dns_timeouts: 0,
+        }
+    }
+
+    fn comm(&self, tgid: u32) -> String {
+        if tgid == 0 {
+            return String::new();
+        }
+        std::fs::read_to_string(self.proc_root.join(tgid.to_string()).join("comm"))
+            .map(|c| c.trim_end().to_string())
+            .unwrap_or_default()
+    }
+
+    fn workload(&mut self, cgroup_id: u64, comm: &str) -> v1::Workload {
+        let path = self.cgroups.resolve(cgroup_id).unwrap_or_default();
+        let comm = if comm.is_empty() { "unknown" } else { comm };
+        wire_workload(&workload_from_cgroup_path(&path, comm), false)
+    }
+
+    /// Drains every map into a batch (its `interval_seq` is assigned when it is first sent).
+    pub fn collect(
+        &mut self,
+        start_unix_ns: i64,
+        end_unix_ns: i64,
+        now_ktime: u64,
+    ) -> v1::MetricBatch {
+        let idle = self.config.idle_intervals;
+        let flows = self.drain_flows();
+        let syscalls = self.drain_syscalls(idle);
+        let dns = self.drain_dns(idle, now_ktime);
+        let latencies = self.drain_latencies(idle);
+        let maps = self.usage();
+        debug!(
+            flows = flows.len(),
+            syscalls = syscalls.len(),
+            dns = dns.len(),
+            latencies = latencies.len(),
+            "drained kernel aggregates"
+        );
+        v1::MetricBatch {
+            node_name: String::new(),
+            interval_seq: 0,
+            start_unix_ns,
+            end_unix_ns,
+            flows,
+            syscalls,
+            latencies,
+            dns,
+            maps,
+        }
+    }
+
+    fn drain_flows(&mut self) -> Vec<v1::FlowSample> {
+        let reading = read_hash(&self.maps.flows);
+        self.live[map_slot::FLOWS as usize] = reading.len() as u64;
+        let drain = self.flows.observe(reading);
+        for key in &drain.finished {
+            let _ = self.maps.flows.remove(key);
+        }
+        let mut samples = Vec::with_capacity(drain.edges.len());
+        for (k, t) in drain.edges {
+            samples.push(self.flow_sample(&k, &t));
+        }
+        samples
+    }
+
+    fn flow_sample(&mut self, k: &EdgeKey, t: &EdgeTotals) -> v1::FlowSample {
+        let process = self.comm(t.tgid);
+        let role = if k.role == ROLE_CLIENT {
+            v1::FlowRole::Client
+        } else {
+            v1::FlowRole::Server
+        };
+        v1::FlowSample {
+            workload: Some(self.workload(k.cgroup_id, &process)),
+            cgroup_id: k.cgroup_id,
+            role: role as i32,
+            local: Some(v1::Endpoint {
+                ip: k.local_ip.to_string(),
+                port: u32::from(k.local_port),
+            }),
+            remote: Some(v1::Endpoint {
+                ip: k.remote_ip.to_string(),
+                port: u32::from(k.remote_port),
+            }),
+            connects: t.connects,
+            established: t.established,
+            failed: t.failed,
+            closed: t.closed,
+            active: t.active,
+            bytes_sent: t.bytes_sent,
+            bytes_received: t.bytes_received,
+            packets_sent: t.packets_sent,
+            packets_received: t.packets_received,
+            retransmits: t.retransmits,
+            resets_sent: t.resets_sent,
+            resets_received: t.resets_received,
+            srtt_sum_us: t.srtt_sum_us,
+            srtt_samples: t.srtt_samples,
+            process,
+        }
+    }
+
+    fn drain_syscalls(&mut self, idle: u32) -> Vec<v1::SyscallSample> {
+        let (changed, live) = drain_per_cpu(
+            &mut self.maps.syscalls,
+            &mut self.syscalls,
+            sum_syscalls,
+            idle,
+        );
+        self.live[map_slot::SYSCALLS as usize] = live;
+        let (errors, live) = drain_per_cpu(
+            &mut self.maps.syscall_errors,
+            &mut self.syscall_errors,
+            sum_u64,
+            idle,
+        );
+        self.live[map_slot::SYSCALL_ERRORS as usize] = live;
+        let mut by_call: HashMap<(u64, u32), Vec<v1::ErrnoCount>> = HashMap::new();
+        for (k, count) in errors {
+            by_call
+                .entry((k.cgroup_id, k.nr))
+                .or_default()
+                .push(v1::ErrnoCount {
+                    errno: k.errno,
+                    name: errno_name(k.errno),
+                    count,
+                });
+        }
+        let mut samples = Vec::with_capacity(changed.len());
+        for (k, s) in changed {
+            samples.push(v1::SyscallSample {
+                workload: Some(self.workload(k.cgroup_id, "")),
+                cgroup_id: k.cgroup_id,
+                nr: k.nr,
+                name: syscall_name(k.nr),
+                errors: s.errors,
+                errors_by_errno: by_call.remove(&(k.cgroup_id, k.nr)).unwrap_or_default(),
+                latency: Some(histogram(&s.latency)),
+            });
+        }
+        samples
+    }
+
+    fn drain_dns(&mut self, idle: u32, now_ktime: u64) -> Vec<v1::DnsSample> {
+        // Queries older than the timeout will not be answered: count and forget them.
+        let timeout_ns = self.config.dns_timeout_ms * 1_000_000;
+        let mut timeouts: HashMap<u64, u64> = HashMap::new();
+        for (key, sent) in read_hash(&self.maps.dns_pending) {
+            if now_ktime.saturating_sub(sent) >= timeout_ns
+                && self.maps.dns_pending.remove(&key).is_ok()
+            {
+                *timeouts.entry(key.cgroup_id).or_default() += 1;
+            }
+        }
+        self.dns_timeouts += timeouts.values().sum::<u64>();
+        let (changed, live) = drain_per_cpu(&mut self.maps.dns, &mut self.dns, sum_dns, idle);
+        self.live[map_slot::DNS as usize] = live;
+        let mut samples = Vec::new();
+        let emit = |this: &mut Self, cgroup: u64, s: &DnsStats, timeouts: u64| v1::DnsSample {
+            workload: Some(this.workload(cgroup, "")),
+            cgroup_id: cgroup,
+            queries: s.queries,
+            answers: s.answers,
+            nxdomain: s.nxdomain,
+            servfail: s.servfail,
+            other_errors: s.other_errors,
+            timeouts,
+            latency: Some(histogram(&s.latency)),
+        };
+        for (cgroup, s) in &changed {
+            let t = timeouts.remove(cgroup).unwrap_or(0);
+            samples.push(emit(self, *cgroup, s, t));
+        }
+        for (cgroup, t) in timeouts {
+            samples.push(emit(self, cgroup, &DnsStats::ZERO, t));
+        }
+        samples
+    }
+
+    fn drain_latencies(&mut self, idle: u32) -> Vec<v1::LatencySample> {
+        let (runq, live) = drain_per_cpu(&mut self.maps.runq, &mut self.runq, sum_hist, idle);
+        self.live[map_slot::RUNQ as usize] = live;
+        let (block, live) =
+            drain_per_cpu(&mut self.maps.block_io, &mut self.block_io, sum_hist, idle);
+        self.live[map_slot::BLOCK_IO as usize] = live;
+        let mut samples = Vec::with_capacity(runq.len() + block.len());
+        for (cgroup, h) in runq {
+            samples.push(v1::LatencySample {
+                workload: Some(self.workload(cgroup, "")),
+                cgroup_id: cgroup,
+                kind: v1::LatencyKind::RunQueue as i32,
+                device: String::new(),
+                latency: Some(histogram(&h)),
+            });
+        }
+        for (k, h) in block {
+            samples.push(v1::LatencySample {
+                workload: Some(self.workload(k.cgroup_id, "")),
+                cgroup_id: k.cgroup_id,
+                kind: v1::LatencyKind::BlockIo as i32,
+                // The kernel's internal dev_t: 12-bit major, 20-bit minor.
+                device: format!("{}:{}", k.dev >> 20, k.dev & 0xfffff),
+                latency: Some(histogram(&h)),
+            });
+        }
+        samples
+    }
+
+    fn usage(&self) -> Vec<v1::MapUsage> {
+        let sizes = self.config.maps.entries();
+        let deleted = |slot: u32| match slot {
+            map_slot::FLOWS => self.flows.deleted,
+            map_slot::SYSCALLS => self.syscalls.deleted,
+            map_slot::SYSCALL_ERRORS => self.syscall_errors.deleted,
+            map_slot::DNS => self.dns.deleted,
+            map_slot::RUNQ => self.runq.deleted,
+            map_slot::BLOCK_IO => self.block_io.deleted,
+            _ => 0,
+        };
+        USAGE_SLOTS
+            .iter()
+            .map(|&(name, slot)| {
+                let inserted = self.maps.inserted(slot);
+                let entries = self.live[slot as usize];
+                let capacity = sizes
+                    .iter()
+                    .find(|(_, key, _)| key.strip_prefix("telemetry.maps.") == Some(name))
+                    .map_or(0, |(_, _, size)| u64::from(*size));
+                v1::MapUsage {
+                    name: name.to_string(),
+                    capacity,
+                    entries,
+                    inserted,
+                    // Every key created was deleted by us, is still there, or was evicted.
+                    evicted: inserted.saturating_sub(deleted(slot) + entries),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,9 @@
+//! In-kernel aggregates → metric batches: the kernel adds into maps, this module drains them
+//! each interval as deltas, folds connections into per-edge samples and attributes them.
+
+pub mod collector;
+pub mod delta;
+pub mod flows;
+pub mod kernel_maps;
+pub mod names;
+pub mod queue;
