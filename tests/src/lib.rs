@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod procs;
+pub mod topology;
 
 use std::{
     path::PathBuf,
@@ -25,9 +26,14 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(options: &AgentOptions) -> Self {
+        Self::start_with(options, "")
+    }
+
+    /// With a control plane config file of `cp_toml`.
+    pub fn start_with(options: &AgentOptions, cp_toml: &str) -> Self {
         require_root();
         let dir = tempfile::tempdir().expect("tempdir");
-        let cp = ControlPlane::start(dir.path());
+        let cp = ControlPlane::start_with(dir.path(), cp_toml);
         let api = cp.api();
         let agent = Agent::start(dir.path(), &cp.endpoint(), &api, options);
         Self {

@@ -53,6 +53,8 @@ fn spawn_logged(mut command: Command, log: &Path) -> Child {
 
 pub struct ControlPlane {
     pub dir: PathBuf,
+    /// TOML given with `--config` (empty: defaults).
+    config: String,
     child: Option<Child>,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
@@ -62,12 +64,22 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts a control plane with its own store in `dir`, on free loopback ports.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "")
+    }
+
+    /// Like `start`, with a config file of `toml` (listen addresses and store still come
+    /// from the command line).
+    pub fn start_with(dir: &Path, toml: &str) -> Self {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-        Self::start_at(dir, any, any)
+        Self::launch(dir, any, any, toml)
     }
 
     /// Starts a control plane with its store in `dir` on the given addresses.
     pub fn start_at(dir: &Path, grpc: SocketAddr, http: SocketAddr) -> Self {
+        Self::launch(dir, grpc, http, "")
+    }
+
+    fn launch(dir: &Path, grpc: SocketAddr, http: SocketAddr, toml: &str) -> Self {
         let log = dir.join("control-plane.log");
         let ready = dir.join("control-plane.ready");
         let _ = std::fs::remove_file(&ready);
@@ -83,6 +95,11 @@ impl ControlPlane {
             .arg(&ready)
             .env("RUST_LOG", "info")
             .env("RUST_LIB_BACKTRACE", "0");
+        if !toml.is_empty() {
+            let file = dir.join("control-plane.toml");
+            std::fs::write(&file, toml).expect("write control plane config");
+            command.arg("--config").arg(file);
+        }
         let mut child = spawn_logged(command, &log);
         let (grpc, http) = wait_for(
             Duration::from_secs(15),
@@ -104,6 +121,7 @@ impl ControlPlane {
         );
         Self {
             dir: dir.to_path_buf(),
+            config: toml.to_string(),
             child: Some(child),
             grpc,
             http,
@@ -128,7 +146,7 @@ impl ControlPlane {
     /// Starts again on the same ports with the same store.
     pub fn restart(&mut self) {
         self.stop();
-        let next = Self::start_at(&self.dir, self.grpc, self.http);
+        let next = Self::launch(&self.dir, self.grpc, self.http, &self.config);
         let mut next = next;
         self.child = next.child.take();
     }
@@ -160,6 +178,8 @@ pub struct AgentOptions {
     pub max_backoff_ms: u64,
     pub compression: &'static str,
     pub ring_buffer_bytes: u32,
+    /// How often kernel aggregates are drained into a metric batch.
+    pub telemetry_interval_ms: u64,
 }
 
 impl AgentOptions {
@@ -172,6 +192,7 @@ impl AgentOptions {
             max_backoff_ms: 1_000,
             compression: "zstd",
             ring_buffer_bytes: 1 << 20,
+            telemetry_interval_ms: 500,
         }
     }
 }
@@ -202,7 +223,8 @@ impl Agent {
                  [batch]\nmax_events = {}\nflush_interval_ms = {}\n\
                  [buffer]\nmax_events = {}\n\
                  [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
-                 [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n",
+                 [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n\
+                 [telemetry]\ninterval_ms = {}\n",
                 o.node_name,
                 o.compression,
                 o.batch_max_events,
@@ -210,6 +232,7 @@ impl Agent {
                 o.buffer_max_events,
                 o.max_backoff_ms,
                 o.ring_buffer_bytes,
+                o.telemetry_interval_ms,
             ),
         )
         .expect("write agent config");

@@ -1,0 +1,297 @@
+//! Network namespaces joined by veth pairs, and real services placed in them: the test bed
+//! for flows, the service graph and network faults.
+//!
+//! `ServiceChain` is `client (wrk) → nginx → app (vigil-test-service) → redis`, each in its
+//! own namespace and cgroup-v2 group, one /24 per link. Addresses are unique per chain
+//! (a random second octet), so chains of parallel tests never share an address.
+
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+use crate::{bin_path, unique_name, wait_for, Cgroup};
+
+/// Runs `command`, panicking with its output when it fails.
+pub fn run(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn create(name: &str) -> Self {
+        run(Command::new("ip").args(["netns", "add", name]));
+        let ns = Self {
+            name: name.to_string(),
+        };
+        ns.run(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `program` to be run inside the namespace.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// Runs a command inside the namespace, checked.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        let mut c = self.command(argv[0]);
+        c.args(&argv[1..]);
+        run(&mut c)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Joins `a` and `b` with a veth pair and gives each end an address in `/24`.
+pub fn link(a: &Netns, a_ip: &str, b: &Netns, b_ip: &str, name: &str) {
+    let (ea, eb) = (format!("{name}a"), format!("{name}b"));
+    run(Command::new("ip").args([
+        "link", "add", &ea, "netns", &a.name, "type", "veth", "peer", "name", &eb, "netns", &b.name,
+    ]));
+    for (ns, dev, ip) in [(a, &ea, a_ip), (b, &eb, b_ip)] {
+        ns.run(&["ip", "addr", "add", &format!("{ip}/24"), "dev", dev]);
+        ns.run(&["ip", "link", "set", dev, "up"]);
+    }
+}
+
+/// A process in its own cgroup-v2 group inside a namespace; killed (with the whole group)
+/// on drop.
+pub struct Workload {
+    pub cgroup: Cgroup,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Workload {
+    pub fn spawn(ns: &Netns, role: &str, dir: &Path, argv: &[&str]) -> Self {
+        let cgroup = Cgroup::unified(&unique_name(role));
+        let log = dir.join(format!("{role}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut command = ns.command(argv[0]);
+        command
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log clone"))
+            .stderr(file);
+        cgroup.place(&mut command);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
+        Self {
+            cgroup,
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The workload key the agent derives from the cgroup.
+    pub fn key(&self) -> String {
+        format!("cgroup{}", self.cgroup.path())
+    }
+
+    /// Waits for the process to exit; its log.
+    pub fn wait(&mut self, timeout: Duration) -> String {
+        let mut child = self.child.take().expect("not waited before");
+        wait_for(timeout, "a workload to finish", || {
+            child.try_wait().ok().flatten()
+        });
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills every process of the workload.
+    pub fn kill(&mut self) {
+        for pid in self.cgroup.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr` inside `ns`.
+pub fn wait_listening(ns: &Netns, addr: &str) {
+    let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+    wait_for(
+        Duration::from_secs(10),
+        &format!("{addr} to listen"),
+        || {
+            let out = ns
+                .command("ss")
+                .args(["-Htln", &format!("src {ip} and sport = :{port}")])
+                .output()
+                .ok()?;
+            (!out.stdout.is_empty()).then_some(())
+        },
+    );
+}
+
+/// client → nginx → app → redis.
+pub struct ServiceChain {
+    pub dir: PathBuf,
+    /// Second octet of every address of this chain.
+    pub net: u8,
+    pub redis: Workload,
+    pub app: Workload,
+    pub nginx: Workload,
+    pub client_ns: Netns,
+    pub web_ns: Netns,
+    pub app_ns: Netns,
+    pub db_ns: Netns,
+}
+
+impl ServiceChain {
+    pub fn start(dir: &Path) -> Self {
+        let id = format!("{:05x}", rand::random::<u32>() & 0xf_ffff);
+        let net = 100 + (rand::random::<u8>() % 150);
+        let ns = |role: &str| Netns::create(&format!("vt{id}{role}"));
+        let (client_ns, web_ns, app_ns, db_ns) = (ns("c"), ns("w"), ns("a"), ns("d"));
+        let ip = |l: u8, h: u8| format!("10.{net}.{l}.{h}");
+        link(
+            &client_ns,
+            &ip(1, 1),
+            &web_ns,
+            &ip(1, 2),
+            &format!("v{id}1"),
+        );
+        link(&web_ns, &ip(2, 1), &app_ns, &ip(2, 2), &format!("v{id}2"));
+        link(&app_ns, &ip(3, 1), &db_ns, &ip(3, 2), &format!("v{id}3"));
+
+        let redis_addr = format!("{}:6379", ip(3, 2));
+        let redis = Workload::spawn(
+            &db_ns,
+            "redis",
+            dir,
+            &[
+                "redis-server",
+                "--bind",
+                &ip(3, 2),
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                "--dir",
+                &dir.to_string_lossy(),
+            ],
+        );
+        wait_listening(&db_ns, &redis_addr);
+        let app_addr = format!("{}:8080", ip(2, 2));
+        let service = bin_path("vigil-test-service");
+        let app = Workload::spawn(
+            &app_ns,
+            "app",
+            dir,
+            &[&service.to_string_lossy(), "http", &app_addr, &redis_addr],
+        );
+        wait_listening(&app_ns, &app_addr);
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            nginx_conf(dir, &format!("{}:80", ip(1, 2)), &app_addr),
+        )
+        .expect("nginx.conf");
+        let nginx = Workload::spawn(
+            &web_ns,
+            "nginx",
+            dir,
+            &[
+                "nginx",
+                "-c",
+                &conf.to_string_lossy(),
+                "-p",
+                &dir.to_string_lossy(),
+            ],
+        );
+        wait_listening(&web_ns, &format!("{}:80", ip(1, 2)));
+        Self {
+            dir: dir.to_path_buf(),
+            net,
+            redis,
+            app,
+            nginx,
+            client_ns,
+            web_ns,
+            app_ns,
+            db_ns,
+        }
+    }
+
+    pub fn ip(&self, link: u8, host: u8) -> String {
+        format!("10.{}.{link}.{host}", self.net)
+    }
+
+    /// Runs wrk against nginx for `seconds` in the client namespace, in its own workload.
+    /// Returns the finished workload (its key names the client in the graph) and wrk's report.
+    pub fn load(&self, seconds: u32, connections: u32) -> (Workload, String) {
+        let url = format!("http://{}/", self.ip(1, 2));
+        let mut wrk = Workload::spawn(
+            &self.client_ns,
+            "client",
+            &self.dir,
+            &[
+                "wrk",
+                "-t1",
+                &format!("-c{connections}"),
+                &format!("-d{seconds}s"),
+                "--timeout",
+                "5s",
+                &url,
+            ],
+        );
+        let report = wrk.wait(Duration::from_secs(u64::from(seconds) + 30));
+        (wrk, report)
+    }
+}
+
+fn nginx_conf(dir: &Path, listen: &str, upstream: &str) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\ndaemon off;\nuser root;\nerror_log {d}/nginx-error.log warn;\n\
+         pid {d}/nginx.pid;\nevents {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-body;\n\
+         proxy_temp_path {d}/nginx-proxy;\n  fastcgi_temp_path {d}/nginx-fcgi;\n\
+         uwsgi_temp_path {d}/nginx-uwsgi;\n  scgi_temp_path {d}/nginx-scgi;\n\
+         upstream app {{ server {upstream}; }}\n\
+         server {{ listen {listen}; location / {{ proxy_pass http://app; }} }}\n}}\n"
+    )
+}
