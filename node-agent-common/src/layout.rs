@@ -118,10 +118,6 @@ pub struct TelemetryLayout {
     pub receive_reset: SockTupleLayout,
     pub send_reset: SockTupleLayout,
     pub probe: SockTupleLayout,
-    /// `raw_syscalls:sys_enter` `id`, `raw_syscalls:sys_exit` `id` and `ret`.
-    pub sys_enter_id: u32,
-    pub sys_exit_id: u32,
-    pub sys_exit_ret: u32,
     /// `block:block_rq_issue` / `block_rq_complete` `dev` and `sector`.
     pub rq_issue_dev: u32,
     pub rq_issue_sector: u32,
@@ -133,9 +129,8 @@ pub struct TelemetryLayout {
     pub switch_prev_pid: u32,
     pub switch_prev_state: u32,
     pub switch_next_pid: u32,
-    pub _pad: u32,
 }
-const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 16 * 4);
+const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 12 * 4);
 
 impl TelemetryLayout {
     pub const fn absent() -> Self {
@@ -149,9 +144,6 @@ impl TelemetryLayout {
             receive_reset: SockTupleLayout::absent(),
             send_reset: SockTupleLayout::absent(),
             probe: SockTupleLayout::absent(),
-            sys_enter_id: FIELD_ABSENT,
-            sys_exit_id: FIELD_ABSENT,
-            sys_exit_ret: FIELD_ABSENT,
             rq_issue_dev: FIELD_ABSENT,
             rq_issue_sector: FIELD_ABSENT,
             rq_complete_dev: FIELD_ABSENT,
@@ -160,7 +152,6 @@ impl TelemetryLayout {
             switch_prev_pid: FIELD_ABSENT,
             switch_prev_state: FIELD_ABSENT,
             switch_next_pid: FIELD_ABSENT,
-            _pad: 0,
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Helpers for adding into aggregate maps: get-or-create with insert counting, atomic adds,
 //! histogram updates.
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
-
 use node_agent_common::{log2_bucket, LatencyHist};
 
 use crate::maps::MAP_INSERTS;
@@ -42,9 +40,20 @@ pub(crate) use get_or_insert;
 /// `counter` must point into a live map value.
 #[inline(always)]
 pub unsafe fn atomic_add(counter: *mut u64, v: u64) {
-    // `core::sync::atomic` has no read-modify-write on this target; the intrinsic lowers to
-    // the BPF atomic add instruction. SAFETY: caller guarantees a valid, aligned map field.
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, v) };
+    // `core::sync::atomic` has no read-modify-write on the BPF target; the intrinsic lowers
+    // to the BPF atomic add instruction. SAFETY: caller guarantees a valid, aligned map field.
+    #[cfg(target_arch = "bpf")]
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            counter, v,
+        )
+    };
+    // Host builds (cargo check/clippy of the workspace) only type-check this crate.
+    #[cfg(not(target_arch = "bpf"))]
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(counter)
+            .fetch_add(v, core::sync::atomic::Ordering::Relaxed)
+    };
 }
 
 /// Records one latency into a per-CPU histogram (no atomics needed).

@@ -37,7 +37,7 @@ pub fn vigil_block_rq_issue(ctx: TracePointContext) -> u32 {
                 cgroup_id: bpf_get_current_cgroup_id(),
             }
         };
-        let _ = BLOCK_INFLIGHT.insert(&key, &req, 0);
+        let _ = BLOCK_INFLIGHT.insert(key, req, 0);
     }
     0
 }
@@ -49,10 +49,10 @@ pub fn vigil_block_rq_complete(ctx: TracePointContext) -> u32 {
         return 0;
     };
     // SAFETY: copied out before removal.
-    let Some(req) = (unsafe { BLOCK_INFLIGHT.get(&key).copied() }) else {
+    let Some(req) = (unsafe { BLOCK_INFLIGHT.get(key).copied() }) else {
         return 0;
     };
-    let _ = BLOCK_INFLIGHT.remove(&key);
+    let _ = BLOCK_INFLIGHT.remove(key);
     let hkey = BlockKey {
         cgroup_id: req.cgroup_id,
         dev: key.dev,

@@ -4,8 +4,8 @@
 #![no_std]
 #![no_main]
 // Atomic adds on shared map counters (see `agg::atomic_add`); eBPF is built with nightly.
-#![allow(internal_features)]
-#![feature(core_intrinsics)]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 
 mod agg;
 mod block;

@@ -65,8 +65,14 @@ pub static MAP_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(map_slo
 
 // ---- In-flight state between two tracepoints. ----
 
-/// Entry time of the syscall each thread is in. Per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`)
-/// avoid one global lock on the hottest path.
+/// The syscall the task running on this CPU is in. Most syscalls return on the CPU they
+/// entered without sleeping: they never touch a hash map.
+#[map]
+pub static SYSCALL_CURRENT: PerCpuArray<CurrentSyscall> = PerCpuArray::with_max_entries(1, 0);
+
+/// Syscalls of tasks switched out before returning (blocked, preempted), keyed by thread
+/// id, moved here from `SYSCALL_CURRENT` at the switch. Per-CPU LRU lists
+/// (`BPF_F_NO_COMMON_LRU`) avoid one global lock.
 #[map]
 pub static SYSCALL_START: LruHashMap<u32, SyscallStart> =
     LruHashMap::with_max_entries(16384, BPF_F_NO_COMMON_LRU);
@@ -93,6 +99,15 @@ pub static BLOCK_INFLIGHT: LruHashMap<BlockRequestKey, BlockRequest> =
 /// Field offsets of the telemetry tracepoints, written by the agent before load.
 #[unsafe(no_mangle)]
 pub static TELEMETRY_LAYOUT: Global<TelemetryLayout> = Global::new(TelemetryLayout::absent());
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CurrentSyscall {
+    /// Thread id, 0 when the slot is free.
+    pub tid: u32,
+    pub _pad: u32,
+    pub start: SyscallStart,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -27,7 +27,7 @@ fn runnable(pid: i32) {
     }
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let _ = RUNNABLE_SINCE.insert(&(pid as u32), &now, 0);
+    let _ = RUNNABLE_SINCE.insert(pid as u32, now, 0);
 }
 
 #[tracepoint]
@@ -68,8 +68,8 @@ pub fn vigil_sched_switch(ctx: TracePointContext) -> u32 {
         }
         if next > 0 {
             let key = next as u32;
-            if let Some(since) = RUNNABLE_SINCE.get(&key).copied() {
-                let _ = RUNNABLE_SINCE.remove(&key);
+            if let Some(since) = RUNNABLE_SINCE.get(key).copied() {
+                let _ = RUNNABLE_SINCE.remove(key);
                 (*pending).pid = key;
                 (*pending).latency_ns = bpf_ktime_get_ns().saturating_sub(since);
             }

@@ -186,7 +186,7 @@ fn dns_query(ctx: &SkBuffContext, cgroup: u64, local_port: u16, dns: usize) -> O
     };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    if DNS_PENDING.insert(&key, &now, 0).is_ok() {
+    if DNS_PENDING.insert(key, now, 0).is_ok() {
         crate::agg::count_insert(map_slot::DNS_PENDING);
     }
     let s = dns_stats(cgroup)?;
@@ -217,8 +217,8 @@ fn dns_answer(
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the value is copied out before removal.
-    let sent = unsafe { DNS_PENDING.get(&key).copied() };
-    let _ = DNS_PENDING.remove(&key);
+    let sent = unsafe { DNS_PENDING.get(key).copied() };
+    let _ = DNS_PENDING.remove(key);
     let rcode = flags & 0x000f;
     let s = dns_stats(cgroup)?;
     // SAFETY: per-CPU map value.
@@ -269,21 +269,22 @@ fn dns_failure(
         (*e).query_id = id;
         (*e).server_port = DNS_PORT;
         (*e).server_addr = *server;
-        // Constant lengths only (the verifier refuses a length that may be zero): the largest
-        // that fits. A failed load leaves the buffer unspecified, hence the length 0.
-        let avail = (ctx.len() as usize).saturating_sub(q);
-        let question = (*e).question.as_mut_ptr().cast::<c_void>();
+        // Constant lengths only (the verifier refuses a length that may be zero): the
+        // available bytes are copied as a sum of powers of two, largest first.
+        let avail = (ctx.len() as usize).saturating_sub(q).min(DNS_QUESTION_LEN);
         let skb = ctx.skb.skb.cast::<c_void>();
-        let load = |len: u32| bpf_skb_load_bytes(skb, q as u32, question, len) == 0;
-        (*e).question_len = if avail >= DNS_QUESTION_LEN && load(DNS_QUESTION_LEN as u32) {
-            DNS_QUESTION_LEN as u16
-        } else if avail >= 32 && load(32) {
-            32
-        } else if avail >= 16 && load(16) {
-            16
-        } else {
-            0
-        };
+        let question = (*e).question.as_mut_ptr();
+        let mut copied = 0usize;
+        for size in [64usize, 32, 16, 8, 4, 2, 1] {
+            if copied + size <= avail && copied + size <= DNS_QUESTION_LEN {
+                let dst = question.add(copied).cast::<c_void>();
+                if bpf_skb_load_bytes(skb, (q + copied) as u32, dst, size as u32) != 0 {
+                    break;
+                }
+                copied += size;
+            }
+        }
+        (*e).question_len = copied as u16;
     }
     entry.submit(0);
 }

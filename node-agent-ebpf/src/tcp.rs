@@ -144,7 +144,7 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
         }
         return 0;
     }
-    let Some(f) = FLOWS.get_ptr_mut(&key) else {
+    let Some(f) = FLOWS.get_ptr_mut(key) else {
         return 0;
     };
     // SAFETY: live map value; one socket's state changes are serialised by its lock.
@@ -169,7 +169,7 @@ fn bump(ctx: &TracePointContext, t: &SockTupleLayout, field: fn(&mut FlowStats) 
     let Some(key) = read_tuple(ctx, t) else {
         return;
     };
-    if let Some(f) = FLOWS.get_ptr_mut(&key) {
+    if let Some(f) = FLOWS.get_ptr_mut(key) {
         // SAFETY: live map value.
         unsafe { atomic_add(field(&mut *f), 1) };
     }
@@ -206,7 +206,7 @@ pub fn vigil_tcp_probe(ctx: TracePointContext) -> u32 {
     let Some(key) = read_tuple(&ctx, &l.probe) else {
         return 0;
     };
-    let Some(f) = FLOWS.get_ptr_mut(&key) else {
+    let Some(f) = FLOWS.get_ptr_mut(key) else {
         return 0;
     };
     // SAFETY: offset from tracefs; live map value.

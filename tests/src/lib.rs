@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod procs;
+pub mod procstat;
 pub mod topology;
 
 use std::{

@@ -180,6 +180,8 @@ pub struct AgentOptions {
     pub ring_buffer_bytes: u32,
     /// How often kernel aggregates are drained into a metric batch.
     pub telemetry_interval_ms: u64,
+    /// After this long an unanswered DNS query counts as a timeout.
+    pub dns_timeout_ms: u64,
 }
 
 impl AgentOptions {
@@ -193,6 +195,7 @@ impl AgentOptions {
             compression: "zstd",
             ring_buffer_bytes: 1 << 20,
             telemetry_interval_ms: 500,
+            dns_timeout_ms: 5_000,
         }
     }
 }
@@ -224,7 +227,7 @@ impl Agent {
                  [buffer]\nmax_events = {}\n\
                  [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
                  [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n\
-                 [telemetry]\ninterval_ms = {}\n",
+                 [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n",
                 o.node_name,
                 o.compression,
                 o.batch_max_events,
@@ -233,6 +236,7 @@ impl Agent {
                 o.max_backoff_ms,
                 o.ring_buffer_bytes,
                 o.telemetry_interval_ms,
+                o.dns_timeout_ms,
             ),
         )
         .expect("write agent config");

@@ -90,19 +90,30 @@ pub struct Workload {
 
 impl Workload {
     pub fn spawn(ns: &Netns, role: &str, dir: &Path, argv: &[&str]) -> Self {
+        let mut command = ns.command(argv[0]);
+        command.args(&argv[1..]);
+        Self::spawn_command(command, role, dir)
+    }
+
+    /// `argv` in the host's network namespace.
+    pub fn spawn_host(role: &str, dir: &Path, argv: &[&str]) -> Self {
+        let mut command = Command::new(argv[0]);
+        command.args(&argv[1..]);
+        Self::spawn_command(command, role, dir)
+    }
+
+    fn spawn_command(mut command: Command, role: &str, dir: &Path) -> Self {
         let cgroup = Cgroup::unified(&unique_name(role));
         let log = dir.join(format!("{role}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut command = ns.command(argv[0]);
         command
-            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log clone"))
             .stderr(file);
         cgroup.place(&mut command);
         let child = command
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {argv:?}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         Self {
             cgroup,
             child: Some(child),

@@ -113,5 +113,9 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
     c.arg("--execs")
         .arg(execs.to_string())
         .env("VIGIL_BIN_DIR", &dir);
-    run(&mut c, "the benchmark")
+    run(&mut c, "the benchmark")?;
+    step("benchmark: probe overhead (syscall loop and wrk, with and without the agent)");
+    let mut c = Command::new(dir.join("vigil-bench-overhead"));
+    c.env("VIGIL_BIN_DIR", &dir);
+    run(&mut c, "the overhead benchmark")
 }

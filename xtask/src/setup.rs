@@ -15,7 +15,18 @@ use crate::build::run as run_command;
 
 /// Debian packages the tests and the demo use, as (command that proves it, package).
 /// `/bin/true` is copied by the outage test as an exec marker.
-const DEBIAN_PACKAGES: &[(&str, &str)] = &[("true", "coreutils"), ("ip", "iproute2")];
+/// (command that proves it is installed, package). The topology tests and the overhead
+/// benchmark run real nginx, redis, wrk, dnsmasq, nftables and iptables (NFQUEUE).
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("true", "coreutils"),
+    ("ip", "iproute2"),
+    ("nginx", "nginx-light"),
+    ("redis-server", "redis-server"),
+    ("wrk", "wrk"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("nft", "nftables"),
+    ("iptables", "iptables"),
+];
 
 static STEP: AtomicUsize = AtomicUsize::new(0);
 

@@ -11,7 +11,9 @@ use std::{
 };
 
 use aya::{
-    programs::{cgroup_skb::CgroupSkbAttachType, CgroupAttachMode, CgroupSkb, TracePoint},
+    programs::{
+        cgroup_skb::CgroupSkbAttachType, CgroupAttachMode, CgroupSkb, RawTracePoint, TracePoint,
+    },
     Ebpf, EbpfLoader,
 };
 use node_agent_common::{
@@ -63,6 +65,8 @@ pub enum Attach {
         category: &'static str,
         name: &'static str,
     },
+    /// A raw tracepoint: the tracepoint's arguments, no trace record (cheaper).
+    RawTracepoint { name: &'static str },
     /// On the cgroup v2 root, so every socket of the node is seen.
     CgroupSkb { egress: bool },
 }
@@ -79,6 +83,7 @@ impl ProbeSpec {
     pub fn name(&self) -> String {
         match self.attach {
             Attach::Tracepoint { category, name } => format!("{category}:{name}"),
+            Attach::RawTracepoint { name } => format!("raw_tp:{name}"),
             Attach::CgroupSkb { egress: false } => "cgroup_skb/ingress".into(),
             Attach::CgroupSkb { egress: true } => "cgroup_skb/egress".into(),
         }
@@ -136,8 +141,17 @@ pub const PROBES: &[ProbeSpec] = &[
         group: Network,
         attach: Attach::CgroupSkb { egress: true },
     },
-    tp("vigil_sys_enter", Syscalls, "raw_syscalls", "sys_enter"),
-    tp("vigil_sys_exit", Syscalls, "raw_syscalls", "sys_exit"),
+    ProbeSpec {
+        program: "vigil_sys_enter",
+        group: Syscalls,
+        attach: Attach::RawTracepoint { name: "sys_enter" },
+    },
+    ProbeSpec {
+        program: "vigil_sys_exit",
+        group: Syscalls,
+        attach: Attach::RawTracepoint { name: "sys_exit" },
+    },
+    tp("vigil_syscall_switch", Syscalls, "sched", "sched_switch"),
     tp("vigil_sched_wakeup", RunQueue, "sched", "sched_wakeup"),
     tp("vigil_sched_wakeup", RunQueue, "sched", "sched_wakeup_new"),
     tp("vigil_sched_switch", RunQueue, "sched", "sched_switch"),
@@ -246,10 +260,10 @@ pub fn read_telemetry_layout(tracefs: &Path) -> (TelemetryLayout, HashMap<ProbeG
         Ok(())
     })();
     let syscalls = (|| -> Result<(), TracefsError> {
-        l.sys_enter_id = read("raw_syscalls", "sys_enter")?.offset("id")?;
-        let exit = read("raw_syscalls", "sys_exit")?;
-        l.sys_exit_id = exit.offset("id")?;
-        l.sys_exit_ret = exit.offset("ret")?;
+        // The raw tracepoints take no offsets; the tracepoints must exist all the same.
+        read("raw_syscalls", "sys_enter")?;
+        read("raw_syscalls", "sys_exit")?;
+        l.switch_prev_pid = read("sched", "sched_switch")?.offset("prev_pid")?;
         Ok(())
     })();
     let runqueue = (|| -> Result<(), TracefsError> {
@@ -382,6 +396,18 @@ fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, cgroup2: Option<&Path>) -> Result<(
                 .attach(category, name)
                 .map(|_link| ())
                 .map_err(|e| format!("attaching to {}: {e}", spec.name()))
+        }
+        Attach::RawTracepoint { name } => {
+            let program: &mut RawTracePoint = program
+                .try_into()
+                .map_err(|e| format!("program {} is not a raw tracepoint: {e}", spec.program))?;
+            program
+                .load()
+                .map_err(|e| format!("the verifier rejected {}: {e}", spec.program))?;
+            program
+                .attach(name)
+                .map(|_link| ())
+                .map_err(|e| format!("attaching to raw tracepoint {name}: {e}"))
         }
         Attach::CgroupSkb { egress } => {
             let root = cgroup2.ok_or_else(|| {
