@@ -3,7 +3,7 @@
 use crate::domain::{
     event::{KernelEvent, StoredEvent},
     incident::{EvidenceRef, Finding, Incident, IncidentKind, IncidentStatus},
-    telemetry::{Endpoint, MetricInterval, SampleKind, StoredSample},
+    telemetry::{Endpoint, MapUsage, MetricInterval, SampleKind, StoredSample},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +145,8 @@ pub trait TelemetryStore: Send + Sync {
     fn last_interval_seq(&self, node: &str) -> Result<u64, StoreError>;
     /// Newest first.
     fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StoreError>;
+    /// Kernel map usage of the node's latest interval (empty before the first).
+    fn map_usage(&self, node: &str) -> Result<Vec<MapUsage>, StoreError>;
     /// Intervals that ended after `since`, oldest first (to rebuild the graph on start).
     fn intervals_since(&self, since_unix_ns: i64) -> Result<Vec<MetricInterval>, StoreError>;
 }

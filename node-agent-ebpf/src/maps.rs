@@ -34,7 +34,7 @@ pub static TP_LAYOUT: Global<TracepointLayout> = Global::new(TracepointLayout::a
 
 /// TCP connections by 4-tuple.
 #[map]
-pub static FLOWS: LruHashMap<FlowKey, FlowStats> = LruHashMap::with_max_entries(16384, 0);
+pub static FLOWS: LruHashMap<FlowKey, FlowStats> = LruHashMap::with_max_entries(65536, 0);
 
 /// Count, errors and latency per (cgroup, syscall), per CPU.
 #[map]

@@ -190,7 +190,7 @@ pub struct MapSizes {
 impl Default for MapSizes {
     fn default() -> Self {
         Self {
-            flows: 16_384,
+            flows: 65_536,
             syscalls: 8_192,
             syscall_errors: 4_096,
             dns: 1_024,

@@ -203,6 +203,12 @@ impl ServiceChain {
         );
         link(&web_ns, &ip(2, 1), &app_ns, &ip(2, 2), &format!("v{id}2"));
         link(&app_ns, &ip(3, 1), &db_ns, &ip(3, 2), &format!("v{id}3"));
+        // nginx and the app open a connection per request: let TIME_WAIT ports be reused so
+        // long runs do not run out of ephemeral ports (which would look like a fault).
+        for ns in [&client_ns, &web_ns, &app_ns] {
+            ns.run(&["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
+            ns.run(&["sysctl", "-qw", "net.ipv4.ip_local_port_range=10000 65000"]);
+        }
 
         let redis_addr = format!("{}:6379", ip(3, 2));
         let redis = Workload::spawn(

@@ -182,8 +182,25 @@ async fn get_incident(
     Ok(Json(detail))
 }
 
+/// A node with the kernel map usage of its latest metric interval.
+#[derive(Serialize)]
+struct NodeView {
+    #[serde(flatten)]
+    node: crate::ports::NodeInfo,
+    maps: Vec<crate::domain::telemetry::MapUsage>,
+}
+
 async fn list_nodes(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(blocking(move || Ok(s.nodes.list_nodes()?)).await?))
+    let views = blocking(move || {
+        let mut views = Vec::new();
+        for node in s.nodes.list_nodes()? {
+            let maps = s.telemetry.map_usage(&node.name)?;
+            views.push(NodeView { node, maps });
+        }
+        Ok(views)
+    })
+    .await?;
+    Ok(Json(views))
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::sqlite::{backend, json_err, SqliteStore};
 use crate::{
-    domain::telemetry::{FlowObservation, MetricInterval, SampleKind, StoredSample},
+    domain::telemetry::{FlowObservation, MapUsage, MetricInterval, SampleKind, StoredSample},
     ports::{SampleQuery, StoreError, TelemetryStore},
 };
 
@@ -123,6 +123,21 @@ impl TelemetryStore for SqliteStore {
             .map_err(backend("reading the last interval"))?
             .flatten();
         Ok(last.map_or(0, |s| s as u64))
+    }
+
+    fn map_usage(&self, node: &str) -> Result<Vec<MapUsage>, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT maps FROM metric_intervals WHERE node = ?1 ORDER BY seq DESC LIMIT 1",
+                [node],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend("reading map usage"))?;
+        text.map_or(Ok(Vec::new()), |t| {
+            serde_json::from_str(&t).map_err(json_err("decoding map usage"))
+        })
     }
 
     fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StoreError> {

@@ -57,6 +57,70 @@ fn requests_per_sec(report: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Syscall-loop and wrk throughput with an agent running `telemetry` settings.
+fn with_agent(
+    dir: &std::path::Path,
+    chain: &ServiceChain,
+    name: &str,
+    telemetry: &str,
+    seconds: u64,
+) -> anyhow::Result<(f64, f64, Option<AgentUsage>)> {
+    let cp = ControlPlane::start(dir);
+    let api = cp.api();
+    let options = AgentOptions {
+        telemetry_toml: telemetry.to_string(),
+        ..AgentOptions::new(name)
+    };
+    let agent = Agent::start(dir, &cp.endpoint(), &api, &options);
+    let syscalls = syscall_loop(Duration::from_secs(seconds))?;
+    let (rss_idle, _) = memory_kib(agent.pid());
+    let cpu_before = cpu_seconds(agent.pid());
+    let started = Instant::now();
+    let (_, report) = chain.load(seconds as u32, 8);
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_percent = 100.0 * (cpu_seconds(agent.pid()) - cpu_before) / elapsed;
+    let (rss, peak) = memory_kib(agent.pid());
+    // Let the last interval land, then read the kernel map usage the agent reported.
+    std::thread::sleep(Duration::from_millis(1500));
+    let nodes = api.get("/api/v1/nodes");
+    let maps = nodes[0]["maps"].as_array().cloned().unwrap_or_default();
+    let maps = maps
+        .iter()
+        .filter(|m| m["inserted"].as_u64().unwrap_or(0) > 0)
+        .map(|m| {
+            format!(
+                "{} {}/{} inserted {} evicted {}",
+                m["name"].as_str().unwrap_or("?"),
+                m["entries"],
+                m["capacity"],
+                m["inserted"],
+                m["evicted"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok((
+        syscalls,
+        requests_per_sec(&report),
+        Some(AgentUsage {
+            cpu_percent,
+            rss_idle,
+            rss,
+            peak,
+            maps,
+        }),
+    ))
+}
+
+struct AgentUsage {
+    cpu_percent: f64,
+    rss_idle: u64,
+    rss: u64,
+    peak: u64,
+    /// Kernel map usage after the wrk run.
+    maps: String,
+}
+
 fn main() -> anyhow::Result<()> {
     require_root();
     let seconds = 4;
@@ -68,56 +132,74 @@ fn main() -> anyhow::Result<()> {
     let bare_syscalls = syscall_loop(Duration::from_secs(seconds))?;
     let (_, bare_report) = chain.load(seconds as u32, 8);
     let bare_rps = requests_per_sec(&bare_report);
-
-    let cp = ControlPlane::start(dir.path());
-    let api = cp.api();
-    let agent = Agent::start(
-        dir.path(),
-        &cp.endpoint(),
-        &api,
-        &AgentOptions::new("overhead-node"),
-    );
-    let probed_syscalls = syscall_loop(Duration::from_secs(seconds))?;
-    let (rss_idle, _) = memory_kib(agent.pid());
-    let cpu_before = cpu_seconds(agent.pid());
-    let started = Instant::now();
-    let (_, probed_report) = chain.load(seconds as u32, 8);
-    let elapsed = started.elapsed().as_secs_f64();
-    let agent_cpu = 100.0 * (cpu_seconds(agent.pid()) - cpu_before) / elapsed;
-    let (rss, hwm) = memory_kib(agent.pid());
-    let probed_rps = requests_per_sec(&probed_report);
-    std::thread::sleep(Duration::from_secs(2));
-    let graph = api.get("/api/v1/graph");
-    let edges = graph["edges"].as_array().map_or(0, Vec::len);
-
-    let ratio = probed_syscalls / bare_syscalls.max(1.0);
     println!(
-        "vigil-bench-overhead ({} cores, {seconds}s per run)",
+        "vigil-bench-overhead ({} cores, {seconds}s per run; syscall loop = read+write+failing open on 1 thread; wrk -c8 → nginx → app → redis)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "  syscall loop (read+write+failing open, 1 thread)   without probes {:.2} M/s   with all probes {:.2} M/s   ratio {ratio:.3} ({:.1}% slower)",
+        "  {:<26} {:>12} {:>8} {:>10} {:>8} {:>9} {:>10}",
+        "probes", "syscalls/s", "ratio", "wrk req/s", "ratio", "agent CPU", "agent RSS"
+    );
+    println!(
+        "  {:<26} {:>10.2}M {:>8} {:>10.0} {:>8} {:>9} {:>10}",
+        "none (no agent)",
         bare_syscalls / 1e6,
-        probed_syscalls / 1e6,
-        100.0 * (1.0 - ratio)
+        "1.000",
+        bare_rps,
+        "1.000",
+        "-",
+        "-"
     );
-    println!(
-        "  wrk -c8 → nginx → app → redis                      without agent {bare_rps:.0} req/s   with agent {probed_rps:.0} req/s   ratio {:.3}",
-        probed_rps / bare_rps.max(1.0)
+    let off = "network = false\nsyscalls = false\nrunqueue = false\nblock_io = false\n";
+    let only = |g: &str| off.replace(&format!("{g} = false"), &format!("{g} = true"));
+    let configs = [
+        ("all", String::new()),
+        ("process lifecycle only", off.to_string()),
+        ("+ network (tcp, skb, dns)", only("network")),
+        ("+ syscalls", only("syscalls")),
+        ("+ run queue", only("runqueue")),
+        ("+ block io", only("block_io")),
+    ];
+    let mut json = serde_json::Map::new();
+    for (i, (label, telemetry)) in configs.iter().enumerate() {
+        let (syscalls, rps, usage) = with_agent(
+            dir.path(),
+            &chain,
+            &format!("overhead-{i}"),
+            telemetry,
+            seconds,
+        )?;
+        let u = usage.context("agent usage")?;
+        println!(
+            "  {:<26} {:>10.2}M {:>8.3} {:>10.0} {:>8.3} {:>8.1}% {:>7} KiB",
+            label,
+            syscalls / 1e6,
+            syscalls / bare_syscalls.max(1.0),
+            rps,
+            rps / bare_rps.max(1.0),
+            u.cpu_percent,
+            u.rss
+        );
+        if i == 0 {
+            println!(
+                "  {:<26} agent RSS idle {} KiB, under wrk {} KiB, peak {} KiB",
+                "", u.rss_idle, u.rss, u.peak
+            );
+            println!("  {:<26} kernel maps: {}", "", u.maps);
+        }
+        json.insert(
+            label.to_string(),
+            serde_json::json!({
+                "syscalls_per_s": syscalls, "syscall_ratio": syscalls / bare_syscalls.max(1.0),
+                "wrk_rps": rps, "wrk_ratio": rps / bare_rps.max(1.0),
+                "agent_cpu_percent": u.cpu_percent, "agent_rss_kib": u.rss, "agent_peak_rss_kib": u.peak,
+            }),
+        );
+    }
+    json.insert(
+        "baseline".into(),
+        serde_json::json!({"syscalls_per_s": bare_syscalls, "wrk_rps": bare_rps}),
     );
-    println!(
-        "  agent under wrk load                               CPU {agent_cpu:.1}% of one core   RSS {} KiB (idle {} KiB, peak {} KiB)   graph edges {edges}",
-        rss, rss_idle, hwm
-    );
-    println!(
-        "{}",
-        serde_json::json!({
-            "syscalls_per_s": {"without": bare_syscalls, "with": probed_syscalls, "ratio": ratio},
-            "wrk_requests_per_s": {"without": bare_rps, "with": probed_rps},
-            "agent_cpu_percent_under_wrk": agent_cpu,
-            "agent_rss_kib": rss, "agent_peak_rss_kib": hwm,
-        })
-    );
-    drop(agent);
+    println!("{}", serde_json::Value::Object(json));
     Ok(())
 }
