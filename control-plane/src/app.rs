@@ -7,18 +7,20 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::{
-    adapters::{grpc, http, sqlite::SqliteStore},
+    adapters::{grpc, http, kube::KubeEndpoints, sqlite::SqliteStore},
     config::ControlPlaneConfig,
     domain::{
         ingest::{now_unix_ns, IngestService},
         metrics::MetricsService,
         rules::Tier1Rules,
     },
-    ports::{NoCluster, StoreError},
+    ports::{EndpointResolver, NoCluster, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("kubernetes.enabled is set but no API client could be made: {0} (set kubernetes.api_server, KUBECONFIG, or run in a pod with a service account)")]
+    Kube(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
@@ -42,6 +44,20 @@ pub struct Bound {
     pub http: SocketAddr,
 }
 
+async fn kube_client(api_server: &str) -> Result<kube::Client, AppError> {
+    let config = if api_server.is_empty() {
+        kube::Config::infer()
+            .await
+            .map_err(|e| AppError::Kube(e.to_string()))?
+    } else {
+        let uri = api_server
+            .parse()
+            .map_err(|e: ::http::uri::InvalidUri| AppError::Kube(e.to_string()))?;
+        kube::Config::new(uri)
+    };
+    kube::Client::try_from(config).map_err(|e| AppError::Kube(e.to_string()))
+}
+
 /// Binds both listeners, then serves until `shutdown` completes.
 pub async fn run(
     config: ControlPlaneConfig,
@@ -55,9 +71,16 @@ pub async fn run(
         store.clone(),
         Tier1Rules::new(config.crash_loop_policy()),
     ));
+    let resolver: Arc<dyn EndpointResolver> = if config.kubernetes.enabled {
+        let client = kube_client(&config.kubernetes.api_server).await?;
+        info!("resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices)");
+        Arc::new(KubeEndpoints::start(client))
+    } else {
+        Arc::new(NoCluster)
+    };
     let metrics = Arc::new(MetricsService::new(
         store.clone(),
-        Arc::new(NoCluster),
+        resolver,
         config.graph_config(),
     ));
     metrics.rebuild(now_unix_ns())?;

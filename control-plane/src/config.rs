@@ -25,6 +25,7 @@ pub struct ControlPlaneConfig {
     pub rules: RulesConfig,
     pub incidents: IncidentsConfig,
     pub graph: GraphSettings,
+    pub kubernetes: KubernetesConfig,
 }
 
 impl Default for ControlPlaneConfig {
@@ -37,6 +38,7 @@ impl Default for ControlPlaneConfig {
             rules: RulesConfig::default(),
             incidents: IncidentsConfig::default(),
             graph: GraphSettings::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -90,6 +92,16 @@ impl Default for IncidentsConfig {
             resolve_after_secs: 600,
         }
     }
+}
+
+/// Resolving addresses to Services and Pods through the Kubernetes API.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Watch Pods, Services and EndpointSlices (needs list/watch RBAC on them).
+    pub enabled: bool,
+    /// API server URL; empty: in-cluster service account, else `$KUBECONFIG`/~/.kube/config.
+    pub api_server: String,
 }
 
 /// The service graph and the metric samples behind it.
@@ -165,6 +177,14 @@ impl ControlPlaneConfig {
             if v == 0 || v > 10 * 365 * 24 * 3600 {
                 return invalid(field, "must be between 1 second and 10 years");
             }
+        }
+        if !self.kubernetes.api_server.is_empty()
+            && self.kubernetes.api_server.parse::<http::Uri>().is_err()
+        {
+            return invalid(
+                "kubernetes.api_server",
+                "is not a URL like https://host:6443",
+            );
         }
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return invalid("http_listen", "must differ from grpc_listen");

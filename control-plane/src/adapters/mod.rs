@@ -2,6 +2,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod kube;
 pub mod sqlite;
 pub mod sqlite_telemetry;
 pub mod wire;
