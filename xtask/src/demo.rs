@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use vigil_tests::{bin_path, Agent, AgentOptions, Cgroup, ControlPlane};
+use vigil_tests::{bin_path, topology::ServiceChain, Agent, AgentOptions, Cgroup, ControlPlane};
 
 use crate::{build::workspace_root, setup::step};
 
@@ -80,7 +80,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     );
 
     step("watching incidents (Ctrl-C stops the demo and cleans up)");
-    let _watch = Watch(
+    let watch = Watch(
         Command::new(bin_path("vigil"))
             .args([
                 "--api",
@@ -116,6 +116,28 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
         }
         cgroups.push(cg);
     }
+    let mut chain = None;
+    if !interrupted(&stop, Duration::from_secs(1)) {
+        step("services: wrk → nginx → app → redis in network namespaces, 3 s of load (expect the service graph)");
+        let c = ServiceChain::start(&dir);
+        let (_client, report) = c.load(3, 4);
+        if let Some(line) = report.lines().find(|l| l.contains("Requests/sec")) {
+            println!("    wrk: {}", line.trim());
+        }
+        // One metric interval (1 s) for the last flows to arrive.
+        std::thread::sleep(Duration::from_millis(1500));
+        let vigil = |args: &[&str]| {
+            let _ = Command::new(bin_path("vigil"))
+                .args(["--api", &format!("http://{HTTP}")])
+                .args(args)
+                .status();
+        };
+        step("the live service graph (`vigil graph`; `vigil graph --dot` for Graphviz)");
+        vigil(&["graph"]);
+        step("what breaks if redis does (`vigil blast-radius <entity>`)");
+        vigil(&["blast-radius", &c.redis.key()]);
+        chain = Some(c);
+    }
     if !interrupted(&stop, Duration::from_secs(3)) {
         step("incidents so far");
         let _ = Command::new(bin_path("vigil"))
@@ -132,7 +154,9 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-    step("tearing down: agent, control plane, demo cgroups");
+    step("tearing down: agent, control plane, demo cgroups and namespaces");
+    drop(watch);
+    drop(chain);
     drop(cgroups);
     drop(agent);
     drop(cp);

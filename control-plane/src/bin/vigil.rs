@@ -59,6 +59,14 @@ enum Command {
     },
     /// List nodes, their probes and what they lost.
     Nodes,
+    /// The service dependency graph: who talks to whom, with failures, retransmits and RTT.
+    Graph {
+        /// Print Graphviz DOT (pipe into `dot -Tsvg`).
+        #[arg(long)]
+        dot: bool,
+    },
+    /// Everything that transitively depends on an entity (a workload key, `ip:port`, …).
+    BlastRadius { entity: String },
 }
 
 struct Api {
@@ -90,6 +98,47 @@ impl Api {
         }
         Ok(body)
     }
+
+    async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            bail!("{url}: {status}: {text}");
+        }
+        Ok(text)
+    }
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v.get(k).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn edge_line(e: &Value) -> String {
+    let rtt = e
+        .get("recent_rtt_us")
+        .or_else(|| e.get("rtt_us"))
+        .and_then(Value::as_f64)
+        .map_or("-".to_string(), |us| format!("{:.2}ms", us / 1000.0));
+    format!(
+        "{:<44} → {:<44} conn {:>7}  failed {:>5}  resets {:>5}  retx {:>5} ({:.2}%)  rtt {:>8}  bytes {}/{}",
+        s(e, "from"),
+        s(e, "to"),
+        n(e, "connections"),
+        n(e, "failed_connects"),
+        n(e, "resets"),
+        n(e, "retransmits"),
+        100.0 * f(e, "retransmit_rate"),
+        rtt,
+        n(e, "bytes_forward"),
+        n(e, "bytes_backward")
+    )
 }
 
 fn opt(name: &'static str, v: &Option<String>) -> Option<(&'static str, String)> {
@@ -145,6 +194,12 @@ fn event_line(e: &Value) -> String {
             s(&kind, "victim_comm"),
             n(&kind, "victim_pid"),
             n(&kind, "anon_rss_kb")
+        ),
+        "dns_failure" => format!(
+            "DNS {} for {} (server {})",
+            s(&kind, "rcode_name"),
+            s(&kind, "query_name"),
+            s(&kind, "server")
         ),
         other => other.to_string(),
     };
@@ -321,6 +376,46 @@ async fn main() -> anyhow::Result<()> {
                             if err.is_empty() { "attached" } else { err }
                         );
                     }
+                }
+            }
+        }
+        Command::Graph { dot } => {
+            if dot {
+                print!("{}", api.get_text("/api/v1/graph?format=dot").await?);
+            } else {
+                let g = api.get("/api/v1/graph", &[]).await?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&g)?);
+                } else {
+                    let edges = g
+                        .get("edges")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    if edges.is_empty() {
+                        println!("no edges yet (agents report flows every interval)");
+                    }
+                    for e in edges {
+                        println!("{}", edge_line(&e));
+                    }
+                }
+            }
+        }
+        Command::BlastRadius { entity } => {
+            let b = api
+                .get(&format!("/api/v1/graph/blast-radius/{entity}"), &[])
+                .await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                let deps = b
+                    .get("dependents")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                println!("{} entities depend on {entity}:", deps.len());
+                for d in deps {
+                    println!("  {}", d.as_str().unwrap_or(""));
                 }
             }
         }

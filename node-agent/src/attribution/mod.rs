@@ -1,6 +1,7 @@
 //! Who an event belongs to: pid → cgroup path → workload identity.
 
 pub mod cgroup_index;
+pub mod listeners;
 pub mod procfs;
 pub mod table;
 pub mod workload;

@@ -23,7 +23,7 @@ use super::{
     names::{errno_name, syscall_name},
 };
 use crate::{
-    attribution::{workload::workload_from_cgroup_path, CgroupIndex},
+    attribution::{listeners::ListenerNames, workload::workload_from_cgroup_path, CgroupIndex},
     config::TelemetryConfig,
     enrich::wire_workload,
 };
@@ -33,6 +33,7 @@ pub struct Collector {
     config: TelemetryConfig,
     proc_root: PathBuf,
     cgroups: CgroupIndex,
+    listeners: ListenerNames,
     flows: FlowTracker,
     syscalls: DeltaTracker<SyscallKey, SyscallStats>,
     syscall_errors: DeltaTracker<SyscallErrorKey, u64>,
@@ -82,6 +83,7 @@ impl Collector {
             config,
             proc_root: proc_root.to_path_buf(),
             cgroups: CgroupIndex::discover(),
+            listeners: ListenerNames::new(proc_root),
             flows: FlowTracker::default(),
             syscalls: DeltaTracker::default(),
             syscall_errors: DeltaTracker::default(),
@@ -156,7 +158,14 @@ impl Collector {
     }
 
     fn flow_sample(&mut self, k: &EdgeKey, t: &EdgeTotals) -> v1::FlowSample {
-        let process = self.comm(t.tgid);
+        let mut process = self.comm(t.tgid);
+        // An accepted connection has no task; name a host listener by its port's owner.
+        if process.is_empty()
+            && k.role != ROLE_CLIENT
+            && self.cgroups.resolve(k.cgroup_id).as_deref() == Some("/")
+        {
+            process = self.listeners.name(k.local_port).unwrap_or_default();
+        }
         let role = if k.role == ROLE_CLIENT {
             v1::FlowRole::Client
         } else {
