@@ -376,6 +376,21 @@ async fn main() -> anyhow::Result<()> {
                             if err.is_empty() { "attached" } else { err }
                         );
                     }
+                    for m in node
+                        .get("maps")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                    {
+                        println!(
+                            "    map {:<28} {}/{} entries  {} created  {} evicted",
+                            s(&m, "name"),
+                            n(&m, "entries"),
+                            n(&m, "capacity"),
+                            n(&m, "inserted"),
+                            n(&m, "evicted")
+                        );
+                    }
                 }
             }
         }
