@@ -62,6 +62,8 @@ pub struct AgentStats {
     pub buffer_dropped: u64,
     pub events_read: u64,
     pub malformed: u64,
+    #[serde(default)]
+    pub metric_intervals_dropped: u64,
 }
 
 pub trait EventStore: Send + Sync {

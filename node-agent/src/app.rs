@@ -159,11 +159,13 @@ pub async fn run(
         })
         .map_err(AgentError::Thread)?;
 
+    let metrics = Arc::new(metric_queue(config.telemetry.max_buffered_intervals));
     let shipper = Shipper::new(
         config.clone(),
         hello(&node_name, &loaded.status),
         buffer.clone(),
         stats.clone(),
+        metrics.clone(),
     )
     .map_err(AgentError::Endpoint)?;
     let reader_task = tokio::spawn(reader::run(ring, drops, stats, tx));
@@ -172,7 +174,6 @@ pub async fn run(
 
     // Metrics: a thread drains the kernel aggregates each interval (map reads are syscalls),
     // a task ships the batches.
-    let metrics = Arc::new(metric_queue(config.telemetry.max_buffered_intervals));
     let stop_collector = Arc::new(AtomicBool::new(false));
     let mut metrics_task = None;
     if telemetry_on {

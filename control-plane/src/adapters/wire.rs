@@ -203,6 +203,7 @@ pub fn batch(b: &v1::EventBatch, max_events: usize) -> Result<Batch, WireError> 
             buffer_dropped: s.buffer_dropped,
             events_read: s.events_read,
             malformed: s.malformed,
+            metric_intervals_dropped: s.metric_intervals_dropped,
         }),
     })
 }

@@ -353,7 +353,7 @@ async fn main() -> anyhow::Result<()> {
                 for node in list.as_array().cloned().unwrap_or_default() {
                     let stats = node.get("stats").cloned().unwrap_or(Value::Null);
                     println!(
-                        "{}  kernel {}  agent {}  seen {}  read {}  kernel-dropped {}  buffer-dropped {}  malformed {}",
+                        "{}  kernel {}  agent {}  seen {}  read {}  kernel-dropped {}  buffer-dropped {}  malformed {}  metric-intervals-dropped {}",
                         s(&node, "name"),
                         s(&node, "kernel_release"),
                         s(&node, "agent_version"),
@@ -362,6 +362,7 @@ async fn main() -> anyhow::Result<()> {
                         n(&stats, "kernel_dropped"),
                         n(&stats, "buffer_dropped"),
                         n(&stats, "malformed"),
+                        n(&stats, "metric_intervals_dropped"),
                     );
                     for p in node
                         .get("probes")

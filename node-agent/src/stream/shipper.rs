@@ -24,7 +24,7 @@ use super::{
     buffer::EventBuffer,
     connection::{connect, endpoint, error_chain},
 };
-use crate::{config::AgentConfig, kernel::reader::ReaderStats};
+use crate::{config::AgentConfig, kernel::reader::ReaderStats, metrics::queue::MetricQueue};
 
 /// What the shipper is doing, for health reporting and draining at shutdown.
 #[derive(Debug, Default)]
@@ -43,6 +43,7 @@ pub struct Shipper {
     hello: v1::NodeHello,
     buffer: Arc<EventBuffer>,
     reader_stats: Arc<ReaderStats>,
+    metrics: Arc<MetricQueue>,
     pub state: Arc<ShipperState>,
 }
 
@@ -61,6 +62,7 @@ impl Shipper {
         hello: v1::NodeHello,
         buffer: Arc<EventBuffer>,
         reader_stats: Arc<ReaderStats>,
+        metrics: Arc<MetricQueue>,
     ) -> Result<Self, tonic::transport::Error> {
         let endpoint = endpoint(&config)?;
         Ok(Self {
@@ -69,6 +71,7 @@ impl Shipper {
             hello,
             buffer,
             reader_stats,
+            metrics,
             state: Arc::default(),
         })
     }
@@ -79,6 +82,7 @@ impl Shipper {
             buffer_dropped: self.buffer.dropped(),
             events_read: self.reader_stats.events_read.load(Ordering::Relaxed),
             malformed: self.reader_stats.malformed.load(Ordering::Relaxed),
+            metric_intervals_dropped: self.metrics.dropped(),
         }
     }
 
