@@ -4,9 +4,11 @@
 //! Everything the lab creates is named `vigil-lab-…`; the guard in [`names`] refuses any
 //! other target before a fault touches it.
 
+pub mod delay;
 pub mod error;
 pub mod eval;
 pub mod names;
+pub mod redis;
 pub mod scenarios;
 pub mod state;
 pub mod sys;

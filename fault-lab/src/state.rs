@@ -84,6 +84,16 @@ pub enum Undo {
     Chmod { path: PathBuf, mode: u32 },
     /// Remove a file the fault created.
     RemoveFile { path: PathBuf },
+    /// Point a symlink back at its target.
+    Symlink { path: PathBuf, target: PathBuf },
+    /// Set a Redis password back.
+    RedisPassword {
+        addr: String,
+        current: String,
+        restore: String,
+    },
+    /// Kill every process of a lab cgroup (its supervisor, if alive, restarts it).
+    KillCgroup { name: String },
 }
 
 impl Undo {
@@ -116,6 +126,27 @@ impl Undo {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).is_ok()
             }
             Self::RemoveFile { path } => std::fs::remove_file(path).is_ok() || !path.exists(),
+            Self::Symlink { path, target } => {
+                let _ = std::fs::remove_file(path);
+                std::os::unix::fs::symlink(target, path).is_ok()
+            }
+            Self::RedisPassword {
+                addr,
+                current,
+                restore,
+            } => crate::redis::set_password(addr, current, restore).is_ok(),
+            Self::KillCgroup { name } => match crate::names::LabName::parse(name) {
+                Ok(n) => {
+                    for pid in (crate::testbed::cgroups::LabCgroup { name: n }).pids() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    true
+                }
+                Err(_) => false,
+            },
         };
         if !ok {
             warn!(step = ?self, "undo step did nothing (already undone?)");

@@ -1,1 +1,50 @@
-//! Evaluation.
+//! Measuring a run: what Vigil detected, how fast, whether it named the right fault and the
+//! right target, and how long the path took to be healthy again.
+
+pub mod cases;
+pub mod report;
+pub mod runner;
+pub mod vigil;
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenarios::FaultClass;
+
+/// The incident Vigil opened for a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Detection {
+    pub incident_id: i64,
+    pub kind: String,
+    pub workload_key: String,
+    pub title: String,
+    pub opened_unix_ms: u64,
+}
+
+/// One scenario run: one JSON record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub scenario: String,
+    pub class: FaultClass,
+    pub target: String,
+    pub intensity: f64,
+    pub duration_ms: u64,
+    pub injected_unix_ms: u64,
+    pub teardown_unix_ms: u64,
+    pub detection: Option<Detection>,
+    /// Fault start → incident open (one clock: the control plane's and the lab's are the
+    /// same host clock).
+    pub detection_latency_ms: Option<u64>,
+    /// The fault class Vigil's diagnosis names, if it names one.
+    pub diagnosed_class: Option<FaultClass>,
+    pub classification_correct: bool,
+    /// The service Vigil's top-1 root cause points at.
+    pub localized: Option<String>,
+    pub localization_correct: bool,
+    pub expected_action: String,
+    pub action: Option<String>,
+    pub remediation_correct: bool,
+    /// Teardown (the action that fixed it) → healthy end to end.
+    pub recovery_ms: Option<u64>,
+    pub error: Option<String>,
+}

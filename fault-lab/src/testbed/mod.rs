@@ -58,12 +58,29 @@ pub fn service_ip(service: &str) -> Result<String> {
 pub struct Files {
     pub dir: PathBuf,
     pub dnsmasq_conf: PathBuf,
-    pub app_conf: PathBuf,
+}
+
+/// One app replica's own files.
+#[derive(Debug, Clone)]
+pub struct AppFiles {
+    pub conf: PathBuf,
+    /// A token the app reads on every request.
     pub secret: PathBuf,
-    /// A small tmpfs the apps write their request log into.
+    /// A small tmpfs the app writes its request log into.
     pub data: PathBuf,
-    /// The app binary the supervisor runs (a symlink faults can break).
-    pub app_bin: PathBuf,
+    /// The binary the supervisor runs (a symlink faults can break).
+    pub bin: PathBuf,
+}
+
+impl Files {
+    pub fn app(&self, app: &str) -> AppFiles {
+        AppFiles {
+            conf: self.dir.join(format!("{app}.conf")),
+            secret: self.dir.join(format!("{app}.token")),
+            data: self.dir.join(format!("{app}-data")),
+            bin: self.dir.join(format!("{app}-bin")),
+        }
+    }
 }
 
 pub struct Testbed {
@@ -82,8 +99,10 @@ pub fn clean_leftovers(state: &Path) -> Result<()> {
     }
     cgroups::remove_all();
     net::remove_all();
-    let data = state.join("testbed").join("data");
-    sys::try_run(&["umount", "-l", &data.to_string_lossy()]);
+    for app in APP_REPLICAS {
+        let data = state.join("testbed").join(format!("{app}-data"));
+        sys::try_run(&["umount", "-l", &data.to_string_lossy()]);
+    }
     Ok(())
 }
 
@@ -225,34 +244,35 @@ impl Testbed {
         sys::run(&["chmod", "0755", &dir.to_string_lossy()])?;
         let files = Files {
             dnsmasq_conf: dir.join("dnsmasq.conf"),
-            app_conf: dir.join("app.conf"),
-            secret: dir.join("secret"),
-            data: dir.join("data"),
-            app_bin: dir.join("vigil-lab-app"),
             dir: dir.clone(),
         };
         write(&files.dnsmasq_conf, &dnsmasq_conf(true))?;
-        write(&files.app_conf, APP_CONF)?;
-        write(&files.secret, &token(u64::MAX / 2))?;
-        sys::run(&[
-            "chmod",
-            "0644",
-            &files.secret.to_string_lossy(),
-            &files.app_conf.to_string_lossy(),
-        ])?;
-        let _ = std::fs::remove_file(&files.app_bin);
-        std::os::unix::fs::symlink(app_bin_target()?, &files.app_bin)
-            .map_err(LabError::io("linking the app binary"))?;
-        std::fs::create_dir_all(&files.data).map_err(LabError::io("creating the data dir"))?;
-        sys::run(&[
-            "mount",
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=4m,mode=1777",
-            "vigil-lab-data",
-            &files.data.to_string_lossy(),
-        ])?;
+        let bin = app_bin_target()?;
+        for app in APP_REPLICAS {
+            let f = files.app(app);
+            write(&f.conf, APP_CONF)?;
+            write(&f.secret, &token(u64::MAX / 2))?;
+            sys::run(&[
+                "chmod",
+                "0644",
+                &f.secret.to_string_lossy(),
+                &f.conf.to_string_lossy(),
+            ])?;
+            let _ = std::fs::remove_file(&f.bin);
+            std::os::unix::fs::symlink(&bin, &f.bin)
+                .map_err(LabError::io("linking the app binary"))?;
+            std::fs::create_dir_all(&f.data).map_err(LabError::io("creating the data dir"))?;
+            let source = format!("vigil-lab-{app}-data");
+            sys::run(&[
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=4m,mode=1777",
+                &source,
+                &f.data.to_string_lossy(),
+            ])?;
+        }
         let nginx_dir = dir.join("nginx");
         std::fs::create_dir_all(&nginx_dir).map_err(LabError::io("creating the nginx dir"))?;
         let nginx = nginx_dir.join("nginx.conf");
@@ -333,7 +353,7 @@ impl Testbed {
                 ..spec(
                     app,
                     s(&[
-                        &files.app_bin.to_string_lossy(),
+                        &files.app(app).bin.to_string_lossy(),
                         "--listen",
                         &format!("{ip}:8080"),
                         "--redis",
@@ -345,11 +365,11 @@ impl Testbed {
                         "--pg-user",
                         "vigil",
                         "--secret-file",
-                        &files.secret.to_string_lossy(),
+                        &files.app(app).secret.to_string_lossy(),
                         "--request-log",
-                        &files.data.join(format!("{app}.log")).to_string_lossy(),
+                        &files.app(app).data.join("requests.log").to_string_lossy(),
                         "--config",
-                        &files.app_conf.to_string_lossy(),
+                        &files.app(app).conf.to_string_lossy(),
                         "--ballast-mb",
                         "8",
                     ]),

@@ -1,0 +1,1 @@
+//! Replayable cases (filled in below).

@@ -1,0 +1,1 @@
+//! Reports (filled in below).
