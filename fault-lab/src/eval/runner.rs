@@ -1,1 +1,168 @@
-//! Runner (filled in below).
+//! Running scenarios against the testbed and scoring what Vigil did.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use super::{
+    cases,
+    vigil::{class_of, service_of, VigilApi},
+    RunRecord,
+};
+use crate::{
+    error::{LabError, Result},
+    scenarios::{self, Params, Scenario},
+    state::{now_unix_ms, Records},
+    testbed::Testbed,
+};
+
+/// How long after the fault ends an incident still counts as its detection.
+const DETECTION_GRACE: Duration = Duration::from_secs(3);
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Runner<'a> {
+    pub bed: &'a Testbed,
+    pub records: Records,
+    pub vigil: Option<VigilApi>,
+    pub run_id: String,
+    /// `<out>/runs/*.json`, `<out>/cases/*`.
+    pub out: PathBuf,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(bed: &'a Testbed, state: &Path, vigil: Option<VigilApi>, out: &Path) -> Result<Self> {
+        std::fs::create_dir_all(out.join("runs")).map_err(LabError::io(format!("creating {}", out.display())))?;
+        Ok(Self {
+            bed,
+            records: Records::new(state)?,
+            vigil,
+            run_id: format!("run-{}", now_unix_ms()),
+            out: out.to_path_buf(),
+        })
+    }
+
+    /// Injects, holds for the duration while watching for Vigil's incident, tears down, and
+    /// waits until the end-to-end path is healthy again.
+    pub fn run(&self, scenario: &dyn Scenario, p: &Params) -> RunRecord {
+        let info = scenario.info();
+        let injected = now_unix_ms();
+        let mut record = RunRecord {
+            run_id: self.run_id.clone(),
+            scenario: info.name.to_string(),
+            class: info.class,
+            target: p.target.clone(),
+            intensity: p.intensity,
+            duration_ms: p.duration.as_millis() as u64,
+            injected_unix_ms: injected,
+            teardown_unix_ms: 0,
+            detection: None,
+            detection_latency_ms: None,
+            diagnosed_class: None,
+            classification_correct: false,
+            localized: None,
+            localization_correct: false,
+            expected_action: info.expected_action.to_string(),
+            action: None,
+            remediation_correct: false,
+            recovery_ms: None,
+            error: None,
+        };
+        let fault = match scenarios::inject(self.bed, &self.records, scenario, p) {
+            Ok(f) => f,
+            Err(e) => {
+                record.error = Some(format!("inject: {e}"));
+                return self.finish(record);
+            }
+        };
+        let until = Instant::now() + p.duration;
+        while Instant::now() < until {
+            if record.detection.is_none() {
+                record.detection = self.vigil.as_ref().and_then(|v| v.first_incident_since(injected));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        record.teardown_unix_ms = now_unix_ms();
+        if let Err(e) = fault.teardown(scenario, p) {
+            record.error = Some(format!("teardown: {e}"));
+        }
+        match self.bed.wait_healthy(RECOVERY_TIMEOUT) {
+            Ok(took) => record.recovery_ms = Some(took.as_millis() as u64),
+            Err(e) => record.error = Some(record.error.take().map_or(e.to_string(), |x| format!("{x}; {e}"))),
+        }
+        if record.detection.is_none() {
+            let grace = Instant::now() + DETECTION_GRACE;
+            while record.detection.is_none() && Instant::now() < grace {
+                record.detection = self.vigil.as_ref().and_then(|v| v.first_incident_since(injected));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        if let Some(d) = &record.detection {
+            record.detection_latency_ms = Some(d.opened_unix_ms.saturating_sub(injected));
+            record.diagnosed_class = class_of(&d.kind);
+            record.classification_correct = record.diagnosed_class == Some(info.class);
+            record.localized = service_of(&d.workload_key);
+            record.localization_correct = record.localized.as_deref() == Some(p.target.trim_start_matches("vigil-lab-"));
+        }
+        record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
+        if let Some(v) = &self.vigil {
+            if let Err(e) = cases::write(v, &self.out, &record) {
+                tracing::warn!(error = %e, "could not write the replay case");
+            }
+        }
+        self.finish(record)
+    }
+
+    fn finish(&self, record: RunRecord) -> RunRecord {
+        let path = self.out.join("runs").join(format!("{}.json", record.scenario));
+        match serde_json::to_string_pretty(&record) {
+            Ok(text) => {
+                if let Err(e) = std::fs::write(&path, text) {
+                    tracing::warn!(error = %e, path = %path.display(), "could not write the run record");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not encode the run record"),
+        }
+        record
+    }
+}
+
+/// Params from a scenario's defaults, overridden where given.
+pub fn params(s: &dyn Scenario, target: Option<&str>, intensity: Option<f64>, duration: Option<u64>) -> Params {
+    let info = s.info();
+    Params {
+        target: target.unwrap_or(info.default_target).to_string(),
+        intensity: intensity.unwrap_or(info.default_intensity),
+        duration: duration.map_or(info.default_duration, Duration::from_secs),
+    }
+}
+
+/// The result of a healthy soak: incidents Vigil opened while nothing was wrong.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Soak {
+    pub seconds: u64,
+    pub bursts: u32,
+    pub false_positive_incidents: Vec<super::Detection>,
+    pub actions: u32,
+}
+
+/// No fault, bursty load: every incident opened is a false positive.
+pub fn soak(bed: &Testbed, vigil: Option<&VigilApi>, seconds: u64) -> Soak {
+    let start = now_unix_ms();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut bursts = 0;
+    while Instant::now() < until {
+        // A burst: 200 requests as fast as one client goes, then a pause.
+        for _ in 0..200 {
+            let _ = super::super::testbed::health::request(bed.client());
+        }
+        bursts += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Soak {
+        seconds,
+        bursts,
+        false_positive_incidents: vigil.map(|v| v.incidents_between(start, now_unix_ms())).unwrap_or_default(),
+        actions: 0,
+    }
+}
