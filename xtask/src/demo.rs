@@ -1,5 +1,6 @@
-//! `cargo xtask demo`: the control plane and the agent on this host, real faults, incidents
-//! shown as they open.
+//! `cargo xtask demo`: the control plane and the agent on this host, the fault lab's testbed,
+//! real faults one after another, incidents shown as they open, the lab's summary table and
+//! the service graph.
 
 use std::{
     net::SocketAddr,
@@ -12,12 +13,15 @@ use std::{
 };
 
 use anyhow::Context as _;
-use vigil_tests::{bin_path, topology::ServiceChain, Agent, AgentOptions, Cgroup, ControlPlane};
+use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane};
 
 use crate::{build::workspace_root, setup::step};
 
 const GRPC: &str = "127.0.0.1:7070";
 const HTTP: &str = "127.0.0.1:8080";
+/// Faults the demo injects, in order: two Vigil detects and diagnoses today, then network
+/// and dependency faults whose impact the lab measures.
+const DEMO_FAULTS: &str = "oom,crash-loop,dns-failure,latency,revoked-credential";
 
 /// Kills the `vigil watch` child on every exit path.
 struct Watch(Child);
@@ -93,56 +97,45 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
             .context("starting `vigil watch`")?,
     );
 
-    let mut cgroups = Vec::new();
-    if !interrupted(&stop, Duration::from_secs(2)) {
-        step("fault: a process allocates past its 48 MiB memory cgroup limit (expect an OOM-kill incident)");
-        let cg = Cgroup::memory_v1("vigil-demo-oom", Some(48 << 20));
-        let mut hog = Command::new(bin_path("vigil-test-hog"));
-        hog.args(["1", "3"]);
-        cg.place(&mut hog);
-        let status = hog.status().context("running the memory hog")?;
-        println!("    hog ended: {status}");
-        cgroups.push(cg);
-    }
-    if !interrupted(&stop, Duration::from_secs(3)) {
-        step("fault: a service exits with code 1 three times in a row (expect a crash-loop incident)");
-        let cg = Cgroup::memory_v1("vigil-demo-crashloop", None);
-        for attempt in 1..=3 {
-            let mut crash = Command::new(bin_path("vigil-test-crash"));
-            crash.args(["exit", "1"]).env("VIGIL_CRASH_DELAY_MS", "200");
-            cg.place(&mut crash);
-            let status = crash.status().context("running the crashing service")?;
-            println!("    restart {attempt}: {status}");
-        }
-        cgroups.push(cg);
-    }
-    let mut chain = None;
+    let vigil = |args: &[&str]| {
+        let _ = Command::new(bin_path("vigil"))
+            .args(["--api", &format!("http://{HTTP}")])
+            .args(args)
+            .status();
+    };
     if !interrupted(&stop, Duration::from_secs(1)) {
-        step("services: wrk → nginx → app → redis in network namespaces, 3 s of load (expect the service graph)");
-        let c = ServiceChain::start(&dir);
-        let (_client, report) = c.load(3, 4);
-        if let Some(line) = report.lines().find(|l| l.contains("Requests/sec")) {
-            println!("    wrk: {}", line.trim());
+        step("fault lab: nginx → 2 app replicas → redis + PostgreSQL, DNS, load; then faults one after another");
+        println!("    (incidents appear above as Vigil opens them; each fault is torn down and the path verified healthy)");
+        let lab_state = dir.join("lab-state");
+        let status = Command::new(bin_path("vigil-lab"))
+            .args([
+                "run",
+                "--only",
+                DEMO_FAULTS,
+                "--api",
+                &format!("http://{HTTP}"),
+                "--out",
+            ])
+            .arg(dir.join("lab"))
+            .env("VIGIL_LAB_STATE", &lab_state)
+            .status()
+            .context("running the fault lab")?;
+        if !status.success() {
+            println!(
+                "    the fault lab failed ({status}); its logs are in {}",
+                lab_state.display()
+            );
         }
-        // One metric interval (1 s) for the last flows to arrive.
-        std::thread::sleep(Duration::from_millis(1500));
-        let vigil = |args: &[&str]| {
-            let _ = Command::new(bin_path("vigil"))
-                .args(["--api", &format!("http://{HTTP}")])
-                .args(args)
-                .status();
-        };
-        step("the live service graph (`vigil graph`; `vigil graph --dot` for Graphviz)");
+    }
+    if !interrupted(&stop, Duration::from_secs(1)) {
+        step("the service graph the kernel saw (`vigil graph`; `vigil graph --dot` for Graphviz)");
         vigil(&["graph"]);
-        step("what breaks if redis does (`vigil blast-radius <entity>`)");
-        vigil(&["blast-radius", &c.redis.key()]);
-        chain = Some(c);
+        step("what breaks if redis does (`vigil blast-radius cgroup/vigil-lab-redis`)");
+        vigil(&["blast-radius", "cgroup/vigil-lab-redis"]);
     }
     if !interrupted(&stop, Duration::from_secs(3)) {
         step("incidents so far");
-        let _ = Command::new(bin_path("vigil"))
-            .args(["--api", &format!("http://{HTTP}"), "incidents"])
-            .status();
+        vigil(&["incidents"]);
         match duration {
             Some(s) => println!("    running for {s}s more (Ctrl-C to stop now)"),
             None => println!("    still watching; Ctrl-C to stop"),
@@ -154,10 +147,8 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     {
         std::thread::sleep(Duration::from_millis(100));
     }
-    step("tearing down: agent, control plane, demo cgroups and namespaces");
+    step("tearing down: agent and control plane (the lab removed its namespaces and cgroups)");
     drop(watch);
-    drop(chain);
-    drop(cgroups);
     drop(agent);
     drop(cp);
     println!(

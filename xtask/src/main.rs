@@ -2,6 +2,7 @@
 
 mod build;
 mod demo;
+mod lab;
 mod setup;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,17 @@ enum Task {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// The fault lab with Vigil watching: control plane + agent, the testbed, every
+    /// scenario, a healthy soak; writes the report (JSON, Markdown, HTML) to `--out`.
+    Lab {
+        #[arg(long, default_value = "reports/lab")]
+        out: std::path::PathBuf,
+        /// Seconds each fault stays in (default: each scenario's own).
+        #[arg(long)]
+        duration: Option<u64>,
+        #[arg(long, default_value_t = 20)]
+        soak: u64,
+    },
     /// Release build, then the exec-storm benchmark: kernel-event→stored latency p50/p99
     /// and the agent's CPU% and RSS.
     Bench {
@@ -64,6 +76,15 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             build::all(false)?;
             demo::run(duration)
+        }
+        Task::Lab {
+            out,
+            duration,
+            soak,
+        } => {
+            setup::run()?;
+            build::all(false)?;
+            lab::run(&out, duration, soak)
         }
         Task::Bench { execs } => {
             setup::run()?;

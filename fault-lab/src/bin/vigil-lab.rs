@@ -33,6 +33,9 @@ enum Command {
         scenario: Option<String>,
         #[arg(long)]
         all: bool,
+        /// A comma-separated list of scenarios, in order.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
         #[arg(long)]
         target: Option<String>,
         #[arg(long)]
@@ -65,7 +68,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -88,18 +92,37 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Up { seconds } => {
             let _lock = state::RunLock::acquire(&dir)?;
-            let bed = Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
+            let bed =
+                Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
             for s in bed.supervisor.status() {
-                println!("    {:<20} pid {}", s.name, s.pid.map_or("-".into(), |p| p.to_string()));
+                println!(
+                    "    {:<20} pid {}",
+                    s.name,
+                    s.pid.map_or("-".into(), |p| p.to_string())
+                );
             }
             std::thread::sleep(Duration::from_secs(seconds.unwrap_or(u64::MAX / 4)));
             bed.stop(&dir);
         }
-        Command::Run { scenario, all, target, intensity, duration, api, out, soak } => {
-            let chosen: Vec<Box<dyn scenarios::Scenario>> = match (scenario, all) {
-                (Some(name), false) => vec![scenarios::find(&name)?],
-                (None, true) => scenarios::catalogue(),
-                _ => anyhow::bail!("name one scenario, or pass --all"),
+        Command::Run {
+            scenario,
+            all,
+            only,
+            target,
+            intensity,
+            duration,
+            api,
+            out,
+            soak,
+        } => {
+            let chosen: Vec<Box<dyn scenarios::Scenario>> = match (scenario, all, only.is_empty()) {
+                (Some(name), false, true) => vec![scenarios::find(&name)?],
+                (None, true, true) => scenarios::catalogue(),
+                (None, false, false) => only
+                    .iter()
+                    .map(|n| scenarios::find(n))
+                    .collect::<Result<_, _>>()?,
+                _ => anyhow::bail!("name one scenario, or pass --all, or --only a,b,c"),
             };
             // Refuse bad targets before building anything.
             for s in &chosen {
@@ -107,7 +130,8 @@ fn main() -> anyhow::Result<()> {
                 scenarios::check_target(&s.info(), &p.target)?;
             }
             let _lock = state::RunLock::acquire(&dir)?;
-            let bed = Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
+            let bed =
+                Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
             let vigil = api.as_deref().map(VigilApi::new);
             let run = runner::Runner::new(&bed, &dir, vigil, &out)?;
             let bar = ProgressBar::new(chosen.len() as u64);
@@ -118,12 +142,18 @@ fn main() -> anyhow::Result<()> {
             let mut records = Vec::new();
             for s in &chosen {
                 let p = runner::params(s.as_ref(), target.as_deref(), intensity, duration);
-                bar.set_message(format!("{} on {} for {}s", s.info().name, p.target, p.duration.as_secs()));
+                bar.set_message(format!(
+                    "{} on {} for {}s",
+                    s.info().name,
+                    p.target,
+                    p.duration.as_secs()
+                ));
                 let r = run.run(s.as_ref(), &p);
                 bar.println(format!(
                     "{:<20} detected {:>6}  recovered {:>6}  {}",
                     r.scenario,
-                    r.detection_latency_ms.map_or("–".into(), |v| format!("{v}ms")),
+                    r.detection_latency_ms
+                        .map_or("–".into(), |v| format!("{v}ms")),
                     r.recovery_ms.map_or("–".into(), |v| format!("{v}ms")),
                     r.error.clone().unwrap_or_default()
                 ));

@@ -20,7 +20,11 @@ fn columns(sample: &Value) -> Vec<(String, f64)> {
     let n = |f: &str| s[f].as_f64().unwrap_or(0.0);
     match kind {
         "flow" => {
-            let peer = format!("{}:{}", s["remote"]["ip"].as_str().unwrap_or("?"), s["remote"]["port"]);
+            let peer = format!(
+                "{}:{}",
+                s["remote"]["ip"].as_str().unwrap_or("?"),
+                s["remote"]["port"]
+            );
             let base = format!("{key}->{peer}");
             let c = &s["counts"];
             let cn = |f: &str| c[f].as_f64().unwrap_or(0.0);
@@ -28,29 +32,52 @@ fn columns(sample: &Value) -> Vec<(String, f64)> {
                 (format!("{base}:connects"), cn("connects")),
                 (format!("{base}:failed"), cn("failed")),
                 (format!("{base}:retransmits"), cn("retransmits")),
-                (format!("{base}:resets"), cn("resets_sent") + cn("resets_received")),
-                (format!("{base}:bytes"), cn("bytes_sent") + cn("bytes_received")),
+                (
+                    format!("{base}:resets"),
+                    cn("resets_sent") + cn("resets_received"),
+                ),
+                (
+                    format!("{base}:bytes"),
+                    cn("bytes_sent") + cn("bytes_received"),
+                ),
             ];
             let samples = cn("srtt_samples");
-            v.push((format!("{base}:rtt_us"), if samples > 0.0 { cn("srtt_sum_us") / samples } else { 0.0 }));
+            v.push((
+                format!("{base}:rtt_us"),
+                if samples > 0.0 {
+                    cn("srtt_sum_us") / samples
+                } else {
+                    0.0
+                },
+            ));
             v
         }
         "syscall" => {
             let name = s["name"].as_str().unwrap_or("?");
             vec![
-                (format!("{key}:syscall:{name}:count"), s["latency"]["count"].as_f64().unwrap_or(0.0)),
+                (
+                    format!("{key}:syscall:{name}:count"),
+                    s["latency"]["count"].as_f64().unwrap_or(0.0),
+                ),
                 (format!("{key}:syscall:{name}:errors"), n("errors")),
             ]
         }
         "dns" => vec![
             (format!("{key}:dns:queries"), n("queries")),
-            (format!("{key}:dns:failures"), n("nxdomain") + n("servfail") + n("other_errors") + n("timeouts")),
+            (
+                format!("{key}:dns:failures"),
+                n("nxdomain") + n("servfail") + n("other_errors") + n("timeouts"),
+            ),
         ],
         "latency" => {
             let k = s["kind"].as_str().unwrap_or("?");
             let h = &s["latency"];
             let count = h["count"].as_f64().unwrap_or(0.0);
-            let mean = if count > 0.0 { h["sum_ns"].as_f64().unwrap_or(0.0) / count } else { 0.0 };
+            let mean = if count > 0.0 {
+                h["sum_ns"].as_f64().unwrap_or(0.0) / count
+            } else {
+                0.0
+            };
             vec![(format!("{key}:{k}:mean_ns"), mean)]
         }
         _ => Vec::new(),
@@ -61,16 +88,26 @@ fn columns(sample: &Value) -> Vec<(String, f64)> {
 pub fn write(vigil: &VigilApi, out: &Path, record: &RunRecord) -> Result<()> {
     let since_ns = (record.injected_unix_ms.saturating_sub(BEFORE_MS)) as i64 * 1_000_000;
     let samples = vigil
-        .get(&format!("/api/v1/samples?since_unix_ns={since_ns}&limit=100000"))
+        .get(&format!(
+            "/api/v1/samples?since_unix_ns={since_ns}&limit=100000"
+        ))
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default();
     // Only the lab's own workloads: the rest of the host is noise for the case.
     let mut rows: BTreeMap<u64, BTreeMap<String, f64>> = BTreeMap::new();
     let mut names = std::collections::BTreeSet::new();
-    for s in samples.iter().filter(|s| s["workload_key"].as_str().is_some_and(|k| k.contains(crate::names::PREFIX))) {
+    for s in samples.iter().filter(|s| {
+        s["workload_key"]
+            .as_str()
+            .is_some_and(|k| k.contains(crate::names::PREFIX))
+    }) {
         let second = s["end_unix_ns"].as_u64().unwrap_or(0) / 1_000_000_000 * 1000;
         for (col, v) in columns(s) {
-            *rows.entry(second).or_default().entry(col.clone()).or_default() += v;
+            *rows
+                .entry(second)
+                .or_default()
+                .entry(col.clone())
+                .or_default() += v;
             names.insert(col);
         }
     }
@@ -100,5 +137,6 @@ pub fn write(vigil: &VigilApi, out: &Path, record: &RunRecord) -> Result<()> {
         "columns": names.len(),
         "rows": rows.len(),
     });
-    std::fs::write(dir.join("case.json"), case.to_string()).map_err(LabError::io("writing case.json"))
+    std::fs::write(dir.join("case.json"), case.to_string())
+        .map_err(LabError::io("writing case.json"))
 }

@@ -20,6 +20,15 @@ pub struct Detection {
     pub opened_unix_ms: u64,
 }
 
+/// What the fault did to the end-to-end path while it was in (requests through nginx).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Impact {
+    pub requests: u32,
+    pub failures: u32,
+    pub p50_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
 /// One scenario run: one JSON record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -31,6 +40,9 @@ pub struct RunRecord {
     pub duration_ms: u64,
     pub injected_unix_ms: u64,
     pub teardown_unix_ms: u64,
+    /// End-to-end requests during the fault, against `baseline_ms`.
+    pub impact: Impact,
+    pub baseline_ms: f64,
     pub detection: Option<Detection>,
     /// Fault start → incident open (one clock: the control plane's and the lab's are the
     /// same host clock).

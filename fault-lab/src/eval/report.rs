@@ -55,7 +55,10 @@ pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summ
     let recoveries: Vec<u64> = runs.iter().filter_map(|r| r.recovery_ms).collect();
     let totals = Totals {
         runs: n,
-        injected: runs.iter().filter(|r| r.error.as_deref().is_none_or(|e| !e.starts_with("inject"))).count(),
+        injected: runs
+            .iter()
+            .filter(|r| r.error.as_deref().is_none_or(|e| !e.starts_with("inject")))
+            .count(),
         detected: detections.len(),
         classification_accuracy: share(runs.iter().filter(|r| r.classification_correct).count(), n),
         localization_accuracy: share(runs.iter().filter(|r| r.localization_correct).count(), n),
@@ -89,13 +92,16 @@ fn yes(b: bool) -> &'static str {
 /// The per-scenario table in Markdown.
 pub fn markdown(s: &Summary) -> String {
     let mut md = String::from(
-        "| scenario | target | detected (ms) | incident | class ok | target ok | action ok | recovery (ms) | error |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | target | impact: failed/requests, p50 ms | detected (ms) | incident | class ok | target ok | action ok | recovery (ms) | error |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &s.runs {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {}/{}, {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.scenario,
             r.target,
+            r.impact.failures,
+            r.impact.requests,
+            r.impact.p50_ms.map_or("–".into(), |v| format!("{v:.0}")),
             opt(r.detection_latency_ms),
             r.detection.as_ref().map_or("–".into(), |d| d.kind.clone()),
             yes(r.classification_correct),
@@ -132,7 +138,13 @@ fn bars(title: &str, unit: &str, values: &[(String, Option<u64>)]) -> Result<Str
         let root = SVGBackend::with_string(&mut svg, (760, height)).into_drawing_area();
         let fail = |e: String| LabError::Invalid(format!("drawing {title}: {e}"));
         root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-        let max = values.iter().filter_map(|(_, v)| *v).max().unwrap_or(1).max(1) as f64 * 1.1;
+        let max = values
+            .iter()
+            .filter_map(|(_, v)| *v)
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64
+            * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("{title} ({unit})"), ("sans-serif", 16))
             .margin(10)
@@ -155,7 +167,10 @@ fn bars(title: &str, unit: &str, values: &[(String, Option<u64>)]) -> Result<Str
             .draw_series(values.iter().enumerate().filter_map(|(i, (_, v))| {
                 let v = (*v)? as f64;
                 Some(Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))],
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (v, SegmentValue::Exact(i + 1)),
+                    ],
                     BLUE.mix(0.6).filled(),
                 ))
             }))
@@ -166,8 +181,16 @@ fn bars(title: &str, unit: &str, values: &[(String, Option<u64>)]) -> Result<Str
 }
 
 fn html(s: &Summary) -> Result<String> {
-    let detection: Vec<(String, Option<u64>)> = s.runs.iter().map(|r| (r.scenario.clone(), r.detection_latency_ms)).collect();
-    let recovery: Vec<(String, Option<u64>)> = s.runs.iter().map(|r| (r.scenario.clone(), r.recovery_ms)).collect();
+    let detection: Vec<(String, Option<u64>)> = s
+        .runs
+        .iter()
+        .map(|r| (r.scenario.clone(), r.detection_latency_ms))
+        .collect();
+    let recovery: Vec<(String, Option<u64>)> = s
+        .runs
+        .iter()
+        .map(|r| (r.scenario.clone(), r.recovery_ms))
+        .collect();
     let table: String = s
         .runs
         .iter()
@@ -212,9 +235,15 @@ fn html(s: &Summary) -> Result<String> {
 /// Writes summary.json, summary.md and report.html into `out`.
 pub fn write(out: &Path, s: &Summary) -> Result<()> {
     let put = |name: &str, text: &str| {
-        std::fs::write(out.join(name), text).map_err(LabError::io(format!("writing {}", out.join(name).display())))
+        std::fs::write(out.join(name), text).map_err(LabError::io(format!(
+            "writing {}",
+            out.join(name).display()
+        )))
     };
-    put("summary.json", &serde_json::to_string_pretty(s).map_err(|e| LabError::Invalid(e.to_string()))?)?;
+    put(
+        "summary.json",
+        &serde_json::to_string_pretty(s).map_err(|e| LabError::Invalid(e.to_string()))?,
+    )?;
     put("summary.md", &markdown(s))?;
     put("report.html", &html(s)?)
 }

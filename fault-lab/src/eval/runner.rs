@@ -8,13 +8,13 @@ use std::{
 use super::{
     cases,
     vigil::{class_of, service_of, VigilApi},
-    RunRecord,
+    Impact, RunRecord,
 };
 use crate::{
     error::{LabError, Result},
     scenarios::{self, Params, Scenario},
     state::{now_unix_ms, Records},
-    testbed::Testbed,
+    testbed::{health::request, Testbed},
 };
 
 /// How long after the fault ends an incident still counts as its detection.
@@ -31,8 +31,14 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    pub fn new(bed: &'a Testbed, state: &Path, vigil: Option<VigilApi>, out: &Path) -> Result<Self> {
-        std::fs::create_dir_all(out.join("runs")).map_err(LabError::io(format!("creating {}", out.display())))?;
+    pub fn new(
+        bed: &'a Testbed,
+        state: &Path,
+        vigil: Option<VigilApi>,
+        out: &Path,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(out.join("runs"))
+            .map_err(LabError::io(format!("creating {}", out.display())))?;
         Ok(Self {
             bed,
             records: Records::new(state)?,
@@ -56,6 +62,8 @@ impl<'a> Runner<'a> {
             duration_ms: p.duration.as_millis() as u64,
             injected_unix_ms: injected,
             teardown_unix_ms: 0,
+            impact: Impact::default(),
+            baseline_ms: self.bed.baseline.as_secs_f64() * 1e3,
             detection: None,
             detection_latency_ms: None,
             diagnosed_class: None,
@@ -76,24 +84,46 @@ impl<'a> Runner<'a> {
             }
         };
         let until = Instant::now() + p.duration;
+        let mut latencies = Vec::new();
         while Instant::now() < until {
             if record.detection.is_none() {
-                record.detection = self.vigil.as_ref().and_then(|v| v.first_incident_since(injected));
+                record.detection = self
+                    .vigil
+                    .as_ref()
+                    .and_then(|v| v.first_incident_since(injected));
             }
-            std::thread::sleep(Duration::from_millis(200));
+            record.impact.requests += 1;
+            match request(self.bed.client()) {
+                Some(d) => latencies.push(d.as_secs_f64() * 1e3),
+                None => record.impact.failures += 1,
+            }
+            std::thread::sleep(Duration::from_millis(150));
         }
+        latencies.sort_by(f64::total_cmp);
+        record.impact.p50_ms = latencies.get(latencies.len() / 2).copied();
+        record.impact.max_ms = latencies.last().copied();
         record.teardown_unix_ms = now_unix_ms();
         if let Err(e) = fault.teardown(scenario, p) {
             record.error = Some(format!("teardown: {e}"));
         }
         match self.bed.wait_healthy(RECOVERY_TIMEOUT) {
             Ok(took) => record.recovery_ms = Some(took.as_millis() as u64),
-            Err(e) => record.error = Some(record.error.take().map_or(e.to_string(), |x| format!("{x}; {e}"))),
+            Err(e) => {
+                record.error = Some(
+                    record
+                        .error
+                        .take()
+                        .map_or(e.to_string(), |x| format!("{x}; {e}")),
+                )
+            }
         }
         if record.detection.is_none() {
             let grace = Instant::now() + DETECTION_GRACE;
             while record.detection.is_none() && Instant::now() < grace {
-                record.detection = self.vigil.as_ref().and_then(|v| v.first_incident_since(injected));
+                record.detection = self
+                    .vigil
+                    .as_ref()
+                    .and_then(|v| v.first_incident_since(injected));
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
@@ -102,7 +132,8 @@ impl<'a> Runner<'a> {
             record.diagnosed_class = class_of(&d.kind);
             record.classification_correct = record.diagnosed_class == Some(info.class);
             record.localized = service_of(&d.workload_key);
-            record.localization_correct = record.localized.as_deref() == Some(p.target.trim_start_matches("vigil-lab-"));
+            record.localization_correct =
+                record.localized.as_deref() == Some(p.target.trim_start_matches("vigil-lab-"));
         }
         record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
         if let Some(v) = &self.vigil {
@@ -114,7 +145,10 @@ impl<'a> Runner<'a> {
     }
 
     fn finish(&self, record: RunRecord) -> RunRecord {
-        let path = self.out.join("runs").join(format!("{}.json", record.scenario));
+        let path = self
+            .out
+            .join("runs")
+            .join(format!("{}.json", record.scenario));
         match serde_json::to_string_pretty(&record) {
             Ok(text) => {
                 if let Err(e) = std::fs::write(&path, text) {
@@ -128,7 +162,12 @@ impl<'a> Runner<'a> {
 }
 
 /// Params from a scenario's defaults, overridden where given.
-pub fn params(s: &dyn Scenario, target: Option<&str>, intensity: Option<f64>, duration: Option<u64>) -> Params {
+pub fn params(
+    s: &dyn Scenario,
+    target: Option<&str>,
+    intensity: Option<f64>,
+    duration: Option<u64>,
+) -> Params {
     let info = s.info();
     Params {
         target: target.unwrap_or(info.default_target).to_string(),
@@ -162,7 +201,9 @@ pub fn soak(bed: &Testbed, vigil: Option<&VigilApi>, seconds: u64) -> Soak {
     Soak {
         seconds,
         bursts,
-        false_positive_incidents: vigil.map(|v| v.incidents_between(start, now_unix_ms())).unwrap_or_default(),
+        false_positive_incidents: vigil
+            .map(|v| v.incidents_between(start, now_unix_ms()))
+            .unwrap_or_default(),
         actions: 0,
     }
 }

@@ -61,6 +61,8 @@ struct Slot {
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a stopped service gets to exit on SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 /// A service that ran this long is healthy again: its backoff resets.
 const STABLE: Duration = Duration::from_secs(10);
 

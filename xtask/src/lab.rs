@@ -1,0 +1,43 @@
+//! `cargo xtask lab`: Vigil (control plane + agent) watching the fault lab run every
+//! scenario; the report lands in `--out`.
+
+use std::{path::Path, process::Command};
+
+use anyhow::Context as _;
+use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane};
+
+use crate::{build::workspace_root, setup::step};
+
+pub fn run(out: &Path, duration: Option<u64>, soak: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "the lab creates namespaces and cgroups and loads eBPF programs: run it as root"
+    );
+    std::env::set_var("VIGIL_BIN_DIR", workspace_root().join("target/debug"));
+    let dir = workspace_root().join("target/lab");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    step("Vigil: control plane and agent");
+    let cp = ControlPlane::start(&dir);
+    let api = cp.api();
+    let _agent = Agent::start(&dir, &cp.endpoint(), &api, &AgentOptions::new("lab-node"));
+    step(&format!(
+        "fault lab: every scenario, then a {soak}s healthy soak"
+    ));
+    let out = if out.is_absolute() {
+        out.to_path_buf()
+    } else {
+        workspace_root().join(out)
+    };
+    let mut c = Command::new(bin_path("vigil-lab"));
+    c.args(["run", "--all", "--api", &api.base, "--out"])
+        .arg(&out)
+        .args(["--soak", &soak.to_string()])
+        .env("VIGIL_LAB_STATE", dir.join("state"));
+    if let Some(d) = duration {
+        c.args(["--duration", &d.to_string()]);
+    }
+    let status = c.status().context("starting vigil-lab")?;
+    anyhow::ensure!(status.success(), "vigil-lab failed ({status})");
+    Ok(())
+}
