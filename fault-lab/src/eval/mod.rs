@@ -42,6 +42,9 @@ pub struct RunRecord {
     pub teardown_unix_ms: u64,
     /// End-to-end requests during the fault, against `baseline_ms`.
     pub impact: Impact,
+    /// Requests straight to the target when it serves HTTP (an app replica): nginx retries
+    /// the other replica, so a replica's own failure may not show end to end.
+    pub target_impact: Option<Impact>,
     pub baseline_ms: f64,
     pub detection: Option<Detection>,
     /// Fault start → incident open (one clock: the control plane's and the lab's are the

@@ -14,8 +14,37 @@ use crate::{
     error::{LabError, Result},
     scenarios::{self, Params, Scenario},
     state::{now_unix_ms, Records},
-    testbed::{health::request, Testbed},
+    testbed::{
+        health::{request, request_url},
+        service_ip, Testbed, APP_REPLICAS,
+    },
 };
+
+/// Latencies and failures of requests made while a fault is in.
+#[derive(Default)]
+struct Sampler {
+    latencies_ms: Vec<f64>,
+    failures: u32,
+}
+
+impl Sampler {
+    fn add(&mut self, result: Option<Duration>) {
+        match result {
+            Some(d) => self.latencies_ms.push(d.as_secs_f64() * 1e3),
+            None => self.failures += 1,
+        }
+    }
+
+    fn impact(mut self) -> Impact {
+        self.latencies_ms.sort_by(f64::total_cmp);
+        Impact {
+            requests: self.latencies_ms.len() as u32 + self.failures,
+            failures: self.failures,
+            p50_ms: self.latencies_ms.get(self.latencies_ms.len() / 2).copied(),
+            max_ms: self.latencies_ms.last().copied(),
+        }
+    }
+}
 
 /// How long after the fault ends an incident still counts as its detection.
 const DETECTION_GRACE: Duration = Duration::from_secs(3);
@@ -63,6 +92,7 @@ impl<'a> Runner<'a> {
             injected_unix_ms: injected,
             teardown_unix_ms: 0,
             impact: Impact::default(),
+            target_impact: None,
             baseline_ms: self.bed.baseline.as_secs_f64() * 1e3,
             detection: None,
             detection_latency_ms: None,
@@ -84,7 +114,16 @@ impl<'a> Runner<'a> {
             }
         };
         let until = Instant::now() + p.duration;
-        let mut latencies = Vec::new();
+        let service = p.target.trim_start_matches("vigil-lab-").to_string();
+        let direct = APP_REPLICAS
+            .contains(&service.as_str())
+            .then(|| {
+                service_ip(&service)
+                    .ok()
+                    .map(|ip| format!("http://{ip}:8080/"))
+            })
+            .flatten();
+        let (mut e2e, mut own) = (Sampler::default(), Sampler::default());
         while Instant::now() < until {
             if record.detection.is_none() {
                 record.detection = self
@@ -92,16 +131,14 @@ impl<'a> Runner<'a> {
                     .as_ref()
                     .and_then(|v| v.first_incident_since(injected));
             }
-            record.impact.requests += 1;
-            match request(self.bed.client()) {
-                Some(d) => latencies.push(d.as_secs_f64() * 1e3),
-                None => record.impact.failures += 1,
+            e2e.add(request(self.bed.client()));
+            if let Some(url) = &direct {
+                own.add(request_url(self.bed.client(), url));
             }
             std::thread::sleep(Duration::from_millis(150));
         }
-        latencies.sort_by(f64::total_cmp);
-        record.impact.p50_ms = latencies.get(latencies.len() / 2).copied();
-        record.impact.max_ms = latencies.last().copied();
+        record.impact = e2e.impact();
+        record.target_impact = direct.map(|_| own.impact());
         record.teardown_unix_ms = now_unix_ms();
         if let Err(e) = fault.teardown(scenario, p) {
             record.error = Some(format!("teardown: {e}"));

@@ -97,7 +97,7 @@ impl Scenario for PermissionDenied {
             path: path.clone(),
             mode,
         })?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0))
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000))
             .map_err(LabError::io("revoking the token's permissions"))
     }
 }

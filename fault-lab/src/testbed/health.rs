@@ -40,8 +40,13 @@ pub fn resolves(name: &str) -> bool {
 
 /// One request through nginx: its latency when it answered 200.
 pub fn request(client: &reqwest::blocking::Client) -> Option<Duration> {
+    request_url(client, &entry_url())
+}
+
+/// One request to `url`: its latency when it answered 200.
+pub fn request_url(client: &reqwest::blocking::Client, url: &str) -> Option<Duration> {
     let start = Instant::now();
-    let r = client.get(entry_url()).send().ok()?;
+    let r = client.get(url).send().ok()?;
     r.status().is_success().then(|| start.elapsed())
 }
 

@@ -69,11 +69,34 @@ pub fn namespaces() -> Vec<String> {
         .collect()
 }
 
-/// Deletes every lab namespace (their veths go with them), the bridge and the resolv.confs.
+/// Lab interfaces in the host namespace (veth host ends and the bridge).
+pub fn host_links() -> Vec<String> {
+    sys::run(&["ip", "-o", "link", "show"])
+        .map(|o| sys::stdout(&o))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect()
+}
+
+/// Deletes every lab namespace, the host ends of their veths (a namespace's teardown is
+/// asynchronous, so they may outlive it for a moment), the bridge and the resolv.confs.
 pub fn remove_all() {
     for ns in namespaces() {
         sys::try_run(&["ip", "netns", "del", &ns]);
         let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(&ns));
     }
-    sys::try_run(&["ip", "link", "del", BRIDGE]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let links = host_links();
+        if links.is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        for link in links {
+            sys::try_run(&["ip", "link", "del", &link]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -247,12 +247,25 @@ impl Drop for Supervisor {
     }
 }
 
+/// Stops a service the way a runtime does: SIGTERM, a grace period, then SIGKILL for
+/// whatever is left in its cgroup. (A SIGKILL straight away would look like a crash.)
 fn kill_slot(s: &mut Slot) {
+    use nix::sys::signal::{kill, Signal};
+    if let Some(c) = &s.child {
+        let _ = kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if s.child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     for pid in s.cgroup.pids() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
     }
     if let Some(mut c) = s.child.take() {
         let _ = c.kill();
