@@ -15,8 +15,9 @@ use crate::build::run as run_command;
 
 /// Debian packages the tests and the demo use, as (command that proves it, package).
 /// `/bin/true` is copied by the outage test as an exec marker.
-/// (command that proves it is installed, package). The topology tests and the overhead
-/// benchmark run real nginx, redis, wrk, dnsmasq, nftables and iptables (NFQUEUE).
+/// (command that proves it is installed, package). The topology tests, the fault lab and
+/// the overhead benchmark run real nginx, redis, PostgreSQL, wrk, dnsmasq, nftables and
+/// iptables (NFQUEUE).
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("true", "coreutils"),
     ("ip", "iproute2"),
@@ -26,6 +27,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("dnsmasq", "dnsmasq-base"),
     ("nft", "nftables"),
     ("iptables", "iptables"),
+    ("pg_ctlcluster", "postgresql"),
+    ("setpriv", "util-linux"),
 ];
 
 static STEP: AtomicUsize = AtomicUsize::new(0);

@@ -48,6 +48,9 @@ struct Args {
     ballast_mb: usize,
 }
 
+/// The request log is truncated past this size.
+const LOG_ROTATE_BYTES: u64 = 512 << 10;
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(path) = &args.config {
@@ -172,6 +175,11 @@ fn work(args: &Args) -> Result<i64> {
         query(pg, &args.pg_user).context("postgres")?;
     }
     if let Some(log) = &args.request_log {
+        // Rotate by size, as a real service's logger would: the volume is small on purpose
+        // (the disk-full fault fills it), so an unbounded log would fill it by itself.
+        if std::fs::metadata(log).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+            let _ = std::fs::File::create(log);
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

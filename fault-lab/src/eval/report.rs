@@ -92,7 +92,7 @@ fn yes(b: bool) -> &'static str {
 /// The per-scenario table in Markdown.
 pub fn markdown(s: &Summary) -> String {
     let mut md = String::from(
-        "| scenario | target | end to end: failed/requests, p50 ms | target: failed/requests | detected (ms) | incident | class ok | target ok | action ok | recovery (ms) | error |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | target | end to end: failed/requests, p50 ms | target: failed/requests, p50 ms | detected (ms) | incident | class ok | target ok | action ok | recovery (ms) | error |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &s.runs {
         md.push_str(&format!(
@@ -102,9 +102,10 @@ pub fn markdown(s: &Summary) -> String {
             r.impact.failures,
             r.impact.requests,
             r.impact.p50_ms.map_or("–".into(), |v| format!("{v:.0}")),
-            r.target_impact
-                .as_ref()
-                .map_or("–".into(), |t| format!("{}/{}", t.failures, t.requests)),
+            r.target_impact.as_ref().map_or("–".into(), |t| {
+                let p50 = t.p50_ms.map_or("–".into(), |v| format!("{v:.0}"));
+                format!("{}/{}, {p50}", t.failures, t.requests)
+            }),
             opt(r.detection_latency_ms),
             r.detection.as_ref().map_or("–".into(), |d| d.kind.clone()),
             yes(r.classification_correct),
