@@ -5,4 +5,5 @@ pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod eval;
 pub mod ports;

@@ -119,3 +119,36 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
     c.env("VIGIL_BIN_DIR", &dir);
     run(&mut c, "the overhead benchmark")
 }
+
+/// Builds `vigil-eval` (release) and scores the detector on NAB, writing the report.
+pub fn eval_nab(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    step("vigil-eval (release)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(
+        Command::new(&cargo).args([
+            "build",
+            "--release",
+            "-p",
+            "control-plane",
+            "--bin",
+            "vigil-eval",
+        ]),
+        "building vigil-eval",
+    )?;
+    step("NAB: every series, NAB scoring, three profiles");
+    let root = workspace_root();
+    let abs = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            root.join(p)
+        }
+    };
+    let mut c = Command::new(root.join("target/release/vigil-eval"));
+    c.arg("nab")
+        .arg("--data")
+        .arg(abs(data))
+        .arg("--out")
+        .arg(abs(out));
+    run(&mut c, "the NAB evaluation")
+}

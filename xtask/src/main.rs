@@ -50,6 +50,16 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         soak: u64,
     },
+    /// Evaluate the detectors on public labelled data: `cargo xtask eval nab`.
+    Eval {
+        /// Only `nab` for now.
+        what: String,
+        /// The NAB checkout.
+        #[arg(long, default_value = "../shared/datasets/nab")]
+        data: std::path::PathBuf,
+        #[arg(long, default_value = "reports/nab.md")]
+        out: std::path::PathBuf,
+    },
     /// Release build, then the exec-storm benchmark: kernel-event→stored latency p50/p99
     /// and the agent's CPU% and RSS.
     Bench {
@@ -85,6 +95,13 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             build::all(false)?;
             lab::run(&out, duration, soak)
+        }
+        Task::Eval { what, data, out } => {
+            anyhow::ensure!(
+                what == "nab",
+                "unknown evaluation {what:?}; try `cargo xtask eval nab`"
+            );
+            build::eval_nab(&data, &out)
         }
         Task::Bench { execs } => {
             setup::run()?;

@@ -1,5 +1,6 @@
 //! Domain logic: no transport, no database, no Kubernetes. Depends only on `crate::ports`.
 
+pub mod detect;
 pub mod event;
 pub mod graph;
 pub mod incident;

@@ -1,0 +1,4 @@
+//! Anomaly detectors on metric series.
+
+pub mod likelihood;
+pub mod robust;

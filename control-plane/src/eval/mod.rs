@@ -1,0 +1,3 @@
+//! Evaluation against public labelled data (not used by the running control plane).
+
+pub mod nab;
