@@ -71,7 +71,7 @@ pub fn score_file(s: &Series, detections: &[usize], p: &Profile) -> f64 {
             continue;
         }
         // A false positive, cheaper right after a window (the anomaly may still be unfolding).
-        match s.windows.iter().filter(|&&(_, b)| b < i).next_back() {
+        match s.windows.iter().rfind(|&&(_, b)| b < i) {
             Some(&(a, b)) => {
                 let len = (b - a).max(1) as f64;
                 total += p.fp * scaled_sigmoid((i - b) as f64 / len);
