@@ -96,9 +96,22 @@ pub static RUNQ_PENDING: PerCpuArray<RunqPending> = PerCpuArray::with_max_entrie
 pub static BLOCK_INFLIGHT: LruHashMap<BlockRequestKey, BlockRequest> =
     LruHashMap::with_max_entries(4096, 0);
 
+/// Failing-DNS records sent by this CPU in the current second: a resolver storm (every
+/// request of a service failing its lookup) must not flood the ring buffer. The per-cgroup
+/// DNS aggregates still count every failure.
+#[map]
+pub static DNS_EVENT_BUDGET: PerCpuArray<EventBudget> = PerCpuArray::with_max_entries(1, 0);
+
 /// Field offsets of the telemetry tracepoints, written by the agent before load.
 #[unsafe(no_mangle)]
 pub static TELEMETRY_LAYOUT: Global<TelemetryLayout> = Global::new(TelemetryLayout::absent());
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EventBudget {
+    pub second: u64,
+    pub sent: u64,
+}
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -21,7 +21,7 @@ use node_agent_common::{
 use crate::{
     agg::{atomic_add, get_or_insert, record},
     emit::reserve,
-    maps::{DNS, DNS_PENDING, FLOWS},
+    maps::{DNS, DNS_EVENT_BUDGET, DNS_PENDING, DROPS, FLOWS},
     tcp::v4_mapped,
 };
 
@@ -234,10 +234,36 @@ fn dns_answer(
             record(&mut (*s).latency, now.saturating_sub(sent));
         }
     }
-    if rcode != 0 {
+    if rcode != 0 && within_budget(now) {
         dns_failure(ctx, cgroup, id, rcode, server, dns);
     }
     Some(())
+}
+
+/// Failing-DNS records per CPU per second; past it they are counted as dropped records.
+const DNS_EVENTS_PER_SECOND: u64 = 64;
+
+#[inline(always)]
+fn within_budget(now: u64) -> bool {
+    let Some(b) = DNS_EVENT_BUDGET.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot.
+    unsafe {
+        let second = now / 1_000_000_000;
+        if (*b).second != second {
+            (*b).second = second;
+            (*b).sent = 0;
+        }
+        if (*b).sent >= DNS_EVENTS_PER_SECOND {
+            if let Some(d) = DROPS.get_ptr_mut(EventKind::DnsFailure as u32) {
+                *d += 1;
+            }
+            return false;
+        }
+        (*b).sent += 1;
+    }
+    true
 }
 
 /// Sends the failed name to user space: answers echo the question right after the header.
