@@ -111,6 +111,8 @@ pub static TELEMETRY_LAYOUT: Global<TelemetryLayout> = Global::new(TelemetryLayo
 pub struct EventBudget {
     pub second: u64,
     pub sent: u64,
+    /// Records skipped past the budget (readable with bpftool; not yet reported).
+    pub sampled_away: u64,
 }
 
 #[repr(C)]

@@ -21,7 +21,7 @@ use node_agent_common::{
 use crate::{
     agg::{atomic_add, get_or_insert, record},
     emit::reserve,
-    maps::{DNS, DNS_EVENT_BUDGET, DNS_PENDING, DROPS, FLOWS},
+    maps::{DNS, DNS_EVENT_BUDGET, DNS_PENDING, FLOWS},
     tcp::v4_mapped,
 };
 
@@ -240,7 +240,9 @@ fn dns_answer(
     Some(())
 }
 
-/// Failing-DNS records per CPU per second; past it they are counted as dropped records.
+/// Failing-DNS records per CPU per second. Past it the records are sampled away on purpose
+/// (the per-cgroup DNS aggregates still count every failure), so they are not reported as
+/// ring-buffer drops, which mean loss.
 const DNS_EVENTS_PER_SECOND: u64 = 64;
 
 #[inline(always)]
@@ -256,9 +258,7 @@ fn within_budget(now: u64) -> bool {
             (*b).sent = 0;
         }
         if (*b).sent >= DNS_EVENTS_PER_SECOND {
-            if let Some(d) = DROPS.get_ptr_mut(EventKind::DnsFailure as u32) {
-                *d += 1;
-            }
+            (*b).sampled_away += 1;
             return false;
         }
         (*b).sent += 1;
