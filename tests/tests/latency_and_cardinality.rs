@@ -157,5 +157,7 @@ fn flow_map_evictions_are_counted_and_reported() {
     );
     // 600 connections seen from both ends on loopback: about 1200 keys through 128 slots.
     assert!(inserted >= 1000, "{flows}");
-    assert!(entries <= 128 && evicted >= inserted - 128 - 64, "{flows}");
+    // Our 600 connections stay open, so user space never deletes their ~1200 keys: all but
+    // the 128 that fit were evicted. (Other host traffic adds keys, some of them deleted.)
+    assert!(entries <= 128 && evicted >= 1200 - 128 - 150, "{flows}");
 }
