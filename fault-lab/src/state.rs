@@ -135,18 +135,10 @@ impl Undo {
                 current,
                 restore,
             } => crate::redis::set_password(addr, current, restore).is_ok(),
-            Self::KillCgroup { name } => match crate::names::LabName::parse(name) {
-                Ok(n) => {
-                    for pid in (crate::testbed::cgroups::LabCgroup { name: n }).pids() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                    true
-                }
-                Err(_) => false,
-            },
+            // The guard still applies: a tampered record cannot name a foreign cgroup.
+            Self::KillCgroup { name } => crate::names::LabName::parse(name)
+                .map(|n| crate::testbed::cgroups::kill_all(n.as_str()))
+                .is_ok(),
         };
         if !ok {
             warn!(step = ?self, "undo step did nothing (already undone?)");

@@ -33,6 +33,8 @@ const DNS_PORT: u16 = 53;
 const TCP_FLAG_SYN: u8 = 0x02;
 const TCP_FLAG_ACK: u8 = 0x10;
 const DNS_HEADER_LEN: usize = 12;
+/// The header flag of a response.
+const DNS_QR: u16 = 0x8000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
@@ -171,19 +173,33 @@ fn dns_stats(cgroup: u64) -> Option<*mut DnsStats> {
     get_or_insert!(DNS, &cgroup, &DnsStats::ZERO, map_slot::DNS)
 }
 
+/// The DNS message's id and flags, with the id as the key that pairs query and answer.
 #[inline(always)]
-fn dns_query(ctx: &SkBuffContext, cgroup: u64, local_port: u16, dns: usize) -> Option<()> {
+fn dns_header(
+    ctx: &SkBuffContext,
+    cgroup: u64,
+    local_port: u16,
+    dns: usize,
+) -> Option<(DnsQueryKey, u16)> {
     let id = u16::from_be(ctx.load::<u16>(dns).ok()?);
     let flags = u16::from_be(ctx.load::<u16>(dns + 2).ok()?);
-    if flags & 0x8000 != 0 {
+    Some((
+        DnsQueryKey {
+            cgroup_id: cgroup,
+            local_port,
+            id,
+            _pad: 0,
+        },
+        flags,
+    ))
+}
+
+#[inline(always)]
+fn dns_query(ctx: &SkBuffContext, cgroup: u64, local_port: u16, dns: usize) -> Option<()> {
+    let (key, flags) = dns_header(ctx, cgroup, local_port, dns)?;
+    if flags & DNS_QR != 0 {
         return None; // a response leaving: this node serves DNS, not our concern here
     }
-    let key = DnsQueryKey {
-        cgroup_id: cgroup,
-        local_port,
-        id,
-        _pad: 0,
-    };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     if DNS_PENDING.insert(key, now, 0).is_ok() {
@@ -203,17 +219,11 @@ fn dns_answer(
     server: &[u8; 16],
     dns: usize,
 ) -> Option<()> {
-    let id = u16::from_be(ctx.load::<u16>(dns).ok()?);
-    let flags = u16::from_be(ctx.load::<u16>(dns + 2).ok()?);
-    if flags & 0x8000 == 0 {
+    let (key, flags) = dns_header(ctx, cgroup, local_port, dns)?;
+    if flags & DNS_QR == 0 {
         return None;
     }
-    let key = DnsQueryKey {
-        cgroup_id: cgroup,
-        local_port,
-        id,
-        _pad: 0,
-    };
+    let id = key.id;
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the value is copied out before removal.

@@ -2,8 +2,6 @@
 //! it on drop.
 
 use std::{
-    ffi::CString,
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -61,41 +59,7 @@ impl Cgroup {
     /// Makes `command` join this cgroup between fork and exec, the way container runtimes
     /// place a workload before it starts.
     pub fn place(&self, command: &mut Command) {
-        let procs = CString::new(
-            self.dir
-                .join("cgroup.procs")
-                .into_os_string()
-                .into_encoded_bytes(),
-        )
-        .expect("path has no NUL");
-        // SAFETY: the closure only calls async-signal-safe functions (getpid, open, write,
-        // close) and writes to its own stack; nothing is allocated after fork.
-        unsafe {
-            command.pre_exec(move || {
-                let mut digits = [0u8; 20];
-                let mut at = digits.len();
-                let mut pid = libc::getpid() as u32;
-                loop {
-                    at -= 1;
-                    digits[at] = b'0' + (pid % 10) as u8;
-                    pid /= 10;
-                    if pid == 0 {
-                        break;
-                    }
-                }
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let len = digits.len() - at;
-                let written = libc::write(fd, digits[at..].as_ptr().cast(), len);
-                libc::close(fd);
-                if written != len as isize {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        fault_lab::testbed::cgroups::join_on_exec(command, vec![self.dir.join("cgroup.procs")]);
     }
 
     pub fn pids(&self) -> Vec<i32> {

@@ -1,7 +1,7 @@
 //! Network namespaces joined by veth pairs, and real services placed in them: the test bed
 //! for flows, the service graph and network faults.
 //!
-//! `ServiceChain` is `client (wrk) → nginx → app (vigil-test-service) → redis`, each in its
+//! `ServiceChain` is `client (wrk) → nginx → app (vigil-lab-app) → redis`, each in its
 //! own namespace and cgroup-v2 group, one /24 per link. Addresses are unique per chain
 //! (a random second octet), so chains of parallel tests never share an address.
 
@@ -233,18 +233,28 @@ impl ServiceChain {
         );
         wait_listening(&db_ns, &redis_addr);
         let app_addr = format!("{}:8080", ip(2, 2));
-        let service = bin_path("vigil-test-service");
+        let service = bin_path("vigil-lab-app");
         let app = Workload::spawn(
             &app_ns,
             "app",
             dir,
-            &[&service.to_string_lossy(), "http", &app_addr, &redis_addr],
+            &[
+                &service.to_string_lossy(),
+                "--listen",
+                &app_addr,
+                "--redis",
+                &redis_addr,
+            ],
         );
         wait_listening(&app_ns, &app_addr);
         let conf = dir.join("nginx.conf");
         std::fs::write(
             &conf,
-            nginx_conf(dir, &format!("{}:80", ip(1, 2)), &app_addr),
+            fault_lab::testbed::nginx_conf(
+                dir,
+                &format!("{}:80", ip(1, 2)),
+                std::slice::from_ref(&app_addr),
+            ),
         )
         .expect("nginx.conf");
         let nginx = Workload::spawn(
@@ -298,17 +308,4 @@ impl ServiceChain {
         let report = wrk.wait(Duration::from_secs(u64::from(seconds) + 30));
         (wrk, report)
     }
-}
-
-fn nginx_conf(dir: &Path, listen: &str, upstream: &str) -> String {
-    let d = dir.display();
-    format!(
-        "worker_processes 1;\ndaemon off;\nuser root;\nerror_log {d}/nginx-error.log warn;\n\
-         pid {d}/nginx.pid;\nevents {{ worker_connections 1024; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-body;\n\
-         proxy_temp_path {d}/nginx-proxy;\n  fastcgi_temp_path {d}/nginx-fcgi;\n\
-         uwsgi_temp_path {d}/nginx-uwsgi;\n  scgi_temp_path {d}/nginx-scgi;\n\
-         upstream app {{ server {upstream}; }}\n\
-         server {{ listen {listen}; location / {{ proxy_pass http://app; }} }}\n}}\n"
-    )
 }

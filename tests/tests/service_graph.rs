@@ -180,12 +180,19 @@ fn service_graph_and_link_faults() {
         "--queue-num",
         "7",
     ]);
-    let service = vigil_tests::bin_path("vigil-test-service");
+    let lab = vigil_tests::bin_path("vigil-lab");
     let _delayer = Workload::spawn(
         &chain.db_ns,
         "delay",
         dir.path(),
-        &[&service.to_string_lossy(), "delay", "7", "150"],
+        &[
+            &lab.to_string_lossy(),
+            "nfq-delay",
+            "--queue",
+            "7",
+            "--ms",
+            "150",
+        ],
     );
     chain.load(4, 4);
     let slow = (a.clone(), r.clone());

@@ -89,31 +89,51 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
+const COLUMNS: [&str; 11] = [
+    "scenario",
+    "target",
+    "end to end: failed/requests, p50 ms",
+    "target: failed/requests, p50 ms",
+    "detected (ms)",
+    "incident",
+    "class ok",
+    "target ok",
+    "action ok",
+    "recovery (ms)",
+    "error",
+];
+
+/// One run's row, in `COLUMNS` order; the Markdown and HTML tables both show it.
+fn cells(r: &RunRecord) -> [String; 11] {
+    let impact = |i: &super::Impact| {
+        let p50 = i.p50_ms.map_or("–".into(), |v| format!("{v:.0}"));
+        format!("{}/{}, {p50}", i.failures, i.requests)
+    };
+    [
+        r.scenario.clone(),
+        r.target.clone(),
+        impact(&r.impact),
+        r.target_impact.as_ref().map_or("–".into(), impact),
+        opt(r.detection_latency_ms),
+        r.detection.as_ref().map_or("–".into(), |d| d.kind.clone()),
+        yes(r.classification_correct).into(),
+        yes(r.localization_correct).into(),
+        yes(r.remediation_correct).into(),
+        opt(r.recovery_ms),
+        r.error.clone().unwrap_or_default(),
+    ]
+}
+
 /// The per-scenario table in Markdown.
 pub fn markdown(s: &Summary) -> String {
-    let mut md = String::from(
-        "| scenario | target | end to end: failed/requests, p50 ms | target: failed/requests, p50 ms | detected (ms) | incident | class ok | target ok | action ok | recovery (ms) | error |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    let mut md = format!(
+        "| {} |\n|{}\n",
+        COLUMNS.join(" | "),
+        "---|".repeat(COLUMNS.len())
     );
     for r in &s.runs {
-        md.push_str(&format!(
-            "| {} | {} | {}/{}, {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.scenario,
-            r.target,
-            r.impact.failures,
-            r.impact.requests,
-            r.impact.p50_ms.map_or("–".into(), |v| format!("{v:.0}")),
-            r.target_impact.as_ref().map_or("–".into(), |t| {
-                let p50 = t.p50_ms.map_or("–".into(), |v| format!("{v:.0}"));
-                format!("{}/{}, {p50}", t.failures, t.requests)
-            }),
-            opt(r.detection_latency_ms),
-            r.detection.as_ref().map_or("–".into(), |d| d.kind.clone()),
-            yes(r.classification_correct),
-            yes(r.localization_correct),
-            yes(r.remediation_correct),
-            opt(r.recovery_ms),
-            r.error.clone().unwrap_or_default().replace('|', "/"),
-        ));
+        let row: Vec<String> = cells(r).iter().map(|c| c.replace('|', "/")).collect();
+        md.push_str(&format!("| {} |\n", row.join(" | ")));
     }
     let t = &s.totals;
     md.push_str(&format!(
@@ -195,31 +215,26 @@ fn html(s: &Summary) -> Result<String> {
         .iter()
         .map(|r| (r.scenario.clone(), r.recovery_ms))
         .collect();
+    let escape = |c: &str| c.replace('&', "&amp;").replace('<', "&lt;");
     let table: String = s
         .runs
         .iter()
         .map(|r| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                r.scenario,
-                r.target,
-                opt(r.detection_latency_ms),
-                r.detection.as_ref().map_or("–".into(), |d| d.kind.clone()),
-                yes(r.classification_correct),
-                yes(r.localization_correct),
-                yes(r.remediation_correct),
-                opt(r.recovery_ms),
-                r.error.clone().unwrap_or_default().replace('<', "&lt;"),
-            )
+            let row: String = cells(r)
+                .iter()
+                .map(|c| format!("<td>{}</td>", escape(c)))
+                .collect();
+            format!("<tr>{row}</tr>")
         })
         .collect();
+    let header: String = COLUMNS.iter().map(|c| format!("<th>{c}</th>")).collect();
     let t = &s.totals;
     Ok(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Vigil fault lab — {id}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body>\
          <h1>Vigil fault lab</h1><p>run {id}: {runs} scenarios, {det} detected; classification {ca:.0}%, localization {la:.0}%, remediation {ra:.0}%; \
          detection p50 {d50} ms, p99 {d99} ms; recovery p50 {r50} ms, p99 {r99} ms.</p>\
-         <table><tr><th>scenario</th><th>target</th><th>detection ms</th><th>incident</th><th>class ok</th><th>target ok</th><th>action ok</th><th>recovery ms</th><th>error</th></tr>{table}</table>\
+         <table><tr>{header}</tr>{table}</table>\
          <h2>Detection latency</h2>{c1}<h2>Recovery time</h2>{c2}</body></html>",
         id = s.run_id,
         runs = t.runs,

@@ -230,7 +230,7 @@ pub fn soak(bed: &Testbed, vigil: Option<&VigilApi>, seconds: u64) -> Soak {
     while Instant::now() < until {
         // A burst: 200 requests as fast as one client goes, then a pause.
         for _ in 0..200 {
-            let _ = super::super::testbed::health::request(bed.client());
+            let _ = request(bed.client());
         }
         bursts += 1;
         std::thread::sleep(Duration::from_millis(500));

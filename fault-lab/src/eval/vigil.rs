@@ -35,23 +35,8 @@ impl VigilApi {
 
     /// The first incident on a lab workload opened at or after `since_unix_ms`.
     pub fn first_incident_since(&self, since_unix_ms: u64) -> Option<Detection> {
-        let list = self.get("/api/v1/incidents?limit=500")?;
-        list.as_array()?
-            .iter()
-            .filter_map(|i| {
-                let opened_ns = i["opened_unix_ns"].as_i64()?;
-                let opened_ms = (opened_ns / 1_000_000) as u64;
-                let key = i["workload_key"].as_str()?.to_string();
-                (opened_ms >= since_unix_ms && key.contains(crate::names::PREFIX)).then(|| {
-                    Detection {
-                        incident_id: i["id"].as_i64().unwrap_or(0),
-                        kind: i["kind"].as_str().unwrap_or("").to_string(),
-                        workload_key: key,
-                        title: i["title"].as_str().unwrap_or("").to_string(),
-                        opened_unix_ms: opened_ms,
-                    }
-                })
-            })
+        self.incidents_between(since_unix_ms, u64::MAX)
+            .into_iter()
             .min_by_key(|d| d.opened_unix_ms)
     }
 
@@ -66,10 +51,8 @@ impl VigilApi {
             .filter_map(|i| {
                 let opened_ms = (i["opened_unix_ns"].as_i64()? / 1_000_000) as u64;
                 let key = i["workload_key"].as_str()?.to_string();
-                (opened_ms >= from_unix_ms
-                    && opened_ms < to_unix_ms
-                    && key.contains(crate::names::PREFIX))
-                .then(|| Detection {
+                let in_lab = key.contains(crate::names::PREFIX);
+                (in_lab && (from_unix_ms..to_unix_ms).contains(&opened_ms)).then(|| Detection {
                     incident_id: i["id"].as_i64().unwrap_or(0),
                     kind: i["kind"].as_str().unwrap_or("").to_string(),
                     workload_key: key,

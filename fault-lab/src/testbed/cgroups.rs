@@ -2,7 +2,12 @@
 //! cgroup-v2 group of the same name (so the agent's per-cgroup telemetry names the service on
 //! hybrid hosts).
 
-use std::path::{Path, PathBuf};
+use std::{
+    ffi::CString,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use crate::{
     error::{LabError, Result},
@@ -77,6 +82,10 @@ impl LabCgroup {
     pub fn pids(&self) -> Vec<i32> {
         pids_in(&hierarchies()[..], self.name.as_str())
     }
+
+    pub fn kill_all(&self) {
+        kill_all(self.name.as_str());
+    }
 }
 
 fn pids_in(hierarchies: &[PathBuf], name: &str) -> Vec<i32> {
@@ -93,6 +102,54 @@ fn pids_in(hierarchies: &[PathBuf], name: &str) -> Vec<i32> {
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+/// Makes `command` write its own pid into each `cgroup.procs` file between fork and exec, the
+/// way container runtimes place a workload before it starts: nothing it runs escapes.
+pub fn join_on_exec(command: &mut Command, procs_files: Vec<PathBuf>) {
+    let files: Vec<CString> = procs_files
+        .into_iter()
+        .filter_map(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok())
+        .collect();
+    // SAFETY: between fork and exec the closure only calls async-signal-safe functions
+    // (getpid, open, write, close) on memory prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            let mut pid = libc::getpid() as u32;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (pid % 10) as u8;
+                pid /= 10;
+                if pid == 0 {
+                    break;
+                }
+            }
+            for f in &files {
+                let fd = libc::open(f.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, digits[at..].as_ptr().cast(), digits.len() - at);
+                libc::close(fd);
+                if n != (digits.len() - at) as isize {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// SIGKILLs every process in the lab cgroup `name`, in every hierarchy.
+pub fn kill_all(name: &str) {
+    for pid in pids_in(&hierarchies(), name) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Lab cgroups present in any hierarchy.
@@ -120,12 +177,7 @@ pub fn remove_all() {
     for name in lab_cgroups() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            for pid in pids_in(&hs, &name) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            kill_all(&name);
             let all_gone = hs.iter().all(|h| {
                 let d = h.join(&name);
                 !d.exists() || std::fs::remove_dir(&d).is_ok()

@@ -147,22 +147,23 @@ pub fn dnsmasq_conf_without_redis() -> String {
     dnsmasq_conf(false)
 }
 
-fn nginx_conf(dir: &Path) -> String {
+/// An nginx config proxying `listen` to `upstreams` (ip:port), with its files under `dir`.
+/// With more than one upstream, a failing one is skipped for 2 s and requests retried on the
+/// next; a single upstream is never marked down (nginx ignores `max_fails` then).
+pub fn nginx_conf(dir: &Path, listen: &str, upstreams: &[String]) -> String {
     let d = dir.display();
-    let upstreams: String = APP_REPLICAS
+    let servers: String = upstreams
         .iter()
-        .filter_map(|a| service_ip(a).ok())
-        .map(|ip| format!("server {ip}:8080 max_fails=1 fail_timeout=2s; "))
+        .map(|u| format!("server {u} max_fails=1 fail_timeout=2s; "))
         .collect();
     format!(
         "worker_processes 1;\ndaemon off;\nuser root;\nerror_log {d}/nginx-error.log warn;\npid {d}/nginx.pid;\n\
          events {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n\
          client_body_temp_path {d}/nginx-body;\n  proxy_temp_path {d}/nginx-proxy;\n\
          fastcgi_temp_path {d}/nginx-fcgi;\n  uwsgi_temp_path {d}/nginx-uwsgi;\n  scgi_temp_path {d}/nginx-scgi;\n\
-         upstream app {{ {upstreams}}}\n\
-         server {{ listen {}:80; location / {{ proxy_pass http://app; proxy_next_upstream error timeout http_502; \
-         proxy_connect_timeout 1s; proxy_read_timeout 5s; }} }}\n}}\n",
-        net::ip(10)
+         upstream app {{ {servers}}}\n\
+         server {{ listen {listen}; location / {{ proxy_pass http://app; proxy_next_upstream error timeout http_502; \
+         proxy_connect_timeout 1s; proxy_read_timeout 5s; }} }}\n}}\n"
     )
 }
 
@@ -276,7 +277,14 @@ impl Testbed {
         let nginx_dir = dir.join("nginx");
         std::fs::create_dir_all(&nginx_dir).map_err(LabError::io("creating the nginx dir"))?;
         let nginx = nginx_dir.join("nginx.conf");
-        write(&nginx, &nginx_conf(&nginx_dir))?;
+        let upstreams: Vec<String> = APP_REPLICAS
+            .iter()
+            .map(|a| service_ip(a).map(|ip| format!("{ip}:8080")))
+            .collect::<Result<_>>()?;
+        write(
+            &nginx,
+            &nginx_conf(&nginx_dir, &format!("{}:80", net::ip(10)), &upstreams),
+        )?;
 
         progress("network: bridge and one namespace per service");
         net::ensure_bridge()?;

@@ -4,8 +4,6 @@
 
 use std::{
     collections::BTreeMap,
-    ffi::CString,
-    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
@@ -88,40 +86,7 @@ fn spawn(spec: &ServiceSpec, cgroup: &LabCgroup) -> Result<Child> {
         .try_clone()
         .map_err(LabError::io("cloning the log file"))?;
     command.stdin(Stdio::null()).stdout(log).stderr(err);
-    let files: Vec<CString> = cgroup
-        .procs_files()
-        .into_iter()
-        .filter_map(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok())
-        .collect();
-    // SAFETY: between fork and exec the closure only calls async-signal-safe functions
-    // (getpid, open, write, close) on memory prepared before the fork.
-    unsafe {
-        command.pre_exec(move || {
-            let mut digits = [0u8; 20];
-            let mut at = digits.len();
-            let mut pid = libc::getpid() as u32;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (pid % 10) as u8;
-                pid /= 10;
-                if pid == 0 {
-                    break;
-                }
-            }
-            for f in &files {
-                let fd = libc::open(f.as_ptr(), libc::O_WRONLY);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let n = libc::write(fd, digits[at..].as_ptr().cast(), digits.len() - at);
-                libc::close(fd);
-                if n < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+    super::cgroups::join_on_exec(&mut command, cgroup.procs_files());
     command
         .spawn()
         .map_err(LabError::io(format!("starting {}", spec.name)))
@@ -264,9 +229,7 @@ fn kill_slot(s: &mut Slot) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    for pid in s.cgroup.pids() {
-        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-    }
+    s.cgroup.kill_all();
     if let Some(mut c) = s.child.take() {
         let _ = c.kill();
         let _ = c.wait();
@@ -297,12 +260,7 @@ fn tick(s: &mut Slot) {
             Ok(Some(status)) => {
                 // The namespace wrapper exits with the service: the service's processes may
                 // linger (nginx workers); a restart starts from an empty cgroup.
-                for pid in s.cgroup.pids() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
+                s.cgroup.kill_all();
                 s.last_exit = Some(status.to_string());
                 s.child = None;
                 if s.desired {
