@@ -11,8 +11,10 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use control_plane::{
     domain::detect::{
-        likelihood::{AnomalyLikelihood, LikelihoodConfig},
-        robust::{score_series, RobustConfig},
+        conformal::{self, ConformalConfig},
+        likelihood::LikelihoodConfig,
+        robust::RobustConfig,
+        univariate::{self, UnivariateConfig},
     },
     eval::nab::{sweep, Series},
 };
@@ -47,8 +49,17 @@ enum Command {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         likelihood: bool,
         /// Quiet period after an alert, as a share of the series' length.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.02)]
         refractory: f64,
+        /// robust, knn, or both (the larger score).
+        #[arg(long, default_value = "both")]
+        detector: String,
+        #[arg(long, default_value_t = ConformalConfig::default().dim)]
+        dim: usize,
+        #[arg(long, default_value_t = ConformalConfig::default().k)]
+        k: usize,
+        #[arg(long, default_value_t = ConformalConfig::default().train)]
+        train: usize,
     },
 }
 
@@ -125,7 +136,12 @@ fn main() -> anyhow::Result<()> {
         steps,
         likelihood,
         refractory,
+        detector,
+        dim,
+        k,
+        train,
     } = Cli::parse().command;
+    let knn_config = ConformalConfig { dim, k, train };
     let started = Instant::now();
     let raw =
         load(&data).with_context(|| format!("loading NAB from {} (set --data)", data.display()))?;
@@ -139,12 +155,23 @@ fn main() -> anyhow::Result<()> {
     let corpus: Vec<(Series, Vec<f64>)> = raw
         .into_iter()
         .map(|(s, v)| {
-            let scores = score_series(&v, config);
-            let scores = if likelihood {
-                let mut l = AnomalyLikelihood::new(LikelihoodConfig::default());
-                scores.iter().map(|&r| l.observe(r)).collect()
+            let likelihood = likelihood.then(LikelihoodConfig::default);
+            let (robust, conformal) = match detector.as_str() {
+                "robust" => (true, false),
+                "knn" => (false, true),
+                _ => (true, true),
+            };
+            let scores = if robust {
+                univariate::score_series(
+                    &v,
+                    UnivariateConfig {
+                        robust: config,
+                        likelihood,
+                        conformal: conformal.then_some(knn_config),
+                    },
+                )
             } else {
-                scores
+                conformal::score_series(&v, knn_config)
             };
             (s, scores)
         })
@@ -160,8 +187,9 @@ fn main() -> anyhow::Result<()> {
         ((s.rows as f64 * refractory) as usize).max(1)
     });
     let mut report = format!(
-        "# NAB — Vigil robust detector\n\n{} series, {rows} rows, {windows} labelled windows; detector: rolling median/MAD, \
-         long window {}, short window {}, steps {}, anomaly likelihood {likelihood}, refractory {:.0} % of the series; threshold swept 0.30..1.00 per profile.\n\n\
+        "# NAB — Vigil univariate detector\n\n{} series, {rows} rows, {windows} labelled windows; detector `{detector}`: rolling median/MAD \
+         (long window {}, short window {}, steps {}, anomaly likelihood {likelihood}) and k-NN conformal \
+         (dim {dim}, k {k}, {train} training points), the larger score; refractory {:.0} % of the series; threshold swept 0.30..1.00 per profile.\n\n\
          | profile | Vigil | best threshold |\n|---|---|---|\n",
         corpus.len(),
         config.long,

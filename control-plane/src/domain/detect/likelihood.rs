@@ -5,7 +5,9 @@
 
 use std::collections::VecDeque;
 
-#[derive(Debug, Clone, Copy)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct LikelihoodConfig {
     /// Raw scores kept as the reference distribution.
     pub history: usize,
@@ -40,7 +42,7 @@ fn erfc(x: f64) -> f64 {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnomalyLikelihood {
     config: LikelihoodConfig,
     history: VecDeque<f64>,

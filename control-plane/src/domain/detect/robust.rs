@@ -12,10 +12,12 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 /// MAD of a normal distribution is 0.6745 σ: scaling by 1/0.6745 makes it a σ estimate.
 const MAD_TO_SIGMA: f64 = 1.4826;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct RobustConfig {
     /// Values in the trailing baseline window.
     pub long: usize,
@@ -43,13 +45,15 @@ impl Default for RobustConfig {
 }
 
 /// The state of one series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RobustDetector {
     config: RobustConfig,
     long: VecDeque<f64>,
     short: VecDeque<f64>,
     /// Recent first differences.
     deltas: VecDeque<f64>,
+    /// Reused sort buffer, not state.
+    #[serde(skip)]
     scratch: Vec<f64>,
 }
 
