@@ -35,11 +35,12 @@ impl Default for ConformalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConformalKnn {
     config: ConformalConfig,
-    recent: VecDeque<f64>,
-    /// Training points and, once the set is full, the non-conformity each had.
-    points: VecDeque<Vec<f64>>,
+    /// The last `train + dim - 1` values: every training point is a run of `dim` of them
+    /// (kept flat, so the state stays small when persisted).
+    history: VecDeque<f64>,
+    /// Once the training set is full: the non-conformity each training point had.
     calibration: VecDeque<f64>,
-    /// Reused sort buffer, not state.
+    /// Reused distance buffer, not state.
     #[serde(skip)]
     scratch: Vec<f64>,
 }
@@ -50,10 +51,10 @@ fn distance(a: &[f64], b: &[f64]) -> f64 {
 
 impl ConformalKnn {
     pub fn new(config: ConformalConfig) -> Self {
+        let dim = config.dim.max(1);
         Self {
-            config,
-            recent: VecDeque::with_capacity(config.dim + 1),
-            points: VecDeque::with_capacity(config.train + 1),
+            config: ConformalConfig { dim, ..config },
+            history: VecDeque::with_capacity(config.train + dim + 1),
             calibration: VecDeque::with_capacity(config.train + 1),
             scratch: Vec::with_capacity(config.train),
         }
@@ -64,13 +65,25 @@ impl ConformalKnn {
         self.calibration.len() < self.config.train
     }
 
-    /// Summed distance from `point` to its k nearest training points (`skip_self` drops the
-    /// point's own zero distance when it is one of them).
-    fn non_conformity(&mut self, point: &[f64], skip_self: bool) -> f64 {
+    /// Training points held.
+    fn points(&self) -> usize {
+        (self.history.len() + 1).saturating_sub(self.config.dim)
+    }
+
+    /// Summed distance from `point` to its k nearest training points (`skip` = the index of
+    /// `point` itself among them, whose zero distance must not count).
+    fn non_conformity(&mut self, point: &[f64], skip: Option<usize>) -> f64 {
+        let dim = self.config.dim;
+        let history = self.history.make_contiguous();
         self.scratch.clear();
-        self.scratch
-            .extend(self.points.iter().map(|p| distance(p, point)));
-        let k = (self.config.k + usize::from(skip_self)).min(self.scratch.len());
+        self.scratch.extend(
+            history
+                .windows(dim)
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != skip)
+                .map(|(_, p)| distance(p, point)),
+        );
+        let k = self.config.k.min(self.scratch.len());
         if k == 0 {
             return 0.0;
         }
@@ -81,26 +94,26 @@ impl ConformalKnn {
     /// Scores `x` (0 while learning), then learns it.
     pub fn observe(&mut self, x: f64) -> f64 {
         let c = self.config;
-        self.recent.push_back(x);
-        if self.recent.len() > c.dim {
-            self.recent.pop_front();
-        }
-        if self.recent.len() < c.dim {
+        if self.points() < c.train {
+            self.history.push_back(x);
             return 0.0;
         }
-        let point: Vec<f64> = self.recent.iter().copied().collect();
-        if self.points.len() < c.train {
-            self.points.push_back(point);
-            return 0.0;
-        }
+        // The newest point: the last dim − 1 values and x.
+        let point: Vec<f64> = self
+            .history
+            .iter()
+            .skip(self.history.len() + 1 - c.dim)
+            .copied()
+            .chain(std::iter::once(x))
+            .collect();
         if self.calibration.is_empty() {
-            let points: Vec<Vec<f64>> = self.points.iter().cloned().collect();
-            for p in &points {
-                let nc = self.non_conformity(p, true);
+            let history: Vec<f64> = self.history.iter().copied().collect();
+            for (i, p) in history.windows(c.dim).enumerate() {
+                let nc = self.non_conformity(p, Some(i));
                 self.calibration.push_back(nc);
             }
         }
-        let nc = self.non_conformity(&point, false);
+        let nc = self.non_conformity(&point, None);
         let n = self.calibration.len() as f64;
         let below = self.calibration.iter().filter(|&&s| s < nc).count();
         let score = if below == self.calibration.len() {
@@ -111,8 +124,8 @@ impl ConformalKnn {
         } else {
             below as f64 / n
         };
-        self.points.push_back(point);
-        self.points.pop_front();
+        self.history.push_back(x);
+        self.history.pop_front();
         self.calibration.push_back(nc);
         self.calibration.pop_front();
         score

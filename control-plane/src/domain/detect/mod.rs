@@ -1,6 +1,8 @@
 //! Anomaly detectors on metric series.
 
+pub mod baseline;
 pub mod conformal;
+pub mod features;
 pub mod likelihood;
 pub mod robust;
 pub mod univariate;

@@ -95,6 +95,11 @@ pub struct Scored {
     pub step_z: f64,
     /// Not enough history yet.
     pub learning: bool,
+    /// The baseline the value was judged against: median and robust σ of the long window.
+    pub median: f64,
+    pub sigma: f64,
+    /// Median of the short window including this value (what a level shift moved to).
+    pub recent_median: f64,
 }
 
 impl RobustDetector {
@@ -108,6 +113,10 @@ impl RobustDetector {
         }
     }
 
+    pub fn learning(&self) -> bool {
+        self.long.len() < self.config.min_history
+    }
+
     /// Scores `x` against the history, then adds it to the history.
     pub fn observe(&mut self, x: f64) -> Scored {
         let c = self.config;
@@ -117,16 +126,22 @@ impl RobustDetector {
             shift_z: 0.0,
             step_z: 0.0,
             learning: self.long.len() < c.min_history,
+            median: 0.0,
+            sigma: 0.0,
+            recent_median: x,
         };
         if !out.learning {
             let (med, mad) = median_mad(self.long.iter().copied(), &mut self.scratch);
             // A flat baseline has MAD 0: fall back to a share of its level, then to 1.
             let sigma = (MAD_TO_SIGMA * mad).max(med.abs() * 1e-3).max(1e-9);
             out.spike_z = (x - med).abs() / sigma;
+            out.median = med;
+            out.sigma = sigma;
             if self.short.len() + 1 >= c.short {
                 let recent = self.short.iter().copied().chain(std::iter::once(x));
                 let (recent_med, _) = median_mad(recent, &mut self.scratch);
                 out.shift_z = (recent_med - med).abs() / sigma;
+                out.recent_median = recent_med;
             }
             if c.steps && self.deltas.len() >= c.min_history {
                 if let Some(&prev) = self.long.back() {

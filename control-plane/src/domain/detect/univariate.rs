@@ -65,6 +65,11 @@ impl UnivariateDetector {
         }
     }
 
+    /// Whether the robust view (which gives the median and σ of the baseline) still learns.
+    pub fn learning(&self) -> bool {
+        self.robust.learning()
+    }
+
     pub fn observe(&mut self, x: f64) -> UnivariateScore {
         let robust = self.robust.observe(x);
         let robust_score = match &mut self.likelihood {

@@ -1,0 +1,279 @@
+//! Tier 1: a baseline per (entity, feature) and the robust threshold rule on it.
+//!
+//! A feature fires when, for `consecutive` windows in a row, it rose above its baseline
+//! median by more than `k` robust σ (or Vigil's univariate detector judged it anomalous) and
+//! by more than the feature's floors. Only symptom features (errors, latency) fire; rising
+//! throughput is not a symptom. Until a baseline has `min_history` windows the entity is
+//! "learning" and nothing it does fires.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    features::{EntityClass, WindowFeatures},
+    univariate::{UnivariateConfig, UnivariateDetector},
+};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ThresholdRule {
+    /// Robust σ above the median.
+    pub k: f64,
+    /// Windows in a row.
+    pub consecutive: u32,
+    /// Univariate score at which a rise fires even below `k` σ.
+    pub score: f64,
+}
+
+impl Default for ThresholdRule {
+    fn default() -> Self {
+        Self {
+            k: 6.0,
+            consecutive: 2,
+            score: 0.9999,
+        }
+    }
+}
+
+/// One feature's history, persisted across restarts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureBaseline {
+    detector: UnivariateDetector,
+    /// Windows in a row that crossed the rule.
+    streak: u32,
+}
+
+/// All features of one entity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntityBaseline {
+    pub class: EntityClass,
+    /// By feature name (names, not positions, so a new feature does not shift old state).
+    features: BTreeMap<String, FeatureBaseline>,
+    pub last_window: i64,
+}
+
+/// How one feature compared with its baseline in one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureReading {
+    pub feature: &'static str,
+    pub value: f64,
+    pub median: f64,
+    /// Signed robust z (σ floored, so a flat baseline does not make every wiggle infinite).
+    pub z: f64,
+    pub score: f64,
+    /// Crossed the rule this window (not necessarily `consecutive` times yet).
+    pub crossed: bool,
+    /// Crossed it `consecutive` windows in a row: a tier-1 signal.
+    pub fired: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityReading {
+    pub entity: String,
+    pub class: EntityClass,
+    pub window: i64,
+    pub learning: bool,
+    pub features: Vec<FeatureReading>,
+}
+
+impl EntityReading {
+    pub fn fired(&self) -> impl Iterator<Item = &FeatureReading> {
+        self.features.iter().filter(|f| f.fired)
+    }
+
+    /// Robust z per feature in class order (0 where unmeasured), clamped: the forest's input.
+    pub fn z_vector(&self) -> Vec<f64> {
+        self.features
+            .iter()
+            .map(|f| f.z.clamp(-50.0, 50.0))
+            .collect()
+    }
+}
+
+impl EntityBaseline {
+    pub fn new(class: EntityClass) -> Self {
+        Self {
+            class,
+            features: BTreeMap::new(),
+            last_window: i64::MIN,
+        }
+    }
+
+    pub fn learning(&self) -> bool {
+        self.features.is_empty() || self.features.values().all(|f| f.detector.learning())
+    }
+
+    /// Scores one window of this entity against the baseline, then learns it.
+    pub fn observe(
+        &mut self,
+        w: &WindowFeatures,
+        config: &UnivariateConfig,
+        rule: &ThresholdRule,
+    ) -> EntityReading {
+        self.last_window = self.last_window.max(w.window);
+        let mut readings = Vec::with_capacity(w.values.len());
+        for (f, &value) in self.class.features().iter().zip(&w.values) {
+            let mut reading = FeatureReading {
+                feature: f.name,
+                value,
+                median: f64::NAN,
+                z: 0.0,
+                score: 0.0,
+                crossed: false,
+                fired: false,
+            };
+            if value.is_nan() {
+                readings.push(reading);
+                continue;
+            }
+            let b = self
+                .features
+                .entry(f.name.to_string())
+                .or_insert_with(|| FeatureBaseline {
+                    detector: UnivariateDetector::new(*config),
+                    streak: 0,
+                });
+            let s = b.detector.observe(value);
+            if !s.robust.learning {
+                let rise = value - s.robust.median;
+                // A rise the size of the feature's floor counts as k σ: on a flat baseline
+                // (σ ≈ 0) the floor, not the noise, sets the scale.
+                let floor = f.floor.max(f.relative_floor * s.robust.median.abs());
+                let scale = s.robust.sigma.max(floor / rule.k).max(f64::MIN_POSITIVE);
+                reading.median = s.robust.median;
+                reading.z = rise / scale;
+                reading.score = s.score;
+                reading.crossed =
+                    f.alerting && (reading.z > rule.k || (rise > floor && s.score >= rule.score));
+            }
+            b.streak = if reading.crossed { b.streak + 1 } else { 0 };
+            reading.fired = b.streak >= rule.consecutive;
+            readings.push(reading);
+        }
+        EntityReading {
+            entity: w.entity.clone(),
+            class: self.class,
+            window: w.window,
+            learning: self.learning(),
+            features: readings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::detect::{
+        features::WORKLOAD_DIM, robust::RobustConfig, univariate::UnivariateConfig,
+    };
+
+    fn config() -> UnivariateConfig {
+        UnivariateConfig {
+            robust: RobustConfig {
+                long: 60,
+                short: 3,
+                min_history: 20,
+                ..RobustConfig::default()
+            },
+            likelihood: None,
+            conformal: None,
+        }
+    }
+
+    fn window(w: i64, slot: usize, value: f64) -> WindowFeatures {
+        let mut values = vec![0.0; WORKLOAD_DIM];
+        values[slot] = value;
+        WindowFeatures {
+            window: w,
+            entity: "app".into(),
+            class: EntityClass::Workload,
+            values,
+        }
+    }
+
+    /// Index of a workload feature by name.
+    fn slot(name: &str) -> usize {
+        EntityClass::Workload
+            .features()
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn learning_then_fires_after_consecutive_windows_only() {
+        let p99 = slot("syscall_p99_us");
+        let (c, rule) = (config(), ThresholdRule::default());
+        let mut b = EntityBaseline::new(EntityClass::Workload);
+        for w in 0..19 {
+            let r = b.observe(&window(w, p99, 100.0 + (w % 3) as f64 * 20.0), &c, &rule);
+            assert!(r.learning, "window {w} judged while learning");
+        }
+        for w in 19..60 {
+            let r = b.observe(&window(w, p99, 100.0 + (w % 3) as f64 * 20.0), &c, &rule);
+            assert!(!r.learning && r.fired().count() == 0, "window {w}: {r:?}");
+        }
+        // One bad window crosses but does not fire; the second in a row fires.
+        let first = b.observe(&window(60, p99, 50_000.0), &c, &rule);
+        assert!(first.features[p99].crossed && !first.features[p99].fired);
+        let second = b.observe(&window(61, p99, 50_000.0), &c, &rule);
+        assert_eq!(
+            second.fired().map(|f| f.feature).collect::<Vec<_>>(),
+            ["syscall_p99_us"]
+        );
+        assert!(second.features[p99].z > 6.0);
+    }
+
+    #[test]
+    fn floors_keep_single_errors_and_throughput_from_firing() {
+        let errors = slot("syscall_errors_permission_per_s");
+        let rate = slot("connects_in_per_s");
+        let (c, rule) = (config(), ThresholdRule::default());
+        let mut b = EntityBaseline::new(EntityClass::Workload);
+        for w in 0..40 {
+            b.observe(&window(w, errors, 0.0), &c, &rule);
+        }
+        // 0.2 errors/s over a zero baseline: below the 0.5/s floor.
+        for w in 40..45 {
+            let r = b.observe(&window(w, errors, 0.2), &c, &rule);
+            assert_eq!(r.fired().count(), 0);
+        }
+        // A tenfold burst of connections is not a symptom.
+        let mut b = EntityBaseline::new(EntityClass::Workload);
+        for w in 0..40 {
+            b.observe(&window(w, rate, 10.0), &c, &rule);
+        }
+        for w in 40..45 {
+            let r = b.observe(&window(w, rate, 100.0), &c, &rule);
+            assert_eq!(r.fired().count(), 0);
+        }
+        // Sustained errors over the floor fire.
+        let mut b = EntityBaseline::new(EntityClass::Workload);
+        for w in 0..40 {
+            b.observe(&window(w, errors, 0.0), &c, &rule);
+        }
+        let fired = (40..45).any(|w| {
+            b.observe(&window(w, errors, 20.0), &c, &rule)
+                .fired()
+                .count()
+                > 0
+        });
+        assert!(fired);
+    }
+
+    #[test]
+    fn state_survives_a_serde_round_trip() {
+        let p99 = slot("syscall_p99_us");
+        let (c, rule) = (config(), ThresholdRule::default());
+        let mut b = EntityBaseline::new(EntityClass::Workload);
+        for w in 0..30 {
+            b.observe(&window(w, p99, 100.0 + (w % 5) as f64), &c, &rule);
+        }
+        let json = serde_json::to_string(&b).unwrap_or_default();
+        let mut restored: EntityBaseline = serde_json::from_str(&json).expect("round trip");
+        assert!(!restored.learning());
+        let a = b.observe(&window(30, p99, 10_000.0), &c, &rule);
+        let r = restored.observe(&window(30, p99, 10_000.0), &c, &rule);
+        assert_eq!(a, r);
+    }
+}
