@@ -3,6 +3,8 @@
 pub mod baseline;
 pub mod conformal;
 pub mod features;
+pub mod forest;
 pub mod likelihood;
 pub mod robust;
+pub mod rootcause;
 pub mod univariate;
