@@ -10,6 +10,7 @@ use crate::{
     adapters::{grpc, http, kube::KubeEndpoints, sqlite::SqliteStore},
     config::ControlPlaneConfig,
     domain::{
+        detection::DetectionService,
         ingest::{now_unix_ns, IngestService},
         metrics::MetricsService,
         rules::Tier1Rules,
@@ -78,11 +79,20 @@ pub async fn run(
     } else {
         Arc::new(NoCluster)
     };
-    let metrics = Arc::new(MetricsService::new(
-        store.clone(),
-        resolver,
-        config.graph_config(),
-    ));
+    let detection = if config.detection.enabled {
+        Some(Arc::new(DetectionService::new(
+            config.detection_config(),
+            store.clone(),
+            store.clone(),
+        )?))
+    } else {
+        None
+    };
+    let mut metrics = MetricsService::new(store.clone(), resolver, config.graph_config());
+    if let Some(d) = &detection {
+        metrics = metrics.with_detection(d.clone());
+    }
+    let metrics = Arc::new(metrics);
     metrics.rebuild(now_unix_ns())?;
 
     let bind = |addr, what, field| async move {
@@ -154,6 +164,29 @@ pub async fn run(
         })
     };
 
+    let detector = detection.clone().map(|d| {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // Tick faster than the window so a window is judged soon after its grace ends.
+            let period = Duration::from_nanos(
+                u64::try_from(d.config().window_ns / 4)
+                    .unwrap_or(250_000_000)
+                    .max(50_000_000),
+            );
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let (d, m) = (d.clone(), metrics.clone());
+                match tokio::task::spawn_blocking(move || d.tick(now_unix_ns(), m.as_ref())).await {
+                    Ok(Err(e)) => error!(error = %e, "detection failed for this window"),
+                    Err(e) => error!(error = %e, "detection panicked"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+        })
+    });
+
     let grpc = tonic::transport::Server::builder()
         .add_service(grpc::server(
             service,
@@ -171,6 +204,7 @@ pub async fn run(
         nodes: store.clone(),
         telemetry: store,
         metrics,
+        detection: detection.clone(),
     });
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
@@ -178,5 +212,15 @@ pub async fn run(
     });
     resolver.abort();
     pruner.abort();
+    if let Some(t) = detector {
+        t.abort();
+    }
+    if let Some(d) = detection {
+        match tokio::task::spawn_blocking(move || d.persist()).await {
+            Ok(Ok(n)) => info!(baselines = n, "detection baselines saved"),
+            Ok(Err(e)) => error!(error = %e, "saving detection baselines failed"),
+            Err(e) => error!(error = %e, "saving detection baselines panicked"),
+        }
+    }
     result.map(|_| ())
 }

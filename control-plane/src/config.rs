@@ -8,7 +8,16 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::domain::{graph::GraphConfig, rules::CrashLoopPolicy};
+use crate::domain::{
+    detect::{
+        baseline::ThresholdRule, conformal::ConformalConfig, correlate::CorrelateConfig,
+        forest::ForestConfig, likelihood::LikelihoodConfig, robust::RobustConfig,
+        univariate::UnivariateConfig,
+    },
+    detection::DetectionConfig,
+    graph::GraphConfig,
+    rules::CrashLoopPolicy,
+};
 
 pub use vigil_config_file::{ConfigError, Validate};
 
@@ -26,6 +35,7 @@ pub struct ControlPlaneConfig {
     pub incidents: IncidentsConfig,
     pub graph: GraphSettings,
     pub kubernetes: KubernetesConfig,
+    pub detection: DetectionSettings,
 }
 
 impl Default for ControlPlaneConfig {
@@ -39,6 +49,55 @@ impl Default for ControlPlaneConfig {
             incidents: IncidentsConfig::default(),
             graph: GraphSettings::default(),
             kubernetes: KubernetesConfig::default(),
+            detection: DetectionSettings::default(),
+        }
+    }
+}
+
+/// Anomaly detection on the metric stream (see `domain::detection`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionSettings {
+    pub enabled: bool,
+    /// Length of a detection window.
+    pub window_ms: u64,
+    /// How long after a window ends its intervals may still arrive.
+    pub grace_ms: u64,
+    /// Windows in each baseline (its memory).
+    pub baseline_windows: usize,
+    /// Windows an entity is "learning" before it is judged.
+    pub learning_windows: usize,
+    /// Windows in the recent median compared with the baseline (level shifts).
+    pub recent_windows: usize,
+    /// Robust σ above the baseline median at which a symptom crosses.
+    pub threshold_sigma: f64,
+    /// Windows in a row a symptom must cross to fire.
+    pub consecutive_windows: u32,
+    /// Quiet windows after which an anomaly incident resolves.
+    pub resolve_after_windows: i64,
+    /// A related anomaly within this many windows of resolution reopens the incident.
+    pub reopen_within_windows: i64,
+    /// Training windows of the shape (k-NN conformal) view; 0 turns it off.
+    pub shape_training_windows: usize,
+    /// Healthy windows the isolation forests need before they judge.
+    pub forest_min_training: usize,
+}
+
+impl Default for DetectionSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window_ms: 5_000,
+            grace_ms: 2_000,
+            baseline_windows: 720,
+            learning_windows: 24,
+            recent_windows: 3,
+            threshold_sigma: 6.0,
+            consecutive_windows: 2,
+            resolve_after_windows: 6,
+            reopen_within_windows: 60,
+            shape_training_windows: 240,
+            forest_min_training: 64,
         }
     }
 }
@@ -135,6 +194,48 @@ impl ControlPlaneConfig {
         }
     }
 
+    pub fn detection_config(&self) -> DetectionConfig {
+        let d = &self.detection;
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX / 1_000_000) * 1_000_000;
+        let defaults = DetectionConfig::default();
+        DetectionConfig {
+            window_ns: ms(d.window_ms),
+            grace_ns: ms(d.grace_ms),
+            univariate: UnivariateConfig {
+                robust: RobustConfig {
+                    long: d.baseline_windows,
+                    short: d.recent_windows,
+                    min_history: d.learning_windows,
+                    ..RobustConfig::default()
+                },
+                likelihood: Some(LikelihoodConfig {
+                    history: d.baseline_windows,
+                    min_history: d.learning_windows,
+                    ..LikelihoodConfig::default()
+                }),
+                conformal: (d.shape_training_windows > 0).then(|| ConformalConfig {
+                    dim: 6,
+                    k: 10,
+                    train: d.shape_training_windows,
+                }),
+            },
+            rule: ThresholdRule {
+                k: d.threshold_sigma,
+                consecutive: d.consecutive_windows,
+                ..ThresholdRule::default()
+            },
+            forest: ForestConfig {
+                min_training: d.forest_min_training,
+                ..ForestConfig::default()
+            },
+            correlate: CorrelateConfig {
+                resolve_windows: d.resolve_after_windows,
+                cooldown_windows: d.reopen_within_windows,
+            },
+            ..defaults
+        }
+    }
+
     /// Reads and validates `path`.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         vigil_config_file::from_file(path)
@@ -185,6 +286,40 @@ impl ControlPlaneConfig {
                 "kubernetes.api_server",
                 "is not a URL like https://host:6443",
             );
+        }
+        let d = &self.detection;
+        if d.window_ms < 100 || d.window_ms > 3_600_000 {
+            return invalid("detection.window_ms", "must be between 100 ms and 1 hour");
+        }
+        if d.learning_windows < 5 || d.learning_windows > d.baseline_windows {
+            return invalid(
+                "detection.learning_windows",
+                "must be at least 5 and at most detection.baseline_windows",
+            );
+        }
+        if d.recent_windows == 0 || d.recent_windows > d.learning_windows {
+            return invalid(
+                "detection.recent_windows",
+                "must be at least 1 and at most detection.learning_windows",
+            );
+        }
+        if !(d.threshold_sigma.is_finite() && d.threshold_sigma > 0.0) {
+            return invalid("detection.threshold_sigma", "must be a positive number");
+        }
+        if d.consecutive_windows == 0 || d.resolve_after_windows <= 0 {
+            return invalid(
+                "detection.consecutive_windows",
+                "and detection.resolve_after_windows must be at least 1",
+            );
+        }
+        if d.shape_training_windows != 0 && d.shape_training_windows < 20 {
+            return invalid(
+                "detection.shape_training_windows",
+                "must be 0 (off) or at least 20",
+            );
+        }
+        if d.forest_min_training < 16 {
+            return invalid("detection.forest_min_training", "must be at least 16");
         }
         if self.grpc_listen == self.http_listen && self.grpc_listen.port() != 0 {
             return invalid("http_listen", "must differ from grpc_listen");

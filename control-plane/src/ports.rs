@@ -91,6 +91,8 @@ pub trait IncidentStore: Send + Sync {
     /// Merges another finding into an open incident.
     fn add_occurrence(&self, id: i64, finding: &Finding) -> Result<Incident, StoreError>;
     fn resolve(&self, id: i64, at_unix_ns: i64) -> Result<(), StoreError>;
+    /// Opens a resolved incident again (a recurrence within its cooldown).
+    fn reopen(&self, id: i64, at_unix_ns: i64) -> Result<(), StoreError>;
     fn list(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
     fn get(&self, id: i64) -> Result<Option<Incident>, StoreError>;
     fn evidence(&self, id: i64) -> Result<Vec<EvidenceRef>, StoreError>;
@@ -151,4 +153,12 @@ pub trait TelemetryStore: Send + Sync {
     fn map_usage(&self, node: &str) -> Result<Vec<MapUsage>, StoreError>;
     /// Intervals that ended after `since`, oldest first (to rebuild the graph on start).
     fn intervals_since(&self, since_unix_ns: i64) -> Result<Vec<MetricInterval>, StoreError>;
+}
+
+/// Detection baselines, persisted so a restarted control plane does not relearn from zero.
+pub trait BaselineStore: Send + Sync {
+    /// Every stored baseline: (entity, serialised state).
+    fn load_baselines(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Upserts these baselines atomically.
+    fn save_baselines(&self, baselines: &[(String, String)]) -> Result<(), StoreError>;
 }

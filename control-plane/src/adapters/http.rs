@@ -12,6 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    domain::detection::DetectionService,
     domain::{
         event::StoredEvent,
         graph::to_dot,
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub nodes: Arc<dyn NodeStore>,
     pub telemetry: Arc<dyn TelemetryStore>,
     pub metrics: Arc<MetricsService>,
+    /// `None` when detection is disabled in the config.
+    pub detection: Option<Arc<DetectionService>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +212,19 @@ pub struct GraphParams {
 }
 
 /// The service graph as JSON, or Graphviz DOT with `?format=dot`.
+/// Detection's counters and every baseline with its learning state.
+async fn detection(State(s): State<ApiState>) -> Json<serde_json::Value> {
+    Json(match &s.detection {
+        Some(d) => serde_json::json!({
+            "enabled": true,
+            "window_ms": d.config().window_ns / 1_000_000,
+            "stats": d.stats(),
+            "baselines": d.baselines(),
+        }),
+        None => serde_json::json!({ "enabled": false }),
+    })
+}
+
 async fn graph(
     State(s): State<ApiState>,
     Query(p): Query<GraphParams>,
@@ -285,5 +301,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/graph/blast-radius/{*entity}", get(blast_radius))
         .route("/api/v1/samples", get(list_samples))
+        .route("/api/v1/detection", get(detection))
         .with_state(state)
 }

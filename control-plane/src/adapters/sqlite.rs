@@ -16,8 +16,8 @@ use crate::{
         ingest::now_unix_ns,
     },
     ports::{
-        AgentStats, EventQuery, EventStore, IncidentQuery, IncidentStore, InsertOutcome, NodeInfo,
-        NodeStore, StoreError,
+        AgentStats, BaselineStore, EventQuery, EventStore, IncidentQuery, IncidentStore,
+        InsertOutcome, NodeInfo, NodeStore, StoreError,
     },
 };
 
@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS incident_evidence (
     seq INTEGER NOT NULL,
     PRIMARY KEY (incident_id, node, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS baselines (
+    entity TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS nodes (
     name TEXT PRIMARY KEY,
     kernel_release TEXT NOT NULL,
@@ -361,9 +365,9 @@ impl IncidentStore for SqliteStore {
             .execute(
                 "UPDATE incidents SET occurrences = occurrences + 1, \
                  updated_unix_ns = MAX(updated_unix_ns, ?2), title = ?3, summary = ?4, attributes = ?5, \
-                 severity = CASE WHEN ?6 = 'critical' THEN 'critical' ELSE severity END \
+                 severity = CASE WHEN ?6 = 'critical' THEN 'critical' ELSE severity END, workload_key = ?7 \
                  WHERE id = ?1",
-                params![id, f.time_unix_ns, f.title, f.summary, f.attributes.to_string(), f.severity.as_str()],
+                params![id, f.time_unix_ns, f.title, f.summary, f.attributes.to_string(), f.severity.as_str(), f.workload_key],
             )
             .map_err(backend("updating an incident"))?;
         if changed == 0 {
@@ -384,6 +388,21 @@ impl IncidentStore for SqliteStore {
                 params![id, at_unix_ns],
             )
             .map_err(backend("resolving an incident"))?;
+        if changed == 0 {
+            return Err(StoreError::NoSuchIncident(id));
+        }
+        Ok(())
+    }
+
+    fn reopen(&self, id: i64, at_unix_ns: i64) -> Result<(), StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE incidents SET status = 'open', resolved_unix_ns = NULL, \
+                 updated_unix_ns = MAX(updated_unix_ns, ?2) WHERE id = ?1",
+                params![id, at_unix_ns],
+            )
+            .map_err(backend("reopening an incident"))?;
         if changed == 0 {
             return Err(StoreError::NoSuchIncident(id));
         }
@@ -491,5 +510,39 @@ impl NodeStore for SqliteStore {
             .map_err(backend("querying nodes"))?;
         rows.collect::<Result<_, _>>()
             .map_err(backend("reading nodes"))
+    }
+}
+
+impl BaselineStore for SqliteStore {
+    fn load_baselines(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT entity, state FROM baselines ORDER BY entity")
+            .map_err(backend("reading baselines"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend("reading baselines"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(backend("reading baselines"))
+    }
+
+    fn save_baselines(&self, baselines: &[(String, String)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction()
+            .map_err(backend("starting a transaction"))?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO baselines (entity, state) VALUES (?1, ?2) \
+                     ON CONFLICT (entity) DO UPDATE SET state = excluded.state",
+                )
+                .map_err(backend("saving baselines"))?;
+            for (entity, state) in baselines {
+                stmt.execute(params![entity, state])
+                    .map_err(backend("saving baselines"))?;
+            }
+        }
+        tx.commit().map_err(backend("committing baselines"))
     }
 }

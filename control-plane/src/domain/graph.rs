@@ -267,7 +267,7 @@ impl ServiceGraph {
     }
 
     /// The entity serving `remote`, as seen from `node`.
-    fn server_entity(&self, node: &str, remote: &Endpoint) -> (String, &'static str) {
+    pub fn server_entity(&self, node: &str, remote: &Endpoint) -> (String, &'static str) {
         if let Some(r) = self.resolver.resolve(remote) {
             return (r.entity, r.kind);
         }

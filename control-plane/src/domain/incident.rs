@@ -7,6 +7,8 @@ use serde::Serialize;
 pub enum IncidentKind {
     OomKill,
     CrashLoop,
+    /// Correlated metric anomalies (tiers 1 and 2), localized to a ranked root cause.
+    ServiceAnomaly,
 }
 
 impl IncidentKind {
@@ -14,6 +16,7 @@ impl IncidentKind {
         match self {
             Self::OomKill => "oom_kill",
             Self::CrashLoop => "crash_loop",
+            Self::ServiceAnomaly => "service_anomaly",
         }
     }
 
@@ -21,6 +24,7 @@ impl IncidentKind {
         match s {
             "oom_kill" => Some(Self::OomKill),
             "crash_loop" => Some(Self::CrashLoop),
+            "service_anomaly" => Some(Self::ServiceAnomaly),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::{
     event::KernelEvent,
-    incident::{Finding, Incident, IncidentStatus},
+    incident::{Finding, Incident, IncidentKind, IncidentStatus},
     rules::Tier1Rules,
 };
 use crate::ports::{
@@ -120,8 +120,10 @@ impl IngestService {
             limit: usize::MAX,
         })?;
         let mut resolved = Vec::new();
+        // Anomaly incidents resolve when detection sees their signals back at baseline.
         for incident in open
             .into_iter()
+            .filter(|i| i.kind != IncidentKind::ServiceAnomaly)
             .filter(|i| now_unix_ns - i.updated_unix_ns >= quiet_ns)
         {
             self.incidents.resolve(incident.id, now_unix_ns)?;

@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::info;
 
 use super::{
+    detection::{DetectionService, GraphView},
     graph::{BlastRadius, GraphConfig, GraphSnapshot, ServiceGraph},
-    telemetry::MetricInterval,
+    telemetry::{Endpoint, MetricInterval},
 };
 use crate::ports::{EndpointResolver, StoreError, TelemetryStore};
 
 pub struct MetricsService {
     store: Arc<dyn TelemetryStore>,
+    /// New intervals are queued here for their detection window.
+    detection: Option<Arc<DetectionService>>,
     graph: Mutex<ServiceGraph>,
     config: GraphConfig,
 }
@@ -25,9 +28,16 @@ impl MetricsService {
     ) -> Self {
         Self {
             store,
+            detection: None,
             graph: Mutex::new(ServiceGraph::new(config, resolver)),
             config,
         }
+    }
+
+    /// Feeds every new interval to detection too.
+    pub fn with_detection(mut self, detection: Arc<DetectionService>) -> Self {
+        self.detection = Some(detection);
+        self
     }
 
     fn graph(&self) -> MutexGuard<'_, ServiceGraph> {
@@ -62,6 +72,9 @@ impl MetricsService {
         let new = self.store.insert_interval(interval)?;
         if new {
             self.graph().observe(interval);
+            if let Some(d) = &self.detection {
+                d.push(interval.clone());
+            }
         }
         Ok(new)
     }
@@ -76,5 +89,19 @@ impl MetricsService {
         let mut graph = self.graph();
         graph.age_out(now_unix_ns);
         graph.blast_radius(entity)
+    }
+}
+
+impl GraphView for MetricsService {
+    fn server_entity(&self, node: &str, endpoint: &Endpoint) -> String {
+        self.graph().server_entity(node, endpoint).0
+    }
+
+    fn call_edges(&self, now_unix_ns: i64) -> Vec<(String, String)> {
+        self.snapshot(now_unix_ns)
+            .edges
+            .into_iter()
+            .map(|e| (e.from, e.to))
+            .collect()
     }
 }

@@ -1,6 +1,7 @@
 //! Domain logic: no transport, no database, no Kubernetes. Depends only on `crate::ports`.
 
 pub mod detect;
+pub mod detection;
 pub mod event;
 pub mod graph;
 pub mod incident;

@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod conformal;
+pub mod correlate;
 pub mod features;
 pub mod forest;
 pub mod likelihood;
