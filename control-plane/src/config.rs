@@ -213,7 +213,7 @@ impl ControlPlaneConfig {
                     min_history: d.learning_windows,
                     ..LikelihoodConfig::default()
                 }),
-                conformal: (d.shape_training_windows > 0).then(|| ConformalConfig {
+                conformal: (d.shape_training_windows > 0).then_some(ConformalConfig {
                     dim: 6,
                     k: 10,
                     train: d.shape_training_windows,
