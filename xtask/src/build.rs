@@ -99,11 +99,27 @@ pub fn all(release: bool) -> anyhow::Result<()> {
     run(&mut c, "building the workspace")
 }
 
+/// Tests whose names end in `alone` (long soaks) run after the rest, by themselves: the
+/// rest of the suite injects faults on this host on purpose.
+const ALONE: &str = "test(/alone$/)";
+
 pub fn nextest(extra: &[String]) -> anyhow::Result<()> {
+    if !extra.is_empty() {
+        step("tests (cargo nextest; privileged tests need root)");
+        let mut c = cargo(None);
+        c.args(["nextest", "run", "--no-fail-fast"]).args(extra);
+        return run(&mut c, "the test suite");
+    }
     step("tests (cargo nextest; privileged tests need root)");
     let mut c = cargo(None);
-    c.args(["nextest", "run", "--no-fail-fast"]).args(extra);
-    run(&mut c, "the test suite")
+    c.args(["nextest", "run", "--no-fail-fast", "-E"])
+        .arg(format!("not {ALONE}"));
+    let suite = run(&mut c, "the test suite");
+    step("tests that run alone (detection soak)");
+    let mut c = cargo(None);
+    c.args(["nextest", "run", "--no-fail-fast", "-E", ALONE]);
+    let alone = run(&mut c, "the tests that run alone");
+    suite.and(alone)
 }
 
 pub fn bench(execs: usize) -> anyhow::Result<()> {

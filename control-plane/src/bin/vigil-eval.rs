@@ -16,7 +16,10 @@ use control_plane::{
         robust::RobustConfig,
         univariate::{self, UnivariateConfig},
     },
-    eval::nab::{sweep, Series},
+    eval::{
+        nab::{sweep, Series},
+        rca::{accuracy, find_cases, Case},
+    },
 };
 
 #[derive(Debug, Parser)]
@@ -60,6 +63,15 @@ enum Command {
         k: usize,
         #[arg(long, default_value_t = ConformalConfig::default().train)]
         train: usize,
+    },
+    /// Root-cause replay: rank the services of recorded cases and score AC@1, AC@3, Avg@5.
+    Rca {
+        /// A case directory, or a directory of them (searched recursively).
+        #[arg(long)]
+        cases: PathBuf,
+        /// Also write the report (Markdown) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -127,6 +139,75 @@ const PUBLISHED: &[(&str, f64)] = &[
 ];
 
 fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        c @ Command::Nab { .. } => nab(c),
+        Command::Rca { cases, out } => rca(&cases, out.as_deref()),
+    }
+}
+
+fn rca(root: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+    let dirs = find_cases(root);
+    if dirs.is_empty() {
+        bail!(
+            "no cases under {}: a case is a directory with data.csv or metrics.csv and inject_time.txt or case.json",
+            root.display()
+        );
+    }
+    let mut report = format!(
+        "# Root-cause replay — {}\n\n| case | truth | rank | top 3 (metric that moved most) |\n|---|---|---|---|\n",
+        root.display()
+    );
+    let mut ranks = Vec::new();
+    let mut skipped = 0;
+    for dir in &dirs {
+        let case = match Case::load(dir) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("skipping {}: {e}", dir.display());
+                skipped += 1;
+                continue;
+            }
+        };
+        let Some(truth) = case.truth.clone() else {
+            eprintln!(
+                "skipping {}: no root_cause in case.json and no <service>_<fault> directory",
+                dir.display()
+            );
+            skipped += 1;
+            continue;
+        };
+        let ranked = case.rank();
+        let rank = ranked
+            .iter()
+            .position(|r| r.service == truth)
+            .map(|i| i + 1);
+        ranks.push(rank);
+        let name = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+        report.push_str(&format!(
+            "| {} | {truth} | {} | {} |\n",
+            if name.is_empty() { ".".into() } else { name },
+            rank.map_or("–".into(), |r| r.to_string()),
+            ranked
+                .iter()
+                .take(3)
+                .map(|r| format!("{} ({}, {:.1}σ)", r.service, r.metric, r.score))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let a = accuracy(&ranks);
+    report.push_str(&format!(
+        "\n{} cases scored, {skipped} skipped.\n\n| AC@1 | AC@3 | Avg@5 |\n|---|---|---|\n| {:.2} | {:.2} | {:.2} |\n",
+        a.cases, a.ac[0], a.ac[2], a.avg5
+    ));
+    print!("{report}");
+    if let Some(out) = out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn nab(command: Command) -> anyhow::Result<()> {
     let Command::Nab {
         data,
         out,
@@ -140,7 +221,10 @@ fn main() -> anyhow::Result<()> {
         dim,
         k,
         train,
-    } = Cli::parse().command;
+    } = command
+    else {
+        bail!("not the nab command");
+    };
     let knn_config = ConformalConfig { dim, k, train };
     let started = Instant::now();
     let raw =

@@ -1,6 +1,9 @@
 //! Replayable cases: what the kernel showed around a fault, as a wide CSV (one row per
-//! second, one column per entity metric) plus the injection time and the truth, for the
-//! root-cause replay command.
+//! second: a `time` column in Unix seconds and `<service>_<metric>` columns) plus the
+//! injection time and the truth, for the root-cause replay command (`vigil-eval rca`).
+//!
+//! A connection's metrics are filed under the service it reaches (`redis_rtt-us-from-app1`):
+//! a slow or failing dependency shows on the connections into it.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -8,42 +11,55 @@ use serde_json::Value;
 
 use super::{vigil::VigilApi, RunRecord};
 use crate::error::{LabError, Result};
+use crate::testbed::SERVICES;
 
 /// Seconds of context before the fault.
 const BEFORE_MS: u64 = 30_000;
 
+/// The lab service a workload key belongs to (`cgroup/vigil-lab-app1` → `app1`).
+fn service_of_key(key: &str) -> Option<&'static str> {
+    SERVICES
+        .iter()
+        .map(|(s, _)| *s)
+        .find(|s| key.ends_with(&format!("{}{s}", crate::names::PREFIX)))
+}
+
+/// The lab service at `ip`, or `ext-<ip>`.
+fn service_of_ip(ip: &str) -> String {
+    SERVICES
+        .iter()
+        .find(|(_, h)| crate::testbed::net::ip(*h) == ip)
+        .map_or_else(|| format!("ext-{ip}"), |(s, _)| (*s).to_string())
+}
+
 /// Column values from one stored sample.
 fn columns(sample: &Value) -> Vec<(String, f64)> {
     let kind = sample["kind"].as_str().unwrap_or("");
-    let key = sample["workload_key"].as_str().unwrap_or("?");
+    let Some(key) = sample["workload_key"].as_str().and_then(service_of_key) else {
+        return Vec::new();
+    };
     let s = &sample["sample"];
     let n = |f: &str| s[f].as_f64().unwrap_or(0.0);
     match kind {
         "flow" => {
-            let peer = format!(
-                "{}:{}",
-                s["remote"]["ip"].as_str().unwrap_or("?"),
-                s["remote"]["port"]
-            );
-            let base = format!("{key}->{peer}");
+            if s["role"] != "client" {
+                // The client's view carries the same connection, filed under the server.
+                return Vec::new();
+            }
+            let callee = service_of_ip(s["remote"]["ip"].as_str().unwrap_or("?"));
+            let col = |m: &str| format!("{callee}_{m}-from-{key}");
             let c = &s["counts"];
             let cn = |f: &str| c[f].as_f64().unwrap_or(0.0);
             let mut v = vec![
-                (format!("{base}:connects"), cn("connects")),
-                (format!("{base}:failed"), cn("failed")),
-                (format!("{base}:retransmits"), cn("retransmits")),
-                (
-                    format!("{base}:resets"),
-                    cn("resets_sent") + cn("resets_received"),
-                ),
-                (
-                    format!("{base}:bytes"),
-                    cn("bytes_sent") + cn("bytes_received"),
-                ),
+                (col("connects"), cn("connects")),
+                (col("failed"), cn("failed")),
+                (col("retransmits"), cn("retransmits")),
+                (col("resets"), cn("resets_sent") + cn("resets_received")),
+                (col("bytes"), cn("bytes_sent") + cn("bytes_received")),
             ];
             let samples = cn("srtt_samples");
             v.push((
-                format!("{base}:rtt_us"),
+                col("rtt-us"),
                 if samples > 0.0 {
                     cn("srtt_sum_us") / samples
                 } else {
@@ -56,16 +72,16 @@ fn columns(sample: &Value) -> Vec<(String, f64)> {
             let name = s["name"].as_str().unwrap_or("?");
             vec![
                 (
-                    format!("{key}:syscall:{name}:count"),
+                    format!("{key}_syscall-{name}-count"),
                     s["latency"]["count"].as_f64().unwrap_or(0.0),
                 ),
-                (format!("{key}:syscall:{name}:errors"), n("errors")),
+                (format!("{key}_syscall-{name}-errors"), n("errors")),
             ]
         }
         "dns" => vec![
-            (format!("{key}:dns:queries"), n("queries")),
+            (format!("{key}_dns-queries"), n("queries")),
             (
-                format!("{key}:dns:failures"),
+                format!("{key}_dns-failures"),
                 n("nxdomain") + n("servfail") + n("other_errors") + n("timeouts"),
             ),
         ],
@@ -78,7 +94,7 @@ fn columns(sample: &Value) -> Vec<(String, f64)> {
             } else {
                 0.0
             };
-            vec![(format!("{key}:{k}:mean_ns"), mean)]
+            vec![(format!("{key}_{k}-mean-ns"), mean)]
         }
         _ => Vec::new(),
     }
@@ -101,7 +117,7 @@ pub fn write(vigil: &VigilApi, out: &Path, record: &RunRecord) -> Result<()> {
             .as_str()
             .is_some_and(|k| k.contains(crate::names::PREFIX))
     }) {
-        let second = s["end_unix_ns"].as_u64().unwrap_or(0) / 1_000_000_000 * 1000;
+        let second = s["end_unix_ns"].as_u64().unwrap_or(0) / 1_000_000_000;
         for (col, v) in columns(s) {
             *rows
                 .entry(second)
@@ -113,7 +129,7 @@ pub fn write(vigil: &VigilApi, out: &Path, record: &RunRecord) -> Result<()> {
     }
     let dir = out.join("cases").join(&record.scenario);
     std::fs::create_dir_all(&dir).map_err(LabError::io(format!("creating {}", dir.display())))?;
-    let mut csv = String::from("time_unix_ms");
+    let mut csv = String::from("time");
     for n in &names {
         csv.push(',');
         csv.push_str(&n.replace(',', ";"));
@@ -133,10 +149,17 @@ pub fn write(vigil: &VigilApi, out: &Path, record: &RunRecord) -> Result<()> {
         "class": record.class,
         "target": record.target,
         "injected_unix_ms": record.injected_unix_ms,
+        "inject_time": record.injected_unix_ms / 1000,
+        "root_cause": record.target,
         "teardown_unix_ms": record.teardown_unix_ms,
         "columns": names.len(),
         "rows": rows.len(),
     });
     std::fs::write(dir.join("case.json"), case.to_string())
-        .map_err(LabError::io("writing case.json"))
+        .map_err(LabError::io("writing case.json"))?;
+    std::fs::write(
+        dir.join("inject_time.txt"),
+        format!("{}\n", record.injected_unix_ms / 1000),
+    )
+    .map_err(LabError::io("writing inject_time.txt"))
 }

@@ -6,7 +6,7 @@
 //! throughput is not a symptom. Until a baseline has `min_history` windows the entity is
 //! "learning" and nothing it does fires.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,13 @@ pub struct ThresholdRule {
     pub consecutive: u32,
     /// Univariate score at which a rise fires even below `k` σ.
     pub score: f64,
+    /// Healthy values remembered for the ceiling (see `FeatureBaseline::healthy`).
+    pub ceiling_windows: usize,
+    /// Quantile of the healthy values a symptom must exceed.
+    pub ceiling_quantile: f64,
+    /// After this many windows in a row over the rule, the values count as healthy anyway:
+    /// a lasting change becomes the new normal instead of an incident that never ends.
+    pub adapt_after: u32,
 }
 
 impl Default for ThresholdRule {
@@ -31,6 +38,9 @@ impl Default for ThresholdRule {
             k: 6.0,
             consecutive: 2,
             score: 0.9999,
+            ceiling_windows: 240,
+            ceiling_quantile: 0.99,
+            adapt_after: 120,
         }
     }
 }
@@ -41,6 +51,20 @@ pub struct FeatureBaseline {
     detector: UnivariateDetector,
     /// Windows in a row that crossed the rule.
     streak: u32,
+    /// Recent values that did not cross: a symptom must rise above nearly all of them.
+    /// Healthy load is often bimodal (bursts, batch jobs, cron): the median and MAD describe
+    /// the usual mode, and this ceiling keeps the recurring other mode from firing. Values
+    /// that crossed stay out, so a lasting fault does not raise its own bar.
+    #[serde(default)]
+    healthy: VecDeque<f64>,
+}
+
+/// The `q` quantile of `values` (nearest rank).
+fn quantile(values: &VecDeque<f64>, q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+    v.get(i).copied().unwrap_or(f64::NEG_INFINITY)
 }
 
 /// All features of one entity.
@@ -132,6 +156,7 @@ impl EntityBaseline {
                 .or_insert_with(|| FeatureBaseline {
                     detector: UnivariateDetector::new(*config),
                     streak: 0,
+                    healthy: VecDeque::new(),
                 });
             let s = b.detector.observe(value);
             if !s.robust.learning {
@@ -259,6 +284,48 @@ mod tests {
                 > 0
         });
         assert!(fired);
+    }
+
+    #[test]
+    fn a_recurring_burst_is_healthy_a_new_high_is_not_and_a_lasting_one_adapts() {
+        let p99 = slot("syscall_p99_us");
+        let rule = ThresholdRule {
+            adapt_after: 20,
+            ..ThresholdRule::default()
+        };
+        let c = config();
+        let mut b = EntityBaseline::new(EntityClass::Workload);
+        // Mostly 130 µs, every 8th window a 2 ms burst.
+        let healthy = |w: i64| {
+            if w % 8 == 0 {
+                2_000.0
+            } else {
+                130.0 + (w % 3) as f64
+            }
+        };
+        for w in 0..200 {
+            let r = b.observe(&window(w, p99, healthy(w)), &c, &rule);
+            assert_eq!(r.fired().count(), 0, "window {w}: {r:?}");
+        }
+        // Well above anything seen: fires, and keeps firing while it lasts...
+        let fired: Vec<bool> = (200..215)
+            .map(|w| {
+                b.observe(&window(w, p99, 20_000.0), &c, &rule)
+                    .fired()
+                    .count()
+                    > 0
+            })
+            .collect();
+        assert!(fired[1..].iter().all(|f| *f), "{fired:?}");
+        // ...until it has lasted `adapt_after` windows and became the new normal.
+        let later = (215..300)
+            .map(|w| {
+                b.observe(&window(w, p99, 20_000.0), &c, &rule)
+                    .fired()
+                    .count()
+            })
+            .last();
+        assert_eq!(later, Some(0));
     }
 
     #[test]

@@ -93,7 +93,9 @@ pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
     alerting("syscall_errors_network_per_s", 1.0, 0.5),
     alerting("syscall_errors_permission_per_s", 0.5, 0.5),
     alerting("syscall_errors_space_per_s", 0.5, 0.5),
-    alerting("syscall_errors_other_per_s", 5.0, 1.0),
+    // ENOENT and friends: every process start probes paths that do not exist, so this moves
+    // with process churn. Context for the forest, not a symptom by itself.
+    context("syscall_errors_other_per_s"),
     alerting("syscall_p99_us", 1_000.0, 1.5),
     alerting("runqueue_p99_us", 5_000.0, 1.5),
     alerting("block_io_p99_us", 5_000.0, 1.5),
@@ -113,8 +115,21 @@ pub const EDGE_FEATURES: [Feature; EDGE_DIM] = [
     context("connects_per_s"),
 ];
 
-/// Syscalls that wait for something to happen: their latency measures idleness, not health.
+/// Syscalls that wait for something to happen — a peer, a timer, a child, a lock: their
+/// latency measures idleness, not health. Receives are among them: a read on an idle
+/// keep-alive connection blocks for as long as the client thinks. (A slow peer shows on the
+/// connection's RTT instead; slow disks on block-IO latency.)
 const WAITING_SYSCALLS: &[&str] = &[
+    "read",
+    "readv",
+    "recvfrom",
+    "recvmsg",
+    "recvmmsg",
+    "msgrcv",
+    "semop",
+    "semtimedop",
+    "mq_timedreceive",
+    "flock",
     "epoll_wait",
     "epoll_pwait",
     "epoll_pwait2",

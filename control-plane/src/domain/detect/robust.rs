@@ -82,6 +82,13 @@ fn median_mad(values: impl Iterator<Item = f64>, scratch: &mut Vec<f64>) -> (f64
     (m, median(scratch))
 }
 
+/// Median and robust σ (1.4826 · MAD) of `values`.
+pub fn median_sigma(values: &[f64]) -> (f64, f64) {
+    let mut scratch = Vec::with_capacity(values.len());
+    let (m, mad) = median_mad(values.iter().copied(), &mut scratch);
+    (m, MAD_TO_SIGMA * mad)
+}
+
 /// Why a value scored what it did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scored {

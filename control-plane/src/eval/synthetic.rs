@@ -1,0 +1,168 @@
+//! A synthetic fleet of metric intervals, for the detection benchmark and pipeline tests:
+//! `chains` independent chains `web<i> → app<i> → {redis<i>, postgres<i>}` on one node, with
+//! deterministic jitter, and an optional slow Redis in one chain.
+
+use crate::domain::{
+    event::{WorkloadKind, WorkloadRef},
+    telemetry::{
+        Endpoint, FlowCounts, FlowObservation, FlowRole, Histogram, MetricInterval,
+        SyscallObservation,
+    },
+};
+
+pub const SEC: i64 = 1_000_000_000;
+
+/// A fault: Redis of chain `chain` answers with `rtt_us`, and its app and web wait for it.
+#[derive(Debug, Clone, Copy)]
+pub struct SlowRedis {
+    pub chain: usize,
+    pub rtt_us: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub chains: usize,
+}
+
+pub fn workload(key: &str) -> WorkloadRef {
+    WorkloadRef {
+        kind: WorkloadKind::Cgroup,
+        key: key.into(),
+        pod_uid: None,
+        container_id: None,
+        container_runtime: None,
+        systemd_unit: None,
+        cgroup_path: format!("/{key}"),
+        is_root_process: false,
+    }
+}
+
+/// Both views of one call edge.
+fn edge(
+    client: &str,
+    client_ip: [u8; 4],
+    server: &str,
+    server_ep: Endpoint,
+    rtt_us: u64,
+    n: u64,
+) -> [FlowObservation; 2] {
+    let client_ep = Endpoint {
+        ip: client_ip.into(),
+        port: 0,
+    };
+    let counts = FlowCounts {
+        connects: n,
+        established: n,
+        ..Default::default()
+    };
+    [
+        FlowObservation {
+            workload: workload(client),
+            role: FlowRole::Client,
+            local: client_ep,
+            remote: server_ep,
+            process: client.into(),
+            counts: FlowCounts {
+                srtt_sum_us: rtt_us * n,
+                srtt_samples: n,
+                ..counts
+            },
+        },
+        FlowObservation {
+            workload: workload(server),
+            role: FlowRole::Server,
+            local: server_ep,
+            remote: client_ep,
+            process: server.into(),
+            counts,
+        },
+    ]
+}
+
+/// `n` `write` calls of `key` taking about `us` microseconds each.
+fn writes(key: &str, us: u64, n: u64) -> SyscallObservation {
+    let bucket = (us * 1000).max(1).ilog2() as usize;
+    let mut log2_buckets = vec![0; 40];
+    log2_buckets[bucket.min(39)] = n;
+    SyscallObservation {
+        workload: workload(key),
+        nr: 1,
+        name: "write".into(),
+        errors: 0,
+        errors_by_errno: vec![],
+        latency: Histogram {
+            count: n,
+            sum_ns: us * 1000 * n,
+            log2_buckets,
+        },
+    }
+}
+
+impl Fleet {
+    pub fn new(chains: usize) -> Self {
+        Self { chains }
+    }
+
+    /// The workload keys of chain `i`: web, app, redis, postgres.
+    pub fn names(i: usize) -> [String; 4] {
+        ["web", "app", "redis", "postgres"].map(|s| format!("{s}{i}"))
+    }
+
+    fn ip(i: usize, host: u8) -> [u8; 4] {
+        [10, (i / 250) as u8, (i % 250) as u8, host]
+    }
+
+    /// One interval of `seconds` ending at `end`.
+    pub fn interval(&self, seq: u64, end: i64, fault: Option<SlowRedis>) -> MetricInterval {
+        let mut flows = Vec::with_capacity(self.chains * 6);
+        let mut syscalls = Vec::with_capacity(self.chains * 2);
+        for i in 0..self.chains {
+            let j = (seq.wrapping_mul(7919).wrapping_add(i as u64 * 31)) % 11;
+            let slow = fault.filter(|f| f.chain == i);
+            let [web, app, redis, postgres] = Self::names(i);
+            let ep = |host: u8, port: u16| Endpoint {
+                ip: Self::ip(i, host).into(),
+                port,
+            };
+            let redis_rtt = slow.map_or(100, |f| f.rtt_us);
+            let read_us = slow.map_or(50, |f| f.rtt_us / 8);
+            flows.extend(edge(
+                &web,
+                Self::ip(i, 1),
+                &app,
+                ep(2, 8080),
+                80 + j,
+                20 + j,
+            ));
+            flows.extend(edge(
+                &app,
+                Self::ip(i, 2),
+                &redis,
+                ep(3, 6379),
+                redis_rtt + j,
+                20,
+            ));
+            flows.extend(edge(
+                &app,
+                Self::ip(i, 2),
+                &postgres,
+                ep(4, 5432),
+                90 + j,
+                10,
+            ));
+            syscalls.push(writes(&app, read_us + j, 200));
+            syscalls.push(writes(&web, read_us + 30 + j, 200));
+        }
+        MetricInterval {
+            node: "synthetic".into(),
+            seq,
+            start_unix_ns: end - SEC,
+            end_unix_ns: end,
+            flows,
+            syscalls,
+            latencies: vec![],
+            dns: vec![],
+            maps: vec![],
+        }
+    }
+}
