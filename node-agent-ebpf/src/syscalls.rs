@@ -45,7 +45,13 @@ pub fn vigil_sys_enter(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// A task leaving the CPU inside a syscall: park its entry by thread id.
+/// `EXIT_DEAD | EXIT_ZOMBIE` as `sched_switch` reports `prev_state` (include/linux/sched.h).
+const EXITED: i64 = 0x10 | 0x20;
+
+/// A task leaving the CPU inside a syscall: park its entry by thread id. A task leaving it
+/// for good (inside `exit`/`exit_group`, which never return) is not parked: its entry would
+/// wait in the map for the thread id to be reused, and then time that thread's first
+/// syscall from the dead one's exit — seconds of latency that never happened.
 #[tracepoint]
 pub fn vigil_syscall_switch(ctx: TracePointContext) -> u32 {
     let l = TELEMETRY_LAYOUT.load();
@@ -58,7 +64,10 @@ pub fn vigil_syscall_switch(ctx: TracePointContext) -> u32 {
             return 0;
         }
         let prev = ctx.read_at::<i32>(l.switch_prev_pid as usize).unwrap_or(0);
-        if prev as u32 == (*slot).tid {
+        let state = ctx
+            .read_at::<i64>(l.switch_prev_state as usize)
+            .unwrap_or(0);
+        if prev as u32 == (*slot).tid && state & EXITED == 0 {
             let _ = SYSCALL_START.insert((*slot).tid, (*slot).start, 0);
         }
         (*slot).tid = 0;

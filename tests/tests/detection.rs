@@ -107,6 +107,21 @@ fn detection_delay_on_one_upstream_alone() {
         false_positives.len(),
         detection["stats"]
     );
+    if !false_positives.is_empty() {
+        let samples = api.list(&format!(
+            "/api/v1/samples?kind=syscall&workload={}&limit=5000",
+            chain.app.key()
+        ));
+        for s in samples {
+            let b = s["sample"]["latency"]["log2_buckets"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if b.len() > 30 && b[30..].iter().any(|x| x.as_u64().unwrap_or(0) > 0) {
+                eprintln!("SLOW {} {}", s["sample"]["name"], s["sample"]["latency"]);
+            }
+        }
+    }
     assert!(
         false_positives.is_empty(),
         "incidents opened on a healthy chain: {false_positives:#?}"

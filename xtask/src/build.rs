@@ -133,7 +133,11 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
     step("benchmark: probe overhead (syscall loop and wrk, with and without the agent)");
     let mut c = Command::new(dir.join("vigil-bench-overhead"));
     c.env("VIGIL_BIN_DIR", &dir);
-    run(&mut c, "the overhead benchmark")
+    run(&mut c, "the overhead benchmark")?;
+    step("benchmark: detection throughput and time to incident");
+    let mut c = cargo(None);
+    c.args(["bench", "-p", "control-plane", "--bench", "detection"]);
+    run(&mut c, "the detection benchmark")
 }
 
 /// Builds `vigil-eval` (release) and scores the detector on NAB, writing the report.

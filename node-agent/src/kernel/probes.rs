@@ -263,7 +263,9 @@ pub fn read_telemetry_layout(tracefs: &Path) -> (TelemetryLayout, HashMap<ProbeG
         // The raw tracepoints take no offsets; the tracepoints must exist all the same.
         read("raw_syscalls", "sys_enter")?;
         read("raw_syscalls", "sys_exit")?;
-        l.switch_prev_pid = read("sched", "sched_switch")?.offset("prev_pid")?;
+        let switch = read("sched", "sched_switch")?;
+        l.switch_prev_pid = switch.offset("prev_pid")?;
+        l.switch_prev_state = switch.offset("prev_state")?;
         Ok(())
     })();
     let runqueue = (|| -> Result<(), TracefsError> {

@@ -168,10 +168,18 @@ impl EntityBaseline {
                 reading.median = s.robust.median;
                 reading.z = rise / scale;
                 reading.score = s.score;
-                reading.crossed =
-                    f.alerting && (reading.z > rule.k || (rise > floor && s.score >= rule.score));
+                let ceiling = quantile(&b.healthy, rule.ceiling_quantile);
+                reading.crossed = f.alerting
+                    && value > ceiling
+                    && (reading.z > rule.k || (rise > floor && s.score >= rule.score));
             }
             b.streak = if reading.crossed { b.streak + 1 } else { 0 };
+            if !reading.crossed || b.streak > rule.adapt_after {
+                b.healthy.push_back(value);
+                if b.healthy.len() > rule.ceiling_windows {
+                    b.healthy.pop_front();
+                }
+            }
             reading.fired = b.streak >= rule.consecutive;
             readings.push(reading);
         }
@@ -295,18 +303,31 @@ mod tests {
         };
         let c = config();
         let mut b = EntityBaseline::new(EntityClass::Workload);
-        // Mostly 130 µs, every 8th window a 2 ms burst.
+        let mut without_ceiling = EntityBaseline::new(EntityClass::Workload);
+        let no_ceiling = ThresholdRule {
+            ceiling_quantile: 0.0,
+            ..rule
+        };
+        // Mostly 130 µs, every 16 windows a 2 ms burst lasting 3 windows (longer than the
+        // consecutive rule, so only the ceiling keeps it quiet).
         let healthy = |w: i64| {
-            if w % 8 == 0 {
+            if w % 16 < 3 {
                 2_000.0
             } else {
                 130.0 + (w % 3) as f64
             }
         };
+        let mut fired_without = 0;
         for w in 0..200 {
             let r = b.observe(&window(w, p99, healthy(w)), &c, &rule);
             assert_eq!(r.fired().count(), 0, "window {w}: {r:?}");
+            let r = without_ceiling.observe(&window(w, p99, healthy(w)), &c, &no_ceiling);
+            fired_without += r.fired().count();
         }
+        assert!(
+            fired_without > 0,
+            "the bursts alone would fire on median and MAD"
+        );
         // Well above anything seen: fires, and keeps firing while it lasts...
         let fired: Vec<bool> = (200..215)
             .map(|w| {
