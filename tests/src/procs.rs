@@ -79,6 +79,11 @@ impl ControlPlane {
         Self::launch(dir, grpc, http, "")
     }
 
+    /// At fixed addresses, with a config file of `toml`.
+    pub fn start_at_with(dir: &Path, grpc: SocketAddr, http: SocketAddr, toml: &str) -> Self {
+        Self::launch(dir, grpc, http, toml)
+    }
+
     fn launch(dir: &Path, grpc: SocketAddr, http: SocketAddr, toml: &str) -> Self {
         let log = dir.join("control-plane.log");
         let ready = dir.join("control-plane.ready");

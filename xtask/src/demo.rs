@@ -66,7 +66,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     ));
     let grpc: SocketAddr = GRPC.parse()?;
     let http: SocketAddr = HTTP.parse()?;
-    let cp = ControlPlane::start_at(&dir, grpc, http);
+    let cp = ControlPlane::start_at_with(&dir, grpc, http, crate::lab::LAB_DETECTION);
     let api = cp.api();
 
     step("node agent (loading eBPF probes)");
@@ -114,6 +114,8 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
                 DEMO_FAULTS,
                 "--api",
                 &format!("http://{HTTP}"),
+                "--warmup",
+                &crate::lab::LAB_WARMUP_SECS.to_string(),
                 "--out",
             ])
             .arg(dir.join("lab"))

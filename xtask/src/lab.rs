@@ -8,6 +8,12 @@ use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane};
 
 use crate::{build::workspace_root, setup::step};
 
+/// Detection on 1 s windows: the lab's faults last seconds, not minutes.
+pub const LAB_DETECTION: &str =
+    "[detection]\nwindow_ms = 1000\ngrace_ms = 1500\nlearning_windows = 60\nshape_training_windows = 120\n";
+/// Healthy load before the first fault: past `learning_windows`.
+pub const LAB_WARMUP_SECS: u64 = 75;
+
 pub fn run(out: &Path, duration: Option<u64>, soak: u64) -> anyhow::Result<()> {
     anyhow::ensure!(
         nix::unistd::geteuid().is_root(),
@@ -18,7 +24,7 @@ pub fn run(out: &Path, duration: Option<u64>, soak: u64) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     step("Vigil: control plane and agent");
-    let cp = ControlPlane::start(&dir);
+    let cp = ControlPlane::start_with(&dir, LAB_DETECTION);
     let api = cp.api();
     let _agent = Agent::start(&dir, &cp.endpoint(), &api, &AgentOptions::new("lab-node"));
     step(&format!(
@@ -33,6 +39,7 @@ pub fn run(out: &Path, duration: Option<u64>, soak: u64) -> anyhow::Result<()> {
     c.args(["run", "--all", "--api", &api.base, "--out"])
         .arg(&out)
         .args(["--soak", &soak.to_string()])
+        .args(["--warmup", &LAB_WARMUP_SECS.to_string()])
         .env("VIGIL_LAB_STATE", dir.join("state"));
     if let Some(d) = duration {
         c.args(["--duration", &d.to_string()]);

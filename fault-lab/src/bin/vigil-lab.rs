@@ -52,6 +52,10 @@ enum Command {
         /// Seconds of healthy soak (no fault, bursty load) after the scenarios; 0 skips it.
         #[arg(long, default_value_t = 0)]
         soak: u64,
+        /// Seconds of healthy load before the first fault, so Vigil's baselines of the
+        /// testbed's services leave "learning" and anomalies can be judged.
+        #[arg(long, default_value_t = 0)]
+        warmup: u64,
     },
     /// Remove everything a previous lab left behind (replays fault records first).
     Cleanup,
@@ -114,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             api,
             out,
             soak,
+            warmup,
         } => {
             let chosen: Vec<Box<dyn scenarios::Scenario>> = match (scenario, all, only.is_empty()) {
                 (Some(name), false, true) => vec![scenarios::find(&name)?],
@@ -134,6 +139,18 @@ fn main() -> anyhow::Result<()> {
                 Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
             let vigil = api.as_deref().map(VigilApi::new);
             let run = runner::Runner::new(&bed, &dir, vigil, &out)?;
+            if warmup > 0 {
+                let bar = ProgressBar::new(warmup);
+                bar.set_style(
+                    ProgressStyle::with_template("warm-up (healthy load) {bar:30} {pos}/{len}s")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                for _ in 0..warmup {
+                    std::thread::sleep(Duration::from_secs(1));
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+            }
             let bar = ProgressBar::new(chosen.len() as u64);
             bar.set_style(
                 ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
