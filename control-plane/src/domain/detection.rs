@@ -320,8 +320,9 @@ impl DetectionService {
                 }
             }
         }
-        for (change, group, window) in changes {
-            let at = (window + 1) * w_ns;
+        for (change, group, _window) in changes {
+            // Incidents carry when Vigil knew, not when the window ended.
+            let at = now_unix_ns;
             match self.apply(&change, &group, &edges, at)? {
                 Some((id, true)) => outcome.opened.push(id),
                 Some((id, false)) if matches!(change, Change::Resolved(_)) => {
@@ -440,7 +441,14 @@ impl DetectionService {
             }
             Change::Opened(_) | Change::Updated(_) | Change::Reopened(_) => {
                 let ranked = rank(edges, &group.blame, RankConfig::default());
-                let finding = finding(group, &ranked, at);
+                let episode = match change {
+                    Change::Opened(_) | Change::Reopened(_) => at,
+                    _ => group.episode_reported_unix_ns.unwrap_or(at),
+                };
+                if let Some(g) = self.state().correlator.group_mut(group.id) {
+                    g.episode_reported_unix_ns = Some(episode);
+                }
+                let finding = finding(group, &ranked, at, episode);
                 match group.incident {
                     Some(id) => {
                         if matches!(change, Change::Reopened(_)) {
@@ -495,7 +503,7 @@ fn to_anomaly(
 }
 
 /// The incident text and attributes for a group.
-fn finding(group: &Group, ranked: &[RootCause], at: i64) -> Finding {
+fn finding(group: &Group, ranked: &[RootCause], at: i64, episode_unix_ns: i64) -> Finding {
     let top = ranked
         .first()
         .map_or_else(|| "unknown".to_string(), |r| r.entity.clone());
@@ -543,6 +551,8 @@ fn finding(group: &Group, ranked: &[RootCause], at: i64) -> Finding {
             "root_causes": ranked,
             "entities": group.entities,
             "first_anomaly_unix_ns": first.map(|a| a.time_unix_ns),
+            // When the current episode (the opening, or the latest reopening) was reported.
+            "episode_started_unix_ns": episode_unix_ns,
             "symptoms": symptoms.iter().take(20).map(|((e, f), z)| json!({"entity": e, "feature": f, "z": z})).collect::<Vec<_>>(),
             "timeline": group.timeline,
         }),

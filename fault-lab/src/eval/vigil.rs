@@ -49,7 +49,11 @@ impl VigilApi {
             .into_iter()
             .flatten()
             .filter_map(|i| {
-                let opened_ms = (i["opened_unix_ns"].as_i64()? / 1_000_000) as u64;
+                // A recurring anomaly reopens its incident: that counts from the reopening.
+                let opened_ns = i["attributes"]["episode_started_unix_ns"]
+                    .as_i64()
+                    .or_else(|| i["opened_unix_ns"].as_i64())?;
+                let opened_ms = (opened_ns / 1_000_000) as u64;
                 let key = i["workload_key"].as_str()?.to_string();
                 let in_lab = key.contains(crate::names::PREFIX);
                 (in_lab && (from_unix_ms..to_unix_ms).contains(&opened_ms)).then(|| Detection {

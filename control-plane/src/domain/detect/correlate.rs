@@ -85,8 +85,13 @@ pub struct Group {
     pub anchored: bool,
     /// Graph nodes touched.
     pub nodes: BTreeSet<String>,
-    /// Node → strongest blame seen (the root-cause ranking's input).
+    /// Node → strongest blame in the current episode (the root-cause ranking's input: a
+    /// recurrence is ranked on its own evidence, not on what the last episode blamed).
     pub blame: BTreeMap<String, f64>,
+    /// Window the current episode (open or reopen) began.
+    pub episode_window: i64,
+    /// When the current episode was reported, by the caller's clock.
+    pub episode_reported_unix_ns: Option<i64>,
     /// Entity (workload or edge) → strongest anomaly score.
     pub entities: BTreeMap<String, f64>,
     /// Newest last; capped.
@@ -219,6 +224,9 @@ impl Correlator {
             });
             if let Some(g) = recent {
                 g.resolved_window = None;
+                g.blame.clear();
+                g.episode_window = a.window;
+                g.episode_reported_unix_ns = None;
                 g.absorb(a);
                 let id = g.id;
                 changes.retain(|c| *c != Change::Updated(id));
@@ -239,6 +247,8 @@ impl Correlator {
                 anchored: anchor.is_some(),
                 nodes: BTreeSet::new(),
                 blame: BTreeMap::new(),
+                episode_window: a.window,
+                episode_reported_unix_ns: None,
                 entities: BTreeMap::new(),
                 timeline: Vec::new(),
                 first_window: a.window,
@@ -326,6 +336,14 @@ mod tests {
         // A neighbour fires again within the cooldown: the same group reopens.
         let again = c.observe(6, &[anomaly("web", w, 6, 0.8)], &edges(), &[]);
         assert_eq!(again, vec![Change::Reopened(1)]);
+        let g = c.group(1).expect("group");
+        assert_eq!(g.episode_window, 6);
+        assert_eq!(
+            g.blame.keys().collect::<Vec<_>>(),
+            ["web"],
+            "the recurrence is ranked on its own evidence"
+        );
+        assert!(g.entities.contains_key("app"), "history kept");
         // Past the cooldown a new group opens.
         c.observe(10, &[], &edges(), &[]);
         c.observe(30, &[], &edges(), &[]);
