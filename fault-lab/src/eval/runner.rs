@@ -49,6 +49,10 @@ impl Sampler {
 /// How long after the fault ends an incident still counts as its detection.
 const DETECTION_GRACE: Duration = Duration::from_secs(3);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for Vigil's anomaly incidents to resolve before the next fault: correlation
+/// folds anomalies into an open incident, so faults too close together would be scored as
+/// one.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runner<'a> {
     pub bed: &'a Testbed,
@@ -173,6 +177,12 @@ impl<'a> Runner<'a> {
                 record.localized.as_deref() == Some(p.target.trim_start_matches("vigil-lab-"));
         }
         record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
+        if let Some(v) = &self.vigil {
+            let settle = Instant::now() + SETTLE_TIMEOUT;
+            while v.open_anomalies() > 0 && Instant::now() < settle {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
         if let Some(v) = &self.vigil {
             if let Err(e) = cases::write(v, &self.out, &record) {
                 tracing::warn!(error = %e, "could not write the replay case");

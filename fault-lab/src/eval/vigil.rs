@@ -40,6 +40,24 @@ impl VigilApi {
             .min_by_key(|d| d.opened_unix_ms)
     }
 
+    /// Open anomaly incidents touching lab workloads (which correlation would extend
+    /// rather than open anew).
+    pub fn open_anomalies(&self) -> usize {
+        let Some(list) = self.get("/api/v1/incidents?status=open&kind=service_anomaly&limit=1000")
+        else {
+            return 0;
+        };
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| {
+                i["attributes"]["entities"]
+                    .as_object()
+                    .is_some_and(|m| m.keys().any(|e| e.contains(crate::names::PREFIX)))
+            })
+            .count()
+    }
+
     /// Incidents on lab workloads opened in [from, to).
     pub fn incidents_between(&self, from_unix_ms: u64, to_unix_ms: u64) -> Vec<Detection> {
         let Some(list) = self.get("/api/v1/incidents?limit=1000") else {

@@ -75,9 +75,15 @@ impl<const N: usize> ClassForest<N> {
         self.forest.is_some()
     }
 
+    /// The forest's input: finite, and rounded to 1/1000 σ. The rounding matters: the forest
+    /// draws split points uniformly between a feature's min and max, and rand 0.8's uniform
+    /// sampler spins (practically forever) when those two are adjacent floats — which
+    /// near-identical healthy z-scores produce.
     fn vector(z: &[f64]) -> Option<[f64; N]> {
         let v: [f64; N] = z.try_into().ok()?;
-        v.iter().all(|x| x.is_finite()).then_some(v)
+        v.iter()
+            .all(|x| x.is_finite())
+            .then(|| v.map(|x| (x * 1000.0).round() / 1000.0))
     }
 
     /// Adds a vector tier 1 found healthy; retrains when enough new ones arrived.
@@ -167,6 +173,18 @@ mod tests {
         assert!(odd.score > ordinary + 0.1, "{ordinary} vs {}", odd.score);
         let names: Vec<_> = odd.drivers.iter().map(|d| d.feature).collect();
         assert_eq!(names, ["c", "a"]);
+    }
+
+    #[test]
+    fn trains_on_values_one_float_apart() {
+        // Adjacent floats as a feature's min and max used to hang the split sampling.
+        let a = 1.0117361392148927f64;
+        let b = f64::from_bits(a.to_bits() + 1);
+        let mut f = ClassForest::<2>::new(ForestConfig::default(), ["a", "b"]);
+        for i in 0..300 {
+            f.learn(&[if i % 2 == 0 { a } else { b }, 0.0]);
+        }
+        assert!(f.trained());
     }
 
     #[test]
