@@ -115,7 +115,6 @@ pub struct DetectionStats {
 }
 
 struct State {
-    pending: Vec<MetricInterval>,
     /// Highest window judged.
     closed: i64,
     baselines: HashMap<String, EntityBaseline>,
@@ -133,11 +132,22 @@ pub struct DetectionService {
     config: DetectionConfig,
     incidents: Arc<dyn IncidentStore>,
     store: Arc<dyn BaselineStore>,
+    /// Intervals waiting for their window, under their own lock: ingest must never wait
+    /// for a detection pass.
+    pending: Mutex<Vec<MetricInterval>>,
     state: Mutex<State>,
 }
 
 fn names<const N: usize>(features: &[super::detect::features::Feature; N]) -> [&'static str; N] {
     features.map(|f| f.name)
+}
+
+/// Whether an entity names something one can act on. `…/unknown` is the agent's bucket for
+/// processes it could not attribute: a mix of unrelated short-lived tools whose anomalies
+/// mean nothing, and which — connected to much of the graph — would otherwise pull
+/// unrelated anomalies into one incident.
+fn attributable(entity: &str) -> bool {
+    !entity.split("->").any(|e| e.ends_with("/unknown"))
 }
 
 /// A reading's anomaly score from its strongest crossed feature: 0.5 at k σ, → 1.
@@ -179,8 +189,8 @@ impl DetectionService {
             .max()
             .unwrap_or(i64::MIN);
         Ok(Self {
+            pending: Mutex::new(Vec::new()),
             state: Mutex::new(State {
-                pending: Vec::new(),
                 closed,
                 baselines,
                 dirty: HashSet::new(),
@@ -207,7 +217,10 @@ impl DetectionService {
 
     /// Queues a newly stored interval for its window.
     pub fn push(&self, interval: MetricInterval) {
-        self.state().pending.push(interval);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(interval);
     }
 
     pub fn baselines(&self) -> Vec<BaselineStatus> {
@@ -262,14 +275,18 @@ impl DetectionService {
         // The last window whose intervals should all have arrived.
         let closable = (now_unix_ns - self.config.grace_ns).div_euclid(w_ns) - 1;
         let mut outcome = TickOutcome::default();
+        let pending = {
+            let mut queue = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let (ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut *queue)
+                .into_iter()
+                .partition(|i| i.end_unix_ns.div_euclid(w_ns) <= closable);
+            *queue = keep;
+            ready
+        };
         let ready = {
             let mut state = self.state();
             let closed = state.closed;
-            let (ready, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut state.pending)
-                .into_iter()
-                .partition(|i| i.end_unix_ns.div_euclid(w_ns) <= closable);
-            state.pending = keep;
-            let (late, ready): (Vec<_>, Vec<_>) = ready
+            let (late, ready): (Vec<_>, Vec<_>) = pending
                 .into_iter()
                 .partition(|i| i.end_unix_ns.div_euclid(w_ns) <= closed);
             outcome.late_intervals = late.len();
@@ -364,7 +381,7 @@ impl DetectionService {
     ) -> Vec<Anomaly> {
         let c = &self.config;
         let mut anomalies = Vec::new();
-        for v in vectors {
+        for v in vectors.iter().filter(|v| attributable(&v.entity)) {
             state.stats.samples += v.values.iter().filter(|x| !x.is_nan()).count() as u64;
             let baseline = state
                 .baselines
