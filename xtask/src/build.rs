@@ -26,6 +26,18 @@ pub fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The toolchain rustup picks for the workspace itself (`stable-x86_64-…`), if rustup runs.
+fn workspace_toolchain() -> Option<String> {
+    let out = Command::new("rustup")
+        .args(["show", "active-toolchain"])
+        .current_dir(workspace_root())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
 /// `cargo` of the toolchain this workspace builds with, stripped of variables that the
 /// outer `cargo run` set for xtask itself.
 fn cargo(toolchain: Option<&str>) -> Command {
@@ -38,8 +50,15 @@ fn cargo(toolchain: Option<&str>) -> Command {
         // The cargo that is running xtask: the user's toolchain for this workspace.
         None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
     };
+    if toolchain.is_none() {
+        // Pin the toolchain for the whole build. Without it rustup's `rustc` proxy, which
+        // cargo runs inside each dependency's directory, obeys a `rust-toolchain` file that
+        // some crates ship (argminmax, under polars, asks for nightly) and mixes compilers.
+        if let Some(t) = workspace_toolchain() {
+            c.env("RUSTUP_TOOLCHAIN", t);
+        }
+    }
     for var in [
-        "RUSTUP_TOOLCHAIN",
         "RUSTC",
         "RUSTC_WRAPPER",
         "RUSTFLAGS",
