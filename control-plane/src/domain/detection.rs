@@ -299,7 +299,8 @@ impl DetectionService {
         let resolve = |node: &str, ep: &Endpoint| graph.server_entity(node, ep);
         let vectors = window_features(&ready, w_ns, &resolve)?;
         let edges = graph.call_edges(now_unix_ns);
-        let anchors = self.anchors()?;
+        let recent = self.config.correlate.resolve_windows.max(1) * w_ns;
+        let anchors = self.anchors(now_unix_ns - recent)?;
         let mut by_window: BTreeMap<i64, Vec<_>> = BTreeMap::new();
         for v in vectors {
             by_window.entry(v.window).or_default().push(v);
@@ -354,9 +355,10 @@ impl DetectionService {
         Ok(outcome)
     }
 
-    /// Open incidents from kernel-event rules: anomalies on or next to their workloads are
-    /// part of them.
-    fn anchors(&self) -> Result<Vec<Anchor>, StoreError> {
+    /// Open incidents from kernel-event rules with evidence since `since_unix_ns`: anomalies
+    /// on or next to their workloads are part of them. (A rule's incident stays open long
+    /// after its last evidence; a later, different fault nearby is not part of it.)
+    fn anchors(&self, since_unix_ns: i64) -> Result<Vec<Anchor>, StoreError> {
         Ok(self
             .incidents
             .list(&IncidentQuery {
@@ -365,7 +367,9 @@ impl DetectionService {
                 limit: 1000,
             })?
             .into_iter()
-            .filter(|i| i.kind != IncidentKind::ServiceAnomaly)
+            .filter(|i| {
+                i.kind != IncidentKind::ServiceAnomaly && i.updated_unix_ns >= since_unix_ns
+            })
             .map(|i| Anchor {
                 incident: i.id,
                 workload: i.workload_key,
