@@ -6,26 +6,13 @@ use std::sync::Arc;
 use control_plane::{
     adapters::sqlite::SqliteStore,
     domain::{
-        event::{WorkloadKind, WorkloadRef},
         graph::GraphConfig,
         metrics::MetricsService,
         telemetry::{Endpoint, FlowCounts, FlowObservation, FlowRole, MetricInterval, SampleKind},
     },
+    eval::synthetic::workload,
     ports::{NoCluster, SampleQuery, TelemetryStore},
 };
-
-fn workload(key: &str) -> WorkloadRef {
-    WorkloadRef {
-        kind: WorkloadKind::Cgroup,
-        key: key.into(),
-        pod_uid: None,
-        container_id: None,
-        container_runtime: None,
-        systemd_unit: None,
-        cgroup_path: format!("/{key}"),
-        is_root_process: false,
-    }
-}
 
 fn interval(seq: u64, end: i64) -> MetricInterval {
     let ep = |s: &str| {

@@ -283,6 +283,33 @@ impl ServiceChain {
         }
     }
 
+    /// Holds back everything Redis sends by `ms` (an NFQUEUE rule in its namespace and the
+    /// lab's delayer on `queue`) until the returned guard is dropped.
+    pub fn delay_redis(&self, queue: u16, ms: u64) -> RedisDelay<'_> {
+        let mut delay = RedisDelay {
+            ns: &self.db_ns,
+            queue: queue.to_string(),
+            delayer: None,
+        };
+        delay.rule("-A");
+        let lab = bin_path("vigil-lab");
+        let delayer = Workload::spawn(
+            &self.db_ns,
+            "delay",
+            &self.dir,
+            &[
+                &lab.to_string_lossy(),
+                "nfq-delay",
+                "--queue",
+                &delay.queue,
+                "--ms",
+                &ms.to_string(),
+            ],
+        );
+        delay.delayer = Some(delayer);
+        delay
+    }
+
     pub fn ip(&self, link: u8, host: u8) -> String {
         format!("10.{}.{link}.{host}", self.net)
     }
@@ -307,5 +334,40 @@ impl ServiceChain {
         );
         let report = wrk.wait(Duration::from_secs(u64::from(seconds) + 30));
         (wrk, report)
+    }
+}
+
+/// Added delay on Redis's packets; removed on drop.
+pub struct RedisDelay<'a> {
+    ns: &'a Netns,
+    queue: String,
+    delayer: Option<Workload>,
+}
+
+impl RedisDelay<'_> {
+    /// Adds (`-A`) or deletes (`-D`) the NFQUEUE rule.
+    fn rule(&self, op: &str) {
+        self.ns.run(&[
+            "iptables",
+            op,
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "--sport",
+            "6379",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            &self.queue,
+        ]);
+    }
+}
+
+impl Drop for RedisDelay<'_> {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.delayer.take() {
+            d.kill();
+        }
+        self.rule("-D");
     }
 }

@@ -132,33 +132,7 @@ fn detection_delay_on_one_upstream_alone() {
     );
 
     // 2. 150 ms on every packet Redis sends.
-    chain.db_ns.run(&[
-        "iptables",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--sport",
-        "6379",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        "9",
-    ]);
-    let lab = vigil_tests::bin_path("vigil-lab");
-    let mut delayer = Workload::spawn(
-        &chain.db_ns,
-        "delay",
-        dir.path(),
-        &[
-            &lab.to_string_lossy(),
-            "nfq-delay",
-            "--queue",
-            "9",
-            "--ms",
-            "150",
-        ],
-    );
+    let delay = chain.delay_redis(9, 150);
     let injected = Instant::now();
     let incident = wait_for(
         Duration::from_secs(60),
@@ -188,20 +162,7 @@ fn detection_delay_on_one_upstream_alone() {
     assert_eq!(ranked.first().copied(), Some(redis.as_str()));
 
     // 3. Delay removed: the incident resolves once the signals are back at baseline.
-    delayer.kill();
-    chain.db_ns.run(&[
-        "iptables",
-        "-D",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--sport",
-        "6379",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        "9",
-    ]);
+    drop(delay);
     let id = incidents[0]["id"].clone();
     wait_for(Duration::from_secs(90), "the incident to resolve", || {
         chain_incidents(&api, &keys)

@@ -5,10 +5,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use serde_json::Value;
-use vigil_tests::{
-    topology::{ServiceChain, Workload},
-    wait_for, AgentOptions, Api, Stack,
-};
+use vigil_tests::{topology::ServiceChain, wait_for, AgentOptions, Api, Stack};
 
 /// The graph's edges among `keys`, by (from, to).
 fn edges_among(api: &Api, keys: &[&str]) -> HashMap<(String, String), Value> {
@@ -167,33 +164,7 @@ fn service_graph_and_link_faults() {
 
     // 3. 150 ms added to everything redis sends: the app → redis RTT rises by about that.
     let delay_ms = 150.0;
-    chain.db_ns.run(&[
-        "iptables",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--sport",
-        "6379",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        "7",
-    ]);
-    let lab = vigil_tests::bin_path("vigil-lab");
-    let _delayer = Workload::spawn(
-        &chain.db_ns,
-        "delay",
-        dir.path(),
-        &[
-            &lab.to_string_lossy(),
-            "nfq-delay",
-            "--queue",
-            "7",
-            "--ms",
-            "150",
-        ],
-    );
+    let delay = chain.delay_redis(7, 150);
     chain.load(4, 4);
     let slow = (a.clone(), r.clone());
     let during = wait_for(
@@ -204,7 +175,7 @@ fn service_graph_and_link_faults() {
             (num(&edges[&slow], "recent_rtt_us") >= delay_ms * 1000.0 * 0.8).then_some(edges)
         },
     );
-    chain.db_ns.run(&["iptables", "-F", "OUTPUT"]);
+    drop(delay);
     eprintln!(
         "delay: app → redis recent RTT {:.0} µs",
         num(&during[&slow], "recent_rtt_us")

@@ -320,14 +320,8 @@ impl DetectionService {
                     .correlator
                     .observe(window, &anomalies, &edges, &anchors);
                 for change in c {
-                    let group = match change {
-                        Change::Opened(id)
-                        | Change::Updated(id)
-                        | Change::Reopened(id)
-                        | Change::Resolved(id) => state.correlator.group(id).cloned(),
-                    };
-                    if let Some(g) = group {
-                        changes.push((change, g, window));
+                    if let Some(g) = state.correlator.group(change.group()).cloned() {
+                        changes.push((change, g));
                     }
                 }
                 state.closed = state.closed.max(window);
@@ -338,7 +332,7 @@ impl DetectionService {
                 }
             }
         }
-        for (change, group, _window) in changes {
+        for (change, group) in changes {
             // Incidents carry when Vigil knew, not when the window ended.
             let at = now_unix_ns;
             match self.apply(&change, &group, &edges, at)? {

@@ -508,22 +508,9 @@ pub fn to_dot(s: &GraphSnapshot) -> String {
 mod tests {
     use super::*;
     use crate::{
-        domain::event::WorkloadKind,
+        eval::synthetic::workload,
         ports::{NoCluster, ResolvedEndpoint},
     };
-
-    fn workload(key: &str) -> WorkloadRef {
-        WorkloadRef {
-            kind: WorkloadKind::Cgroup,
-            key: key.into(),
-            pod_uid: None,
-            container_id: None,
-            container_runtime: None,
-            systemd_unit: None,
-            cgroup_path: format!("/{key}"),
-            is_root_process: false,
-        }
-    }
 
     fn ep(s: &str) -> Endpoint {
         let (ip, port) = s.rsplit_once(':').expect("ip:port");

@@ -9,20 +9,15 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde_json::Value;
 
-use super::{vigil::VigilApi, RunRecord};
+use super::{
+    vigil::{service_of, VigilApi},
+    RunRecord,
+};
 use crate::error::{LabError, Result};
 use crate::testbed::SERVICES;
 
 /// Seconds of context before the fault.
 const BEFORE_MS: u64 = 30_000;
-
-/// The lab service a workload key belongs to (`cgroup/vigil-lab-app1` → `app1`).
-fn service_of_key(key: &str) -> Option<&'static str> {
-    SERVICES
-        .iter()
-        .map(|(s, _)| *s)
-        .find(|s| key.ends_with(&format!("{}{s}", crate::names::PREFIX)))
-}
 
 /// The lab service at `ip`, or `ext-<ip>`.
 fn service_of_ip(ip: &str) -> String {
@@ -35,7 +30,11 @@ fn service_of_ip(ip: &str) -> String {
 /// Column values from one stored sample.
 fn columns(sample: &Value) -> Vec<(String, f64)> {
     let kind = sample["kind"].as_str().unwrap_or("");
-    let Some(key) = sample["workload_key"].as_str().and_then(service_of_key) else {
+    let Some(key) = sample["workload_key"]
+        .as_str()
+        .and_then(service_of)
+        .filter(|k| SERVICES.iter().any(|(s, _)| s == k))
+    else {
         return Vec::new();
     };
     let s = &sample["sample"];

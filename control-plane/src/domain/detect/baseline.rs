@@ -168,10 +168,11 @@ impl EntityBaseline {
                 reading.median = s.robust.median;
                 reading.z = rise / scale;
                 reading.score = s.score;
-                let ceiling = quantile(&b.healthy, rule.ceiling_quantile);
+                // The ceiling sorts the healthy values: judge it last, for the few readings
+                // that pass the cheap tests.
                 reading.crossed = f.alerting
-                    && value > ceiling
-                    && (reading.z > rule.k || (rise > floor && s.score >= rule.score));
+                    && (reading.z > rule.k || (rise > floor && s.score >= rule.score))
+                    && value > quantile(&b.healthy, rule.ceiling_quantile);
             }
             b.streak = if reading.crossed { b.streak + 1 } else { 0 };
             if !reading.crossed || b.streak > rule.adapt_after {

@@ -138,6 +138,15 @@ pub enum Change {
     Resolved(u64),
 }
 
+impl Change {
+    /// The group that changed.
+    pub fn group(&self) -> u64 {
+        match *self {
+            Self::Opened(id) | Self::Updated(id) | Self::Reopened(id) | Self::Resolved(id) => id,
+        }
+    }
+}
+
 /// An incident opened by a kernel-event rule that anomalies on its workload belong to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Anchor {
@@ -189,17 +198,9 @@ impl Correlator {
     ) -> Vec<Change> {
         let adj = neighbours(edges);
         let mut changes: Vec<Change> = Vec::new();
+        // Each group changes at most once per window.
         let note = |c: Change, changes: &mut Vec<Change>| {
-            let id = match c {
-                Change::Opened(i)
-                | Change::Updated(i)
-                | Change::Reopened(i)
-                | Change::Resolved(i) => i,
-            };
-            let seen = changes.iter().any(|x| {
-                matches!(x, Change::Opened(i) | Change::Updated(i) | Change::Reopened(i) | Change::Resolved(i) if *i == id)
-            });
-            if !seen {
+            if !changes.iter().any(|x| x.group() == c.group()) {
                 changes.push(c);
             }
         };

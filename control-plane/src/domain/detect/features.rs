@@ -5,7 +5,7 @@
 //! flattened into long rows (entity, window, feature, value) — plus log2-histogram rows for
 //! latency quantiles — and polars does the windowing, the sums and the quantiles.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -233,6 +233,8 @@ fn flatten(
     use EntityClass::{Edge, Workload};
     let mut rows = Rows::default();
     let mut buckets = Buckets::default();
+    // Each (node, server endpoint) is resolved once per pass, not once per interval.
+    let mut servers: HashMap<(&str, Endpoint), String> = HashMap::new();
     for i in intervals {
         let w = i.end_unix_ns.div_euclid(window_ns);
         for s in &i.syscalls {
@@ -280,7 +282,10 @@ fn flatten(
                         c.connects as f64,
                         0.0,
                     );
-                    let edge = format!("{key}->{}", resolve(&i.node, &f.remote));
+                    let server = servers
+                        .entry((i.node.as_str(), f.remote))
+                        .or_insert_with(|| resolve(&i.node, &f.remote));
+                    let edge = format!("{key}->{server}");
                     rows.push(&edge, Edge, w, "connect_failures_per_s", failed, 0.0);
                     let edge_resets = (c.resets_received + c.resets_sent) as f64;
                     rows.push(&edge, Edge, w, "resets_per_s", edge_resets, 0.0);
