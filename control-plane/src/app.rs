@@ -7,15 +7,19 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
 use crate::{
-    adapters::{grpc, http, kube::KubeEndpoints, sqlite::SqliteStore},
+    adapters::{
+        grpc, http, kube::KubeEndpoints, prometheus::PrometheusExporter, sqlite::SqliteStore,
+    },
     config::ControlPlaneConfig,
     domain::{
+        alerts::AlertService,
         detection::DetectionService,
         ingest::{now_unix_ns, IngestService},
         metrics::MetricsService,
+        observed::{ObservedIncidents, Observers},
         rules::Tier1Rules,
     },
-    ports::{EndpointResolver, NoCluster, StoreError},
+    ports::{EndpointResolver, IncidentStore, NoCluster, Observer, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +70,21 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), AppError> {
     let store = Arc::new(SqliteStore::open(&config.store_path)?);
-    let service = Arc::new(IngestService::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        Tier1Rules::new(config.crash_loop_policy()),
-    ));
+    // Exporters see every incident change through the store the use cases write to; they
+    // join below, once what they read exists.
+    let observers = Arc::new(Observers::default());
+    let observer: Arc<dyn Observer> = observers.clone();
+    let incidents: Arc<dyn IncidentStore> =
+        Arc::new(ObservedIncidents::new(store.clone(), observer.clone()));
+    let service = Arc::new(
+        IngestService::new(
+            store.clone(),
+            incidents.clone(),
+            store.clone(),
+            Tier1Rules::new(config.crash_loop_policy()),
+        )
+        .with_observer(observer.clone()),
+    );
     let resolver: Arc<dyn EndpointResolver> = if config.kubernetes.enabled {
         let client = kube_client(&config.kubernetes.api_server).await?;
         info!("resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices)");
@@ -80,20 +93,26 @@ pub async fn run(
         Arc::new(NoCluster)
     };
     let detection = if config.detection.enabled {
-        Some(Arc::new(DetectionService::new(
-            config.detection_config(),
-            store.clone(),
-            store.clone(),
-        )?))
+        Some(Arc::new(
+            DetectionService::new(config.detection_config(), incidents.clone(), store.clone())?
+                .with_observer(observer.clone()),
+        ))
     } else {
         None
     };
-    let mut metrics = MetricsService::new(store.clone(), resolver, config.graph_config());
+    let mut metrics = MetricsService::new(store.clone(), resolver, config.graph_config())
+        .with_observer(observer.clone());
     if let Some(d) = &detection {
         metrics = metrics.with_detection(d.clone());
     }
     let metrics = Arc::new(metrics);
     metrics.rebuild(now_unix_ns())?;
+    let prometheus = Arc::new(PrometheusExporter::new(
+        store.clone(),
+        store.clone(),
+        metrics.clone(),
+    ));
+    observers.add(prometheus.clone());
 
     let bind = |addr, what, field| async move {
         TcpListener::bind(addr)
@@ -198,6 +217,11 @@ pub async fn run(
             TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
         );
+    let alerts = Arc::new(AlertService::new(
+        incidents.clone(),
+        store.clone(),
+        metrics.clone(),
+    ));
     let api = http::router(http::ApiState {
         events: store.clone(),
         incidents: store.clone(),
@@ -205,6 +229,8 @@ pub async fn run(
         telemetry: store,
         metrics,
         detection: detection.clone(),
+        prometheus,
+        alerts,
     });
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {

@@ -1,6 +1,7 @@
 //! Ports: what the domain needs from the outside world. Adapters implement them.
 
 use crate::domain::{
+    detect::features::EntityClass,
     event::{KernelEvent, StoredEvent},
     incident::{EvidenceRef, Finding, Incident, IncidentKind, IncidentStatus},
     telemetry::{Endpoint, MapUsage, MetricInterval, SampleKind, StoredSample},
@@ -162,3 +163,57 @@ pub trait BaselineStore: Send + Sync {
     /// Upserts these baselines atomically.
     fn save_baselines(&self, baselines: &[(String, String)]) -> Result<(), StoreError>;
 }
+
+/// A change in an incident's life, as observers (metrics, traces, the Kubernetes mirror) see
+/// it.
+#[derive(Debug, Clone)]
+pub enum IncidentChange {
+    /// Carries the finding that opened it: its stages are the incident's trace.
+    Opened {
+        incident: Incident,
+        finding: Finding,
+    },
+    Updated(Incident),
+    Reopened(Incident),
+    Resolved(Incident),
+}
+
+impl IncidentChange {
+    pub fn incident(&self) -> &Incident {
+        match self {
+            Self::Opened { incident, .. }
+            | Self::Updated(incident)
+            | Self::Reopened(incident)
+            | Self::Resolved(incident) => incident,
+        }
+    }
+}
+
+/// How anomalous an entity looked in the window just judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityScore {
+    pub entity: String,
+    pub class: EntityClass,
+    /// Largest robust z-score of its features (0 while learning).
+    pub max_z: f64,
+    /// The isolation forest's score in [0, 1], once its forest is trained.
+    pub forest: Option<f64>,
+}
+
+/// What Vigil reports about its own work: implemented by the Prometheus and OTLP exporters
+/// and the Kubernetes mirror. Calls run on the ingest and detection paths: they must not
+/// block (queue, or update in-memory instruments).
+pub trait Observer: Send + Sync {
+    fn incident(&self, _change: &IncidentChange) {}
+    /// Events newly stored from `node`, by kind.
+    fn events_ingested(&self, _node: &str, _kind: &str, _count: u64) {}
+    /// Metric intervals newly stored from `node`.
+    fn intervals_ingested(&self, _node: &str, _count: u64) {}
+    /// Scores of every entity judged in a window.
+    fn anomaly_scores(&self, _scores: &[EntityScore]) {}
+}
+
+/// Nobody is listening.
+pub struct NoObserver;
+
+impl Observer for NoObserver {}

@@ -7,52 +7,16 @@ use std::{sync::Arc, time::Duration};
 use control_plane::{
     adapters::sqlite::SqliteStore,
     domain::{
-        event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
+        event::KernelEvent,
         incident::IncidentStatus,
         ingest::{Batch, IngestService},
         rules::{CrashLoopPolicy, Tier1Rules},
     },
+    eval::synthetic::oom_kill,
     ports::{IncidentQuery, IncidentStore},
 };
 
 const SECOND: i64 = 1_000_000_000;
-
-fn oom(seq: u64, t: i64, workload: &str) -> KernelEvent {
-    KernelEvent {
-        node: "n1".into(),
-        seq,
-        kernel_time_ns: 0,
-        time_unix_ns: t,
-        task: TaskRef {
-            pid: 9,
-            tgid: 9,
-            ppid: 1,
-            comm: "hog".into(),
-            cgroup_id: 1,
-            cgroup_path: "/w".into(),
-        },
-        workload: WorkloadRef {
-            kind: WorkloadKind::Cgroup,
-            key: workload.into(),
-            pod_uid: None,
-            container_id: None,
-            container_runtime: None,
-            systemd_unit: None,
-            cgroup_path: "/w".into(),
-            is_root_process: true,
-        },
-        kind: EventKind::OomKill {
-            victim_pid: 9,
-            victim_comm: "hog".into(),
-            victim_uid: 0,
-            total_vm_kb: 1,
-            anon_rss_kb: 1,
-            file_rss_kb: 0,
-            shmem_rss_kb: 0,
-            oom_score_adj: 0,
-        },
-    }
-}
 
 fn batch(events: Vec<KernelEvent>) -> Batch {
     Batch {
@@ -77,14 +41,14 @@ fn incidents_deduplicate_resolve_and_recur() {
     let now = control_plane::domain::ingest::now_unix_ns();
 
     let first = service
-        .ingest(&batch(vec![oom(1, now, "cgroup/a")]))
+        .ingest(&batch(vec![oom_kill(1, now, "cgroup/a")]))
         .expect("ingest");
     assert_eq!(first.incidents_opened.len(), 1);
     let id = first.incidents_opened[0];
 
     // A retried batch stores nothing and evaluates nothing.
     let retry = service
-        .ingest(&batch(vec![oom(1, now, "cgroup/a")]))
+        .ingest(&batch(vec![oom_kill(1, now, "cgroup/a")]))
         .expect("retry");
     assert_eq!(
         (retry.stored.inserted.len(), retry.stored.duplicates),
@@ -95,8 +59,8 @@ fn incidents_deduplicate_resolve_and_recur() {
     // Another kill of the same workload updates the open incident; another workload opens its own.
     let more = service
         .ingest(&batch(vec![
-            oom(2, now + SECOND, "cgroup/a"),
-            oom(3, now + SECOND, "cgroup/b"),
+            oom_kill(2, now + SECOND, "cgroup/a"),
+            oom_kill(3, now + SECOND, "cgroup/b"),
         ]))
         .expect("more");
     assert_eq!(more.incidents_updated, vec![id]);
@@ -125,7 +89,7 @@ fn incidents_deduplicate_resolve_and_recur() {
 
     // A recurrence after resolution opens a new incident.
     let again = service
-        .ingest(&batch(vec![oom(4, now + 30 * SECOND, "cgroup/a")]))
+        .ingest(&batch(vec![oom_kill(4, now + 30 * SECOND, "cgroup/a")]))
         .expect("again");
     assert_eq!(again.incidents_opened.len(), 1);
     assert_ne!(again.incidents_opened[0], id);

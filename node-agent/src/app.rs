@@ -19,6 +19,7 @@ use crate::{
     clock::{monotonic_now_ns, BootClock},
     config::AgentConfig,
     enrich::enrich,
+    exporter::{self, EventCounter, Exporter, Sources},
     kernel::{
         probes::{self, LoadError, LoadOptions, ProbeGroup, ProbeStatus},
         reader::{self, ReaderError, ReaderStats},
@@ -46,6 +47,12 @@ pub enum AgentError {
     Thread(#[source] std::io::Error),
     #[error(transparent)]
     Maps(#[from] MapsError),
+    #[error("cannot serve Prometheus metrics on {addr}. Is another process using the port? Set `metrics.listen`, or `metrics.enabled = false`")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Drains the kernel aggregates every `interval` into `queue` until `stop` is set.
@@ -134,7 +141,7 @@ pub async fn run(
     let node_name = config.resolved_node_name();
     let stats = Arc::new(ReaderStats::default());
     let buffer = Arc::new(EventBuffer::new(config.buffer.max_events));
-    let (tx, mut rx) = mpsc::channel(8192);
+    let (tx, mut rx) = mpsc::channel::<crate::kernel::decode::KernelEvent>(8192);
 
     let mut cgroups = CgroupIndex::discover();
     let mut table = ProcessTable::new(&kernel.proc, PROCESS_TABLE_CAPACITY);
@@ -143,6 +150,8 @@ pub async fn run(
 
     // Attribution reads procfs synchronously: keep it on its own thread.
     let enrich_buffer = buffer.clone();
+    let event_counter = EventCounter::default();
+    let counted = event_counter.clone();
     let enricher = std::thread::Builder::new()
         .name("vigil-enrich".into())
         .spawn(move || {
@@ -154,6 +163,7 @@ pub async fn run(
                     clock = BootClock::measure();
                     measured = std::time::Instant::now();
                 }
+                counted.get_or_create(&[("kind", event.kind_name())]).inc();
                 enrich_buffer.push(enrich(event, &mut table, &mut cgroups, &clock));
             }
         })
@@ -168,8 +178,27 @@ pub async fn run(
         metrics.clone(),
     )
     .map_err(AgentError::Endpoint)?;
-    let reader_task = tokio::spawn(reader::run(ring, drops, stats, tx));
     let state = shipper.state.clone();
+    if config.metrics.enabled {
+        let exporter = Exporter::new(
+            event_counter,
+            Sources {
+                node: node_name.clone(),
+                reader: stats.clone(),
+                events: buffer.clone(),
+                intervals: metrics.clone(),
+                shipper: state.clone(),
+                probes: loaded.status.clone(),
+            },
+        );
+        exporter::serve(config.metrics.listen, Arc::new(exporter))
+            .await
+            .map_err(|source| AgentError::Metrics {
+                addr: config.metrics.listen,
+                source,
+            })?;
+    }
+    let reader_task = tokio::spawn(reader::run(ring, drops, stats, tx));
     let shipper_task = tokio::spawn(shipper.run());
 
     // Metrics: a thread drains the kernel aggregates each interval (map reads are syscalls),

@@ -34,7 +34,26 @@ pub struct AgentConfig {
     pub reconnect: ReconnectConfig,
     pub kernel: KernelConfig,
     pub telemetry: TelemetryConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+/// The agent's own Prometheus endpoint (`GET /metrics`): its event counters, losses, probe
+/// health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 9470)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,6 +5,7 @@ pub mod attribution;
 pub mod clock;
 pub mod config;
 pub mod enrich;
+pub mod exporter;
 pub mod kernel;
 pub mod metrics;
 pub mod stream;

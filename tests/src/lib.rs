@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod procs;
 pub mod procstat;
+pub mod prometheus;
 pub mod topology;
 
 use std::{
@@ -44,6 +45,17 @@ impl Stack {
             agent,
         }
     }
+}
+
+/// Runs the crash helper (`vigil-test-crash <args>`) inside `cgroup`, from this process (the
+/// supervisor, outside it). Returns its pid and how it ended.
+pub fn run_crash_helper(cgroup: &Cgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
+    let mut command = std::process::Command::new(bin_path("vigil-test-crash"));
+    command.args(args);
+    cgroup.place(&mut command);
+    let mut child = command.spawn().expect("start the crash helper");
+    let pid = child.id();
+    (pid, child.wait().expect("wait"))
 }
 
 /// A unique resource name: `vigil-test-<what>-<pid>-<random>`.
@@ -124,6 +136,15 @@ impl Api {
             return None;
         }
         r.json().ok()
+    }
+
+    /// GET `path` → body text, or `None` when unreachable or an error status.
+    pub fn try_text(&self, path: &str) -> Option<String> {
+        let r = self.http.get(format!("{}{path}", self.base)).send().ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.text().ok()
     }
 
     pub fn get(&self, path: &str) -> serde_json::Value {

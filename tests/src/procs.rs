@@ -195,6 +195,8 @@ pub struct AgentOptions {
     pub dns_timeout_ms: u64,
     /// More `[telemetry]` lines, e.g. `syscalls = false`.
     pub telemetry_toml: String,
+    /// Where the agent serves Prometheus `/metrics` (port 0: any free port).
+    pub metrics_listen: String,
 }
 
 impl AgentOptions {
@@ -210,6 +212,7 @@ impl AgentOptions {
             telemetry_interval_ms: 500,
             dns_timeout_ms: 5_000,
             telemetry_toml: String::new(),
+            metrics_listen: "127.0.0.1:0".into(),
         }
     }
 }
@@ -241,6 +244,7 @@ impl Agent {
                  [buffer]\nmax_events = {}\n\
                  [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
                  [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n\
+                 [metrics]\nlisten = \"{}\"\n\
                  [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n{}\n",
                 o.node_name,
                 o.compression,
@@ -249,6 +253,7 @@ impl Agent {
                 o.buffer_max_events,
                 o.max_backoff_ms,
                 o.ring_buffer_bytes,
+                o.metrics_listen,
                 o.telemetry_interval_ms,
                 o.dns_timeout_ms,
                 o.telemetry_toml,

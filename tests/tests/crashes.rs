@@ -1,19 +1,9 @@
 //! Must-show 2: crashes and exit codes from the kernel, and one crash-loop incident for a
 //! workload restarted three times.
 
-use std::{os::unix::process::ExitStatusExt, process::Command, time::Duration};
+use std::{os::unix::process::ExitStatusExt, time::Duration};
 
-use vigil_tests::{bin_path, unique_name, wait_for, AgentOptions, Cgroup, Stack};
-
-/// Runs the crash helper inside `cgroup`, from this process (the supervisor, outside it).
-fn run_in(cgroup: &Cgroup, args: &[&str]) -> (u32, std::process::ExitStatus) {
-    let mut command = Command::new(bin_path("vigil-test-crash"));
-    command.args(args);
-    cgroup.place(&mut command);
-    let mut child = command.spawn().expect("start the crash helper");
-    let pid = child.id();
-    (pid, child.wait().expect("wait"))
-}
+use vigil_tests::{run_crash_helper as run_in, unique_name, wait_for, AgentOptions, Cgroup, Stack};
 
 #[test]
 fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() {

@@ -17,7 +17,7 @@ use crate::build::run as run_command;
 /// `/bin/true` is copied by the outage test as an exec marker.
 /// (command that proves it is installed, package). The topology tests, the fault lab and
 /// the overhead benchmark run real nginx, redis, PostgreSQL, wrk, dnsmasq, nftables and
-/// iptables (NFQUEUE).
+/// iptables (NFQUEUE); the export tests scrape with a real Prometheus.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("true", "coreutils"),
     ("ip", "iproute2"),
@@ -29,6 +29,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iptables", "iptables"),
     ("pg_ctlcluster", "postgresql"),
     ("setpriv", "util-linux"),
+    ("prometheus", "prometheus"),
 ];
 
 static STEP: AtomicUsize = AtomicUsize::new(0);

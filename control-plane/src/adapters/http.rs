@@ -12,6 +12,8 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    adapters::prometheus::{self, PrometheusExporter},
+    domain::alerts::{AlertError, AlertService, WebhookPayload},
     domain::detection::DetectionService,
     domain::{
         event::StoredEvent,
@@ -36,6 +38,8 @@ pub struct ApiState {
     pub metrics: Arc<MetricsService>,
     /// `None` when detection is disabled in the config.
     pub detection: Option<Arc<DetectionService>>,
+    pub prometheus: Arc<PrometheusExporter>,
+    pub alerts: Arc<AlertService>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +54,25 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("request task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Alert(AlertError),
+    #[error("the body is not an Alertmanager webhook payload: {0}")]
+    BadPayload(String),
+}
+
+impl From<AlertError> for ApiError {
+    fn from(e: AlertError) -> Self {
+        match e {
+            AlertError::Store(e) => Self::Store(e),
+            other => Self::Alert(other),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
-            Self::BadParam { .. } => StatusCode::BAD_REQUEST,
+            Self::BadParam { .. } | Self::Alert(_) | Self::BadPayload(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) | Self::NoSuchEntity(_) => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -291,9 +308,40 @@ async fn list_samples(
     Ok(Json(samples))
 }
 
+/// Alertmanager's webhook receiver (`webhook_configs: [{url: .../api/v1/alertmanager}]`).
+async fn alertmanager(
+    State(s): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<crate::domain::alerts::AlertOutcome>, ApiError> {
+    let payload: WebhookPayload =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadPayload(e.to_string()))?;
+    let alerts = s.alerts.clone();
+    let outcome = blocking(move || Ok(alerts.receive(&payload)?)).await?;
+    Ok(Json(outcome))
+}
+
+/// Prometheus exposition: reads the stores, so it runs off the async workers.
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let exporter = s.prometheus.clone();
+    match tokio::task::spawn_blocking(move || exporter.encode()).await {
+        Ok(Ok(body)) => (
+            [(axum::http::header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
+            body,
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the metrics failed: {e}"),
+        )
+            .into_response(),
+        Err(e) => ApiError::Task(e).into_response(),
+    }
+}
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
@@ -302,5 +350,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/graph/blast-radius/{*entity}", get(blast_radius))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/detection", get(detection))
+        .route("/api/v1/alertmanager", axum::routing::post(alertmanager))
         .with_state(state)
 }

@@ -28,10 +28,13 @@ use super::{
         rootcause::{rank, RankConfig, RootCause},
         univariate::UnivariateConfig,
     },
-    incident::{Finding, IncidentKind, IncidentStatus, Severity},
+    incident::{Finding, IncidentKind, IncidentStatus, Severity, Stage},
+    ingest::now_unix_ns as wall_clock_ns,
     telemetry::{Endpoint, MetricInterval},
 };
-use crate::ports::{BaselineStore, IncidentQuery, IncidentStore, StoreError};
+use crate::ports::{
+    BaselineStore, EntityScore, IncidentQuery, IncidentStore, NoObserver, Observer, StoreError,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct DetectionConfig {
@@ -132,6 +135,7 @@ pub struct DetectionService {
     config: DetectionConfig,
     incidents: Arc<dyn IncidentStore>,
     store: Arc<dyn BaselineStore>,
+    observer: Arc<dyn Observer>,
     /// Intervals waiting for their window, under their own lock: ingest must never wait
     /// for a detection pass.
     pending: Mutex<Vec<MetricInterval>>,
@@ -204,7 +208,14 @@ impl DetectionService {
             config,
             incidents,
             store,
+            observer: Arc::new(NoObserver),
         })
+    }
+
+    /// Reports each window's entity scores to `observer` (exporters).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -306,22 +317,25 @@ impl DetectionService {
             by_window.entry(v.window).or_default().push(v);
         }
         let mut changes = Vec::new();
+        let mut scores = Vec::new();
         let mut due_save = false;
         {
             let mut state = self.state();
             for (window, vectors) in by_window {
                 outcome.windows += 1;
                 outcome.entities += vectors.len();
-                let anomalies = self.judge(&mut state, &vectors);
+                let anomalies = self.judge(&mut state, &vectors, &mut scores);
                 outcome.anomalies += anomalies.len();
                 state.stats.windows += 1;
                 state.stats.anomalies += anomalies.len() as u64;
+                let judged = wall_clock_ns();
                 let c = state
                     .correlator
                     .observe(window, &anomalies, &edges, &anchors);
+                let correlated = wall_clock_ns();
                 for change in c {
                     if let Some(g) = state.correlator.group(change.group()).cloned() {
-                        changes.push((change, g));
+                        changes.push((change, g, (judged, correlated)));
                     }
                 }
                 state.closed = state.closed.max(window);
@@ -332,10 +346,11 @@ impl DetectionService {
                 }
             }
         }
-        for (change, group) in changes {
+        self.observer.anomaly_scores(&scores);
+        for (change, group, timing) in changes {
             // Incidents carry when Vigil knew, not when the window ended.
             let at = now_unix_ns;
-            match self.apply(&change, &group, &edges, at)? {
+            match self.apply(&change, &group, &edges, at, timing)? {
                 Some((id, true)) => outcome.opened.push(id),
                 Some((id, false)) if matches!(change, Change::Resolved(_)) => {
                     outcome.resolved.push(id)
@@ -362,7 +377,8 @@ impl DetectionService {
             })?
             .into_iter()
             .filter(|i| {
-                i.kind != IncidentKind::ServiceAnomaly && i.updated_unix_ns >= since_unix_ns
+                matches!(i.kind, IncidentKind::OomKill | IncidentKind::CrashLoop)
+                    && i.updated_unix_ns >= since_unix_ns
             })
             .map(|i| Anchor {
                 incident: i.id,
@@ -376,6 +392,7 @@ impl DetectionService {
         &self,
         state: &mut State,
         vectors: &[super::detect::features::WindowFeatures],
+        scores: &mut Vec<EntityScore>,
     ) -> Vec<Anomaly> {
         let c = &self.config;
         let mut anomalies = Vec::new();
@@ -395,6 +412,12 @@ impl DetectionService {
                 EntityClass::Workload => state.workload_forest.judge(&z),
                 EntityClass::Edge => state.edge_forest.judge(&z),
             };
+            scores.push(EntityScore {
+                entity: v.entity.clone(),
+                class: v.class,
+                max_z: reading.features.iter().map(|f| f.z).fold(0.0, f64::max),
+                forest: verdict.as_ref().map(|f| f.score),
+            });
             let fired = reading.fired().count() > 0;
             let crossed = reading.features.iter().any(|f| f.crossed);
             let max_z = reading
@@ -440,6 +463,7 @@ impl DetectionService {
         group: &Group,
         edges: &[(String, String)],
         at: i64,
+        (judged, correlated): (i64, i64),
     ) -> Result<Option<(i64, bool)>, StoreError> {
         if group.anchored {
             // Part of a kernel-event incident: its rule owns it.
@@ -455,7 +479,26 @@ impl DetectionService {
                 Ok(None)
             }
             Change::Opened(_) | Change::Updated(_) | Change::Reopened(_) => {
+                let localizing = wall_clock_ns();
                 let ranked = rank(edges, &group.blame, RankConfig::default());
+                let stages = [
+                    Stage::new("detect", group.first_window * self.config.window_ns, judged)
+                        .with("windows_anomalous", group.timeline.len())
+                        .with(
+                            "tier",
+                            group.timeline.iter().map(|a| a.tier).min().unwrap_or(1),
+                        ),
+                    Stage::new("correlate", judged, correlated)
+                        .with("entities", group.entities.len())
+                        .with("anchored", group.anchored),
+                    Stage::new("localize", localizing, wall_clock_ns())
+                        .with("method", "personalized PageRank on the anomalous subgraph")
+                        .with(
+                            "root_cause",
+                            ranked.first().map(|r| r.entity.clone()).unwrap_or_default(),
+                        )
+                        .with("confidence", ranked.first().map_or(0.0, |r| r.score)),
+                ];
                 let episode = match change {
                     Change::Opened(_) | Change::Reopened(_) => at,
                     _ => group.episode_reported_unix_ns.unwrap_or(at),
@@ -463,7 +506,7 @@ impl DetectionService {
                 if let Some(g) = self.state().correlator.group_mut(group.id) {
                     g.episode_reported_unix_ns = Some(episode);
                 }
-                let finding = finding(group, &ranked, at, episode);
+                let finding = finding(group, &ranked, at, episode).with_stages(&stages);
                 match group.incident {
                     Some(id) => {
                         if matches!(change, Change::Reopened(_)) {

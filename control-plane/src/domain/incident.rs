@@ -9,14 +9,24 @@ pub enum IncidentKind {
     CrashLoop,
     /// Correlated metric anomalies (tiers 1 and 2), localized to a ranked root cause.
     ServiceAnomaly,
+    /// Raised by Alertmanager (someone's alerting rule), enriched with Vigil's evidence.
+    Alert,
 }
 
 impl IncidentKind {
+    pub const ALL: [Self; 4] = [
+        Self::OomKill,
+        Self::CrashLoop,
+        Self::ServiceAnomaly,
+        Self::Alert,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OomKill => "oom_kill",
             Self::CrashLoop => "crash_loop",
             Self::ServiceAnomaly => "service_anomaly",
+            Self::Alert => "alert",
         }
     }
 
@@ -25,6 +35,7 @@ impl IncidentKind {
             "oom_kill" => Some(Self::OomKill),
             "crash_loop" => Some(Self::CrashLoop),
             "service_anomaly" => Some(Self::ServiceAnomaly),
+            "alert" => Some(Self::Alert),
             _ => None,
         }
     }
@@ -62,6 +73,8 @@ pub enum Severity {
 }
 
 impl Severity {
+    pub const ALL: [Self; 2] = [Self::Warning, Self::Critical];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Warning => "warning",
@@ -117,4 +130,64 @@ pub struct Incident {
     /// Findings merged into this incident (the first opened it).
     pub occurrences: u64,
     pub attributes: serde_json::Value,
+}
+
+/// One step of the pipeline that produced an incident (detect, correlate, localize, …), with
+/// when it ran: exported as the spans of the incident's trace.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Stage {
+    pub stage: String,
+    pub start_unix_ns: i64,
+    pub end_unix_ns: i64,
+    /// What the stage concluded (root cause, entities, method, …).
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Stage {
+    pub fn new(stage: &str, start_unix_ns: i64, end_unix_ns: i64) -> Self {
+        Self {
+            stage: stage.to_string(),
+            start_unix_ns,
+            end_unix_ns: end_unix_ns.max(start_unix_ns),
+            attributes: serde_json::Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.attributes.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// Where a finding keeps its stages: in its attributes, so the store and the API carry them.
+const STAGES: &str = "stages";
+
+impl Finding {
+    pub fn with_stages(mut self, stages: &[Stage]) -> Self {
+        if let (Some(map), Ok(value)) = (
+            self.attributes.as_object_mut(),
+            serde_json::to_value(stages),
+        ) {
+            map.insert(STAGES.to_string(), value);
+        }
+        self
+    }
+
+    pub fn stages(&self) -> Vec<Stage> {
+        stages_of(&self.attributes)
+    }
+}
+
+impl Incident {
+    pub fn stages(&self) -> Vec<Stage> {
+        stages_of(&self.attributes)
+    }
+}
+
+fn stages_of(attributes: &serde_json::Value) -> Vec<Stage> {
+    attributes
+        .get(STAGES)
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .unwrap_or_default()
 }

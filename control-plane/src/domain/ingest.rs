@@ -1,18 +1,21 @@
 //! The ingest use case: store a node's batch once, run tier-1 rules on what is new, and open
 //! or update incidents.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
 
 use tracing::info;
 
 use super::{
     event::KernelEvent,
-    incident::{Finding, Incident, IncidentKind, IncidentStatus},
+    incident::{Finding, Incident, IncidentKind, IncidentStatus, Stage},
     rules::Tier1Rules,
 };
 use crate::ports::{
-    AgentStats, EventStore, IncidentQuery, IncidentStore, InsertOutcome, NodeInfo, NodeStore,
-    StoreError,
+    AgentStats, EventStore, IncidentQuery, IncidentStore, InsertOutcome, NoObserver, NodeInfo,
+    NodeStore, Observer, StoreError,
 };
 
 /// Current Unix time in nanoseconds.
@@ -43,6 +46,7 @@ pub struct IngestService {
     nodes: Arc<dyn NodeStore>,
     /// Also serialises incident writes: find-open-then-create must not race.
     rules: Mutex<Tier1Rules>,
+    observer: Arc<dyn Observer>,
 }
 
 impl IngestService {
@@ -57,7 +61,14 @@ impl IngestService {
             incidents,
             nodes,
             rules: Mutex::new(rules),
+            observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Reports what is ingested to `observer` (exporters).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Records a node's hello; returns the last sequence number stored for it.
@@ -84,8 +95,11 @@ impl IngestService {
             .events
             .iter()
             .filter(|e| outcome.stored.inserted.binary_search(&e.seq).is_ok());
+        let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
         for event in fresh {
+            *by_kind.entry(event.kind.name()).or_default() += 1;
             for finding in rules.observe(event) {
+                let finding = with_rule_stages(finding, event, received);
                 let (incident, created) = self.apply(&finding)?;
                 if created {
                     info!(id = incident.id, kind = incident.kind.as_str(), workload = %incident.workload_key, "incident opened: {}", incident.title);
@@ -96,6 +110,9 @@ impl IngestService {
             }
         }
         rules.prune(received);
+        for (kind, count) in by_kind {
+            self.observer.events_ingested(&batch.node, kind, count);
+        }
         Ok(outcome)
     }
 
@@ -120,10 +137,11 @@ impl IngestService {
             limit: usize::MAX,
         })?;
         let mut resolved = Vec::new();
-        // Anomaly incidents resolve when detection sees their signals back at baseline.
+        // Anomaly incidents resolve when detection sees their signals back at baseline, alert
+        // incidents when Alertmanager says so (it repeats firing alerts only every few hours).
         for incident in open
             .into_iter()
-            .filter(|i| i.kind != IncidentKind::ServiceAnomaly)
+            .filter(|i| matches!(i.kind, IncidentKind::OomKill | IncidentKind::CrashLoop))
             .filter(|i| now_unix_ns - i.updated_unix_ns >= quiet_ns)
         {
             self.incidents.resolve(incident.id, now_unix_ns)?;
@@ -135,4 +153,23 @@ impl IngestService {
         }
         Ok(resolved)
     }
+}
+
+/// A kernel rule's pipeline: the kernel saw the event (detect: from the event to its arrival
+/// here), the rule matched it against the workload's recent history (correlate), and the
+/// kernel's own cgroup attribution names the workload (localize: nothing to infer).
+fn with_rule_stages(finding: Finding, event: &KernelEvent, received_unix_ns: i64) -> Finding {
+    let judged = now_unix_ns();
+    let stages = [
+        Stage::new("detect", event.time_unix_ns, received_unix_ns)
+            .with("event", event.kind.name())
+            .with("node", event.node.clone()),
+        Stage::new("correlate", received_unix_ns, judged)
+            .with("rule", finding.kind.as_str())
+            .with("evidence", finding.evidence.len()),
+        Stage::new("localize", judged, judged)
+            .with("method", "kernel cgroup attribution")
+            .with("root_cause", finding.workload_key.clone()),
+    ];
+    finding.with_stages(&stages)
 }

@@ -10,7 +10,7 @@ use super::{
     graph::{BlastRadius, GraphConfig, GraphSnapshot, ServiceGraph},
     telemetry::{Endpoint, MetricInterval},
 };
-use crate::ports::{EndpointResolver, StoreError, TelemetryStore};
+use crate::ports::{EndpointResolver, NoObserver, Observer, StoreError, TelemetryStore};
 
 pub struct MetricsService {
     store: Arc<dyn TelemetryStore>,
@@ -18,6 +18,7 @@ pub struct MetricsService {
     detection: Option<Arc<DetectionService>>,
     graph: Mutex<ServiceGraph>,
     config: GraphConfig,
+    observer: Arc<dyn Observer>,
 }
 
 impl MetricsService {
@@ -31,7 +32,14 @@ impl MetricsService {
             detection: None,
             graph: Mutex::new(ServiceGraph::new(config, resolver)),
             config,
+            observer: Arc::new(NoObserver),
         }
+    }
+
+    /// Reports each stored interval to `observer` (exporters).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Feeds every new interval to detection too.
@@ -71,6 +79,7 @@ impl MetricsService {
     pub fn ingest(&self, interval: &MetricInterval) -> Result<bool, StoreError> {
         let new = self.store.insert_interval(interval)?;
         if new {
+            self.observer.intervals_ingested(&interval.node, 1);
             self.graph().observe(interval);
             if let Some(d) = &self.detection {
                 d.push(interval.clone());

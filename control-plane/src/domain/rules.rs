@@ -164,7 +164,6 @@ fn oom_finding(event: &KernelEvent) -> Option<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{TaskRef, WorkloadKind, WorkloadRef};
 
     fn exit(
         seq: u64,
@@ -174,34 +173,17 @@ mod tests {
         code: Option<i32>,
         signal: Option<u32>,
     ) -> KernelEvent {
-        KernelEvent {
-            node: "n1".into(),
+        let mut e = crate::eval::synthetic::kernel_event(
             seq,
-            kernel_time_ns: 0,
-            time_unix_ns: t_s * 1_000_000_000,
-            task: TaskRef {
-                pid: 1,
-                tgid: 1,
-                ppid: 0,
-                comm: "app".into(),
-                cgroup_id: 1,
-                cgroup_path: "/x".into(),
-            },
-            workload: WorkloadRef {
-                kind: WorkloadKind::Cgroup,
-                key: workload.into(),
-                pod_uid: None,
-                container_id: None,
-                container_runtime: None,
-                systemd_unit: None,
-                cgroup_path: "/x".into(),
-                is_root_process: root,
-            },
-            kind: EventKind::ProcessExit {
+            t_s * 1_000_000_000,
+            workload,
+            EventKind::ProcessExit {
                 exit_code: code,
                 signal,
             },
-        }
+        );
+        e.workload.is_root_process = root;
+        e
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! deterministic jitter, and an optional slow Redis in one chain.
 
 use crate::domain::{
-    event::{WorkloadKind, WorkloadRef},
+    event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
     telemetry::{
         Endpoint, FlowCounts, FlowObservation, FlowRole, Histogram, MetricInterval,
         SyscallObservation,
@@ -35,6 +35,54 @@ pub fn workload(key: &str) -> WorkloadRef {
         cgroup_path: format!("/{key}"),
         is_root_process: false,
     }
+}
+
+/// A kernel event from node `n1` by the root process of `workload` (pid 9, "app").
+pub fn kernel_event(
+    seq: u64,
+    time_unix_ns: i64,
+    workload_key: &str,
+    kind: EventKind,
+) -> KernelEvent {
+    let w = WorkloadRef {
+        is_root_process: true,
+        ..workload(workload_key)
+    };
+    KernelEvent {
+        node: "n1".into(),
+        seq,
+        kernel_time_ns: 0,
+        time_unix_ns,
+        task: TaskRef {
+            pid: 9,
+            tgid: 9,
+            ppid: 1,
+            comm: "app".into(),
+            cgroup_id: 1,
+            cgroup_path: w.cgroup_path.clone(),
+        },
+        workload: w,
+        kind,
+    }
+}
+
+/// The OOM killer killing the root process of `workload`.
+pub fn oom_kill(seq: u64, time_unix_ns: i64, workload_key: &str) -> KernelEvent {
+    kernel_event(
+        seq,
+        time_unix_ns,
+        workload_key,
+        EventKind::OomKill {
+            victim_pid: 9,
+            victim_comm: "app".into(),
+            victim_uid: 0,
+            total_vm_kb: 1,
+            anon_rss_kb: 1,
+            file_rss_kb: 0,
+            shmem_rss_kb: 0,
+            oom_score_adj: 0,
+        },
+    )
 }
 
 /// Both views of one call edge.

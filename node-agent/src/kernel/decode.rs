@@ -57,6 +57,16 @@ pub struct OomVictim {
 }
 
 impl KernelEvent {
+    /// The kind's name as the control plane's API names it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Exec { .. } => "process_exec",
+            Self::Exit { .. } => "process_exit",
+            Self::Oom { .. } => "oom_kill",
+            Self::DnsFailure { .. } => "dns_failure",
+        }
+    }
+
     pub fn task(&self) -> &TaskInfo {
         match self {
             Self::Exec { task, .. }

@@ -1,0 +1,403 @@
+//! Prometheus exposition (`GET /metrics`, OpenMetrics text) of what the control plane does
+//! and knows.
+//!
+//! Two sources: counters and histograms updated as things happen (the `Observer` calls), and
+//! state read from the stores at scrape time (open incidents, the agents' own counters, the
+//! service graph), so a restarted control plane reports the truth, not zeros.
+//!
+//! Names follow Prometheus conventions: `vigil_` prefix, `_total` on counters, the unit in
+//! the name (`_seconds`).
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{text, DescriptorEncoder, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::{ConstGauge, Gauge},
+        histogram::{exponential_buckets, Histogram},
+        MetricType,
+    },
+    registry::{Registry, Unit},
+};
+use tracing::warn;
+
+use crate::{
+    domain::{
+        incident::{IncidentKind, IncidentStatus, Severity},
+        ingest::now_unix_ns,
+        metrics::MetricsService,
+    },
+    ports::{EntityScore, IncidentChange, IncidentQuery, IncidentStore, NodeStore, Observer},
+};
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct PrometheusExporter {
+    registry: Registry,
+    events: Family<Labels, Counter>,
+    intervals: Family<Labels, Counter>,
+    opened: Family<Labels, Counter>,
+    resolved: Family<Labels, Counter>,
+    reopened: Family<Labels, Counter>,
+    detection_latency: Family<Labels, Histogram>,
+    anomaly_z: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    forest_score: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 ms … ~7 min: a kernel event arrives in milliseconds, an anomaly after windows.
+    Histogram::new(exponential_buckets(0.05, 2.0, 14))
+}
+
+impl PrometheusExporter {
+    pub fn new(
+        incidents: Arc<dyn IncidentStore>,
+        nodes: Arc<dyn NodeStore>,
+        metrics: Arc<MetricsService>,
+    ) -> Self {
+        let mut registry = Registry::with_prefix("vigil");
+        let events = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingest_events",
+            "Kernel events stored, by node and kind",
+            events.clone(),
+        );
+        let intervals = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingest_metric_intervals",
+            "Metric intervals (aggregated flows, latencies, errors) stored, by node",
+            intervals.clone(),
+        );
+        let opened = Family::<Labels, Counter>::default();
+        registry.register(
+            "incidents_opened",
+            "Incidents opened, by kind (fault class) and severity",
+            opened.clone(),
+        );
+        let resolved = Family::<Labels, Counter>::default();
+        registry.register(
+            "incidents_resolved",
+            "Incidents resolved, by kind and severity",
+            resolved.clone(),
+        );
+        let reopened = Family::<Labels, Counter>::default();
+        registry.register(
+            "incidents_reopened",
+            "Incidents reopened by a recurrence within their cooldown, by kind",
+            reopened.clone(),
+        );
+        let detection_latency =
+            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register_with_unit(
+            "detection_latency",
+            "From the first evidence (kernel event, first anomalous window) to the incident",
+            Unit::Seconds,
+            detection_latency.clone(),
+        );
+        let anomaly_z = Family::default();
+        registry.register(
+            "anomaly_score",
+            "Largest robust z-score of an entity's features in the last judged window",
+            anomaly_z.clone(),
+        );
+        let forest_score = Family::default();
+        registry.register(
+            "anomaly_forest_score",
+            "Extended isolation forest score (0.5 ordinary, towards 1 isolated) of an entity",
+            forest_score.clone(),
+        );
+        registry.register_collector(Box::new(StoreState {
+            incidents,
+            nodes,
+            metrics,
+        }));
+        Self {
+            registry,
+            events,
+            intervals,
+            opened,
+            resolved,
+            reopened,
+            detection_latency,
+            anomaly_z,
+            forest_score,
+        }
+    }
+
+    /// The exposition, OpenMetrics text.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Observer for PrometheusExporter {
+    fn incident(&self, change: &IncidentChange) {
+        let incident = change.incident();
+        let labels = vec![
+            ("kind", incident.kind.as_str().to_string()),
+            ("severity", incident.severity.as_str().to_string()),
+        ];
+        match change {
+            IncidentChange::Opened { finding, .. } => {
+                self.opened.get_or_create(&labels).inc();
+                if let Some(detect) = finding.stages().iter().find(|s| s.stage == "detect") {
+                    let secs = (detect.end_unix_ns - detect.start_unix_ns) as f64 / 1e9;
+                    self.detection_latency
+                        .get_or_create(&vec![("kind", incident.kind.as_str().to_string())])
+                        .observe(secs);
+                }
+            }
+            IncidentChange::Resolved(_) => {
+                self.resolved.get_or_create(&labels).inc();
+            }
+            IncidentChange::Reopened(_) => {
+                self.reopened
+                    .get_or_create(&vec![("kind", incident.kind.as_str().to_string())])
+                    .inc();
+            }
+            IncidentChange::Updated(_) => {}
+        }
+    }
+
+    fn events_ingested(&self, node: &str, kind: &str, count: u64) {
+        self.events
+            .get_or_create(&vec![
+                ("node", node.to_string()),
+                ("kind", kind.to_string()),
+            ])
+            .inc_by(count);
+    }
+
+    fn intervals_ingested(&self, node: &str, count: u64) {
+        self.intervals
+            .get_or_create(&vec![("node", node.to_string())])
+            .inc_by(count);
+    }
+
+    fn anomaly_scores(&self, scores: &[EntityScore]) {
+        if scores.is_empty() {
+            return;
+        }
+        // Only the entities judged now: gone ones must not report their last score forever.
+        self.anomaly_z.clear();
+        self.forest_score.clear();
+        for s in scores {
+            let labels = vec![
+                ("entity", s.entity.clone()),
+                ("class", s.class.as_str().to_string()),
+            ];
+            self.anomaly_z.get_or_create(&labels).set(s.max_z);
+            if let Some(f) = s.forest {
+                self.forest_score.get_or_create(&labels).set(f);
+            }
+        }
+    }
+}
+
+/// State read at scrape time.
+struct StoreState {
+    incidents: Arc<dyn IncidentStore>,
+    nodes: Arc<dyn NodeStore>,
+    metrics: Arc<MetricsService>,
+}
+
+impl std::fmt::Debug for StoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreState")
+    }
+}
+
+/// One metric with a row per label set.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    kind: MetricType,
+    rows: impl IntoIterator<Item = (Labels, M)>,
+) -> std::fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, unit, kind)?;
+    for (labels, value) in rows {
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for StoreState {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let open = self
+            .incidents
+            .list(&IncidentQuery {
+                status: Some(IncidentStatus::Open),
+                kind: None,
+                limit: usize::MAX,
+            })
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "metrics: listing open incidents failed");
+                Vec::new()
+            });
+        // Every class, zero included: "nothing open" is a value, not a missing series.
+        let mut by_class: std::collections::BTreeMap<(&str, &str), i64> = IncidentKind::ALL
+            .iter()
+            .flat_map(|k| Severity::ALL.iter().map(|s| ((k.as_str(), s.as_str()), 0)))
+            .collect();
+        for i in &open {
+            *by_class
+                .entry((i.kind.as_str(), i.severity.as_str()))
+                .or_default() += 1;
+        }
+        family(
+            &mut encoder,
+            "incidents_open",
+            "Incidents open now, by kind and severity",
+            None,
+            MetricType::Gauge,
+            by_class.into_iter().map(|((k, s), n)| {
+                (
+                    vec![("kind", k.to_string()), ("severity", s.to_string())],
+                    ConstGauge::new(n),
+                )
+            }),
+        )?;
+
+        let nodes = self.nodes.list_nodes().unwrap_or_else(|e| {
+            warn!(error = %e, "metrics: listing nodes failed");
+            Vec::new()
+        });
+        let node = |n: &str| vec![("node", n.to_string())];
+        family(
+            &mut encoder,
+            "node_agent_events_read",
+            "Events the node's agent read from its ring buffer (as it last reported)",
+            None,
+            MetricType::Counter,
+            nodes
+                .iter()
+                .map(|n| (node(&n.name), ConstCounter::new(n.stats.events_read))),
+        )?;
+        family(
+            &mut encoder,
+            "node_dropped_events",
+            "Events an agent lost, by where: kernel (ring buffer full), buffer (agent's queue full), malformed",
+            None,
+            MetricType::Counter,
+            nodes.iter().flat_map(|n| {
+                [
+                    ("kernel", n.stats.kernel_dropped),
+                    ("buffer", n.stats.buffer_dropped),
+                    ("malformed", n.stats.malformed),
+                    ("metric_interval", n.stats.metric_intervals_dropped),
+                ]
+                .map(|(reason, v)| {
+                    (
+                        vec![("node", n.name.clone()), ("reason", reason.to_string())],
+                        ConstCounter::new(v),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut encoder,
+            "node_probe_up",
+            "1 when the probe is attached on the node, 0 when it failed or is disabled",
+            None,
+            MetricType::Gauge,
+            nodes.iter().flat_map(|n| {
+                n.probes.iter().map(|(probe, error)| {
+                    (
+                        vec![("node", n.name.clone()), ("probe", probe.clone())],
+                        ConstGauge::new(i64::from(error.is_empty())),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut encoder,
+            "node_last_seen_timestamp",
+            "When the node's agent last reported",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+            nodes.iter().map(|n| {
+                (
+                    vec![
+                        ("node", n.name.clone()),
+                        ("agent_version", n.agent_version.clone()),
+                        ("kernel", n.kernel_release.clone()),
+                    ],
+                    ConstGauge::new(n.last_seen_unix_ns as f64 / 1e9),
+                )
+            }),
+        )?;
+
+        let graph = self.metrics.snapshot(now_unix_ns());
+        family(
+            &mut encoder,
+            "graph_node_info",
+            "Entities of the service graph (1 per entity), for Grafana's node graph",
+            None,
+            MetricType::Gauge,
+            graph.nodes.iter().map(|e| {
+                (
+                    vec![("id", e.id.clone()), ("kind", e.kind.clone())],
+                    ConstGauge::new(1i64),
+                )
+            }),
+        )?;
+        let edge =
+            |from: &str, to: &str| vec![("client", from.to_string()), ("server", to.to_string())];
+        family(
+            &mut encoder,
+            "graph_edge_connections",
+            "Connections opened from client to server",
+            None,
+            MetricType::Counter,
+            graph
+                .edges
+                .iter()
+                .map(|e| (edge(&e.from, &e.to), ConstCounter::new(e.connections))),
+        )?;
+        family(
+            &mut encoder,
+            "graph_edge_failed_connects",
+            "Connection attempts from client to server that failed",
+            None,
+            MetricType::Counter,
+            graph
+                .edges
+                .iter()
+                .map(|e| (edge(&e.from, &e.to), ConstCounter::new(e.failed_connects))),
+        )?;
+        family(
+            &mut encoder,
+            "graph_edge_retransmits",
+            "TCP segments retransmitted on the edge",
+            None,
+            MetricType::Counter,
+            graph
+                .edges
+                .iter()
+                .map(|e| (edge(&e.from, &e.to), ConstCounter::new(e.retransmits))),
+        )?;
+        family(
+            &mut encoder,
+            "graph_edge_rtt",
+            "Recent mean smoothed TCP round-trip time of the edge",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+            graph.edges.iter().filter_map(|e| {
+                e.recent_rtt_us
+                    .or(e.rtt_us)
+                    .map(|us| (edge(&e.from, &e.to), ConstGauge::new(us / 1e6)))
+            }),
+        )?;
+        Ok(())
+    }
+}

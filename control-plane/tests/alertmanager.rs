@@ -1,0 +1,188 @@
+//! Alertmanager alerts as incidents, over the real SQLite store: a firing alert opens an
+//! incident on the workload its labels name, carrying Vigil's own evidence there; a second
+//! alert on the same workload joins it; the incident resolves only when both have resolved.
+
+use std::{sync::Arc, time::Duration};
+
+use control_plane::{
+    adapters::sqlite::SqliteStore,
+    config::ControlPlaneConfig,
+    domain::{
+        alerts::{AlertError, AlertService, WebhookPayload},
+        incident::{IncidentKind, IncidentStatus},
+        ingest::{now_unix_ns, Batch, IngestService},
+        metrics::MetricsService,
+        rules::{CrashLoopPolicy, Tier1Rules},
+    },
+    eval::synthetic::oom_kill,
+    ports::{IncidentQuery, IncidentStore, NoCluster},
+};
+use serde_json::json;
+
+/// A version-4 webhook body as Alertmanager sends it.
+fn payload(status: &str, alerts: &[(&str, &str, &str)]) -> WebhookPayload {
+    let alerts: Vec<_> = alerts
+        .iter()
+        .map(|(name, fingerprint, status)| {
+            json!({
+                "status": status,
+                "labels": {"alertname": name, "service": "redis", "severity": "critical", "instance": "n1"},
+                "annotations": {"summary": format!("{name} on redis")},
+                "startsAt": "2026-11-25T03:00:00.000Z",
+                "endsAt": if *status == "resolved" { "2026-11-25T03:05:00Z" } else { "0001-01-01T00:00:00Z" },
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+                "fingerprint": fingerprint,
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"RedisDown\"}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "vigil",
+        "groupLabels": {"alertname": "RedisDown"},
+        "commonLabels": {"service": "redis"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    }))
+    .expect("a valid v4 payload")
+}
+
+fn setup() -> (Arc<SqliteStore>, IngestService, AlertService) {
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let ingest = IngestService::new(
+        store.clone(),
+        store.clone(),
+        store.clone(),
+        Tier1Rules::new(CrashLoopPolicy {
+            restarts: 3,
+            window: Duration::from_secs(60),
+        }),
+    );
+    let metrics = Arc::new(MetricsService::new(
+        store.clone(),
+        Arc::new(NoCluster),
+        ControlPlaneConfig::default().graph_config(),
+    ));
+    let alerts = AlertService::new(store.clone(), store.clone(), metrics);
+    (store, ingest, alerts)
+}
+
+#[test]
+fn firing_alerts_open_one_enriched_incident_and_resolve_it_when_all_resolved() {
+    let (store, ingest, alerts) = setup();
+    ingest
+        .ingest(&Batch {
+            node: "n1".into(),
+            events: vec![oom_kill(1, now_unix_ns(), "cgroup/shop/redis")],
+            stats: None,
+        })
+        .expect("ingest");
+
+    let first = alerts
+        .receive(&payload("firing", &[("RedisDown", "aa01", "firing")]))
+        .expect("firing alert");
+    assert_eq!(first.opened.len(), 1, "{first:?}");
+    let id = first.opened[0];
+    let incident = store.get(id).expect("get").expect("stored");
+    assert_eq!(incident.kind, IncidentKind::Alert);
+    assert_eq!(
+        incident.workload_key, "cgroup/shop/redis",
+        "service=redis names the workload Vigil saw"
+    );
+    let vigil = &incident.attributes["vigil"];
+    assert_eq!(vigil["recent_events"]["oom_kill"], 1, "{incident:#?}");
+    assert_eq!(
+        vigil["related_incidents"][0]["kind"], "oom_kill",
+        "{incident:#?}"
+    );
+    assert!(
+        incident.summary.contains("1 open incident"),
+        "{}",
+        incident.summary
+    );
+    let stages: Vec<_> = incident.stages().into_iter().map(|s| s.stage).collect();
+    assert_eq!(stages, ["detect", "localize"]);
+
+    // A second alert on the same workload joins the incident.
+    let second = alerts
+        .receive(&payload(
+            "firing",
+            &[
+                ("RedisDown", "aa01", "firing"),
+                ("RedisSlow", "bb02", "firing"),
+            ],
+        ))
+        .expect("second alert");
+    assert_eq!(second.updated, vec![id, id]);
+    assert!(second.opened.is_empty());
+
+    // One resolves: still open. Both resolved: resolved.
+    let one = alerts
+        .receive(&payload("resolved", &[("RedisDown", "aa01", "resolved")]))
+        .expect("one resolved");
+    assert!(one.resolved.is_empty(), "{one:?}");
+    assert_eq!(
+        store.get(id).expect("get").expect("stored").status,
+        IncidentStatus::Open
+    );
+    let both = alerts
+        .receive(&payload("resolved", &[("RedisSlow", "bb02", "resolved")]))
+        .expect("both resolved");
+    assert_eq!(both.resolved, vec![id]);
+    assert_eq!(
+        store.get(id).expect("get").expect("stored").status,
+        IncidentStatus::Resolved
+    );
+
+    // An alert about something Vigil does not know still opens an incident, under its name.
+    let unknown = alerts
+        .receive(
+            &serde_json::from_value(json!({
+                "version": "4", "status": "firing", "receiver": "vigil",
+                "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull"},
+                            "startsAt": "2026-11-25T03:00:00Z", "fingerprint": "cc03"}]
+            }))
+            .expect("payload"),
+        )
+        .expect("unknown workload");
+    let other = store.get(unknown.opened[0]).expect("get").expect("stored");
+    assert_eq!(other.workload_key, "alert/DiskFull");
+    assert!(
+        other.summary.contains("Vigil saw nothing"),
+        "{}",
+        other.summary
+    );
+}
+
+#[test]
+fn bad_payloads_are_refused_whole() {
+    let (store, _ingest, alerts) = setup();
+    let mut v3 = payload("firing", &[("RedisDown", "aa01", "firing")]);
+    v3.version = "3".into();
+    let err = alerts.receive(&v3).expect_err("version 3");
+    assert!(err.to_string().contains("version \"3\""), "{err}");
+
+    // The second alert is bad: the first must not have been applied either.
+    let mut bad = payload(
+        "firing",
+        &[
+            ("RedisDown", "aa01", "firing"),
+            ("RedisSlow", "bb02", "firing"),
+        ],
+    );
+    bad.alerts[1].starts_at = "yesterday".into();
+    let err = alerts.receive(&bad).expect_err("bad time");
+    assert!(matches!(err, AlertError::BadTime { .. }), "{err}");
+    assert!(err.to_string().contains("bb02"), "{err}");
+    assert!(store
+        .list(&IncidentQuery {
+            status: None,
+            kind: None,
+            limit: 10,
+        })
+        .expect("list")
+        .is_empty());
+}

@@ -1,0 +1,183 @@
+//! The agent's own Prometheus endpoint (`GET /metrics`, OpenMetrics text): what it read from
+//! the kernel, what it lost and where, whether each probe is attached, and how the stream to
+//! the control plane is doing. Values are read from the counters the pipeline already keeps,
+//! at scrape time.
+
+use std::{
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
+};
+
+use axum::{extract::State, http::header, response::IntoResponse, routing::get, Router};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{text, DescriptorEncoder, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::ConstGauge,
+        MetricType,
+    },
+    registry::Registry,
+};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::{
+    kernel::{probes::ProbeStatus, reader::ReaderStats},
+    metrics::queue::MetricQueue,
+    stream::{buffer::EventBuffer, shipper::ShipperState},
+};
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Events by kind, counted as they are attributed.
+pub type EventCounter = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// What the scrape reads.
+pub struct Sources {
+    pub node: String,
+    pub reader: Arc<ReaderStats>,
+    pub events: Arc<EventBuffer>,
+    pub intervals: Arc<MetricQueue>,
+    pub shipper: Arc<ShipperState>,
+    pub probes: Vec<ProbeStatus>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sources")
+    }
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+impl Collector for Sources {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let r = &self.reader;
+        counter(
+            &mut enc,
+            "ring_buffer_read_events",
+            "Records read from the kernel ring buffer",
+            r.events_read.load(Ordering::Relaxed),
+        )?;
+        let mut dropped = enc.encode_descriptor(
+            "dropped_events",
+            "Events lost, by where: kernel (ring buffer full), buffer (queue to the control plane full), malformed (undecodable record)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, v) in [
+            ("kernel", r.kernel_dropped.load(Ordering::Relaxed)),
+            ("buffer", self.events.dropped()),
+            ("malformed", r.malformed.load(Ordering::Relaxed)),
+        ] {
+            ConstCounter::new(v).encode(dropped.encode_family(&[("reason", reason)])?)?;
+        }
+        counter(
+            &mut enc,
+            "dropped_metric_intervals",
+            "Metric intervals dropped while the control plane was unreachable",
+            self.intervals.dropped(),
+        )?;
+        gauge(
+            &mut enc,
+            "buffered_events",
+            "Events waiting to be sent to the control plane",
+            i64::try_from(self.events.len()).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            &mut enc,
+            "rejected_events",
+            "Events the control plane refused as invalid",
+            self.shipper.rejected.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut enc,
+            "control_plane_connected",
+            "1 while the event stream to the control plane is up",
+            i64::from(self.shipper.connected.load(Ordering::Relaxed)),
+        )?;
+        let mut up = enc.encode_descriptor(
+            "probe_up",
+            "1 when the probe is attached, 0 when the kernel refused it or it is disabled",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in &self.probes {
+            ConstGauge::new(i64::from(p.error.is_none()))
+                .encode(up.encode_family(&[("probe", p.name.as_str())])?)?;
+        }
+        let mut info = enc.encode_descriptor(
+            "build_info",
+            "The agent's version and node (always 1)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(1i64).encode(info.encode_family(&[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("node", self.node.as_str()),
+        ])?)?;
+        Ok(())
+    }
+}
+
+/// The registry behind `/metrics`.
+pub struct Exporter {
+    registry: Registry,
+}
+
+impl Exporter {
+    pub fn new(events: EventCounter, sources: Sources) -> Self {
+        let mut registry = Registry::with_prefix("vigil_agent");
+        registry.register(
+            "events",
+            "Kernel events attributed and queued for the control plane, by kind",
+            events,
+        );
+        registry.register_collector(Box::new(sources));
+        Self { registry }
+    }
+
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+async fn scrape(State(exporter): State<Arc<Exporter>>) -> axum::response::Response {
+    match exporter.encode() {
+        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(e) => (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the metrics failed: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Binds `listen` and serves `/metrics` (and `/healthz`) in the background.
+pub async fn serve(listen: SocketAddr, exporter: Arc<Exporter>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(exporter);
+    info!(addr = %bound, "serving Prometheus metrics on /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            error!(error = %e, "the metrics endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
