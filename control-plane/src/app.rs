@@ -8,7 +8,8 @@ use tracing::{error, info};
 
 use crate::{
     adapters::{
-        grpc, http, kube::KubeEndpoints, prometheus::PrometheusExporter, sqlite::SqliteStore,
+        grpc, http, kube::KubeEndpoints, otlp::OtlpExporter, prometheus::PrometheusExporter,
+        sqlite::SqliteStore,
     },
     config::ControlPlaneConfig,
     domain::{
@@ -28,6 +29,8 @@ pub enum AppError {
     Kube(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Otlp(#[from] crate::adapters::otlp::OtlpError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
     Bind {
         what: &'static str,
@@ -113,6 +116,13 @@ pub async fn run(
         metrics.clone(),
     ));
     observers.add(prometheus.clone());
+    let otlp = if config.otlp.enabled {
+        let exporter = Arc::new(OtlpExporter::start(&config.otlp, store.clone())?);
+        observers.add(exporter.clone());
+        Some(exporter)
+    } else {
+        None
+    };
 
     let bind = |addr, what, field| async move {
         TcpListener::bind(addr)
@@ -247,6 +257,10 @@ pub async fn run(
             Ok(Err(e)) => error!(error = %e, "saving detection baselines failed"),
             Err(e) => error!(error = %e, "saving detection baselines panicked"),
         }
+    }
+    if let Some(otlp) = otlp {
+        // The SDK's exporters block on their own threads; keep the async workers free.
+        let _ = tokio::task::spawn_blocking(move || otlp.flush()).await;
     }
     result.map(|_| ())
 }

@@ -36,6 +36,7 @@ pub struct ControlPlaneConfig {
     pub graph: GraphSettings,
     pub kubernetes: KubernetesConfig,
     pub detection: DetectionSettings,
+    pub otlp: OtlpConfig,
 }
 
 impl Default for ControlPlaneConfig {
@@ -50,6 +51,7 @@ impl Default for ControlPlaneConfig {
             graph: GraphSettings::default(),
             kubernetes: KubernetesConfig::default(),
             detection: DetectionSettings::default(),
+            otlp: OtlpConfig::default(),
         }
     }
 }
@@ -163,6 +165,44 @@ pub struct KubernetesConfig {
     pub api_server: String,
 }
 
+/// OpenTelemetry export (OTLP) of Vigil's metrics and of one trace per incident.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    pub enabled: bool,
+    /// The collector: `http://host:4317` for gRPC, `http://host:4318` for HTTP (the
+    /// `/v1/traces` and `/v1/metrics` paths are added).
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// How often metrics are pushed.
+    pub export_interval_ms: u64,
+    pub timeout_ms: u64,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with binary protobuf bodies.
+    Http,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4317".into(),
+            protocol: OtlpProtocol::Grpc,
+            export_interval_ms: 10_000,
+            timeout_ms: 5_000,
+            service_name: "vigil-control-plane".into(),
+        }
+    }
+}
+
 /// The service graph and the metric samples behind it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -266,6 +306,19 @@ impl ControlPlaneConfig {
         }
         if self.incidents.resolve_after_secs == 0 {
             return invalid("incidents.resolve_after_secs", "must be positive");
+        }
+        if self.otlp.enabled {
+            if !(self.otlp.endpoint.starts_with("http://")
+                || self.otlp.endpoint.starts_with("https://"))
+            {
+                return invalid(
+                    "otlp.endpoint",
+                    "must be an http:// or https:// URL of an OTLP collector",
+                );
+            }
+            if self.otlp.export_interval_ms < 100 {
+                return invalid("otlp.export_interval_ms", "must be at least 100");
+            }
         }
         for (field, v) in [
             ("graph.edge_ttl_secs", self.graph.edge_ttl_secs),

@@ -4,6 +4,7 @@
 //! test leaves no cgroup or process behind. Names start with `vigil-test-`.
 
 pub mod cgroup;
+pub mod otlp;
 pub mod procs;
 pub mod procstat;
 pub mod prometheus;
@@ -136,6 +137,19 @@ impl Api {
             return None;
         }
         r.json().ok()
+    }
+
+    /// POST a JSON body to `path` → (status, JSON answer).
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
     }
 
     /// GET `path` → body text, or `None` when unreachable or an error status.

@@ -3,6 +3,7 @@
 pub mod grpc;
 pub mod http;
 pub mod kube;
+pub mod otlp;
 pub mod prometheus;
 pub mod sqlite;
 pub mod sqlite_telemetry;
