@@ -8,7 +8,16 @@ use tracing::{error, info};
 
 use crate::{
     adapters::{
-        grpc, http, kube::KubeEndpoints, otlp::OtlpExporter, prometheus::PrometheusExporter,
+        grpc, http,
+        kube::{
+            leader::{self, Leadership, LeaseSettings},
+            mirror::KubeMirror,
+            reconcile,
+            report::IncidentReport,
+            KubeEndpoints,
+        },
+        otlp::OtlpExporter,
+        prometheus::PrometheusExporter,
         sqlite::SqliteStore,
     },
     config::ControlPlaneConfig,
@@ -29,6 +38,8 @@ pub enum AppError {
     Kube(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("leader election failed: {0} (RBAC: get/create/patch leases in the namespace; or set kubernetes.leader_election = false for a single replica)")]
+    Election(String),
     #[error(transparent)]
     Otlp(#[from] crate::adapters::otlp::OtlpError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
@@ -88,12 +99,19 @@ pub async fn run(
         )
         .with_observer(observer.clone()),
     );
-    let resolver: Arc<dyn EndpointResolver> = if config.kubernetes.enabled {
-        let client = kube_client(&config.kubernetes.api_server).await?;
-        info!("resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices)");
-        Arc::new(KubeEndpoints::start(client))
+    let cluster = if config.kubernetes.enabled {
+        Some(kube_client(&config.kubernetes.api_server).await?)
     } else {
-        Arc::new(NoCluster)
+        None
+    };
+    let resolver: Arc<dyn EndpointResolver> = match &cluster {
+        Some(client) => {
+            info!(
+                "resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices)"
+            );
+            Arc::new(KubeEndpoints::start(client.clone()))
+        }
+        None => Arc::new(NoCluster),
     };
     let detection = if config.detection.enabled {
         Some(Arc::new(
@@ -232,6 +250,45 @@ pub async fn run(
         store.clone(),
         metrics.clone(),
     ));
+    let mut cluster_tasks = Vec::new();
+    let mut election = None;
+    if let Some(client) = &cluster {
+        let k = &config.kubernetes;
+        let namespace = k.resolved_namespace();
+        let leadership = if k.leader_election {
+            let settings = LeaseSettings {
+                namespace: namespace.clone(),
+                name: k.lease_name.clone(),
+                identity: k.resolved_identity(),
+                duration_secs: k.lease_duration_secs,
+                grace_secs: k.lease_grace_secs,
+            };
+            let (leadership, campaign) = leader::campaign(client.clone(), &settings)
+                .await
+                .map_err(|e| {
+                    AppError::Election(format!("Lease {namespace}/{}: {e}", k.lease_name))
+                })?;
+            election = Some(campaign);
+            leadership
+        } else {
+            Leadership::sole()
+        };
+        if k.incident_reports {
+            let reports: kube::Api<IncidentReport> =
+                kube::Api::namespaced(client.clone(), &namespace);
+            observers.add(Arc::new(KubeMirror::start(
+                reports.clone(),
+                leadership.clone(),
+            )));
+            cluster_tasks.push(tokio::spawn(reconcile::run(reconcile::Context {
+                api: reports,
+                alerts: alerts.clone(),
+                incidents: incidents.clone(),
+                leadership,
+            })));
+            info!(%namespace, "mirroring incidents into IncidentReports");
+        }
+    }
     let api = http::router(http::ApiState {
         events: store.clone(),
         incidents: store.clone(),
@@ -248,6 +305,12 @@ pub async fn run(
     });
     resolver.abort();
     pruner.abort();
+    for t in cluster_tasks {
+        t.abort();
+    }
+    if let Some(e) = election {
+        e.resign().await;
+    }
     if let Some(t) = detector {
         t.abort();
     }

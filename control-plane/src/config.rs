@@ -155,14 +155,69 @@ impl Default for IncidentsConfig {
     }
 }
 
-/// Resolving addresses to Services and Pods through the Kubernetes API.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// The Kubernetes API: endpoint resolution, IncidentReports, leader election.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesConfig {
     /// Watch Pods, Services and EndpointSlices (needs list/watch RBAC on them).
     pub enabled: bool,
     /// API server URL; empty: in-cluster service account, else `$KUBECONFIG`/~/.kube/config.
     pub api_server: String,
+    /// Namespace of the IncidentReports and the Lease; empty: `$POD_NAMESPACE`, else `vigil`.
+    pub namespace: String,
+    /// Mirror incidents into IncidentReports and take reports others create.
+    pub incident_reports: bool,
+    /// Hold a Lease so that one replica acts; off: this replica always acts.
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_duration_secs: u64,
+    /// The holder renews this long before the lease would expire.
+    pub lease_grace_secs: u64,
+    /// This replica's identity in the Lease; empty: `$POD_NAME`, else the host name.
+    pub identity: String,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_server: String::new(),
+            namespace: String::new(),
+            incident_reports: true,
+            leader_election: true,
+            lease_name: "vigil-control-plane".into(),
+            lease_duration_secs: 15,
+            lease_grace_secs: 5,
+            identity: String::new(),
+        }
+    }
+}
+
+impl KubernetesConfig {
+    pub fn resolved_namespace(&self) -> String {
+        non_empty(&self.namespace)
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| "vigil".into())
+    }
+
+    pub fn resolved_identity(&self) -> String {
+        non_empty(&self.identity)
+            .or_else(|| std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()))
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .unwrap_or_else(|| "vigil-control-plane".into())
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
 }
 
 /// OpenTelemetry export (OTLP) of Vigil's metrics and of one trace per incident.
@@ -306,6 +361,15 @@ impl ControlPlaneConfig {
         }
         if self.incidents.resolve_after_secs == 0 {
             return invalid("incidents.resolve_after_secs", "must be positive");
+        }
+        if self.kubernetes.enabled && self.kubernetes.leader_election {
+            let k = &self.kubernetes;
+            if k.lease_grace_secs == 0 || k.lease_grace_secs >= k.lease_duration_secs {
+                return invalid(
+                    "kubernetes.lease_grace_secs",
+                    "must be positive and less than kubernetes.lease_duration_secs",
+                );
+            }
         }
         if self.otlp.enabled {
             if !(self.otlp.endpoint.starts_with("http://")

@@ -68,7 +68,7 @@ fn dashboard_queries(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 fn dashboards() -> Vec<(PathBuf, serde_json::Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/daemonset/dashboards");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/daemonset/base/dashboards");
     let mut found: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(Result::ok)

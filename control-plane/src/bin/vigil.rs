@@ -67,6 +67,8 @@ enum Command {
     },
     /// Everything that transitively depends on an entity (a workload key, `ip:port`, …).
     BlastRadius { entity: String },
+    /// Print the IncidentReport CustomResourceDefinition (YAML; pipe into `kubectl apply -f -`).
+    Crdgen,
 }
 
 struct Api {
@@ -268,6 +270,12 @@ async fn main() -> anyhow::Result<()> {
             .build()?,
     };
     match cli.command {
+        Command::Crdgen => {
+            print!(
+                "{}",
+                control_plane::adapters::kube::report::crd_yaml().context("serialising the CRD")?
+            );
+        }
         Command::Incidents {
             status,
             kind,

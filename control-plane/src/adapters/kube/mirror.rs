@@ -1,0 +1,178 @@
+//! Vigil's incidents mirrored into `IncidentReport` objects by server-side apply: the spec
+//! and the status subresource each under the `vigil-control-plane` field manager, so what
+//! others add to a report is left alone. Writes leave the ingest path through a bounded
+//! queue and are retried with backoff; only the leader writes.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use kube::{
+    api::{Patch, PatchParams},
+    Api, Resource,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{
+    leader::Leadership,
+    report::{IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
+};
+use crate::{
+    domain::incident::{Incident, IncidentKind, IncidentStatus},
+    ports::{IncidentChange, Observer},
+};
+
+/// Changes waiting to be written; beyond this the newest are dropped (and counted).
+const QUEUE: usize = 4096;
+const RETRIES: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+];
+
+/// The report's object name for an incident.
+pub fn report_name(incident_id: i64) -> String {
+    format!("vigil-incident-{incident_id}")
+}
+
+fn rfc3339(unix_ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(unix_ns))
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Reports handed to Vigil by others are their own mirror (see `reconcile`).
+pub fn from_report(incident: &Incident) -> bool {
+    incident.attributes["labels"]["vigil_report"].is_string()
+}
+
+/// How sure Vigil is of the root cause: the ranking's top score for anomalies, certain for
+/// the kernel's own attribution, unknown for someone else's alert.
+fn confidence(incident: &Incident) -> Option<f64> {
+    match incident.kind {
+        IncidentKind::OomKill | IncidentKind::CrashLoop => Some(1.0),
+        IncidentKind::ServiceAnomaly => incident.attributes["root_causes"][0]["score"].as_f64(),
+        IncidentKind::Alert => None,
+    }
+}
+
+/// The apply bodies: (spec object, status object).
+pub fn apply_bodies(incident: &Incident) -> (serde_json::Value, serde_json::Value) {
+    let api_version = IncidentReport::api_version(&());
+    let kind = IncidentReport::kind(&());
+    let spec = json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": report_name(incident.id),
+            "labels": {
+                INCIDENT_LABEL: incident.id.to_string(),
+                "app.kubernetes.io/managed-by": "vigil",
+            },
+        },
+        "spec": {
+            "title": incident.title,
+            "summary": incident.summary,
+            "severity": incident.severity.as_str(),
+            "target": incident.workload_key,
+            "node": incident.node,
+            "source": "vigil",
+        },
+    });
+    let mut status = json!({
+        "phase": match incident.status {
+            IncidentStatus::Open => "Open",
+            IncidentStatus::Resolved => "Resolved",
+        },
+        "incidentId": incident.id,
+        "faultClass": incident.kind.as_str(),
+        "rootCause": incident.workload_key,
+        "actions": [],
+        "message": incident.summary,
+        "openedAt": rfc3339(incident.opened_unix_ns),
+    });
+    if let Some(c) = confidence(incident) {
+        status["confidence"] = json!(c);
+    }
+    if let Some(t) = incident.resolved_unix_ns {
+        status["resolvedAt"] = json!(rfc3339(t));
+    }
+    let status = json!({"apiVersion": api_version, "kind": kind, "status": status});
+    (spec, status)
+}
+
+pub struct KubeMirror {
+    queue: mpsc::Sender<Incident>,
+    dropped: AtomicU64,
+}
+
+impl KubeMirror {
+    /// Starts the writer task; it stops when the mirror is dropped.
+    pub fn start(api: Api<IncidentReport>, leadership: Leadership) -> Self {
+        let (queue, mut rx) = mpsc::channel::<Incident>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(incident) = rx.recv().await {
+                if !leadership.is_leader() {
+                    debug!(
+                        id = incident.id,
+                        "not the leader: IncidentReport left to the leader"
+                    );
+                    continue;
+                }
+                write(&api, &incident).await;
+            }
+        });
+        Self {
+            queue,
+            dropped: AtomicU64::new(0),
+        }
+    }
+}
+
+async fn write(api: &Api<IncidentReport>, incident: &Incident) {
+    let name = report_name(incident.id);
+    let (spec, status) = apply_bodies(incident);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut attempt = 0;
+    loop {
+        let result = match api.patch(&name, &params, &Patch::Apply(&spec)).await {
+            Ok(_) => api
+                .patch_status(&name, &params, &Patch::Apply(&status))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if attempt < RETRIES.len() => {
+                debug!(%name, error = %e, "writing the IncidentReport failed; retrying");
+                tokio::time::sleep(RETRIES[attempt]).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                warn!(%name, error = %e, "cannot write the IncidentReport (is the CRD installed? `vigil crdgen | kubectl apply -f -`; RBAC: patch incidentreports and incidentreports/status)");
+                return;
+            }
+        }
+    }
+}
+
+impl Observer for KubeMirror {
+    fn incident(&self, change: &IncidentChange) {
+        let incident = change.incident();
+        if from_report(incident) {
+            return;
+        }
+        if self.queue.try_send(incident.clone()).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(
+                id = incident.id,
+                dropped_total = n,
+                "IncidentReport queue full: this change is not mirrored"
+            );
+        }
+    }
+}

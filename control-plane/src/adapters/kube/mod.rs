@@ -1,0 +1,11 @@
+//! Kubernetes adapters (kube-rs): endpoint resolution from watches, the `IncidentReport`
+//! custom resource and its mirror of Vigil's incidents, the controller for reports others
+//! create, and Lease-based leader election between control-plane replicas.
+
+pub mod endpoints;
+pub mod leader;
+pub mod mirror;
+pub mod reconcile;
+pub mod report;
+
+pub use endpoints::KubeEndpoints;

@@ -1,0 +1,204 @@
+//! The controller for IncidentReports that others create (a person with kubectl, a chat bot,
+//! another tool): Vigil takes the report as an incident on its target, enriched like an
+//! alert, and answers in the report's status; it keeps the status in step with the incident
+//! (resolution). kube-runtime's Controller drives it: reconcile, error policy, requeues.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use kube::{
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, watcher, Controller},
+    Api, Resource, ResourceExt,
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{
+    leader::Leadership,
+    report::{IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
+};
+use crate::{
+    domain::{
+        alerts::{Alert, AlertError, AlertService, AlertStatus, WebhookPayload},
+        incident::IncidentStatus,
+    },
+    ports::{IncidentStore, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("the report has no namespace or name")]
+    Unnamed,
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the report's status: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("reconcile task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub struct Context {
+    pub api: Api<IncidentReport>,
+    pub alerts: Arc<AlertService>,
+    pub incidents: Arc<dyn IncidentStore>,
+    pub leadership: Leadership,
+}
+
+/// How often a linked report's status is compared with its incident.
+const RESYNC: Duration = Duration::from_secs(15);
+
+/// Vigil's own reports are written by the mirror, not reconciled.
+fn is_vigils(report: &IncidentReport) -> bool {
+    report.labels().contains_key(INCIDENT_LABEL) || report.spec.source == "vigil"
+}
+
+/// A report handed to Vigil, as the alert it amounts to.
+fn as_alert(report: &IncidentReport, ns: &str, name: &str) -> WebhookPayload {
+    let mut labels = BTreeMap::from([
+        ("alertname".to_string(), name.to_string()),
+        ("severity".to_string(), report.spec.severity.clone()),
+        ("vigil_report".to_string(), format!("{ns}/{name}")),
+    ]);
+    if !report.spec.target.is_empty() {
+        labels.insert("vigil_entity".into(), report.spec.target.clone());
+    }
+    if !report.spec.node.is_empty() {
+        labels.insert("node".into(), report.spec.node.clone());
+    }
+    let started = report
+        .meta()
+        .creation_timestamp
+        .as_ref()
+        .map_or_else(|| jiff::Timestamp::now().to_string(), |t| t.0.to_string());
+    WebhookPayload {
+        version: "4".into(),
+        group_key: String::new(),
+        receiver: "incidentreport".into(),
+        alerts: vec![Alert {
+            status: AlertStatus::Firing,
+            labels,
+            annotations: BTreeMap::from([
+                ("summary".to_string(), report.spec.title.clone()),
+                ("description".to_string(), report.spec.summary.clone()),
+            ]),
+            starts_at: started,
+            ends_at: String::new(),
+            generator_url: String::new(),
+            fingerprint: report.uid().unwrap_or_else(|| format!("{ns}/{name}")),
+        }],
+    }
+}
+
+async fn patch_status(
+    api: &Api<IncidentReport>,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let body = json!({
+        "apiVersion": IncidentReport::api_version(&()),
+        "kind": IncidentReport::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn reconcile(
+    report: Arc<IncidentReport>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    if is_vigils(&report) {
+        return Ok(Action::await_change());
+    }
+    if !ctx.leadership.is_leader() {
+        return Ok(Action::requeue(RESYNC));
+    }
+    let (Some(ns), name) = (report.namespace(), report.name_any()) else {
+        return Err(ReconcileError::Unnamed);
+    };
+    if report.spec.title.trim().is_empty() {
+        patch_status(
+            &ctx.api,
+            &name,
+            json!({"phase": "Invalid", "message": "spec.title is empty: say what went wrong", "actions": []}),
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+    let linked = report.status.as_ref().and_then(|s| s.incident_id);
+    let incident = match linked {
+        Some(id) => {
+            let store = ctx.incidents.clone();
+            tokio::task::spawn_blocking(move || store.get(id)).await??
+        }
+        None => {
+            let payload = as_alert(&report, &ns, &name);
+            let alerts = ctx.alerts.clone();
+            let outcome = tokio::task::spawn_blocking(move || alerts.receive(&payload)).await??;
+            let id = outcome.opened.first().or(outcome.updated.first()).copied();
+            let store = ctx.incidents.clone();
+            let incident = match id {
+                Some(id) => tokio::task::spawn_blocking(move || store.get(id)).await??,
+                None => None,
+            };
+            if let Some(i) = &incident {
+                info!(report = %name, incident = i.id, "IncidentReport taken as an incident");
+            }
+            incident
+        }
+    };
+    let Some(incident) = incident else {
+        return Ok(Action::requeue(RESYNC));
+    };
+    let phase = match incident.status {
+        IncidentStatus::Open => "Open",
+        IncidentStatus::Resolved => "Resolved",
+    };
+    let current = report.status.as_ref();
+    if current.map(|s| (s.phase.as_str(), s.incident_id)) != Some((phase, Some(incident.id))) {
+        patch_status(
+            &ctx.api,
+            &name,
+            json!({
+                "phase": phase,
+                "incidentId": incident.id,
+                "faultClass": incident.kind.as_str(),
+                "rootCause": incident.workload_key,
+                "message": incident.summary,
+                "actions": [],
+            }),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+pub fn error_policy(
+    report: Arc<IncidentReport>,
+    error: &ReconcileError,
+    _: Arc<Context>,
+) -> Action {
+    warn!(report = %report.name_any(), %error, "reconciling an IncidentReport failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the controller until the stream ends.
+pub async fn run(ctx: Context) {
+    let api = ctx.api.clone();
+    Controller::new(api, watcher::Config::default())
+        .run(reconcile, error_policy, Arc::new(ctx))
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "IncidentReport controller");
+            }
+        })
+        .await;
+}

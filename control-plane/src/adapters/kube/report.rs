@@ -1,0 +1,99 @@
+//! `IncidentReport` (`vigil.dev/v1alpha1`): an incident as a Kubernetes object, so
+//! `kubectl get incidentreports` and anything that watches the API (GitOps, chat bots,
+//! dashboards) sees what Vigil sees. Vigil writes the ones it opens (spec and status, by
+//! server-side apply); a person or another tool may create one (spec only) to hand Vigil an
+//! incident, and Vigil answers in its status.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The field manager of every write Vigil makes.
+pub const FIELD_MANAGER: &str = "vigil-control-plane";
+/// Label on reports Vigil created, with the incident id.
+pub const INCIDENT_LABEL: &str = "vigil.dev/incident-id";
+
+#[derive(CustomResource, Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "vigil.dev",
+    version = "v1alpha1",
+    kind = "IncidentReport",
+    plural = "incidentreports",
+    shortname = "ir",
+    namespaced,
+    doc = "An incident Vigil found or was handed: what went wrong and where (spec), and Vigil's verdict (status).",
+    status = "IncidentReportStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Class","type":"string","jsonPath":".status.faultClass"}"#,
+    printcolumn = r#"{"name":"Root cause","type":"string","jsonPath":".status.rootCause"}"#,
+    printcolumn = r#"{"name":"Severity","type":"string","jsonPath":".spec.severity"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentReportSpec {
+    /// What went wrong, in one line.
+    pub title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
+    /// `warning` or `critical`.
+    #[serde(default = "warning")]
+    pub severity: String,
+    /// The workload or service it is about, as Vigil names entities (`k8s-svc/shop/cart`,
+    /// `cgroup/…`) or by a plain name Vigil matches (`cart`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// The node, when it matters.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
+    /// Who reported it: `vigil` for Vigil's own incidents, anything else for others.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+}
+
+fn warning() -> String {
+    "warning".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentReportStatus {
+    /// `Open` or `Resolved`; `Invalid` when a report Vigil was handed cannot be used.
+    pub phase: String,
+    /// Vigil's incident behind the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<i64>,
+    /// `oom_kill`, `crash_loop`, `service_anomaly`, `alert`, …
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fault_class: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub root_cause: String,
+    /// Confidence in the root cause, 0–1 (1 when the kernel attributed it directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Remediation actions taken or proposed, oldest first.
+    #[serde(default)]
+    pub actions: Vec<ReportAction>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub opened_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resolved_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportAction {
+    pub action: String,
+    /// `proposed`, `approved`, `applied`, `verified`, `rolled_back`, `failed`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub at: String,
+}
+
+/// The CRD as YAML, for `vigil crdgen` and the committed manifest.
+pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&IncidentReport::crd())
+}
