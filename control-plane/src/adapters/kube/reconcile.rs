@@ -49,6 +49,9 @@ pub struct Context {
 
 /// How often a linked report's status is compared with its incident.
 const RESYNC: Duration = Duration::from_secs(15);
+/// How soon a follower looks again (it costs no API call): a new leader picks reports up
+/// within this.
+const FOLLOWER_RETRY: Duration = Duration::from_secs(2);
 
 /// Vigil's own reports are written by the mirror, not reconciled.
 fn is_vigils(report: &IncidentReport) -> bool {
@@ -119,7 +122,7 @@ pub async fn reconcile(
         return Ok(Action::await_change());
     }
     if !ctx.leadership.is_leader() {
-        return Ok(Action::requeue(RESYNC));
+        return Ok(Action::requeue(FOLLOWER_RETRY));
     }
     let (Some(ns), name) = (report.namespace(), report.name_any()) else {
         return Err(ReconcileError::Unnamed);
