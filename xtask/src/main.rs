@@ -18,7 +18,11 @@ struct Cli {
 enum Task {
     /// Install what a fresh machine lacks (idempotent): nightly rust-src, bpf-linker built
     /// against the nightly's LLVM, cargo-nextest, Debian packages; check the kernel.
-    Setup,
+    Setup {
+        /// Only the eBPF toolchain (nightly rust-src, bpf-linker): what an image build needs.
+        #[arg(long)]
+        toolchain_only: bool,
+    },
     /// Compile the eBPF programs (nightly, bpfel-unknown-none).
     BuildEbpf,
     /// Build the eBPF object and every binary.
@@ -71,7 +75,12 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
-        Task::Setup => setup::run(),
+        Task::Setup {
+            toolchain_only: true,
+        } => setup::toolchain(),
+        Task::Setup {
+            toolchain_only: false,
+        } => setup::run(),
         Task::BuildEbpf => build::ebpf(),
         Task::Build { release } => {
             setup::run()?;

@@ -87,6 +87,12 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The eBPF toolchain alone (container image builds).
+pub fn toolchain() -> anyhow::Result<()> {
+    nightly()?;
+    bpf_linker()
+}
+
 fn nightly() -> anyhow::Result<()> {
     step("Rust nightly with rust-src (builds core for bpfel-unknown-none)");
     if !have("rustup") {
