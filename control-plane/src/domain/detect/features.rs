@@ -287,8 +287,11 @@ fn flatten(
                         .or_insert_with(|| resolve(&i.node, &f.remote));
                     let edge = format!("{key}->{server}");
                     rows.push(&edge, Edge, w, "connect_failures_per_s", failed, 0.0);
-                    let edge_resets = (c.resets_received + c.resets_sent) as f64;
-                    rows.push(&edge, Edge, w, "resets_per_s", edge_resets, 0.0);
+                    // Only the resets the server sent back: a reset the caller sends is its
+                    // own decision (its client went away, it gave up), and a proxy does that
+                    // whenever its downstream disconnects mid-request. A slow server shows
+                    // in RTT; a refusing or crashing one in what the caller receives.
+                    rows.push(&edge, Edge, w, "resets_per_s", resets, 0.0);
                     rows.push(&edge, Edge, w, "retransmits_per_s", retrans, 0.0);
                     rows.push(&edge, Edge, w, "connects_per_s", c.connects as f64, 0.0);
                     if c.srtt_samples > 0 {
