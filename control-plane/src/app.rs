@@ -280,12 +280,12 @@ pub async fn run(
                 reports.clone(),
                 leadership.clone(),
             )));
-            cluster_tasks.push(tokio::spawn(reconcile::run(reconcile::Context {
-                api: reports,
-                alerts: alerts.clone(),
-                incidents: incidents.clone(),
+            cluster_tasks.push(tokio::spawn(reconcile::run(reconcile::Context::new(
+                reports,
+                alerts.clone(),
+                incidents.clone(),
                 leadership,
-            })));
+            ))));
             info!(%namespace, "mirroring incidents into IncidentReports");
         }
     }

@@ -1,1 +1,4 @@
+//! Test support shared by several integration tests; each uses only part of it.
+#![allow(dead_code)]
+
 pub mod apiserver;

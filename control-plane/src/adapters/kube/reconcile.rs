@@ -3,7 +3,11 @@
 //! alert, and answers in the report's status; it keeps the status in step with the incident
 //! (resolution). kube-runtime's Controller drives it: reconcile, error policy, requeues.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures::StreamExt;
 use kube::{
@@ -45,6 +49,35 @@ pub struct Context {
     pub alerts: Arc<AlertService>,
     pub incidents: Arc<dyn IncidentStore>,
     pub leadership: Leadership,
+    /// Failures in a row, by report: the retry delay doubles with each.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        api: Api<IncidentReport>,
+        alerts: Arc<AlertService>,
+        incidents: Arc<dyn IncidentStore>,
+        leadership: Leadership,
+    ) -> Self {
+        Self {
+            api,
+            alerts,
+            incidents,
+            leadership,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Retry delay after `failures` failures in a row: 2 s doubling, at most 5 min.
+pub fn backoff(failures: u32) -> Duration {
+    let secs = 2u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
 }
 
 /// How often a linked report's status is compared with its incident.
@@ -118,7 +151,16 @@ pub async fn reconcile(
     report: Arc<IncidentReport>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    if is_vigils(&report) {
+    let action = reconcile_report(&report, &ctx).await?;
+    ctx.failures().remove(&report.name_any());
+    Ok(action)
+}
+
+async fn reconcile_report(
+    report: &IncidentReport,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if is_vigils(report) {
         return Ok(Action::await_change());
     }
     if !ctx.leadership.is_leader() {
@@ -143,7 +185,7 @@ pub async fn reconcile(
             tokio::task::spawn_blocking(move || store.get(id)).await??
         }
         None => {
-            let payload = as_alert(&report, &ns, &name);
+            let payload = as_alert(report, &ns, &name);
             let alerts = ctx.alerts.clone();
             let outcome = tokio::task::spawn_blocking(move || alerts.receive(&payload)).await??;
             let id = outcome.opened.first().or(outcome.updated.first()).copied();
@@ -204,4 +246,19 @@ pub async fn run(ctx: Context) {
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_five_minutes() {
+        let secs: Vec<u64> = [1, 2, 3, 4, 8, 9, 40]
+            .map(|n| backoff(n).as_secs())
+            .to_vec();
+        assert_eq!(secs, [2, 4, 8, 16, 256, 300, 300]);
+        assert_eq!(backoff(0), Duration::from_secs(2));
+    }
 }
