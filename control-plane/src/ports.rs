@@ -44,6 +44,17 @@ pub struct IncidentQuery {
     pub limit: usize,
 }
 
+impl IncidentQuery {
+    /// Open incidents of every kind, at most `limit`.
+    pub fn open(limit: usize) -> Self {
+        Self {
+            status: Some(IncidentStatus::Open),
+            kind: None,
+            limit,
+        }
+    }
+}
+
 /// A node as it introduced itself, plus the loss counters it last reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NodeInfo {
@@ -65,6 +76,18 @@ pub struct AgentStats {
     pub malformed: u64,
     #[serde(default)]
     pub metric_intervals_dropped: u64,
+}
+
+impl AgentStats {
+    /// Events lost, by where: the labels every exporter reports them under.
+    pub fn losses(&self) -> [(&'static str, u64); 4] {
+        [
+            ("kernel", self.kernel_dropped),
+            ("buffer", self.buffer_dropped),
+            ("malformed", self.malformed),
+            ("metric_interval", self.metric_intervals_dropped),
+        ]
+    }
 }
 
 pub trait EventStore: Send + Sync {

@@ -2,7 +2,7 @@
 //! incident on the workload its labels name, carrying Vigil's own evidence there; a second
 //! alert on the same workload joins it; the incident resolves only when both have resolved.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use control_plane::{
     adapters::sqlite::SqliteStore,
@@ -56,10 +56,7 @@ fn setup() -> (Arc<SqliteStore>, IngestService, AlertService) {
         store.clone(),
         store.clone(),
         store.clone(),
-        Tier1Rules::new(CrashLoopPolicy {
-            restarts: 3,
-            window: Duration::from_secs(60),
-        }),
+        Tier1Rules::new(CrashLoopPolicy::default()),
     );
     let metrics = Arc::new(MetricsService::new(
         store.clone(),

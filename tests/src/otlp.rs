@@ -76,6 +76,22 @@ impl Sink {
     fn with<T>(&self, f: impl FnOnce(&mut Received) -> T) -> T {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Keeps one export request that came over `transport`.
+    fn keep<R>(&self, transport: &'static str, request: R, into: fn(&mut Received, R)) {
+        self.with(|r| {
+            into(r, request);
+            *r.requests.entry(transport).or_default() += 1;
+        });
+    }
+}
+
+fn keep_traces(r: &mut Received, req: ExportTraceServiceRequest) {
+    r.traces.push(req);
+}
+
+fn keep_metrics(r: &mut Received, req: ExportMetricsServiceRequest) {
+    r.metrics.push(req);
 }
 
 #[tonic::async_trait]
@@ -84,10 +100,7 @@ impl TraceService for Sink {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.with(|r| {
-            r.traces.push(request.into_inner());
-            *r.requests.entry("grpc").or_default() += 1;
-        });
+        self.keep("grpc", request.into_inner(), keep_traces);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -98,42 +111,33 @@ impl MetricsService for Sink {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.with(|r| {
-            r.metrics.push(request.into_inner());
-            *r.requests.entry("grpc").or_default() += 1;
-        });
+        self.keep("grpc", request.into_inner(), keep_metrics);
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
 
-fn protobuf(body: Vec<u8>) -> axum::response::Response {
-    ([(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+/// OTLP/HTTP: a protobuf request body in, the empty protobuf response out.
+fn http_export<Req: Message + Default, Resp: Message + Default>(
+    sink: &Sink,
+    body: Bytes,
+    into: fn(&mut Received, Req),
+) -> axum::response::Response {
+    match Req::decode(body) {
+        Ok(req) => {
+            sink.keep("http", req, into);
+            let body = Resp::default().encode_to_vec();
+            ([(header::CONTENT_TYPE, "application/x-protobuf")], body).into_response()
+        }
+        Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
 }
 
 async fn http_traces(State(sink): State<Sink>, body: Bytes) -> axum::response::Response {
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(req) => {
-            sink.with(|r| {
-                r.traces.push(req);
-                *r.requests.entry("http").or_default() += 1;
-            });
-            protobuf(ExportTraceServiceResponse::default().encode_to_vec())
-        }
-        Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
+    http_export::<_, ExportTraceServiceResponse>(&sink, body, keep_traces)
 }
 
 async fn http_metrics(State(sink): State<Sink>, body: Bytes) -> axum::response::Response {
-    match ExportMetricsServiceRequest::decode(body) {
-        Ok(req) => {
-            sink.with(|r| {
-                r.metrics.push(req);
-                *r.requests.entry("http").or_default() += 1;
-            });
-            protobuf(ExportMetricsServiceResponse::default().encode_to_vec())
-        }
-        Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
+    http_export::<_, ExportMetricsServiceResponse>(&sink, body, keep_metrics)
 }
 
 pub struct OtlpReceiver {

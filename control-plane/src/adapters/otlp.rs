@@ -157,12 +157,7 @@ impl OtlpExporter {
             )
             .with_callback(move |o| {
                 for n in reported.list_nodes().unwrap_or_default() {
-                    for (reason, v) in [
-                        ("kernel", n.stats.kernel_dropped),
-                        ("buffer", n.stats.buffer_dropped),
-                        ("malformed", n.stats.malformed),
-                        ("metric_interval", n.stats.metric_intervals_dropped),
-                    ] {
+                    for (reason, v) in n.stats.losses() {
                         o.observe(
                             v,
                             &[
@@ -329,14 +324,11 @@ impl Observer for OtlpExporter {
         match change {
             IncidentChange::Opened { incident, finding } => {
                 self.opened.add(1, &class);
-                let stages = finding.stages();
-                if let Some(d) = stages.iter().find(|s| s.stage == "detect") {
-                    self.detection_latency.record(
-                        (d.end_unix_ns - d.start_unix_ns) as f64 / 1e9,
-                        &[KeyValue::new("kind", i.kind.as_str())],
-                    );
+                if let Some(secs) = finding.detection_seconds() {
+                    self.detection_latency
+                        .record(secs, &[KeyValue::new("kind", i.kind.as_str())]);
                 }
-                self.trace_opened(incident, &stages);
+                self.trace_opened(incident, &finding.stages());
             }
             IncidentChange::Resolved(incident) => {
                 self.resolved.add(1, &class);

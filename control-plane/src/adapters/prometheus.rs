@@ -26,7 +26,7 @@ use tracing::warn;
 
 use crate::{
     domain::{
-        incident::{IncidentKind, IncidentStatus, Severity},
+        incident::{IncidentKind, Severity},
         ingest::now_unix_ns,
         metrics::MetricsService,
     },
@@ -148,8 +148,7 @@ impl Observer for PrometheusExporter {
         match change {
             IncidentChange::Opened { finding, .. } => {
                 self.opened.get_or_create(&labels).inc();
-                if let Some(detect) = finding.stages().iter().find(|s| s.stage == "detect") {
-                    let secs = (detect.end_unix_ns - detect.start_unix_ns) as f64 / 1e9;
+                if let Some(secs) = finding.detection_seconds() {
                     self.detection_latency
                         .get_or_create(&vec![("kind", incident.kind.as_str().to_string())])
                         .observe(secs);
@@ -235,11 +234,7 @@ impl Collector for StoreState {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let open = self
             .incidents
-            .list(&IncidentQuery {
-                status: Some(IncidentStatus::Open),
-                kind: None,
-                limit: usize::MAX,
-            })
+            .list(&IncidentQuery::open(usize::MAX))
             .unwrap_or_else(|e| {
                 warn!(error = %e, "metrics: listing open incidents failed");
                 Vec::new()
@@ -290,13 +285,7 @@ impl Collector for StoreState {
             None,
             MetricType::Counter,
             nodes.iter().flat_map(|n| {
-                [
-                    ("kernel", n.stats.kernel_dropped),
-                    ("buffer", n.stats.buffer_dropped),
-                    ("malformed", n.stats.malformed),
-                    ("metric_interval", n.stats.metric_intervals_dropped),
-                ]
-                .map(|(reason, v)| {
+                n.stats.losses().map(|(reason, v)| {
                     (
                         vec![("node", n.name.clone()), ("reason", reason.to_string())],
                         ConstCounter::new(v),

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
-use super::incident::IncidentStatus;
 use super::{
-    incident::{Finding, IncidentKind, Severity, Stage},
+    event::StoredEvent,
+    incident::{Finding, Incident, IncidentKind, Severity, Stage},
     ingest::now_unix_ns,
     metrics::MetricsService,
 };
@@ -75,6 +75,15 @@ pub struct AlertOutcome {
     pub opened: Vec<i64>,
     pub updated: Vec<i64>,
     pub resolved: Vec<i64>,
+}
+
+/// What Vigil itself saw, gathered once per payload.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    now: i64,
+    recent: &'a [StoredEvent],
+    /// Open incidents other than alerts.
+    open: &'a [Incident],
 }
 
 /// Labels that name a workload, most specific first.
@@ -176,6 +185,18 @@ impl AlertService {
         })?;
         let mut known: Vec<&str> = graph.nodes.iter().map(|n| n.id.as_str()).collect();
         known.extend(recent.iter().map(|e| e.event.workload.key.as_str()));
+        // Vigil's own open incidents, the context every alert of the payload is matched to.
+        let vigils: Vec<Incident> = self
+            .incidents
+            .list(&IncidentQuery::open(1000))?
+            .into_iter()
+            .filter(|i| i.kind != IncidentKind::Alert)
+            .collect();
+        let seen = Seen {
+            now,
+            recent: &recent,
+            open: &vigils,
+        };
         let mut outcome = AlertOutcome::default();
         for (alert, started) in payload.alerts.iter().zip(starts) {
             let name = alert
@@ -204,29 +225,22 @@ impl AlertService {
                 alert.fingerprint.clone(),
                 alert.status == AlertStatus::Firing,
             );
-            match (alert.status, open) {
-                (AlertStatus::Resolved, None) => {}
-                (AlertStatus::Resolved, Some(incident)) => {
-                    let finding =
-                        self.finding(alert, &name, &entity, &node, started, now, &firing, &recent);
+            if alert.status == AlertStatus::Resolved && open.is_none() {
+                continue;
+            }
+            let finding = self.finding(alert, &name, &entity, &node, started, &firing, &seen);
+            match open {
+                Some(incident) => {
                     self.incidents.add_occurrence(incident.id, &finding)?;
-                    if !firing.values().any(|f| *f) {
+                    if firing.values().any(|f| *f) {
+                        outcome.updated.push(incident.id);
+                    } else {
                         self.incidents.resolve(incident.id, now)?;
                         info!(id = incident.id, alert = %name, "alert resolved: incident resolved");
                         outcome.resolved.push(incident.id);
-                    } else {
-                        outcome.updated.push(incident.id);
                     }
                 }
-                (AlertStatus::Firing, Some(incident)) => {
-                    let finding =
-                        self.finding(alert, &name, &entity, &node, started, now, &firing, &recent);
-                    self.incidents.add_occurrence(incident.id, &finding)?;
-                    outcome.updated.push(incident.id);
-                }
-                (AlertStatus::Firing, None) => {
-                    let finding =
-                        self.finding(alert, &name, &entity, &node, started, now, &firing, &recent);
+                None => {
                     let incident = self.incidents.create(&finding)?;
                     info!(id = incident.id, alert = %name, entity = %entity, "alert opened an incident");
                     outcome.opened.push(incident.id);
@@ -246,20 +260,12 @@ impl AlertService {
         entity: &str,
         node: &str,
         started: i64,
-        now: i64,
         firing: &BTreeMap<String, bool>,
-        recent: &[super::event::StoredEvent],
+        seen: &Seen,
     ) -> Finding {
-        let related: Vec<_> = self
-            .incidents
-            .list(&IncidentQuery {
-                status: Some(IncidentStatus::Open),
-                kind: None,
-                limit: 1000,
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| i.kind != IncidentKind::Alert)
+        let Seen { now, recent, open } = *seen;
+        let related: Vec<_> = open
+            .iter()
             .filter(|i| {
                 i.workload_key == entity
                     || i.attributes["entities"]

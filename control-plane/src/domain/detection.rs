@@ -28,7 +28,7 @@ use super::{
         rootcause::{rank, RankConfig, RootCause},
         univariate::UnivariateConfig,
     },
-    incident::{Finding, IncidentKind, IncidentStatus, Severity, Stage},
+    incident::{Finding, IncidentKind, Severity, Stage},
     ingest::now_unix_ns as wall_clock_ns,
     telemetry::{Endpoint, MetricInterval},
 };
@@ -370,16 +370,9 @@ impl DetectionService {
     fn anchors(&self, since_unix_ns: i64) -> Result<Vec<Anchor>, StoreError> {
         Ok(self
             .incidents
-            .list(&IncidentQuery {
-                status: Some(IncidentStatus::Open),
-                kind: None,
-                limit: 1000,
-            })?
+            .list(&IncidentQuery::open(1000))?
             .into_iter()
-            .filter(|i| {
-                matches!(i.kind, IncidentKind::OomKill | IncidentKind::CrashLoop)
-                    && i.updated_unix_ns >= since_unix_ns
-            })
+            .filter(|i| i.kind.is_kernel_rule() && i.updated_unix_ns >= since_unix_ns)
             .map(|i| Anchor {
                 incident: i.id,
                 workload: i.workload_key,

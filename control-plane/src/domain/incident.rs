@@ -21,6 +21,12 @@ impl IncidentKind {
         Self::Alert,
     ];
 
+    /// Kinds a kernel-event rule opens and owns: quiet-resolved, and anomalies next to them
+    /// join them.
+    pub fn is_kernel_rule(self) -> bool {
+        matches!(self, Self::OomKill | Self::CrashLoop)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OomKill => "oom_kill",
@@ -176,6 +182,15 @@ impl Finding {
 
     pub fn stages(&self) -> Vec<Stage> {
         stages_of(&self.attributes)
+    }
+
+    /// Detection latency: how long its `detect` stage took, from the first evidence to the
+    /// finding.
+    pub fn detection_seconds(&self) -> Option<f64> {
+        self.stages()
+            .iter()
+            .find(|s| s.stage == "detect")
+            .map(|d| (d.end_unix_ns - d.start_unix_ns) as f64 / 1e9)
     }
 }
 

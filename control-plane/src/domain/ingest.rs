@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::{
     event::KernelEvent,
-    incident::{Finding, Incident, IncidentKind, IncidentStatus, Stage},
+    incident::{Finding, Incident, Stage},
     rules::Tier1Rules,
 };
 use crate::ports::{
@@ -131,17 +131,13 @@ impl IngestService {
     /// Resolves open incidents with no new finding for `quiet_ns`. Returns their ids.
     pub fn resolve_quiet(&self, now_unix_ns: i64, quiet_ns: i64) -> Result<Vec<i64>, StoreError> {
         let _serialise = self.rules.lock().unwrap_or_else(|p| p.into_inner());
-        let open = self.incidents.list(&IncidentQuery {
-            status: Some(IncidentStatus::Open),
-            kind: None,
-            limit: usize::MAX,
-        })?;
+        let open = self.incidents.list(&IncidentQuery::open(usize::MAX))?;
         let mut resolved = Vec::new();
         // Anomaly incidents resolve when detection sees their signals back at baseline, alert
         // incidents when Alertmanager says so (it repeats firing alerts only every few hours).
         for incident in open
             .into_iter()
-            .filter(|i| matches!(i.kind, IncidentKind::OomKill | IncidentKind::CrashLoop))
+            .filter(|i| i.kind.is_kernel_rule())
             .filter(|i| now_unix_ns - i.updated_unix_ns >= quiet_ns)
         {
             self.incidents.resolve(incident.id, now_unix_ns)?;

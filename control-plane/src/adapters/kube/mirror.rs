@@ -18,10 +18,10 @@ use tracing::{debug, warn};
 
 use super::{
     leader::Leadership,
-    report::{IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
+    report::{apply_status, phase, IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
 };
 use crate::{
-    domain::incident::{Incident, IncidentKind, IncidentStatus},
+    domain::incident::{Incident, IncidentKind},
     ports::{IncidentChange, Observer},
 };
 
@@ -59,13 +59,11 @@ fn confidence(incident: &Incident) -> Option<f64> {
     }
 }
 
-/// The apply bodies: (spec object, status object).
-pub fn apply_bodies(incident: &Incident) -> (serde_json::Value, serde_json::Value) {
-    let api_version = IncidentReport::api_version(&());
-    let kind = IncidentReport::kind(&());
-    let spec = json!({
-        "apiVersion": api_version,
-        "kind": kind,
+/// The report object Vigil applies for an incident (its spec; the status goes separately).
+fn report_object(incident: &Incident) -> serde_json::Value {
+    json!({
+        "apiVersion": IncidentReport::api_version(&()),
+        "kind": IncidentReport::kind(&()),
         "metadata": {
             "name": report_name(incident.id),
             "labels": {
@@ -81,12 +79,13 @@ pub fn apply_bodies(incident: &Incident) -> (serde_json::Value, serde_json::Valu
             "node": incident.node,
             "source": "vigil",
         },
-    });
+    })
+}
+
+/// What a report's status says of its incident.
+pub fn report_status(incident: &Incident) -> serde_json::Value {
     let mut status = json!({
-        "phase": match incident.status {
-            IncidentStatus::Open => "Open",
-            IncidentStatus::Resolved => "Resolved",
-        },
+        "phase": phase(incident.status),
         "incidentId": incident.id,
         "faultClass": incident.kind.as_str(),
         "rootCause": incident.workload_key,
@@ -100,8 +99,7 @@ pub fn apply_bodies(incident: &Incident) -> (serde_json::Value, serde_json::Valu
     if let Some(t) = incident.resolved_unix_ns {
         status["resolvedAt"] = json!(rfc3339(t));
     }
-    let status = json!({"apiVersion": api_version, "kind": kind, "status": status});
-    (spec, status)
+    status
 }
 
 pub struct KubeMirror {
@@ -134,15 +132,12 @@ impl KubeMirror {
 
 async fn write(api: &Api<IncidentReport>, incident: &Incident) {
     let name = report_name(incident.id);
-    let (spec, status) = apply_bodies(incident);
+    let (object, status) = (report_object(incident), report_status(incident));
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut attempt = 0;
     loop {
-        let result = match api.patch(&name, &params, &Patch::Apply(&spec)).await {
-            Ok(_) => api
-                .patch_status(&name, &params, &Patch::Apply(&status))
-                .await
-                .map(|_| ()),
+        let result = match api.patch(&name, &params, &Patch::Apply(&object)).await {
+            Ok(_) => apply_status(api, &name, &status).await,
             Err(e) => Err(e),
         };
         match result {

@@ -11,7 +11,6 @@ use std::{
 
 use futures::StreamExt;
 use kube::{
-    api::{Patch, PatchParams},
     runtime::{controller::Action, watcher, Controller},
     Api, Resource, ResourceExt,
 };
@@ -20,13 +19,11 @@ use tracing::{info, warn};
 
 use super::{
     leader::Leadership,
-    report::{IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
+    mirror::report_status,
+    report::{apply_status, phase, IncidentReport, INCIDENT_LABEL},
 };
 use crate::{
-    domain::{
-        alerts::{Alert, AlertError, AlertService, AlertStatus, WebhookPayload},
-        incident::IncidentStatus,
-    },
+    domain::alerts::{Alert, AlertError, AlertService, AlertStatus, WebhookPayload},
     ports::{IncidentStore, StoreError},
 };
 
@@ -128,25 +125,6 @@ fn as_alert(report: &IncidentReport, ns: &str, name: &str) -> WebhookPayload {
     }
 }
 
-async fn patch_status(
-    api: &Api<IncidentReport>,
-    name: &str,
-    status: serde_json::Value,
-) -> Result<(), kube::Error> {
-    let body = json!({
-        "apiVersion": IncidentReport::api_version(&()),
-        "kind": IncidentReport::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map(|_| ())
-}
-
 pub async fn reconcile(
     report: Arc<IncidentReport>,
     ctx: Arc<Context>,
@@ -170,58 +148,39 @@ async fn reconcile_report(
         return Err(ReconcileError::Unnamed);
     };
     if report.spec.title.trim().is_empty() {
-        patch_status(
+        apply_status(
             &ctx.api,
             &name,
-            json!({"phase": "Invalid", "message": "spec.title is empty: say what went wrong", "actions": []}),
+            &json!({"phase": "Invalid", "message": "spec.title is empty: say what went wrong", "actions": []}),
         )
         .await?;
         return Ok(Action::await_change());
     }
     let linked = report.status.as_ref().and_then(|s| s.incident_id);
-    let incident = match linked {
-        Some(id) => {
-            let store = ctx.incidents.clone();
-            tokio::task::spawn_blocking(move || store.get(id)).await??
-        }
+    let id = match linked {
+        Some(id) => Some(id),
         None => {
             let payload = as_alert(report, &ns, &name);
             let alerts = ctx.alerts.clone();
             let outcome = tokio::task::spawn_blocking(move || alerts.receive(&payload)).await??;
-            let id = outcome.opened.first().or(outcome.updated.first()).copied();
-            let store = ctx.incidents.clone();
-            let incident = match id {
-                Some(id) => tokio::task::spawn_blocking(move || store.get(id)).await??,
-                None => None,
-            };
-            if let Some(i) = &incident {
-                info!(report = %name, incident = i.id, "IncidentReport taken as an incident");
-            }
-            incident
+            outcome.opened.first().or(outcome.updated.first()).copied()
         }
+    };
+    let store = ctx.incidents.clone();
+    let incident = match id {
+        Some(id) => tokio::task::spawn_blocking(move || store.get(id)).await??,
+        None => None,
     };
     let Some(incident) = incident else {
         return Ok(Action::requeue(RESYNC));
     };
-    let phase = match incident.status {
-        IncidentStatus::Open => "Open",
-        IncidentStatus::Resolved => "Resolved",
-    };
+    if linked.is_none() {
+        info!(report = %name, incident = incident.id, "IncidentReport taken as an incident");
+    }
     let current = report.status.as_ref();
+    let phase = phase(incident.status);
     if current.map(|s| (s.phase.as_str(), s.incident_id)) != Some((phase, Some(incident.id))) {
-        patch_status(
-            &ctx.api,
-            &name,
-            json!({
-                "phase": phase,
-                "incidentId": incident.id,
-                "faultClass": incident.kind.as_str(),
-                "rootCause": incident.workload_key,
-                "message": incident.summary,
-                "actions": [],
-            }),
-        )
-        .await?;
+        apply_status(&ctx.api, &name, &report_status(&incident)).await?;
     }
     Ok(Action::requeue(RESYNC))
 }

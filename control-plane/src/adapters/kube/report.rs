@@ -4,9 +4,14 @@
 //! server-side apply); a person or another tool may create one (spec only) to hand Vigil an
 //! incident, and Vigil answers in its status.
 
-use kube::CustomResource;
+use kube::{
+    api::{Patch, PatchParams},
+    Api, CustomResource, Resource,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::domain::incident::IncidentStatus;
 
 /// The field manager of every write Vigil makes.
 pub const FIELD_MANAGER: &str = "vigil-control-plane";
@@ -90,6 +95,31 @@ pub struct ReportAction {
     pub state: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub at: String,
+}
+
+/// A report's phase for an incident's status.
+pub fn phase(status: IncidentStatus) -> &'static str {
+    match status {
+        IncidentStatus::Open => "Open",
+        IncidentStatus::Resolved => "Resolved",
+    }
+}
+
+/// Server-side applies `status` to the report's status subresource, as Vigil's field manager.
+pub async fn apply_status(
+    api: &Api<IncidentReport>,
+    name: &str,
+    status: &serde_json::Value,
+) -> Result<(), kube::Error> {
+    let body = serde_json::json!({
+        "apiVersion": IncidentReport::api_version(&()),
+        "kind": IncidentReport::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&body))
+        .await
+        .map(|_| ())
 }
 
 /// The CRD as YAML, for `vigil crdgen` and the committed manifest.
