@@ -12,13 +12,13 @@ use control_plane::{
     adapters::sqlite::SqliteStore,
     config::ControlPlaneConfig,
     domain::{
-        detection::{DetectionConfig, DetectionService},
-        graph::GraphConfig,
-        ingest::now_unix_ns,
-        metrics::MetricsService,
+        clock::{Clock, ManualClock, SystemClock},
+        detection::{DetectionConfig, DetectionParts, DetectionService},
+        graph::{ports::NoCluster, GraphConfig, LiveGraph},
+        incident::IncidentId,
+        interval::service::MetricsService,
     },
     eval::synthetic::{Fleet, SlowRedis, SEC},
-    ports::NoCluster,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -35,16 +35,26 @@ fn main() -> anyhow::Result<()> {
         grace_ns: 0,
         ..ControlPlaneConfig::default().detection_config()
     };
-    let detection = Arc::new(DetectionService::new(config, store.clone(), store.clone())?);
-    let metrics = MetricsService::new(store.clone(), Arc::new(NoCluster), GraphConfig::default())
-        .with_detection(detection.clone());
+    // Synthetic time: each window is judged the moment its grace ends.
+    let clock = Arc::new(ManualClock::at(0));
+    let graph = Arc::new(LiveGraph::new(GraphConfig::default(), Arc::new(NoCluster)));
+    let detection = Arc::new(DetectionService::new(DetectionParts {
+        config,
+        incidents: store.clone(),
+        baselines: store.clone(),
+        graph: graph.clone(),
+        clock: clock.clone(),
+    })?);
+    let metrics = MetricsService::new(store.clone())
+        .with_sink(graph)
+        .with_sink(detection.clone());
     let fleet = Fleet::new(chains);
-    let start = now_unix_ns() / SEC * SEC - (windows as i64 + 100) * SEC;
+    let start = SystemClock.now_unix_ns() / SEC * SEC - (windows as i64 + 100) * SEC;
     // Cells: the step closure adds to them while the report below reads them.
     let (ingest_s, detect_s) = (Cell::new(0.0), Cell::new(0.0));
     let observations = Cell::new(0usize);
     let mut seq = 0u64;
-    let mut step = |fault: Option<SlowRedis>| -> anyhow::Result<(f64, Vec<i64>)> {
+    let mut step = |fault: Option<SlowRedis>| -> anyhow::Result<(f64, Vec<IncidentId>)> {
         seq += 1;
         let end = start + seq as i64 * SEC;
         let interval = fleet.interval(seq, end, fault);
@@ -53,7 +63,8 @@ fn main() -> anyhow::Result<()> {
         metrics.ingest(&interval)?;
         ingest_s.set(ingest_s.get() + t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let outcome = detection.tick(end + 2 * SEC, &metrics)?;
+        clock.set(end + 2 * SEC);
+        let outcome = detection.tick()?;
         let took = t.elapsed().as_secs_f64();
         detect_s.set(detect_s.get() + took);
         Ok((took, outcome.opened))

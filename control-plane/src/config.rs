@@ -9,14 +9,13 @@ use std::{
 use serde::Deserialize;
 
 use crate::domain::{
-    detect::{
+    detection::{
         baseline::ThresholdRule, conformal::ConformalConfig, correlate::CorrelateConfig,
         forest::ForestConfig, likelihood::LikelihoodConfig, robust::RobustConfig,
-        univariate::UnivariateConfig,
+        univariate::UnivariateConfig, DetectionConfig,
     },
-    detection::DetectionConfig,
     graph::GraphConfig,
-    rules::CrashLoopPolicy,
+    ingest::CrashLoopPolicy,
 };
 
 pub use vigil_config_file::{ConfigError, Validate};

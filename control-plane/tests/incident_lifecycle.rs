@@ -7,13 +7,15 @@ use std::{sync::Arc, time::Duration};
 use control_plane::{
     adapters::sqlite::SqliteStore,
     domain::{
+        clock::{Clock, ManualClock, SystemClock},
         event::KernelEvent,
-        incident::IncidentStatus,
-        ingest::{Batch, IngestService},
-        rules::{CrashLoopPolicy, Tier1Rules},
+        incident::{
+            ports::{IncidentQuery, IncidentStore},
+            IncidentStatus,
+        },
+        ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
     },
     eval::synthetic::oom_kill,
-    ports::{IncidentQuery, IncidentStore},
 };
 
 const SECOND: i64 = 1_000_000_000;
@@ -29,16 +31,18 @@ fn batch(events: Vec<KernelEvent>) -> Batch {
 #[test]
 fn incidents_deduplicate_resolve_and_recur() {
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    let service = IngestService::new(
-        store.clone(),
-        store.clone(),
-        store.clone(),
-        Tier1Rules::new(CrashLoopPolicy {
+    let now = SystemClock.now_unix_ns();
+    let clock = Arc::new(ManualClock::at(now));
+    let service = IngestService::new(IngestParts {
+        events: store.clone(),
+        incidents: store.clone(),
+        nodes: store.clone(),
+        rules: KernelRules::new(CrashLoopPolicy {
             restarts: 3,
             window: Duration::from_secs(60),
         }),
-    );
-    let now = control_plane::domain::ingest::now_unix_ns();
+        clock: clock.clone(),
+    });
 
     let first = service
         .ingest(&batch(vec![oom_kill(1, now, "cgroup/a")]))
@@ -70,13 +74,13 @@ fn incidents_deduplicate_resolve_and_recur() {
     assert_eq!(store.evidence(id).expect("evidence").len(), 2);
 
     // Quiet for the configured period: both resolve; not before.
+    clock.set(now + 5 * SECOND);
     assert!(service
-        .resolve_quiet(now + 5 * SECOND, 10 * SECOND)
+        .resolve_quiet(10 * SECOND)
         .expect("resolve")
         .is_empty());
-    let resolved = service
-        .resolve_quiet(now + 20 * SECOND, 10 * SECOND)
-        .expect("resolve");
+    clock.set(now + 20 * SECOND);
+    let resolved = service.resolve_quiet(10 * SECOND).expect("resolve");
     assert_eq!(resolved.len(), 2);
     let open = store
         .list(&IncidentQuery {

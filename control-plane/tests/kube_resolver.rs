@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use control_plane::{
-    adapters::kube::KubeEndpoints, domain::telemetry::Endpoint, ports::EndpointResolver,
+    adapters::kube::KubeEndpoints,
+    domain::{graph::ports::EndpointResolver, interval::Endpoint},
 };
 use serde_json::json;
 use support::apiserver::ApiServer;
@@ -78,7 +79,11 @@ async fn resolves_services_pods_and_slice_endpoints_from_watches() {
         .expect("all three watches list within 10 s")
         .expect("stores ready");
 
-    let resolve = |s: &str| resolver.resolve(&ep(s)).map(|r| (r.entity, r.kind));
+    let resolve = |s: &str| {
+        resolver
+            .resolve(&ep(s))
+            .map(|r| (r.entity.to_string(), r.kind.as_str()))
+    };
     assert_eq!(
         resolve("10.96.0.10:6379"),
         Some(("k8s-svc/default/redis".to_string(), "service"))

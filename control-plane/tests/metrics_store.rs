@@ -6,13 +6,29 @@ use std::sync::Arc;
 use control_plane::{
     adapters::sqlite::SqliteStore,
     domain::{
-        graph::GraphConfig,
-        metrics::MetricsService,
-        telemetry::{Endpoint, FlowCounts, FlowObservation, FlowRole, MetricInterval, SampleKind},
+        clock::{Clock, SystemClock},
+        graph::{ports::NoCluster, GraphConfig, LiveGraph},
+        interval::{
+            ports::{IntervalStore, SampleQuery},
+            service::MetricsService,
+            Endpoint, FlowCounts, FlowObservation, FlowRole, MetricInterval, SampleKind,
+        },
     },
     eval::synthetic::workload,
-    ports::{NoCluster, SampleQuery, TelemetryStore},
 };
+
+/// The metrics use case feeding a fresh service graph.
+fn metrics_service(store: Arc<SqliteStore>) -> (MetricsService, Arc<LiveGraph>) {
+    let graph = Arc::new(LiveGraph::new(GraphConfig::default(), Arc::new(NoCluster)));
+    (MetricsService::new(store).with_sink(graph.clone()), graph)
+}
+
+/// What a restarted control plane does: replay the intervals within the edge TTL.
+fn rebuild(metrics: &MetricsService, graph: &LiveGraph, now: i64) -> usize {
+    metrics
+        .replay(now - graph.config().edge_ttl_ns, graph)
+        .expect("rebuild")
+}
 
 fn interval(seq: u64, end: i64) -> MetricInterval {
     let ep = |s: &str| {
@@ -60,7 +76,7 @@ fn interval(seq: u64, end: i64) -> MetricInterval {
 }
 
 fn now() -> i64 {
-    control_plane::domain::ingest::now_unix_ns()
+    SystemClock.now_unix_ns()
 }
 
 #[test]
@@ -70,8 +86,7 @@ fn intervals_are_stored_once_and_the_graph_survives_a_restart() {
     let t = now();
     {
         let store = Arc::new(SqliteStore::open(&path).expect("store"));
-        let metrics =
-            MetricsService::new(store.clone(), Arc::new(NoCluster), GraphConfig::default());
+        let (metrics, graph) = metrics_service(store.clone());
         assert!(metrics
             .ingest(&interval(1, t - 2_000_000_000))
             .expect("ingest"));
@@ -85,7 +100,7 @@ fn intervals_are_stored_once_and_the_graph_survives_a_restart() {
             .ingest(&interval(2, t - 1_000_000_000))
             .expect("ingest"));
         assert_eq!(metrics.last_interval_seq("n1").expect("last"), 2);
-        let edges = metrics.snapshot(t).edges;
+        let edges = graph.snapshot(t).edges;
         assert_eq!(edges.len(), 1, "{edges:?}");
         assert_eq!(
             (edges[0].from.as_str(), edges[0].to.as_str()),
@@ -107,17 +122,13 @@ fn intervals_are_stored_once_and_the_graph_survives_a_restart() {
     }
     // A new control plane on the same store serves the same graph.
     let store = Arc::new(SqliteStore::open(&path).expect("reopen"));
-    let metrics = MetricsService::new(store, Arc::new(NoCluster), GraphConfig::default());
-    assert_eq!(metrics.rebuild(t).expect("rebuild"), 2);
-    let edges = metrics.snapshot(t).edges;
+    let (metrics, graph) = metrics_service(store);
+    assert_eq!(rebuild(&metrics, &graph, t), 2);
+    let edges = graph.snapshot(t).edges;
     assert_eq!(edges.len(), 1);
     assert_eq!((edges[0].connections, edges[0].failed_connects), (20, 4));
     // Intervals older than the edge TTL are not replayed.
     let later = t + GraphConfig::default().edge_ttl_ns + 10_000_000_000;
-    let fresh = MetricsService::new(
-        Arc::new(SqliteStore::open(&path).expect("reopen")),
-        Arc::new(NoCluster),
-        GraphConfig::default(),
-    );
-    assert_eq!(fresh.rebuild(later).expect("rebuild"), 0);
+    let (fresh, graph) = metrics_service(Arc::new(SqliteStore::open(&path).expect("reopen")));
+    assert_eq!(rebuild(&fresh, &graph, later), 0);
 }

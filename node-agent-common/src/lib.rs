@@ -4,6 +4,7 @@
 //! layout the eBPF program writes into the ring buffer is exactly the layout user space reads.
 #![no_std]
 
+pub mod entity;
 pub mod event;
 pub mod layout;
 pub mod telemetry;

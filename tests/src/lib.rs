@@ -68,7 +68,8 @@ pub fn unique_name(what: &str) -> String {
     )
 }
 
-/// Path of a workspace binary (built by `cargo xtask build` / `cargo build --bins`).
+/// Path of a workspace binary (built by `cargo xtask build`, or
+/// `cargo build --workspace --exclude node-agent-ebpf --bins`).
 pub fn bin_path(name: &str) -> PathBuf {
     let dir = std::env::var_os("VIGIL_BIN_DIR")
         .map(PathBuf::from)

@@ -103,6 +103,11 @@ pub fn ebpf() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every host package: the workspace minus the eBPF crate (built by [`ebpf`]). Spelled out
+/// because `default-members` also leaves out the privileged test crate, whose tests
+/// `nextest` runs and whose binaries (test helpers, the benchmarks) `all` builds.
+const HOST_PACKAGES: [&str; 3] = ["--workspace", "--exclude", "node-agent-ebpf"];
+
 pub fn all(release: bool) -> anyhow::Result<()> {
     ebpf()?;
     step(if release {
@@ -111,7 +116,7 @@ pub fn all(release: bool) -> anyhow::Result<()> {
         "workspace binaries"
     });
     let mut c = cargo(None);
-    c.args(["build", "--bins"]);
+    c.args(["build", "--bins"]).args(HOST_PACKAGES);
     if release {
         c.arg("--release");
     }
@@ -122,21 +127,41 @@ pub fn all(release: bool) -> anyhow::Result<()> {
 /// rest of the suite injects faults on this host on purpose.
 const ALONE: &str = "test(/alone$/)";
 
+/// Whether `args` choose the packages themselves (`-p`, `--workspace`, …).
+fn selects_packages(args: &[String]) -> bool {
+    args.iter().any(|a| {
+        matches!(
+            a.as_str(),
+            "-p" | "--package" | "--workspace" | "--all" | "--exclude"
+        ) || a.starts_with("--package=")
+            || a.starts_with("--exclude=")
+            || (a.starts_with("-p") && a.len() > 2)
+    })
+}
+
 pub fn nextest(extra: &[String]) -> anyhow::Result<()> {
     if !extra.is_empty() {
         step("tests (cargo nextest; privileged tests need root)");
         let mut c = cargo(None);
-        c.args(["nextest", "run", "--no-fail-fast"]).args(extra);
+        c.args(["nextest", "run", "--no-fail-fast"]);
+        if !selects_packages(extra) {
+            c.args(HOST_PACKAGES);
+        }
+        c.args(extra);
         return run(&mut c, "the test suite");
     }
     step("tests (cargo nextest; privileged tests need root)");
     let mut c = cargo(None);
-    c.args(["nextest", "run", "--no-fail-fast", "-E"])
+    c.args(["nextest", "run", "--no-fail-fast"])
+        .args(HOST_PACKAGES)
+        .arg("-E")
         .arg(format!("not {ALONE}"));
     let suite = run(&mut c, "the test suite");
     step("tests that run alone (detection soak)");
     let mut c = cargo(None);
-    c.args(["nextest", "run", "--no-fail-fast", "-E", ALONE]);
+    c.args(["nextest", "run", "--no-fail-fast"])
+        .args(HOST_PACKAGES)
+        .args(["-E", ALONE]);
     let alone = run(&mut c, "the tests that run alone");
     suite.and(alone)
 }
@@ -190,4 +215,23 @@ pub fn eval_nab(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result
         .arg("--out")
         .arg(abs(out));
     run(&mut c, "the NAB evaluation")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selects_packages;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn extra_arguments_keep_the_whole_suite_unless_they_pick_packages() {
+        assert!(!selects_packages(&args(&["oom_kill", "--nocapture"])));
+        assert!(!selects_packages(&args(&["-E", "test(/exit/)"])));
+        assert!(selects_packages(&args(&["-p", "vigil-tests", "oom"])));
+        assert!(selects_packages(&args(&["-pnode-agent"])));
+        assert!(selects_packages(&args(&["--package=control-plane"])));
+        assert!(selects_packages(&args(&["--workspace"])));
+    }
 }

@@ -10,25 +10,28 @@ use vigil_proto::v1::{
 };
 
 use super::wire;
-use crate::{
-    domain::{
-        ingest::{now_unix_ns, IngestService},
-        metrics::MetricsService,
-    },
-    ports::StoreError,
+use crate::domain::{
+    clock::Clock,
+    ingest::IngestService,
+    interval::service::MetricsService,
+    store::{chain, StoreError},
 };
 
+/// The ingest service's parts: the use cases it drives and the limit it enforces.
 pub struct IngestApi {
-    service: Arc<IngestService>,
-    metrics: Arc<MetricsService>,
-    max_batch_events: usize,
+    pub service: Arc<IngestService>,
+    pub metrics: Arc<MetricsService>,
+    pub clock: Arc<dyn Clock>,
+    /// Events (or samples) one batch may carry.
+    pub max_batch_events: usize,
 }
 
 /// Store failures are the server's problem and may pass: clients should retry.
 fn unavailable(e: StoreError) -> Status {
-    warn!(error = %e, "ingest failed in the store");
+    let error = chain(&e);
+    warn!(%error, "ingest failed in the store");
     Status::unavailable(format!(
-        "the control plane could not store the batch, retry later: {e}"
+        "the control plane could not store the batch, retry later: {error}"
     ))
 }
 
@@ -47,7 +50,7 @@ impl AgentIngest for IngestApi {
         &self,
         request: Request<v1::NodeHello>,
     ) -> Result<Response<v1::HelloAck>, Status> {
-        let node = wire::node_info(request.get_ref(), now_unix_ns())
+        let node = wire::node_info(request.get_ref(), self.clock.now_unix_ns())
             .map_err(|e| Status::invalid_argument(format!("invalid NodeHello: {e}")))?;
         let service = self.service.clone();
         let metrics = self.metrics.clone();
@@ -99,19 +102,11 @@ impl AgentIngest for IngestApi {
     }
 }
 
-pub fn server(
-    service: Arc<IngestService>,
-    metrics: Arc<MetricsService>,
-    max_batch_events: usize,
-    max_message_bytes: usize,
-) -> AgentIngestServer<IngestApi> {
-    AgentIngestServer::new(IngestApi {
-        service,
-        metrics,
-        max_batch_events,
-    })
-    .max_decoding_message_size(max_message_bytes)
-    .accept_compressed(CompressionEncoding::Gzip)
-    .accept_compressed(CompressionEncoding::Zstd)
-    .send_compressed(CompressionEncoding::Zstd)
+/// The gRPC service, refusing messages over `max_message_bytes` before decoding them.
+pub fn server(api: IngestApi, max_message_bytes: usize) -> AgentIngestServer<IngestApi> {
+    AgentIngestServer::new(api)
+        .max_decoding_message_size(max_message_bytes)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Zstd)
 }

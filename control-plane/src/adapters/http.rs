@@ -1,4 +1,5 @@
-//! The REST API (`/api/v1`): events, incidents, nodes.
+//! The REST API (`/api/v1`): events, incidents, nodes, samples, the service graph, detection,
+//! and Alertmanager's webhook; `/metrics` and `/healthz`.
 
 use std::sync::Arc;
 
@@ -12,20 +13,30 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    adapters::prometheus::{self, PrometheusExporter},
-    domain::alerts::{AlertError, AlertService, WebhookPayload},
-    domain::detection::DetectionService,
-    domain::{
-        event::StoredEvent,
-        graph::to_dot,
-        incident::{Incident, IncidentKind, IncidentStatus},
-        ingest::now_unix_ns,
-        metrics::MetricsService,
-        telemetry::SampleKind,
+    adapters::{
+        alertmanager::{WebhookError, WebhookPayload},
+        dot::to_dot,
+        prometheus::{self, PrometheusExporter},
     },
-    ports::{
-        EventQuery, EventStore, IncidentQuery, IncidentStore, NodeStore, SampleQuery, StoreError,
-        TelemetryStore,
+    domain::{
+        alerts::{AlertError, AlertOutcome, AlertService},
+        clock::Clock,
+        detection::DetectionService,
+        event::{
+            ports::{EventQuery, EventStore},
+            StoredEvent,
+        },
+        graph::LiveGraph,
+        incident::{
+            ports::{IncidentQuery, IncidentStore},
+            Incident, IncidentId, IncidentKind, IncidentStatus,
+        },
+        interval::{
+            ports::{IntervalStore, SampleQuery},
+            MapUsage, SampleKind,
+        },
+        node::{ports::NodeStore, NodeInfo},
+        store::{chain, StoreError},
     },
 };
 
@@ -34,12 +45,13 @@ pub struct ApiState {
     pub events: Arc<dyn EventStore>,
     pub incidents: Arc<dyn IncidentStore>,
     pub nodes: Arc<dyn NodeStore>,
-    pub telemetry: Arc<dyn TelemetryStore>,
-    pub metrics: Arc<MetricsService>,
+    pub intervals: Arc<dyn IntervalStore>,
+    pub graph: Arc<LiveGraph>,
     /// `None` when detection is disabled in the config.
     pub detection: Option<Arc<DetectionService>>,
     pub prometheus: Arc<PrometheusExporter>,
     pub alerts: Arc<AlertService>,
+    pub clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +59,7 @@ pub enum ApiError {
     #[error("query parameter `{param}` is invalid: {reason}")]
     BadParam { param: &'static str, reason: String },
     #[error("incident {0} not found")]
-    NotFound(i64),
+    NotFound(IncidentId),
     #[error("entity {0:?} is not in the service graph (see GET /api/v1/graph for the ids)")]
     NoSuchEntity(String),
     #[error(transparent)]
@@ -56,8 +68,10 @@ pub enum ApiError {
     Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Alert(AlertError),
-    #[error("the body is not an Alertmanager webhook payload: {0}")]
-    BadPayload(String),
+    #[error("the body is not an Alertmanager webhook payload")]
+    BadPayload(#[source] serde_json::Error),
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 impl From<AlertError> for ApiError {
@@ -69,17 +83,27 @@ impl From<AlertError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            Self::BadParam { .. } | Self::Alert(_) | Self::BadPayload(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) | Self::NoSuchEntity(_) => StatusCode::NOT_FOUND,
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadParam { .. } | Self::Alert(_) | Self::BadPayload(_) | Self::Webhook(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NotFound(_)
+            | Self::NoSuchEntity(_)
+            | Self::Store(StoreError::NoSuchIncident(_)) => StatusCode::NOT_FOUND,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // The whole chain: a store failure's cause is what the operator needs.
         (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            self.status(),
+            Json(serde_json::json!({ "error": chain(&self) })),
         )
             .into_response()
     }
@@ -163,7 +187,10 @@ async fn list_incidents(
         .map(|v| {
             IncidentKind::parse(&v).ok_or(ApiError::BadParam {
                 param: "kind",
-                reason: format!("{v:?} is not oom_kill or crash_loop"),
+                reason: format!(
+                    "{v:?} is not one of {:?}",
+                    IncidentKind::ALL.map(IncidentKind::as_str)
+                ),
             })
         })
         .transpose()?;
@@ -187,6 +214,7 @@ async fn get_incident(
     State(s): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
+    let id = IncidentId(id);
     let detail = blocking(move || {
         let incident = s.incidents.get(id)?.ok_or(ApiError::NotFound(id))?;
         let mut evidence = Vec::new();
@@ -206,15 +234,15 @@ async fn get_incident(
 #[derive(Serialize)]
 struct NodeView {
     #[serde(flatten)]
-    node: crate::ports::NodeInfo,
-    maps: Vec<crate::domain::telemetry::MapUsage>,
+    node: NodeInfo,
+    maps: Vec<MapUsage>,
 }
 
 async fn list_nodes(State(s): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
     let views = blocking(move || {
         let mut views = Vec::new();
         for node in s.nodes.list_nodes()? {
-            let maps = s.telemetry.map_usage(&node.name)?;
+            let maps = s.intervals.map_usage(&node.name)?;
             views.push(NodeView { node, maps });
         }
         Ok(views)
@@ -228,7 +256,6 @@ pub struct GraphParams {
     format: Option<String>,
 }
 
-/// The service graph as JSON, or Graphviz DOT with `?format=dot`.
 /// Detection's counters and every baseline with its learning state.
 async fn detection(State(s): State<ApiState>) -> Json<serde_json::Value> {
     Json(match &s.detection {
@@ -242,11 +269,12 @@ async fn detection(State(s): State<ApiState>) -> Json<serde_json::Value> {
     })
 }
 
+/// The service graph as JSON, or Graphviz DOT with `?format=dot`.
 async fn graph(
     State(s): State<ApiState>,
     Query(p): Query<GraphParams>,
 ) -> Result<Response, ApiError> {
-    let snapshot = s.metrics.snapshot(now_unix_ns());
+    let snapshot = s.graph.snapshot(s.clock.now_unix_ns());
     match p.format.as_deref() {
         None | Some("json") => Ok(Json(snapshot).into_response()),
         Some("dot") => Ok((
@@ -269,8 +297,8 @@ async fn blast_radius(
     State(s): State<ApiState>,
     Path(entity): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.metrics
-        .blast_radius(&entity, now_unix_ns())
+    s.graph
+        .blast_radius(&entity, s.clock.now_unix_ns())
         .map(Json)
         .ok_or(ApiError::NoSuchEntity(entity))
 }
@@ -303,7 +331,7 @@ async fn list_samples(
         since_unix_ns: p.since_unix_ns,
         limit: limit(p.limit)?,
     };
-    let store = s.telemetry.clone();
+    let store = s.intervals.clone();
     let samples = blocking(move || Ok(store.samples(&query)?)).await?;
     Ok(Json(samples))
 }
@@ -312,11 +340,11 @@ async fn list_samples(
 async fn alertmanager(
     State(s): State<ApiState>,
     body: axum::body::Bytes,
-) -> Result<Json<crate::domain::alerts::AlertOutcome>, ApiError> {
-    let payload: WebhookPayload =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadPayload(e.to_string()))?;
-    let alerts = s.alerts.clone();
-    let outcome = blocking(move || Ok(alerts.receive(&payload)?)).await?;
+) -> Result<Json<AlertOutcome>, ApiError> {
+    let payload: WebhookPayload = serde_json::from_slice(&body).map_err(ApiError::BadPayload)?;
+    let alerts = payload.alerts()?;
+    let service = s.alerts.clone();
+    let outcome = blocking(move || Ok(service.receive(&alerts)?)).await?;
     Ok(Json(outcome))
 }
 
@@ -331,7 +359,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             .into_response(),
         Ok(Err(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding the metrics failed: {e}"),
+            format!("encoding the metrics failed: {}", chain(&e)),
         )
             .into_response(),
         Err(e) => ApiError::Task(e).into_response(),

@@ -1,10 +1,15 @@
-//! Adapters: the ports implemented over SQLite, gRPC (tonic) and HTTP (axum).
+//! Adapters: the domain's ports implemented over SQLite, gRPC (tonic), HTTP (axum),
+//! Prometheus, OTLP and the Kubernetes API, and the outside formats (Alertmanager's webhook,
+//! Graphviz) translated to and from the domain's types.
 
+pub mod alertmanager;
+pub mod dot;
 pub mod grpc;
 pub mod http;
 pub mod kube;
 pub mod otlp;
 pub mod prometheus;
 pub mod sqlite;
+pub mod sqlite_codec;
 pub mod sqlite_telemetry;
 pub mod wire;

@@ -28,12 +28,15 @@ use tracing::{info, warn};
 
 use crate::{
     config::{OtlpConfig, OtlpProtocol},
-    domain::incident::{Incident, Stage},
-    ports::{EntityScore, IncidentChange, NodeStore, Observer},
+    domain::{
+        incident::{ports::IncidentChange, stage::StageValue, Incident, IncidentId, Stage},
+        node::ports::NodeStore,
+        observe::{EntityScore, Observer},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the OTLP {signal} exporter for {endpoint}: {source} (check `otlp.endpoint` and `otlp.protocol`)")]
+#[error("cannot build the OTLP {signal} exporter for {endpoint} (check `otlp.endpoint` and `otlp.protocol`)")]
 pub struct OtlpError {
     signal: &'static str,
     endpoint: String,
@@ -55,34 +58,31 @@ pub struct OtlpExporter {
     intervals: Counter<u64>,
     anomaly: Gauge<f64>,
     forest: Gauge<f64>,
-    traces: Mutex<HashMap<i64, SpanContext>>,
+    traces: Mutex<HashMap<IncidentId, SpanContext>>,
 }
 
 fn time(unix_ns: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(u64::try_from(unix_ns).unwrap_or(0))
 }
 
-/// JSON attribute → OTel attribute (scalars as themselves, the rest as JSON text).
-fn attribute(key: &str, v: &serde_json::Value) -> KeyValue {
+/// A stage's conclusion → OTel attribute.
+fn attribute(key: &str, v: &StageValue) -> KeyValue {
     let key = format!("vigil.{key}");
     match v {
-        serde_json::Value::Bool(b) => KeyValue::new(key, *b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => KeyValue::new(key, i),
-            None => KeyValue::new(key, n.as_f64().unwrap_or(0.0)),
-        },
-        serde_json::Value::String(s) => KeyValue::new(key, s.clone()),
-        other => KeyValue::new(key, other.to_string()),
+        StageValue::Bool(b) => KeyValue::new(key, *b),
+        StageValue::Int(i) => KeyValue::new(key, *i),
+        StageValue::Float(f) => KeyValue::new(key, *f),
+        StageValue::Text(s) => KeyValue::new(key, s.clone()),
     }
 }
 
 fn incident_attributes(i: &Incident) -> Vec<KeyValue> {
     vec![
-        KeyValue::new("vigil.incident.id", i.id),
+        KeyValue::new("vigil.incident.id", i.id.0),
         KeyValue::new("vigil.incident.kind", i.kind.as_str()),
         KeyValue::new("vigil.incident.severity", i.severity.as_str()),
         KeyValue::new("vigil.incident.title", i.title.clone()),
-        KeyValue::new("vigil.root_cause", i.workload_key.clone()),
+        KeyValue::new("vigil.root_cause", i.workload_key.to_string()),
         KeyValue::new("vigil.node", i.node.clone()),
     ]
 }
@@ -299,10 +299,10 @@ impl OtlpExporter {
     /// Pushes what is buffered (at shutdown).
     pub fn flush(&self) {
         if let Err(e) = self.tracers.force_flush() {
-            warn!(error = %e, "flushing incident traces failed");
+            warn!(error = %crate::domain::store::chain(&e), "flushing incident traces failed");
         }
         if let Err(e) = self.meters.force_flush() {
-            warn!(error = %e, "flushing OTLP metrics failed");
+            warn!(error = %crate::domain::store::chain(&e), "flushing OTLP metrics failed");
         }
     }
 }
@@ -328,7 +328,7 @@ impl Observer for OtlpExporter {
                     self.detection_latency
                         .record(secs, &[KeyValue::new("kind", i.kind.as_str())]);
                 }
-                self.trace_opened(incident, &finding.stages());
+                self.trace_opened(incident, &finding.stages);
             }
             IncidentChange::Resolved(incident) => {
                 self.resolved.add(1, &class);
@@ -356,7 +356,7 @@ impl Observer for OtlpExporter {
     fn anomaly_scores(&self, scores: &[EntityScore]) {
         for s in scores {
             let attrs = [
-                KeyValue::new("entity", s.entity.clone()),
+                KeyValue::new("entity", s.entity.to_string()),
                 KeyValue::new("class", s.class.as_str()),
             ];
             self.anomaly.record(s.max_z, &attrs);

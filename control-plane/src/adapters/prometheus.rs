@@ -24,13 +24,17 @@ use prometheus_client::{
 };
 use tracing::warn;
 
-use crate::{
-    domain::{
-        incident::{IncidentKind, Severity},
-        ingest::now_unix_ns,
-        metrics::MetricsService,
+use crate::domain::{
+    clock::Clock,
+    entity::EntityId,
+    graph::LiveGraph,
+    incident::{
+        ports::{IncidentChange, IncidentQuery, IncidentStore},
+        IncidentKind, Severity,
     },
-    ports::{EntityScore, IncidentChange, IncidentQuery, IncidentStore, NodeStore, Observer},
+    node::ports::NodeStore,
+    observe::{EntityScore, Observer},
+    store::chain,
 };
 
 /// The `Content-Type` of the exposition.
@@ -59,7 +63,8 @@ impl PrometheusExporter {
     pub fn new(
         incidents: Arc<dyn IncidentStore>,
         nodes: Arc<dyn NodeStore>,
-        metrics: Arc<MetricsService>,
+        graph: Arc<LiveGraph>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let mut registry = Registry::with_prefix("vigil");
         let events = Family::<Labels, Counter>::default();
@@ -115,7 +120,8 @@ impl PrometheusExporter {
         registry.register_collector(Box::new(StoreState {
             incidents,
             nodes,
-            metrics,
+            graph,
+            clock,
         }));
         Self {
             registry,
@@ -190,7 +196,7 @@ impl Observer for PrometheusExporter {
         self.forest_score.clear();
         for s in scores {
             let labels = vec![
-                ("entity", s.entity.clone()),
+                ("entity", s.entity.to_string()),
                 ("class", s.class.as_str().to_string()),
             ];
             self.anomaly_z.get_or_create(&labels).set(s.max_z);
@@ -205,7 +211,8 @@ impl Observer for PrometheusExporter {
 struct StoreState {
     incidents: Arc<dyn IncidentStore>,
     nodes: Arc<dyn NodeStore>,
-    metrics: Arc<MetricsService>,
+    graph: Arc<LiveGraph>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for StoreState {
@@ -236,7 +243,7 @@ impl Collector for StoreState {
             .incidents
             .list(&IncidentQuery::open(usize::MAX))
             .unwrap_or_else(|e| {
-                warn!(error = %e, "metrics: listing open incidents failed");
+                warn!(error = %chain(&e), "metrics: listing open incidents failed");
                 Vec::new()
             });
         // Every class, zero included: "nothing open" is a value, not a missing series.
@@ -264,7 +271,7 @@ impl Collector for StoreState {
         )?;
 
         let nodes = self.nodes.list_nodes().unwrap_or_else(|e| {
-            warn!(error = %e, "metrics: listing nodes failed");
+            warn!(error = %chain(&e), "metrics: listing nodes failed");
             Vec::new()
         });
         let node = |n: &str| vec![("node", n.to_string())];
@@ -326,7 +333,7 @@ impl Collector for StoreState {
             }),
         )?;
 
-        let graph = self.metrics.snapshot(now_unix_ns());
+        let graph = self.graph.snapshot(self.clock.now_unix_ns());
         family(
             &mut encoder,
             "graph_node_info",
@@ -335,13 +342,17 @@ impl Collector for StoreState {
             MetricType::Gauge,
             graph.nodes.iter().map(|e| {
                 (
-                    vec![("id", e.id.clone()), ("kind", e.kind.clone())],
+                    vec![
+                        ("id", e.id.to_string()),
+                        ("kind", e.kind.as_str().to_string()),
+                    ],
                     ConstGauge::new(1i64),
                 )
             }),
         )?;
-        let edge =
-            |from: &str, to: &str| vec![("client", from.to_string()), ("server", to.to_string())];
+        let edge = |from: &EntityId, to: &EntityId| {
+            vec![("client", from.to_string()), ("server", to.to_string())]
+        };
         family(
             &mut encoder,
             "graph_edge_connections",

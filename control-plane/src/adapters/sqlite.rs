@@ -2,23 +2,32 @@
 //! intervals: `sqlite_telemetry`).
 //!
 //! Domain values that the store never filters on (workload details, event payloads, incident
-//! attributes) are kept as JSON; everything queried has its own column and index.
+//! attributes) are kept as JSON; everything queried has its own column and index. A stored
+//! value that no longer reads back is an error naming the row (`StoreError::Corrupt`), never a
+//! silent default.
 
 use std::{path::Path, sync::Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde_json::Value;
 
-use crate::{
-    domain::{
-        event::{KernelEvent, StoredEvent},
-        incident::{EvidenceRef, Finding, Incident, IncidentKind, IncidentStatus, Severity},
-        ingest::now_unix_ns,
+use super::sqlite_codec::{decode_attributes, encode_attributes, BaselineCodec};
+use crate::domain::{
+    clock::{Clock, SystemClock},
+    detection::{
+        baseline::EntityBaseline,
+        ports::{BaselineStore, StoredBaseline},
     },
-    ports::{
-        AgentStats, BaselineStore, EventQuery, EventStore, IncidentQuery, IncidentStore,
-        InsertOutcome, NodeInfo, NodeStore, StoreError,
+    entity::{EntityId, Subject},
+    event::{
+        ports::{EventQuery, EventStore, InsertOutcome},
+        KernelEvent, StoredEvent,
     },
+    incident::{
+        ports::{IncidentQuery, IncidentStore},
+        EvidenceRef, Finding, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
+    },
+    node::{ports::NodeStore, AgentStats, NodeInfo},
+    store::StoreError,
 };
 
 const SCHEMA: &str = "
@@ -79,6 +88,8 @@ CREATE TABLE IF NOT EXISTS nodes (
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Stamps rows with when they were stored.
+    clock: Box<dyn Clock>,
 }
 
 pub(super) fn backend(action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -92,6 +103,19 @@ pub(super) fn json_err(action: &'static str) -> impl FnOnce(serde_json::Error) -
     move |e| StoreError::Backend {
         action,
         source: Box::new(e),
+    }
+}
+
+/// A stored value that does not read back.
+pub(super) fn corrupt(
+    what: &'static str,
+    key: impl Into<String>,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        key: key.into(),
+        source: source.into(),
     }
 }
 
@@ -120,6 +144,7 @@ impl SqliteStore {
             .map_err(backend("creating the telemetry schema"))?;
         Ok(Self {
             conn: Mutex::new(conn),
+            clock: Box::new(SystemClock),
         })
     }
 
@@ -173,7 +198,7 @@ impl EventStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ))
                 .map_err(backend("preparing the event insert"))?;
-            let stored = now_unix_ns();
+            let stored = self.clock.now_unix_ns();
             for e in events {
                 let changed = stmt
                     .execute(params![
@@ -188,7 +213,7 @@ impl EventStore for SqliteStore {
                             .map_err(json_err("encoding a workload"))?,
                         serde_json::to_string(&e.kind).map_err(json_err("encoding an event"))?,
                         e.kind.name(),
-                        e.workload.key,
+                        e.workload.key.as_str(),
                     ])
                     .map_err(backend("inserting an event"))?;
                 if changed == 1 {
@@ -256,7 +281,14 @@ impl EventStore for SqliteStore {
 const INCIDENT_COLUMNS: &str = "id, kind, status, severity, node, workload_key, title, summary, \
      opened_unix_ns, updated_unix_ns, resolved_unix_ns, occurrences, attributes";
 
-fn incident_from_row(row: &Row<'_>) -> rusqlite::Result<Incident> {
+/// An incident row as stored: the incident but for its attributes, which are decoded for its
+/// kind once the row is out of SQLite's hands.
+struct IncidentRow {
+    head: Incident<()>,
+    attributes: String,
+}
+
+fn incident_from_row(row: &Row<'_>) -> rusqlite::Result<IncidentRow> {
     let text = |i: usize| row.get::<_, String>(i);
     let bad = |i: usize, what: &str| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -265,45 +297,64 @@ fn incident_from_row(row: &Row<'_>) -> rusqlite::Result<Incident> {
             format!("unknown {what}").into(),
         )
     };
-    Ok(Incident {
-        id: row.get(0)?,
-        kind: IncidentKind::parse(&text(1)?).ok_or_else(|| bad(1, "incident kind"))?,
-        status: IncidentStatus::parse(&text(2)?).ok_or_else(|| bad(2, "incident status"))?,
-        severity: Severity::parse(&text(3)?).ok_or_else(|| bad(3, "severity"))?,
-        node: text(4)?,
-        workload_key: text(5)?,
-        title: text(6)?,
-        summary: text(7)?,
-        opened_unix_ns: row.get(8)?,
-        updated_unix_ns: row.get(9)?,
-        resolved_unix_ns: row.get(10)?,
-        occurrences: row.get::<_, i64>(11)? as u64,
-        attributes: serde_json::from_str(&text(12)?).unwrap_or(Value::Null),
+    Ok(IncidentRow {
+        head: Incident {
+            id: IncidentId(row.get(0)?),
+            kind: IncidentKind::parse(&text(1)?).ok_or_else(|| bad(1, "incident kind"))?,
+            status: IncidentStatus::parse(&text(2)?).ok_or_else(|| bad(2, "incident status"))?,
+            severity: Severity::parse(&text(3)?).ok_or_else(|| bad(3, "severity"))?,
+            node: text(4)?,
+            workload_key: EntityId::new(text(5)?),
+            title: text(6)?,
+            summary: text(7)?,
+            opened_unix_ns: row.get(8)?,
+            updated_unix_ns: row.get(9)?,
+            resolved_unix_ns: row.get(10)?,
+            occurrences: row.get::<_, i64>(11)? as u64,
+            attributes: (),
+        },
+        attributes: text(12)?,
     })
 }
 
-fn insert_evidence(conn: &Connection, id: i64, evidence: &[EvidenceRef]) -> Result<(), StoreError> {
+impl IncidentRow {
+    /// The incident with its attributes decoded for its kind, or the row named as corrupt.
+    fn decode(self) -> Result<Incident, StoreError> {
+        let head = self.head;
+        let attributes = decode_attributes(head.kind, &self.attributes)
+            .map_err(|e| corrupt("incident", head.id.to_string(), e))?;
+        Ok(head.with_attributes(attributes))
+    }
+}
+
+fn insert_evidence(
+    conn: &Connection,
+    id: IncidentId,
+    evidence: &[EvidenceRef],
+) -> Result<(), StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO incident_evidence (incident_id, node, seq) VALUES (?1, ?2, ?3)",
         )
         .map_err(backend("preparing the evidence insert"))?;
     for e in evidence {
-        stmt.execute(params![id, e.node, e.seq as i64])
+        stmt.execute(params![id.0, e.node, e.seq as i64])
             .map_err(backend("inserting evidence"))?;
     }
     Ok(())
 }
 
 impl SqliteStore {
-    fn get_incident(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreError> {
+    fn get_incident(conn: &Connection, id: IncidentId) -> Result<Option<Incident>, StoreError> {
         conn.query_row(
             &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
-            [id],
+            [id.0],
             incident_from_row,
         )
         .optional()
-        .map_err(backend("reading an incident"))
+        .map_err(backend("reading an incident"))?
+        .map(IncidentRow::decode)
+        .transpose()
     }
 }
 
@@ -325,7 +376,9 @@ impl IncidentStore for SqliteStore {
                 incident_from_row,
             )
             .optional()
-            .map_err(backend("finding an open incident"))
+            .map_err(backend("finding an open incident"))?
+            .map(IncidentRow::decode)
+            .transpose()
     }
 
     fn create(&self, f: &Finding) -> Result<Incident, StoreError> {
@@ -338,25 +391,25 @@ impl IncidentStore for SqliteStore {
              opened_unix_ns, updated_unix_ns, occurrences, attributes) \
              VALUES (?1, 'open', ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1, ?8)",
             params![
-                f.kind.as_str(),
+                f.kind().as_str(),
                 f.severity.as_str(),
                 f.node,
-                f.workload_key,
+                f.workload_key.as_str(),
                 f.title,
                 f.summary,
                 f.time_unix_ns,
-                f.attributes.to_string()
+                encode_attributes(&f.attributes())?
             ],
         )
         .map_err(backend("creating an incident"))?;
-        let id = tx.last_insert_rowid();
+        let id = IncidentId(tx.last_insert_rowid());
         insert_evidence(&tx, id, &f.evidence)?;
         let incident = Self::get_incident(&tx, id)?.ok_or(StoreError::NoSuchIncident(id))?;
         tx.commit().map_err(backend("committing an incident"))?;
         Ok(incident)
     }
 
-    fn add_occurrence(&self, id: i64, f: &Finding) -> Result<Incident, StoreError> {
+    fn add_occurrence(&self, id: IncidentId, f: &Finding) -> Result<Incident, StoreError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction()
@@ -367,7 +420,15 @@ impl IncidentStore for SqliteStore {
                  updated_unix_ns = MAX(updated_unix_ns, ?2), title = ?3, summary = ?4, attributes = ?5, \
                  severity = CASE WHEN ?6 = 'critical' THEN 'critical' ELSE severity END, workload_key = ?7 \
                  WHERE id = ?1",
-                params![id, f.time_unix_ns, f.title, f.summary, f.attributes.to_string(), f.severity.as_str(), f.workload_key],
+                params![
+                    id.0,
+                    f.time_unix_ns,
+                    f.title,
+                    f.summary,
+                    encode_attributes(&f.attributes())?,
+                    f.severity.as_str(),
+                    f.workload_key.as_str()
+                ],
             )
             .map_err(backend("updating an incident"))?;
         if changed == 0 {
@@ -380,12 +441,12 @@ impl IncidentStore for SqliteStore {
         Ok(incident)
     }
 
-    fn resolve(&self, id: i64, at_unix_ns: i64) -> Result<(), StoreError> {
+    fn resolve(&self, id: IncidentId, at_unix_ns: i64) -> Result<(), StoreError> {
         let changed = self
             .conn()
             .execute(
                 "UPDATE incidents SET status = 'resolved', resolved_unix_ns = ?2 WHERE id = ?1 AND status = 'open'",
-                params![id, at_unix_ns],
+                params![id.0, at_unix_ns],
             )
             .map_err(backend("resolving an incident"))?;
         if changed == 0 {
@@ -394,13 +455,13 @@ impl IncidentStore for SqliteStore {
         Ok(())
     }
 
-    fn reopen(&self, id: i64, at_unix_ns: i64) -> Result<(), StoreError> {
+    fn reopen(&self, id: IncidentId, at_unix_ns: i64) -> Result<(), StoreError> {
         let changed = self
             .conn()
             .execute(
                 "UPDATE incidents SET status = 'open', resolved_unix_ns = NULL, \
                  updated_unix_ns = MAX(updated_unix_ns, ?2) WHERE id = ?1",
-                params![id, at_unix_ns],
+                params![id.0, at_unix_ns],
             )
             .map_err(backend("reopening an incident"))?;
         if changed == 0 {
@@ -428,15 +489,15 @@ impl IncidentStore for SqliteStore {
                 incident_from_row,
             )
             .map_err(backend("querying incidents"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(backend("reading incidents"))
+        rows.map(|r| r.map_err(backend("reading incidents"))?.decode())
+            .collect()
     }
 
-    fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+    fn get(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
         Self::get_incident(&self.conn(), id)
     }
 
-    fn evidence(&self, id: i64) -> Result<Vec<EvidenceRef>, StoreError> {
+    fn evidence(&self, id: IncidentId) -> Result<Vec<EvidenceRef>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
@@ -444,7 +505,7 @@ impl IncidentStore for SqliteStore {
             )
             .map_err(backend("preparing the evidence query"))?;
         let rows = stmt
-            .query_map([id], |r| {
+            .query_map([id.0], |r| {
                 Ok(EvidenceRef {
                     node: r.get(0)?,
                     seq: r.get::<_, i64>(1)? as u64,
@@ -495,38 +556,53 @@ impl NodeStore for SqliteStore {
             .map_err(backend("preparing the node query"))?;
         let rows = stmt
             .query_map([], |r| {
-                let probes: String = r.get(4)?;
-                let stats: String = r.get(5)?;
-                Ok(NodeInfo {
+                let node = NodeInfo {
                     name: r.get(0)?,
                     kernel_release: r.get(1)?,
                     agent_version: r.get(2)?,
                     protocol_version: r.get(3)?,
-                    probes: serde_json::from_str(&probes).unwrap_or_default(),
-                    stats: serde_json::from_str(&stats).unwrap_or_default(),
+                    probes: Vec::new(),
+                    stats: AgentStats::default(),
                     last_seen_unix_ns: r.get(6)?,
-                })
+                };
+                Ok((node, r.get::<_, String>(4)?, r.get::<_, String>(5)?))
             })
             .map_err(backend("querying nodes"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(backend("reading nodes"))
+        rows.map(|row| {
+            let (mut node, probes, stats) = row.map_err(backend("reading nodes"))?;
+            node.probes =
+                serde_json::from_str(&probes).map_err(|e| corrupt("node probes", &node.name, e))?;
+            node.stats =
+                serde_json::from_str(&stats).map_err(|e| corrupt("node stats", &node.name, e))?;
+            Ok(node)
+        })
+        .collect()
     }
 }
 
 impl BaselineStore for SqliteStore {
-    fn load_baselines(&self) -> Result<Vec<(String, String)>, StoreError> {
+    fn load_baselines(&self) -> Result<Vec<StoredBaseline>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT entity, state FROM baselines ORDER BY entity")
             .map_err(backend("reading baselines"))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(backend("reading baselines"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(backend("reading baselines"))
+        rows.map(|row| {
+            let (key, state) = row.map_err(backend("reading baselines"))?;
+            let state = BaselineCodec::decode(&key, &state);
+            Ok(StoredBaseline { key, state })
+        })
+        .collect()
     }
 
-    fn save_baselines(&self, baselines: &[(String, String)]) -> Result<(), StoreError> {
+    fn save_baselines(&self, baselines: &[(Subject, EntityBaseline)]) -> Result<(), StoreError> {
+        // Encode all before writing any: a baseline that cannot be encoded fails the save.
+        let rows: Vec<(String, String)> = baselines
+            .iter()
+            .map(|(subject, b)| BaselineCodec::encode(subject, b))
+            .collect::<Result<_, _>>()?;
         let mut conn = self.conn();
         let tx = conn
             .transaction()
@@ -538,7 +614,7 @@ impl BaselineStore for SqliteStore {
                      ON CONFLICT (entity) DO UPDATE SET state = excluded.state",
                 )
                 .map_err(backend("saving baselines"))?;
-            for (entity, state) in baselines {
+            for (entity, state) in &rows {
                 stmt.execute(params![entity, state])
                     .map_err(backend("saving baselines"))?;
             }

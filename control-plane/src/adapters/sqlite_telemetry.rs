@@ -3,10 +3,13 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{backend, json_err, SqliteStore};
-use crate::{
-    domain::telemetry::{FlowObservation, MapUsage, MetricInterval, SampleKind, StoredSample},
-    ports::{SampleQuery, StoreError, TelemetryStore},
+use super::sqlite::{backend, corrupt, json_err, SqliteStore};
+use crate::domain::{
+    interval::{
+        ports::{IntervalStore, SampleQuery},
+        FlowObservation, MapUsage, MetricInterval, Sample, SampleKind, StoredSample,
+    },
+    store::StoreError,
 };
 
 pub(super) const SCHEMA: &str = "
@@ -34,10 +37,30 @@ CREATE INDEX IF NOT EXISTS samples_by_workload ON samples (workload_key, end_uni
 CREATE INDEX IF NOT EXISTS samples_by_interval ON samples (node, interval_seq);
 ";
 
+/// A stored sample's observation, read as its kind says. A row that does not read back is an
+/// error naming it, never a default.
+fn decode_sample(id: i64, kind: &str, text: &str) -> Result<Sample, StoreError> {
+    let key = || format!("#{id}");
+    let bad = |e: serde_json::Error| corrupt("sample", key(), e);
+    Ok(match SampleKind::parse(kind) {
+        Some(SampleKind::Flow) => Sample::Flow(serde_json::from_str(text).map_err(bad)?),
+        Some(SampleKind::Syscall) => Sample::Syscall(serde_json::from_str(text).map_err(bad)?),
+        Some(SampleKind::Latency) => Sample::Latency(serde_json::from_str(text).map_err(bad)?),
+        Some(SampleKind::Dns) => Sample::Dns(serde_json::from_str(text).map_err(bad)?),
+        None => {
+            return Err(corrupt(
+                "sample",
+                key(),
+                format!("unknown sample kind {kind:?}"),
+            ))
+        }
+    })
+}
+
 impl SqliteStore {
     /// Deletes intervals and samples that ended before `before_unix_ns`; returns samples
     /// deleted.
-    pub fn prune_samples(&self, before_unix_ns: i64) -> Result<usize, StoreError> {
+    fn delete_samples_before(&self, before_unix_ns: i64) -> Result<usize, StoreError> {
         let conn = self.conn();
         let n = conn
             .execute(
@@ -59,7 +82,11 @@ fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(json_err("encoding a sample"))
 }
 
-impl TelemetryStore for SqliteStore {
+impl IntervalStore for SqliteStore {
+    fn prune_samples(&self, before_unix_ns: i64) -> Result<usize, StoreError> {
+        self.delete_samples_before(before_unix_ns)
+    }
+
     fn insert_interval(&self, i: &MetricInterval) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn
@@ -82,6 +109,7 @@ impl TelemetryStore for SqliteStore {
                 )
                 .map_err(backend("preparing the sample insert"))?;
             let mut put = |kind: SampleKind, key: &str, json: String| {
+                // (`key` is the workload's entity id, indexed for `?workload=`.)
                 stmt.execute(params![
                     i.node,
                     i.seq as i64,
@@ -95,16 +123,16 @@ impl TelemetryStore for SqliteStore {
                 .map_err(backend("inserting a sample"))
             };
             for f in &i.flows {
-                put(SampleKind::Flow, &f.workload.key, encode(f)?)?;
+                put(SampleKind::Flow, f.workload.key.as_str(), encode(f)?)?;
             }
             for x in &i.syscalls {
-                put(SampleKind::Syscall, &x.workload.key, encode(x)?)?;
+                put(SampleKind::Syscall, x.workload.key.as_str(), encode(x)?)?;
             }
             for l in &i.latencies {
-                put(SampleKind::Latency, &l.workload.key, encode(l)?)?;
+                put(SampleKind::Latency, l.workload.key.as_str(), encode(l)?)?;
             }
             for d in &i.dns {
-                put(SampleKind::Dns, &d.workload.key, encode(d)?)?;
+                put(SampleKind::Dns, d.workload.key.as_str(), encode(d)?)?;
             }
         }
         tx.commit().map_err(backend("committing an interval"))?;
@@ -144,7 +172,7 @@ impl TelemetryStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, sample \
+                "SELECT node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, sample, id \
                  FROM samples WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR node = ?2) \
                  AND (?3 IS NULL OR workload_key = ?3) AND (?4 IS NULL OR end_unix_ns >= ?4) \
                  ORDER BY end_unix_ns DESC, id DESC LIMIT ?5",
@@ -160,22 +188,35 @@ impl TelemetryStore for SqliteStore {
                     q.limit as i64
                 ],
                 |r| {
-                    let kind: String = r.get(4)?;
-                    let text: String = r.get(6)?;
-                    Ok(StoredSample {
-                        node: r.get(0)?,
-                        interval_seq: r.get::<_, i64>(1)? as u64,
-                        start_unix_ns: r.get(2)?,
-                        end_unix_ns: r.get(3)?,
-                        kind: SampleKind::parse(&kind).unwrap_or(SampleKind::Flow),
-                        workload_key: r.get(5)?,
-                        sample: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-                    })
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, i64>(7)?,
+                    ))
                 },
             )
             .map_err(backend("querying samples"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(backend("reading samples"))
+        let mut out = Vec::new();
+        for row in rows {
+            let (node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, text, id) =
+                row.map_err(backend("reading samples"))?;
+            let sample = decode_sample(id, &kind, &text)?;
+            out.push(StoredSample {
+                node,
+                interval_seq,
+                start_unix_ns,
+                end_unix_ns,
+                kind: sample.kind(),
+                workload_key,
+                sample,
+            });
+        }
+        Ok(out)
     }
 
     fn intervals_since(&self, since: i64) -> Result<Vec<MetricInterval>, StoreError> {

@@ -2,16 +2,15 @@
 
 use vigil_proto::v1;
 
-use crate::{
-    domain::{
-        event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
-        ingest::Batch,
-        telemetry::{
-            DnsObservation, Endpoint, ErrnoCount, FlowCounts, FlowObservation, FlowRole, Histogram,
-            LatencyKind, LatencyObservation, MapUsage, MetricInterval, SyscallObservation,
-        },
+use crate::domain::{
+    entity::EntityId,
+    event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
+    ingest::Batch,
+    interval::{
+        DnsObservation, Endpoint, ErrnoCount, FlowCounts, FlowObservation, FlowRole, Histogram,
+        LatencyKind, LatencyObservation, MapUsage, MetricInterval, SyscallObservation,
     },
-    ports::{AgentStats, NodeInfo},
+    node::{AgentStats, NodeInfo},
 };
 
 /// Why a message was refused. Each names the offending field.
@@ -110,7 +109,7 @@ fn workload_ref(w: &v1::Workload) -> Result<WorkloadRef, BadWorkload> {
     }
     Ok(WorkloadRef {
         kind,
-        key: w.key.clone(),
+        key: EntityId::new(w.key.clone()),
         pod_uid: non_empty(&w.pod_uid),
         container_id: non_empty(&w.container_id),
         container_runtime: non_empty(&w.container_runtime),

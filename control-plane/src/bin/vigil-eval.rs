@@ -10,7 +10,7 @@ use std::{
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use control_plane::{
-    domain::detect::{
+    domain::detection::{
         conformal::{self, ConformalConfig},
         likelihood::LikelihoodConfig,
         robust::RobustConfig,

@@ -18,7 +18,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::domain::detect::robust::median_sigma;
+use crate::domain::detection::robust::median_sigma;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {

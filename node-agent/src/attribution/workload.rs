@@ -8,6 +8,13 @@
 //!
 //! Outside Kubernetes: `/system.slice/docker-<id>.scope`, `/docker/<id>`, systemd units
 //! (`/system.slice/nginx.service`), or any other path.
+//!
+//! The key prefixes are shared with the control plane (`node_agent_common::entity`), which
+//! names pods it resolves through the Kubernetes API with the same keys.
+
+use node_agent_common::entity::{
+    CGROUP_PREFIX, CONTAINER_PREFIX, HOST_PREFIX, POD_PREFIX, SYSTEMD_PREFIX,
+};
 
 /// What kind of thing owns a cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +94,7 @@ fn container_id(segment: &str) -> Option<(&'static str, String)> {
 pub fn workload_from_cgroup_path(path: &str, comm: &str) -> Workload {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if segments.is_empty() {
-        return Workload::new(WorkloadKind::Host, format!("host/{comm}"), path);
+        return Workload::new(WorkloadKind::Host, format!("{HOST_PREFIX}{comm}"), path);
     }
     let in_kubepods = segments.iter().any(|s| s.starts_with("kubepods"));
     let pod = if in_kubepods {
@@ -100,7 +107,7 @@ pub fn workload_from_cgroup_path(path: &str, comm: &str) -> Workload {
     if let Some(uid) = pod {
         let mut w = Workload::new(
             WorkloadKind::KubernetesContainer,
-            format!("k8s-pod/{uid}"),
+            format!("{POD_PREFIX}{uid}"),
             path,
         );
         if let Some((runtime, id)) = container {
@@ -111,7 +118,7 @@ pub fn workload_from_cgroup_path(path: &str, comm: &str) -> Workload {
         return w;
     }
     if let Some((runtime, id)) = container {
-        let mut w = Workload::new(WorkloadKind::Container, format!("container/{id}"), path);
+        let mut w = Workload::new(WorkloadKind::Container, format!("{CONTAINER_PREFIX}{id}"), path);
         w.container_runtime = Some(if runtime.is_empty() {
             "docker"
         } else {
@@ -126,12 +133,12 @@ pub fn workload_from_cgroup_path(path: &str, comm: &str) -> Workload {
         .rev()
         .find(|s| s.ends_with(".service") || s.ends_with(".scope"))
     {
-        let mut w = Workload::new(WorkloadKind::SystemdUnit, format!("systemd/{unit}"), path);
+        let mut w = Workload::new(WorkloadKind::SystemdUnit, format!("{SYSTEMD_PREFIX}{unit}"), path);
         w.systemd_unit = Some((*unit).to_string());
         return w;
     }
     let normalized = format!("/{}", segments.join("/"));
-    Workload::new(WorkloadKind::Cgroup, format!("cgroup{normalized}"), path)
+    Workload::new(WorkloadKind::Cgroup, format!("{}{}", CGROUP_PREFIX.trim_end_matches('/'), normalized), path)
 }
 
 #[cfg(test)]

@@ -30,9 +30,10 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::{
-    domain::telemetry::Endpoint,
-    ports::{EndpointResolver, ResolvedEndpoint},
+use crate::domain::{
+    entity::{EntityId, EntityKind},
+    graph::ports::{EndpointResolver, ResolvedEndpoint},
+    interval::Endpoint,
 };
 
 /// How stale the lookup index may get before it is rebuilt from the reflector stores.
@@ -41,11 +42,11 @@ const INDEX_TTL: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Index {
     /// (ClusterIP, port) → Service entity; port 0 → any port of that address.
-    services: HashMap<(IpAddr, u16), String>,
+    services: HashMap<(IpAddr, u16), EntityId>,
     /// Pod IP → pod entity (host-network pods share the node's address and are left out).
-    pods: HashMap<IpAddr, String>,
+    pods: HashMap<IpAddr, EntityId>,
     /// (endpoint IP, port) → Service entity, from EndpointSlices.
-    slice_endpoints: HashMap<(IpAddr, u16), String>,
+    slice_endpoints: HashMap<(IpAddr, u16), EntityId>,
 }
 
 pub struct KubeEndpoints {
@@ -114,7 +115,7 @@ impl KubeEndpoints {
             ) else {
                 continue;
             };
-            let entity = format!("k8s-svc/{ns}/{name}");
+            let entity = EntityId::service(ns, name);
             let Some(spec) = &svc.spec else { continue };
             let ips = spec.cluster_ips.clone().unwrap_or_default();
             let ports: Vec<u16> = spec
@@ -148,7 +149,7 @@ impl KubeEndpoints {
                 .flat_map(|s| s.pod_ips.iter().flatten())
                 .filter_map(|p| ip(&p.ip))
             {
-                index.pods.insert(addr, format!("k8s-pod/{uid}"));
+                index.pods.insert(addr, EntityId::pod(uid));
             }
         }
         for slice in self.slices.state() {
@@ -161,7 +162,7 @@ impl KubeEndpoints {
             else {
                 continue;
             };
-            let entity = format!("k8s-svc/{ns}/{service}");
+            let entity = EntityId::service(ns, service);
             let ports: Vec<u16> = slice
                 .ports
                 .iter()
@@ -207,13 +208,13 @@ impl EndpointResolver for KubeEndpoints {
         if let Some(svc) = index.services.get(&(e.ip, e.port)) {
             return Some(ResolvedEndpoint {
                 entity: svc.clone(),
-                kind: "service",
+                kind: EntityKind::Service,
             });
         }
         if let Some(pod) = index.pods.get(&e.ip) {
             return Some(ResolvedEndpoint {
                 entity: pod.clone(),
-                kind: "pod",
+                kind: EntityKind::Pod,
             });
         }
         index
@@ -221,7 +222,7 @@ impl EndpointResolver for KubeEndpoints {
             .get(&(e.ip, e.port))
             .map(|svc| ResolvedEndpoint {
                 entity: svc.clone(),
-                kind: "service",
+                kind: EntityKind::Service,
             })
     }
 }

@@ -20,9 +20,9 @@ use super::{
     leader::Leadership,
     report::{apply_status, phase, IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
 };
-use crate::{
-    domain::incident::{Incident, IncidentKind},
-    ports::{IncidentChange, Observer},
+use crate::domain::{
+    incident::{ports::IncidentChange, Details, Incident, IncidentId, IncidentKind},
+    observe::Observer,
 };
 
 /// Changes waiting to be written; beyond this the newest are dropped (and counted).
@@ -34,7 +34,7 @@ const RETRIES: [Duration; 3] = [
 ];
 
 /// The report's object name for an incident.
-pub fn report_name(incident_id: i64) -> String {
+pub fn report_name(incident_id: IncidentId) -> String {
     format!("vigil-incident-{incident_id}")
 }
 
@@ -44,9 +44,12 @@ fn rfc3339(unix_ns: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The label that marks an incident taken from someone else's report (`<ns>/<name>`).
+pub const REPORT_LABEL: &str = "vigil_report";
+
 /// Reports handed to Vigil by others are their own mirror (see `reconcile`).
 pub fn from_report(incident: &Incident) -> bool {
-    incident.attributes["labels"]["vigil_report"].is_string()
+    matches!(incident.details(), Details::Alert(a) if a.labels.contains_key(REPORT_LABEL))
 }
 
 /// How sure Vigil is of the root cause: the ranking's top score for anomalies, certain for
@@ -54,7 +57,10 @@ pub fn from_report(incident: &Incident) -> bool {
 fn confidence(incident: &Incident) -> Option<f64> {
     match incident.kind {
         IncidentKind::OomKill | IncidentKind::CrashLoop => Some(1.0),
-        IncidentKind::ServiceAnomaly => incident.attributes["root_causes"][0]["score"].as_f64(),
+        IncidentKind::ServiceAnomaly => match incident.details() {
+            Details::ServiceAnomaly(a) => a.root_causes.first().map(|r| r.score),
+            _ => None,
+        },
         IncidentKind::Alert => None,
     }
 }
@@ -115,7 +121,7 @@ impl KubeMirror {
             while let Some(incident) = rx.recv().await {
                 if !leadership.is_leader() {
                     debug!(
-                        id = incident.id,
+                        id = %incident.id,
                         "not the leader: IncidentReport left to the leader"
                     );
                     continue;
@@ -164,7 +170,7 @@ impl Observer for KubeMirror {
         if self.queue.try_send(incident.clone()).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             warn!(
-                id = incident.id,
+                id = %incident.id,
                 dropped_total = n,
                 "IncidentReport queue full: this change is not mirrored"
             );

@@ -1,0 +1,369 @@
+//! Baseline thresholds: a baseline per (subject, feature) and the robust threshold rule on it
+//! (detection's first tier; the isolation forests in `forest` are the second).
+//!
+//! A feature fires when, for `consecutive` windows in a row, it rose above its baseline
+//! median by more than `k` robust σ (or Vigil's univariate detector judged it anomalous) and
+//! by more than the feature's floors. Only symptom features (errors, latency) fire; rising
+//! throughput is not a symptom. Until a baseline has `min_history` windows the entity is
+//! "learning" and nothing it does fires.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    features::{features_of, WindowFeatures},
+    univariate::{UnivariateConfig, UnivariateDetector},
+};
+use crate::entity::{Subject, SubjectClass};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ThresholdRule {
+    /// Robust σ above the median.
+    pub k: f64,
+    /// Windows in a row.
+    pub consecutive: u32,
+    /// Univariate score at which a rise fires even below `k` σ.
+    pub score: f64,
+    /// Healthy values remembered for the ceiling (see `FeatureBaseline::healthy`).
+    pub ceiling_windows: usize,
+    /// Quantile of the healthy values a symptom must exceed.
+    pub ceiling_quantile: f64,
+    /// After this many windows in a row over the rule, the values count as healthy anyway:
+    /// a lasting change becomes the new normal instead of an incident that never ends.
+    pub adapt_after: u32,
+}
+
+impl Default for ThresholdRule {
+    fn default() -> Self {
+        Self {
+            k: 6.0,
+            consecutive: 2,
+            score: 0.9999,
+            ceiling_windows: 240,
+            ceiling_quantile: 0.99,
+            adapt_after: 120,
+        }
+    }
+}
+
+/// One feature's history, persisted across restarts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureBaseline {
+    detector: UnivariateDetector,
+    /// Windows in a row that crossed the rule.
+    streak: u32,
+    /// Recent values that did not cross: a symptom must rise above nearly all of them.
+    /// Healthy load is often bimodal (bursts, batch jobs, cron): the median and MAD describe
+    /// the usual mode, and this ceiling keeps the recurring other mode from firing. Values
+    /// that crossed stay out, so a lasting fault does not raise its own bar.
+    #[serde(default)]
+    healthy: VecDeque<f64>,
+}
+
+/// The `q` quantile of `values` (nearest rank).
+fn quantile(values: &VecDeque<f64>, q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+    v.get(i).copied().unwrap_or(f64::NEG_INFINITY)
+}
+
+/// All features of one entity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntityBaseline {
+    pub class: SubjectClass,
+    /// By feature name (names, not positions, so a new feature does not shift old state).
+    features: BTreeMap<String, FeatureBaseline>,
+    pub last_window: i64,
+}
+
+/// How one feature compared with its baseline in one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeatureReading {
+    pub feature: &'static str,
+    pub value: f64,
+    pub median: f64,
+    /// Signed robust z (σ floored, so a flat baseline does not make every wiggle infinite).
+    pub z: f64,
+    pub score: f64,
+    /// Crossed the rule this window (not necessarily `consecutive` times yet).
+    pub crossed: bool,
+    /// Crossed it `consecutive` windows in a row: a tier-1 signal.
+    pub fired: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityReading {
+    pub entity: Subject,
+    pub class: SubjectClass,
+    pub window: i64,
+    pub learning: bool,
+    pub features: Vec<FeatureReading>,
+}
+
+impl EntityReading {
+    pub fn fired(&self) -> impl Iterator<Item = &FeatureReading> {
+        self.features.iter().filter(|f| f.fired)
+    }
+
+    /// Robust z per feature in class order (0 where unmeasured), clamped: the forest's input.
+    pub fn z_vector(&self) -> Vec<f64> {
+        self.features
+            .iter()
+            .map(|f| f.z.clamp(-50.0, 50.0))
+            .collect()
+    }
+}
+
+impl EntityBaseline {
+    pub fn new(class: SubjectClass) -> Self {
+        Self {
+            class,
+            features: BTreeMap::new(),
+            last_window: i64::MIN,
+        }
+    }
+
+    pub fn learning(&self) -> bool {
+        self.features.is_empty() || self.features.values().all(|f| f.detector.learning())
+    }
+
+    /// Scores one window of this entity against the baseline, then learns it.
+    pub fn observe(
+        &mut self,
+        w: &WindowFeatures,
+        config: &UnivariateConfig,
+        rule: &ThresholdRule,
+    ) -> EntityReading {
+        self.last_window = self.last_window.max(w.window);
+        let mut readings = Vec::with_capacity(w.values.len());
+        for (f, &value) in features_of(self.class).iter().zip(&w.values) {
+            let mut reading = FeatureReading {
+                feature: f.name,
+                value,
+                median: f64::NAN,
+                z: 0.0,
+                score: 0.0,
+                crossed: false,
+                fired: false,
+            };
+            if value.is_nan() {
+                readings.push(reading);
+                continue;
+            }
+            let b = self
+                .features
+                .entry(f.name.to_string())
+                .or_insert_with(|| FeatureBaseline {
+                    detector: UnivariateDetector::new(*config),
+                    streak: 0,
+                    healthy: VecDeque::new(),
+                });
+            let s = b.detector.observe(value);
+            if !s.robust.learning {
+                let rise = value - s.robust.median;
+                // A rise the size of the feature's floor counts as k σ: on a flat baseline
+                // (σ ≈ 0) the floor, not the noise, sets the scale.
+                let floor = f.floor.max(f.relative_floor * s.robust.median.abs());
+                let scale = s.robust.sigma.max(floor / rule.k).max(f64::MIN_POSITIVE);
+                reading.median = s.robust.median;
+                reading.z = rise / scale;
+                reading.score = s.score;
+                // The ceiling sorts the healthy values: judge it last, for the few readings
+                // that pass the cheap tests.
+                reading.crossed = f.alerting
+                    && (reading.z > rule.k || (rise > floor && s.score >= rule.score))
+                    && value > quantile(&b.healthy, rule.ceiling_quantile);
+            }
+            b.streak = if reading.crossed { b.streak + 1 } else { 0 };
+            if !reading.crossed || b.streak > rule.adapt_after {
+                b.healthy.push_back(value);
+                if b.healthy.len() > rule.ceiling_windows {
+                    b.healthy.pop_front();
+                }
+            }
+            reading.fired = b.streak >= rule.consecutive;
+            readings.push(reading);
+        }
+        EntityReading {
+            entity: w.entity.clone(),
+            class: self.class,
+            window: w.window,
+            learning: self.learning(),
+            features: readings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detection::{
+        features::WORKLOAD_DIM, robust::RobustConfig, univariate::UnivariateConfig,
+    };
+
+    fn config() -> UnivariateConfig {
+        UnivariateConfig {
+            robust: RobustConfig {
+                long: 60,
+                short: 3,
+                min_history: 20,
+                ..RobustConfig::default()
+            },
+            likelihood: None,
+            conformal: None,
+        }
+    }
+
+    fn window(w: i64, slot: usize, value: f64) -> WindowFeatures {
+        let mut values = vec![0.0; WORKLOAD_DIM];
+        values[slot] = value;
+        WindowFeatures {
+            window: w,
+            entity: Subject::Workload("app".into()),
+            class: SubjectClass::Workload,
+            values,
+        }
+    }
+
+    /// Index of a workload feature by name.
+    fn slot(name: &str) -> usize {
+        features_of(SubjectClass::Workload)
+            .iter()
+            .position(|f| f.name == name)
+            .unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn learning_then_fires_after_consecutive_windows_only() {
+        let p99 = slot("syscall_p99_us");
+        let (c, rule) = (config(), ThresholdRule::default());
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..19 {
+            let r = b.observe(&window(w, p99, 100.0 + (w % 3) as f64 * 20.0), &c, &rule);
+            assert!(r.learning, "window {w} judged while learning");
+        }
+        for w in 19..60 {
+            let r = b.observe(&window(w, p99, 100.0 + (w % 3) as f64 * 20.0), &c, &rule);
+            assert!(!r.learning && r.fired().count() == 0, "window {w}: {r:?}");
+        }
+        // One bad window crosses but does not fire; the second in a row fires.
+        let first = b.observe(&window(60, p99, 50_000.0), &c, &rule);
+        assert!(first.features[p99].crossed && !first.features[p99].fired);
+        let second = b.observe(&window(61, p99, 50_000.0), &c, &rule);
+        assert_eq!(
+            second.fired().map(|f| f.feature).collect::<Vec<_>>(),
+            ["syscall_p99_us"]
+        );
+        assert!(second.features[p99].z > 6.0);
+    }
+
+    #[test]
+    fn floors_keep_single_errors_and_throughput_from_firing() {
+        let errors = slot("syscall_errors_permission_per_s");
+        let rate = slot("connects_in_per_s");
+        let (c, rule) = (config(), ThresholdRule::default());
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..40 {
+            b.observe(&window(w, errors, 0.0), &c, &rule);
+        }
+        // 0.2 errors/s over a zero baseline: below the 0.5/s floor.
+        for w in 40..45 {
+            let r = b.observe(&window(w, errors, 0.2), &c, &rule);
+            assert_eq!(r.fired().count(), 0);
+        }
+        // A tenfold burst of connections is not a symptom.
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..40 {
+            b.observe(&window(w, rate, 10.0), &c, &rule);
+        }
+        for w in 40..45 {
+            let r = b.observe(&window(w, rate, 100.0), &c, &rule);
+            assert_eq!(r.fired().count(), 0);
+        }
+        // Sustained errors over the floor fire.
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..40 {
+            b.observe(&window(w, errors, 0.0), &c, &rule);
+        }
+        let fired = (40..45).any(|w| {
+            b.observe(&window(w, errors, 20.0), &c, &rule)
+                .fired()
+                .count()
+                > 0
+        });
+        assert!(fired);
+    }
+
+    #[test]
+    fn a_recurring_burst_is_healthy_a_new_high_is_not_and_a_lasting_one_adapts() {
+        let p99 = slot("syscall_p99_us");
+        let rule = ThresholdRule {
+            adapt_after: 20,
+            ..ThresholdRule::default()
+        };
+        let c = config();
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        let mut without_ceiling = EntityBaseline::new(SubjectClass::Workload);
+        let no_ceiling = ThresholdRule {
+            ceiling_quantile: 0.0,
+            ..rule
+        };
+        // Mostly 130 µs, every 16 windows a 2 ms burst lasting 3 windows (longer than the
+        // consecutive rule, so only the ceiling keeps it quiet).
+        let healthy = |w: i64| {
+            if w % 16 < 3 {
+                2_000.0
+            } else {
+                130.0 + (w % 3) as f64
+            }
+        };
+        let mut fired_without = 0;
+        for w in 0..200 {
+            let r = b.observe(&window(w, p99, healthy(w)), &c, &rule);
+            assert_eq!(r.fired().count(), 0, "window {w}: {r:?}");
+            let r = without_ceiling.observe(&window(w, p99, healthy(w)), &c, &no_ceiling);
+            fired_without += r.fired().count();
+        }
+        assert!(
+            fired_without > 0,
+            "the bursts alone would fire on median and MAD"
+        );
+        // Well above anything seen: fires, and keeps firing while it lasts...
+        let fired: Vec<bool> = (200..215)
+            .map(|w| {
+                b.observe(&window(w, p99, 20_000.0), &c, &rule)
+                    .fired()
+                    .count()
+                    > 0
+            })
+            .collect();
+        assert!(fired[1..].iter().all(|f| *f), "{fired:?}");
+        // ...until it has lasted `adapt_after` windows and became the new normal.
+        let later = (215..300)
+            .map(|w| {
+                b.observe(&window(w, p99, 20_000.0), &c, &rule)
+                    .fired()
+                    .count()
+            })
+            .last();
+        assert_eq!(later, Some(0));
+    }
+
+    #[test]
+    fn state_survives_a_serde_round_trip() {
+        let p99 = slot("syscall_p99_us");
+        let (c, rule) = (config(), ThresholdRule::default());
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..30 {
+            b.observe(&window(w, p99, 100.0 + (w % 5) as f64), &c, &rule);
+        }
+        let json = serde_json::to_string(&b).unwrap_or_default();
+        let mut restored: EntityBaseline = serde_json::from_str(&json).expect("round trip");
+        assert!(!restored.learning());
+        let a = b.observe(&window(30, p99, 10_000.0), &c, &rule);
+        let r = restored.observe(&window(30, p99, 10_000.0), &c, &rule);
+        assert_eq!(a, r);
+    }
+}

@@ -1,0 +1,27 @@
+//! Detection: metric intervals in, deduplicated incidents with a ranked root cause out.
+//!
+//! Every closed window: features per subject (`features`, polars) → baseline thresholds
+//! (`baseline`, on Vigil's univariate detector: `univariate`, `robust`, `likelihood`,
+//! `conformal`) → isolation forests (`forest`) → correlation over the service graph
+//! (`correlate`) → root-cause ranking (`rootcause`) → incidents (`report`). `service` runs it;
+//! `judge` holds the two tiers' decision.
+
+pub mod baseline;
+pub mod config;
+pub mod conformal;
+pub mod correlate;
+pub mod features;
+pub mod forest;
+pub mod judge;
+pub mod likelihood;
+pub mod ports;
+pub mod report;
+pub mod robust;
+pub mod rootcause;
+pub mod service;
+pub mod univariate;
+
+pub use config::DetectionConfig;
+pub use service::{
+    BaselineStatus, DetectError, DetectionParts, DetectionService, DetectionStats, TickOutcome,
+};

@@ -1,0 +1,158 @@
+//! Kernel events as the control plane understands them (already validated).
+
+pub mod ports;
+
+use serde::{Deserialize, Serialize};
+
+use crate::entity::EntityId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    Host,
+    KubernetesContainer,
+    Container,
+    SystemdUnit,
+    Cgroup,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::KubernetesContainer => "kubernetes_container",
+            Self::Container => "container",
+            Self::SystemdUnit => "systemd_unit",
+            Self::Cgroup => "cgroup",
+        }
+    }
+}
+
+/// Which workload an event belongs to, as the agent attributed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub kind: WorkloadKind,
+    /// The workload's entity id in the service graph.
+    pub key: EntityId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_runtime: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
+    pub cgroup_path: String,
+    pub is_root_process: bool,
+}
+
+/// The task the kernel was running (for an OOM kill: the one that hit the limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    pub cgroup_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    ProcessExec {
+        filename: String,
+    },
+    ProcessExit {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<u32>,
+    },
+    OomKill {
+        victim_pid: u32,
+        victim_comm: String,
+        victim_uid: u32,
+        total_vm_kb: u64,
+        anon_rss_kb: u64,
+        file_rss_kb: u64,
+        shmem_rss_kb: u64,
+        oom_score_adj: i32,
+    },
+    /// A DNS answer with a failing rcode, attributed to the asking workload.
+    DnsFailure {
+        rcode: u32,
+        rcode_name: String,
+        query_name: String,
+        query_type: u32,
+        server: String,
+    },
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ProcessExec { .. } => "process_exec",
+            Self::ProcessExit { .. } => "process_exit",
+            Self::OomKill { .. } => "oom_kill",
+            Self::DnsFailure { .. } => "dns_failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelEvent {
+    pub node: String,
+    pub seq: u64,
+    pub kernel_time_ns: u64,
+    pub time_unix_ns: i64,
+    pub task: TaskRef,
+    pub workload: WorkloadRef,
+    pub kind: EventKind,
+}
+
+impl KernelEvent {
+    /// A process ended abnormally: killed by a signal, or a non-zero exit code.
+    pub fn is_crash(&self) -> bool {
+        match &self.kind {
+            EventKind::ProcessExit {
+                signal: Some(_), ..
+            } => true,
+            EventKind::ProcessExit {
+                exit_code: Some(code),
+                ..
+            } => *code != 0,
+            _ => false,
+        }
+    }
+}
+
+/// An event as stored, with when it reached the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    #[serde(flatten)]
+    pub event: KernelEvent,
+    pub received_unix_ns: i64,
+    pub stored_unix_ns: i64,
+}
+
+/// Signal names for display (x86-64/arm64 numbering).
+pub fn signal_name(sig: u32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        31 => "SIGSYS",
+        _ => "signal",
+    }
+}

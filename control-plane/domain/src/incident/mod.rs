@@ -1,0 +1,16 @@
+//! The incident: the shared core every capability writes to and reads from — its model, the
+//! typed details and evidence each kind carries, the stages that produced it, its store port,
+//! and the store wrapper that reports every change.
+
+pub mod details;
+pub mod evidence;
+pub mod model;
+pub mod observed;
+pub mod ports;
+pub mod stage;
+
+pub use details::Details;
+pub use model::{
+    Attributes, EvidenceRef, Finding, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
+};
+pub use stage::Stage;

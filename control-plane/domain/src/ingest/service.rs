@@ -1,0 +1,192 @@
+//! The ingest use case: store a node's batch once, run the kernel-event rules on what is new,
+//! and open or update incidents.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use tracing::{info, instrument};
+
+use super::rules::KernelRules;
+use crate::{
+    clock::Clock,
+    event::{
+        ports::{EventStore, InsertOutcome},
+        KernelEvent,
+    },
+    incident::{
+        ports::{IncidentQuery, IncidentStore},
+        Finding, Incident, IncidentId, Stage,
+    },
+    node::{ports::NodeStore, AgentStats, NodeInfo},
+    observe::{NoObserver, Observer},
+    store::StoreError,
+};
+
+/// A validated batch from one node.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub node: String,
+    pub events: Vec<KernelEvent>,
+    pub stats: Option<AgentStats>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub stored: InsertOutcome,
+    pub incidents_opened: Vec<IncidentId>,
+    pub incidents_updated: Vec<IncidentId>,
+}
+
+pub struct IngestService {
+    events: Arc<dyn EventStore>,
+    incidents: Arc<dyn IncidentStore>,
+    nodes: Arc<dyn NodeStore>,
+    /// Also serialises incident writes: find-open-then-create must not race.
+    rules: Mutex<KernelRules>,
+    observer: Arc<dyn Observer>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What ingest is built from.
+pub struct IngestParts {
+    pub events: Arc<dyn EventStore>,
+    pub incidents: Arc<dyn IncidentStore>,
+    pub nodes: Arc<dyn NodeStore>,
+    pub rules: KernelRules,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl IngestService {
+    pub fn new(parts: IngestParts) -> Self {
+        let IngestParts {
+            events,
+            incidents,
+            nodes,
+            rules,
+            clock,
+        } = parts;
+        Self {
+            events,
+            incidents,
+            nodes,
+            rules: Mutex::new(rules),
+            observer: Arc::new(NoObserver),
+            clock,
+        }
+    }
+
+    /// Reports what is ingested to `observer` (exporters).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Records a node's hello; returns the last sequence number stored for it.
+    #[instrument(skip_all, fields(node = %node.name))]
+    pub fn hello(&self, node: &NodeInfo) -> Result<u64, StoreError> {
+        self.nodes.record_hello(node)?;
+        let last = self.events.last_seq(&node.name)?;
+        info!(node = %node.name, kernel = %node.kernel_release, agent = %node.agent_version, last_seq = last, "node connected");
+        Ok(last)
+    }
+
+    #[instrument(skip_all, fields(node = %batch.node, events = batch.events.len()))]
+    pub fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError> {
+        let received = self.clock.now_unix_ns();
+        let stored = self.events.insert_batch(&batch.events, received)?;
+        if let Some(stats) = &batch.stats {
+            self.nodes.record_stats(&batch.node, stats, received)?;
+        }
+        let mut outcome = IngestOutcome {
+            stored,
+            ..Default::default()
+        };
+        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        // Events are evaluated once: retried duplicates were evaluated when first stored.
+        let fresh = batch
+            .events
+            .iter()
+            .filter(|e| outcome.stored.inserted.binary_search(&e.seq).is_ok());
+        let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for event in fresh {
+            *by_kind.entry(event.kind.name()).or_default() += 1;
+            for finding in rules.observe(event) {
+                let finding = with_rule_stages(finding, event, received, self.clock.now_unix_ns());
+                let (incident, created) = self.apply(&finding)?;
+                if created {
+                    info!(id = %incident.id, kind = incident.kind.as_str(), workload = %incident.workload_key, "incident opened: {}", incident.title);
+                    outcome.incidents_opened.push(incident.id);
+                } else {
+                    outcome.incidents_updated.push(incident.id);
+                }
+            }
+        }
+        rules.prune(received);
+        for (kind, count) in by_kind {
+            self.observer.events_ingested(&batch.node, kind, count);
+        }
+        Ok(outcome)
+    }
+
+    /// Opens an incident for `finding`, or merges it into the open one for the same
+    /// kind, node and workload.
+    fn apply(&self, finding: &Finding) -> Result<(Incident, bool), StoreError> {
+        match self.incidents.find_open(
+            finding.kind(),
+            &finding.node,
+            finding.workload_key.as_str(),
+        )? {
+            Some(open) => Ok((self.incidents.add_occurrence(open.id, finding)?, false)),
+            None => Ok((self.incidents.create(finding)?, true)),
+        }
+    }
+
+    /// Resolves open incidents with no new finding for `quiet_ns`. Returns their ids.
+    #[instrument(skip(self))]
+    pub fn resolve_quiet(&self, quiet_ns: i64) -> Result<Vec<IncidentId>, StoreError> {
+        let now_unix_ns = self.clock.now_unix_ns();
+        let _serialise = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        let open = self.incidents.list(&IncidentQuery::open(usize::MAX))?;
+        let mut resolved = Vec::new();
+        // Anomaly incidents resolve when detection sees their signals back at baseline, alert
+        // incidents when Alertmanager says so (it repeats firing alerts only every few hours).
+        for incident in open
+            .into_iter()
+            .filter(|i| i.kind.is_kernel_rule())
+            .filter(|i| now_unix_ns - i.updated_unix_ns >= quiet_ns)
+        {
+            self.incidents.resolve(incident.id, now_unix_ns)?;
+            info!(
+                id = %incident.id,
+                "incident resolved after a quiet period: {}", incident.title
+            );
+            resolved.push(incident.id);
+        }
+        Ok(resolved)
+    }
+}
+
+/// A kernel rule's pipeline: the kernel saw the event (detect: from the event to its arrival
+/// here), the rule matched it against the workload's recent history (correlate), and the
+/// kernel's own cgroup attribution names the workload (localize: nothing to infer).
+fn with_rule_stages(
+    finding: Finding,
+    event: &KernelEvent,
+    received_unix_ns: i64,
+    judged: i64,
+) -> Finding {
+    let stages = [
+        Stage::new("detect", event.time_unix_ns, received_unix_ns)
+            .with("event", event.kind.name())
+            .with("node", event.node.clone()),
+        Stage::new("correlate", received_unix_ns, judged)
+            .with("rule", finding.kind().as_str())
+            .with("evidence", finding.evidence.len()),
+        Stage::new("localize", judged, judged)
+            .with("method", "kernel cgroup attribution")
+            .with("root_cause", &finding.workload_key),
+    ];
+    finding.with_stages(stages)
+}

@@ -1,0 +1,30 @@
+//! Vigil's control-plane domain: what the control plane knows and decides, with no transport,
+//! database or Kubernetes client in sight. Its own crate, so "the domain imports no adapter" is
+//! checked by the compiler rather than by review.
+//!
+//! The incident is the shared core (`incident`); each capability has a folder with its model,
+//! its use case and the ports it needs (`ports.rs`), which the `control-plane` crate's adapters
+//! implement:
+//!
+//! - `ingest`: kernel events stored once, kernel-event rules (OOM kill, crash loop);
+//! - `interval`: the agents' metric intervals, stored once and fanned out;
+//! - `graph`: the live service graph built from flows;
+//! - `detection`: baselines, isolation forests, correlation and root-cause ranking;
+//! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents.
+//!
+//! Shared vocabulary sits at the top: typed identities (`entity`), the clock, store errors,
+//! kernel events, nodes and what Vigil reports about its own work (`observe`).
+
+pub mod alerts;
+pub mod clock;
+pub mod detection;
+pub mod entity;
+pub mod event;
+pub mod graph;
+pub mod incident;
+pub mod ingest;
+pub mod interval;
+pub mod node;
+pub mod observe;
+pub mod store;
+pub mod synthetic;

@@ -1,0 +1,41 @@
+//! Node agents as the control plane knows them: how each introduced itself and what it last
+//! reported losing.
+
+pub mod ports;
+
+use serde::{Deserialize, Serialize};
+
+/// A node as it introduced itself, plus the loss counters it last reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub kernel_release: String,
+    pub agent_version: String,
+    pub protocol_version: u32,
+    /// Probe name → error (empty when attached).
+    pub probes: Vec<(String, String)>,
+    pub stats: AgentStats,
+    pub last_seen_unix_ns: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStats {
+    pub kernel_dropped: u64,
+    pub buffer_dropped: u64,
+    pub events_read: u64,
+    pub malformed: u64,
+    #[serde(default)]
+    pub metric_intervals_dropped: u64,
+}
+
+impl AgentStats {
+    /// Events lost, by where: the labels every exporter reports them under.
+    pub fn losses(&self) -> [(&'static str, u64); 4] {
+        [
+            ("kernel", self.kernel_dropped),
+            ("buffer", self.buffer_dropped),
+            ("malformed", self.malformed),
+            ("metric_interval", self.metric_intervals_dropped),
+        ]
+    }
+}

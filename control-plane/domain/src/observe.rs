@@ -1,0 +1,75 @@
+//! Telling observers what happens, without the use cases knowing who listens: the Prometheus
+//! and OTLP exporters and the Kubernetes mirror implement `Observer`; `Observers` fans one
+//! report out to every exporter that is switched on.
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use crate::{
+    entity::{Subject, SubjectClass},
+    incident::ports::IncidentChange,
+};
+
+/// How anomalous a subject looked in the window just judged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityScore {
+    pub entity: Subject,
+    pub class: SubjectClass,
+    /// Largest robust z-score of its features (0 while learning).
+    pub max_z: f64,
+    /// The isolation forest's score in [0, 1], once its forest is trained.
+    pub forest: Option<f64>,
+}
+
+/// What Vigil reports about its own work. Calls run on the ingest and detection paths: they
+/// must not block (queue, or update in-memory instruments).
+pub trait Observer: Send + Sync {
+    fn incident(&self, _change: &IncidentChange) {}
+    /// Events newly stored from `node`, by kind.
+    fn events_ingested(&self, _node: &str, _kind: &str, _count: u64) {}
+    /// Metric intervals newly stored from `node`.
+    fn intervals_ingested(&self, _node: &str, _count: u64) {}
+    /// Scores of every subject judged in a window.
+    fn anomaly_scores(&self, _scores: &[EntityScore]) {}
+}
+
+/// Nobody is listening.
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// Every exporter that is switched on. Exporters may join after the services that report to
+/// them are built (the Prometheus exporter reads the service graph it is told about).
+#[derive(Default)]
+pub struct Observers(RwLock<Vec<Arc<dyn Observer>>>);
+
+impl Observers {
+    pub fn add(&self, observer: Arc<dyn Observer>) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(observer);
+    }
+
+    fn each(&self, f: impl Fn(&dyn Observer)) {
+        for o in self.0.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            f(o.as_ref());
+        }
+    }
+}
+
+impl Observer for Observers {
+    fn incident(&self, change: &IncidentChange) {
+        self.each(|o| o.incident(change));
+    }
+    fn events_ingested(&self, node: &str, kind: &str, count: u64) {
+        self.each(|o| o.events_ingested(node, kind, count));
+    }
+    fn intervals_ingested(&self, node: &str, count: u64) {
+        self.each(|o| o.intervals_ingested(node, count));
+    }
+    fn anomaly_scores(&self, scores: &[EntityScore]) {
+        self.each(|o| o.anomaly_scores(scores));
+    }
+}

@@ -1,0 +1,121 @@
+//! Building the control plane's parts from its config: the store, the use cases and the
+//! exporters, each a named field so nothing is wired to the wrong port by position.
+
+use std::sync::Arc;
+
+use super::AppError;
+use crate::{
+    adapters::{otlp::OtlpExporter, prometheus::PrometheusExporter, sqlite::SqliteStore},
+    config::ControlPlaneConfig,
+    domain::{
+        alerts::AlertService,
+        clock::Clock,
+        detection::{DetectionParts, DetectionService},
+        graph::{ports::EndpointResolver, LiveGraph},
+        incident::{observed::ObservedIncidents, ports::IncidentStore},
+        ingest::{IngestParts, IngestService, KernelRules},
+        interval::service::MetricsService,
+        observe::{Observer, Observers},
+    },
+};
+
+/// Every part of a running control plane but its listeners and background tasks.
+pub struct ControlPlane {
+    pub store: Arc<SqliteStore>,
+    pub clock: Arc<dyn Clock>,
+    /// Every exporter that is on; the Kubernetes mirror joins once the cluster is reached.
+    pub observers: Arc<Observers>,
+    /// The store as the use cases write incidents: each change reported to `observers`.
+    pub incidents: Arc<dyn IncidentStore>,
+    pub ingest: Arc<IngestService>,
+    pub graph: Arc<LiveGraph>,
+    pub metrics: Arc<MetricsService>,
+    /// `None` when `detection.enabled` is off.
+    pub detection: Option<Arc<DetectionService>>,
+    pub alerts: Arc<AlertService>,
+    pub prometheus: Arc<PrometheusExporter>,
+    pub otlp: Option<Arc<OtlpExporter>>,
+}
+
+impl ControlPlane {
+    /// Opens the store and builds the use cases; the graph is replayed from stored intervals
+    /// so a restarted control plane serves the graph it had.
+    pub fn build(
+        config: &ControlPlaneConfig,
+        resolver: Arc<dyn EndpointResolver>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AppError> {
+        let store = Arc::new(SqliteStore::open(&config.store_path)?);
+        let observers = Arc::new(Observers::default());
+        let observer: Arc<dyn Observer> = observers.clone();
+        let incidents: Arc<dyn IncidentStore> =
+            Arc::new(ObservedIncidents::new(store.clone(), observer.clone()));
+        let ingest = Arc::new(
+            IngestService::new(IngestParts {
+                events: store.clone(),
+                incidents: incidents.clone(),
+                nodes: store.clone(),
+                rules: KernelRules::new(config.crash_loop_policy()),
+                clock: clock.clone(),
+            })
+            .with_observer(observer.clone()),
+        );
+        let graph = Arc::new(LiveGraph::new(config.graph_config(), resolver));
+        let detection = if config.detection.enabled {
+            Some(Arc::new(
+                DetectionService::new(DetectionParts {
+                    config: config.detection_config(),
+                    incidents: incidents.clone(),
+                    baselines: store.clone(),
+                    graph: graph.clone(),
+                    clock: clock.clone(),
+                })?
+                .with_observer(observer.clone()),
+            ))
+        } else {
+            None
+        };
+        let mut metrics = MetricsService::new(store.clone())
+            .with_observer(observer)
+            .with_sink(graph.clone());
+        if let Some(d) = &detection {
+            metrics = metrics.with_sink(d.clone());
+        }
+        let metrics = Arc::new(metrics);
+        let since = clock.now_unix_ns() - graph.config().edge_ttl_ns;
+        metrics.replay(since, graph.as_ref())?;
+        let alerts = Arc::new(AlertService::new(
+            incidents.clone(),
+            store.clone(),
+            graph.clone(),
+            clock.clone(),
+        ));
+        let prometheus = Arc::new(PrometheusExporter::new(
+            store.clone(),
+            store.clone(),
+            graph.clone(),
+            clock.clone(),
+        ));
+        observers.add(prometheus.clone());
+        let otlp = if config.otlp.enabled {
+            let exporter = Arc::new(OtlpExporter::start(&config.otlp, store.clone())?);
+            observers.add(exporter.clone());
+            Some(exporter)
+        } else {
+            None
+        };
+        Ok(Self {
+            store,
+            clock,
+            observers,
+            incidents,
+            ingest,
+            graph,
+            metrics,
+            detection,
+            alerts,
+            prometheus,
+            otlp,
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! Wiring: build the control plane's parts (`build`), bind its listeners, run the gRPC and
+//! HTTP servers and the periodic jobs (`tasks`) and, with a cluster, the Kubernetes side
+//! (`cluster`); on shutdown stop accepting, drain the jobs, save the baselines and flush the
+//! exporters, all within `DRAIN_TIMEOUT`.
+
+mod build;
+mod cluster;
+mod tasks;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info};
+
+pub use self::build::ControlPlane;
+use self::tasks::{before, Tasks};
+use crate::{
+    adapters::{grpc, http, kube::KubeEndpoints},
+    config::ControlPlaneConfig,
+    domain::{
+        clock::{Clock, SystemClock},
+        graph::ports::{EndpointResolver, NoCluster},
+        interval::ports::IntervalStore,
+        store::{chain, StoreError},
+    },
+};
+
+/// How long shutdown may take once the servers stopped accepting: the periodic jobs finish
+/// their run, baselines are saved, exporters flush, the Lease is given up.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often stored samples past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("kubernetes.enabled is set but no API client configuration was found (set kubernetes.api_server, KUBECONFIG, or run in a pod with a service account)")]
+    KubeConfig {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    #[error("kubernetes.api_server {uri:?} is not a URL")]
+    KubeUri {
+        uri: String,
+        #[source]
+        source: ::http::uri::InvalidUri,
+    },
+    #[error("cannot make a Kubernetes API client")]
+    KubeClient {
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("leader election on Lease {lease} failed (RBAC: get/create/patch leases in the namespace; or set kubernetes.leader_election = false for a single replica)")]
+    Election {
+        lease: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    #[error(transparent)]
+    Otlp(#[from] crate::adapters::otlp::OtlpError),
+    #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
+    Bind {
+        what: &'static str,
+        field: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server failed")]
+    Http(#[source] std::io::Error),
+}
+
+/// The bound addresses (useful when the config asked for port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    field: &'static str,
+) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            what,
+            field,
+            addr,
+            source,
+        })
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Starts the periodic jobs: quiet incidents resolve, old samples go, detection judges.
+fn start_jobs(config: &ControlPlaneConfig, cp: &ControlPlane, tasks: &mut Tasks) {
+    let quiet = Duration::from_secs(config.incidents.resolve_after_secs);
+    let ingest = cp.ingest.clone();
+    tasks.periodic(
+        "incident resolver",
+        quiet.min(Duration::from_secs(10)),
+        move || ingest.resolve_quiet(nanos(quiet)).map(|_| ()),
+    );
+    let (store, clock) = (cp.store.clone(), cp.clock.clone());
+    let retention = Duration::from_secs(config.graph.sample_retention_secs);
+    tasks.periodic("sample pruner", PRUNE_EVERY, move || {
+        store
+            .prune_samples(clock.now_unix_ns().saturating_sub(nanos(retention)))
+            .map(|_| ())
+    });
+    if let Some(d) = cp.detection.clone() {
+        // Tick faster than the window so a window is judged soon after its grace ends.
+        let period = Duration::from_nanos(
+            u64::try_from(d.config().window_ns / 4)
+                .unwrap_or(250_000_000)
+                .max(50_000_000),
+        );
+        tasks.periodic("detection", period, move || d.tick().map(|_| ()));
+    }
+}
+
+/// Binds both listeners, then serves until `shutdown` completes, then drains.
+pub async fn run(
+    config: ControlPlaneConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), AppError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let cluster = if config.kubernetes.enabled {
+        Some(cluster::client(&config.kubernetes.api_server).await?)
+    } else {
+        None
+    };
+    let resolver: Arc<dyn EndpointResolver> = match &cluster {
+        Some(client) => {
+            info!(
+                "resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices)"
+            );
+            Arc::new(KubeEndpoints::start(client.clone()))
+        }
+        None => Arc::new(NoCluster),
+    };
+    let cp = ControlPlane::build(&config, resolver, clock)?;
+
+    let grpc_listener = bind(config.grpc_listen, "gRPC ingest", "grpc_listen").await?;
+    let http_listener = bind(config.http_listen, "the REST API", "http_listen").await?;
+    let bound = Bound {
+        grpc: grpc_listener.local_addr().map_err(AppError::Http)?,
+        http: http_listener.local_addr().map_err(AppError::Http)?,
+    };
+    info!(grpc = %bound.grpc, http = %bound.http, store = %config.store_path.display(), "control plane listening");
+    on_bound(bound);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = Tasks::new(stop_rx.clone());
+    start_jobs(&config, &cp, &mut tasks);
+    let cluster_tasks = match cluster {
+        Some(client) => Some(cluster::start(client, &config.kubernetes, &cp).await?),
+        None => None,
+    };
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(grpc::server(
+            grpc::IngestApi {
+                service: cp.ingest.clone(),
+                metrics: cp.metrics.clone(),
+                clock: cp.clock.clone(),
+                max_batch_events: config.ingest.max_batch_events,
+            },
+            config.ingest.max_message_bytes,
+        ))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(grpc_listener),
+            stopped(stop_rx.clone()),
+        );
+    let api = http::router(http::ApiState {
+        events: cp.store.clone(),
+        incidents: cp.store.clone(),
+        nodes: cp.store.clone(),
+        intervals: cp.store.clone(),
+        graph: cp.graph.clone(),
+        detection: cp.detection.clone(),
+        prometheus: cp.prometheus.clone(),
+        alerts: cp.alerts.clone(),
+        clock: cp.clock.clone(),
+    });
+    let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
+    let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
+        http.await.map_err(AppError::Http)
+    });
+    drain(cp, tasks, cluster_tasks).await;
+    result.map(|_| ())
+}
+
+/// After the servers stopped: jobs finish, the cluster side stops, baselines are saved and
+/// exporters flush, within `DRAIN_TIMEOUT` in all.
+async fn drain(cp: ControlPlane, tasks: Tasks, cluster: Option<cluster::ClusterTasks>) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    tasks.drain(deadline).await;
+    if let Some(c) = cluster {
+        before(deadline, "stopping the Kubernetes tasks", c.stop()).await;
+    }
+    if let Some(d) = cp.detection {
+        let saved = before(
+            deadline,
+            "saving detection baselines",
+            tokio::task::spawn_blocking(move || d.persist()),
+        )
+        .await;
+        match saved {
+            Some(Ok(Ok(n))) => info!(baselines = n, "detection baselines saved"),
+            Some(Ok(Err(e))) => error!(error = %chain(&e), "saving detection baselines failed"),
+            Some(Err(e)) => error!(error = %e, "saving detection baselines panicked"),
+            None => {}
+        }
+    }
+    if let Some(otlp) = cp.otlp {
+        // The SDK's exporters block on their own threads; keep the async workers free.
+        before(
+            deadline,
+            "flushing OTLP",
+            tokio::task::spawn_blocking(move || otlp.flush()),
+        )
+        .await;
+    }
+}
