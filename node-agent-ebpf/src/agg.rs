@@ -1,5 +1,22 @@
 //! Helpers for adding into aggregate maps: get-or-create with insert counting, atomic adds,
 //! histogram updates.
+//!
+//! When a plain `+=` is enough and when it is not: two programs race on one CPU's copy of a
+//! per-CPU value only if one can run while the other is interrupted on that CPU.
+//! - Tracepoint programs never nest with one another: `trace_call_bpf` skips a program when
+//!   this CPU's `bpf_prog_active` is already taken (kernel/trace/bpf_trace.c).
+//! - A raw tracepoint program is not re-entered on its CPU either (`__bpf_trace_run` checks the
+//!   program's per-CPU `active` count), and `sys_enter`/`sys_exit` only fire in process
+//!   context at a syscall boundary, never from an interrupt.
+//! - cgroup_skb programs do interrupt the others: ingress runs in softirq (NET_RX, bottom
+//!   halves disabled), and egress runs in the sending task's context with bottom halves
+//!   enabled, so a softirq (an incoming packet, or an ACK or retransmission sent from a
+//!   timer) may run a cgroup_skb program on the same CPU in the middle of a tracepoint, raw
+//!   tracepoint or egress program.
+//!
+//! So a counter written both by a cgroup_skb program and by anything else (or by egress,
+//! which can be interrupted by egress from softirq) needs an atomic add even in a per-CPU
+//! map; a counter only one non-nesting program writes does not.
 
 use node_agent_common::{log2_bucket, LatencyHist};
 
@@ -9,11 +26,17 @@ use crate::maps::MAP_INSERTS;
 pub const BPF_NOEXIST: u64 = 1;
 
 /// Counts one new key in an aggregate map (for eviction accounting in user space).
+///
+/// Every kind of program calls this, among them the cgroup_skb programs, which can interrupt
+/// a tracepoint program on the same CPU between its load and its store (both count
+/// `map_slot::FLOWS`): the per-CPU slot is therefore added to atomically.
 #[inline(always)]
 pub fn count_insert(slot: u32) {
     if let Some(n) = MAP_INSERTS.get_ptr_mut(slot) {
-        // SAFETY: per-CPU slot, no concurrent writer on this CPU while we run.
-        unsafe { *n += 1 };
+        // SAFETY: `get_ptr_mut` returned this CPU's element of `MAP_INSERTS`, a preallocated
+        // array slot that lives as long as the map and is 8-byte aligned; the add is atomic,
+        // so a program interrupting this one on the CPU cannot lose its increment or ours.
+        unsafe { atomic_add(n, 1) };
     }
 }
 
@@ -34,15 +57,19 @@ macro_rules! get_or_insert {
 }
 pub(crate) use get_or_insert;
 
-/// Adds to a counter other CPUs may be adding to at the same time.
+/// Adds to a counter other CPUs, or a program interrupting this one, may be adding to at the
+/// same time. Lowers to the BPF atomic add (`lock *(u64 *)(r + off) += r`).
 ///
 /// # Safety
-/// `counter` must point into a live map value.
+/// `counter` must point to an 8-byte aligned `u64` inside a live map value.
 #[inline(always)]
 pub unsafe fn atomic_add(counter: *mut u64, v: u64) {
-    // `core::sync::atomic` has no read-modify-write on the BPF target; the intrinsic lowers
-    // to the BPF atomic add instruction. SAFETY: caller guarantees a valid, aligned map field.
+    // `core::sync::atomic` offers no read-modify-write on the BPF target (it has no
+    // compare-and-swap, so `target_has_atomic = "64"` is unset and `AtomicU64::fetch_add` does
+    // not exist there); the intrinsic lowers to the BPF atomic add instruction.
     #[cfg(target_arch = "bpf")]
+    // SAFETY: the caller guarantees an aligned `u64` in a live map value; the kernel keeps
+    // map values mapped for as long as the program runs.
     unsafe {
         core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
             counter, v,
@@ -50,13 +77,16 @@ pub unsafe fn atomic_add(counter: *mut u64, v: u64) {
     };
     // Host builds (cargo check/clippy of the workspace) only type-check this crate.
     #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as above; `AtomicU64::from_ptr` needs exactly an aligned, live `u64`.
     unsafe {
         core::sync::atomic::AtomicU64::from_ptr(counter)
             .fetch_add(v, core::sync::atomic::Ordering::Relaxed)
     };
 }
 
-/// Records one latency into a per-CPU histogram (no atomics needed).
+/// Records one latency into a per-CPU histogram with plain adds: only for a histogram that a
+/// single program writes and that no program interrupting it on the CPU touches (see the
+/// module comment).
 #[inline(always)]
 pub fn record(hist: &mut LatencyHist, ns: u64) {
     hist.count += 1;

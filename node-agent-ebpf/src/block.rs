@@ -16,7 +16,11 @@ use crate::{
 
 #[inline(always)]
 fn request(ctx: &TracePointContext, dev: u32, sector: u32) -> Option<BlockRequestKey> {
-    // SAFETY: offsets from tracefs.
+    // SAFETY: `ctx` is the block_rq_issue/block_rq_complete record the kernel passed, and
+    // `dev`/`sector` are the offsets of its `dev` (u32) and `sector` (u64) fields in this
+    // kernel's format, read by the agent at load time. `read_at` copies with
+    // bpf_probe_read_kernel, which fails instead of faulting on a bad address, and any bit
+    // pattern is a valid integer.
     unsafe {
         Some(BlockRequestKey {
             sector: ctx.read_at::<u64>(sector as usize).ok()?,
@@ -30,7 +34,8 @@ fn request(ctx: &TracePointContext, dev: u32, sector: u32) -> Option<BlockReques
 pub fn vigil_block_rq_issue(ctx: TracePointContext) -> u32 {
     let l = TELEMETRY_LAYOUT.load();
     if let Some(key) = request(&ctx, l.rq_issue_dev, l.rq_issue_sector) {
-        // SAFETY: helpers without preconditions.
+        // SAFETY: bpf_ktime_get_ns and bpf_get_current_cgroup_id take no arguments; they read
+        // the monotonic clock and the issuing task's cgroup.
         let req = unsafe {
             BlockRequest {
                 ktime_ns: bpf_ktime_get_ns(),
@@ -48,7 +53,9 @@ pub fn vigil_block_rq_complete(ctx: TracePointContext) -> u32 {
     let Some(key) = request(&ctx, l.rq_complete_dev, l.rq_complete_sector) else {
         return 0;
     };
-    // SAFETY: copied out before removal.
+    // SAFETY: `get` is unsafe because another CPU may remove or reuse the element while we
+    // hold the reference; it is copied out at once, and a torn copy of these two integers
+    // only makes one latency sample wrong.
     let Some(req) = (unsafe { BLOCK_INFLIGHT.get(key).copied() }) else {
         return 0;
     };
@@ -59,7 +66,10 @@ pub fn vigil_block_rq_complete(ctx: TracePointContext) -> u32 {
         _pad: 0,
     };
     if let Some(h) = get_or_insert!(BLOCK_IO, &hkey, &LatencyHist::ZERO, map_slot::BLOCK_IO) {
-        // SAFETY: this CPU's copy; helper without preconditions.
+        // SAFETY: `h` is this CPU's copy of a live `BLOCK_IO` value. Only this tracepoint
+        // program writes `BLOCK_IO`, and tracepoint programs never nest on a CPU
+        // (`bpf_prog_active`), so the `&mut` is exclusive. bpf_ktime_get_ns takes no
+        // arguments.
         unsafe { record(&mut *h, bpf_ktime_get_ns().saturating_sub(req.ktime_ns)) };
     }
     0

@@ -1,10 +1,17 @@
 //! Vigil's eBPF programs. Built by `cargo xtask build-ebpf` for `bpfel-unknown-none`; the agent
-//! embeds the object. Only tracepoints are used: this project's target kernels may have no
-//! kprobes and may refuse BTF tracing programs (fentry/tp_btf).
+//! embeds the object. Tracepoints, raw tracepoints (`sys_enter`/`sys_exit`) and cgroup_skb
+//! programs only: this project's target kernels may have no kprobes and may refuse BTF
+//! tracing programs (fentry/tp_btf).
 #![no_std]
 #![no_main]
 // Atomic adds on shared map counters (see `agg::atomic_add`); eBPF is built with nightly.
-#![cfg_attr(target_arch = "bpf", allow(internal_features))]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        internal_features,
+        reason = "core_intrinsics::atomic_xadd is the only atomic add on the BPF target"
+    )
+)]
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 
 mod agg;

@@ -24,7 +24,13 @@ fn try_mark_victim(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     };
     let event = entry.as_mut_ptr();
-    // SAFETY: exclusively owned reserved record; offsets come from this kernel's tracefs.
+    // SAFETY: `event` points at the record `reserve` just took from the ring buffer: sized
+    // and aligned for `OomKill`, and ours alone until `submit`. `ctx` is the mark_victim
+    // record the kernel passed; each `l.oom_*` is the offset of that field in this kernel's
+    // format (read by the agent at load time), and `read_at` copies with
+    // bpf_probe_read_kernel, which fails instead of faulting. `comm` is a `__data_loc`: its
+    // low 16 bits are the string's offset from the record start, so `src` stays inside the
+    // record, and bpf_probe_read_kernel_str_bytes writes at most `victim_comm.len()` bytes.
     unsafe {
         fill_header(&mut (*event).header, EventKind::OomKill);
         let e = &mut *event;

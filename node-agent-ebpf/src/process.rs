@@ -29,7 +29,12 @@ fn try_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     };
     let event = entry.as_mut_ptr();
-    // SAFETY: `event` points at a reserved, exclusively owned record of the right size.
+    // SAFETY: `event` points at the record `reserve` just took from the ring buffer: sized
+    // and aligned for `ProcessExec`, and ours alone until `submit`. `ctx` is the
+    // sched_process_exec record; `exec_filename` is the offset of its `__data_loc filename`
+    // in this kernel's format, whose low 16 bits give the string's offset from the record
+    // start. `read_at` and bpf_probe_read_kernel_str_bytes fail instead of faulting on a bad
+    // address, and the latter writes at most `filename.len()` bytes.
     unsafe {
         fill_header(&mut (*event).header, EventKind::ProcessExec);
         (*event).filename[0] = 0;
@@ -52,7 +57,9 @@ pub fn vigil_exit_group(ctx: TracePointContext) -> u32 {
 
 fn try_exit_group(ctx: &TracePointContext) -> Result<u32, u32> {
     let layout = TP_LAYOUT.load();
-    // SAFETY: offset comes from this kernel's tracefs format for this tracepoint.
+    // SAFETY: `ctx` is the sys_enter_exit_group record and `exit_group_code` the offset of
+    // its `error_code` field in this kernel's format; `read_at` copies with
+    // bpf_probe_read_kernel (fails, never faults), and any bit pattern is a valid u64.
     let code: u64 = unsafe { ctx.read_at(layout.exit_group_code as usize) }.map_err(|_| 0u32)?;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let pending = PendingExit {
@@ -83,7 +90,9 @@ fn terminates_by_default(sig: i32) -> bool {
 
 fn try_signal_deliver(ctx: &TracePointContext) -> Result<u32, u32> {
     let layout = TP_LAYOUT.load();
-    // SAFETY: offsets come from this kernel's tracefs format for this tracepoint.
+    // SAFETY: `ctx` is the signal_deliver record and `signal_sig`/`signal_sa_handler` the
+    // offsets of its `sig` and `sa_handler` fields in this kernel's format; `read_at` copies
+    // with bpf_probe_read_kernel (fails, never faults) into plain integers.
     let (sig, handler) = unsafe {
         (
             ctx.read_at::<i32>(layout.signal_sig as usize)
@@ -122,14 +131,18 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         // Older kernels: the leader's exit is the best approximation of the group's.
         pid == tgid
     } else {
-        // SAFETY: offset from this kernel's tracefs format.
+        // SAFETY: `ctx` is the sched_process_exit record and `process_exit_group_dead` (not
+        // FIELD_ABSENT here) the offset of its `group_dead` bool in this kernel's format, read
+        // as a u8 so no bit pattern is invalid; `read_at` fails instead of faulting.
         unsafe { ctx.read_at::<u8>(layout.process_exit_group_dead as usize) }.map_err(|_| 0u32)?
             != 0
     };
     if !group_dead {
         return Ok(0);
     }
-    // SAFETY: the value is copied out before the entry is removed.
+    // SAFETY: `get` is unsafe because another CPU may remove or reuse the element while the
+    // reference lives; it is copied out at once (only this thread group's exits write its
+    // key), and `PendingExit` is plain integers, valid for any bit pattern.
     let pending = unsafe { PENDING_EXITS.get(tgid) }
         .copied()
         .unwrap_or_default();
@@ -139,7 +152,8 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         return Ok(0);
     };
     let event = entry.as_mut_ptr();
-    // SAFETY: exclusively owned reserved record.
+    // SAFETY: `event` points at the record `reserve` just took from the ring buffer: sized
+    // and aligned for `ProcessExit`, and ours alone until `submit`.
     unsafe {
         fill_header(&mut (*event).header, EventKind::ProcessExit);
         (*event).exit_code = pending.exit_code;

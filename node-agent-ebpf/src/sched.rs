@@ -25,14 +25,16 @@ fn runnable(pid: i32) {
     if pid <= 0 {
         return; // idle
     }
-    // SAFETY: helper without preconditions.
+    // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
     let now = unsafe { bpf_ktime_get_ns() };
     let _ = RUNNABLE_SINCE.insert(pid as u32, now, 0);
 }
 
 #[tracepoint]
 pub fn vigil_sched_wakeup(ctx: TracePointContext) -> u32 {
-    // SAFETY: offset from tracefs.
+    // SAFETY: `ctx` is the sched_wakeup (or sched_wakeup_new: the agent checked that both put
+    // `pid` at the same offset) record, and `wakeup_pid` the offset of its `pid` field in this
+    // kernel's format; `read_at` copies with bpf_probe_read_kernel, which fails, never faults.
     if let Ok(pid) = unsafe { ctx.read_at::<i32>(TELEMETRY_LAYOUT.load().wakeup_pid as usize) } {
         runnable(pid);
     }
@@ -42,7 +44,9 @@ pub fn vigil_sched_wakeup(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn vigil_sched_switch(ctx: TracePointContext) -> u32 {
     let l = TELEMETRY_LAYOUT.load();
-    // SAFETY: offsets from tracefs.
+    // SAFETY: `ctx` is the sched_switch record and the `switch_*` offsets are those of its
+    // `prev_pid`, `prev_state` and `next_pid` fields in this kernel's format; `read_at`
+    // copies with bpf_probe_read_kernel (fails, never faults) into plain integers.
     let (prev, prev_state, next) = unsafe {
         (
             ctx.read_at::<i32>(l.switch_prev_pid as usize).unwrap_or(0),
@@ -54,7 +58,12 @@ pub fn vigil_sched_switch(ctx: TracePointContext) -> u32 {
     let Some(pending) = RUNQ_PENDING.get_ptr_mut(0) else {
         return 0;
     };
-    // SAFETY: this CPU's slot; helpers without preconditions.
+    // SAFETY: `pending` is this CPU's element of `RUNQ_PENDING` and `h` this CPU's copy of a
+    // live `RUNQ` value; only this tracepoint program uses either, and tracepoint programs
+    // never nest on a CPU (`bpf_prog_active`), so the accesses are exclusive. `RUNNABLE_SINCE`
+    // is shared by every CPU: its `get` is copied out at once (a value another CPU rewrites
+    // meanwhile only skews one sample). bpf_get_current_cgroup_id and bpf_ktime_get_ns take
+    // no arguments.
     unsafe {
         if prev > 0 && (*pending).pid == prev as u32 {
             let cgroup = bpf_get_current_cgroup_id();

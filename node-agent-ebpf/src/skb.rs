@@ -94,7 +94,8 @@ fn account(ctx: &SkBuffContext, dir: Direction) -> Option<()> {
         Direction::Egress => (p.src, p.dst, sport, dport),
         Direction::Ingress => (p.dst, p.src, dport, sport),
     };
-    // SAFETY: the context pointer is the program's own `__sk_buff`.
+    // SAFETY: bpf_skb_cgroup_id's one argument must be the program's `__sk_buff`; `ctx.skb.skb`
+    // is exactly the context pointer the kernel passed to this cgroup_skb program.
     let cgroup = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
     match p.proto {
         IPPROTO_TCP => {
@@ -143,25 +144,29 @@ fn tcp_packet(
                 (true, Direction::Ingress) => ROLE_SERVER,
                 _ => 0,
             };
-            // SAFETY: helper without preconditions.
+            // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
             let now = unsafe { bpf_ktime_get_ns() };
             let init = FlowStats::new(cgroup, 0, role, now);
             get_or_insert!(FLOWS, key, &init, map_slot::FLOWS)?
         }
     };
-    // SAFETY: live map value; counters are shared between CPUs, hence atomic adds.
+    // SAFETY: `f` points at a live `FLOWS` value (map values stay mapped while the program
+    // runs). Its counters are added to by every CPU and by programs this one may interrupt
+    // (or be interrupted by) on its own CPU, hence atomic adds through raw pointers to these
+    // aligned `u64` fields. `cgroup_id` is one aligned 8-byte store: two racing writers both
+    // store the socket's cgroup, so either result is right.
     unsafe {
         if (*f).cgroup_id == 0 {
             (*f).cgroup_id = cgroup;
         }
         match dir {
             Direction::Egress => {
-                atomic_add(&mut (*f).bytes_sent, len);
-                atomic_add(&mut (*f).packets_sent, 1);
+                atomic_add(&raw mut (*f).bytes_sent, len);
+                atomic_add(&raw mut (*f).packets_sent, 1);
             }
             Direction::Ingress => {
-                atomic_add(&mut (*f).bytes_received, len);
-                atomic_add(&mut (*f).packets_received, 1);
+                atomic_add(&raw mut (*f).bytes_received, len);
+                atomic_add(&raw mut (*f).packets_received, 1);
             }
         }
     }
@@ -200,14 +205,16 @@ fn dns_query(ctx: &SkBuffContext, cgroup: u64, local_port: u16, dns: usize) -> O
     if flags & DNS_QR != 0 {
         return None; // a response leaving: this node serves DNS, not our concern here
     }
-    // SAFETY: helper without preconditions.
+    // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
     let now = unsafe { bpf_ktime_get_ns() };
     if DNS_PENDING.insert(key, now, 0).is_ok() {
         crate::agg::count_insert(map_slot::DNS_PENDING);
     }
     let s = dns_stats(cgroup)?;
-    // SAFETY: per-CPU map value.
-    unsafe { (*s).queries += 1 };
+    // SAFETY: `s` is this CPU's copy of a live `DNS` value and `queries` an aligned `u64`.
+    // Egress runs in the sending task's context with bottom halves enabled, so a softirq may
+    // run egress again on this CPU in the middle of this add: it is atomic.
+    unsafe { atomic_add(&raw mut (*s).queries, 1) };
     Some(())
 }
 
@@ -224,14 +231,19 @@ fn dns_answer(
         return None;
     }
     let id = key.id;
-    // SAFETY: helper without preconditions.
+    // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: the value is copied out before removal.
+    // SAFETY: `get` is unsafe because another CPU may remove or reuse the element while the
+    // reference lives; the `u64` send time is copied out at once (a torn value would only
+    // skew one latency sample).
     let sent = unsafe { DNS_PENDING.get(key).copied() };
     let _ = DNS_PENDING.remove(key);
     let rcode = flags & 0x000f;
     let s = dns_stats(cgroup)?;
-    // SAFETY: per-CPU map value.
+    // SAFETY: `s` is this CPU's copy of a live `DNS` value. Only ingress writes these fields
+    // (egress only adds to `queries`), and ingress runs with bottom halves disabled (the
+    // NET_RX softirq), so no other cgroup_skb program runs on this CPU until it returns, and
+    // tracepoint programs never touch `DNS`: plain adds cannot lose an update.
     unsafe {
         (*s).answers += 1;
         match rcode {
@@ -260,7 +272,8 @@ fn within_budget(now: u64) -> bool {
     let Some(b) = DNS_EVENT_BUDGET.get_ptr_mut(0) else {
         return false;
     };
-    // SAFETY: this CPU's slot.
+    // SAFETY: `b` is this CPU's element of `DNS_EVENT_BUDGET`, used only from ingress, which
+    // runs with bottom halves disabled: nothing else reads or writes it on this CPU meanwhile.
     unsafe {
         let second = now / 1_000_000_000;
         if (*b).second != second {
@@ -291,7 +304,11 @@ fn dns_failure(
     };
     let e = entry.as_mut_ptr();
     let q = dns + DNS_HEADER_LEN;
-    // SAFETY: exclusively owned reserved record.
+    // SAFETY: `e` points at the record `reserve` just took from the ring buffer: sized and
+    // aligned for `DnsFailure`, and ours alone until `submit`. bpf_get_smp_processor_id and
+    // bpf_ktime_get_ns take no arguments. bpf_skb_load_bytes gets this program's `__sk_buff`,
+    // a destination inside `question` (`copied + size <= DNS_QUESTION_LEN`, checked below) and
+    // a constant length; it fails instead of reading past the packet.
     unsafe {
         let h = &mut (*e).header;
         h.kind = EventKind::DnsFailure as u32;

@@ -34,7 +34,10 @@ pub fn vigil_sys_enter(ctx: RawTracePointContext) -> i32 {
     let Some(slot) = SYSCALL_CURRENT.get_ptr_mut(0) else {
         return 0;
     };
-    // SAFETY: this CPU's slot; helpers without preconditions.
+    // SAFETY: `slot` is this CPU's element of `SYSCALL_CURRENT`, which lives as long as the
+    // map. Its users (sys_enter, sys_exit, the sched_switch program) never run nested in one
+    // another on a CPU: syscall boundaries are not crossed from interrupts, and a BPF program
+    // never schedules. bpf_ktime_get_ns takes no arguments.
     unsafe {
         (*slot).tid = bpf_get_current_pid_tgid() as u32;
         (*slot).start = SyscallStart {
@@ -58,7 +61,10 @@ pub fn vigil_syscall_switch(ctx: TracePointContext) -> u32 {
     let Some(slot) = SYSCALL_CURRENT.get_ptr_mut(0) else {
         return 0;
     };
-    // SAFETY: this CPU's slot; offset from tracefs.
+    // SAFETY: `slot` is this CPU's `SYSCALL_CURRENT` element, used only by programs that do
+    // not nest with this one (see `vigil_sys_enter`). `ctx` is the sched_switch record and the
+    // `switch_prev_*` offsets those of its `prev_pid` and `prev_state` fields in this kernel's
+    // format; `read_at` copies with bpf_probe_read_kernel, which fails, never faults.
     unsafe {
         if (*slot).tid == 0 {
             return 0;
@@ -79,14 +85,17 @@ pub fn vigil_syscall_switch(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn take_start(tid: u32) -> Option<SyscallStart> {
     let slot = SYSCALL_CURRENT.get_ptr_mut(0)?;
-    // SAFETY: this CPU's slot.
+    // SAFETY: `slot` is this CPU's `SYSCALL_CURRENT` element, used only by programs that do
+    // not nest with this one (see `vigil_sys_enter`).
     unsafe {
         if (*slot).tid == tid {
             (*slot).tid = 0;
             return Some((*slot).start);
         }
     }
-    // SAFETY: copied out before removal.
+    // SAFETY: `get` is unsafe because another CPU may remove or reuse the element while the
+    // reference lives; only this thread writes its key, and the plain-integer value is
+    // copied out at once.
     let start = unsafe { SYSCALL_START.get(tid).copied() }?;
     let _ = SYSCALL_START.remove(tid);
     Some(start)
@@ -100,7 +109,8 @@ pub fn vigil_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     // TP_PROTO(struct pt_regs *regs, long ret)
     let ret: i64 = ctx.arg(1);
-    // SAFETY: helpers without preconditions.
+    // SAFETY: bpf_ktime_get_ns and bpf_get_current_cgroup_id take no arguments; they read the
+    // monotonic clock and the calling task's cgroup.
     let (now, cgroup) = unsafe { (bpf_ktime_get_ns(), bpf_get_current_cgroup_id()) };
     let nr = start.nr as u32;
     let key = SyscallKey {
@@ -114,7 +124,9 @@ pub fn vigil_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     let failed = (-MAX_ERRNO..0).contains(&ret);
     if let Some(s) = get_or_insert!(SYSCALLS, &key, &init, map_slot::SYSCALLS) {
-        // SAFETY: this CPU's copy of the value.
+        // SAFETY: `s` is this CPU's copy of a live `SYSCALLS` value. Only this program writes
+        // `SYSCALLS`, and it is not re-entered on a CPU (it runs at a syscall's return, never
+        // from an interrupt), so plain adds cannot lose an update.
         unsafe {
             record(&mut (*s).latency, now.saturating_sub(start.ktime_ns));
             if failed {
@@ -129,7 +141,8 @@ pub fn vigil_sys_exit(ctx: RawTracePointContext) -> i32 {
             errno: (-ret) as u32,
         };
         if let Some(n) = get_or_insert!(SYSCALL_ERRORS, &key, &0u64, map_slot::SYSCALL_ERRORS) {
-            // SAFETY: this CPU's copy of the value.
+            // SAFETY: `n` is this CPU's copy of a live `SYSCALL_ERRORS` value, written only by
+            // this program, which does not nest with itself (as for `SYSCALLS` above).
             unsafe { *n += 1 };
         }
     }

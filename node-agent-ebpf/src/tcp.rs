@@ -2,6 +2,8 @@
 //! `FLOWS` by 4-tuple. Addresses come from the tracepoint itself, so these work in softirq
 //! context where `current` is an unrelated task.
 
+use core::mem::offset_of;
+
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
@@ -40,7 +42,11 @@ pub fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
 #[inline(always)]
 fn read_sockaddr(ctx: &TracePointContext, off: u32) -> Option<([u8; 16], u16)> {
     let off = off as usize;
-    // SAFETY: offsets come from this kernel's tracefs format; reads are bounds-checked.
+    // SAFETY: `ctx` is the TCP tracepoint's record and `off` the offset of one of its
+    // `sockaddr_in6`-sized `saddr`/`daddr` fields in this kernel's format (the agent checked
+    // the size); family, port and address are read at their fixed `sockaddr_in`/`sockaddr_in6`
+    // offsets within it. `read_at` copies with bpf_probe_read_kernel, which fails instead of
+    // faulting, into plain integers and byte arrays.
     unsafe {
         let family = ctx.read_at::<u16>(off).ok()?;
         let port = u16::from_be(ctx.read_at::<u16>(off + 2).ok()?);
@@ -70,7 +76,10 @@ pub fn read_tuple(ctx: &TracePointContext, t: &SockTupleLayout) -> Option<FlowKe
             _pad: 0,
         });
     }
-    // SAFETY: as above.
+    // SAFETY: `ctx` is the TCP tracepoint's record and the offsets in `t` are those of its
+    // split `family`, `sport`, `dport`, `saddr`, `daddr`, `saddr_v6` and `daddr_v6` fields in
+    // this kernel's format; `read_at` copies with bpf_probe_read_kernel (fails, never faults)
+    // into plain integers and byte arrays.
     unsafe {
         let family = ctx.read_at::<u16>(t.family as usize).ok()?;
         let (local_addr, remote_addr) = match family {
@@ -97,7 +106,9 @@ pub fn read_tuple(ctx: &TracePointContext, t: &SockTupleLayout) -> Option<FlowKe
 #[tracepoint]
 pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let l = TELEMETRY_LAYOUT.load();
-    // SAFETY: offsets from this kernel's tracefs.
+    // SAFETY: `ctx` is the inet_sock_set_state record and the `state_*` offsets those of its
+    // `protocol`, `oldstate` and `newstate` fields in this kernel's format; `read_at` copies
+    // with bpf_probe_read_kernel (fails, never faults) into plain integers.
     let (protocol, old, new) = unsafe {
         (
             ctx.read_at::<u16>(l.state_protocol as usize).unwrap_or(0),
@@ -111,16 +122,21 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let Some(key) = read_tuple(&ctx, &l.state) else {
         return 0;
     };
-    // SAFETY: helper without preconditions.
+    // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
     let now = unsafe { bpf_ktime_get_ns() };
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         // connect(): the only transition that runs in the connecting task's context.
         let pid_tgid = bpf_get_current_pid_tgid();
-        // SAFETY: helper without preconditions.
+        // SAFETY: bpf_get_current_cgroup_id takes no arguments; `current` is the connecting
+        // task on this transition.
         let cgroup = unsafe { bpf_get_current_cgroup_id() };
         let init = FlowStats::new(cgroup, (pid_tgid >> 32) as u32, ROLE_CLIENT, now);
         if let Some(f) = get_or_insert!(FLOWS, &key, &init, map_slot::FLOWS) {
-            // SAFETY: live map value. A reused tuple takes the new owner.
+            // SAFETY: `f` points at a live `FLOWS` value (map values stay mapped while the
+            // program runs). These are plain aligned stores of whole fields: the socket's
+            // lock serialises its state changes, and the cgroup_skb programs only add to the
+            // counters (atomically) and fill a zero `cgroup_id`. A reused tuple takes the new
+            // owner.
             unsafe {
                 (*f).cgroup_id = cgroup;
                 (*f).tgid = (pid_tgid >> 32) as u32;
@@ -135,7 +151,8 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
         // A listener's child socket; its cgroup is filled in by the cgroup_skb programs.
         let init = FlowStats::new(0, 0, ROLE_SERVER, now);
         if let Some(f) = get_or_insert!(FLOWS, &key, &init, map_slot::FLOWS) {
-            // SAFETY: live map value.
+            // SAFETY: `f` points at a live `FLOWS` value; the socket's lock serialises its
+            // state changes, the only writers of `role`, `flags` and `last_ns`.
             unsafe {
                 (*f).role = ROLE_SERVER;
                 (*f).flags |= FLOW_ESTABLISHED;
@@ -147,7 +164,8 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let Some(f) = FLOWS.get_ptr_mut(key) else {
         return 0;
     };
-    // SAFETY: live map value; one socket's state changes are serialised by its lock.
+    // SAFETY: `f` points at a live `FLOWS` value; one socket's state changes, the only
+    // writers of `flags` and `last_ns`, are serialised by its lock.
     unsafe {
         (*f).last_ns = now;
         if new == TCP_ESTABLISHED {
@@ -163,39 +181,49 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Adds one to a counter of the connection the tracepoint names.
+/// Adds one to the `u64` counter at byte offset `field` of the connection the tracepoint
+/// names.
 #[inline(always)]
-fn bump(ctx: &TracePointContext, t: &SockTupleLayout, field: fn(&mut FlowStats) -> *mut u64) {
+fn bump(ctx: &TracePointContext, t: &SockTupleLayout, field: usize) {
     let Some(key) = read_tuple(ctx, t) else {
         return;
     };
     if let Some(f) = FLOWS.get_ptr_mut(key) {
-        // SAFETY: live map value.
-        unsafe { atomic_add(field(&mut *f), 1) };
+        // SAFETY: `f` points at a live `FLOWS` value and `field` is the `offset_of!` one of
+        // its `u64` counters (8-byte aligned in the `repr(C)` struct), which other CPUs and
+        // the cgroup_skb programs add to as well: hence the atomic add, and a raw pointer
+        // rather than a `&mut` to memory others write.
+        unsafe { atomic_add(f.cast::<u8>().add(field).cast::<u64>(), 1) };
     }
 }
 
 #[tracepoint]
 pub fn vigil_tcp_retransmit(ctx: TracePointContext) -> u32 {
-    bump(&ctx, &TELEMETRY_LAYOUT.load().retransmit, |f| {
-        &mut f.retransmits
-    });
+    bump(
+        &ctx,
+        &TELEMETRY_LAYOUT.load().retransmit,
+        offset_of!(FlowStats, retransmits),
+    );
     0
 }
 
 #[tracepoint]
 pub fn vigil_tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    bump(&ctx, &TELEMETRY_LAYOUT.load().receive_reset, |f| {
-        &mut f.resets_received
-    });
+    bump(
+        &ctx,
+        &TELEMETRY_LAYOUT.load().receive_reset,
+        offset_of!(FlowStats, resets_received),
+    );
     0
 }
 
 #[tracepoint]
 pub fn vigil_tcp_send_reset(ctx: TracePointContext) -> u32 {
-    bump(&ctx, &TELEMETRY_LAYOUT.load().send_reset, |f| {
-        &mut f.resets_sent
-    });
+    bump(
+        &ctx,
+        &TELEMETRY_LAYOUT.load().send_reset,
+        offset_of!(FlowStats, resets_sent),
+    );
     0
 }
 
@@ -209,12 +237,15 @@ pub fn vigil_tcp_probe(ctx: TracePointContext) -> u32 {
     let Some(f) = FLOWS.get_ptr_mut(key) else {
         return 0;
     };
-    // SAFETY: offset from tracefs; live map value.
+    // SAFETY: `ctx` is the tcp_probe record and `probe_srtt` the offset of its `srtt` field
+    // in this kernel's format (`read_at` fails, never faults); `f` points at a live `FLOWS`
+    // value whose aligned `u64` RTT counters get atomic adds, as several CPUs may receive
+    // segments of one connection.
     unsafe {
         let srtt = ctx.read_at::<u32>(l.probe_srtt as usize).unwrap_or(0);
         if srtt != 0 {
-            atomic_add(&mut (*f).srtt_sum_us, u64::from(srtt));
-            atomic_add(&mut (*f).srtt_samples, 1);
+            atomic_add(&raw mut (*f).srtt_sum_us, u64::from(srtt));
+            atomic_add(&raw mut (*f).srtt_samples, 1);
         }
     }
     0

@@ -98,14 +98,20 @@ fn hello(node_name: &str, status: &[ProbeStatus]) -> v1::NodeHello {
         kernel_release: kernel,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: vigil_proto::PROTOCOL_VERSION,
-        probes: status
-            .iter()
-            .map(|s| v1::ProbeStatus {
-                name: s.name.clone(),
-                attached: s.error.is_none(),
-                error: s.error.clone().unwrap_or_default(),
-            })
-            .collect(),
+        probes: status.iter().map(wire_status).collect(),
+    }
+}
+
+/// A probe's status as the control plane gets it: the error as text, with every cause.
+fn wire_status(s: &ProbeStatus) -> v1::ProbeStatus {
+    v1::ProbeStatus {
+        name: s.name.clone(),
+        attached: s.error.is_none(),
+        error: s
+            .error
+            .as_deref()
+            .map(|e| vigil_config_file::error_chain(e))
+            .unwrap_or_default(),
     }
 }
 
@@ -114,6 +120,8 @@ pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    // Before touching the system: an agent built without its eBPF object cannot run.
+    probes::embedded_object()?;
     let kernel = &config.kernel;
     if tracefs::ensure_tracefs(Path::new(&kernel.tracefs))? {
         info!(path = %kernel.tracefs, "mounted tracefs");
@@ -259,4 +267,66 @@ pub async fn run(
     drop(enricher);
     drop(loaded);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::kernel::{
+        probes::{LayoutError, ProbeError},
+        tracefs::TracefsError,
+    };
+
+    fn status(error: ProbeError) -> ProbeStatus {
+        ProbeStatus {
+            name: "cgroup_skb/ingress".into(),
+            group: ProbeGroup::Network,
+            error: Some(Arc::new(error)),
+        }
+    }
+
+    #[test]
+    fn the_control_plane_gets_each_probe_error_with_its_causes() {
+        let open = status(ProbeError::OpenCgroup {
+            path: "/sys/fs/cgroup/unified".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        });
+        let wire = wire_status(&open);
+        assert!(!wire.attached);
+        assert!(
+            wire.error.contains("/sys/fs/cgroup/unified")
+                && wire.error.contains("Permission denied"),
+            "the cause (the io error) must reach the control plane: {}",
+            wire.error
+        );
+
+        let layout = status(ProbeError::Layout(Arc::new(LayoutError::Tracefs(
+            TracefsError::MissingTracepoint {
+                category: "tcp".into(),
+                name: "tcp_probe".into(),
+                path: "/sys/kernel/tracing/events/tcp/tcp_probe".into(),
+            },
+        ))));
+        assert_eq!(
+            wire_status(&layout).error,
+            "this kernel lacks what the probe reads: tracepoint tcp:tcp_probe does not exist on \
+             this kernel (/sys/kernel/tracing/events/tcp/tcp_probe is missing); the kernel was \
+             built without it"
+        );
+
+        let disabled = status(ProbeError::Disabled {
+            key: "telemetry.network",
+        });
+        assert_eq!(
+            wire_status(&disabled).error,
+            "disabled by telemetry.network = false"
+        );
+        let attached = ProbeStatus {
+            error: None,
+            ..open
+        };
+        assert!(wire_status(&attached).attached && wire_status(&attached).error.is_empty());
+    }
 }

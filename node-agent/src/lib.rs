@@ -8,5 +8,6 @@ pub mod enrich;
 pub mod exporter;
 pub mod kernel;
 pub mod metrics;
+pub mod shutdown;
 pub mod stream;
 pub mod telemetry;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use node_agent::{app, config::AgentConfig, telemetry};
+use node_agent::{app, config::AgentConfig, shutdown::Shutdown, telemetry};
 
 /// Vigil node agent: kernel events (OOM kills, exits, fatal signals) to the control plane.
 #[derive(Debug, Parser)]
@@ -34,19 +34,13 @@ async fn main() -> anyhow::Result<()> {
     }
     config.validate("the command line")?;
     telemetry::init(config.log.format);
+    // Installed before anything starts: a handler that cannot be installed stops the agent
+    // here, with the reason, instead of reading as a shutdown request later.
+    let shutdown = Shutdown::install().context("vigil-agent cannot start")?;
     app::run(config, async {
-        let _ = wait_for_signal().await;
+        let signal = shutdown.wait().await;
+        tracing::info!(signal, "stop requested");
     })
     .await
     .context("vigil-agent failed")
-}
-
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    Ok(())
 }

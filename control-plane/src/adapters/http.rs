@@ -381,3 +381,24 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alertmanager", axum::routing::post(alertmanager))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_incident_is_not_found_and_a_store_failure_unavailable() {
+        let missing = ApiError::Store(StoreError::NoSuchIncident(IncidentId(7)));
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        let down = ApiError::Store(StoreError::backend(
+            "reading events",
+            std::io::Error::other("disk gone"),
+        ));
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            chain(&down),
+            "storage backend failed while reading events: disk gone",
+            "the body names the cause once"
+        );
+    }
+}

@@ -99,3 +99,25 @@ pub async fn start(
     }
     Ok(ClusterTasks { election, tasks })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_api_server_url_is_named_with_its_cause() {
+        let Err(err) = client("not a url").await else {
+            panic!("a client for an address that is not a URL");
+        };
+        assert!(
+            matches!(&err, AppError::KubeUri { uri, .. } if uri == "not a url"),
+            "{err:?}"
+        );
+        assert!(
+            err.source().is_some(),
+            "the parser's own error is kept as the source"
+        );
+    }
+}

@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// When the request arrived.
+    pub at: std::time::Instant,
     pub replica: String,
     pub method: String,
     pub path: String,
@@ -26,11 +28,20 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// Requests to answer with an error instead of serving them.
+struct Failure {
+    method: String,
+    path_suffix: String,
+    remaining: usize,
+    code: u16,
+}
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
     requests: Vec<Recorded>,
     version: u64,
+    failures: Vec<Failure>,
 }
 
 #[derive(Clone)]
@@ -164,6 +175,17 @@ impl ApiServer {
         self.state.lock().expect("lock").requests.clone()
     }
 
+    /// Answers the next `times` `method` requests whose path ends with `path_suffix` with a
+    /// `code` Status error (recorded like any request) instead of serving them.
+    pub fn fail(&self, method: &str, path_suffix: &str, times: usize, code: u16) {
+        self.state.lock().expect("lock").failures.push(Failure {
+            method: method.to_string(),
+            path_suffix: path_suffix.to_string(),
+            remaining: times,
+            code,
+        });
+    }
+
     async fn handle(&self, req: Request) -> Response {
         let method = req.method().to_string();
         let full = req.uri().path().to_string();
@@ -185,7 +207,9 @@ impl ApiServer {
             .await
             .unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        self.state.lock().expect("lock").requests.push(Recorded {
+        let mut s = self.state.lock().expect("lock");
+        s.requests.push(Recorded {
+            at: std::time::Instant::now(),
             replica,
             method: method.clone(),
             path: path.clone(),
@@ -193,6 +217,16 @@ impl ApiServer {
             content_type: content_type.clone(),
             body: body.clone(),
         });
+        if let Some(f) = s
+            .failures
+            .iter_mut()
+            .find(|f| f.remaining > 0 && f.method == method && path.ends_with(&f.path_suffix))
+        {
+            f.remaining -= 1;
+            let code = f.code;
+            return status(code, "InternalError", format!("injected failure of {path}"));
+        }
+        drop(s);
         let Some(t) = parse(&path) else {
             return status(404, "NotFound", format!("no route {path}"));
         };

@@ -1,8 +1,11 @@
 //! Draining the ring buffer as it fills, and reading the kernel's drop counters.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
+use std::{
+    os::fd::AsRawFd,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -29,8 +32,31 @@ pub enum ReaderError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error(
+        "cannot register the ring buffer with the async runtime (epoll); the agent needs a \
+         kernel with BPF ring buffers (5.8+), whose map fds can be polled"
+    )]
+    Register {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("polling the ring buffer")]
     Poll(#[from] std::io::Error),
+}
+
+/// Registers `inner`'s fd with the tokio reactor for readability, keeping the io error (its
+/// errno included) as the source when the reactor refuses it.
+///
+/// # Safety
+/// `inner`'s fd must be valid and open, and `as_raw_fd` must return that same fd, for as long
+/// as the returned `AsyncFd` owns `inner` (tokio's `AsyncFd::register_with_interest`).
+unsafe fn register_readable<T: AsRawFd>(inner: T) -> Result<AsyncFd<T>, ReaderError> {
+    // SAFETY: forwarded from the caller.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }.map_err(|e| {
+        ReaderError::Register {
+            source: e.into_parts().1,
+        }
+    })
 }
 
 /// Opens the ring buffer and drop counters of a loaded object.
@@ -72,8 +98,7 @@ pub async fn run(
 ) -> Result<(), ReaderError> {
     // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as long as
     // the `AsyncFd` owns the ring buffer.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| ReaderError::Poll(std::io::Error::other(e.to_string())))?;
+    let mut fd = unsafe { register_readable(ring) }?;
     let mut last_drops = 0;
     loop {
         let mut guard = fd.readable_mut().await?;
@@ -106,5 +131,24 @@ pub async fn run(
             last_drops = dropped;
         }
         stats.kernel_dropped.store(dropped, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_registration_keeps_the_os_error() {
+        // epoll refuses regular files with EPERM: the same path a ring buffer fd takes.
+        let file = tempfile::tempfile().expect("tempfile");
+        // SAFETY: the `File` owns its fd, open and unchanged for as long as it lives.
+        let err = unsafe { register_readable(file) }.expect_err("epoll refuses regular files");
+        let ReaderError::Register { source } = &err else {
+            panic!("expected a registration error, got {err:?}");
+        };
+        assert_eq!(source.raw_os_error(), Some(libc::EPERM), "{source:?}");
+        let chained = std::error::Error::source(&err).expect("the io error is the source");
+        assert!(chained.downcast_ref::<std::io::Error>().is_some());
     }
 }

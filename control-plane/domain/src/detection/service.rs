@@ -396,3 +396,132 @@ impl IntervalSink for DetectionService {
         self.push(interval.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::{
+        clock::ManualClock,
+        detection::baseline::EntityBaseline,
+        detection::ports::StoredBaseline,
+        entity::EntityId,
+        incident::{EvidenceRef, Finding, Incident, IncidentKind},
+        interval::Endpoint,
+        synthetic::{Fleet, SEC},
+    };
+
+    /// Holds no incidents (nothing here opens one).
+    struct NoIncidents;
+
+    impl IncidentStore for NoIncidents {
+        fn find_open(
+            &self,
+            _: IncidentKind,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<Incident>, StoreError> {
+            Ok(None)
+        }
+        fn create(&self, _: &Finding) -> Result<Incident, StoreError> {
+            Err(StoreError::NoSuchIncident(IncidentId(0)))
+        }
+        fn add_occurrence(&self, id: IncidentId, _: &Finding) -> Result<Incident, StoreError> {
+            Err(StoreError::NoSuchIncident(id))
+        }
+        fn resolve(&self, id: IncidentId, _: i64) -> Result<(), StoreError> {
+            Err(StoreError::NoSuchIncident(id))
+        }
+        fn reopen(&self, id: IncidentId, _: i64) -> Result<(), StoreError> {
+            Err(StoreError::NoSuchIncident(id))
+        }
+        fn list(&self, _: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn get(&self, _: IncidentId) -> Result<Option<Incident>, StoreError> {
+            Ok(None)
+        }
+        fn evidence(&self, _: IncidentId) -> Result<Vec<EvidenceRef>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A baseline store that refuses saves while `down` is set.
+    #[derive(Default)]
+    struct FlakyBaselines {
+        down: AtomicBool,
+        saved: Mutex<Vec<Subject>>,
+    }
+
+    impl BaselineStore for FlakyBaselines {
+        fn load_baselines(&self) -> Result<Vec<StoredBaseline>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn save_baselines(&self, b: &[(Subject, EntityBaseline)]) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::backend(
+                    "saving baselines",
+                    std::io::Error::other("disk full"),
+                ));
+            }
+            let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+            saved.extend(b.iter().map(|(s, _)| s.clone()));
+            Ok(())
+        }
+    }
+
+    /// Every server is external: the synthetic chain's edges are still edges.
+    struct FlatGraph;
+
+    impl GraphView for FlatGraph {
+        fn server_entity(&self, _: &str, endpoint: &Endpoint) -> EntityId {
+            EntityId::external(endpoint)
+        }
+        fn call_edges(&self, _: i64) -> Vec<EdgeId> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn baselines_a_save_refused_stay_changed_until_a_save_succeeds() {
+        let clock = Arc::new(ManualClock::at(0));
+        let store = Arc::new(FlakyBaselines::default());
+        let config = DetectionConfig {
+            window_ns: SEC,
+            grace_ns: 0,
+            persist_every: u64::MAX,
+            ..DetectionConfig::default()
+        };
+        let d = DetectionService::new(DetectionParts {
+            config,
+            incidents: Arc::new(NoIncidents),
+            baselines: store.clone(),
+            graph: Arc::new(FlatGraph),
+            clock: clock.clone(),
+        })
+        .expect("detection");
+        let fleet = Fleet::new(1);
+        let start = 1_000 * SEC;
+        for seq in 1..=5u64 {
+            let end = start + seq as i64 * SEC;
+            d.push(fleet.interval(seq, end, None));
+            clock.set(end + 2 * SEC);
+            d.tick().expect("tick");
+        }
+        let judged = d.baselines().len();
+        assert!(judged > 0, "the fleet's subjects have baselines");
+
+        store.down.store(true, Ordering::SeqCst);
+        assert!(d.persist().is_err(), "the refusal is surfaced");
+        store.down.store(false, Ordering::SeqCst);
+        assert_eq!(
+            d.persist().expect("saved"),
+            judged,
+            "every baseline the refused save carried is saved by the next"
+        );
+        let saved = store.saved.lock().unwrap_or_else(|p| p.into_inner()).len();
+        assert_eq!(saved, judged);
+        assert_eq!(d.persist().expect("nothing changed"), 0);
+    }
+}

@@ -1,0 +1,267 @@
+//! The probe table, one declaration per group: the config switch that turns the group off, its
+//! programs and where each attaches, and the field offsets its programs read from those
+//! tracepoints' `format` files. The layout reader (`layout.rs`) and the attach loop
+//! (`mod.rs`) derive everything from [`GROUPS`]: adding a probe touches one entry here (and
+//! the eBPF program).
+
+use node_agent_common::TracepointLayout;
+
+use super::layout::{sock_tuple, Formats, LayoutError, Layouts};
+use crate::config::TelemetryConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProbeGroup {
+    Process,
+    Network,
+    Syscalls,
+    RunQueue,
+    BlockIo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    Tracepoint {
+        category: &'static str,
+        name: &'static str,
+    },
+    /// A raw tracepoint: the tracepoint's arguments, no trace record (cheaper). It attaches by
+    /// `name`; `category` is where tracefs lists it, which must exist all the same.
+    RawTracepoint {
+        category: &'static str,
+        name: &'static str,
+    },
+    /// On the cgroup v2 root, so every socket of the node is seen.
+    CgroupSkb { egress: bool },
+}
+
+impl Attach {
+    /// The tracefs event whose `format` file the group reads: every (raw) tracepoint it
+    /// attaches to.
+    pub fn tracepoint(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Tracepoint { category, name } | Self::RawTracepoint { category, name } => {
+                Some((category, name))
+            }
+            Self::CgroupSkb { .. } => None,
+        }
+    }
+}
+
+/// One program of the object and where it attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub program: &'static str,
+    pub attach: Attach,
+}
+
+impl ProbeSpec {
+    /// The probe's name in logs, node status and metrics (the control plane shows it).
+    pub fn name(&self) -> String {
+        match self.attach {
+            Attach::Tracepoint { category, name } => format!("{category}:{name}"),
+            Attach::RawTracepoint { name, .. } => format!("raw_tp:{name}"),
+            Attach::CgroupSkb { egress: false } => "cgroup_skb/ingress".into(),
+            Attach::CgroupSkb { egress: true } => "cgroup_skb/egress".into(),
+        }
+    }
+}
+
+/// The config switch of a group that can be turned off.
+#[derive(Debug, Clone, Copy)]
+pub struct Switch {
+    /// Its name in the config file.
+    pub key: &'static str,
+    pub enabled: fn(&TelemetryConfig) -> bool,
+}
+
+/// Fills in a group's offsets from the formats of the tracepoints it attaches to.
+pub type LayoutFn = fn(&Formats, &mut Layouts) -> Result<(), LayoutError>;
+
+/// One probe group, declared once.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSpec {
+    pub group: ProbeGroup,
+    /// `None`: always on, and the agent does not start when this kernel lacks what the group
+    /// reads. A group with a switch that cannot run is reported as not attached instead.
+    pub switch: Option<Switch>,
+    pub probes: &'static [ProbeSpec],
+    /// May only read the formats of the tracepoints in `probes` (`Formats::get` refuses
+    /// others), so what the group reads and what it attaches to cannot drift apart.
+    pub layout: LayoutFn,
+}
+
+impl GroupSpec {
+    pub fn enabled(&self, t: &TelemetryConfig) -> bool {
+        self.switch.is_none_or(|s| (s.enabled)(t))
+    }
+}
+
+const fn tp(program: &'static str, category: &'static str, name: &'static str) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        attach: Attach::Tracepoint { category, name },
+    }
+}
+
+const fn raw_tp(program: &'static str, category: &'static str, name: &'static str) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        attach: Attach::RawTracepoint { category, name },
+    }
+}
+
+const fn skb(program: &'static str, egress: bool) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        attach: Attach::CgroupSkb { egress },
+    }
+}
+
+pub const GROUPS: &[GroupSpec] = &[
+    GroupSpec {
+        group: ProbeGroup::Process,
+        switch: None,
+        probes: &[
+            tp("vigil_process_exec", "sched", "sched_process_exec"),
+            tp("vigil_exit_group", "syscalls", "sys_enter_exit_group"),
+            tp("vigil_signal_deliver", "signal", "signal_deliver"),
+            tp("vigil_process_exit", "sched", "sched_process_exit"),
+            tp("vigil_oom_mark_victim", "oom", "mark_victim"),
+        ],
+        layout: |f, l| {
+            let exec = f.get("sched", "sched_process_exec")?;
+            let exit_group = f.get("syscalls", "sys_enter_exit_group")?;
+            let process_exit = f.get("sched", "sched_process_exit")?;
+            let deliver = f.get("signal", "signal_deliver")?;
+            let oom = f.get("oom", "mark_victim")?;
+            l.process = TracepointLayout {
+                exec_filename: exec.offset("filename")?,
+                exit_group_code: exit_group.offset("error_code")?,
+                process_exit_group_dead: process_exit.optional_offset("group_dead"),
+                signal_sig: deliver.offset("sig")?,
+                signal_sa_handler: deliver.offset("sa_handler")?,
+                oom_pid: oom.offset("pid")?,
+                oom_comm: oom.optional_offset("comm"),
+                oom_total_vm: oom.offset("total_vm")?,
+                oom_anon_rss: oom.offset("anon_rss")?,
+                oom_file_rss: oom.offset("file_rss")?,
+                oom_shmem_rss: oom.offset("shmem_rss")?,
+                oom_uid: oom.offset("uid")?,
+                oom_score_adj: oom.offset("oom_score_adj")?,
+                _pad: 0,
+            };
+            Ok(())
+        },
+    },
+    GroupSpec {
+        group: ProbeGroup::Network,
+        switch: Some(Switch {
+            key: "telemetry.network",
+            enabled: |t| t.network,
+        }),
+        probes: &[
+            tp("vigil_inet_sock_set_state", "sock", "inet_sock_set_state"),
+            tp("vigil_tcp_retransmit", "tcp", "tcp_retransmit_skb"),
+            tp("vigil_tcp_receive_reset", "tcp", "tcp_receive_reset"),
+            tp("vigil_tcp_send_reset", "tcp", "tcp_send_reset"),
+            tp("vigil_tcp_probe", "tcp", "tcp_probe"),
+            skb("vigil_skb_ingress", false),
+            skb("vigil_skb_egress", true),
+        ],
+        layout: |f, l| {
+            let state = f.get("sock", "inet_sock_set_state")?;
+            let probe = f.get("tcp", "tcp_probe")?;
+            let t = &mut l.telemetry;
+            t.state = sock_tuple(state)?;
+            t.state_old = state.offset("oldstate")?;
+            t.state_new = state.offset("newstate")?;
+            t.state_protocol = state.offset("protocol")?;
+            t.retransmit = sock_tuple(f.get("tcp", "tcp_retransmit_skb")?)?;
+            t.receive_reset = sock_tuple(f.get("tcp", "tcp_receive_reset")?)?;
+            t.send_reset = sock_tuple(f.get("tcp", "tcp_send_reset")?)?;
+            t.probe = sock_tuple(probe)?;
+            t.probe_srtt = probe.offset("srtt")?;
+            Ok(())
+        },
+    },
+    GroupSpec {
+        group: ProbeGroup::Syscalls,
+        switch: Some(Switch {
+            key: "telemetry.syscalls",
+            enabled: |t| t.syscalls,
+        }),
+        probes: &[
+            raw_tp("vigil_sys_enter", "raw_syscalls", "sys_enter"),
+            raw_tp("vigil_sys_exit", "raw_syscalls", "sys_exit"),
+            tp("vigil_syscall_switch", "sched", "sched_switch"),
+        ],
+        // The raw tracepoints take no offsets: their arguments are (regs, id) and (regs, ret).
+        layout: |f, l| {
+            let switch = f.get("sched", "sched_switch")?;
+            l.telemetry.switch_prev_pid = switch.offset("prev_pid")?;
+            l.telemetry.switch_prev_state = switch.offset("prev_state")?;
+            Ok(())
+        },
+    },
+    GroupSpec {
+        group: ProbeGroup::RunQueue,
+        switch: Some(Switch {
+            key: "telemetry.runqueue",
+            enabled: |t| t.runqueue,
+        }),
+        probes: &[
+            // One program serves both wakeups (their layouts have always matched; checked).
+            tp("vigil_sched_wakeup", "sched", "sched_wakeup"),
+            tp("vigil_sched_wakeup", "sched", "sched_wakeup_new"),
+            tp("vigil_sched_switch", "sched", "sched_switch"),
+        ],
+        layout: |f, l| {
+            let wakeup = f.get("sched", "sched_wakeup")?.offset("pid")?;
+            let wakeup_new = f.get("sched", "sched_wakeup_new")?.offset("pid")?;
+            if wakeup_new != wakeup {
+                return Err(LayoutError::Mismatch {
+                    field: "pid",
+                    tracepoint: "sched:sched_wakeup_new",
+                    offset: wakeup_new,
+                    like: "sched:sched_wakeup",
+                    expected: wakeup,
+                });
+            }
+            let switch = f.get("sched", "sched_switch")?;
+            let t = &mut l.telemetry;
+            t.wakeup_pid = wakeup;
+            t.switch_prev_pid = switch.offset("prev_pid")?;
+            t.switch_prev_state = switch.offset("prev_state")?;
+            t.switch_next_pid = switch.offset("next_pid")?;
+            Ok(())
+        },
+    },
+    GroupSpec {
+        group: ProbeGroup::BlockIo,
+        switch: Some(Switch {
+            key: "telemetry.block_io",
+            enabled: |t| t.block_io,
+        }),
+        probes: &[
+            tp("vigil_block_rq_issue", "block", "block_rq_issue"),
+            tp("vigil_block_rq_complete", "block", "block_rq_complete"),
+        ],
+        layout: |f, l| {
+            let issue = f.get("block", "block_rq_issue")?;
+            let complete = f.get("block", "block_rq_complete")?;
+            let t = &mut l.telemetry;
+            t.rq_issue_dev = issue.offset("dev")?;
+            t.rq_issue_sector = issue.offset("sector")?;
+            t.rq_complete_dev = complete.offset("dev")?;
+            t.rq_complete_sector = complete.offset("sector")?;
+            Ok(())
+        },
+    },
+];
+
+/// Every probe of every group, in declaration order.
+pub fn probes() -> impl Iterator<Item = (&'static GroupSpec, &'static ProbeSpec)> {
+    GROUPS
+        .iter()
+        .flat_map(|g| g.probes.iter().map(move |p| (g, p)))
+}

@@ -1,0 +1,241 @@
+//! Loading the embedded eBPF object and attaching each probe.
+//!
+//! Probes come in groups (process lifecycle, network, syscalls, run queue, block IO), each
+//! declared once in [`groups::GROUPS`]: its config switch, its programs and attach points, and
+//! the tracepoint fields it reads. Each group can be switched off in the config; a group whose
+//! tracepoints this kernel lacks is reported as not attached, with the reason, and the others
+//! run.
+
+mod attach;
+pub mod groups;
+pub mod layout;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use aya::{Ebpf, EbpfLoader};
+use tracing::{info, warn};
+
+pub use self::{
+    attach::ProbeError,
+    groups::{Attach, GroupSpec, ProbeGroup, ProbeSpec, GROUPS},
+    layout::{LayoutError, Layouts},
+};
+use crate::config::TelemetryConfig;
+
+/// The eBPF object built by `cargo xtask build-ebpf`, embedded at compile time. Empty when
+/// the agent was built before the object existed (`build.rs` embeds a placeholder then).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VIGIL_EBPF_OBJECT_PATH"));
+
+/// The embedded eBPF object, or why the agent cannot start.
+pub fn embedded_object() -> Result<&'static [u8], LoadError> {
+    check_object(EBPF_OBJECT)
+}
+
+fn check_object(object: &'static [u8]) -> Result<&'static [u8], LoadError> {
+    if object.is_empty() {
+        return Err(LoadError::NoObject);
+    }
+    Ok(object)
+}
+
+/// Whether one probe is running, and why not.
+#[derive(Debug, Clone)]
+pub struct ProbeStatus {
+    pub name: String,
+    pub group: ProbeGroup,
+    pub error: Option<Arc<ProbeError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "this agent was built without its eBPF object: run `cargo xtask build-ebpf` and rebuild \
+         (or build everything with `cargo xtask build`)"
+    )]
+    NoObject,
+    #[error("reading tracepoint layouts from tracefs")]
+    Layout(#[from] LayoutError),
+    #[error(
+        "loading the eBPF object failed; it needs root (CAP_BPF + CAP_PERFMON) and a kernel \
+         with BPF ring buffers (5.8+)"
+    )]
+    Load {
+        #[source]
+        source: aya::EbpfError,
+    },
+    #[error("no probe could be attached: {0}")]
+    NothingAttached(String),
+    #[error(
+        "probe {probe} could not be attached (kernel.require_all_probes is set; unset it to run \
+         without the probe)"
+    )]
+    ProbeRequired {
+        probe: String,
+        #[source]
+        source: Arc<ProbeError>,
+    },
+}
+
+/// The loaded object with every probe it could attach.
+pub struct LoadedProbes {
+    pub ebpf: Ebpf,
+    pub status: Vec<ProbeStatus>,
+}
+
+/// What `load_and_attach` needs from the config.
+pub struct LoadOptions<'a> {
+    pub tracefs: &'a Path,
+    /// The cgroup v2 mount, for the cgroup_skb programs; `None` when the host has none.
+    pub cgroup2_root: Option<PathBuf>,
+    pub ring_buffer_bytes: u32,
+    pub require_all: bool,
+    pub telemetry: &'a TelemetryConfig,
+}
+
+/// Loads the object with this kernel's layouts and attaches every enabled probe. A probe that
+/// cannot attach is reported (and logged) but does not stop the others unless `require_all`.
+pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError> {
+    let object = embedded_object()?;
+    let (layouts, layout_errors) = layout::read(opts.tracefs, GROUPS)?;
+    let mut loader = EbpfLoader::new();
+    loader
+        .override_global("TP_LAYOUT", &layouts.process, true)
+        .override_global("TELEMETRY_LAYOUT", &layouts.telemetry, true)
+        .map_max_entries("EVENTS", opts.ring_buffer_bytes);
+    for (map, _, size) in opts.telemetry.maps.entries() {
+        loader.map_max_entries(map, size);
+    }
+    let mut ebpf = loader
+        .load(object)
+        .map_err(|source| LoadError::Load { source })?;
+
+    let mut status = Vec::new();
+    for (group, spec) in groups::probes() {
+        let enabled = group.enabled(opts.telemetry);
+        let result = match (group.switch, layout_errors.get(&group.group)) {
+            (Some(switch), _) if !enabled => Err(ProbeError::Disabled { key: switch.key }),
+            (_, Some(reason)) => Err(ProbeError::Layout(reason.clone())),
+            _ => attach::attach(&mut ebpf, spec, opts.cgroup2_root.as_deref()),
+        };
+        let error = match result {
+            Ok(()) => {
+                info!(probe = %spec.name(), "probe attached");
+                None
+            }
+            Err(error) => {
+                if enabled {
+                    let reason = vigil_config_file::error_chain(&error);
+                    warn!(probe = %spec.name(), %reason, "probe not attached");
+                    if opts.require_all {
+                        return Err(LoadError::ProbeRequired {
+                            probe: spec.name(),
+                            source: Arc::new(error),
+                        });
+                    }
+                }
+                Some(Arc::new(error))
+            }
+        };
+        status.push(ProbeStatus {
+            name: spec.name(),
+            group: group.group,
+            error,
+        });
+    }
+    if status.iter().all(|s| s.error.is_some()) {
+        let reasons: Vec<String> = status
+            .iter()
+            .filter_map(|s| {
+                let error = s.error.as_deref()?;
+                Some(format!(
+                    "{}: {}",
+                    s.name,
+                    vigil_config_file::error_chain(error)
+                ))
+            })
+            .collect();
+        return Err(LoadError::NothingAttached(reasons.join("; ")));
+    }
+    Ok(LoadedProbes { ebpf, status })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_built_without_the_object_says_how_to_build_it() {
+        let err = check_object(&[]).expect_err("an empty object is the build.rs placeholder");
+        assert!(matches!(err, LoadError::NoObject));
+        assert!(err.to_string().contains("cargo xtask build-ebpf"), "{err}");
+        assert!(check_object(b"\x7fELF").is_ok());
+    }
+
+    /// The table the probes were declared in before it was split by group: names (shown by the
+    /// control plane and the metrics), order, groups and programs must not change.
+    #[test]
+    fn the_probe_table_is_unchanged() {
+        use ProbeGroup::{BlockIo, Network, Process, RunQueue, Syscalls};
+        let expected = [
+            ("vigil_process_exec", Process, "sched:sched_process_exec"),
+            ("vigil_exit_group", Process, "syscalls:sys_enter_exit_group"),
+            ("vigil_signal_deliver", Process, "signal:signal_deliver"),
+            ("vigil_process_exit", Process, "sched:sched_process_exit"),
+            ("vigil_oom_mark_victim", Process, "oom:mark_victim"),
+            (
+                "vigil_inet_sock_set_state",
+                Network,
+                "sock:inet_sock_set_state",
+            ),
+            ("vigil_tcp_retransmit", Network, "tcp:tcp_retransmit_skb"),
+            ("vigil_tcp_receive_reset", Network, "tcp:tcp_receive_reset"),
+            ("vigil_tcp_send_reset", Network, "tcp:tcp_send_reset"),
+            ("vigil_tcp_probe", Network, "tcp:tcp_probe"),
+            ("vigil_skb_ingress", Network, "cgroup_skb/ingress"),
+            ("vigil_skb_egress", Network, "cgroup_skb/egress"),
+            ("vigil_sys_enter", Syscalls, "raw_tp:sys_enter"),
+            ("vigil_sys_exit", Syscalls, "raw_tp:sys_exit"),
+            ("vigil_syscall_switch", Syscalls, "sched:sched_switch"),
+            ("vigil_sched_wakeup", RunQueue, "sched:sched_wakeup"),
+            ("vigil_sched_wakeup", RunQueue, "sched:sched_wakeup_new"),
+            ("vigil_sched_switch", RunQueue, "sched:sched_switch"),
+            ("vigil_block_rq_issue", BlockIo, "block:block_rq_issue"),
+            (
+                "vigil_block_rq_complete",
+                BlockIo,
+                "block:block_rq_complete",
+            ),
+        ];
+        let actual: Vec<_> = groups::probes()
+            .map(|(g, p)| (p.program, g.group, p.name()))
+            .collect();
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(program, group, name)| (program, group, name.to_string()))
+            .collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn only_the_process_group_is_always_on() {
+        let off = TelemetryConfig {
+            network: false,
+            syscalls: false,
+            runqueue: false,
+            block_io: false,
+            ..TelemetryConfig::default()
+        };
+        for g in GROUPS {
+            assert_eq!(
+                g.enabled(&off),
+                g.group == ProbeGroup::Process,
+                "{:?}",
+                g.group
+            );
+            assert!(g.enabled(&TelemetryConfig::default()), "{:?}", g.group);
+        }
+    }
+}
