@@ -13,10 +13,12 @@ use control_plane::{
     config::ControlPlaneConfig,
 };
 use serde_json::{json, Value};
-use support::apiserver::{ApiServer, Recorded};
+use support::{
+    apiserver::{ApiServer, Recorded},
+    reports::{handed_in_report, GV},
+};
 
 const REPORTS: &str = "/apis/vigil.dev/v1alpha1/namespaces/vigil/incidentreports";
-const GV: &str = "vigil.dev/v1alpha1";
 
 struct Replica {
     http: SocketAddr,
@@ -141,16 +143,7 @@ async fn lease_holder(api: &ApiServer) -> Option<String> {
 async fn alert_incident_is_mirrored_into_an_incident_report_by_the_leader() {
     let api = ApiServer::start().await;
     // A report somebody created with kubectl, before Vigil started.
-    api.seed(
-        GV,
-        "incidentreports",
-        json!({
-            "apiVersion": GV, "kind": "IncidentReport",
-            "metadata": {"name": "checkout-slow", "namespace": "vigil", "uid": "u-1",
-                         "creationTimestamp": "2026-11-25T02:59:00Z"},
-            "spec": {"title": "Checkout is slow", "target": "checkout", "severity": "critical", "source": "oncall"},
-        }),
-    );
+    api.seed(GV, "incidentreports", handed_in_report());
     let a = Replica::start(&api, "cp-a").await;
     let mut holder = None;
     for _ in 0..100 {

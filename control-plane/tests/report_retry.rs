@@ -1,7 +1,7 @@
 //! The IncidentReport controller's retries, through kube-runtime's Controller against the
 //! in-memory API server: a report whose status patch fails is retried at delays that double
 //! per failure in a row, and a success resets the count (the next failure waits the base
-//! delay again).
+//! delay again). Timing-sensitive: runs alone, after the suite.
 
 mod support;
 
@@ -23,13 +23,14 @@ use control_plane::{
         graph::{ports::NoCluster, LiveGraph},
     },
 };
-use serde_json::json;
-use support::apiserver::ApiServer;
+use support::{
+    apiserver::ApiServer,
+    reports::{handed_in_report, GV},
+};
 
-const GV: &str = "vigil.dev/v1alpha1";
 const STATUS: &str =
     "/apis/vigil.dev/v1alpha1/namespaces/vigil/incidentreports/checkout-slow/status";
-const BASE: Duration = Duration::from_millis(300);
+const BASE: Duration = Duration::from_millis(400);
 
 /// Arrival times of the status patches so far.
 fn status_patches(api: &ApiServer) -> Vec<std::time::Instant> {
@@ -55,18 +56,9 @@ async fn wait_for_patches(api: &ApiServer, n: usize) -> Vec<std::time::Instant> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_status_patches_back_off_exponentially_and_a_success_resets_the_count() {
+async fn failed_status_patches_back_off_exponentially_and_a_success_resets_the_count_alone() {
     let api = ApiServer::start().await;
-    api.seed(
-        GV,
-        "incidentreports",
-        json!({
-            "apiVersion": GV, "kind": "IncidentReport",
-            "metadata": {"name": "checkout-slow", "namespace": "vigil", "uid": "u-1",
-                         "creationTimestamp": "2026-11-25T02:59:00Z"},
-            "spec": {"title": "Checkout is slow", "target": "checkout", "severity": "critical", "source": "oncall"},
-        }),
-    );
+    api.seed(GV, "incidentreports", handed_in_report());
     // The first three status patches fail.
     api.fail("PATCH", "/checkout-slow/status", 3, 500);
 
@@ -102,13 +94,20 @@ async fn failed_status_patches_back_off_exponentially_and_a_success_resets_the_c
     // Three failures, then the fourth attempt succeeds.
     let p = wait_for_patches(&api, 4).await;
     let delays: Vec<Duration> = p.windows(2).take(3).map(|w| w[1] - w[0]).collect();
+    // A busy machine only makes a delay longer, so each is checked against its floor: the
+    // base, doubled per failure in a row. The first must also be well under the fixed 5 s
+    // requeue this controller used to return whatever had failed.
+    for (k, d) in delays.iter().enumerate() {
+        let floor = BASE.mul_f64(0.9 * f64::from(1u32 << k));
+        assert!(
+            *d >= floor,
+            "retry {} waits at least {floor:?}: {delays:?}",
+            k + 1
+        );
+    }
     assert!(
-        delays[0] >= BASE.mul_f64(0.9) && delays[0] < Duration::from_secs(2),
-        "the first retry waits the base delay: {delays:?}"
-    );
-    assert!(
-        delays[1] > delays[0].mul_f64(1.5) && delays[2] > delays[1].mul_f64(1.5),
-        "each failure in a row doubles the delay: {delays:?}"
+        delays[0] < Duration::from_secs(4),
+        "the first retry waits about the base delay: {delays:?}"
     );
     let answered = api
         .object(GV, "vigil", "incidentreports", "checkout-slow")
@@ -126,10 +125,10 @@ async fn failed_status_patches_back_off_exponentially_and_a_success_resets_the_c
     let p = wait_for_patches(&api, before + 3).await;
     let again = p[before + 1] - p[before];
     assert!(
-        again < delays[2],
-        "after a success the first retry waits about the base delay ({again:?}), \
-         not the grown one ({:?})",
-        delays[2]
+        again < BASE * 5,
+        "after a success the first retry waits about the base delay ({again:?}), not the \
+         fourth failure's {:?}",
+        BASE * 8
     );
     controller.abort();
 }

@@ -4,11 +4,11 @@
 //! layout the eBPF program writes into the ring buffer is exactly the layout user space reads.
 #![no_std]
 
+pub mod aggregates;
 pub mod entity;
 pub mod event;
 pub mod layout;
-pub mod telemetry;
 
+pub use aggregates::*;
 pub use event::*;
 pub use layout::*;
-pub use telemetry::*;

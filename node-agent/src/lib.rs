@@ -7,7 +7,7 @@ pub mod config;
 pub mod enrich;
 pub mod exporter;
 pub mod kernel;
+pub mod logging;
 pub mod metrics;
 pub mod shutdown;
 pub mod stream;
-pub mod telemetry;

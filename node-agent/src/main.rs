@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use node_agent::{app, config::AgentConfig, shutdown::Shutdown, telemetry};
+use node_agent::{app, config::AgentConfig, logging, shutdown::Shutdown};
 
 /// Vigil node agent: kernel events (OOM kills, exits, fatal signals) to the control plane.
 #[derive(Debug, Parser)]
@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         config.node_name = Some(name);
     }
     config.validate("the command line")?;
-    telemetry::init(config.log.format);
+    logging::init(config.log.format);
     // Installed before anything starts: a handler that cannot be installed stops the agent
     // here, with the reason, instead of reading as a shutdown request later.
     let shutdown = Shutdown::install().context("vigil-agent cannot start")?;

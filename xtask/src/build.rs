@@ -1,30 +1,8 @@
 //! Building: the eBPF object with nightly, everything else with the workspace toolchain.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::PathBuf, process::Command};
 
-use anyhow::{bail, Context as _};
-
-use crate::setup::{cargo_bin_dir, step};
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-/// Runs `command`, failing with its description if it fails.
-pub fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("{what}: cannot start {:?}", command.get_program()))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
-    }
-    Ok(())
-}
+use crate::process::{cargo_bin_dir, run, step, workspace_root};
 
 /// The toolchain rustup picks for the workspace itself (`stable-x86_64-…`), if rustup runs.
 fn workspace_toolchain() -> Option<String> {

@@ -15,7 +15,7 @@ use std::{
 use anyhow::Context as _;
 use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane};
 
-use crate::{build::workspace_root, setup::step};
+use crate::process::{step, workspace_root};
 
 const GRPC: &str = "127.0.0.1:7070";
 const HTTP: &str = "127.0.0.1:8080";

@@ -6,7 +6,7 @@ use std::{path::Path, process::Command};
 use anyhow::Context as _;
 use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane};
 
-use crate::{build::workspace_root, setup::step};
+use crate::process::{step, workspace_root};
 
 /// Detection on 1 s windows: the lab's faults last seconds, not minutes.
 pub const LAB_DETECTION: &str =

@@ -2,7 +2,9 @@
 
 mod build;
 mod demo;
+mod imports;
 mod lab;
+mod process;
 mod setup;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,8 @@ enum Task {
     },
     /// Compile the eBPF programs (nightly, bpfel-unknown-none).
     BuildEbpf,
+    /// Fail if two source files of a crate import each other (the suite runs this too).
+    CheckImports,
     /// Build the eBPF object and every binary.
     Build {
         #[arg(long)]
@@ -82,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             toolchain_only: false,
         } => setup::run(),
         Task::BuildEbpf => build::ebpf(),
+        Task::CheckImports => imports::check(&process::workspace_root()),
         Task::Build { release } => {
             setup::run()?;
             build::all(release)

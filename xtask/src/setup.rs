@@ -2,16 +2,11 @@
 //! saying what it does. See `../shared/notes/ebpf-toolchain.md` for why bpf-linker is linked
 //! against the nightly's own libLLVM.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    sync::atomic::{AtomicUsize, Ordering},
-    time::Instant,
-};
+use std::{path::PathBuf, process::Command, time::Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::build::run as run_command;
+use crate::process::{cargo_bin_dir, cargo_home, done, run as run_command, step};
 
 /// Debian packages the tests and the demo use, as (command that proves it, package).
 /// `/bin/true` is copied by the outage test as an exec marker.
@@ -31,29 +26,6 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     ("prometheus", "prometheus"),
 ];
-
-static STEP: AtomicUsize = AtomicUsize::new(0);
-
-pub fn step(what: &str) {
-    let n = STEP.fetch_add(1, Ordering::Relaxed) + 1;
-    println!("==> [{n}] {what}");
-}
-
-fn done(detail: &str) {
-    println!("    {detail}");
-}
-
-pub fn cargo_bin_dir() -> PathBuf {
-    cargo_home().join("bin")
-}
-
-fn cargo_home() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo")
-        })
-}
 
 fn output(command: &mut Command) -> anyhow::Result<String> {
     let out = command

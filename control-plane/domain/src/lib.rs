@@ -28,3 +28,5 @@ pub mod node;
 pub mod observe;
 pub mod store;
 pub mod synthetic;
+#[cfg(test)]
+mod testing;

@@ -10,6 +10,4 @@ pub mod kube;
 pub mod otlp;
 pub mod prometheus;
 pub mod sqlite;
-pub mod sqlite_codec;
-pub mod sqlite_telemetry;
 pub mod wire;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::AppError;
+use super::error::AppError;
 use crate::{
     adapters::{otlp::OtlpExporter, prometheus::PrometheusExporter, sqlite::SqliteStore},
     config::ControlPlaneConfig,

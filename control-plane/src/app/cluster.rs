@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use super::{build::ControlPlane, AppError};
+use super::{build::ControlPlane, error::AppError};
 use crate::{
     adapters::kube::{
         leader::{self, Election, Leadership, LeaseSettings},

@@ -5,6 +5,7 @@
 
 mod build;
 mod cluster;
+mod error;
 mod tasks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -13,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info};
 
-pub use self::build::ControlPlane;
 use self::tasks::{before, Tasks};
+pub use self::{build::ControlPlane, error::AppError};
 use crate::{
     adapters::{grpc, http, kube::KubeEndpoints},
     config::ControlPlaneConfig,
@@ -22,7 +23,7 @@ use crate::{
         clock::{Clock, SystemClock},
         graph::ports::{EndpointResolver, NoCluster},
         interval::ports::IntervalStore,
-        store::{chain, StoreError},
+        store::chain,
     },
 };
 
@@ -31,48 +32,6 @@ use crate::{
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often stored samples past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("kubernetes.enabled is set but no API client configuration was found (set kubernetes.api_server, KUBECONFIG, or run in a pod with a service account)")]
-    KubeConfig {
-        #[source]
-        source: kube::config::InferConfigError,
-    },
-    #[error("kubernetes.api_server {uri:?} is not a URL")]
-    KubeUri {
-        uri: String,
-        #[source]
-        source: ::http::uri::InvalidUri,
-    },
-    #[error("cannot make a Kubernetes API client")]
-    KubeClient {
-        #[source]
-        source: kube::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("leader election on Lease {lease} failed (RBAC: get/create/patch leases in the namespace; or set kubernetes.leader_election = false for a single replica)")]
-    Election {
-        lease: String,
-        #[source]
-        source: kube_lease_manager::LeaseManagerError,
-    },
-    #[error(transparent)]
-    Otlp(#[from] crate::adapters::otlp::OtlpError),
-    #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
-    Bind {
-        what: &'static str,
-        field: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("gRPC server failed")]
-    Grpc(#[from] tonic::transport::Error),
-    #[error("HTTP server failed")]
-    Http(#[source] std::io::Error),
-}
 
 /// The bound addresses (useful when the config asked for port 0).
 #[derive(Debug, Clone, Copy)]

@@ -118,7 +118,11 @@ pub fn workload_from_cgroup_path(path: &str, comm: &str) -> Workload {
         return w;
     }
     if let Some((runtime, id)) = container {
-        let mut w = Workload::new(WorkloadKind::Container, format!("{CONTAINER_PREFIX}{id}"), path);
+        let mut w = Workload::new(
+            WorkloadKind::Container,
+            format!("{CONTAINER_PREFIX}{id}"),
+            path,
+        );
         w.container_runtime = Some(if runtime.is_empty() {
             "docker"
         } else {
@@ -133,12 +137,20 @@ pub fn workload_from_cgroup_path(path: &str, comm: &str) -> Workload {
         .rev()
         .find(|s| s.ends_with(".service") || s.ends_with(".scope"))
     {
-        let mut w = Workload::new(WorkloadKind::SystemdUnit, format!("{SYSTEMD_PREFIX}{unit}"), path);
+        let mut w = Workload::new(
+            WorkloadKind::SystemdUnit,
+            format!("{SYSTEMD_PREFIX}{unit}"),
+            path,
+        );
         w.systemd_unit = Some((*unit).to_string());
         return w;
     }
     let normalized = format!("/{}", segments.join("/"));
-    Workload::new(WorkloadKind::Cgroup, format!("{}{}", CGROUP_PREFIX.trim_end_matches('/'), normalized), path)
+    Workload::new(
+        WorkloadKind::Cgroup,
+        format!("{}{}", CGROUP_PREFIX.trim_end_matches('/'), normalized),
+        path,
+    )
 }
 
 #[cfg(test)]

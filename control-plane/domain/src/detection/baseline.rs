@@ -15,7 +15,10 @@ use super::{
     features::{features_of, WindowFeatures},
     univariate::{UnivariateConfig, UnivariateDetector},
 };
-use crate::entity::{Subject, SubjectClass};
+use crate::{
+    entity::{Subject, SubjectClass},
+    incident::evidence::FeatureEvidence,
+};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ThresholdRule {
@@ -100,6 +103,22 @@ pub struct EntityReading {
     pub window: i64,
     pub learning: bool,
     pub features: Vec<FeatureReading>,
+}
+
+impl FeatureReading {
+    /// As an incident keeps it (owned names: the reading itself is made for every subject
+    /// every window, the evidence only for anomalies).
+    pub fn evidence(&self) -> FeatureEvidence {
+        FeatureEvidence {
+            feature: self.feature.to_string(),
+            value: self.value,
+            median: self.median,
+            z: self.z,
+            score: self.score,
+            crossed: self.crossed,
+            fired: self.fired,
+        }
+    }
 }
 
 impl EntityReading {

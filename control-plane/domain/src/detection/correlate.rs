@@ -9,86 +9,29 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::{baseline::FeatureReading, forest::ForestVerdict};
 use crate::{
-    entity::{EdgeId, EntityId, Subject, SubjectClass},
-    incident::{
-        evidence::{AnomalyEvidence, FeatureEvidence, ForestDriver, ForestEvidence},
-        IncidentId,
-    },
+    entity::{EdgeId, EntityId, Subject},
+    incident::IncidentId,
 };
 
-/// One subject's anomaly in one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Anomaly {
-    pub entity: Subject,
-    pub class: SubjectClass,
-    pub window: i64,
-    pub time_unix_ns: i64,
-    /// In (0, 1].
-    pub score: f64,
-    /// 1: robust thresholds fired; 2: only the isolation forest found it.
-    pub tier: u8,
-    /// The features that crossed, strongest first.
-    pub features: Vec<FeatureReading>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forest: Option<ForestVerdict>,
+/// One subject's anomaly in one window: the incident's own evidence type, so what
+/// correlation groups is what the incident carries.
+pub use crate::incident::evidence::AnomalyEvidence as Anomaly;
+
+/// The graph nodes an anomaly touches: a workload itself, or both ends of an edge.
+fn nodes(a: &Anomaly) -> Vec<EntityId> {
+    a.entity.entities().into_iter().cloned().collect()
 }
 
-impl Anomaly {
-    /// The graph nodes this anomaly touches: a workload itself, or both ends of an edge.
-    pub fn nodes(&self) -> Vec<EntityId> {
-        self.entity.entities().into_iter().cloned().collect()
-    }
-
-    /// How much this anomaly implicates each node: an edge's trouble is mostly its server's
-    /// (a slow or failing dependency shows on the edge into it), a little its client's.
-    pub fn blame(&self) -> Vec<(EntityId, f64)> {
-        match &self.entity {
-            Subject::Workload(e) => vec![(e.clone(), self.score)],
-            Subject::Edge(e) => vec![
-                (e.server.clone(), self.score),
-                (e.client.clone(), self.score * 0.3),
-            ],
-        }
-    }
-
-    /// As an incident keeps it.
-    pub fn evidence(&self) -> AnomalyEvidence {
-        AnomalyEvidence {
-            entity: self.entity.clone(),
-            class: self.class,
-            window: self.window,
-            time_unix_ns: self.time_unix_ns,
-            score: self.score,
-            tier: self.tier,
-            features: self.features.iter().map(FeatureReading::evidence).collect(),
-            forest: self.forest.as_ref().map(|f| ForestEvidence {
-                score: f.score,
-                drivers: f
-                    .drivers
-                    .iter()
-                    .map(|d| ForestDriver {
-                        feature: d.feature.to_string(),
-                        z: d.z,
-                    })
-                    .collect(),
-            }),
-        }
-    }
-}
-
-impl FeatureReading {
-    pub fn evidence(&self) -> FeatureEvidence {
-        FeatureEvidence {
-            feature: self.feature.to_string(),
-            value: self.value,
-            median: self.median,
-            z: self.z,
-            score: self.score,
-            crossed: self.crossed,
-            fired: self.fired,
-        }
+/// How much an anomaly implicates each node: an edge's trouble is mostly its server's (a
+/// slow or failing dependency shows on the edge into it), a little its client's.
+fn blame(a: &Anomaly) -> Vec<(EntityId, f64)> {
+    match &a.entity {
+        Subject::Workload(e) => vec![(e.clone(), a.score)],
+        Subject::Edge(e) => vec![
+            (e.server.clone(), a.score),
+            (e.client.clone(), a.score * 0.3),
+        ],
     }
 }
 
@@ -138,8 +81,8 @@ const TIMELINE_CAP: usize = 200;
 
 impl Group {
     fn absorb(&mut self, a: &Anomaly) {
-        self.nodes.extend(a.nodes());
-        for (n, b) in a.blame() {
+        self.nodes.extend(nodes(a));
+        for (n, b) in blame(a) {
             let slot = self.blame.entry(n).or_insert(0.0);
             *slot = slot.max(b);
         }
@@ -246,7 +189,7 @@ impl Correlator {
             }
         };
         for a in anomalies {
-            let nodes = a.nodes();
+            let nodes = nodes(a);
             // An open group first, then a recently resolved one (a recurrence).
             let open = self
                 .groups
@@ -320,6 +263,7 @@ impl Correlator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entity::SubjectClass;
 
     fn anomaly(entity: &str, class: SubjectClass, window: i64, score: f64) -> Anomaly {
         let entity = Subject::parse(class, entity).expect("subject");

@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 use extended_isolation_forest::{Forest, ForestOptions};
 use serde::Serialize;
 
+use crate::incident::evidence::{ForestDriver, ForestEvidence};
+
 #[derive(Debug, Clone, Copy)]
 pub struct ForestConfig {
     /// Healthy vectors kept for training.
@@ -49,6 +51,23 @@ pub struct ForestVerdict {
     pub score: f64,
     /// Features by |z|, largest first (those above 1 σ).
     pub drivers: Vec<Attribution>,
+}
+
+impl ForestVerdict {
+    /// As an incident keeps it.
+    pub fn evidence(&self) -> ForestEvidence {
+        ForestEvidence {
+            score: self.score,
+            drivers: self
+                .drivers
+                .iter()
+                .map(|d| ForestDriver {
+                    feature: d.feature.to_string(),
+                    z: d.z,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The forest of one entity class with `N` features.

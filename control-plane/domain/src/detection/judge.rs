@@ -144,13 +144,8 @@ fn to_anomaly(
     forest: Option<ForestVerdict>,
     window_ns: i64,
 ) -> Anomaly {
-    let mut features: Vec<_> = reading
-        .features
-        .iter()
-        .filter(|f| f.crossed)
-        .cloned()
-        .collect();
-    features.sort_by(|a, b| b.z.total_cmp(&a.z));
+    let mut crossed: Vec<_> = reading.features.iter().filter(|f| f.crossed).collect();
+    crossed.sort_by(|a, b| b.z.total_cmp(&a.z));
     Anomaly {
         entity: reading.entity.clone(),
         class: reading.class,
@@ -158,7 +153,7 @@ fn to_anomaly(
         time_unix_ns: (reading.window + 1) * window_ns,
         score,
         tier,
-        features,
-        forest,
+        features: crossed.into_iter().map(|f| f.evidence()).collect(),
+        forest: forest.as_ref().map(ForestVerdict::evidence),
     }
 }

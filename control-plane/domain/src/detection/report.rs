@@ -52,19 +52,17 @@ pub fn finding(group: &Group, ranked: &[RootCause], at: i64, episode_unix_ns: i6
         .first()
         .map_or_else(|| EntityId::new("unknown"), |r| r.entity.clone());
     // The strongest symptoms across the group, one per (subject, feature).
-    let mut strongest: BTreeMap<(Subject, &'static str), f64> = BTreeMap::new();
+    let mut strongest: BTreeMap<(&Subject, &str), f64> = BTreeMap::new();
     for a in &group.timeline {
         for f in &a.features {
-            let slot = strongest
-                .entry((a.entity.clone(), f.feature))
-                .or_insert(0.0);
+            let slot = strongest.entry((&a.entity, &f.feature)).or_insert(0.0);
             *slot = slot.max(f.z);
         }
     }
     let mut symptoms: Vec<Symptom> = strongest
         .into_iter()
         .map(|((entity, feature), z)| Symptom {
-            entity,
+            entity: entity.clone(),
             feature: feature.to_string(),
             z,
         })
@@ -112,7 +110,7 @@ pub fn finding(group: &Group, ranked: &[RootCause], at: i64, episode_unix_ns: i6
             first_anomaly_unix_ns: first.map(|a| a.time_unix_ns),
             episode_started_unix_ns: episode_unix_ns,
             symptoms,
-            timeline: group.timeline.iter().map(|a| a.evidence()).collect(),
+            timeline: group.timeline.clone(),
         }),
         stages: Vec::new(),
     }

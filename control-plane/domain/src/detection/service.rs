@@ -407,45 +407,10 @@ mod tests {
         detection::baseline::EntityBaseline,
         detection::ports::StoredBaseline,
         entity::EntityId,
-        incident::{EvidenceRef, Finding, Incident, IncidentKind},
         interval::Endpoint,
         synthetic::{Fleet, SEC},
+        testing::MemoryIncidents,
     };
-
-    /// Holds no incidents (nothing here opens one).
-    struct NoIncidents;
-
-    impl IncidentStore for NoIncidents {
-        fn find_open(
-            &self,
-            _: IncidentKind,
-            _: &str,
-            _: &str,
-        ) -> Result<Option<Incident>, StoreError> {
-            Ok(None)
-        }
-        fn create(&self, _: &Finding) -> Result<Incident, StoreError> {
-            Err(StoreError::NoSuchIncident(IncidentId(0)))
-        }
-        fn add_occurrence(&self, id: IncidentId, _: &Finding) -> Result<Incident, StoreError> {
-            Err(StoreError::NoSuchIncident(id))
-        }
-        fn resolve(&self, id: IncidentId, _: i64) -> Result<(), StoreError> {
-            Err(StoreError::NoSuchIncident(id))
-        }
-        fn reopen(&self, id: IncidentId, _: i64) -> Result<(), StoreError> {
-            Err(StoreError::NoSuchIncident(id))
-        }
-        fn list(&self, _: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-            Ok(Vec::new())
-        }
-        fn get(&self, _: IncidentId) -> Result<Option<Incident>, StoreError> {
-            Ok(None)
-        }
-        fn evidence(&self, _: IncidentId) -> Result<Vec<EvidenceRef>, StoreError> {
-            Ok(Vec::new())
-        }
-    }
 
     /// A baseline store that refuses saves while `down` is set.
     #[derive(Default)]
@@ -495,7 +460,7 @@ mod tests {
         };
         let d = DetectionService::new(DetectionParts {
             config,
-            incidents: Arc::new(NoIncidents),
+            incidents: Arc::new(MemoryIncidents::default()),
             baselines: store.clone(),
             graph: Arc::new(FlatGraph),
             clock: clock.clone(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     evidence::{AnomalyEvidence, RootCause, Symptom},
-    model::{IncidentId, IncidentKind},
+    kind::{IncidentId, IncidentKind},
 };
 use crate::{
     entity::{EntityId, Subject},

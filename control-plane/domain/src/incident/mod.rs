@@ -4,13 +4,13 @@
 
 pub mod details;
 pub mod evidence;
+pub mod kind;
 pub mod model;
 pub mod observed;
 pub mod ports;
 pub mod stage;
 
 pub use details::Details;
-pub use model::{
-    Attributes, EvidenceRef, Finding, Incident, IncidentId, IncidentKind, IncidentStatus, Severity,
-};
+pub use kind::{IncidentId, IncidentKind, IncidentStatus, Severity};
+pub use model::{Attributes, EvidenceRef, Finding, Incident};
 pub use stage::Stage;

@@ -1,108 +1,13 @@
 //! Incidents: what an operator is told about, and the findings that open and update them.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-use super::{details::Details, stage::Stage};
+use super::{
+    details::Details,
+    kind::{IncidentId, IncidentKind, IncidentStatus, Severity},
+    stage::Stage,
+};
 use crate::entity::EntityId;
-
-/// An incident's number, as the store assigned it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-#[serde(transparent)]
-pub struct IncidentId(pub i64);
-
-impl fmt::Display for IncidentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncidentKind {
-    OomKill,
-    CrashLoop,
-    /// Correlated metric anomalies (baseline thresholds and isolation forests), localized to
-    /// a ranked root cause.
-    ServiceAnomaly,
-    /// Raised elsewhere (Alertmanager, an IncidentReport), enriched with Vigil's evidence.
-    Alert,
-}
-
-impl IncidentKind {
-    pub const ALL: [Self; 4] = [
-        Self::OomKill,
-        Self::CrashLoop,
-        Self::ServiceAnomaly,
-        Self::Alert,
-    ];
-
-    /// Kinds a kernel-event rule opens and owns: quiet-resolved, and anomalies next to them
-    /// join them.
-    pub fn is_kernel_rule(self) -> bool {
-        matches!(self, Self::OomKill | Self::CrashLoop)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OomKill => "oom_kill",
-            Self::CrashLoop => "crash_loop",
-            Self::ServiceAnomaly => "service_anomaly",
-            Self::Alert => "alert",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IncidentStatus {
-    Open,
-    Resolved,
-}
-
-impl IncidentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Open, Self::Resolved]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub const ALL: [Self; 2] = [Self::Warning, Self::Critical];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Warning => "warning",
-            Self::Critical => "critical",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
 
 /// A reference to the kernel event that is evidence for an incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    model::{EvidenceRef, Finding, Incident, IncidentId, IncidentKind},
+    kind::{IncidentId, IncidentKind},
+    model::{EvidenceRef, Finding, Incident},
     ports::{IncidentChange, IncidentQuery, IncidentStore},
 };
 use crate::{observe::Observer, store::StoreError};

@@ -1,6 +1,9 @@
 //! What every use case that opens or changes incidents needs: their store.
 
-use super::model::{EvidenceRef, Finding, Incident, IncidentId, IncidentKind, IncidentStatus};
+use super::{
+    kind::{IncidentId, IncidentKind, IncidentStatus},
+    model::{EvidenceRef, Finding, Incident},
+};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Default)]

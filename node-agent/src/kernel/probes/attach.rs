@@ -15,8 +15,8 @@ use aya::{
 };
 
 use super::{
-    groups::{Attach, ProbeSpec},
     layout::LayoutError,
+    spec::{Attach, ProbeSpec},
 };
 
 /// Why one probe is not running. The control plane gets it as text

@@ -6,73 +6,13 @@
 
 use node_agent_common::TracepointLayout;
 
-use super::layout::{sock_tuple, Formats, LayoutError, Layouts};
+use std::path::Path;
+
+use super::{
+    layout::{sock_tuple, Formats, GroupFailures, LayoutError, Layouts},
+    spec::{Attach, ProbeGroup, ProbeSpec, Switch},
+};
 use crate::config::TelemetryConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProbeGroup {
-    Process,
-    Network,
-    Syscalls,
-    RunQueue,
-    BlockIo,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attach {
-    Tracepoint {
-        category: &'static str,
-        name: &'static str,
-    },
-    /// A raw tracepoint: the tracepoint's arguments, no trace record (cheaper). It attaches by
-    /// `name`; `category` is where tracefs lists it, which must exist all the same.
-    RawTracepoint {
-        category: &'static str,
-        name: &'static str,
-    },
-    /// On the cgroup v2 root, so every socket of the node is seen.
-    CgroupSkb { egress: bool },
-}
-
-impl Attach {
-    /// The tracefs event whose `format` file the group reads: every (raw) tracepoint it
-    /// attaches to.
-    pub fn tracepoint(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Self::Tracepoint { category, name } | Self::RawTracepoint { category, name } => {
-                Some((category, name))
-            }
-            Self::CgroupSkb { .. } => None,
-        }
-    }
-}
-
-/// One program of the object and where it attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProbeSpec {
-    pub program: &'static str,
-    pub attach: Attach,
-}
-
-impl ProbeSpec {
-    /// The probe's name in logs, node status and metrics (the control plane shows it).
-    pub fn name(&self) -> String {
-        match self.attach {
-            Attach::Tracepoint { category, name } => format!("{category}:{name}"),
-            Attach::RawTracepoint { name, .. } => format!("raw_tp:{name}"),
-            Attach::CgroupSkb { egress: false } => "cgroup_skb/ingress".into(),
-            Attach::CgroupSkb { egress: true } => "cgroup_skb/egress".into(),
-        }
-    }
-}
-
-/// The config switch of a group that can be turned off.
-#[derive(Debug, Clone, Copy)]
-pub struct Switch {
-    /// Its name in the config file.
-    pub key: &'static str,
-    pub enabled: fn(&TelemetryConfig) -> bool,
-}
 
 /// Fills in a group's offsets from the formats of the tracepoints it attaches to.
 pub type LayoutFn = fn(&Formats, &mut Layouts) -> Result<(), LayoutError>;
@@ -264,4 +204,29 @@ pub fn probes() -> impl Iterator<Item = (&'static GroupSpec, &'static ProbeSpec)
     GROUPS
         .iter()
         .flat_map(|g| g.probes.iter().map(move |p| (g, p)))
+}
+
+/// This kernel's offsets for every group in `groups`. A group that is always on (no switch)
+/// and cannot be read fails the whole read; any other group that cannot keeps
+/// `FIELD_ABSENT` offsets (none of its writes are kept) and is returned in the failures.
+pub fn read_layouts(
+    tracefs: &Path,
+    groups: &[GroupSpec],
+) -> Result<(Layouts, GroupFailures), LayoutError> {
+    let mut layouts = Layouts::absent();
+    let mut failed = GroupFailures::new();
+    for spec in groups {
+        let mut candidate = layouts;
+        let result = Formats::read(tracefs, spec.group, spec.probes)
+            .map_err(LayoutError::from)
+            .and_then(|formats| (spec.layout)(&formats, &mut candidate));
+        match result {
+            Ok(()) => layouts = candidate,
+            Err(e) if spec.switch.is_none() => return Err(e),
+            Err(e) => {
+                failed.insert(spec.group, std::sync::Arc::new(e));
+            }
+        }
+    }
+    Ok((layouts, failed))
 }

@@ -9,6 +9,9 @@
 mod attach;
 pub mod groups;
 pub mod layout;
+#[cfg(test)]
+mod layout_tests;
+pub mod spec;
 
 use std::{
     path::{Path, PathBuf},
@@ -20,8 +23,9 @@ use tracing::{info, warn};
 
 pub use self::{
     attach::ProbeError,
-    groups::{Attach, GroupSpec, ProbeGroup, ProbeSpec, GROUPS},
+    groups::{GroupSpec, GROUPS},
     layout::{LayoutError, Layouts},
+    spec::{Attach, ProbeGroup, ProbeSpec},
 };
 use crate::config::TelemetryConfig;
 
@@ -99,7 +103,7 @@ pub struct LoadOptions<'a> {
 /// cannot attach is reported (and logged) but does not stop the others unless `require_all`.
 pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError> {
     let object = embedded_object()?;
-    let (layouts, layout_errors) = layout::read(opts.tracefs, GROUPS)?;
+    let (layouts, layout_errors) = groups::read_layouts(opts.tracefs, GROUPS)?;
     let mut loader = EbpfLoader::new();
     loader
         .override_global("TP_LAYOUT", &layouts.process, true)

@@ -3,7 +3,10 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::sqlite::{backend, corrupt, json_err, SqliteStore};
+use super::{
+    errors::{backend, corrupt, json_err},
+    SqliteStore,
+};
 use crate::domain::{
     interval::{
         ports::{IntervalStore, SampleQuery},
@@ -11,31 +14,6 @@ use crate::domain::{
     },
     store::StoreError,
 };
-
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS metric_intervals (
-    node TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    start_unix_ns INTEGER NOT NULL,
-    end_unix_ns INTEGER NOT NULL,
-    maps TEXT NOT NULL,
-    PRIMARY KEY (node, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS metric_intervals_by_end ON metric_intervals (end_unix_ns);
-CREATE TABLE IF NOT EXISTS samples (
-    id INTEGER PRIMARY KEY,
-    node TEXT NOT NULL,
-    interval_seq INTEGER NOT NULL,
-    start_unix_ns INTEGER NOT NULL,
-    end_unix_ns INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    workload_key TEXT NOT NULL,
-    sample TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS samples_by_kind ON samples (kind, end_unix_ns);
-CREATE INDEX IF NOT EXISTS samples_by_workload ON samples (workload_key, end_unix_ns);
-CREATE INDEX IF NOT EXISTS samples_by_interval ON samples (node, interval_seq);
-";
 
 /// A stored sample's observation, read as its kind says. A row that does not read back is an
 /// error naming it, never a default.

@@ -4,7 +4,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize};
 
-use super::sqlite::{corrupt, json_err};
+use super::errors::{corrupt, json_err};
 use crate::domain::{
     detection::baseline::EntityBaseline,
     entity::Subject,
@@ -51,10 +51,7 @@ pub struct BaselineCodec;
 
 impl BaselineCodec {
     pub fn encode(subject: &Subject, b: &EntityBaseline) -> Result<(String, String), StoreError> {
-        let state = serde_json::to_string(b).map_err(|e| StoreError::Backend {
-            action: "encoding a detection baseline",
-            source: Box::new(e),
-        })?;
+        let state = serde_json::to_string(b).map_err(json_err("encoding a detection baseline"))?;
         Ok((subject.to_string(), state))
     }
 

@@ -1,0 +1,47 @@
+//! Why a control plane could not start or stopped.
+
+use std::net::SocketAddr;
+
+use crate::domain::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("kubernetes.enabled is set but no API client configuration was found (set kubernetes.api_server, KUBECONFIG, or run in a pod with a service account)")]
+    KubeConfig {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
+    #[error("kubernetes.api_server {uri:?} is not a URL")]
+    KubeUri {
+        uri: String,
+        #[source]
+        source: ::http::uri::InvalidUri,
+    },
+    #[error("cannot make a Kubernetes API client")]
+    KubeClient {
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("leader election on Lease {lease} failed (RBAC: get/create/patch leases in the namespace; or set kubernetes.leader_election = false for a single replica)")]
+    Election {
+        lease: String,
+        #[source]
+        source: kube_lease_manager::LeaseManagerError,
+    },
+    #[error(transparent)]
+    Otlp(#[from] crate::adapters::otlp::OtlpError),
+    #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
+    Bind {
+        what: &'static str,
+        field: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server failed")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server failed")]
+    Http(#[source] std::io::Error),
+}
