@@ -126,7 +126,7 @@ fn expand(tree: &str) -> Vec<String> {
         return out;
     }
     let path = tree.split(" as ").next().unwrap_or(tree).trim();
-    vec![path.to_string()]
+    vec![path.trim_end_matches("::self").to_string()]
 }
 
 /// Splits at the commas outside braces.
