@@ -1,7 +1,7 @@
 //! The IncidentReport controller's retries, through kube-runtime's Controller against the
 //! in-memory API server: a report whose status patch fails is retried at delays that double
 //! per failure in a row, and a success resets the count (the next failure waits the base
-//! delay again). Timing-sensitive: runs alone, after the suite.
+//! delay again). Timing-sensitive: runs alone, before the suite.
 
 mod support;
 

@@ -7,7 +7,7 @@
 //!    top-ranked root cause is Redis.
 //! 3. Without the delay the incident resolves.
 //!
-//! The test's name ends in `alone`: `cargo xtask test` runs it after the rest of the suite,
+//! The test's name ends in `alone`: `cargo xtask test` runs it before the rest of the suite,
 //! by itself, because the rest of the suite crashes, floods and starves things on purpose.
 
 use std::time::{Duration, Instant};

@@ -101,8 +101,11 @@ pub fn all(release: bool) -> anyhow::Result<()> {
     run(&mut c, "building the workspace")
 }
 
-/// Tests whose names end in `alone` (long soaks) run after the rest, by themselves: the
-/// rest of the suite injects faults on this host on purpose.
+/// Tests whose names end in `alone` (timing-sensitive: the detection soak, retry delays) run
+/// by themselves, one at a time, and before the rest: the rest of the suite injects faults on
+/// this host on purpose and leaves it churned (hundreds of cgroups, network namespaces and
+/// processes made and removed, a full page cache), and the soak's healthy bursty load then
+/// showed latency peaks that read as symptoms.
 const ALONE: &str = "test(/alone$/)";
 
 /// Whether `args` choose the packages themselves (`-p`, `--workspace`, …).
@@ -128,6 +131,12 @@ pub fn nextest(extra: &[String]) -> anyhow::Result<()> {
         c.args(extra);
         return run(&mut c, "the test suite");
     }
+    step("tests that run alone, first (detection soak, retry timing)");
+    let mut c = cargo(None);
+    c.args(["nextest", "run", "--no-fail-fast", "--test-threads", "1"])
+        .args(HOST_PACKAGES)
+        .args(["-E", ALONE]);
+    let alone = run(&mut c, "the tests that run alone");
     step("tests (cargo nextest; privileged tests need root)");
     let mut c = cargo(None);
     c.args(["nextest", "run", "--no-fail-fast"])
@@ -135,12 +144,6 @@ pub fn nextest(extra: &[String]) -> anyhow::Result<()> {
         .arg("-E")
         .arg(format!("not {ALONE}"));
     let suite = run(&mut c, "the test suite");
-    step("tests that run alone (detection soak)");
-    let mut c = cargo(None);
-    c.args(["nextest", "run", "--no-fail-fast"])
-        .args(HOST_PACKAGES)
-        .args(["-E", ALONE]);
-    let alone = run(&mut c, "the tests that run alone");
     suite.and(alone)
 }
 
