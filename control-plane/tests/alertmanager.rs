@@ -219,3 +219,70 @@ fn bad_payloads_are_refused_whole() {
         .expect("list")
         .is_empty());
 }
+
+#[test]
+fn an_alert_lists_open_anomaly_incidents_that_cover_its_entity() {
+    use control_plane::domain::{
+        entity::Subject,
+        event::EventKind,
+        incident::{details::AnomalyDetails, Details, Finding, Severity},
+    };
+    let (store, ingest, alerts) = setup();
+    // Vigil knows redis from a kernel event (no incident of its own).
+    let exec = control_plane::eval::synthetic::kernel_event(
+        1,
+        now_unix_ns(),
+        "cgroup/shop/redis",
+        EventKind::ProcessExec {
+            filename: "/usr/bin/redis-server".into(),
+        },
+    );
+    ingest
+        .ingest(&Batch {
+            node: "n1".into(),
+            events: vec![exec],
+            stats: None,
+        })
+        .expect("ingest");
+    // An open anomaly incident rooted at app whose edge into redis is anomalous.
+    let edge = Subject::edge("cgroup/shop/app".into(), "cgroup/shop/redis".into());
+    let anomaly = store
+        .create(&Finding {
+            severity: Severity::Warning,
+            node: String::new(),
+            workload_key: "cgroup/shop/app".into(),
+            title: "Anomaly around cgroup/shop/app".into(),
+            summary: String::new(),
+            time_unix_ns: now_unix_ns(),
+            evidence: Vec::new(),
+            details: Details::ServiceAnomaly(AnomalyDetails {
+                root_causes: Vec::new(),
+                entities: [(edge, 0.9)].into_iter().collect(),
+                first_anomaly_unix_ns: None,
+                episode_started_unix_ns: now_unix_ns(),
+                symptoms: Vec::new(),
+                timeline: Vec::new(),
+            }),
+            stages: Vec::new(),
+        })
+        .expect("anomaly incident");
+    let opened = receive(
+        &alerts,
+        &payload("firing", &[("RedisSlow", "dd04", "firing")]),
+    )
+    .expect("alert");
+    let incident = store.get(opened.opened[0]).expect("get").expect("stored");
+    assert_eq!(incident.workload_key, "cgroup/shop/redis");
+    let attributes = serde_json::to_value(&incident.attributes).expect("json");
+    let related: Vec<i64> = attributes["vigil"]["related_incidents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert_eq!(
+        related,
+        [anomaly.id.0],
+        "the anomaly covers redis through its edge: {attributes:#}"
+    );
+}

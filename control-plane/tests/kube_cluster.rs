@@ -8,13 +8,11 @@ mod support;
 
 use std::{net::SocketAddr, time::Duration};
 
-use control_plane::{
-    app::{self, Bound},
-    config::ControlPlaneConfig,
-};
+use control_plane::app::{self, Bound};
 use serde_json::{json, Value};
 use support::{
     apiserver::{ApiServer, Recorded},
+    config::cluster_config,
     reports::{handed_in_report, GV},
 };
 
@@ -30,17 +28,7 @@ struct Replica {
 impl Replica {
     async fn start(api: &ApiServer, identity: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = ControlPlaneConfig {
-            grpc_listen: "127.0.0.1:0".parse().expect("addr"),
-            http_listen: "127.0.0.1:0".parse().expect("addr"),
-            store_path: dir.path().join("vigil.db"),
-            ..Default::default()
-        };
-        config.detection.enabled = false;
-        config.kubernetes.enabled = true;
-        config.kubernetes.api_server = api.url_for(identity);
-        config.kubernetes.namespace = "vigil".into();
-        config.kubernetes.identity = identity.into();
+        let mut config = cluster_config(api, identity, dir.path());
         config.kubernetes.lease_duration_secs = 3;
         config.kubernetes.lease_grace_secs = 1;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

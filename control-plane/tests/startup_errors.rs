@@ -6,11 +6,8 @@ mod support;
 
 use std::{error::Error as _, time::Duration};
 
-use control_plane::{
-    app::{self, AppError},
-    config::ControlPlaneConfig,
-};
-use support::apiserver::ApiServer;
+use control_plane::app::{self, AppError};
+use support::{apiserver::ApiServer, config::cluster_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_lease_stops_start_up_naming_the_lease_and_the_cause() {
@@ -20,17 +17,7 @@ async fn a_refused_lease_stops_start_up_naming_the_lease_and_the_cause() {
     api.fail("POST", "/leases", 100, 403);
     api.fail("PATCH", "/leases/vigil-control-plane", 100, 403);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = ControlPlaneConfig {
-        grpc_listen: "127.0.0.1:0".parse().expect("addr"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        store_path: dir.path().join("vigil.db"),
-        ..Default::default()
-    };
-    config.detection.enabled = false;
-    config.kubernetes.enabled = true;
-    config.kubernetes.api_server = api.url_for("cp");
-    config.kubernetes.namespace = "vigil".into();
-    config.kubernetes.identity = "cp".into();
+    let config = cluster_config(&api, "cp", dir.path());
     let run = app::run(config, std::future::pending(), |_| {});
     let result = tokio::time::timeout(Duration::from_secs(20), run)
         .await

@@ -70,3 +70,38 @@ fn corrupt_incident_attributes_and_node_rows_are_errors_naming_the_row() {
         "{err:?}"
     );
 }
+
+#[test]
+fn corrupt_samples_are_errors_naming_the_row() {
+    use control_plane::{
+        domain::interval::ports::{IntervalStore, SampleQuery},
+        eval::synthetic::Fleet,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("vigil.db");
+    let store = SqliteStore::open(&path).expect("store");
+    let interval = Fleet::new(1).interval(1, SystemClock.now_unix_ns(), None);
+    assert!(store.insert_interval(&interval).expect("insert"));
+    let all = SampleQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    assert!(!store.samples(&all).expect("readable").is_empty());
+
+    corrupt(
+        &path,
+        "UPDATE samples SET sample = 'not json' WHERE kind = 'flow'",
+    );
+    let err = store.samples(&all).expect_err("a corrupt observation");
+    assert!(
+        matches!(&err, StoreError::Corrupt { what: "sample", .. }),
+        "{err:?}"
+    );
+
+    corrupt(&path, "UPDATE samples SET kind = 'bogus', sample = '{}'");
+    let err = store.samples(&all).expect_err("an unknown kind");
+    assert!(
+        matches!(&err, StoreError::Corrupt { what: "sample", .. }),
+        "an unknown kind is not read as a flow: {err:?}"
+    );
+}

@@ -6,16 +6,12 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::{
-    entity::{Subject, SubjectClass},
-    incident::ports::IncidentChange,
-};
+use crate::{entity::Subject, incident::ports::IncidentChange};
 
 /// How anomalous a subject looked in the window just judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityScore {
     pub entity: Subject,
-    pub class: SubjectClass,
     /// Largest robust z-score of its features (0 while learning).
     pub max_z: f64,
     /// The isolation forest's score in [0, 1], once its forest is trained.

@@ -35,29 +35,18 @@ impl StoreError {
     }
 }
 
-/// The error with its sources, `: `-separated (for a log line or an API body).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn backend_source_is_printed_once_by_a_chain() {
+    fn the_backend_error_is_the_source_not_part_of_the_message() {
+        use std::error::Error as _;
         let e = StoreError::backend("reading events", std::io::Error::other("disk gone"));
         assert_eq!(e.to_string(), "storage backend failed while reading events");
         assert_eq!(
-            chain(&e),
-            "storage backend failed while reading events: disk gone"
+            e.source().map(ToString::to_string).as_deref(),
+            Some("disk gone")
         );
     }
 }

@@ -10,11 +10,10 @@ use vigil_proto::v1::{
 };
 
 use super::wire;
+use vigil_config_file::error_chain as chain;
+
 use crate::domain::{
-    clock::Clock,
-    ingest::IngestService,
-    interval::service::MetricsService,
-    store::{chain, StoreError},
+    clock::Clock, ingest::IngestService, interval::service::MetricsService, store::StoreError,
 };
 
 /// The ingest service's parts: the use cases it drives and the limit it enforces.

@@ -12,6 +12,8 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
+use vigil_config_file::error_chain as chain;
+
 use crate::{
     adapters::{
         alertmanager::{WebhookError, WebhookPayload},
@@ -36,7 +38,7 @@ use crate::{
             MapUsage, SampleKind,
         },
         node::{ports::NodeStore, NodeInfo},
-        store::{chain, StoreError},
+        store::StoreError,
     },
 };
 

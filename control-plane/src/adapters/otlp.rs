@@ -299,10 +299,10 @@ impl OtlpExporter {
     /// Pushes what is buffered (at shutdown).
     pub fn flush(&self) {
         if let Err(e) = self.tracers.force_flush() {
-            warn!(error = %crate::domain::store::chain(&e), "flushing incident traces failed");
+            warn!(error = %vigil_config_file::error_chain(&e), "flushing incident traces failed");
         }
         if let Err(e) = self.meters.force_flush() {
-            warn!(error = %crate::domain::store::chain(&e), "flushing OTLP metrics failed");
+            warn!(error = %vigil_config_file::error_chain(&e), "flushing OTLP metrics failed");
         }
     }
 }
@@ -357,7 +357,7 @@ impl Observer for OtlpExporter {
         for s in scores {
             let attrs = [
                 KeyValue::new("entity", s.entity.to_string()),
-                KeyValue::new("class", s.class.as_str()),
+                KeyValue::new("class", s.entity.class().as_str()),
             ];
             self.anomaly.record(s.max_z, &attrs);
             if let Some(f) = s.forest {

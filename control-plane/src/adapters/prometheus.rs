@@ -23,6 +23,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 use tracing::warn;
+use vigil_config_file::error_chain as chain;
 
 use crate::domain::{
     clock::Clock,
@@ -34,7 +35,6 @@ use crate::domain::{
     },
     node::ports::NodeStore,
     observe::{EntityScore, Observer},
-    store::chain,
 };
 
 /// The `Content-Type` of the exposition.
@@ -197,7 +197,7 @@ impl Observer for PrometheusExporter {
         for s in scores {
             let labels = vec![
                 ("entity", s.entity.to_string()),
-                ("class", s.class.as_str().to_string()),
+                ("class", s.entity.class().as_str().to_string()),
             ];
             self.anomaly_z.get_or_create(&labels).set(s.max_z);
             if let Some(f) = s.forest {

@@ -23,9 +23,9 @@ use crate::{
         clock::{Clock, SystemClock},
         graph::ports::{EndpointResolver, NoCluster},
         interval::ports::IntervalStore,
-        store::chain,
     },
 };
+use vigil_config_file::error_chain as chain;
 
 /// How long shutdown may take once the servers stopped accepting: the periodic jobs finish
 /// their run, baselines are saved, exporters flush, the Lease is given up.

@@ -6,7 +6,7 @@ use std::{future::Future, time::Duration};
 use tokio::{sync::watch, task::JoinHandle, time::MissedTickBehavior};
 use tracing::{error, warn};
 
-use crate::domain::store::chain;
+use vigil_config_file::error_chain as chain;
 
 /// The periodic jobs of one control plane, all stopped by the same signal.
 pub struct Tasks {

@@ -99,7 +99,6 @@ pub struct FeatureReading {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntityReading {
     pub entity: Subject,
-    pub class: SubjectClass,
     pub window: i64,
     pub learning: bool,
     pub features: Vec<FeatureReading>,
@@ -207,7 +206,6 @@ impl EntityBaseline {
         }
         EntityReading {
             entity: w.entity.clone(),
-            class: self.class,
             window: w.window,
             learning: self.learning(),
             features: readings,
@@ -241,7 +239,6 @@ mod tests {
         WindowFeatures {
             window: w,
             entity: Subject::Workload("app".into()),
-            class: SubjectClass::Workload,
             values,
         }
     }

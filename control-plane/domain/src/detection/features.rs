@@ -147,7 +147,6 @@ pub struct WindowFeatures {
     /// Window index: `end_unix_ns / window_ns` of the intervals it holds.
     pub window: i64,
     pub entity: Subject,
-    pub class: SubjectClass,
     pub values: Vec<f64>,
 }
 
@@ -435,7 +434,6 @@ fn collect_vectors(
             .or_insert_with(|| WindowFeatures {
                 window: w,
                 entity: subject.clone(),
-                class: c,
                 // No row for a rate means none happened; no row for a latency means it was
                 // not measured.
                 values: features_of(c)

@@ -87,17 +87,17 @@ impl Tiers {
             let baseline = self
                 .baselines
                 .entry(v.entity.clone())
-                .or_insert_with(|| EntityBaseline::new(v.class));
+                .or_insert_with(|| EntityBaseline::new(v.entity.class()));
             let reading = baseline.observe(v, &c.univariate, &c.rule);
             self.dirty.insert(v.entity.clone());
             if reading.learning {
                 continue;
             }
             let z = reading.z_vector();
-            let verdict = self.forest_judge(v.class, &z);
+            let class = v.entity.class();
+            let verdict = self.forest_judge(class, &z);
             scores.push(EntityScore {
                 entity: v.entity.clone(),
-                class: v.class,
                 max_z: reading.features.iter().map(|f| f.z).fold(0.0, f64::max),
                 forest: verdict.as_ref().map(|f| f.score),
             });
@@ -116,7 +116,7 @@ impl Tiers {
             };
             let forest_alone = *streak >= c.rule.consecutive;
             if !crossed && !forest_alone {
-                self.forest_learn(v.class, &z);
+                self.forest_learn(class, &z);
             }
             // The forest confirms modest threshold signals; strong ones stand on their own.
             let confirmed = verdict
@@ -148,7 +148,7 @@ fn to_anomaly(
     crossed.sort_by(|a, b| b.z.total_cmp(&a.z));
     Anomaly {
         entity: reading.entity.clone(),
-        class: reading.class,
+        class: reading.entity.class(),
         window: reading.window,
         time_unix_ns: (reading.window + 1) * window_ns,
         score,

@@ -119,8 +119,9 @@ impl DetectionService {
                     baselines.insert(subject, b);
                 }
                 Err(e) => {
-                    let error = crate::store::chain(&e);
-                    warn!(entity = %stored.key, %error, "stored baseline unreadable; relearning it");
+                    // Recorded as an error value: the subscriber prints its sources too.
+                    let error: &(dyn std::error::Error + 'static) = &e;
+                    warn!(entity = %stored.key, error, "stored baseline unreadable; relearning it");
                 }
             }
         }

@@ -68,9 +68,8 @@ impl Finding {
     }
 }
 
-/// An incident; `A` is its attributes (a store reading a row has the rest before them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Incident<A = Attributes> {
+pub struct Incident {
     pub id: IncidentId,
     pub kind: IncidentKind,
     pub status: IncidentStatus,
@@ -85,27 +84,7 @@ pub struct Incident<A = Attributes> {
     pub resolved_unix_ns: Option<i64>,
     /// Findings merged into this incident (the first opened it).
     pub occurrences: u64,
-    pub attributes: A,
-}
-
-impl Incident<()> {
-    pub fn with_attributes(self, attributes: Attributes) -> Incident {
-        Incident {
-            id: self.id,
-            kind: self.kind,
-            status: self.status,
-            severity: self.severity,
-            node: self.node,
-            workload_key: self.workload_key,
-            title: self.title,
-            summary: self.summary,
-            opened_unix_ns: self.opened_unix_ns,
-            updated_unix_ns: self.updated_unix_ns,
-            resolved_unix_ns: self.resolved_unix_ns,
-            occurrences: self.occurrences,
-            attributes,
-        }
-    }
+    pub attributes: Attributes,
 }
 
 impl Incident {

@@ -25,13 +25,15 @@ use super::{
     mirror::{report_status, REPORT_LABEL},
     report::{apply_status, phase, IncidentReport, INCIDENT_LABEL},
 };
+use vigil_config_file::error_chain as chain;
+
 use crate::{
     adapters::alertmanager::rfc3339_ns,
     domain::{
         alerts::{AlertError, AlertService, AlertSource, ExternalAlert},
         clock::Clock,
         incident::{ports::IncidentStore, IncidentId},
-        store::{chain, StoreError},
+        store::StoreError,
     },
 };
 

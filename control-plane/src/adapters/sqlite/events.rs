@@ -7,6 +7,7 @@ use super::{
     SqliteStore,
 };
 use crate::domain::{
+    clock::{Clock, SystemClock},
     event::{
         ports::{EventQuery, EventStore, InsertOutcome},
         KernelEvent, StoredEvent,
@@ -57,7 +58,8 @@ impl EventStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ))
                 .map_err(backend("preparing the event insert"))?;
-            let stored = self.clock.now_unix_ns();
+            // When the row was written: the wall clock, whatever clock the use cases run on.
+            let stored = SystemClock.now_unix_ns();
             for e in events {
                 let changed = stmt
                     .execute(params![

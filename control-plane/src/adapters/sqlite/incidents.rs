@@ -20,14 +20,9 @@ use crate::domain::{
 const INCIDENT_COLUMNS: &str = "id, kind, status, severity, node, workload_key, title, summary, \
      opened_unix_ns, updated_unix_ns, resolved_unix_ns, occurrences, attributes";
 
-/// An incident row as stored: the incident but for its attributes, which are decoded for its
-/// kind once the row is out of SQLite's hands.
-struct IncidentRow {
-    head: Incident<()>,
-    attributes: String,
-}
-
-fn incident_from_row(row: &Row<'_>) -> rusqlite::Result<IncidentRow> {
+/// An incident row: SQLite's own failures in the outer result, attributes that do not decode
+/// for the row's kind (a corrupt row, named) in the inner one.
+fn incident_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Incident, StoreError>> {
     let text = |i: usize| row.get::<_, String>(i);
     let bad = |i: usize, what: &str| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -36,34 +31,32 @@ fn incident_from_row(row: &Row<'_>) -> rusqlite::Result<IncidentRow> {
             format!("unknown {what}").into(),
         )
     };
-    Ok(IncidentRow {
-        head: Incident {
-            id: IncidentId(row.get(0)?),
-            kind: IncidentKind::parse(&text(1)?).ok_or_else(|| bad(1, "incident kind"))?,
-            status: IncidentStatus::parse(&text(2)?).ok_or_else(|| bad(2, "incident status"))?,
-            severity: Severity::parse(&text(3)?).ok_or_else(|| bad(3, "severity"))?,
-            node: text(4)?,
-            workload_key: EntityId::new(text(5)?),
-            title: text(6)?,
-            summary: text(7)?,
-            opened_unix_ns: row.get(8)?,
-            updated_unix_ns: row.get(9)?,
-            resolved_unix_ns: row.get(10)?,
-            occurrences: row.get::<_, i64>(11)? as u64,
-            attributes: (),
-        },
-        attributes: text(12)?,
-    })
-}
-
-impl IncidentRow {
-    /// The incident with its attributes decoded for its kind, or the row named as corrupt.
-    fn decode(self) -> Result<Incident, StoreError> {
-        let head = self.head;
-        let attributes = decode_attributes(head.kind, &self.attributes)
-            .map_err(|e| corrupt("incident", head.id.to_string(), e))?;
-        Ok(head.with_attributes(attributes))
-    }
+    let id = IncidentId(row.get(0)?);
+    let kind = IncidentKind::parse(&text(1)?).ok_or_else(|| bad(1, "incident kind"))?;
+    let status = IncidentStatus::parse(&text(2)?).ok_or_else(|| bad(2, "incident status"))?;
+    let severity = Severity::parse(&text(3)?).ok_or_else(|| bad(3, "severity"))?;
+    let (node, workload_key, title, summary) = (text(4)?, text(5)?, text(6)?, text(7)?);
+    let (opened_unix_ns, updated_unix_ns, resolved_unix_ns) =
+        (row.get(8)?, row.get(9)?, row.get(10)?);
+    let occurrences = row.get::<_, i64>(11)? as u64;
+    let attributes = text(12)?;
+    Ok(decode_attributes(kind, &attributes)
+        .map_err(|e| corrupt("incident", id.to_string(), e))
+        .map(|attributes| Incident {
+            id,
+            kind,
+            status,
+            severity,
+            node,
+            workload_key: EntityId::new(workload_key),
+            title,
+            summary,
+            opened_unix_ns,
+            updated_unix_ns,
+            resolved_unix_ns,
+            occurrences,
+            attributes,
+        }))
 }
 
 fn insert_evidence(
@@ -92,7 +85,6 @@ impl SqliteStore {
         )
         .optional()
         .map_err(backend("reading an incident"))?
-        .map(IncidentRow::decode)
         .transpose()
     }
 }
@@ -116,7 +108,6 @@ impl IncidentStore for SqliteStore {
             )
             .optional()
             .map_err(backend("finding an open incident"))?
-            .map(IncidentRow::decode)
             .transpose()
     }
 
@@ -228,7 +219,7 @@ impl IncidentStore for SqliteStore {
                 incident_from_row,
             )
             .map_err(backend("querying incidents"))?;
-        rows.map(|r| r.map_err(backend("reading incidents"))?.decode())
+        rows.map(|r| r.map_err(backend("reading incidents"))?)
             .collect()
     }
 

@@ -20,15 +20,10 @@ use std::{path::Path, sync::Mutex};
 use rusqlite::Connection;
 
 use self::errors::backend;
-use crate::domain::{
-    clock::{Clock, SystemClock},
-    store::StoreError,
-};
+use crate::domain::store::StoreError;
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    /// Stamps rows with when they were stored.
-    clock: Box<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -54,7 +49,6 @@ impl SqliteStore {
             .map_err(backend("creating the interval schema"))?;
         Ok(Self {
             conn: Mutex::new(conn),
-            clock: Box::new(SystemClock),
         })
     }
 
