@@ -58,7 +58,25 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let ready_file = args.ready_file;
-    app::run(config, shutdown_signal(), move |bound| {
+    // Installed before anything starts: a handler that cannot be installed is a start-up
+    // error, never a shutdown request (a failed `ctrl_c()` resolves at once).
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context(
+        "cannot install the SIGTERM handler, so the control plane could not drain when stopped",
+    )?;
+    let mut int = signal(SignalKind::interrupt()).context(
+        "cannot install the SIGINT handler, so the control plane could not drain when stopped",
+    )?;
+    let shutdown = async move {
+        tokio::select! {
+            Some(()) = term.recv() => {}
+            Some(()) = int.recv() => {}
+            // Both streams ended: the runtime itself is going away.
+            else => {}
+        }
+        tracing::info!("shutting down");
+    };
+    app::run(config, shutdown, move |bound| {
         if let Some(path) = ready_file {
             let json = format!(r#"{{"grpc":"{}","http":"{}"}}"#, bound.grpc, bound.http);
             // Write then rename, so a reader never sees a half-written file.
@@ -70,20 +88,4 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("vigil-control-plane failed")
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutting down");
 }
