@@ -175,6 +175,36 @@ pub struct SyscallStart {
     pub nr: u64,
 }
 
+/// The syscalls that never return (`exit`, `exit_group`), by this architecture's numbers.
+/// The BPF target has no architecture of its own, so the agent writes them before load.
+///
+/// Their entry must not be timed: a thread that sleeps inside `exit` would have it parked
+/// by thread id until the id is reused, and a new thread's first return (from `clone`, which
+/// has no entry of its own) would then be timed from the dead thread's exit — seconds of
+/// latency that never happened, at every pid wrap of a thread-per-connection server.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoReturnSyscalls {
+    pub exit: u32,
+    pub exit_group: u32,
+}
+const _: () = assert!(size_of::<NoReturnSyscalls>() == 8);
+
+impl NoReturnSyscalls {
+    /// Before the agent writes the numbers: no syscall matches.
+    pub const fn unknown() -> Self {
+        Self {
+            exit: u32::MAX,
+            exit_group: u32::MAX,
+        }
+    }
+
+    #[inline(always)]
+    pub const fn contains(&self, nr: u64) -> bool {
+        nr == self.exit as u64 || nr == self.exit_group as u64
+    }
+}
+
 /// Block IO latency per cgroup and device.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -280,6 +310,7 @@ mod pod {
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for FlowStats {}
     unsafe impl aya::Pod for SyscallKey {}
+    unsafe impl aya::Pod for NoReturnSyscalls {}
     unsafe impl aya::Pod for SyscallStats {}
     unsafe impl aya::Pod for SyscallErrorKey {}
     unsafe impl aya::Pod for BlockKey {}

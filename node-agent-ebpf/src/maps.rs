@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use node_agent_common::{
     map_slot, BlockKey, BlockRequest, BlockRequestKey, DnsQueryKey, DnsStats, FlowKey, FlowStats,
-    LatencyHist, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart, SyscallStats,
-    TelemetryLayout, TracepointLayout, DROP_SLOTS,
+    LatencyHist, NoReturnSyscalls, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart,
+    SyscallStats, TelemetryLayout, TracepointLayout, DROP_SLOTS,
 };
 
 /// Events to user space. The agent may resize it at load time (`map_max_entries`).
@@ -105,6 +105,10 @@ pub static DNS_EVENT_BUDGET: PerCpuArray<EventBudget> = PerCpuArray::with_max_en
 /// Field offsets of the telemetry tracepoints, written by the agent before load.
 #[unsafe(no_mangle)]
 pub static TELEMETRY_LAYOUT: Global<TelemetryLayout> = Global::new(TelemetryLayout::absent());
+
+/// This architecture's `exit` and `exit_group` numbers, written by the agent before load.
+#[unsafe(no_mangle)]
+pub static NORETURN_SYSCALLS: Global<NoReturnSyscalls> = Global::new(NoReturnSyscalls::unknown());
 
 #[repr(C)]
 #[derive(Clone, Copy)]

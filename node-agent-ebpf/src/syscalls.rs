@@ -18,7 +18,10 @@ use node_agent_common::{
 
 use crate::{
     agg::{get_or_insert, record},
-    maps::{SYSCALLS, SYSCALL_CURRENT, SYSCALL_ERRORS, SYSCALL_START, TELEMETRY_LAYOUT},
+    maps::{
+        NORETURN_SYSCALLS, SYSCALLS, SYSCALL_CURRENT, SYSCALL_ERRORS, SYSCALL_START,
+        TELEMETRY_LAYOUT,
+    },
 };
 
 /// Return values in `[-MAX_ERRNO, -1]` are errors (include/linux/err.h).
@@ -39,6 +42,11 @@ pub fn vigil_sys_enter(ctx: RawTracePointContext) -> i32 {
     // another on a CPU: syscall boundaries are not crossed from interrupts, and a BPF program
     // never schedules. bpf_ktime_get_ns takes no arguments.
     unsafe {
+        // `exit` and `exit_group` never return: nothing to time (see `NoReturnSyscalls`).
+        if NORETURN_SYSCALLS.load().contains(nr as u64) {
+            (*slot).tid = 0;
+            return 0;
+        }
         (*slot).tid = bpf_get_current_pid_tgid() as u32;
         (*slot).start = SyscallStart {
             ktime_ns: bpf_ktime_get_ns(),

@@ -1,5 +1,6 @@
-//! Run-queue and block-IO latency histograms attributed to the workload, and the flow map's
-//! cardinality bound: evictions are counted and reported, not silent.
+//! Run-queue and block-IO latency histograms attributed to the workload, the flow map's
+//! cardinality bound (evictions are counted and reported, not silent), and syscall latency
+//! that survives thread-id reuse.
 
 use std::time::Duration;
 
@@ -160,4 +161,69 @@ fn flow_map_evictions_are_counted_and_reported() {
     // Our 600 connections stay open, so user space never deletes their ~1200 keys: all but
     // the 128 that fit were evicted. (Other host traffic adds keys, some of them deleted.)
     assert!(entries <= 128 && evicted >= 1200 - 128 - 150, "{flows}");
+}
+
+/// Syscall samples of `key`, by name: (count, buckets ≥ 2^31 ns ≈ 2.1 s).
+fn syscalls(api: &vigil_tests::Api, key: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for s in api.list(&format!(
+        "/api/v1/samples?kind=syscall&workload={key}&limit=100000"
+    )) {
+        let h = &s["sample"]["latency"];
+        let slow = h["log2_buckets"]
+            .as_array()
+            .and_then(|b| b.get(31))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let e: &mut (u64, u64) = by_name
+            .entry(s["sample"]["name"].as_str().unwrap_or("").to_string())
+            .or_default();
+        e.0 += h["count"].as_u64().unwrap_or(0);
+        e.1 += slow;
+    }
+    by_name
+}
+
+#[test]
+fn exits_are_never_timed_even_when_their_thread_ids_are_reused() {
+    let Stack {
+        dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("churn-node"));
+    let churn = vigil_tests::bin_path("vigil-test-churn");
+    let mut w = Workload::spawn_host(
+        "churn",
+        dir.path(),
+        &[churn.to_str().expect("utf-8 path"), "2"],
+    );
+    let log = w.wait(Duration::from_secs(120));
+    eprintln!("{log}");
+    let key = w.key();
+    // The threads' own syscalls arrive: the agent saw the workload.
+    let seen = wait_for(
+        Duration::from_secs(15),
+        "the churn's clone syscalls",
+        || {
+            let s = syscalls(&api, &key);
+            let clones: u64 = ["clone", "clone3"]
+                .iter()
+                .filter_map(|n| s.get(*n))
+                .map(|c| c.0)
+                .sum();
+            (clones > 60_000).then_some(s)
+        },
+    );
+    // `exit` and `exit_group` never return: a sample of either is a dead task's entry timed
+    // into the next owner of its thread id.
+    for name in ["exit", "exit_group"] {
+        assert!(
+            !seen.contains_key(name),
+            "{name} was timed: {:?}",
+            seen.get(name)
+        );
+    }
+    let slow: Vec<_> = seen.iter().filter(|(_, c)| c.1 > 0).collect();
+    assert!(slow.is_empty(), "syscalls of ≥ 2 s in a busy loop: {slow:?}");
 }

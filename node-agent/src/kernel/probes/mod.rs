@@ -19,6 +19,7 @@ use std::{
 };
 
 use aya::{Ebpf, EbpfLoader};
+use node_agent_common::NoReturnSyscalls;
 use tracing::{info, warn};
 
 pub use self::{
@@ -89,6 +90,14 @@ pub struct LoadedProbes {
     pub status: Vec<ProbeStatus>,
 }
 
+/// `exit` and `exit_group` on the architecture the agent was built for (the host's).
+fn noreturn_syscalls() -> NoReturnSyscalls {
+    NoReturnSyscalls {
+        exit: syscalls::Sysno::exit as u32,
+        exit_group: syscalls::Sysno::exit_group as u32,
+    }
+}
+
 /// What `load_and_attach` needs from the config.
 pub struct LoadOptions<'a> {
     pub tracefs: &'a Path,
@@ -104,10 +113,12 @@ pub struct LoadOptions<'a> {
 pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError> {
     let object = embedded_object()?;
     let (layouts, layout_errors) = groups::read_layouts(opts.tracefs, GROUPS)?;
+    let noreturn = noreturn_syscalls();
     let mut loader = EbpfLoader::new();
     loader
         .override_global("TP_LAYOUT", &layouts.process, true)
         .override_global("TELEMETRY_LAYOUT", &layouts.telemetry, true)
+        .override_global("NORETURN_SYSCALLS", &noreturn, true)
         .map_max_entries("EVENTS", opts.ring_buffer_bytes);
     for (map, _, size) in opts.telemetry.maps.entries() {
         loader.map_max_entries(map, size);
