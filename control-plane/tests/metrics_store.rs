@@ -72,6 +72,7 @@ fn interval(seq: u64, end: i64) -> MetricInterval {
         latencies: vec![],
         dns: vec![],
         maps: vec![],
+        requests: vec![],
     }
 }
 

@@ -280,7 +280,10 @@ pub mod map_slot {
     pub const RUNQ: u32 = 4;
     pub const BLOCK_IO: u32 = 5;
     pub const DNS_PENDING: u32 = 6;
-    pub const COUNT: u32 = 7;
+    pub const L7_STATS: u32 = 7;
+    pub const L7_ERRORS: u32 = 8;
+    pub const L7_CONNS: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// Bytes of the question section copied into a [`DnsFailure`] event.

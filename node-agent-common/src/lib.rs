@@ -4,9 +4,13 @@
 //! layout the eBPF program writes into the ring buffer is exactly the layout user space reads.
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod aggregates;
 pub mod entity;
 pub mod event;
+pub mod l7;
 pub mod layout;
 
 pub use aggregates::*;

@@ -97,3 +97,42 @@ pub fn record(hist: &mut LatencyHist, ns: u64) {
         *slot = slot.wrapping_add(1);
     }
 }
+
+/// Records one latency into a histogram several programs (or CPUs) may add to at once.
+///
+/// # Safety
+/// `hist` must point to a `LatencyHist` inside a live map value.
+#[inline(always)]
+pub unsafe fn record_atomic(hist: *mut LatencyHist, ns: u64) {
+    // SAFETY: the caller guarantees a live `LatencyHist`; its fields are aligned.
+    unsafe {
+        atomic_add(&raw mut (*hist).count, 1);
+        atomic_add(&raw mut (*hist).sum_ns, ns);
+        let b = log2_bucket(ns);
+        // `log2_bucket` is < HIST_BUCKETS; the check is for the verifier.
+        if b < node_agent_common::HIST_BUCKETS {
+            atomic_add32(&raw mut (*hist).buckets[b], 1);
+        }
+    }
+}
+
+/// [`atomic_add`] on a `u32` (the BPF atomic add has a 32-bit form).
+///
+/// # Safety
+/// `counter` must point to a 4-byte aligned `u32` inside a live map value.
+#[inline(always)]
+pub unsafe fn atomic_add32(counter: *mut u32, v: u32) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: as for `atomic_add`.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            counter, v,
+        )
+    };
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as for `atomic_add`.
+    unsafe {
+        core::sync::atomic::AtomicU32::from_ptr(counter)
+            .fetch_add(v, core::sync::atomic::Ordering::Relaxed)
+    };
+}

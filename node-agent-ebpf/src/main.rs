@@ -17,6 +17,7 @@
 mod agg;
 mod block;
 mod emit;
+mod l7;
 mod maps;
 mod oom;
 mod process;

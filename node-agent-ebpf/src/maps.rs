@@ -6,6 +6,7 @@ use aya_ebpf::{
     Global,
 };
 use node_agent_common::{
+    l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats},
     map_slot, BlockKey, BlockRequest, BlockRequestKey, DnsQueryKey, DnsStats, FlowKey, FlowStats,
     LatencyHist, NoReturnSyscalls, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart,
     SyscallStats, TelemetryLayout, TracepointLayout, DROP_SLOTS,
@@ -58,6 +59,20 @@ pub static RUNQ: LruPerCpuHashMap<u64, LatencyHist> = LruPerCpuHashMap::with_max
 #[map]
 pub static BLOCK_IO: LruPerCpuHashMap<BlockKey, LatencyHist> =
     LruPerCpuHashMap::with_max_entries(1024, 0);
+
+/// Requests per edge and protocol (see `l7`): shared, not per CPU, with atomic adds (both
+/// directions and the close tracepoint add to one edge).
+#[map]
+pub static L7_STATS: LruHashMap<L7EdgeKey, L7Stats> = LruHashMap::with_max_entries(4096, 0);
+
+/// Failing replies per (edge, status / error prefix / SQLSTATE).
+#[map]
+pub static L7_ERRORS: LruHashMap<L7ErrorKey, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Each connection's parsing state: its protocol, which side is the client, and the
+/// outstanding request. Removed at close; user space reads it for timed-out requests.
+#[map]
+pub static L7_CONNS: LruHashMap<FlowKey, L7Conn> = LruHashMap::with_max_entries(65536, 0);
 
 /// New keys created in each aggregate map, per CPU, indexed by `map_slot`.
 #[map]

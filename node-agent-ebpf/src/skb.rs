@@ -55,15 +55,45 @@ pub fn vigil_skb_egress(ctx: SkBuffContext) -> i32 {
 }
 
 /// Source and destination of the packet and where its transport header starts.
-struct Packet {
-    proto: u8,
-    src: [u8; 16],
-    dst: [u8; 16],
-    l4: usize,
+pub struct Packet {
+    pub proto: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub l4: usize,
+}
+
+/// Where a TCP segment's payload starts (after the header's options).
+#[inline(always)]
+pub fn tcp_payload(ctx: &SkBuffContext, l4: usize) -> Option<usize> {
+    Some(l4 + usize::from(ctx.load::<u8>(l4 + 12).ok()? >> 4) * 4)
+}
+
+/// The connection a TCP packet belongs to, from this side (`local` is the socket's end).
+#[inline(always)]
+pub fn flow_key(ctx: &SkBuffContext, p: &Packet, egress: bool) -> Option<FlowKey> {
+    let sport = u16::from_be(ctx.load::<u16>(p.l4).ok()?);
+    let dport = u16::from_be(ctx.load::<u16>(p.l4 + 2).ok()?);
+    Some(if egress {
+        FlowKey {
+            local_addr: p.src,
+            remote_addr: p.dst,
+            local_port: sport,
+            remote_port: dport,
+            _pad: 0,
+        }
+    } else {
+        FlowKey {
+            local_addr: p.dst,
+            remote_addr: p.src,
+            local_port: dport,
+            remote_port: sport,
+            _pad: 0,
+        }
+    })
 }
 
 #[inline(always)]
-fn parse_ip(ctx: &SkBuffContext) -> Option<Packet> {
+pub fn parse_ip(ctx: &SkBuffContext) -> Option<Packet> {
     match u16::from_be(ctx.skb.protocol() as u16) {
         ETH_P_IP => {
             let ver_ihl: u8 = ctx.load(0).ok()?;
@@ -88,26 +118,13 @@ fn parse_ip(ctx: &SkBuffContext) -> Option<Packet> {
 #[inline(always)]
 fn account(ctx: &SkBuffContext, dir: Direction) -> Option<()> {
     let p = parse_ip(ctx)?;
-    let sport = u16::from_be(ctx.load::<u16>(p.l4).ok()?);
-    let dport = u16::from_be(ctx.load::<u16>(p.l4 + 2).ok()?);
-    let (local_addr, remote_addr, local_port, remote_port) = match dir {
-        Direction::Egress => (p.src, p.dst, sport, dport),
-        Direction::Ingress => (p.dst, p.src, dport, sport),
-    };
+    let key = flow_key(ctx, &p, dir == Direction::Egress)?;
+    let (local_port, remote_port, remote_addr) = (key.local_port, key.remote_port, key.remote_addr);
     // SAFETY: bpf_skb_cgroup_id's one argument must be the program's `__sk_buff`; `ctx.skb.skb`
     // is exactly the context pointer the kernel passed to this cgroup_skb program.
     let cgroup = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
     match p.proto {
-        IPPROTO_TCP => {
-            let key = FlowKey {
-                local_addr,
-                remote_addr,
-                local_port,
-                remote_port,
-                _pad: 0,
-            };
-            tcp_packet(ctx, &key, cgroup, dir, p.l4)
-        }
+        IPPROTO_TCP => tcp_packet(ctx, &key, cgroup, dir, p.l4),
         IPPROTO_UDP if dir == Direction::Egress && remote_port == DNS_PORT => {
             dns_query(ctx, cgroup, local_port, p.l4 + 8)
         }
@@ -134,8 +151,7 @@ fn tcp_packet(
             // Start tracking at a SYN (the role is then known) or at a data segment of a
             // connection opened before the agent. Bare ACKs/FINs after close do not revive it.
             let syn = flags & TCP_FLAG_SYN != 0 && flags & TCP_FLAG_ACK == 0;
-            let data_offset = usize::from(ctx.load::<u8>(l4 + 12).ok()? >> 4) * 4;
-            let has_data = u64::from(ctx.len()) > (l4 + data_offset) as u64;
+            let has_data = u64::from(ctx.len()) > tcp_payload(ctx, l4)? as u64;
             if !syn && !has_data {
                 return None;
             }

@@ -124,6 +124,10 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
     };
     // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
     let now = unsafe { bpf_ktime_get_ns() };
+    // Closed, or a new connection on a reused tuple: the old one's requests are over.
+    if new == TCP_CLOSE || (old == TCP_CLOSE && new == TCP_SYN_SENT) {
+        crate::l7::closed(&key);
+    }
     if old == TCP_CLOSE && new == TCP_SYN_SENT {
         // connect(): the only transition that runs in the connecting task's context.
         let pid_tgid = bpf_get_current_pid_tgid();

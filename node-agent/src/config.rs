@@ -167,8 +167,13 @@ pub struct TelemetryConfig {
     pub runqueue: bool,
     /// Block request latency (`block_rq_issue`/`block_rq_complete`).
     pub block_io: bool,
+    /// HTTP/1.x, Redis and PostgreSQL requests parsed from TCP payloads (needs `network`).
+    pub requests: bool,
     /// A DNS query without an answer after this long counts as a timeout.
     pub dns_timeout_ms: u64,
+    /// An HTTP, Redis or PostgreSQL request without a reply after this long counts as timed
+    /// out (once; a late reply is still timed).
+    pub request_timeout_ms: u64,
     /// An aggregate unchanged for this many intervals is removed from its kernel map.
     pub idle_intervals: u32,
     /// Metric batches held while the control plane is unreachable; beyond it the oldest are
@@ -185,7 +190,9 @@ impl Default for TelemetryConfig {
             syscalls: true,
             runqueue: true,
             block_io: true,
+            requests: true,
             dns_timeout_ms: 5_000,
+            request_timeout_ms: 5_000,
             idle_intervals: 30,
             max_buffered_intervals: 600,
             maps: MapSizes::default(),
@@ -204,6 +211,9 @@ pub struct MapSizes {
     pub dns_pending: u32,
     pub runqueue: u32,
     pub block_io: u32,
+    pub requests: u32,
+    pub request_errors: u32,
+    pub request_connections: u32,
 }
 
 impl Default for MapSizes {
@@ -216,13 +226,16 @@ impl Default for MapSizes {
             dns_pending: 4_096,
             runqueue: 1_024,
             block_io: 1_024,
+            requests: 4_096,
+            request_errors: 4_096,
+            request_connections: 65_536,
         }
     }
 }
 
 impl MapSizes {
     /// (kernel map name, config key, size).
-    pub fn entries(&self) -> [(&'static str, &'static str, u32); 7] {
+    pub fn entries(&self) -> [(&'static str, &'static str, u32); 10] {
         [
             ("FLOWS", "telemetry.maps.flows", self.flows),
             ("SYSCALLS", "telemetry.maps.syscalls", self.syscalls),
@@ -239,6 +252,17 @@ impl MapSizes {
             ),
             ("RUNQ", "telemetry.maps.runqueue", self.runqueue),
             ("BLOCK_IO", "telemetry.maps.block_io", self.block_io),
+            ("L7_STATS", "telemetry.maps.requests", self.requests),
+            (
+                "L7_ERRORS",
+                "telemetry.maps.request_errors",
+                self.request_errors,
+            ),
+            (
+                "L7_CONNS",
+                "telemetry.maps.request_connections",
+                self.request_connections,
+            ),
         ]
     }
 }
@@ -305,6 +329,9 @@ impl AgentConfig {
         }
         if t.dns_timeout_ms == 0 {
             return Err(invalid("telemetry.dns_timeout_ms", "must be positive"));
+        }
+        if t.request_timeout_ms == 0 {
+            return Err(invalid("telemetry.request_timeout_ms", "must be positive"));
         }
         if t.max_buffered_intervals == 0 || t.idle_intervals == 0 {
             return Err(invalid(

@@ -176,6 +176,8 @@ pub fn wait_listening(ns: &Netns, addr: &str) {
 /// client → nginx → app → redis.
 pub struct ServiceChain {
     pub dir: PathBuf,
+    /// The app's switches file (`vigil-lab-app --switches`): written to inject its faults.
+    pub switches: PathBuf,
     /// Second octet of every address of this chain.
     pub net: u8,
     pub redis: Workload,
@@ -234,6 +236,7 @@ impl ServiceChain {
         wait_listening(&db_ns, &redis_addr);
         let app_addr = format!("{}:8080", ip(2, 2));
         let service = bin_path("vigil-lab-app");
+        let switches = dir.join(format!("app-switches-{id}"));
         let app = Workload::spawn(
             &app_ns,
             "app",
@@ -244,6 +247,8 @@ impl ServiceChain {
                 &app_addr,
                 "--redis",
                 &redis_addr,
+                "--switches",
+                &switches.to_string_lossy(),
             ],
         );
         wait_listening(&app_ns, &app_addr);
@@ -272,6 +277,7 @@ impl ServiceChain {
         wait_listening(&web_ns, &format!("{}:80", ip(1, 2)));
         Self {
             dir: dir.to_path_buf(),
+            switches,
             net,
             redis,
             app,

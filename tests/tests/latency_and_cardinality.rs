@@ -225,5 +225,8 @@ fn exits_are_never_timed_even_when_their_thread_ids_are_reused() {
         );
     }
     let slow: Vec<_> = seen.iter().filter(|(_, c)| c.1 > 0).collect();
-    assert!(slow.is_empty(), "syscalls of ≥ 2 s in a busy loop: {slow:?}");
+    assert!(
+        slow.is_empty(),
+        "syscalls of ≥ 2 s in a busy loop: {slow:?}"
+    );
 }

@@ -212,6 +212,7 @@ impl Fleet {
             latencies: vec![],
             dns: vec![],
             maps: vec![],
+            requests: vec![],
         }
     }
 }

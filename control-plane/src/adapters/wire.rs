@@ -8,7 +8,8 @@ use crate::domain::{
     ingest::Batch,
     interval::{
         DnsObservation, Endpoint, ErrnoCount, FlowCounts, FlowObservation, FlowRole, Histogram,
-        LatencyKind, LatencyObservation, MapUsage, MetricInterval, SyscallObservation,
+        LatencyKind, LatencyObservation, MapUsage, MetricInterval, Protocol, RequestObservation,
+        StatusCount, SyscallObservation,
     },
     node::{AgentStats, NodeInfo},
 };
@@ -213,7 +214,8 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
     if b.interval_seq == 0 {
         return Err(WireError::ZeroIntervalSeq);
     }
-    let count = b.flows.len() + b.syscalls.len() + b.latencies.len() + b.dns.len();
+    let count =
+        b.flows.len() + b.syscalls.len() + b.latencies.len() + b.dns.len() + b.requests.len();
     if count > max_samples {
         return Err(WireError::TooManySamples {
             count,
@@ -246,18 +248,14 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
             log2_buckets: h.log2_buckets.clone(),
         })
     };
+    let role = |path: String, r: i32| match v1::FlowRole::try_from(r) {
+        Ok(v1::FlowRole::Client) => Ok(FlowRole::Client),
+        Ok(v1::FlowRole::Server) => Ok(FlowRole::Server),
+        _ => Err(bad(path, format!("{r} is not client or server"))),
+    };
     let mut flows = Vec::with_capacity(b.flows.len());
     for (i, f) in b.flows.iter().enumerate() {
-        let role = match v1::FlowRole::try_from(f.role) {
-            Ok(v1::FlowRole::Client) => FlowRole::Client,
-            Ok(v1::FlowRole::Server) => FlowRole::Server,
-            _ => {
-                return Err(bad(
-                    format!("flows[{i}].role"),
-                    format!("{} is not client or server", f.role),
-                ))
-            }
-        };
+        let role = role(format!("flows[{i}].role"), f.role)?;
         flows.push(FlowObservation {
             workload: wl(format!("flows[{i}].workload"), &f.workload)?,
             role,
@@ -333,6 +331,41 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
             latency: hist(&d.latency),
         });
     }
+    let mut requests = Vec::with_capacity(b.requests.len());
+    for (i, r) in b.requests.iter().enumerate() {
+        let role = role(format!("requests[{i}].role"), r.role)?;
+        let protocol = match v1::Protocol::try_from(r.protocol) {
+            Ok(v1::Protocol::Http1) => Protocol::Http1,
+            Ok(v1::Protocol::Redis) => Protocol::Redis,
+            Ok(v1::Protocol::Postgres) => Protocol::Postgres,
+            // A newer agent's protocol this control plane does not know: kept, unnamed.
+            _ => Protocol::Unknown,
+        };
+        requests.push(RequestObservation {
+            workload: wl(format!("requests[{i}].workload"), &r.workload)?,
+            role,
+            local: endpoint(format!("requests[{i}].local"), &r.local)?,
+            remote: endpoint(format!("requests[{i}].remote"), &r.remote)?,
+            protocol,
+            requests: r.requests,
+            responses: r.responses,
+            errors: r.errors,
+            client_errors: r.client_errors,
+            timeouts: r.timeouts,
+            closed_pending: r.closed_pending,
+            pipelined: r.pipelined,
+            unparsed: r.unparsed,
+            statuses: r
+                .statuses
+                .iter()
+                .map(|c| StatusCount {
+                    code: c.code.clone(),
+                    count: c.count,
+                })
+                .collect(),
+            latency: hist(&r.latency),
+        });
+    }
     Ok(MetricInterval {
         node,
         seq: b.interval_seq,
@@ -353,6 +386,7 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
                 evicted: m.evicted,
             })
             .collect(),
+        requests,
     })
 }
 

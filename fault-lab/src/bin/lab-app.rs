@@ -46,7 +46,42 @@ struct Args {
     /// Memory held from the start, MiB.
     #[arg(long, default_value_t = 0)]
     ballast_mb: usize,
+    /// Faults in the app's own code, read on every request as `key = value` lines (absent:
+    /// none): `error_ratio = 0.5` answers 500 to that share of requests, `delay_ms = 300`
+    /// sleeps that long in the handler.
+    #[arg(long)]
+    switches: Option<PathBuf>,
 }
+
+/// The app's own faults (see `Args::switches`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Switches {
+    error_ratio: f64,
+    delay_ms: u64,
+}
+
+impl Switches {
+    fn read(path: Option<&PathBuf>) -> Self {
+        let mut s = Self::default();
+        let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+            return s;
+        };
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            match k.trim() {
+                "error_ratio" => s.error_ratio = v.trim().parse().unwrap_or(0.0),
+                "delay_ms" => s.delay_ms = v.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Requests served, for an exact error ratio: request n fails when ⌊(n+1)·r⌋ > ⌊n·r⌋.
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The request log is truncated past this size.
 const LOG_ROTATE_BYTES: u64 = 512 << 10;
@@ -156,6 +191,18 @@ fn route(path: &str, args: &Args, ballast: &Mutex<Vec<Vec<u8>>>) -> (&'static st
             .unwrap_or_else(|p| p.into_inner())
             .push(touched(mb));
         return ("200 OK", format!("grew by {mb} MiB\n"));
+    }
+    let switches = Switches::read(args.switches.as_ref());
+    if switches.delay_ms > 0 {
+        std::thread::sleep(Duration::from_millis(switches.delay_ms));
+    }
+    let n = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as f64;
+    let r = switches.error_ratio.clamp(0.0, 1.0);
+    if ((n + 1.0) * r).floor() > (n * r).floor() {
+        return (
+            "500 Internal Server Error",
+            "failing on purpose (switches)\n".into(),
+        );
     }
     match work(args) {
         Ok(hits) => ("200 OK", format!("hits={hits}\n")),

@@ -7,6 +7,7 @@ use std::{
 
 use aya::maps::{MapData, PerCpuHashMap};
 use node_agent_common::{
+    l7::{self, L7EdgeKey},
     map_slot, BlockKey, DnsStats, LatencyHist, SyscallErrorKey, SyscallKey, SyscallStats,
     ROLE_CLIENT,
 };
@@ -15,12 +16,13 @@ use vigil_proto::v1;
 
 use super::{
     delta::{Counters, DeltaTracker},
-    flows::{EdgeKey, EdgeTotals, FlowTracker},
+    flows::{ip, EdgeKey, EdgeTotals, FlowTracker},
     kernel_maps::{
         read_hash, read_per_cpu, sum_dns, sum_hist, sum_syscalls, sum_u64, AggregateMaps,
         USAGE_SLOTS,
     },
     names::{errno_name, syscall_name},
+    requests::{status_name, EdgeRequests, RequestTracker},
 };
 use crate::{
     attribution::{listeners::ListenerNames, workload::workload_from_cgroup_path, CgroupIndex},
@@ -40,6 +42,7 @@ pub struct Collector {
     dns: DeltaTracker<u64, DnsStats>,
     runq: DeltaTracker<u64, LatencyHist>,
     block_io: DeltaTracker<BlockKey, LatencyHist>,
+    requests: RequestTracker,
     /// Live entries per map at the last drain, by `map_slot`.
     live: [u64; map_slot::COUNT as usize],
     /// Queries counted as unanswered so far.
@@ -90,6 +93,7 @@ impl Collector {
             dns: DeltaTracker::default(),
             runq: DeltaTracker::default(),
             block_io: DeltaTracker::default(),
+            requests: RequestTracker::default(),
             live: [0; map_slot::COUNT as usize],
             dns_timeouts: 0,
         }
@@ -122,12 +126,14 @@ impl Collector {
         let syscalls = self.drain_syscalls(idle);
         let dns = self.drain_dns(idle, now_ktime);
         let latencies = self.drain_latencies(idle);
+        let requests = self.drain_requests(idle, now_ktime);
         let maps = self.usage();
         debug!(
             flows = flows.len(),
             syscalls = syscalls.len(),
             dns = dns.len(),
             latencies = latencies.len(),
+            requests = requests.len(),
             "drained kernel aggregates"
         );
         v1::MetricBatch {
@@ -140,6 +146,7 @@ impl Collector {
             latencies,
             dns,
             maps,
+            requests,
         }
     }
 
@@ -307,6 +314,84 @@ impl Collector {
         samples
     }
 
+    fn drain_requests(&mut self, idle: u32, now_ktime: u64) -> Vec<v1::RequestSample> {
+        let stats = read_hash(&self.maps.l7_stats);
+        let errors = read_hash(&self.maps.l7_errors);
+        self.live[map_slot::L7_STATS as usize] = stats.len() as u64;
+        self.live[map_slot::L7_ERRORS as usize] = errors.len() as u64;
+        let conns = read_hash(&self.maps.l7_conns);
+        let timeout_ns = self.config.request_timeout_ms * 1_000_000;
+        let drain = self
+            .requests
+            .drain(stats, errors, conns, now_ktime, timeout_ns, idle);
+        for key in &drain.idle_stats {
+            if self.maps.l7_stats.remove(key).is_ok() {
+                self.requests.stats.forget(key);
+            }
+        }
+        for key in &drain.idle_errors {
+            if self.maps.l7_errors.remove(key).is_ok() {
+                self.requests.errors.forget(key);
+            }
+        }
+        let mut samples = Vec::with_capacity(drain.edges.len());
+        for (k, e) in drain.edges {
+            samples.push(self.request_sample(&k, &e));
+        }
+        samples
+    }
+
+    fn request_sample(&mut self, k: &L7EdgeKey, e: &EdgeRequests) -> v1::RequestSample {
+        let client = k.role == ROLE_CLIENT;
+        let (local_port, remote_port) = if client {
+            (0, k.server_port)
+        } else {
+            (k.server_port, 0)
+        };
+        let protocol = match k.proto {
+            l7::PROTO_HTTP1 => v1::Protocol::Http1,
+            l7::PROTO_REDIS => v1::Protocol::Redis,
+            l7::PROTO_POSTGRES => v1::Protocol::Postgres,
+            _ => v1::Protocol::Unspecified,
+        };
+        let s = &e.stats;
+        v1::RequestSample {
+            workload: Some(self.workload(k.cgroup_id, "")),
+            cgroup_id: k.cgroup_id,
+            role: if client {
+                v1::FlowRole::Client as i32
+            } else {
+                v1::FlowRole::Server as i32
+            },
+            local: Some(v1::Endpoint {
+                ip: ip(k.local_addr).to_string(),
+                port: u32::from(local_port),
+            }),
+            remote: Some(v1::Endpoint {
+                ip: ip(k.remote_addr).to_string(),
+                port: u32::from(remote_port),
+            }),
+            protocol: protocol as i32,
+            requests: s.requests,
+            responses: s.responses,
+            errors: s.errors,
+            client_errors: s.client_errors,
+            timeouts: e.timeouts,
+            closed_pending: s.closed_pending,
+            pipelined: s.pipelined,
+            unparsed: s.unparsed,
+            statuses: e
+                .statuses
+                .iter()
+                .map(|&(code, count)| v1::StatusCount {
+                    code: status_name(k.proto, code),
+                    count,
+                })
+                .collect(),
+            latency: Some(histogram(&s.latency)),
+        }
+    }
+
     fn usage(&self) -> Vec<v1::MapUsage> {
         let sizes = self.config.maps.entries();
         let deleted = |slot: u32| match slot {
@@ -316,6 +401,8 @@ impl Collector {
             map_slot::DNS => self.dns.deleted,
             map_slot::RUNQ => self.runq.deleted,
             map_slot::BLOCK_IO => self.block_io.deleted,
+            map_slot::L7_STATS => self.requests.stats.deleted,
+            map_slot::L7_ERRORS => self.requests.errors.deleted,
             _ => 0,
         };
         USAGE_SLOTS

@@ -5,6 +5,7 @@ use aya::{
     Ebpf, Pod,
 };
 use node_agent_common::{
+    l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats},
     map_slot, BlockKey, DnsQueryKey, DnsStats, FlowKey, FlowStats, LatencyHist, SyscallErrorKey,
     SyscallKey, SyscallStats, HIST_BUCKETS,
 };
@@ -31,6 +32,9 @@ pub struct AggregateMaps {
     pub dns_pending: HashMap<MapData, DnsQueryKey, u64>,
     pub runq: PerCpuHashMap<MapData, u64, LatencyHist>,
     pub block_io: PerCpuHashMap<MapData, BlockKey, LatencyHist>,
+    pub l7_stats: HashMap<MapData, L7EdgeKey, L7Stats>,
+    pub l7_errors: HashMap<MapData, L7ErrorKey, u64>,
+    pub l7_conns: HashMap<MapData, FlowKey, L7Conn>,
     inserts: PerCpuArray<MapData, u64>,
 }
 
@@ -52,6 +56,9 @@ impl AggregateMaps {
             dns_pending: take(ebpf, "DNS_PENDING")?,
             runq: take(ebpf, "RUNQ")?,
             block_io: take(ebpf, "BLOCK_IO")?,
+            l7_stats: take(ebpf, "L7_STATS")?,
+            l7_errors: take(ebpf, "L7_ERRORS")?,
+            l7_conns: take(ebpf, "L7_CONNS")?,
             inserts: take(ebpf, "MAP_INSERTS")?,
         })
     }
@@ -174,11 +181,13 @@ impl Counters for DnsStats {
 }
 
 /// Map names as reported in `MapUsage`, with their insert-counter slot.
-pub const USAGE_SLOTS: [(&str, u32); 6] = [
+pub const USAGE_SLOTS: [(&str, u32); 8] = [
     ("flows", map_slot::FLOWS),
     ("syscalls", map_slot::SYSCALLS),
     ("syscall_errors", map_slot::SYSCALL_ERRORS),
     ("dns", map_slot::DNS),
     ("runqueue", map_slot::RUNQ),
     ("block_io", map_slot::BLOCK_IO),
+    ("requests", map_slot::L7_STATS),
+    ("request_errors", map_slot::L7_ERRORS),
 ];

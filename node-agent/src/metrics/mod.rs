@@ -7,3 +7,4 @@ pub mod flows;
 pub mod kernel_maps;
 pub mod names;
 pub mod queue;
+pub mod requests;

@@ -499,6 +499,7 @@ mod tests {
             latencies: vec![],
             dns: vec![],
             maps: vec![],
+            requests: vec![],
         }
     }
 

@@ -167,6 +167,52 @@ impl DnsObservation {
     }
 }
 
+/// The request-level protocol an edge speaks (parsed by the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Http1,
+    Redis,
+    Postgres,
+    Unknown,
+}
+
+/// Failing replies with one code: the HTTP status ("503"), the Redis error prefix
+/// ("WRONGPASS"), the SQLSTATE ("28P01"); empty when the reply did not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCount {
+    pub code: String,
+    pub count: u64,
+}
+
+/// Requests between a workload and an endpoint over one interval, from one side (see the
+/// proto's `RequestSample`); endpoints as in [`FlowObservation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestObservation {
+    pub workload: WorkloadRef,
+    pub role: FlowRole,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+    pub protocol: Protocol,
+    pub requests: u64,
+    pub responses: u64,
+    pub errors: u64,
+    pub client_errors: u64,
+    pub timeouts: u64,
+    pub closed_pending: u64,
+    pub pipelined: u64,
+    pub unparsed: u64,
+    pub statuses: Vec<StatusCount>,
+    pub latency: Histogram,
+}
+
+impl RequestObservation {
+    /// Requests that failed without a reply: timed out, or cut off by a close.
+    pub fn unanswered(&self) -> u64 {
+        self.timeouts + self.closed_pending
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapUsage {
     pub name: String,
@@ -188,6 +234,9 @@ pub struct MetricInterval {
     pub latencies: Vec<LatencyObservation>,
     pub dns: Vec<DnsObservation>,
     pub maps: Vec<MapUsage>,
+    /// Absent in intervals stored before request-level parsing.
+    #[serde(default)]
+    pub requests: Vec<RequestObservation>,
 }
 
 /// Which kind of stored sample a query asks for.
@@ -198,6 +247,7 @@ pub enum SampleKind {
     Syscall,
     Latency,
     Dns,
+    Request,
 }
 
 impl SampleKind {
@@ -207,13 +257,20 @@ impl SampleKind {
             Self::Syscall => "syscall",
             Self::Latency => "latency",
             Self::Dns => "dns",
+            Self::Request => "request",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Flow, Self::Syscall, Self::Latency, Self::Dns]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Flow,
+            Self::Syscall,
+            Self::Latency,
+            Self::Dns,
+            Self::Request,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -225,6 +282,7 @@ pub enum Sample {
     Syscall(SyscallObservation),
     Latency(LatencyObservation),
     Dns(DnsObservation),
+    Request(RequestObservation),
 }
 
 impl Sample {
@@ -234,6 +292,7 @@ impl Sample {
             Self::Syscall(_) => SampleKind::Syscall,
             Self::Latency(_) => SampleKind::Latency,
             Self::Dns(_) => SampleKind::Dns,
+            Self::Request(_) => SampleKind::Request,
         }
     }
 
@@ -243,6 +302,7 @@ impl Sample {
             Self::Syscall(o) => &o.workload,
             Self::Latency(o) => &o.workload,
             Self::Dns(o) => &o.workload,
+            Self::Request(o) => &o.workload,
         }
     }
 }

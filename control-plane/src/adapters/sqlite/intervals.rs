@@ -25,6 +25,7 @@ fn decode_sample(id: i64, kind: &str, text: &str) -> Result<Sample, StoreError> 
         Some(SampleKind::Syscall) => Sample::Syscall(serde_json::from_str(text).map_err(bad)?),
         Some(SampleKind::Latency) => Sample::Latency(serde_json::from_str(text).map_err(bad)?),
         Some(SampleKind::Dns) => Sample::Dns(serde_json::from_str(text).map_err(bad)?),
+        Some(SampleKind::Request) => Sample::Request(serde_json::from_str(text).map_err(bad)?),
         None => {
             return Err(corrupt(
                 "sample",
@@ -111,6 +112,9 @@ impl IntervalStore for SqliteStore {
             }
             for d in &i.dns {
                 put(SampleKind::Dns, d.workload.key.as_str(), encode(d)?)?;
+            }
+            for r in &i.requests {
+                put(SampleKind::Request, r.workload.key.as_str(), encode(r)?)?;
             }
         }
         tx.commit().map_err(backend("committing an interval"))?;
@@ -225,6 +229,7 @@ impl IntervalStore for SqliteStore {
                     latencies: Vec::new(),
                     dns: Vec::new(),
                     maps: Vec::new(),
+                    requests: Vec::new(),
                 });
             }
             if let (Some(text), Some(last)) = (flow, out.last_mut()) {

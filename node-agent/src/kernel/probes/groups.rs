@@ -197,6 +197,18 @@ pub const GROUPS: &[GroupSpec] = &[
             Ok(())
         },
     },
+    GroupSpec {
+        group: ProbeGroup::Requests,
+        switch: Some(Switch {
+            key: "telemetry.requests",
+            enabled: |t| t.network && t.requests,
+        }),
+        // Programs of their own beside the byte counters (cgroups take several): each has
+        // the whole 512-byte BPF stack, and the switch turns parsing off without a rebuild.
+        probes: &[skb("vigil_l7_ingress", false), skb("vigil_l7_egress", true)],
+        // cgroup_skb reads packets, not trace records: no offsets.
+        layout: |_, _| Ok(()),
+    },
 ];
 
 /// Every probe of every group, in declaration order.

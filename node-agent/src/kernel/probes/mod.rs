@@ -193,7 +193,7 @@ mod tests {
     /// control plane and the metrics), order, groups and programs must not change.
     #[test]
     fn the_probe_table_is_unchanged() {
-        use ProbeGroup::{BlockIo, Network, Process, RunQueue, Syscalls};
+        use ProbeGroup::{BlockIo, Network, Process, Requests, RunQueue, Syscalls};
         let expected = [
             ("vigil_process_exec", Process, "sched:sched_process_exec"),
             ("vigil_exit_group", Process, "syscalls:sys_enter_exit_group"),
@@ -223,6 +223,8 @@ mod tests {
                 BlockIo,
                 "block:block_rq_complete",
             ),
+            ("vigil_l7_ingress", Requests, "cgroup_skb/ingress"),
+            ("vigil_l7_egress", Requests, "cgroup_skb/egress"),
         ];
         let actual: Vec<_> = groups::probes()
             .map(|(g, p)| (p.program, g.group, p.name()))

@@ -10,6 +10,8 @@ pub enum ProbeGroup {
     Syscalls,
     RunQueue,
     BlockIo,
+    /// HTTP/1.x, Redis and PostgreSQL requests parsed from TCP payloads (cgroup_skb).
+    Requests,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

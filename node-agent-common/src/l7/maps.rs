@@ -1,0 +1,130 @@
+//! What the kernel keeps per connection and per edge for the request-level protocols.
+
+use core::mem::size_of;
+
+use crate::{FlowKey, LatencyHist, ROLE_CLIENT};
+
+/// One edge's requests as one side sees them: the local workload (`cgroup_id`, `local_addr`)
+/// and its peer, with the server's port. A client's and a server's view of one connection
+/// are two keys (both are on the node when both ends are).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct L7EdgeKey {
+    pub cgroup_id: u64,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    /// The server's port: the remote one for a client, the local one for a server.
+    pub server_port: u16,
+    /// `ROLE_CLIENT` or `ROLE_SERVER`: who sent the requests.
+    pub role: u8,
+    /// `PROTO_*`.
+    pub proto: u8,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<L7EdgeKey>() == 48);
+
+impl L7EdgeKey {
+    /// The edge a connection's requests are counted on: this side's workload and the
+    /// server's port (the kernel when it counts, user space when it finds a timed-out one).
+    #[inline(always)]
+    pub fn of(key: &FlowKey, c: &L7Conn) -> Self {
+        Self {
+            cgroup_id: c.cgroup_id,
+            local_addr: key.local_addr,
+            remote_addr: key.remote_addr,
+            server_port: if c.role == ROLE_CLIENT {
+                key.remote_port
+            } else {
+                key.local_port
+            },
+            role: c.role,
+            proto: c.proto,
+            _pad: 0,
+        }
+    }
+}
+
+/// Counters of one edge (per CPU in the kernel; user space sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct L7Stats {
+    pub requests: u64,
+    /// Final replies (errors included).
+    pub responses: u64,
+    /// Replies that failed the request (HTTP 5xx, Redis and PostgreSQL errors).
+    pub errors: u64,
+    /// HTTP 4xx.
+    pub client_errors: u64,
+    /// A request sent while the previous one was still outstanding (pipelining): counted,
+    /// not timed, so no reply is ever matched to the wrong request.
+    pub pipelined: u64,
+    /// A reply the parser did not recognise (the request is then not outstanding any more).
+    pub unparsed: u64,
+    /// Connections closed with a request outstanding.
+    pub closed_pending: u64,
+    /// Request → first segment of its reply.
+    pub latency: LatencyHist,
+}
+const _: () = assert!(size_of::<L7Stats>() == 7 * 8 + 144);
+
+impl L7Stats {
+    pub const ZERO: Self = Self {
+        requests: 0,
+        responses: 0,
+        errors: 0,
+        client_errors: 0,
+        pipelined: 0,
+        unparsed: 0,
+        closed_pending: 0,
+        latency: LatencyHist::ZERO,
+    };
+}
+
+/// Failing replies of one edge by what failed: the HTTP status, the Redis error prefix, or
+/// the SQLSTATE, packed as the parsers pack them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct L7ErrorKey {
+    pub edge: L7EdgeKey,
+    pub code: u64,
+}
+const _: () = assert!(size_of::<L7ErrorKey>() == 56);
+
+/// One connection's parsing state, keyed by its `FlowKey` (this side's view).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L7Conn {
+    /// When the outstanding request was sent (client) or received (server).
+    pub request_ns: u64,
+    pub cgroup_id: u64,
+    pub proto: u8,
+    pub role: u8,
+    /// A request is outstanding.
+    pub pending: u8,
+    /// Data segments that matched no protocol yet; at [`L7_MAX_MISSES`] the connection is
+    /// opaque (a server-first protocol, or not a request protocol at all).
+    pub misses: u8,
+    /// Bytes of `stash` in use.
+    pub stash_len: u8,
+    pub _pad: [u8; 3],
+    /// A segment too short to parse (a server that writes `HTTP/1.1 ` and the status in two
+    /// sends), held to be read in front of the next segment.
+    pub stash: [u8; L7_STASH],
+}
+const _: () = assert!(size_of::<L7Conn>() == 40);
+
+/// The longest segment held for the next one: longer than any prefix the parsers need.
+pub const L7_STASH: usize = 16;
+
+/// See [`L7Conn::misses`]: joined mid-way, a connection may show a few reply segments
+/// before its next request.
+pub const L7_MAX_MISSES: u8 = 8;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: repr(C), plain integers, no implicit padding (sizes asserted above).
+    unsafe impl aya::Pod for super::L7EdgeKey {}
+    unsafe impl aya::Pod for super::L7Stats {}
+    unsafe impl aya::Pod for super::L7ErrorKey {}
+    unsafe impl aya::Pod for super::L7Conn {}
+}

@@ -1,0 +1,313 @@
+//! Request-level protocols (HTTP/1.x, Redis, PostgreSQL) on plain TCP, from the same
+//! cgroup_skb programs that count each connection's bytes.
+//!
+//! Why packets and not syscall payloads: these programs already run for every segment of
+//! every socket, with the socket's cgroup and the 4-tuple at hand; a data segment costs one
+//! more map lookup and a copy of its first [`PEEK`] bytes. Syscall payloads would mean a
+//! buffer read on every read/write/send/recv of every process, sockets or not, and a way to
+//! tell a socket fd from a file without kprobes.
+//!
+//! Each connection alternates: the client's request, then the first segment of the server's
+//! reply (its latency and outcome), and nothing is parsed in between. The parsers are in
+//! `node_agent_common::l7`, shared with user space and unit-tested there.
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_skb_cgroup_id, bpf_skb_load_bytes},
+    },
+    macros::cgroup_skb,
+    programs::SkBuffContext,
+};
+use node_agent_common::{
+    l7::{
+        self, L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, Outcome, Peek, L7_MAX_MISSES, L7_STASH, PEEK,
+    },
+    map_slot, FlowKey, ROLE_CLIENT, ROLE_SERVER,
+};
+
+use crate::{
+    agg::{atomic_add, get_or_insert, record_atomic},
+    maps::{L7_CONNS, L7_ERRORS, L7_STATS},
+    skb::{flow_key, parse_ip, tcp_payload},
+};
+
+const IPPROTO_TCP: u8 = 6;
+
+#[cgroup_skb(ingress)]
+pub fn vigil_l7_ingress(ctx: SkBuffContext) -> i32 {
+    let _ = inspect(&ctx, false);
+    1
+}
+
+#[cgroup_skb(egress)]
+pub fn vigil_l7_egress(ctx: SkBuffContext) -> i32 {
+    let _ = inspect(&ctx, true);
+    1
+}
+
+/// A TCP segment with a payload goes on to [`segment`]; anything else is not ours.
+#[inline(always)]
+fn inspect(ctx: &SkBuffContext, egress: bool) -> Option<()> {
+    let p = parse_ip(ctx)?;
+    if p.proto != IPPROTO_TCP {
+        return None;
+    }
+    let payload = tcp_payload(ctx, p.l4)?;
+    if ctx.len() as usize <= payload {
+        return None;
+    }
+    let key = flow_key(ctx, &p, egress)?;
+    segment(ctx, &key, egress, payload)
+}
+
+/// The first bytes of the payload at `off` (of `total` bytes), copied into `p` after the
+/// `held` bytes already there, in constant-size chunks: the verifier refuses a length that
+/// may be zero.
+#[inline(always)]
+fn peek(ctx: &SkBuffContext, off: usize, total: usize, held: usize, p: &mut Peek) -> Option<()> {
+    let held = held & (L7_STASH - 1);
+    let room = PEEK - held;
+    let avail = if total < room { total } else { room };
+    let skb = ctx.skb.skb.cast::<c_void>();
+    let dst = p.bytes.as_mut_ptr();
+    let mut copied = 0usize;
+    for size in [32usize, 16, 8, 4, 2, 1] {
+        if copied + size <= avail && held + copied + size <= PEEK {
+            // SAFETY: bpf_skb_load_bytes gets this program's `__sk_buff`, a destination inside
+            // `p.bytes` (`held + copied + size <= PEEK`, checked above) and a constant length;
+            // it fails instead of reading past the packet.
+            let r = unsafe {
+                bpf_skb_load_bytes(
+                    skb,
+                    (off + copied) as u32,
+                    dst.add(held + copied).cast::<c_void>(),
+                    size as u32,
+                )
+            };
+            if r != 0 {
+                break;
+            }
+            copied += size;
+        }
+    }
+    if copied == 0 {
+        return None;
+    }
+    p.len = held + copied;
+    p.total = held + total;
+    Some(())
+}
+
+/// Keeps a segment too short to parse for the next one (see `L7Conn::stash`); `false` when
+/// it is not short, and so really not understood.
+///
+/// # Safety
+/// `c` points at a live `L7_CONNS` value.
+#[inline(always)]
+unsafe fn hold(c: *mut L7Conn, p: &Peek) -> bool {
+    if p.total >= L7_STASH {
+        return false;
+    }
+    // SAFETY: the caller's guarantee; `p.bytes` is longer than the stash.
+    unsafe {
+        let mut i = 0;
+        while i < L7_STASH {
+            (*c).stash[i] = p.bytes[i];
+            i += 1;
+        }
+        (*c).stash_len = p.total as u8;
+    }
+    true
+}
+
+#[inline(always)]
+fn stats(edge: &L7EdgeKey) -> Option<*mut L7Stats> {
+    get_or_insert!(L7_STATS, edge, &L7Stats::ZERO, map_slot::L7_STATS)
+}
+
+/// One data segment of a TCP connection: `egress` when this side sent it.
+#[inline(always)]
+pub fn segment(ctx: &SkBuffContext, key: &FlowKey, egress: bool, payload: usize) -> Option<()> {
+    // SAFETY: bpf_ktime_get_ns takes no arguments; bpf_skb_cgroup_id's one argument is this
+    // cgroup_skb program's own `__sk_buff`.
+    let (now, cgroup) = unsafe { (bpf_ktime_get_ns(), bpf_skb_cgroup_id(ctx.skb.skb)) };
+    let total = (ctx.len() as usize).checked_sub(payload)?;
+    if total == 0 {
+        return None;
+    }
+    // One copy of the payload's first bytes for every branch below: the BPF stack is 512
+    // bytes for the whole program.
+    let mut p = Peek::EMPTY;
+    let Some(c) = L7_CONNS.get_ptr_mut(key) else {
+        peek(ctx, payload, total, 0, &mut p)?;
+        return first_segment(&p, key, cgroup, egress, now);
+    };
+    // SAFETY: `c` points at a live `L7_CONNS` value (map values stay mapped while the program
+    // runs). Its fields are plain stores: the two directions of one connection may run on two
+    // CPUs at once, but a request and its reply are ordered by the exchange itself, so a
+    // race needs a client that sends before the reply it waits for — pipelining, which is
+    // counted and never timed.
+    unsafe {
+        let proto = (*c).proto;
+        if proto == l7::PROTO_OPAQUE {
+            return None;
+        }
+        // A short segment held from before goes in front of this one.
+        let held = usize::from((*c).stash_len) & (L7_STASH - 1);
+        let mut i = 0;
+        while i < L7_STASH {
+            p.bytes[i] = (*c).stash[i];
+            i += 1;
+        }
+        (*c).stash_len = 0;
+        peek(ctx, payload, total, held, &mut p)?;
+        if proto == l7::PROTO_UNKNOWN {
+            return unknown_segment(&p, key, c, egress, now);
+        }
+        let from_client = egress == ((*c).role == ROLE_CLIENT);
+        let edge = L7EdgeKey::of(key, &*c);
+        if from_client {
+            if !l7::is_request(proto, &p) {
+                // The rest of a request (a body), or the start of one cut short.
+                if (*c).pending == 0 {
+                    hold(c, &p);
+                }
+                return None;
+            }
+            let s = stats(&edge)?;
+            atomic_add(&raw mut (*s).requests, 1);
+            if (*c).pending != 0 {
+                atomic_add(&raw mut (*s).pipelined, 1);
+            } else {
+                (*c).pending = 1;
+                (*c).request_ns = now;
+            }
+            return Some(());
+        }
+        if (*c).pending == 0 {
+            return None; // the rest of a reply
+        }
+        let Some(r) = l7::reply(proto, &p) else {
+            if hold(c, &p) {
+                return None;
+            }
+            (*c).pending = 0;
+            let s = stats(&edge)?;
+            atomic_add(&raw mut (*s).unparsed, 1);
+            return Some(());
+        };
+        if r.outcome == Outcome::Interim {
+            return Some(());
+        }
+        let s = stats(&edge)?;
+        (*c).pending = 0;
+        atomic_add(&raw mut (*s).responses, 1);
+        record_atomic(&raw mut (*s).latency, now.saturating_sub((*c).request_ns));
+        match r.outcome {
+            Outcome::Error => atomic_add(&raw mut (*s).errors, 1),
+            Outcome::ClientError => atomic_add(&raw mut (*s).client_errors, 1),
+            Outcome::Upgraded => (*c).proto = l7::PROTO_OPAQUE,
+            Outcome::Ok | Outcome::Interim => {}
+        }
+        if matches!(r.outcome, Outcome::Error | Outcome::ClientError) {
+            let ek = L7ErrorKey { edge, code: r.code };
+            if let Some(n) = get_or_insert!(L7_ERRORS, &ek, &0u64, map_slot::L7_ERRORS) {
+                atomic_add(n, 1);
+            }
+        }
+    }
+    Some(())
+}
+
+/// A data segment of a connection not seen before: a request opens its state with the
+/// sender as the client; anything else starts counting misses.
+#[inline(always)]
+fn first_segment(p: &Peek, key: &FlowKey, cgroup: u64, egress: bool, now: u64) -> Option<()> {
+    let proto = l7::detect(p);
+    let mut c = L7Conn {
+        request_ns: now,
+        cgroup_id: cgroup,
+        proto,
+        role: if egress { ROLE_CLIENT } else { ROLE_SERVER },
+        pending: 0,
+        misses: 1,
+        stash_len: 0,
+        _pad: [0; 3],
+        stash: [0; L7_STASH],
+    };
+    if proto != l7::PROTO_UNKNOWN {
+        c.pending = 1;
+        c.misses = 0;
+        let s = stats(&L7EdgeKey::of(key, &c))?;
+        // SAFETY: `s` points at a live `L7_STATS` value; the add is atomic (cgroup_skb
+        // programs interrupt one another, see `agg`).
+        unsafe { atomic_add(&raw mut (*s).requests, 1) };
+    } else if p.total < L7_STASH {
+        // A request cut short: held for the next segment, not yet a miss.
+        c.misses = 0;
+        c.stash_len = p.total as u8;
+        let mut i = 0;
+        while i < L7_STASH {
+            c.stash[i] = p.bytes[i];
+            i += 1;
+        }
+    }
+    if L7_CONNS.insert(key, &c, 0).is_ok() {
+        crate::agg::count_insert(map_slot::L7_CONNS);
+    }
+    Some(())
+}
+
+/// Another segment of a connection whose protocol is not known yet.
+///
+/// # Safety
+/// `c` points at a live `L7_CONNS` value.
+#[inline(always)]
+unsafe fn unknown_segment(
+    p: &Peek,
+    key: &FlowKey,
+    c: *mut L7Conn,
+    egress: bool,
+    now: u64,
+) -> Option<()> {
+    let proto = l7::detect(p);
+    // SAFETY: the caller's guarantee; plain stores as in `segment`.
+    unsafe {
+        if proto == l7::PROTO_UNKNOWN {
+            if hold(c, p) {
+                return None;
+            }
+            (*c).misses = (*c).misses.saturating_add(1);
+            if (*c).misses >= L7_MAX_MISSES {
+                (*c).proto = l7::PROTO_OPAQUE;
+            }
+            return None;
+        }
+        (*c).proto = proto;
+        (*c).role = if egress { ROLE_CLIENT } else { ROLE_SERVER };
+        (*c).pending = 1;
+        (*c).request_ns = now;
+        let s = stats(&L7EdgeKey::of(key, &*c))?;
+        atomic_add(&raw mut (*s).requests, 1);
+    }
+    Some(())
+}
+
+/// The connection closed: a request still outstanding failed with it.
+#[inline(always)]
+pub fn closed(key: &FlowKey) {
+    let Some(c) = L7_CONNS.get_ptr_mut(key) else {
+        return;
+    };
+    // SAFETY: `c` points at a live `L7_CONNS` value; it is copied out before the delete.
+    let conn = unsafe { *c };
+    let _ = L7_CONNS.remove(key);
+    if conn.pending != 0 && conn.proto != l7::PROTO_OPAQUE && conn.proto != l7::PROTO_UNKNOWN {
+        if let Some(s) = stats(&L7EdgeKey::of(key, &conn)) {
+            // SAFETY: `s` points at a live `L7_STATS` value; the add is atomic.
+            unsafe { atomic_add(&raw mut (*s).closed_pending, 1) };
+        }
+    }
+}

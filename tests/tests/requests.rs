@@ -1,0 +1,234 @@
+//! Request-level signals parsed in the kernel, on real servers: wrk → nginx → the lab's app →
+//! Redis, each in its own network namespace. Each fault is made in the real component (the
+//! app's own switches, Redis's own config, a SIGSTOP) and must show on the right edge, and
+//! only there.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use vigil_tests::{
+    topology::{ServiceChain, Workload},
+    wait_for, AgentOptions, Api, Stack,
+};
+
+fn unix_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// One side's view of an edge, summed over the intervals that ended after `since`.
+#[derive(Debug, Default)]
+struct EdgeRequests {
+    requests: u64,
+    responses: u64,
+    errors: u64,
+    unanswered: u64,
+    statuses: Vec<(String, u64)>,
+    buckets: Vec<u64>,
+}
+
+impl EdgeRequests {
+    fn error_ratio(&self) -> f64 {
+        self.errors as f64 / self.responses.max(1) as f64
+    }
+
+    /// Upper bound of the bucket holding the 99th percentile, in ms.
+    fn p99_ms(&self) -> f64 {
+        let total: u64 = self.buckets.iter().sum();
+        let target = (total as f64 * 0.99).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= target.max(1) {
+                return (1u64 << (i + 1)) as f64 / 1e6;
+            }
+        }
+        0.0
+    }
+
+    fn status(&self, code: &str) -> u64 {
+        self.statuses
+            .iter()
+            .filter(|(c, _)| c == code)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// `workload`'s client-side requests to port `server_port`, since `since`.
+fn client_edge(api: &Api, workload: &str, server_port: u64, since: i64) -> EdgeRequests {
+    let mut e = EdgeRequests {
+        buckets: vec![0; 32],
+        ..EdgeRequests::default()
+    };
+    let samples = api.list(&format!(
+        "/api/v1/samples?kind=request&workload={workload}&limit=100000"
+    ));
+    for s in samples
+        .iter()
+        .filter(|s| s["end_unix_ns"].as_i64().unwrap_or(0) > since)
+        .map(|s| &s["sample"])
+        .filter(|s| s["role"] == "client" && s["remote"]["port"] == server_port)
+    {
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        e.requests += n("requests");
+        e.responses += n("responses");
+        e.errors += n("errors");
+        e.unanswered += n("timeouts") + n("closed_pending");
+        for c in s["statuses"].as_array().into_iter().flatten() {
+            e.statuses.push((
+                c["code"].as_str().unwrap_or("").to_string(),
+                c["count"].as_u64().unwrap_or(0),
+            ));
+        }
+        for (i, b) in s["latency"]["log2_buckets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(slot) = e.buckets.get_mut(i) {
+                *slot += b.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    e
+}
+
+/// Mean smoothed RTT (µs) of `workload`'s connections to port `server_port`, since `since`.
+fn rtt_us(api: &Api, workload: &str, server_port: u64, since: i64) -> f64 {
+    let (mut sum, mut n) = (0u64, 0u64);
+    for s in api
+        .list(&format!(
+            "/api/v1/samples?kind=flow&workload={workload}&limit=100000"
+        ))
+        .iter()
+        .filter(|s| s["end_unix_ns"].as_i64().unwrap_or(0) > since)
+        .map(|s| &s["sample"])
+        .filter(|s| s["role"] == "client" && s["remote"]["port"] == server_port)
+    {
+        sum += s["counts"]["srtt_sum_us"].as_u64().unwrap_or(0);
+        n += s["counts"]["srtt_samples"].as_u64().unwrap_or(0);
+    }
+    sum as f64 / n.max(1) as f64
+}
+
+/// Steady load for the whole test.
+fn steady_load(chain: &ServiceChain) -> Workload {
+    let url = format!("http://{}/", chain.ip(1, 2));
+    Workload::spawn(
+        &chain.client_ns,
+        "steady-client",
+        &chain.dir,
+        &["wrk", "-t1", "-c4", "-d900s", "--timeout", "10s", &url],
+    )
+}
+
+fn redis_cli(chain: &ServiceChain, args: &[&str]) -> String {
+    let ip = chain.ip(3, 2);
+    let mut argv = vec!["redis-cli", "-h", &ip, "-p", "6379"];
+    argv.extend_from_slice(args);
+    String::from_utf8_lossy(&chain.db_ns.run(&argv).stdout).into_owned()
+}
+
+/// Lets `secs` of the fault's intervals arrive, then reads the edge from its start.
+fn during(secs: u64, read: impl Fn(i64) -> EdgeRequests) -> EdgeRequests {
+    let since = unix_ns();
+    std::thread::sleep(Duration::from_secs(secs));
+    read(since)
+}
+
+#[test]
+fn request_signals_on_real_servers() {
+    let mut agent = AgentOptions::new("requests-node");
+    agent.telemetry_toml = "request_timeout_ms = 1000\n".into();
+    let Stack {
+        dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&agent);
+    let chain = ServiceChain::start(dir.path());
+    let load = steady_load(&chain);
+    let (nginx, app) = (chain.nginx.key(), chain.app.key());
+    let web = |since| client_edge(&api, &nginx, 8080, since);
+    let db = |since| client_edge(&api, &app, 6379, since);
+
+    // Healthy: both edges answer, nothing fails.
+    let started = unix_ns();
+    wait_for(Duration::from_secs(20), "requests on both edges", || {
+        (web(started).responses > 50 && db(started).responses > 50).then_some(())
+    });
+    let healthy = during(3, web);
+    let healthy_db = during(3, db);
+    eprintln!("healthy: nginx→app {healthy:?}\n  app→redis {healthy_db:?}");
+    assert_eq!((healthy.errors, healthy_db.errors), (0, 0));
+    let healthy_rtt = rtt_us(&api, &nginx, 8080, started);
+
+    // 1. The app answers 500 to half its requests: nginx→app at 0.5, app→redis clean.
+    std::fs::write(&chain.switches, "error_ratio = 0.5\n").expect("switches");
+    let failing = during(5, web);
+    let failing_db = during(0, |_| db(unix_ns() - 5_000_000_000));
+    eprintln!("500s: nginx→app {failing:?}\n  app→redis {failing_db:?}");
+    assert!(
+        (failing.error_ratio() - 0.5).abs() <= 0.1,
+        "nginx→app 5xx ratio {:.2}",
+        failing.error_ratio()
+    );
+    assert!(failing.status("500") > 0, "the exact code is kept");
+    assert_eq!(failing_db.errors, 0, "app→redis is unchanged");
+
+    // 2. 300 ms in the handler: nginx→app p99 ≥ 300 ms, its RTT flat.
+    std::fs::write(&chain.switches, "delay_ms = 300\n").expect("switches");
+    let slow_since = unix_ns();
+    let slow = during(6, web);
+    let slow_rtt = rtt_us(&api, &nginx, 8080, slow_since);
+    eprintln!(
+        "delay: p99 {:.0} ms, rtt {healthy_rtt:.0} → {slow_rtt:.0} µs",
+        slow.p99_ms()
+    );
+    assert!(slow.p99_ms() >= 300.0, "{slow:?}");
+    assert!(
+        slow_rtt < 20_000.0,
+        "the TCP RTT stays flat: {healthy_rtt:.0} → {slow_rtt:.0} µs"
+    );
+    std::fs::write(&chain.switches, "").expect("switches");
+
+    // 3. Redis's password changes under the app: NOAUTH on app→redis.
+    redis_cli(&chain, &["CONFIG", "SET", "requirepass", "rotated"]);
+    let denied = during(4, db);
+    redis_cli(
+        &chain,
+        &[
+            "-a",
+            "rotated",
+            "--no-auth-warning",
+            "CONFIG",
+            "SET",
+            "requirepass",
+            "",
+        ],
+    );
+    eprintln!("password: app→redis {denied:?}");
+    assert!(
+        denied.status("NOAUTH") + denied.status("WRONGPASS") > 0,
+        "{denied:?}"
+    );
+
+    // 4. Redis frozen: the kernel still ACKs, every request hangs.
+    let pid = chain.redis.cgroup.pids();
+    let signal = |s: nix::sys::signal::Signal| {
+        for p in &pid {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), s);
+        }
+    };
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    let frozen_at = Instant::now();
+    let frozen = wait_for(Duration::from_secs(20), "unanswered Redis requests", || {
+        let e = db(unix_ns() - frozen_at.elapsed().as_nanos() as i64);
+        (e.unanswered > 0).then_some(e)
+    });
+    signal(nix::sys::signal::Signal::SIGCONT);
+    eprintln!("frozen: app→redis {frozen:?}");
+    drop(load);
+}
