@@ -17,7 +17,11 @@ use control_plane::{
             ports::{IncidentQuery, IncidentStore},
             IncidentKind, IncidentStatus,
         },
-        interval::service::MetricsService,
+        interval::{
+            service::MetricsService, Endpoint, FlowRole, Histogram, Protocol, RequestObservation,
+            StatusCount,
+        },
+        synthetic,
     },
     eval::synthetic::{Fleet, SlowRedis, SEC},
 };
@@ -166,5 +170,94 @@ fn a_slow_dependency_makes_one_incident_that_names_it_then_resolves() {
             .iter()
             .any(|b| b.entity.to_string() == "app0->redis0" && !b.learning),
         "{baselines:?}"
+    );
+}
+
+/// The web's HTTP requests to the app in one interval: `errors` of `n` fail, each reply in
+/// about a millisecond.
+fn http_requests(n: u64, errors: u64) -> RequestObservation {
+    let mut log2_buckets = vec![0; 32];
+    log2_buckets[20] = n;
+    RequestObservation {
+        workload: synthetic::workload("web0"),
+        role: FlowRole::Client,
+        local: Endpoint {
+            ip: [10, 0, 0, 1].into(),
+            port: 0,
+        },
+        remote: Endpoint {
+            ip: [10, 0, 0, 2].into(),
+            port: 8080,
+        },
+        protocol: Protocol::Http1,
+        requests: n,
+        responses: n,
+        errors,
+        client_errors: 0,
+        timeouts: 0,
+        closed_pending: 0,
+        pipelined: 0,
+        unparsed: 0,
+        statuses: vec![StatusCount {
+            code: "500".into(),
+            count: errors,
+        }],
+        latency: Histogram {
+            count: n,
+            sum_ns: n << 20,
+            log2_buckets,
+        },
+    }
+}
+
+#[test]
+fn an_error_ratio_spike_on_one_edge_makes_one_incident_naming_that_edge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = pipeline(&dir.path().join("vigil.db"));
+    let start = SystemClock.now_unix_ns() / SEC * SEC - 200 * SEC;
+    let fleet = Fleet::new(1);
+    let mut seq = 0;
+    let mut step = |errors: u64| {
+        seq += 1;
+        let end = start + seq as i64 * SEC;
+        let mut interval = fleet.interval(seq, end, None);
+        // A healthy edge fails now and then: one request in a few hundred.
+        let n = 200 + seq % 13;
+        interval
+            .requests
+            .push(http_requests(n, errors.max(seq % 3 / 2)));
+        p.metrics.ingest(&interval).expect("ingest");
+        p.clock.set(end + 2 * SEC);
+        p.detection.tick().expect("tick")
+    };
+    for _ in 0..60 {
+        step(0);
+    }
+    assert!(anomaly_incidents(&p.store).is_empty());
+    // The app answers 500 to half its requests: nothing else changes.
+    for _ in 0..6 {
+        step(100);
+    }
+    let incidents = anomaly_incidents(&p.store);
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let attributes =
+        serde_json::to_value(&incidents[0].attributes).expect("attributes as the API shows them");
+    let symptoms = attributes["symptoms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        symptoms
+            .iter()
+            .any(|s| s["entity"] == "web0->app0" && s["feature"] == "error_ratio"),
+        "{symptoms:?}"
+    );
+    let entities = attributes["entities"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !entities.contains_key("app0->redis0"),
+        "the app's own dependency is unchanged: {entities:?}"
     );
 }

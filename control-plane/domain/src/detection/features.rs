@@ -11,7 +11,10 @@ use polars::prelude::*;
 
 use crate::{
     entity::{EntityId, Subject, SubjectClass},
-    interval::{Endpoint, FlowRole, Histogram, LatencyKind, MetricInterval, SyscallObservation},
+    interval::{
+        Endpoint, FlowRole, Histogram, LatencyKind, MetricInterval, RequestObservation,
+        SyscallObservation,
+    },
 };
 
 /// The features of a subject class, in vector order.
@@ -62,7 +65,7 @@ const fn context(name: &'static str) -> Feature {
 }
 
 pub const WORKLOAD_DIM: usize = 14;
-pub const EDGE_DIM: usize = 5;
+pub const EDGE_DIM: usize = 10;
 
 pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
     context("syscalls_per_s"),
@@ -89,6 +92,15 @@ pub const EDGE_FEATURES: [Feature; EDGE_DIM] = [
     alerting("resets_per_s", 0.5, 0.5),
     alerting("retransmits_per_s", 1.0, 1.0),
     context("connects_per_s"),
+    // Request-level, from the client's side of the edge (what its users feel). A ratio must
+    // rise past 3× its baseline (a relative floor of 2) and by 5 points at least; requests
+    // left unanswered (timed out, or cut off by a close) are a symptom from the first few;
+    // p99 moves in factors of two with the log2 buckets, so it must at least double.
+    context("requests_per_s"),
+    alerting("error_ratio", 0.05, 2.0),
+    alerting("client_error_ratio", 0.05, 2.0),
+    alerting("unanswered_per_s", 0.1, 1.0),
+    alerting("request_p99_us", 10_000.0, 1.0),
 ];
 
 /// Syscalls that wait for something to happen — a peer, a timer, a child, a lock: their
@@ -312,11 +324,55 @@ fn flatten(
                 }
             }
         }
+        for r in i.requests.iter().filter(|r| r.role == FlowRole::Client) {
+            let server = servers
+                .entry((i.node.as_str(), r.remote))
+                .or_insert_with(|| resolve(&i.node, &r.remote));
+            let subject = Subject::edge(r.workload.key.clone(), server.clone());
+            let edge = subject.to_string();
+            edges.push(subject);
+            request_rows(&mut rows, &mut buckets, &edge, w, r);
+        }
     }
     for e in edges {
         subjects.key(e);
     }
     (rows, buckets, subjects)
+}
+
+/// One client's requests on an edge: ratios over the replies, unanswered ones as a rate.
+fn request_rows(
+    rows: &mut Rows,
+    buckets: &mut Buckets,
+    edge: &str,
+    w: i64,
+    r: &RequestObservation,
+) {
+    use SubjectClass::Edge;
+    rows.push(edge, Edge, w, "requests_per_s", r.requests as f64, 0.0);
+    rows.push(
+        edge,
+        Edge,
+        w,
+        "unanswered_per_s",
+        r.unanswered() as f64,
+        0.0,
+    );
+    if r.responses > 0 {
+        let replies = r.responses as f64;
+        rows.push(edge, Edge, w, "error_ratio", r.errors as f64, replies);
+        rows.push(
+            edge,
+            Edge,
+            w,
+            "client_error_ratio",
+            r.client_errors as f64,
+            replies,
+        );
+    }
+    if r.latency.count > 0 {
+        buckets.push(edge, w, "request_p99_us", &r.latency);
+    }
 }
 
 fn syscall_errors(rows: &mut Rows, key: &str, w: i64, s: &SyscallObservation) {
