@@ -28,11 +28,12 @@ use vigil_config_file::error_chain as chain;
 use crate::domain::{
     clock::Clock,
     entity::EntityId,
-    graph::LiveGraph,
+    graph::{LiveGraph, RequestSummary},
     incident::{
         ports::{IncidentChange, IncidentQuery, IncidentStore},
         IncidentKind, Severity,
     },
+    interval::Protocol,
     node::ports::NodeStore,
     observe::{EntityScore, Observer},
 };
@@ -398,6 +399,66 @@ impl Collector for StoreState {
                     .map(|us| (edge(&e.from, &e.to), ConstGauge::new(us / 1e6)))
             }),
         )?;
+        // Request-level figures of the recent window, for edges whose protocol the kernel
+        // parsed (HTTP/1.x, Redis, PostgreSQL), from the client's side.
+        let requests = |pick: fn(&RequestSummary) -> Option<f64>| {
+            graph.edges.iter().filter_map(move |e| {
+                let r = e.requests.as_ref()?;
+                let mut labels = edge(&e.from, &e.to);
+                labels.push(("protocol", protocol_label(r.protocol).to_string()));
+                pick(r).map(|v| (labels, ConstGauge::new(v)))
+            })
+        };
+        for (name, help, unit, pick) in [
+            (
+                "graph_edge_requests_per_second",
+                "Recent requests per second from client to server",
+                None,
+                (|r| Some(r.requests_per_s)) as fn(&RequestSummary) -> Option<f64>,
+            ),
+            (
+                "graph_edge_request_error_ratio",
+                "Recent share of replies that failed the request (HTTP 5xx, Redis and PostgreSQL errors)",
+                None,
+                |r| Some(r.error_ratio),
+            ),
+            (
+                "graph_edge_request_client_error_ratio",
+                "Recent share of HTTP replies that were 4xx",
+                None,
+                |r| Some(r.client_error_ratio),
+            ),
+            (
+                "graph_edge_requests_unanswered",
+                "Recent requests that timed out or were cut off by a close",
+                None,
+                |r| Some(r.unanswered as f64),
+            ),
+            (
+                "graph_edge_request_p99",
+                "Recent 99th percentile of request latency (upper bound of its log2 bucket)",
+                Some(&Unit::Seconds),
+                |r| r.p99_ms.map(|ms| ms / 1e3),
+            ),
+        ] {
+            family(
+                &mut encoder,
+                name,
+                help,
+                unit,
+                MetricType::Gauge,
+                requests(pick),
+            )?;
+        }
         Ok(())
+    }
+}
+
+fn protocol_label(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Http1 => "http1",
+        Protocol::Redis => "redis",
+        Protocol::Postgres => "postgres",
+        Protocol::Unknown => "unknown",
     }
 }

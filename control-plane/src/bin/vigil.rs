@@ -59,7 +59,8 @@ enum Command {
     },
     /// List nodes, their probes and what they lost.
     Nodes,
-    /// The service dependency graph: who talks to whom, with failures, retransmits and RTT.
+    /// The service dependency graph: who talks to whom, with failures, retransmits and RTT,
+    /// and for HTTP, Redis and PostgreSQL edges requests/s, error %, unanswered and p99.
     Graph {
         /// Print Graphviz DOT (pipe into `dot -Tsvg`).
         #[arg(long)]
@@ -140,6 +141,26 @@ fn edge_line(e: &Value) -> String {
         rtt,
         n(e, "bytes_forward"),
         n(e, "bytes_backward")
+    ) + &requests_line(e)
+}
+
+/// The edge's requests, on a line of their own, when the kernel parsed its protocol.
+fn requests_line(e: &Value) -> String {
+    let Some(r) = e.get("requests").filter(|r| r.is_object()) else {
+        return String::new();
+    };
+    let p99 = r
+        .get("p99_ms")
+        .and_then(Value::as_f64)
+        .map_or("-".to_string(), |ms| format!("{ms:.2}ms"));
+    format!(
+        "\n    {:<8} req/s {:>8.1}  errors {:>5.1}%  4xx {:>5.1}%  unanswered {:>4}  p99 {:>9}",
+        s(r, "protocol"),
+        f(r, "requests_per_s"),
+        100.0 * f(r, "error_ratio"),
+        100.0 * f(r, "client_error_ratio"),
+        n(r, "unanswered"),
+        p99
     )
 }
 

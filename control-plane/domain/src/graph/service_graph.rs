@@ -20,7 +20,10 @@ use petgraph::{
 };
 use serde::Serialize;
 
-use super::ports::EndpointResolver;
+use super::{
+    ports::EndpointResolver,
+    requests::{RequestSummary, RequestTally, RequestTotals},
+};
 use crate::{
     entity::{EntityId, EntityKind},
     event::WorkloadRef,
@@ -149,6 +152,9 @@ pub struct Edge {
     pub client_view: Option<EdgeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_view: Option<EdgeView>,
+    /// Requests over the recent window, when the kernel parsed the edge's protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -183,6 +189,8 @@ pub struct ServiceGraph {
     listeners: HashMap<(Option<String>, Endpoint), (EntityId, i64)>,
     /// (loopback scope, client address) → workload keys using it as a source address.
     client_addrs: HashMap<(Option<String>, IpAddr), HashMap<EntityId, i64>>,
+    /// Client views' requests, keyed as their connections are.
+    requests: HashMap<ClientKey, RequestTally>,
 }
 
 impl ServiceGraph {
@@ -195,6 +203,7 @@ impl ServiceGraph {
             workloads: HashMap::new(),
             listeners: HashMap::new(),
             client_addrs: HashMap::new(),
+            requests: HashMap::new(),
         }
     }
 
@@ -202,6 +211,21 @@ impl ServiceGraph {
         let end = interval.end_unix_ns;
         for f in &interval.flows {
             self.observe_flow(&interval.node, end, f);
+        }
+        let window = self.config.recent_window_ns;
+        for r in interval
+            .requests
+            .iter()
+            .filter(|r| r.role == FlowRole::Client)
+        {
+            self.requests
+                .entry(ClientKey {
+                    node: interval.node.clone(),
+                    workload: r.workload.key.clone(),
+                    remote: r.remote,
+                })
+                .or_default()
+                .add(end, r, window);
         }
     }
 
@@ -257,6 +281,7 @@ impl ServiceGraph {
     pub fn age_out(&mut self, now_unix_ns: i64) {
         let cutoff = now_unix_ns - self.config.edge_ttl_ns;
         self.clients.retain(|_, t| t.last_seen >= cutoff);
+        self.requests.retain(|_, t| t.last_seen() >= cutoff);
         self.servers.retain(|_, t| t.last_seen >= cutoff);
         self.workloads.retain(|_, w| w.last_seen >= cutoff);
         self.listeners.retain(|_, (_, seen)| *seen >= cutoff);
@@ -299,6 +324,7 @@ impl ServiceGraph {
             client: Option<(FlowCounts, FlowCounts, i64)>,
             server: Option<(FlowCounts, FlowCounts, i64)>,
             endpoints: HashSet<String>,
+            requests: RequestTotals,
         }
         fn merge(slot: &mut Option<(FlowCounts, FlowCounts, i64)>, t: &Tally) {
             let (total, recent, seen) = slot.get_or_insert_with(Default::default);
@@ -316,6 +342,12 @@ impl ServiceGraph {
             merge(&mut a.client, t);
             a.endpoints.insert(k.remote.to_string());
         }
+        for (k, t) in &self.requests {
+            let (to, _) = self.server_entity(&k.node, &k.remote);
+            if let Some(a) = acc.get_mut(&(k.workload.clone(), to)) {
+                t.merge_into(&mut a.requests);
+            }
+        }
         for (k, t) in &self.servers {
             let (from, kind) = self.client_entity(&k.node, k.peer);
             kinds.entry(from.clone()).or_insert(kind);
@@ -326,7 +358,11 @@ impl ServiceGraph {
         }
         let edges = acc
             .into_iter()
-            .map(|((from, to), a)| edge(from, to, a.client, a.server, a.endpoints))
+            .map(|((from, to), a)| {
+                let mut e = edge(from, to, a.client, a.server, a.endpoints);
+                e.requests = a.requests.summary(self.config.recent_window_ns);
+                e
+            })
             .collect();
         let nodes = kinds
             .into_iter()
@@ -436,6 +472,7 @@ fn edge(
         }),
         from,
         to,
+        requests: None,
     }
 }
 
