@@ -30,7 +30,7 @@ use node_agent_common::{
 use crate::{
     agg::{atomic_add, get_or_insert, record_atomic},
     maps::{L7_CONNS, L7_ERRORS, L7_STATS},
-    skb::{flow_key, parse_ip, tcp_payload},
+    packet::{flow_key, parse_ip, tcp_payload},
 };
 
 const IPPROTO_TCP: u8 = 6;

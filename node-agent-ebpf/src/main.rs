@@ -20,6 +20,7 @@ mod emit;
 mod l7;
 mod maps;
 mod oom;
+mod packet;
 mod process;
 mod sched;
 mod skb;

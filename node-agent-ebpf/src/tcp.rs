@@ -17,6 +17,7 @@ use node_agent_common::{
 use crate::{
     agg::{atomic_add, get_or_insert},
     maps::{FLOWS, TELEMETRY_LAYOUT},
+    packet::v4_mapped,
 };
 
 const AF_INET: u16 = 2;
@@ -29,14 +30,6 @@ const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
 const TCP_LISTEN: i32 = 10;
-
-/// `a.b.c.d` as `::ffff:a.b.c.d`.
-#[inline(always)]
-pub fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
-    [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
-    ]
-}
 
 /// Reads one `sockaddr_in`/`sockaddr_in6` at `off`: (address, host-order port).
 #[inline(always)]

@@ -94,6 +94,7 @@ mod tests {
                 endpoints: Vec::new(),
                 client_view: None,
                 server_view: None,
+                requests: None,
             }],
         };
         let dot = to_dot(&snapshot);
