@@ -174,10 +174,10 @@ fn a_slow_dependency_makes_one_incident_that_names_it_then_resolves() {
 }
 
 /// The web's HTTP requests to the app in one interval: `errors` of `n` fail, each reply in
-/// about a millisecond.
-fn http_requests(n: u64, errors: u64) -> RequestObservation {
+/// [2^bucket, 2^(bucket+1)) ns.
+fn http_requests(n: u64, errors: u64, bucket: usize) -> RequestObservation {
     let mut log2_buckets = vec![0; 32];
-    log2_buckets[20] = n;
+    log2_buckets[bucket] = n;
     RequestObservation {
         workload: synthetic::workload("web0"),
         role: FlowRole::Client,
@@ -210,33 +210,26 @@ fn http_requests(n: u64, errors: u64) -> RequestObservation {
     }
 }
 
-#[test]
-fn an_error_ratio_spike_on_one_edge_makes_one_incident_naming_that_edge() {
+/// One incident after 60 healthy windows and 6 with `fault`'s requests on web0->app0, with a
+/// symptom of `feature` on that edge (and none on app0->redis0).
+fn one_edge_incident(fault: impl Fn(u64) -> RequestObservation, feature: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = pipeline(&dir.path().join("vigil.db"));
     let start = SystemClock.now_unix_ns() / SEC * SEC - 200 * SEC;
     let fleet = Fleet::new(1);
-    let mut seq = 0;
-    let mut step = |errors: u64| {
-        seq += 1;
+    for seq in 1..=66u64 {
         let end = start + seq as i64 * SEC;
         let mut interval = fleet.interval(seq, end, None);
-        // A healthy edge fails now and then: one request in a few hundred.
         let n = 200 + seq % 13;
-        interval
-            .requests
-            .push(http_requests(n, errors.max(seq % 3 / 2)));
+        interval.requests.push(if seq > 60 {
+            fault(n)
+        } else {
+            // A healthy edge fails now and then, and its latency wobbles by a bucket.
+            http_requests(n, seq % 3 / 2, 19 + (seq % 2) as usize)
+        });
         p.metrics.ingest(&interval).expect("ingest");
         p.clock.set(end + 2 * SEC);
-        p.detection.tick().expect("tick")
-    };
-    for _ in 0..60 {
-        step(0);
-    }
-    assert!(anomaly_incidents(&p.store).is_empty());
-    // The app answers 500 to half its requests: nothing else changes.
-    for _ in 0..6 {
-        step(100);
+        p.detection.tick().expect("tick");
     }
     let incidents = anomaly_incidents(&p.store);
     assert_eq!(incidents.len(), 1, "{incidents:#?}");
@@ -249,15 +242,24 @@ fn an_error_ratio_spike_on_one_edge_makes_one_incident_naming_that_edge() {
     assert!(
         symptoms
             .iter()
-            .any(|s| s["entity"] == "web0->app0" && s["feature"] == "error_ratio"),
+            .any(|s| s["entity"] == "web0->app0" && s["feature"] == feature),
         "{symptoms:?}"
     );
     let entities = attributes["entities"]
         .as_object()
         .cloned()
         .unwrap_or_default();
-    assert!(
-        !entities.contains_key("app0->redis0"),
-        "the app's own dependency is unchanged: {entities:?}"
-    );
+    assert!(!entities.contains_key("app0->redis0"), "{entities:?}");
+}
+
+#[test]
+fn a_p99_regression_on_one_edge_makes_one_incident_naming_that_edge() {
+    // ~1 ms → ~300 ms: bucket 20 → bucket 28.
+    one_edge_incident(|n| http_requests(n, 0, 28), "request_p99_us");
+}
+
+#[test]
+fn an_error_ratio_spike_on_one_edge_makes_one_incident_naming_that_edge() {
+    // The app answers 500 to half its requests; nothing else changes.
+    one_edge_incident(|n| http_requests(n, n / 2, 20), "error_ratio");
 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
+
 use vigil_tests::{
     topology::{ServiceChain, Workload},
     wait_for, AgentOptions, Api, Stack,
@@ -230,5 +232,142 @@ fn request_signals_on_real_servers() {
     });
     signal(nix::sys::signal::Signal::SIGCONT);
     eprintln!("frozen: app→redis {frozen:?}");
+    drop(load);
+}
+
+/// 1 s windows; baselines learn for 60 of them under steady load, and a symptom must last
+/// 10 (the shipped defaults' 10 s; see the detection soak).
+const DETECTION: &str = "[detection]\nwindow_ms = 1000\ngrace_ms = 1500\nlearning_windows = 60\n\
+    shape_training_windows = 60\nconsecutive_windows = 10\nresolve_after_windows = 8\n";
+
+/// Open or resolved anomaly incidents with a symptom on the edge `client->server`.
+fn incidents_on(api: &Api, edge: &str) -> Vec<Value> {
+    api.incidents()
+        .into_iter()
+        .filter(|i| i["kind"] == "service_anomaly")
+        .filter(|i| {
+            i["attributes"]["symptoms"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["entity"] == edge))
+        })
+        .collect()
+}
+
+/// Waits for one incident with a symptom `feature` on `edge`, then for every incident to
+/// resolve once `undo` has removed the fault.
+fn one_incident(api: &Api, what: &str, edge: &str, feature: &str, undo: impl FnOnce()) {
+    let started = Instant::now();
+    let incident = wait_for(Duration::from_secs(60), what, || {
+        incidents_on(api, edge).into_iter().find(|i| {
+            i["status"] == "open"
+                && i["attributes"]["symptoms"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["entity"] == edge && s["feature"] == feature)
+                })
+        })
+    });
+    eprintln!(
+        "{what}: incident {} after {:.1} s: {}",
+        incident["id"],
+        started.elapsed().as_secs_f64(),
+        incident["title"]
+    );
+    // Correlation gets a few more windows: a second incident would show up now.
+    std::thread::sleep(Duration::from_secs(5));
+    let open: Vec<_> = api
+        .incidents()
+        .into_iter()
+        .filter(|i| i["kind"] == "service_anomaly" && i["status"] == "open")
+        .collect();
+    assert_eq!(open.len(), 1, "{what}: one incident: {open:#?}");
+    undo();
+    wait_for(Duration::from_secs(90), "every incident to resolve", || {
+        api.incidents()
+            .iter()
+            .all(|i| i["status"] != "open")
+            .then_some(())
+    });
+}
+
+#[test]
+fn request_faults_open_one_incident_on_the_right_edge_alone() {
+    let mut agent = AgentOptions::new("request-faults-node");
+    agent.telemetry_toml = "request_timeout_ms = 1000\n".into();
+    let Stack {
+        dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start_with(&agent, DETECTION);
+    let chain = ServiceChain::start(dir.path());
+    let load = steady_load(&chain);
+    let (nginx, app, redis) = (chain.nginx.key(), chain.app.key(), chain.redis.key());
+    let web_edge = format!("{nginx}->{app}");
+    let db_edge = format!("{app}->{redis}");
+    wait_for(
+        Duration::from_secs(120),
+        "the chain's baselines to leave learning",
+        || {
+            let d = api.get("/api/v1/detection");
+            let judged = d["baselines"].as_array().map_or(0, |b| {
+                b.iter()
+                    .filter(|b| b["learning"] == false)
+                    .filter(|b| {
+                        [&web_edge, &db_edge]
+                            .iter()
+                            .any(|e| b["entity"] == e.as_str())
+                    })
+                    .count()
+            });
+            (judged == 2).then_some(())
+        },
+    );
+    assert!(
+        api.incidents()
+            .iter()
+            .all(|i| i["kind"] != "service_anomaly"),
+        "a healthy chain opened incidents: {:#?}",
+        api.incidents()
+    );
+
+    std::fs::write(&chain.switches, "error_ratio = 0.5\n").expect("switches");
+    one_incident(&api, "500s from the app", &web_edge, "error_ratio", || {
+        std::fs::write(&chain.switches, "").expect("switches")
+    });
+    std::fs::write(&chain.switches, "delay_ms = 300\n").expect("switches");
+    one_incident(&api, "a slow handler", &web_edge, "request_p99_us", || {
+        std::fs::write(&chain.switches, "").expect("switches")
+    });
+    redis_cli(&chain, &["CONFIG", "SET", "requirepass", "rotated"]);
+    one_incident(
+        &api,
+        "a changed Redis password",
+        &db_edge,
+        "error_ratio",
+        || {
+            redis_cli(
+                &chain,
+                &[
+                    "-a",
+                    "rotated",
+                    "--no-auth-warning",
+                    "CONFIG",
+                    "SET",
+                    "requirepass",
+                    "",
+                ],
+            );
+        },
+    );
+    let pids = chain.redis.cgroup.pids();
+    let signal = |s| {
+        for p in &pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), s);
+        }
+    };
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    one_incident(&api, "a frozen Redis", &db_edge, "unanswered_per_s", || {
+        signal(nix::sys::signal::Signal::SIGCONT)
+    });
     drop(load);
 }

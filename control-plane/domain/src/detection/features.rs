@@ -206,6 +206,7 @@ impl Rows {
 #[derive(Default)]
 struct Buckets {
     entity: Vec<String>,
+    class: Vec<&'static str>,
     window: Vec<i64>,
     feature: Vec<&'static str>,
     bucket: Vec<i32>,
@@ -213,9 +214,10 @@ struct Buckets {
 }
 
 impl Buckets {
-    fn push(&mut self, e: &str, w: i64, f: &'static str, h: &Histogram) {
+    fn push(&mut self, e: &str, c: SubjectClass, w: i64, f: &'static str, h: &Histogram) {
         for (i, &n) in h.log2_buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
             self.entity.push(e.to_string());
+            self.class.push(c.as_str());
             self.window.push(w);
             self.feature.push(f);
             self.bucket.push(i32::try_from(i).unwrap_or(i32::MAX));
@@ -251,7 +253,7 @@ fn flatten(
             );
             syscall_errors(&mut rows, key, w, s);
             if !WAITING_SYSCALLS.contains(&s.name.as_str()) {
-                buckets.push(key, w, "syscall_p99_us", &s.latency);
+                buckets.push(key, Workload, w, "syscall_p99_us", &s.latency);
             }
         }
         for l in &i.latencies {
@@ -259,7 +261,7 @@ fn flatten(
                 LatencyKind::RunQueue => "runqueue_p99_us",
                 LatencyKind::BlockIo => "block_io_p99_us",
             };
-            buckets.push(&workload(&l.workload.key), w, f, &l.latency);
+            buckets.push(&workload(&l.workload.key), Workload, w, f, &l.latency);
         }
         for d in &i.dns {
             let f = d.failures() as f64;
@@ -371,7 +373,7 @@ fn request_rows(
         );
     }
     if r.latency.count > 0 {
-        buckets.push(edge, w, "request_p99_us", &r.latency);
+        buckets.push(edge, Edge, w, "request_p99_us", &r.latency);
     }
 }
 
@@ -421,16 +423,23 @@ pub fn window_features(
     ]);
 
     // p99 of merged log2 histograms: the first bucket whose running count reaches 99 %.
-    let group = [col("entity"), col("window"), col("feature")];
+    let group = [col("entity"), col("class"), col("window"), col("feature")];
     let quantiles = df!(
         "entity" => buckets.entity,
+        "class" => buckets.class,
         "window" => buckets.window,
         "feature" => buckets.feature,
         "bucket" => buckets.bucket,
         "n" => buckets.n,
     )?
     .lazy()
-    .group_by([col("entity"), col("window"), col("feature"), col("bucket")])
+    .group_by([
+        col("entity"),
+        col("class"),
+        col("window"),
+        col("feature"),
+        col("bucket"),
+    ])
     .agg([col("n").sum()])
     .sort(["bucket"], SortMultipleOptions::default())
     .with_columns([
@@ -441,11 +450,11 @@ pub fn window_features(
         col("n").sum().over(group)?.alias("total"),
     ])
     .filter(col("running").gt_eq(col("total") * lit(0.99)))
-    .group_by([col("entity"), col("window"), col("feature")])
+    .group_by(keys())
     .agg([col("bucket").min()])
     .select([
         col("entity"),
-        lit(SubjectClass::Workload.as_str()).alias("class"),
+        col("class"),
         col("window"),
         col("feature"),
         // Upper bound of the bucket, ns → µs.
