@@ -1,9 +1,12 @@
 //! Baseline thresholds: a baseline per (subject, feature) and the robust threshold rule on it
 //! (detection's first tier; the isolation forests in `forest` are the second).
 //!
-//! A feature fires when, for `consecutive` windows in a row, it rose above its baseline
-//! median by more than `k` robust σ (or Vigil's univariate detector judged it anomalous) and
-//! by more than the feature's floors. Only symptom features (errors, latency) fire; rising
+//! A feature fires when it rose above its baseline median by more than `k` robust σ (or
+//! Vigil's univariate detector judged it anomalous) and by more than the feature's floors,
+//! in this window and persistently: for `consecutive` windows, where a window that does not
+//! cross takes one back instead of starting over. A symptom that comes in bursts (requests
+//! timing out together, then retried together) fires if it crosses most windows; isolated
+//! crossings never add up. Only symptom features (errors, latency) fire; rising
 //! throughput is not a symptom. Until a baseline has `min_history` windows the entity is
 //! "learning" and nothing it does fires.
 
@@ -24,7 +27,7 @@ use crate::{
 pub struct ThresholdRule {
     /// Robust σ above the median.
     pub k: f64,
-    /// Windows in a row.
+    /// Windows a symptom must persist: crossing windows less the non-crossing ones since.
     pub consecutive: u32,
     /// Univariate score at which a rise fires even below `k` σ.
     pub score: f64,
@@ -56,6 +59,9 @@ pub struct FeatureBaseline {
     detector: UnivariateDetector,
     /// Windows in a row that crossed the rule.
     streak: u32,
+    /// Crossing windows less the non-crossing ones since, between 0 and `consecutive`.
+    #[serde(default)]
+    persistence: u32,
     /// Recent values that did not cross: a symptom must rise above nearly all of them.
     /// Healthy load is often bimodal (bursts, batch jobs, cron): the median and MAD describe
     /// the usual mode, and this ceiling keeps the recurring other mode from firing. Values
@@ -92,7 +98,7 @@ pub struct FeatureReading {
     pub score: f64,
     /// Crossed the rule this window (not necessarily `consecutive` times yet).
     pub crossed: bool,
-    /// Crossed it `consecutive` windows in a row: a tier-1 signal.
+    /// Crossed it now and persistently (see the module comment): a tier-1 signal.
     pub fired: bool,
 }
 
@@ -176,6 +182,7 @@ impl EntityBaseline {
                 .or_insert_with(|| FeatureBaseline {
                     detector: UnivariateDetector::new(*config),
                     streak: 0,
+                    persistence: 0,
                     healthy: VecDeque::new(),
                 });
             let s = b.detector.observe(value);
@@ -201,7 +208,12 @@ impl EntityBaseline {
                     b.healthy.pop_front();
                 }
             }
-            reading.fired = b.streak >= rule.consecutive;
+            b.persistence = if reading.crossed {
+                (b.persistence + 1).min(rule.consecutive)
+            } else {
+                b.persistence.saturating_sub(1)
+            };
+            reading.fired = reading.crossed && b.persistence >= rule.consecutive;
             readings.push(reading);
         }
         EntityReading {
@@ -273,6 +285,46 @@ mod tests {
             ["syscall_p99_us"]
         );
         assert!(second.features[p99].z > 6.0);
+    }
+
+    /// Windows of `pattern` (true: a bad value) after a learned baseline: which fired.
+    fn fired_in(pattern: &[bool], consecutive: u32) -> Vec<bool> {
+        let p99 = slot("syscall_p99_us");
+        let c = config();
+        let rule = ThresholdRule {
+            consecutive,
+            ..ThresholdRule::default()
+        };
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..60 {
+            b.observe(&window(w, p99, 100.0 + (w % 3) as f64 * 20.0), &c, &rule);
+        }
+        pattern
+            .iter()
+            .enumerate()
+            .map(|(i, &bad)| {
+                let v = if bad { 50_000.0 } else { 110.0 };
+                b.observe(&window(60 + i as i64, p99, v), &c, &rule).features[p99].fired
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_symptom_that_crosses_most_windows_fires_and_isolated_crossings_never_do() {
+        // Bursts: four bad windows, one good, repeated (requests timing out together).
+        let bursts: Vec<bool> = (0..20).map(|i| i % 5 != 4).collect();
+        let fired = fired_in(&bursts, 10);
+        assert!(fired.iter().any(|f| *f), "a mostly-bad symptom fires: {fired:?}");
+        assert!(
+            fired.iter().zip(&bursts).all(|(f, bad)| !f || *bad),
+            "only in a bad window"
+        );
+        // Every other window bad: the leak keeps it from adding up.
+        let alternating: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+        assert!(fired_in(&alternating, 10).iter().all(|f| !f));
+        // Nine bad, one good, never ten in a row: still fires (the strict rule never would).
+        let nine: Vec<bool> = (0..30).map(|i| i % 10 != 9).collect();
+        assert!(fired_in(&nine, 10).iter().any(|f| *f));
     }
 
     #[test]
