@@ -207,6 +207,7 @@ fn http_requests(n: u64, errors: u64, bucket: usize) -> RequestObservation {
             sum_ns: n << 20,
             log2_buckets,
         },
+        stuck: 0,
     }
 }
 

@@ -117,8 +117,10 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
     };
     // SAFETY: bpf_ktime_get_ns takes no arguments and reads the monotonic clock.
     let now = unsafe { bpf_ktime_get_ns() };
-    // Closed, or a new connection on a reused tuple: the old one's requests are over.
-    if new == TCP_CLOSE || (old == TCP_CLOSE && new == TCP_SYN_SENT) {
+    // Leaving ESTABLISHED (this side or its peer closed: FIN_WAIT1, CLOSE_WAIT), closed, or
+    // a new connection on a reused tuple: the old one's outstanding request failed. Not at
+    // CLOSE only: a side that closes waits in FIN_WAIT2 for as long as a frozen peer is.
+    if old == TCP_ESTABLISHED || new == TCP_CLOSE || (old == TCP_CLOSE && new == TCP_SYN_SENT) {
         crate::l7::closed(&key);
     }
     if old == TCP_CLOSE && new == TCP_SYN_SENT {

@@ -253,19 +253,28 @@ fn incidents_on(api: &Api, edge: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Waits for one incident with a symptom `feature` on `edge`, then for every incident to
-/// resolve once `undo` has removed the fault.
-fn one_incident(api: &Api, what: &str, edge: &str, feature: &str, undo: impl FnOnce()) {
+/// Waits for one incident with a symptom of one of `features` on `edge`, then for every
+/// incident to resolve once `undo` has removed the fault.
+fn one_incident(api: &Api, what: &str, edge: &str, features: &[&str], undo: impl FnOnce()) {
     let started = Instant::now();
-    let incident = wait_for(Duration::from_secs(60), what, || {
+    let found = || {
         incidents_on(api, edge).into_iter().find(|i| {
             i["status"] == "open"
                 && i["attributes"]["symptoms"].as_array().is_some_and(|s| {
                     s.iter()
-                        .any(|s| s["entity"] == edge && s["feature"] == feature)
+                        .any(|s| s["entity"] == edge && features.iter().any(|f| s["feature"] == *f))
                 })
         })
-    });
+    };
+    while found().is_none() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let Some(incident) = found() else {
+        panic!(
+            "{what}: no incident with {features:?} on {edge} in 60 s; incidents: {:#?}",
+            api.incidents()
+        );
+    };
     eprintln!(
         "{what}: incident {} after {:.1} s: {}",
         incident["id"],
@@ -331,19 +340,27 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
     );
 
     std::fs::write(&chain.switches, "error_ratio = 0.5\n").expect("switches");
-    one_incident(&api, "500s from the app", &web_edge, "error_ratio", || {
-        std::fs::write(&chain.switches, "").expect("switches")
-    });
+    one_incident(
+        &api,
+        "500s from the app",
+        &web_edge,
+        &["error_ratio"],
+        || std::fs::write(&chain.switches, "").expect("switches"),
+    );
     std::fs::write(&chain.switches, "delay_ms = 300\n").expect("switches");
-    one_incident(&api, "a slow handler", &web_edge, "request_p99_us", || {
-        std::fs::write(&chain.switches, "").expect("switches")
-    });
+    one_incident(
+        &api,
+        "a slow handler",
+        &web_edge,
+        &["request_p99_us"],
+        || std::fs::write(&chain.switches, "").expect("switches"),
+    );
     redis_cli(&chain, &["CONFIG", "SET", "requirepass", "rotated"]);
     one_incident(
         &api,
         "a changed Redis password",
         &db_edge,
-        "error_ratio",
+        &["error_ratio"],
         || {
             redis_cli(
                 &chain,
@@ -366,7 +383,8 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
         }
     };
     signal(nix::sys::signal::Signal::SIGSTOP);
-    one_incident(&api, "a frozen Redis", &db_edge, "unanswered_per_s", || {
+    let hung = ["stuck_requests", "unanswered_per_s"];
+    one_incident(&api, "a frozen Redis", &db_edge, &hung, || {
         signal(nix::sys::signal::Signal::SIGCONT)
     });
     drop(load);

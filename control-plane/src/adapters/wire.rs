@@ -364,6 +364,7 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
                 })
                 .collect(),
             latency: hist(&r.latency),
+            stuck: r.stuck,
         });
     }
     Ok(MetricInterval {

@@ -377,6 +377,7 @@ impl Collector {
             errors: s.errors,
             client_errors: s.client_errors,
             timeouts: e.timeouts,
+            stuck: e.stuck,
             closed_pending: s.closed_pending,
             pipelined: s.pipelined,
             unparsed: s.unparsed,

@@ -39,6 +39,8 @@ pub struct EdgeRequests {
     /// Failing replies by code (as the kernel packs it), with their counts.
     pub statuses: Vec<(u64, u64)>,
     pub timeouts: u64,
+    /// Requests outstanding past the timeout now.
+    pub stuck: u64,
 }
 
 impl EdgeRequests {
@@ -47,6 +49,7 @@ impl EdgeRequests {
             stats: L7Stats::ZERO,
             statuses: Vec::new(),
             timeouts: 0,
+            stuck: 0,
         }
     }
 }
@@ -101,11 +104,12 @@ impl RequestTracker {
             if now_ktime.saturating_sub(c.request_ns) < timeout_ns {
                 continue;
             }
+            let edge = edges
+                .entry(L7EdgeKey::of(&key, &c))
+                .or_insert_with(EdgeRequests::new);
+            edge.stuck += 1;
             if !self.timed_out.contains(&request) {
-                edges
-                    .entry(L7EdgeKey::of(&key, &c))
-                    .or_insert_with(EdgeRequests::new)
-                    .timeouts += 1;
+                edge.timeouts += 1;
                 self.timeouts += 1;
             }
             still_out.insert(request);
@@ -176,9 +180,10 @@ mod tests {
             Some(1),
             "one of two is late"
         );
-        // Still outstanding next interval: not counted again.
+        // Still outstanding next interval: not counted again, but still stuck.
         let d = t.drain(vec![], vec![], conns(), 11 * s, 5 * s, 30);
-        assert!(d.edges.is_empty());
+        let e = d.edges.get(&edge).expect("the stuck request's edge");
+        assert_eq!((e.timeouts, e.stuck), (0, 1));
         // Answered, then a new request on the connection times out: counted.
         let d = t.drain(
             vec![],

@@ -304,7 +304,9 @@ mod tests {
             .enumerate()
             .map(|(i, &bad)| {
                 let v = if bad { 50_000.0 } else { 110.0 };
-                b.observe(&window(60 + i as i64, p99, v), &c, &rule).features[p99].fired
+                b.observe(&window(60 + i as i64, p99, v), &c, &rule)
+                    .features[p99]
+                    .fired
             })
             .collect()
     }
@@ -314,7 +316,10 @@ mod tests {
         // Bursts: four bad windows, one good, repeated (requests timing out together).
         let bursts: Vec<bool> = (0..20).map(|i| i % 5 != 4).collect();
         let fired = fired_in(&bursts, 10);
-        assert!(fired.iter().any(|f| *f), "a mostly-bad symptom fires: {fired:?}");
+        assert!(
+            fired.iter().any(|f| *f),
+            "a mostly-bad symptom fires: {fired:?}"
+        );
         assert!(
             fired.iter().zip(&bursts).all(|(f, bad)| !f || *bad),
             "only in a bad window"

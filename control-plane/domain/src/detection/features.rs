@@ -65,7 +65,7 @@ const fn context(name: &'static str) -> Feature {
 }
 
 pub const WORKLOAD_DIM: usize = 14;
-pub const EDGE_DIM: usize = 10;
+pub const EDGE_DIM: usize = 11;
 
 pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
     context("syscalls_per_s"),
@@ -100,6 +100,9 @@ pub const EDGE_FEATURES: [Feature; EDGE_DIM] = [
     alerting("error_ratio", 0.05, 2.0),
     alerting("client_error_ratio", 0.05, 2.0),
     alerting("unanswered_per_s", 0.1, 1.0),
+    // Requests hanging past the agent's timeout right now, averaged over the window's
+    // intervals: a frozen server's show in every window, not only when they give up.
+    alerting("stuck_requests", 0.5, 1.0),
     alerting("request_p99_us", 10_000.0, 1.0),
 ];
 
@@ -360,6 +363,7 @@ fn request_rows(
         r.unanswered() as f64,
         0.0,
     );
+    rows.push(edge, Edge, w, "stuck_requests", r.stuck as f64, 1.0);
     if r.responses > 0 {
         let replies = r.responses as f64;
         rows.push(edge, Edge, w, "error_ratio", r.errors as f64, replies);

@@ -204,6 +204,9 @@ pub struct RequestObservation {
     pub unparsed: u64,
     pub statuses: Vec<StatusCount>,
     pub latency: Histogram,
+    /// Outstanding past the agent's timeout at the end of the interval (a level).
+    #[serde(default)]
+    pub stuck: u64,
 }
 
 impl RequestObservation {
