@@ -389,3 +389,103 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
     });
     drop(load);
 }
+
+/// Runs `argv` as the `postgres` user, checked.
+fn as_postgres(argv: &[&str]) {
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+        "--",
+    ])
+    .args(argv);
+    vigil_tests::topology::run(&mut c);
+}
+
+#[test]
+fn postgres_failures_carry_their_sqlstate() {
+    let Stack {
+        dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("postgres-node"));
+    // A real PostgreSQL that wants a password over TCP.
+    let bin = std::path::PathBuf::from("/usr/lib/postgresql/15/bin");
+    let data = dir.path().join("pgdata");
+    let sock = dir.path().join("pgsock");
+    std::fs::create_dir_all(&sock).expect("socket dir");
+    let pwfile = dir.path().join("pwfile");
+    std::fs::write(&pwfile, "secret\n").expect("pwfile");
+    for p in [dir.path(), sock.as_path(), pwfile.as_path()] {
+        vigil_tests::topology::run(
+            std::process::Command::new("chown").args(["postgres:postgres", &p.to_string_lossy()]),
+        );
+    }
+    as_postgres(&[
+        &bin.join("initdb").to_string_lossy(),
+        "-D",
+        &data.to_string_lossy(),
+        "-U",
+        "vigil",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--pwfile",
+        &pwfile.to_string_lossy(),
+    ]);
+    let port = vigil_tests::prometheus::free_port().to_string();
+    let postgres = bin.join("postgres");
+    let _server = Workload::spawn_host(
+        "postgres",
+        dir.path(),
+        &[
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+            &postgres.to_string_lossy(),
+            "-D",
+            &data.to_string_lossy(),
+            "-p",
+            &port,
+            "-k",
+            &sock.to_string_lossy(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ],
+    );
+    wait_for(Duration::from_secs(30), "PostgreSQL listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap_or(0)))
+            .ok()
+            .map(|_| ())
+    });
+    // psql (libpq) with a wrong password, then the right one, five times each.
+    let script = format!(
+        "for i in 1 2 3 4 5; do \
+           PGPASSWORD=wrong psql -h 127.0.0.1 -p {port} -U vigil -d postgres -c 'select 1'; \
+           PGPASSWORD=secret psql -h 127.0.0.1 -p {port} -U vigil -d postgres -c 'select 1'; \
+         done"
+    );
+    let mut client = Workload::spawn_host("psql", dir.path(), &["sh", "-c", &script]);
+    let log = client.wait(Duration::from_secs(60));
+    assert_eq!(
+        log.matches("password authentication failed").count(),
+        5,
+        "{log}"
+    );
+    let key = client.key();
+    let server_port: u64 = port.parse().unwrap_or(0);
+    let edge = wait_for(Duration::from_secs(15), "psql's requests", || {
+        let e = client_edge(&api, &key, server_port, 0);
+        (e.status("28P01") >= 5 && e.responses >= 30).then_some(e)
+    });
+    eprintln!("psql→postgres: {edge:?}");
+    assert_eq!(
+        edge.status("28P01"),
+        5,
+        "one 28P01 per wrong password: {edge:?}"
+    );
+    assert_eq!(edge.errors, 5, "and no other failure: {edge:?}");
+}
