@@ -133,6 +133,20 @@ fn redis_cli(chain: &ServiceChain, args: &[&str]) -> String {
     String::from_utf8_lossy(&chain.db_ns.run(&argv).stdout).into_owned()
 }
 
+/// Undoes `CONFIG SET requirepass rotated`.
+fn restore_redis_password(chain: &ServiceChain) {
+    let clear = [
+        "-a",
+        "rotated",
+        "--no-auth-warning",
+        "CONFIG",
+        "SET",
+        "requirepass",
+        "",
+    ];
+    redis_cli(chain, &clear);
+}
+
 /// Lets `secs` of the fault's intervals arrive, then reads the edge from its start.
 fn during(secs: u64, read: impl Fn(i64) -> EdgeRequests) -> EdgeRequests {
     let since = unix_ns();
@@ -199,18 +213,7 @@ fn request_signals_on_real_servers() {
     // 3. Redis's password changes under the app: NOAUTH on app→redis.
     redis_cli(&chain, &["CONFIG", "SET", "requirepass", "rotated"]);
     let denied = during(4, db);
-    redis_cli(
-        &chain,
-        &[
-            "-a",
-            "rotated",
-            "--no-auth-warning",
-            "CONFIG",
-            "SET",
-            "requirepass",
-            "",
-        ],
-    );
+    restore_redis_password(&chain);
     eprintln!("password: app→redis {denied:?}");
     assert!(
         denied.status("NOAUTH") + denied.status("WRONGPASS") > 0,
@@ -362,18 +365,7 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
         &db_edge,
         &["error_ratio"],
         || {
-            redis_cli(
-                &chain,
-                &[
-                    "-a",
-                    "rotated",
-                    "--no-auth-warning",
-                    "CONFIG",
-                    "SET",
-                    "requirepass",
-                    "",
-                ],
-            );
+            restore_redis_password(&chain);
         },
     );
     let pids = chain.redis.cgroup.pids();
