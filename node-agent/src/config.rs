@@ -432,6 +432,25 @@ mod tests {
     }
 
     #[test]
+    fn request_settings_are_checked_and_named() {
+        let err = AgentConfig::from_toml("[telemetry]\nrequest_timeout_ms = 0\n", "a.toml")
+            .expect_err("a zero timeout would time out every request");
+        assert!(
+            chain(&err).contains("telemetry.request_timeout_ms"),
+            "{err}"
+        );
+        let err = AgentConfig::from_toml("[telemetry.maps]\nrequest_connections = 0\n", "a.toml")
+            .expect_err("an empty map cannot hold connections");
+        assert!(
+            chain(&err).contains("telemetry.maps.request_connections"),
+            "{err}"
+        );
+        let off = AgentConfig::from_toml("[telemetry]\nrequests = false\n", "a.toml")
+            .expect("the switch parses");
+        assert!(!off.telemetry.requests);
+    }
+
+    #[test]
     fn endpoint_must_be_url() {
         let err = AgentConfig::from_toml("[control_plane]\nendpoint = \"localhost:7070\"\n", "a")
             .expect_err("missing scheme");

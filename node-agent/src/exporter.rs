@@ -108,13 +108,17 @@ impl Collector for Sources {
         )?;
         let mut up = enc.encode_descriptor(
             "probe_up",
-            "1 when the probe is attached, 0 when the kernel refused it or it is disabled",
+            "1 when the probe (its attach point, in its group) is attached, 0 when the kernel refused it or it is disabled",
             None,
             MetricType::Gauge,
         )?;
         for p in &self.probes {
-            ConstGauge::new(i64::from(p.error.is_none()))
-                .encode(up.encode_family(&[("probe", p.name.as_str())])?)?;
+            // The group too: one attach point can serve two groups (sched_switch for syscalls
+            // and the run queue, the cgroup_skb hooks for flows and requests).
+            let group = format!("{:?}", p.group).to_lowercase();
+            ConstGauge::new(i64::from(p.error.is_none())).encode(
+                up.encode_family(&[("probe", p.name.as_str()), ("group", group.as_str())])?,
+            )?;
         }
         let mut info = enc.encode_descriptor(
             "build_info",
