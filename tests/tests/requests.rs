@@ -59,6 +59,12 @@ impl EdgeRequests {
 
 /// `workload`'s client-side requests to port `server_port`, since `since`.
 fn client_edge(api: &Api, workload: &str, server_port: u64, since: i64) -> EdgeRequests {
+    view(api, workload, "client", server_port, since)
+}
+
+/// One side's (`role`) requests of `workload` on the server port `server_port`.
+fn view(api: &Api, workload: &str, role: &str, server_port: u64, since: i64) -> EdgeRequests {
+    let port_of = if role == "client" { "remote" } else { "local" };
     let mut e = EdgeRequests {
         buckets: vec![0; 32],
         ..EdgeRequests::default()
@@ -70,7 +76,7 @@ fn client_edge(api: &Api, workload: &str, server_port: u64, since: i64) -> EdgeR
         .iter()
         .filter(|s| s["end_unix_ns"].as_i64().unwrap_or(0) > since)
         .map(|s| &s["sample"])
-        .filter(|s| s["role"] == "client" && s["remote"]["port"] == server_port)
+        .filter(|s| s["role"] == role && s[port_of]["port"] == server_port)
     {
         let n = |k: &str| s[k].as_u64().unwrap_or(0);
         e.requests += n("requests");
@@ -179,6 +185,13 @@ fn request_signals_on_real_servers() {
     let healthy_db = during(3, db);
     eprintln!("healthy: nginx→app {healthy:?}\n  app→redis {healthy_db:?}");
     assert_eq!((healthy.errors, healthy_db.errors), (0, 0));
+    // The app's own view: nginx speaks HTTP/1.0 upstream, so the app closes after every
+    // reply, its last bytes often still queued; none of those counts as failed.
+    let served = view(&api, &app, "server", 8080, started);
+    assert!(
+        served.responses > 50 && served.unanswered == 0,
+        "app's server view: {served:?}"
+    );
     let healthy_rtt = rtt_us(&api, &nginx, 8080, started);
 
     // 1. The app answers 500 to half its requests: nginx→app at 0.5, app→redis clean.
