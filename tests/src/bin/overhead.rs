@@ -150,12 +150,17 @@ fn main() -> anyhow::Result<()> {
         "-",
         "-"
     );
-    let off = "network = false\nsyscalls = false\nrunqueue = false\nblock_io = false\n";
+    let off = "network = false\nrequests = false\nsyscalls = false\nrunqueue = false\n\
+               block_io = false\n";
     let only = |g: &str| off.replace(&format!("{g} = false"), &format!("{g} = true"));
     let configs = [
         ("all", String::new()),
         ("process lifecycle only", off.to_string()),
         ("+ network (tcp, skb, dns)", only("network")),
+        (
+            "+ network + requests (http, redis, pg)",
+            only("network").replace("requests = false", "requests = true"),
+        ),
         ("+ syscalls", only("syscalls")),
         ("+ run queue", only("runqueue")),
         ("+ block io", only("block_io")),
