@@ -254,7 +254,7 @@ fn first_segment(p: &Peek, key: &FlowKey, cgroup: u64, egress: bool, now: u64) -
             i += 1;
         }
     }
-    if L7_CONNS.insert(key, &c, 0).is_ok() {
+    if L7_CONNS.insert(key, c, 0).is_ok() {
         crate::agg::count_insert(map_slot::L7_CONNS);
     }
     Some(())
