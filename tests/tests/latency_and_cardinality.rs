@@ -184,8 +184,11 @@ fn syscalls(api: &vigil_tests::Api, key: &str) -> std::collections::BTreeMap<Str
     by_name
 }
 
+/// Runs alone (its name ends in `alone`): it wraps the host's pid space twice, and tests
+/// beside it that tell a live process by its pid (the lab's stale-lock check) would see a
+/// dead one's pid handed to another process.
 #[test]
-fn exits_are_never_timed_even_when_their_thread_ids_are_reused() {
+fn exits_are_never_timed_even_when_their_thread_ids_are_reused_alone() {
     let Stack {
         dir,
         cp: _cp,

@@ -101,8 +101,9 @@ pub fn all(release: bool) -> anyhow::Result<()> {
     run(&mut c, "building the workspace")
 }
 
-/// Tests whose names end in `alone` (timing-sensitive: the detection soak, retry delays) run
-/// by themselves, one at a time, and before the rest: the rest of the suite injects faults on
+/// Tests whose names end in `alone` (timing-sensitive: the detection soak, retry delays; or
+/// disturbing for the others: a pid-space wrap) run by themselves, one at a time, and before
+/// the rest: the rest of the suite injects faults on
 /// this host on purpose and leaves it churned (hundreds of cgroups, network namespaces and
 /// processes made and removed, a full page cache), and the soak's healthy bursty load then
 /// showed latency peaks that read as symptoms.
