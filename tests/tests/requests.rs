@@ -160,10 +160,16 @@ fn during(secs: u64, read: impl Fn(i64) -> EdgeRequests) -> EdgeRequests {
     read(since)
 }
 
+/// An agent that counts a request unanswered after 1 s, not the default 5 s.
+fn fast_timeouts(node: &str) -> AgentOptions {
+    let mut agent = AgentOptions::new(node);
+    agent.telemetry_toml = "request_timeout_ms = 1000\n".into();
+    agent
+}
+
 #[test]
 fn request_signals_on_real_servers() {
-    let mut agent = AgentOptions::new("requests-node");
-    agent.telemetry_toml = "request_timeout_ms = 1000\n".into();
+    let agent = fast_timeouts("requests-node");
     let Stack {
         dir,
         cp: _cp,
@@ -316,8 +322,7 @@ fn one_incident(api: &Api, what: &str, edge: &str, features: &[&str], undo: impl
 
 #[test]
 fn request_faults_open_one_incident_on_the_right_edge_alone() {
-    let mut agent = AgentOptions::new("request-faults-node");
-    agent.telemetry_toml = "request_timeout_ms = 1000\n".into();
+    let agent = fast_timeouts("request-faults-node");
     let Stack {
         dir,
         cp: _cp,
