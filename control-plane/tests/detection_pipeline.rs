@@ -208,6 +208,7 @@ fn http_requests(n: u64, errors: u64, bucket: usize) -> RequestObservation {
             log2_buckets,
         },
         stuck: 0,
+        tls: false,
     }
 }
 

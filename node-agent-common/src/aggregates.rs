@@ -283,7 +283,8 @@ pub mod map_slot {
     pub const L7_STATS: u32 = 7;
     pub const L7_ERRORS: u32 = 8;
     pub const L7_CONNS: u32 = 9;
-    pub const COUNT: u32 = 10;
+    pub const TLS_CONNS: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Bytes of the question section copied into a [`DnsFailure`] event.

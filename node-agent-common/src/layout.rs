@@ -129,8 +129,11 @@ pub struct TelemetryLayout {
     pub switch_prev_pid: u32,
     pub switch_prev_state: u32,
     pub switch_next_pid: u32,
+    /// `fd` of `syscalls:sys_enter_{read,write,readv,writev,sendto,recvfrom,sendmsg,recvmsg}`
+    /// (one offset: the TLS group checks they agree).
+    pub io_fd: u32,
 }
-const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 12 * 4);
+const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 13 * 4);
 
 impl TelemetryLayout {
     pub const fn absent() -> Self {
@@ -152,6 +155,7 @@ impl TelemetryLayout {
             switch_prev_pid: FIELD_ABSENT,
             switch_prev_state: FIELD_ABSENT,
             switch_next_pid: FIELD_ABSENT,
+            io_fd: FIELD_ABSENT,
         }
     }
 }

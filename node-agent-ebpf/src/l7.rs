@@ -63,30 +63,38 @@ fn inspect(ctx: &SkBuffContext, egress: bool) -> Option<()> {
 }
 
 /// The first bytes of the payload at `off` (of `total` bytes), copied into `p` after the
-/// `held` bytes already there, in constant-size chunks: the verifier refuses a length that
-/// may be zero.
+/// `held` bytes already there.
 #[inline(always)]
 fn peek(ctx: &SkBuffContext, off: usize, total: usize, held: usize, p: &mut Peek) -> Option<()> {
+    let skb = ctx.skb.skb.cast::<c_void>();
+    fill(p, total, held, |at, dst, size| {
+        // SAFETY: bpf_skb_load_bytes gets this program's `__sk_buff`, a destination `fill`
+        // keeps inside `p.bytes` and a constant length; it fails instead of reading past the
+        // packet.
+        unsafe { bpf_skb_load_bytes(skb, (off + at) as u32, dst, size) }
+    })
+}
+
+/// Copies up to [`PEEK`] bytes of a `total`-byte message into `p` after its `held` bytes, in
+/// constant-size chunks (the verifier refuses a length that may be zero): `read(at, dst,
+/// size)` copies `size` bytes from offset `at` of the message, 0 on success.
+#[inline(always)]
+pub fn fill(
+    p: &mut Peek,
+    total: usize,
+    held: usize,
+    read: impl Fn(usize, *mut c_void, u32) -> i64,
+) -> Option<()> {
     let held = held & (L7_STASH - 1);
     let room = PEEK - held;
     let avail = if total < room { total } else { room };
-    let skb = ctx.skb.skb.cast::<c_void>();
     let dst = p.bytes.as_mut_ptr();
     let mut copied = 0usize;
     for size in [32usize, 16, 8, 4, 2, 1] {
         if copied + size <= avail && held + copied + size <= PEEK {
-            // SAFETY: bpf_skb_load_bytes gets this program's `__sk_buff`, a destination inside
-            // `p.bytes` (`held + copied + size <= PEEK`, checked above) and a constant length;
-            // it fails instead of reading past the packet.
-            let r = unsafe {
-                bpf_skb_load_bytes(
-                    skb,
-                    (off + copied) as u32,
-                    dst.add(held + copied).cast::<c_void>(),
-                    size as u32,
-                )
-            };
-            if r != 0 {
+            // SAFETY: `held + copied + size <= PEEK`, checked above: inside `p.bytes`.
+            let at = unsafe { dst.add(held + copied) }.cast::<c_void>();
+            if read(copied, at, size as u32) != 0 {
                 break;
             }
             copied += size;
@@ -106,7 +114,7 @@ fn peek(ctx: &SkBuffContext, off: usize, total: usize, held: usize, p: &mut Peek
 /// # Safety
 /// `c` points at a live `L7_CONNS` value.
 #[inline(always)]
-unsafe fn hold(c: *mut L7Conn, p: &Peek) -> bool {
+pub unsafe fn hold(c: *mut L7Conn, p: &Peek) -> bool {
     if p.total >= L7_STASH {
         return false;
     }
@@ -145,16 +153,27 @@ pub fn segment(ctx: &SkBuffContext, key: &FlowKey, egress: bool, payload: usize)
         return first_segment(&p, key, cgroup, egress, now);
     };
     // SAFETY: `c` points at a live `L7_CONNS` value (map values stay mapped while the program
-    // runs). Its fields are plain stores: the two directions of one connection may run on two
-    // CPUs at once, but a request and its reply are ordered by the exchange itself, so a
-    // race needs a client that sends before the reply it waits for — pipelining, which is
-    // counted and never timed.
+    // runs).
     unsafe {
-        let proto = (*c).proto;
-        if proto == l7::PROTO_OPAQUE {
+        if (*c).proto == l7::PROTO_OPAQUE {
             return None;
         }
-        // A short segment held from before goes in front of this one.
+        let held = take_stash(c, &mut p);
+        peek(ctx, payload, total, held, &mut p)?;
+        message(c, &p, egress, now, |c| L7EdgeKey::of(key, c))
+    }
+}
+
+/// Moves a short segment held from before (see [`hold`]) to the front of `p`; its length.
+///
+/// # Safety
+/// `c` points at a live connection state.
+#[inline(always)]
+pub unsafe fn take_stash(c: *mut L7Conn, p: &mut Peek) -> usize {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        // Copied even when empty: a branch here gives the verifier two kinds of `held` to
+        // follow through every parser, which took the program past its 1M-instruction limit.
         let held = usize::from((*c).stash_len) & (L7_STASH - 1);
         let mut i = 0;
         while i < L7_STASH {
@@ -162,17 +181,43 @@ pub fn segment(ctx: &SkBuffContext, key: &FlowKey, egress: bool, payload: usize)
             i += 1;
         }
         (*c).stash_len = 0;
-        peek(ctx, payload, total, held, &mut p)?;
-        if proto == l7::PROTO_UNKNOWN {
-            return unknown_segment(&p, key, c, egress, now);
+        held
+    }
+}
+
+/// One message of a connection whose state is `c`: `p` is its first bytes, `sent` when this
+/// side sent it, `now` when. Shared by TCP segments and OpenSSL's plaintext (`tls`): `edge`
+/// names the connection's edge from its state.
+///
+/// # Safety
+/// `c` points at a live connection state. Its fields are plain stores: the two directions
+/// of one connection may run on two CPUs at once, but a request and its reply are ordered
+/// by the exchange itself, so a race needs a client that sends before the reply it waits
+/// for — pipelining, which is counted and never timed.
+#[inline(always)]
+pub unsafe fn message(
+    c: *mut L7Conn,
+    p: &Peek,
+    sent: bool,
+    now: u64,
+    edge: impl Fn(&L7Conn) -> L7EdgeKey,
+) -> Option<()> {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let proto = (*c).proto;
+        if proto == l7::PROTO_OPAQUE {
+            return None;
         }
-        let from_client = egress == ((*c).role == ROLE_CLIENT);
-        let edge = L7EdgeKey::of(key, &*c);
+        if proto == l7::PROTO_UNKNOWN {
+            return unknown_message(p, c, sent, now, &edge);
+        }
+        let from_client = sent == ((*c).role == ROLE_CLIENT);
+        let edge = edge(&*c);
         if from_client {
-            if !l7::is_request(proto, &p) {
+            if !l7::is_request(proto, p) {
                 // The rest of a request (a body), or the start of one cut short.
                 if (*c).pending == 0 {
-                    hold(c, &p);
+                    hold(c, p);
                 }
                 return None;
             }
@@ -189,8 +234,8 @@ pub fn segment(ctx: &SkBuffContext, key: &FlowKey, egress: bool, payload: usize)
         if (*c).pending == 0 {
             return None; // the rest of a reply
         }
-        let Some(r) = l7::reply(proto, &p) else {
-            if hold(c, &p) {
+        let Some(r) = l7::reply(proto, p) else {
+            if hold(c, p) {
                 return None;
             }
             (*c).pending = 0;
@@ -260,20 +305,20 @@ fn first_segment(p: &Peek, key: &FlowKey, cgroup: u64, egress: bool, now: u64) -
     Some(())
 }
 
-/// Another segment of a connection whose protocol is not known yet.
+/// Another message of a connection whose protocol is not known yet.
 ///
 /// # Safety
-/// `c` points at a live `L7_CONNS` value.
+/// `c` points at a live connection state.
 #[inline(always)]
-unsafe fn unknown_segment(
+unsafe fn unknown_message(
     p: &Peek,
-    key: &FlowKey,
     c: *mut L7Conn,
-    egress: bool,
+    sent: bool,
     now: u64,
+    edge: &impl Fn(&L7Conn) -> L7EdgeKey,
 ) -> Option<()> {
     let proto = l7::detect(p);
-    // SAFETY: the caller's guarantee; plain stores as in `segment`.
+    // SAFETY: the caller's guarantee; plain stores as in `message`.
     unsafe {
         if proto == l7::PROTO_UNKNOWN {
             if hold(c, p) {
@@ -286,13 +331,25 @@ unsafe fn unknown_segment(
             return None;
         }
         (*c).proto = proto;
-        (*c).role = if egress { ROLE_CLIENT } else { ROLE_SERVER };
+        (*c).role = if sent { ROLE_CLIENT } else { ROLE_SERVER };
         (*c).pending = 1;
         (*c).request_ns = now;
-        let s = stats(&L7EdgeKey::of(key, &*c))?;
+        let s = stats(&edge(&*c))?;
         atomic_add(&raw mut (*s).requests, 1);
     }
     Some(())
+}
+
+/// A connection's state is gone (the TCP connection closed, or its `SSL` was freed): a
+/// request still outstanding failed with it.
+#[inline(always)]
+pub fn ended(conn: &L7Conn, edge: impl Fn(&L7Conn) -> L7EdgeKey) {
+    if conn.pending != 0 && conn.proto != l7::PROTO_OPAQUE && conn.proto != l7::PROTO_UNKNOWN {
+        if let Some(s) = stats(&edge(conn)) {
+            // SAFETY: `s` points at a live `L7_STATS` value; the add is atomic.
+            unsafe { atomic_add(&raw mut (*s).closed_pending, 1) };
+        }
+    }
 }
 
 /// The connection closed: a request still outstanding failed with it.
@@ -304,10 +361,5 @@ pub fn closed(key: &FlowKey) {
     // SAFETY: `c` points at a live `L7_CONNS` value; it is copied out before the delete.
     let conn = unsafe { *c };
     let _ = L7_CONNS.remove(key);
-    if conn.pending != 0 && conn.proto != l7::PROTO_OPAQUE && conn.proto != l7::PROTO_UNKNOWN {
-        if let Some(s) = stats(&L7EdgeKey::of(key, &conn)) {
-            // SAFETY: `s` points at a live `L7_STATS` value; the add is atomic.
-            unsafe { atomic_add(&raw mut (*s).closed_pending, 1) };
-        }
-    }
+    ended(&conn, |c| L7EdgeKey::of(key, c));
 }

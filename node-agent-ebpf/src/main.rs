@@ -1,7 +1,7 @@
 //! Vigil's eBPF programs. Built by `cargo xtask build-ebpf` for `bpfel-unknown-none`; the agent
-//! embeds the object. Tracepoints, raw tracepoints (`sys_enter`/`sys_exit`) and cgroup_skb
-//! programs only: this project's target kernels may have no kprobes and may refuse BTF
-//! tracing programs (fentry/tp_btf).
+//! embeds the object. Tracepoints, raw tracepoints (`sys_enter`/`sys_exit`), cgroup_skb
+//! programs and uprobes (OpenSSL) only: this project's target kernels may have no kprobes
+//! and may refuse BTF tracing programs (fentry/tp_btf).
 #![no_std]
 #![no_main]
 // Atomic adds on shared map counters (see `agg::atomic_add`); eBPF is built with nightly.
@@ -26,6 +26,7 @@ mod sched;
 mod skb;
 mod syscalls;
 mod tcp;
+mod tls;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -6,7 +6,7 @@ use aya_ebpf::{
     Global,
 };
 use node_agent_common::{
-    l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats},
+    l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsCall, TlsConn, TlsKey},
     map_slot, BlockKey, BlockRequest, BlockRequestKey, DnsQueryKey, DnsStats, FlowKey, FlowStats,
     LatencyHist, NoReturnSyscalls, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart,
     SyscallStats, TelemetryLayout, TracepointLayout, DROP_SLOTS,
@@ -73,6 +73,20 @@ pub static L7_ERRORS: LruHashMap<L7ErrorKey, u64> = LruHashMap::with_max_entries
 /// outstanding request. Removed at close; user space reads it for timed-out requests.
 #[map]
 pub static L7_CONNS: LruHashMap<FlowKey, L7Conn> = LruHashMap::with_max_entries(65536, 0);
+
+/// OpenSSL calls in progress, by thread (`tls`): from a uprobe to its uretprobe.
+#[map]
+pub static TLS_CALLS: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Each TLS connection's socket fd and parsing state, by (process, `SSL *`). Removed at
+/// `SSL_free`; user space reads it for timed-out requests.
+#[map]
+pub static TLS_CONNS: LruHashMap<TlsKey, TlsConn> = LruHashMap::with_max_entries(16384, 0);
+
+/// TLS sockets whose fd was just learnt (`TlsSocket`), for user space to find their
+/// addresses at once.
+#[map]
+pub static TLS_SOCKETS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
 /// New keys created in each aggregate map, per CPU, indexed by `map_slot`.
 #[map]

@@ -5,7 +5,7 @@ use std::{
     path::Path,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -29,6 +29,7 @@ use crate::{
         collector::Collector,
         kernel_maps::{AggregateMaps, MapsError},
         queue::{metric_queue, MetricQueue},
+        tls_sockets::{self, TlsSockets},
     },
     stream::{buffer::EventBuffer, metrics_shipper::MetricsShipper, shipper::Shipper},
 };
@@ -214,11 +215,18 @@ pub async fn run(
     let stop_collector = Arc::new(AtomicBool::new(false));
     let mut metrics_task = None;
     if telemetry_on {
-        let collector = Collector::new(
-            aggregates,
-            config.telemetry.clone(),
-            Path::new(&kernel.proc),
-        );
+        let mut aggregates = aggregates;
+        let proc = Path::new(&kernel.proc);
+        let tls_sockets = Arc::new(Mutex::new(TlsSockets::new(proc)));
+        let tls_on = loaded
+            .status
+            .iter()
+            .any(|s| s.group == ProbeGroup::Tls && s.error.is_none());
+        if let Some(ring) = aggregates.tls_sockets.take().filter(|_| tls_on) {
+            tls_sockets::watch(ring, tls_sockets.clone(), stop_collector.clone())
+                .map_err(AgentError::Thread)?;
+        }
+        let collector = Collector::new(aggregates, config.telemetry.clone(), proc, tls_sockets);
         spawn_collector(
             collector,
             config.telemetry_interval(),

@@ -169,6 +169,14 @@ pub struct TelemetryConfig {
     pub block_io: bool,
     /// HTTP/1.x, Redis and PostgreSQL requests parsed from TCP payloads (needs `network`).
     pub requests: bool,
+    /// The same requests over TLS, read from OpenSSL's plaintext by uprobes on
+    /// `tls_library` (needs `requests`).
+    pub tls: bool,
+    /// The OpenSSL library the TLS uprobes attach to: a path, or a name without `.so` that
+    /// the dynamic linker's cache resolves (`libssl` finds the first `libssl.so*` that
+    /// `ldconfig -p` lists). Every process that maps this file is seen; one with its own copy
+    /// (a container image's) is not.
+    pub tls_library: String,
     /// A DNS query without an answer after this long counts as a timeout.
     pub dns_timeout_ms: u64,
     /// An HTTP, Redis or PostgreSQL request without a reply after this long counts as timed
@@ -191,6 +199,8 @@ impl Default for TelemetryConfig {
             runqueue: true,
             block_io: true,
             requests: true,
+            tls: true,
+            tls_library: "libssl".into(),
             dns_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
             idle_intervals: 30,
@@ -214,6 +224,7 @@ pub struct MapSizes {
     pub requests: u32,
     pub request_errors: u32,
     pub request_connections: u32,
+    pub tls_connections: u32,
 }
 
 impl Default for MapSizes {
@@ -229,13 +240,14 @@ impl Default for MapSizes {
             requests: 4_096,
             request_errors: 4_096,
             request_connections: 65_536,
+            tls_connections: 16_384,
         }
     }
 }
 
 impl MapSizes {
     /// (kernel map name, config key, size).
-    pub fn entries(&self) -> [(&'static str, &'static str, u32); 10] {
+    pub fn entries(&self) -> [(&'static str, &'static str, u32); 11] {
         [
             ("FLOWS", "telemetry.maps.flows", self.flows),
             ("SYSCALLS", "telemetry.maps.syscalls", self.syscalls),
@@ -262,6 +274,11 @@ impl MapSizes {
                 "L7_CONNS",
                 "telemetry.maps.request_connections",
                 self.request_connections,
+            ),
+            (
+                "TLS_CONNS",
+                "telemetry.maps.tls_connections",
+                self.tls_connections,
             ),
         ]
     }

@@ -27,6 +27,9 @@ struct EdgeRequests {
     unanswered: u64,
     statuses: Vec<(String, u64)>,
     buckets: Vec<u64>,
+    /// Samples read from OpenSSL's plaintext, and all samples.
+    tls_samples: usize,
+    samples: usize,
 }
 
 impl EdgeRequests {
@@ -79,6 +82,10 @@ fn view(api: &Api, workload: &str, role: &str, server_port: u64, since: i64) -> 
         .filter(|s| s["role"] == role && s[port_of]["port"] == server_port)
     {
         let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        e.samples += 1;
+        if s["tls"] == true {
+            e.tls_samples += 1;
+        }
         e.requests += n("requests");
         e.responses += n("responses");
         e.errors += n("errors");
@@ -498,4 +505,205 @@ fn postgres_failures_carry_their_sqlstate() {
         "one 28P01 per wrong password: {edge:?}"
     );
     assert_eq!(edge.errors, 5, "and no other failure: {edge:?}");
+}
+
+/// Runs `argv`, checked; its stdout.
+fn output(argv: &[&str]) -> String {
+    let out = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Python HTTPS server (the `ssl` module: `SSL_read_ex`/`SSL_write_ex`) whose handler
+/// sleeps 300 ms before it answers.
+const SLOW_TLS_SERVER: &str = r#"
+import http.server, ssl, sys, time
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(0.3)
+        body = b"slow\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Slow)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+
+/// HTTP over TLS, seen through the OpenSSL uprobes: wrk → nginx (`SSL_read`/`SSL_write`,
+/// keep-alive) for status codes, and curl (its own BIO: `send`/`recv`) → a Python server
+/// (`SSL_read_ex`/`SSL_write_ex`, one request per connection) for latency.
+#[test]
+fn https_statuses_and_latency_through_the_openssl_uprobes() {
+    let Stack {
+        dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("tls-node"));
+    let d = dir.path();
+    let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+    output(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key.to_string_lossy(),
+        "-out",
+        &cert.to_string_lossy(),
+    ]);
+    let port = vigil_tests::prometheus::free_port();
+    let conf = d.join("nginx.conf");
+    std::fs::create_dir_all(d.join("logs")).expect("nginx logs dir");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid;\n\
+             error_log {d}/logs/error.log;\n\
+             events {{}}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               keepalive_requests 1000000;\n\
+               server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {cert}; ssl_certificate_key {key};\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n\
+                 location /fail {{ return 503 \"down\\n\"; }} }} }}\n",
+            d = d.display(),
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )
+    .expect("nginx.conf");
+    let nginx = Workload::spawn_host(
+        "nginx-tls",
+        d,
+        &[
+            "nginx",
+            "-p",
+            &d.to_string_lossy(),
+            "-c",
+            &conf.to_string_lossy(),
+        ],
+    );
+    wait_for(Duration::from_secs(15), "nginx listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let wrk = |path: &str| {
+        let url = format!("https://127.0.0.1:{port}{path}");
+        let mut w = Workload::spawn_host("wrk-tls", d, &["wrk", "-t1", "-c2", "-d3s", &url]);
+        let log = w.wait(Duration::from_secs(30));
+        // Kept (not dropped) until its samples are read: a workload's cgroup names it.
+        // "  12345 requests in 3.00s, …"
+        let sent: u64 = log
+            .lines()
+            .find_map(|l| {
+                l.split(" requests in ")
+                    .next()
+                    .filter(|_| l.contains(" requests in "))
+            })
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("wrk's summary: {log}"));
+        (w, sent)
+    };
+    let (ok_wrk, ok_sent) = wrk("/");
+    let (fail_wrk, fail_sent) = wrk("/fail");
+    let (ok_client, fail_client) = (ok_wrk.key(), fail_wrk.key());
+    let server_port = u64::from(port);
+    let ok = wait_for(Duration::from_secs(15), "wrk's requests to /", || {
+        let e = client_edge(&api, &ok_client, server_port, 0);
+        (e.responses >= ok_sent).then_some(e)
+    });
+    let fail = wait_for(Duration::from_secs(15), "wrk's requests to /fail", || {
+        let e = client_edge(&api, &fail_client, server_port, 0);
+        (e.responses >= fail_sent).then_some(e)
+    });
+    eprintln!("wrk→nginx /: sent {ok_sent}, {ok:?}\nwrk→nginx /fail: sent {fail_sent}, {fail:?}");
+    // wrk counts completed requests; the kernel also sees the ones in flight at the end.
+    for (e, sent) in [(&ok, ok_sent), (&fail, fail_sent)] {
+        assert!(sent > 100, "wrk made real load: {sent}");
+        assert!(
+            e.requests >= sent && e.requests <= sent + 4,
+            "each request counted once, none twice: {e:?} vs {sent}"
+        );
+        assert_eq!(
+            e.tls_samples, e.samples,
+            "every sample is marked TLS: {e:?}"
+        );
+        assert_eq!(
+            e.unanswered, 0,
+            "an exited client's connections never time out: {e:?}"
+        );
+    }
+    assert_eq!((ok.errors, ok.status("503")), (0, 0), "{ok:?}");
+    assert!(
+        fail.status("503") >= fail_sent && fail.errors == fail.status("503"),
+        "every /fail answer is a 503: {fail:?}"
+    );
+    let served = view(&api, &nginx.key(), "server", server_port, 0);
+    assert!(
+        served.status("503") >= fail_sent,
+        "nginx's own view has the 503s: {served:?}"
+    );
+
+    let slow_port = vigil_tests::prometheus::free_port();
+    let slow_port_s = slow_port.to_string();
+    let server = Workload::spawn_host(
+        "slow-tls",
+        d,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            SLOW_TLS_SERVER,
+            &slow_port_s,
+            &cert.to_string_lossy(),
+            &key.to_string_lossy(),
+        ],
+    );
+    wait_for(
+        Duration::from_secs(15),
+        "the Python server listening",
+        || std::net::TcpStream::connect(("127.0.0.1", slow_port)).ok(),
+    );
+    let url = format!("https://127.0.0.1:{slow_port}/");
+    let script = format!("for i in 1 2 3 4 5; do curl -sk {url} || exit 1; done");
+    let mut curl = Workload::spawn_host("curl-tls", d, &["sh", "-c", &script]);
+    let log = curl.wait(Duration::from_secs(30));
+    assert_eq!(log.matches("slow").count(), 5, "{log}");
+    let slow_server = u64::from(slow_port);
+    let client = wait_for(Duration::from_secs(15), "curl's five requests", || {
+        let e = client_edge(&api, &curl.key(), slow_server, 0);
+        (e.responses >= 5).then_some(e)
+    });
+    let handled = wait_for(
+        Duration::from_secs(15),
+        "the server's five requests",
+        || {
+            let e = view(&api, &server.key(), "server", slow_server, 0);
+            (e.responses >= 5).then_some(e)
+        },
+    );
+    eprintln!("curl→python: {client:?}\npython's view: {handled:?}");
+    for e in [&client, &handled] {
+        assert_eq!((e.requests, e.responses, e.errors), (5, 5, 0), "{e:?}");
+        assert!(e.p99_ms() >= 300.0, "the handler's 300 ms: {e:?}");
+        assert_eq!(e.tls_samples, e.samples, "{e:?}");
+    }
 }

@@ -365,6 +365,7 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
                 .collect(),
             latency: hist(&r.latency),
             stuck: r.stuck,
+            tls: r.tls,
         });
     }
     Ok(MetricInterval {

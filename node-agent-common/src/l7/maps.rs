@@ -19,7 +19,9 @@ pub struct L7EdgeKey {
     pub role: u8,
     /// `PROTO_*`.
     pub proto: u8,
-    pub _pad: u32,
+    /// `TRANSPORT_*`: plain TCP, or TLS seen through the OpenSSL uprobes.
+    pub transport: u8,
+    pub _pad: [u8; 3],
 }
 const _: () = assert!(size_of::<L7EdgeKey>() == 48);
 
@@ -39,10 +41,74 @@ impl L7EdgeKey {
             },
             role: c.role,
             proto: c.proto,
-            _pad: 0,
+            transport: TRANSPORT_TCP,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The edge of a TLS connection as the kernel names it: by process and socket fd (a
+    /// uprobe sees neither the socket nor its addresses), with
+    /// [`TRANSPORT_TLS_SOCKET`]. User space finds the socket's addresses
+    /// ([`Self::with_flow`]).
+    #[inline(always)]
+    pub fn tls_socket(tgid: u32, fd: i32, c: &L7Conn) -> Self {
+        let mut remote_addr = [0u8; 16];
+        let t = tgid.to_le_bytes();
+        let f = fd.to_le_bytes();
+        let mut i = 0;
+        while i < 4 {
+            remote_addr[i] = t[i];
+            remote_addr[4 + i] = f[i];
+            i += 1;
+        }
+        Self {
+            cgroup_id: c.cgroup_id,
+            local_addr: [0; 16],
+            remote_addr,
+            server_port: 0,
+            role: c.role,
+            proto: c.proto,
+            transport: TRANSPORT_TLS_SOCKET,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The (process, fd) a [`TRANSPORT_TLS_SOCKET`] key names.
+    pub fn tls_socket_of(&self) -> Option<(u32, i32)> {
+        if self.transport != TRANSPORT_TLS_SOCKET {
+            return None;
+        }
+        let a = &self.remote_addr;
+        Some((
+            u32::from_le_bytes([a[0], a[1], a[2], a[3]]),
+            i32::from_le_bytes([a[4], a[5], a[6], a[7]]),
+        ))
+    }
+
+    /// This TLS socket's edge once its addresses are known: as a plain connection's, over
+    /// [`TRANSPORT_TLS`].
+    pub fn with_flow(&self, flow: &FlowKey) -> Self {
+        Self {
+            local_addr: flow.local_addr,
+            remote_addr: flow.remote_addr,
+            server_port: if self.role == ROLE_CLIENT {
+                flow.remote_port
+            } else {
+                flow.local_port
+            },
+            transport: TRANSPORT_TLS,
+            ..*self
         }
     }
 }
+
+/// Requests parsed from a TCP connection's segments.
+pub const TRANSPORT_TCP: u8 = 0;
+/// Requests read from OpenSSL's plaintext, on a socket named by (process, fd): the kernel's
+/// key, never shipped.
+pub const TRANSPORT_TLS_SOCKET: u8 = 1;
+/// Requests read from OpenSSL's plaintext, on a socket whose addresses user space found.
+pub const TRANSPORT_TLS: u8 = 2;
 
 /// Counters of one edge (per CPU in the kernel; user space sums them).
 #[repr(C)]
@@ -120,8 +186,61 @@ pub const L7_STASH: usize = 16;
 /// before its next request.
 pub const L7_MAX_MISSES: u8 = 8;
 
+/// A TLS connection in the uprobes: the process and its OpenSSL `SSL *`, which lives as long
+/// as the connection (`SSL_free` ends it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub ssl: u64,
+}
+const _: () = assert!(size_of::<TlsKey>() == 16);
+
+/// A TLS connection's socket fd (learnt from the first read or write syscall a thread makes
+/// inside an OpenSSL call on it; -1 until then) and its parsing state, as a TCP
+/// connection's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsConn {
+    pub fd: i32,
+    pub _pad: u32,
+    pub conn: L7Conn,
+}
+const _: () = assert!(size_of::<TlsConn>() == 48);
+
+/// An OpenSSL read or write in progress on one thread, from its uprobe to its uretprobe.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsCall {
+    pub ssl: u64,
+    /// The plaintext buffer.
+    pub buf: u64,
+    /// `SSL_read_ex`/`SSL_write_ex`: where the byte count is written (the return value is 1
+    /// or 0); 0 for `SSL_read`/`SSL_write`, which return the count.
+    pub count_at: u64,
+    /// When the call began (a write's time: the application handed the message over).
+    pub start_ns: u64,
+}
+const _: () = assert!(size_of::<TlsCall>() == 32);
+
+/// A TLS connection's socket, sent to user space (ring buffer `TLS_SOCKETS`) the moment its
+/// fd is learnt, usually in the handshake: user space reads its addresses while it is still
+/// open, since a short connection may be closed by the next drain.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlsSocket {
+    pub tgid: u32,
+    pub fd: i32,
+}
+const _: () = assert!(size_of::<TlsSocket>() == 8);
+
 #[cfg(feature = "user")]
 mod pod {
+    // SAFETY: repr(C), plain integers, no implicit padding (sizes asserted above).
+    unsafe impl aya::Pod for super::TlsKey {}
+    unsafe impl aya::Pod for super::TlsConn {}
+    unsafe impl aya::Pod for super::TlsSocket {}
     // SAFETY: repr(C), plain integers, no implicit padding (sizes asserted above).
     unsafe impl aya::Pod for super::L7EdgeKey {}
     unsafe impl aya::Pod for super::L7Stats {}

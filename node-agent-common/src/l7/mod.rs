@@ -16,7 +16,10 @@ pub mod maps;
 pub mod postgres;
 pub mod redis;
 
-pub use maps::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, L7_MAX_MISSES, L7_STASH};
+pub use maps::{
+    L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsCall, TlsConn, TlsKey, TlsSocket, L7_MAX_MISSES,
+    L7_STASH, TRANSPORT_TCP, TRANSPORT_TLS, TRANSPORT_TLS_SOCKET,
+};
 
 /// Bytes of a segment's payload the parsers see.
 pub const PEEK: usize = 64;

@@ -22,7 +22,8 @@ use super::{
         USAGE_SLOTS,
     },
     names::{errno_name, syscall_name},
-    requests::{status_name, EdgeRequests, RequestTracker},
+    requests::{status_name, ConnId, EdgeRequests, OpenConn, RequestTracker},
+    tls_sockets::SharedTlsSockets,
 };
 use crate::{
     attribution::{listeners::ListenerNames, workload::workload_from_cgroup_path, CgroupIndex},
@@ -43,6 +44,7 @@ pub struct Collector {
     runq: DeltaTracker<u64, LatencyHist>,
     block_io: DeltaTracker<BlockKey, LatencyHist>,
     requests: RequestTracker,
+    tls_sockets: SharedTlsSockets,
     /// Live entries per map at the last drain, by `map_slot`.
     live: [u64; map_slot::COUNT as usize],
     /// Queries counted as unanswered so far.
@@ -80,7 +82,12 @@ where
 }
 
 impl Collector {
-    pub fn new(maps: AggregateMaps, config: TelemetryConfig, proc_root: &Path) -> Self {
+    pub fn new(
+        maps: AggregateMaps,
+        config: TelemetryConfig,
+        proc_root: &Path,
+        tls_sockets: SharedTlsSockets,
+    ) -> Self {
         Self {
             maps,
             config,
@@ -94,6 +101,7 @@ impl Collector {
             runq: DeltaTracker::default(),
             block_io: DeltaTracker::default(),
             requests: RequestTracker::default(),
+            tls_sockets,
             live: [0; map_slot::COUNT as usize],
             dns_timeouts: 0,
         }
@@ -319,8 +327,31 @@ impl Collector {
         let errors = read_hash(&self.maps.l7_errors);
         self.live[map_slot::L7_STATS as usize] = stats.len() as u64;
         self.live[map_slot::L7_ERRORS as usize] = errors.len() as u64;
-        let conns = read_hash(&self.maps.l7_conns);
+        let mut conns: Vec<OpenConn> = read_hash(&self.maps.l7_conns)
+            .into_iter()
+            .map(|(k, c)| OpenConn::tcp(k, c))
+            .collect();
+        let tls = read_hash(&self.maps.tls_conns);
+        self.live[map_slot::TLS_CONNS as usize] = tls.len() as u64;
         let timeout_ns = self.config.request_timeout_ms * 1_000_000;
+        for (k, t) in tls {
+            if t.fd < 0 {
+                continue;
+            }
+            // A process that exits never frees its `SSL`s: its connection states would
+            // read as requests timing out. Only a late one is checked (a stat each).
+            let late =
+                t.conn.pending != 0 && now_ktime.saturating_sub(t.conn.request_ns) >= timeout_ns;
+            if late && !self.proc_root.join(k.tgid.to_string()).exists() {
+                let _ = self.maps.tls_conns.remove(&k);
+                continue;
+            }
+            conns.push(OpenConn {
+                id: ConnId::Tls(k),
+                conn: t.conn,
+                edge: L7EdgeKey::tls_socket(k.tgid, t.fd, &t.conn),
+            });
+        }
         let drain = self
             .requests
             .drain(stats, errors, conns, now_ktime, timeout_ns, idle);
@@ -334,11 +365,49 @@ impl Collector {
                 self.requests.errors.forget(key);
             }
         }
-        let mut samples = Vec::with_capacity(drain.edges.len());
-        for (k, e) in drain.edges {
+        let edges = self.resolve_tls(drain.edges);
+        let mut samples = Vec::with_capacity(edges.len());
+        for (k, e) in edges {
             samples.push(self.request_sample(&k, &e));
         }
         samples
+    }
+
+    /// TLS connections are counted per (process, fd) in the kernel: each becomes its
+    /// socket's edge, and the connections of one edge are added up. A socket closed before
+    /// this drain found its addresses is counted in `TlsSockets::unresolved` and dropped.
+    fn resolve_tls(
+        &mut self,
+        edges: HashMap<L7EdgeKey, EdgeRequests>,
+    ) -> HashMap<L7EdgeKey, EdgeRequests> {
+        let mut out: HashMap<L7EdgeKey, EdgeRequests> = HashMap::with_capacity(edges.len());
+        let Ok(mut sockets) = self.tls_sockets.lock() else {
+            return edges; // poisoned: a panic elsewhere already ends the agent
+        };
+        let unresolved = sockets.unresolved;
+        for (k, e) in edges {
+            let key = match k.tls_socket_of() {
+                None => k,
+                Some((tgid, fd)) => match sockets.resolve(tgid, fd) {
+                    Some(flow) => k.with_flow(&flow),
+                    None => continue,
+                },
+            };
+            match out.get_mut(&key) {
+                Some(into) => into.merge(&e),
+                None => {
+                    out.insert(key, e);
+                }
+            }
+        }
+        sockets.end_drain();
+        if sockets.unresolved > unresolved {
+            debug!(
+                sockets = sockets.unresolved - unresolved,
+                "TLS requests on sockets closed before their addresses were read: not shipped"
+            );
+        }
+        out
     }
 
     fn request_sample(&mut self, k: &L7EdgeKey, e: &EdgeRequests) -> v1::RequestSample {
@@ -372,6 +441,7 @@ impl Collector {
                 port: u32::from(remote_port),
             }),
             protocol: protocol as i32,
+            tls: k.transport == l7::TRANSPORT_TLS,
             requests: s.requests,
             responses: s.responses,
             errors: s.errors,

@@ -1,11 +1,11 @@
 //! The aggregate maps of the loaded object, read whole each interval.
 
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
     Ebpf, Pod,
 };
 use node_agent_common::{
-    l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats},
+    l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsConn, TlsKey},
     map_slot, BlockKey, DnsQueryKey, DnsStats, FlowKey, FlowStats, LatencyHist, SyscallErrorKey,
     SyscallKey, SyscallStats, HIST_BUCKETS,
 };
@@ -35,7 +35,10 @@ pub struct AggregateMaps {
     pub l7_stats: HashMap<MapData, L7EdgeKey, L7Stats>,
     pub l7_errors: HashMap<MapData, L7ErrorKey, u64>,
     pub l7_conns: HashMap<MapData, FlowKey, L7Conn>,
+    pub tls_conns: HashMap<MapData, TlsKey, TlsConn>,
     inserts: PerCpuArray<MapData, u64>,
+    /// New TLS sockets (`tls_sockets::watch` takes it).
+    pub tls_sockets: Option<RingBuf<MapData>>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -59,7 +62,9 @@ impl AggregateMaps {
             l7_stats: take(ebpf, "L7_STATS")?,
             l7_errors: take(ebpf, "L7_ERRORS")?,
             l7_conns: take(ebpf, "L7_CONNS")?,
+            tls_conns: take(ebpf, "TLS_CONNS")?,
             inserts: take(ebpf, "MAP_INSERTS")?,
+            tls_sockets: Some(take(ebpf, "TLS_SOCKETS")?),
         })
     }
 
@@ -92,7 +97,7 @@ pub fn sum_u64(v: &PerCpuValues<u64>) -> u64 {
     v.iter().sum()
 }
 
-fn add_hist(into: &mut LatencyHist, h: &LatencyHist) {
+pub fn add_hist(into: &mut LatencyHist, h: &LatencyHist) {
     into.count = into.count.wrapping_add(h.count);
     into.sum_ns = into.sum_ns.wrapping_add(h.sum_ns);
     for (a, b) in into.buckets.iter_mut().zip(h.buckets.iter()) {

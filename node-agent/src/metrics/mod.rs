@@ -8,3 +8,4 @@ pub mod kernel_maps;
 pub mod names;
 pub mod queue;
 pub mod requests;
+pub mod tls_sockets;

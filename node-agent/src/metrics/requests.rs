@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use node_agent_common::{
-    l7::{self, L7Conn, L7EdgeKey, L7ErrorKey, L7Stats},
+    l7::{self, L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsKey},
     FlowKey,
 };
 
@@ -52,6 +52,54 @@ impl EdgeRequests {
             stuck: 0,
         }
     }
+
+    /// Adds another connection's requests on the same edge (TLS connections are counted
+    /// one by one in the kernel).
+    pub fn merge(&mut self, o: &Self) {
+        let (s, t) = (&mut self.stats, &o.stats);
+        s.requests += t.requests;
+        s.responses += t.responses;
+        s.errors += t.errors;
+        s.client_errors += t.client_errors;
+        s.pipelined += t.pipelined;
+        s.unparsed += t.unparsed;
+        s.closed_pending += t.closed_pending;
+        super::kernel_maps::add_hist(&mut s.latency, &t.latency);
+        for &(code, n) in &o.statuses {
+            match self.statuses.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, m)) => *m += n,
+                None => self.statuses.push((code, n)),
+            }
+        }
+        self.timeouts += o.timeouts;
+        self.stuck += o.stuck;
+    }
+}
+
+/// Which connection a parsing state belongs to: a TCP connection's, or a TLS one's
+/// (process, `SSL *`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnId {
+    Tcp(FlowKey),
+    Tls(TlsKey),
+}
+
+/// One connection's parsing state and the edge its requests count on.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenConn {
+    pub id: ConnId,
+    pub conn: L7Conn,
+    pub edge: L7EdgeKey,
+}
+
+impl OpenConn {
+    pub fn tcp(key: FlowKey, conn: L7Conn) -> Self {
+        Self {
+            id: ConnId::Tcp(key),
+            edge: L7EdgeKey::of(&key, &conn),
+            conn,
+        }
+    }
 }
 
 /// What one drain found, and which kernel entries the caller removes.
@@ -67,7 +115,7 @@ pub struct RequestTracker {
     pub stats: DeltaTracker<L7EdgeKey, L7Stats>,
     pub errors: DeltaTracker<L7ErrorKey, u64>,
     /// (connection, request time) of outstanding requests counted as timed out.
-    timed_out: HashSet<(FlowKey, u64)>,
+    timed_out: HashSet<(ConnId, u64)>,
     /// Requests counted as timed out since the agent started.
     pub timeouts: u64,
 }
@@ -77,7 +125,7 @@ impl RequestTracker {
         &mut self,
         stats: Vec<(L7EdgeKey, L7Stats)>,
         errors: Vec<(L7ErrorKey, u64)>,
-        conns: Vec<(FlowKey, L7Conn)>,
+        conns: Vec<OpenConn>,
         now_ktime: u64,
         timeout_ns: u64,
         idle: u32,
@@ -96,17 +144,15 @@ impl RequestTracker {
                 .push((k.code, n));
         }
         let mut still_out = HashSet::new();
-        for (key, c) in conns {
+        for OpenConn { id, conn: c, edge } in conns {
             if c.pending == 0 || c.proto == l7::PROTO_UNKNOWN || c.proto == l7::PROTO_OPAQUE {
                 continue;
             }
-            let request = (key, c.request_ns);
+            let request = (id, c.request_ns);
             if now_ktime.saturating_sub(c.request_ns) < timeout_ns {
                 continue;
             }
-            let edge = edges
-                .entry(L7EdgeKey::of(&key, &c))
-                .or_insert_with(EdgeRequests::new);
+            let edge = edges.entry(edge).or_insert_with(EdgeRequests::new);
             edge.stuck += 1;
             if !self.timed_out.contains(&request) {
                 edge.timeouts += 1;
@@ -171,7 +217,12 @@ mod tests {
     fn a_request_outstanding_past_the_timeout_counts_once() {
         let mut t = RequestTracker::default();
         let s = 1_000_000_000;
-        let conns = || vec![(flow(40000), pending(s)), (flow(40001), pending(9 * s))];
+        let conns = || {
+            vec![
+                OpenConn::tcp(flow(40000), pending(s)),
+                OpenConn::tcp(flow(40001), pending(9 * s)),
+            ]
+        };
         let d = t.drain(vec![], vec![], conns(), 10 * s, 5 * s, 30);
         let edge = L7EdgeKey::of(&flow(40000), &pending(s));
         assert_eq!(edge.server_port, 6379);
@@ -188,7 +239,7 @@ mod tests {
         let d = t.drain(
             vec![],
             vec![],
-            vec![(flow(40000), pending(12 * s))],
+            vec![OpenConn::tcp(flow(40000), pending(12 * s))],
             18 * s,
             5 * s,
             30,

@@ -207,6 +207,9 @@ pub struct RequestObservation {
     /// Outstanding past the agent's timeout at the end of the interval (a level).
     #[serde(default)]
     pub stuck: u64,
+    /// Read from OpenSSL's plaintext by the agent's uprobes (the connection is TLS).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl RequestObservation {

@@ -8,8 +8,8 @@ use std::{
 
 use aya::{
     programs::{
-        cgroup_skb::CgroupSkbAttachType, CgroupAttachMode, CgroupSkb, ProgramError, RawTracePoint,
-        TracePoint,
+        cgroup_skb::CgroupSkbAttachType, uprobe::UProbeScope, CgroupAttachMode, CgroupSkb,
+        ProgramError, RawTracePoint, TracePoint, UProbe,
     },
     Ebpf,
 };
@@ -65,6 +65,18 @@ pub enum ProbeError {
         source: ProgramError,
     },
     #[error(
+        "attaching {program} to {point} of {library} failed: the library must exist (a path, or \
+         a name without `.so` that `ldconfig -p` lists, e.g. `libssl`) and export the symbol; set telemetry.tls_library to the \
+         OpenSSL the workloads load, or telemetry.tls = false"
+    )]
+    Uprobe {
+        program: &'static str,
+        point: String,
+        library: String,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    #[error(
         "no cgroup2 hierarchy is mounted: the network probes attach to its root; mount one \
          (e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`) or set telemetry.network = false"
     )]
@@ -77,8 +89,17 @@ pub enum ProbeError {
     },
 }
 
+/// Where the probes attach, beyond what their spec says.
+pub struct Targets<'a> {
+    /// The cgroup v2 mount, for the cgroup_skb programs.
+    pub cgroup2: Option<&'a Path>,
+    /// The OpenSSL library, for the uprobes.
+    pub tls_library: &'a str,
+}
+
 /// Loads `spec`'s program (once, if several attach points share it) and attaches it.
-pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, cgroup2: Option<&Path>) -> Result<(), ProbeError> {
+pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, targets: &Targets<'_>) -> Result<(), ProbeError> {
+    let cgroup2 = targets.cgroup2;
     let program = spec.program;
     let found = ebpf
         .program_mut(program)
@@ -109,6 +130,22 @@ pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, cgroup2: Option<&Path>) -> Resu
             let p: &mut RawTracePoint = found.try_into().map_err(wrong_type("raw tracepoint"))?;
             p.load().map_err(load)?;
             p.attach(name).map(|_link| ()).map_err(attach)
+        }
+        Attach::Uprobe { symbol, .. } => {
+            let p: &mut UProbe = found.try_into().map_err(wrong_type("uprobe"))?;
+            // One program serves `SSL_read` and `SSL_read_ex` (and the write pair).
+            if p.fd().is_err() {
+                p.load().map_err(load)?;
+            }
+            let library = targets.tls_library;
+            p.attach(symbol, library, UProbeScope::AllProcesses)
+                .map(|_link| ())
+                .map_err(|source| ProbeError::Uprobe {
+                    program,
+                    point: spec.name(),
+                    library: library.to_string(),
+                    source: Box::new(source),
+                })
         }
         Attach::CgroupSkb { egress } => {
             let root = cgroup2.ok_or(ProbeError::NoCgroup2)?;

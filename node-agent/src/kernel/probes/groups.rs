@@ -57,6 +57,26 @@ const fn skb(program: &'static str, egress: bool) -> ProbeSpec {
     }
 }
 
+const fn uprobe(program: &'static str, symbol: &'static str, ret: bool) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        attach: Attach::Uprobe { symbol, ret },
+    }
+}
+
+/// The syscalls OpenSSL's socket IO ends in (and curl's own BIO: `send`/`recv` are
+/// `sendto`/`recvfrom`): inside an OpenSSL call, their `fd` is the connection's socket.
+const TLS_IO_SYSCALLS: [&str; 8] = [
+    "sys_enter_read",
+    "sys_enter_write",
+    "sys_enter_readv",
+    "sys_enter_writev",
+    "sys_enter_sendto",
+    "sys_enter_recvfrom",
+    "sys_enter_sendmsg",
+    "sys_enter_recvmsg",
+];
+
 pub const GROUPS: &[GroupSpec] = &[
     GroupSpec {
         group: ProbeGroup::Process,
@@ -208,6 +228,61 @@ pub const GROUPS: &[GroupSpec] = &[
         probes: &[skb("vigil_l7_ingress", false), skb("vigil_l7_egress", true)],
         // cgroup_skb reads packets, not trace records: no offsets.
         layout: |_, _| Ok(()),
+    },
+    GroupSpec {
+        group: ProbeGroup::Tls,
+        switch: Some(Switch {
+            key: "telemetry.tls",
+            enabled: |t| t.network && t.requests && t.tls,
+        }),
+        // `SSL_read_ex`/`SSL_write_ex` (OpenSSL 1.1.1+, used by Python and others) do not call
+        // `SSL_read`/`SSL_write` nor the reverse, so both pairs are probed and nothing is seen
+        // twice.
+        probes: &[
+            uprobe("vigil_ssl_write", "SSL_write", false),
+            uprobe("vigil_ssl_write_ex", "SSL_write_ex", false),
+            uprobe("vigil_ssl_read", "SSL_read", false),
+            uprobe("vigil_ssl_read_ex", "SSL_read_ex", false),
+            uprobe("vigil_ssl_write_ret", "SSL_write", true),
+            uprobe("vigil_ssl_write_ret", "SSL_write_ex", true),
+            uprobe("vigil_ssl_read_ret", "SSL_read", true),
+            uprobe("vigil_ssl_read_ret", "SSL_read_ex", true),
+            uprobe("vigil_ssl_free", "SSL_free", false),
+            // `SSL_connect`/`SSL_accept` call `SSL_do_handshake`; the inner return ends the
+            // call, which is harmless (the fd is learnt by then).
+            uprobe("vigil_ssl_handshake", "SSL_do_handshake", false),
+            uprobe("vigil_ssl_handshake", "SSL_connect", false),
+            uprobe("vigil_ssl_handshake", "SSL_accept", false),
+            uprobe("vigil_ssl_handshake_ret", "SSL_do_handshake", true),
+            uprobe("vigil_ssl_handshake_ret", "SSL_connect", true),
+            uprobe("vigil_ssl_handshake_ret", "SSL_accept", true),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[0]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[1]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[2]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[3]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[4]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[5]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[6]),
+            tp("vigil_tls_fd", "syscalls", TLS_IO_SYSCALLS[7]),
+        ],
+        // One program reads `fd` from all eight: their offsets must agree.
+        layout: |f, l| {
+            let first = f.get("syscalls", TLS_IO_SYSCALLS[0])?.offset("fd")?;
+            for &name in &TLS_IO_SYSCALLS[1..] {
+                let offset = f.get("syscalls", name)?.offset("fd")?;
+                if offset != first {
+                    return Err(LayoutError::Mismatch {
+                        field: "fd",
+                        tracepoint: name,
+                        offset,
+                        like: TLS_IO_SYSCALLS[0],
+                        expected: first,
+                    });
+                }
+            }
+            l.telemetry.io_fd = first;
+            Ok(())
+        },
     },
 ];
 

@@ -52,7 +52,17 @@ const FIXTURE: &[(&str, &str, Fields)] = &[
     ("sched", "sched_wakeup_new", &[("comm", 16), ("pid", 4)]),
     ("block", "block_rq_issue", &[("dev", 4), ("sector", 8)]),
     ("block", "block_rq_complete", &[("dev", 4), ("sector", 8)]),
+    ("syscalls", "sys_enter_read", IO),
+    ("syscalls", "sys_enter_write", IO),
+    ("syscalls", "sys_enter_readv", IO),
+    ("syscalls", "sys_enter_writev", IO),
+    ("syscalls", "sys_enter_sendto", IO),
+    ("syscalls", "sys_enter_recvfrom", IO),
+    ("syscalls", "sys_enter_sendmsg", IO),
+    ("syscalls", "sys_enter_recvmsg", IO),
 ];
+/// `__syscall_nr`, then the arguments, `fd` first.
+const IO: Fields = &[("__syscall_nr", 8), ("fd", 8), ("buf", 8)];
 const OOM: Fields = &[
     ("pid", 4),
     ("comm", 4),
@@ -192,6 +202,36 @@ fn every_group_reads_only_the_tracepoints_it_attaches_to() {
         t.rq_complete_sector,
         fixture_offset("block", "block_rq_complete", "sector")
     );
+    assert_eq!(t.io_fd, fixture_offset("syscalls", "sys_enter_read", "fd"));
+}
+
+#[test]
+fn io_syscalls_whose_fd_moved_disable_only_the_tls_group() {
+    let tracefs = fake_tracefs(&[]);
+    let format = tracefs
+        .path()
+        .join("events/syscalls/sys_enter_recvmsg/format");
+    let text = std::fs::read_to_string(&format).expect("read");
+    std::fs::write(
+        &format,
+        text.replace("int fd;\toffset:16;", "int fd;\toffset:24;"),
+    )
+    .expect("write");
+    let (layouts, failed) = read(tracefs.path(), GROUPS).expect("process layout");
+    assert!(
+        matches!(
+            failed.get(&ProbeGroup::Tls).map(AsRef::as_ref),
+            Some(LayoutError::Mismatch {
+                tracepoint: "sys_enter_recvmsg",
+                offset: 24,
+                expected: 16,
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(layouts.telemetry.io_fd, FIELD_ABSENT);
 }
 
 #[test]

@@ -127,13 +127,17 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
         .load(object)
         .map_err(|source| LoadError::Load { source })?;
 
+    let targets = attach::Targets {
+        cgroup2: opts.cgroup2_root.as_deref(),
+        tls_library: &opts.telemetry.tls_library,
+    };
     let mut status = Vec::new();
     for (group, spec) in groups::probes() {
         let enabled = group.enabled(opts.telemetry);
         let result = match (group.switch, layout_errors.get(&group.group)) {
             (Some(switch), _) if !enabled => Err(ProbeError::Disabled { key: switch.key }),
             (_, Some(reason)) => Err(ProbeError::Layout(reason.clone())),
-            _ => attach::attach(&mut ebpf, spec, opts.cgroup2_root.as_deref()),
+            _ => attach::attach(&mut ebpf, spec, &targets),
         };
         let error = match result {
             Ok(()) => {
@@ -193,7 +197,7 @@ mod tests {
     /// control plane and the metrics), order, groups and programs must not change.
     #[test]
     fn the_probe_table_is_unchanged() {
-        use ProbeGroup::{BlockIo, Network, Process, Requests, RunQueue, Syscalls};
+        use ProbeGroup::{BlockIo, Network, Process, Requests, RunQueue, Syscalls, Tls};
         let expected = [
             ("vigil_process_exec", Process, "sched:sched_process_exec"),
             ("vigil_exit_group", Process, "syscalls:sys_enter_exit_group"),
@@ -225,6 +229,29 @@ mod tests {
             ),
             ("vigil_l7_ingress", Requests, "cgroup_skb/ingress"),
             ("vigil_l7_egress", Requests, "cgroup_skb/egress"),
+            ("vigil_ssl_write", Tls, "uprobe:SSL_write"),
+            ("vigil_ssl_write_ex", Tls, "uprobe:SSL_write_ex"),
+            ("vigil_ssl_read", Tls, "uprobe:SSL_read"),
+            ("vigil_ssl_read_ex", Tls, "uprobe:SSL_read_ex"),
+            ("vigil_ssl_write_ret", Tls, "uretprobe:SSL_write"),
+            ("vigil_ssl_write_ret", Tls, "uretprobe:SSL_write_ex"),
+            ("vigil_ssl_read_ret", Tls, "uretprobe:SSL_read"),
+            ("vigil_ssl_read_ret", Tls, "uretprobe:SSL_read_ex"),
+            ("vigil_ssl_free", Tls, "uprobe:SSL_free"),
+            ("vigil_ssl_handshake", Tls, "uprobe:SSL_do_handshake"),
+            ("vigil_ssl_handshake", Tls, "uprobe:SSL_connect"),
+            ("vigil_ssl_handshake", Tls, "uprobe:SSL_accept"),
+            ("vigil_ssl_handshake_ret", Tls, "uretprobe:SSL_do_handshake"),
+            ("vigil_ssl_handshake_ret", Tls, "uretprobe:SSL_connect"),
+            ("vigil_ssl_handshake_ret", Tls, "uretprobe:SSL_accept"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_read"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_write"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_readv"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_writev"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_sendto"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_recvfrom"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_sendmsg"),
+            ("vigil_tls_fd", Tls, "syscalls:sys_enter_recvmsg"),
         ];
         let actual: Vec<_> = groups::probes()
             .map(|(g, p)| (p.program, g.group, p.name()))

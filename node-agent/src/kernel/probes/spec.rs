@@ -12,6 +12,9 @@ pub enum ProbeGroup {
     BlockIo,
     /// HTTP/1.x, Redis and PostgreSQL requests parsed from TCP payloads (cgroup_skb).
     Requests,
+    /// The same requests over TLS: uprobes on OpenSSL, and the read/write syscalls that name
+    /// each connection's socket.
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,9 @@ pub enum Attach {
     },
     /// On the cgroup v2 root, so every socket of the node is seen.
     CgroupSkb { egress: bool },
+    /// On `symbol` of the configured OpenSSL library (`telemetry.tls_library`), in every
+    /// process that maps it: at its entry, or at its return (`ret`).
+    Uprobe { symbol: &'static str, ret: bool },
 }
 
 impl Attach {
@@ -38,7 +44,7 @@ impl Attach {
             Self::Tracepoint { category, name } | Self::RawTracepoint { category, name } => {
                 Some((category, name))
             }
-            Self::CgroupSkb { .. } => None,
+            Self::CgroupSkb { .. } | Self::Uprobe { .. } => None,
         }
     }
 }
@@ -58,6 +64,8 @@ impl ProbeSpec {
             Attach::RawTracepoint { name, .. } => format!("raw_tp:{name}"),
             Attach::CgroupSkb { egress: false } => "cgroup_skb/ingress".into(),
             Attach::CgroupSkb { egress: true } => "cgroup_skb/egress".into(),
+            Attach::Uprobe { symbol, ret: false } => format!("uprobe:{symbol}"),
+            Attach::Uprobe { symbol, ret: true } => format!("uretprobe:{symbol}"),
         }
     }
 }

@@ -1,0 +1,268 @@
+//! The addresses of the sockets the TLS uprobes name by (process, fd).
+//!
+//! `/proc/<pid>/fd/<fd>` links to `socket:[<inode>]`, and `/proc/<pid>/net/tcp{,6}` (the
+//! process's own network namespace) lists each TCP socket's addresses with its inode. An
+//! inode's addresses never change, so they are cached; the fd link is read again every
+//! interval, since a closed fd's number is soon reused for another socket.
+
+use std::{
+    collections::HashMap,
+    os::fd::{AsFd, AsRawFd},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use node_agent_common::{l7::TlsSocket, FlowKey};
+use tracing::warn;
+
+/// A socket found: its inode (to tell a reused fd from the same socket) and 4-tuple.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    inode: u64,
+    flow: FlowKey,
+    used: Instant,
+}
+
+/// How long a socket no drain asked for stays cached.
+const KEEP: Duration = Duration::from_secs(120);
+
+/// Finds and caches TLS sockets' 4-tuples, by (process, fd).
+pub struct TlsSockets {
+    proc_root: PathBuf,
+    found: HashMap<(u32, i32), Found>,
+    /// Sockets whose addresses could not be found (closed before anything read them).
+    pub unresolved: u64,
+}
+
+/// Shared by the thread that hears of new sockets and the collector.
+pub type SharedTlsSockets = Arc<Mutex<TlsSockets>>;
+
+impl TlsSockets {
+    pub fn new(proc_root: &Path) -> Self {
+        Self {
+            proc_root: proc_root.to_path_buf(),
+            found: HashMap::new(),
+            unresolved: 0,
+        }
+    }
+
+    /// Reads the addresses of a socket the kernel just announced, while it is open.
+    pub fn announced(&mut self, tgid: u32, fd: i32) {
+        let now = Instant::now();
+        if let Some((inode, flow)) = self.read(tgid, fd, None) {
+            self.found.insert(
+                (tgid, fd),
+                Found {
+                    inode,
+                    flow,
+                    used: now,
+                },
+            );
+        }
+    }
+
+    /// The 4-tuple of process `tgid`'s socket `fd`, as the kernel's `FlowKey` spells it. A
+    /// closed socket's is the last one found for that fd.
+    pub fn resolve(&mut self, tgid: u32, fd: i32) -> Option<FlowKey> {
+        let now = Instant::now();
+        let cached = self.found.get(&(tgid, fd)).copied();
+        let found = match self.read(tgid, fd, cached) {
+            Some((inode, flow)) => Some(Found {
+                inode,
+                flow,
+                used: now,
+            }),
+            None => cached.map(|f| Found { used: now, ..f }),
+        };
+        match found {
+            Some(f) => {
+                self.found.insert((tgid, fd), f);
+                Some(f.flow)
+            }
+            None => {
+                self.unresolved += 1;
+                None
+            }
+        }
+    }
+
+    /// The socket behind the fd now, from procfs; `cached` is reused while the fd still
+    /// links to its inode.
+    fn read(&self, tgid: u32, fd: i32, cached: Option<Found>) -> Option<(u64, FlowKey)> {
+        let pid = self.proc_root.join(tgid.to_string());
+        let link = std::fs::read_link(pid.join("fd").join(fd.to_string())).ok()?;
+        let inode = socket_inode(link.to_str()?)?;
+        if let Some(c) = cached.filter(|c| c.inode == inode) {
+            return Some((inode, c.flow));
+        }
+        ["net/tcp", "net/tcp6"].iter().find_map(|file| {
+            let text = std::fs::read_to_string(pid.join(file)).ok()?;
+            let found = tcp_sockets(&text).find(|(ino, _)| *ino == inode);
+            found
+        })
+    }
+
+    /// Ends one drain: sockets nobody asked for in a while are forgotten.
+    pub fn end_drain(&mut self) {
+        self.found.retain(|_, f| f.used.elapsed() < KEEP);
+    }
+}
+
+/// Reads the kernel's announcements of new TLS sockets until `stop`, on a thread of its own:
+/// a socket is looked up within microseconds of its handshake, not at the next drain.
+pub fn watch(
+    mut ring: RingBuf<MapData>,
+    sockets: SharedTlsSockets,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("vigil-tls-sockets".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let ready = {
+                    let fd = ring.as_fd();
+                    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                    nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16))
+                };
+                if let Err(error) = ready {
+                    if error != nix::errno::Errno::EINTR {
+                        warn!(%error, fd = ring.as_raw_fd(), "polling the TLS socket ring failed; TLS sockets are looked up at each drain only");
+                        return;
+                    }
+                }
+                while let Some(item) = ring.next() {
+                    let Some(s) = decode(&item) else {
+                        continue;
+                    };
+                    drop(item);
+                    if let Ok(mut sockets) = sockets.lock() {
+                        sockets.announced(s.tgid, s.fd);
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+fn decode(bytes: &[u8]) -> Option<TlsSocket> {
+    let tgid = u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?);
+    let fd = i32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?);
+    Some(TlsSocket { tgid, fd })
+}
+
+/// The inode of a `socket:[<inode>]` fd link.
+fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// (inode, 4-tuple) of every socket in one `/proc/net/tcp*` text.
+pub fn tcp_sockets(text: &str) -> impl Iterator<Item = (u64, FlowKey)> + '_ {
+    text.lines().skip(1).filter_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local_addr, local_port) = endpoint(f.get(1)?)?;
+        let (remote_addr, remote_port) = endpoint(f.get(2)?)?;
+        let inode = f.get(9)?.parse().ok()?;
+        Some((
+            inode,
+            FlowKey {
+                local_addr,
+                remote_addr,
+                local_port,
+                remote_port,
+                _pad: 0,
+            },
+        ))
+    })
+}
+
+/// `0100007F:1F90` (IPv4) or 32 hex digits (IPv6), each 32-bit word in host byte order, as
+/// the kernel prints them: the address as 16 bytes (IPv4 mapped into IPv6, as the eBPF
+/// programs store it) and the port.
+fn endpoint(s: &str) -> Option<([u8; 16], u16)> {
+    let (addr, port) = s.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| -> Option<[u8; 4]> {
+        let hex = addr.get(i * 8..i * 8 + 8)?;
+        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
+    };
+    let mut out = [0u8; 16];
+    match addr.len() {
+        8 => {
+            out[10] = 0xff;
+            out[11] = 0xff;
+            out[12..].copy_from_slice(&word(0)?);
+        }
+        32 => {
+            for i in 0..4 {
+                out[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+        }
+        _ => return None,
+    }
+    Some((out, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv6Addr, TcpListener, TcpStream};
+
+    #[test]
+    fn proc_net_tcp_lines_give_the_kernel_s_4_tuple() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 0200007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1\n";
+        let (inode, flow) = tcp_sockets(v4).next().expect("one socket");
+        assert_eq!(inode, 4242);
+        assert_eq!((flow.local_port, flow.remote_port), (8080, 50000));
+        assert_eq!(
+            Ipv6Addr::from(flow.local_addr).to_ipv4_mapped(),
+            Some("127.0.0.1".parse().expect("an address"))
+        );
+        assert_eq!(
+            Ipv6Addr::from(flow.remote_addr).to_ipv4_mapped(),
+            Some("127.0.0.2".parse().expect("an address"))
+        );
+        assert_eq!(socket_inode("socket:[4242]"), Some(4242));
+        assert_eq!(socket_inode("/dev/null"), None);
+        assert_eq!(tcp_sockets("header\ngarbage line\n").count(), 0);
+    }
+
+    /// A real socket of this process, found through the real procfs.
+    #[test]
+    fn a_connected_socket_of_this_process_is_found() {
+        use std::os::fd::AsRawFd;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mut sockets = TlsSockets::new(Path::new("/proc"));
+        let flow = sockets
+            .resolve(std::process::id(), client.as_raw_fd())
+            .expect("the client socket is found");
+        assert_eq!(flow.remote_port, port);
+        assert_eq!(flow.local_port, client.local_addr().expect("addr").port());
+        assert_eq!(sockets.resolve(std::process::id(), 99_999), None);
+        assert_eq!(sockets.unresolved, 1);
+        // Announced while open, then closed: the drain still gets its addresses.
+        let other = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let fd = other.as_raw_fd();
+        sockets.announced(std::process::id(), fd);
+        let local = other.local_addr().expect("addr").port();
+        drop(other);
+        let flow = sockets
+            .resolve(std::process::id(), fd)
+            .expect("a closed socket's last addresses");
+        assert_eq!(flow.local_port, local);
+        assert_eq!(
+            decode(&[1, 0, 0, 0, 7, 0, 0, 0]),
+            Some(TlsSocket { tgid: 1, fd: 7 })
+        );
+        assert_eq!(decode(&[1, 0]), None);
+    }
+}
