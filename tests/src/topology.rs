@@ -181,6 +181,8 @@ pub struct ServiceChain {
     /// Second octet of every address of this chain.
     pub net: u8,
     pub redis: Workload,
+    /// With [`ServiceChain::with_postgres`]: the app also runs a query per request.
+    pub postgres: Option<crate::postgres::Postgres>,
     pub app: Workload,
     pub nginx: Workload,
     pub client_ns: Netns,
@@ -191,6 +193,16 @@ pub struct ServiceChain {
 
 impl ServiceChain {
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// client → nginx → app → redis and PostgreSQL (on the database namespace's address,
+    /// port 5432, password [`crate::postgres::PASSWORD`]).
+    pub fn with_postgres(dir: &Path) -> Self {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, with_postgres: bool) -> Self {
         let id = format!("{:05x}", rand::random::<u32>() & 0xf_ffff);
         let net = 100 + (rand::random::<u8>() % 150);
         let ns = |role: &str| Netns::create(&format!("vt{id}{role}"));
@@ -234,23 +246,31 @@ impl ServiceChain {
             ],
         );
         wait_listening(&db_ns, &redis_addr);
+        let postgres = with_postgres
+            .then(|| crate::postgres::Postgres::start(Some(&db_ns), dir, &ip(3, 2), 5432));
         let app_addr = format!("{}:8080", ip(2, 2));
         let service = bin_path("vigil-lab-app");
         let switches = dir.join(format!("app-switches-{id}"));
-        let app = Workload::spawn(
-            &app_ns,
-            "app",
-            dir,
-            &[
-                &service.to_string_lossy(),
-                "--listen",
-                &app_addr,
-                "--redis",
-                &redis_addr,
-                "--switches",
-                &switches.to_string_lossy(),
-            ],
-        );
+        let service = service.to_string_lossy();
+        let switches_arg = switches.to_string_lossy();
+        let mut argv = vec![
+            &*service,
+            "--listen",
+            &app_addr,
+            "--redis",
+            &redis_addr,
+            "--switches",
+            &*switches_arg,
+        ];
+        if let Some(pg) = &postgres {
+            argv.extend([
+                "--postgres",
+                &pg.addr,
+                "--pg-password",
+                crate::postgres::PASSWORD,
+            ]);
+        }
+        let app = Workload::spawn(&app_ns, "app", dir, &argv);
         wait_listening(&app_ns, &app_addr);
         let conf = dir.join("nginx.conf");
         std::fs::write(
@@ -280,6 +300,7 @@ impl ServiceChain {
             switches,
             net,
             redis,
+            postgres,
             app,
             nginx,
             client_ns,

@@ -183,21 +183,29 @@ fn request_signals_on_real_servers() {
         api,
         agent: _agent,
     } = Stack::start(&agent);
-    let chain = ServiceChain::start(dir.path());
+    let chain = ServiceChain::with_postgres(dir.path());
     let load = steady_load(&chain);
     let (nginx, app) = (chain.nginx.key(), chain.app.key());
     let web = |since| client_edge(&api, &nginx, 8080, since);
     let db = |since| client_edge(&api, &app, 6379, since);
+    let sql = |since| client_edge(&api, &app, 5432, since);
 
-    // Healthy: both edges answer, nothing fails.
+    // Healthy: every edge answers, nothing fails.
     let started = unix_ns();
-    wait_for(Duration::from_secs(20), "requests on both edges", || {
-        (web(started).responses > 50 && db(started).responses > 50).then_some(())
+    wait_for(Duration::from_secs(20), "requests on every edge", || {
+        (web(started).responses > 50 && db(started).responses > 50 && sql(started).responses > 50)
+            .then_some(())
     });
     let healthy = during(3, web);
-    let healthy_db = during(3, db);
-    eprintln!("healthy: nginx→app {healthy:?}\n  app→redis {healthy_db:?}");
-    assert_eq!((healthy.errors, healthy_db.errors), (0, 0));
+    let healthy_db = during(0, |_| db(unix_ns() - 3_000_000_000));
+    let healthy_sql = during(0, |_| sql(unix_ns() - 3_000_000_000));
+    eprintln!(
+        "healthy: nginx→app {healthy:?}\n  app→redis {healthy_db:?}\n  app→postgres {healthy_sql:?}"
+    );
+    assert_eq!(
+        (healthy.errors, healthy_db.errors, healthy_sql.errors),
+        (0, 0, 0)
+    );
     // The app's own view: nginx speaks HTTP/1.0 upstream, so the app closes after every
     // reply, its last bytes often still queued; none of those counts as failed.
     let served = view(&api, &app, "server", 8080, started);
@@ -211,6 +219,7 @@ fn request_signals_on_real_servers() {
     std::fs::write(&chain.switches, "error_ratio = 0.5\n").expect("switches");
     let failing = during(5, web);
     let failing_db = during(0, |_| db(unix_ns() - 5_000_000_000));
+    let failing_sql = during(0, |_| sql(unix_ns() - 5_000_000_000));
     eprintln!("500s: nginx→app {failing:?}\n  app→redis {failing_db:?}");
     assert!(
         (failing.error_ratio() - 0.5).abs() <= 0.1,
@@ -218,7 +227,11 @@ fn request_signals_on_real_servers() {
         failing.error_ratio()
     );
     assert!(failing.status("500") > 0, "the exact code is kept");
-    assert_eq!(failing_db.errors, 0, "app→redis is unchanged");
+    assert_eq!(
+        (failing_db.errors, failing_sql.errors),
+        (0, 0),
+        "app→redis and app→postgres are unchanged"
+    );
 
     // 2. 300 ms in the handler: nginx→app p99 ≥ 300 ms, its RTT flat.
     std::fs::write(&chain.switches, "delay_ms = 300\n").expect("switches");
@@ -246,7 +259,21 @@ fn request_signals_on_real_servers() {
         "{denied:?}"
     );
 
-    // 4. Redis frozen: the kernel still ACKs, every request hangs.
+    // 4. PostgreSQL's password changes under the app: SQLSTATE class 28 on app→postgres.
+    let pg = chain.postgres.as_ref().expect("the chain has PostgreSQL");
+    pg.set_password("rotated");
+    let refused = during(4, sql);
+    pg.set_password(vigil_tests::postgres::PASSWORD);
+    eprintln!("password: app→postgres {refused:?}");
+    let class_28: u64 = refused
+        .statuses
+        .iter()
+        .filter(|(code, _)| code.starts_with("28"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(class_28 > 0 && class_28 == refused.errors, "{refused:?}");
+
+    // 5. Redis frozen: the kernel still ACKs, every request hangs.
     let pid = chain.redis.cgroup.pids();
     let signal = |s: nix::sys::signal::Signal| {
         for p in &pid {
@@ -336,11 +363,13 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
         api,
         agent: _agent,
     } = Stack::start_with(&agent, DETECTION);
-    let chain = ServiceChain::start(dir.path());
+    let chain = ServiceChain::with_postgres(dir.path());
     let load = steady_load(&chain);
     let (nginx, app, redis) = (chain.nginx.key(), chain.app.key(), chain.redis.key());
+    let pg = chain.postgres.as_ref().expect("the chain has PostgreSQL");
     let web_edge = format!("{nginx}->{app}");
     let db_edge = format!("{app}->{redis}");
+    let sql_edge = format!("{app}->{}", pg.server.key());
     wait_for(
         Duration::from_secs(120),
         "the chain's baselines to leave learning",
@@ -350,13 +379,13 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
                 b.iter()
                     .filter(|b| b["learning"] == false)
                     .filter(|b| {
-                        [&web_edge, &db_edge]
+                        [&web_edge, &db_edge, &sql_edge]
                             .iter()
                             .any(|e| b["entity"] == e.as_str())
                     })
                     .count()
             });
-            (judged == 2).then_some(())
+            (judged == 3).then_some(())
         },
     );
     assert!(
@@ -393,6 +422,14 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
             restore_redis_password(&chain);
         },
     );
+    pg.set_password("rotated");
+    one_incident(
+        &api,
+        "a changed PostgreSQL password",
+        &sql_edge,
+        &["error_ratio"],
+        || pg.set_password(vigil_tests::postgres::PASSWORD),
+    );
     let pids = chain.redis.cgroup.pids();
     let signal = |s| {
         for p in &pids {
@@ -407,19 +444,6 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
     drop(load);
 }
 
-/// Runs `argv` as the `postgres` user, checked.
-fn as_postgres(argv: &[&str]) {
-    let mut c = std::process::Command::new("setpriv");
-    c.args([
-        "--reuid=postgres",
-        "--regid=postgres",
-        "--clear-groups",
-        "--",
-    ])
-    .args(argv);
-    vigil_tests::topology::run(&mut c);
-}
-
 #[test]
 fn postgres_failures_carry_their_sqlstate() {
     let Stack {
@@ -429,55 +453,13 @@ fn postgres_failures_carry_their_sqlstate() {
         agent: _agent,
     } = Stack::start(&AgentOptions::new("postgres-node"));
     // A real PostgreSQL that wants a password over TCP.
-    let bin = std::path::PathBuf::from("/usr/lib/postgresql/15/bin");
-    let data = dir.path().join("pgdata");
-    let sock = dir.path().join("pgsock");
-    std::fs::create_dir_all(&sock).expect("socket dir");
-    let pwfile = dir.path().join("pwfile");
-    std::fs::write(&pwfile, "secret\n").expect("pwfile");
-    for p in [dir.path(), sock.as_path(), pwfile.as_path()] {
-        vigil_tests::topology::run(
-            std::process::Command::new("chown").args(["postgres:postgres", &p.to_string_lossy()]),
-        );
-    }
-    as_postgres(&[
-        &bin.join("initdb").to_string_lossy(),
-        "-D",
-        &data.to_string_lossy(),
-        "-U",
-        "vigil",
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",
-        "--pwfile",
-        &pwfile.to_string_lossy(),
-    ]);
     let port = vigil_tests::prometheus::free_port().to_string();
-    let postgres = bin.join("postgres");
-    let _server = Workload::spawn_host(
-        "postgres",
+    let _pg = vigil_tests::postgres::Postgres::start(
+        None,
         dir.path(),
-        &[
-            "setpriv",
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--clear-groups",
-            "--",
-            &postgres.to_string_lossy(),
-            "-D",
-            &data.to_string_lossy(),
-            "-p",
-            &port,
-            "-k",
-            &sock.to_string_lossy(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ],
+        "127.0.0.1",
+        port.parse().unwrap_or(0),
     );
-    wait_for(Duration::from_secs(30), "PostgreSQL listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap_or(0)))
-            .ok()
-            .map(|_| ())
-    });
     // psql (libpq) with a wrong password, then the right one, five times each.
     let script = format!(
         "for i in 1 2 3 4 5; do \

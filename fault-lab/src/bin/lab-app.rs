@@ -34,6 +34,9 @@ struct Args {
     postgres: Option<String>,
     #[arg(long, default_value = "vigil")]
     pg_user: String,
+    /// The PostgreSQL user's password, for servers that ask for one (scram-sha-256, md5).
+    #[arg(long, env = "VIGIL_LAB_PG_PASSWORD")]
+    pg_password: Option<String>,
     /// A file read on every request (a credential the service needs).
     #[arg(long)]
     secret_file: Option<PathBuf>,
@@ -219,7 +222,7 @@ fn work(args: &Args) -> Result<i64> {
     }
     let hits = incr(args).context("redis")?;
     if let Some(pg) = &args.postgres {
-        query(pg, &args.pg_user).context("postgres")?;
+        query(pg, &args.pg_user, args.pg_password.as_deref()).context("postgres")?;
     }
     if let Some(log) = &args.request_log {
         // Rotate by size, as a real service's logger would: the volume is small on purpose
@@ -279,7 +282,7 @@ fn incr(args: &Args) -> Result<i64> {
         .context("not an integer")
 }
 
-fn query(addr: &str, user: &str) -> Result<()> {
+fn query(addr: &str, user: &str, password: Option<&str>) -> Result<()> {
     let (host, port) = addr
         .rsplit_once(':')
         .context("postgres must be host:port")?;
@@ -290,6 +293,9 @@ fn query(addr: &str, user: &str) -> Result<()> {
         .user(user)
         .dbname("postgres")
         .connect_timeout(Duration::from_secs(2));
+    if let Some(password) = password {
+        config.password(password);
+    }
     let mut client = config.connect(postgres::NoTls)?;
     client.simple_query("SELECT 1")?;
     Ok(())
