@@ -209,6 +209,7 @@ fn http_requests(n: u64, errors: u64, bucket: usize) -> RequestObservation {
         },
         stuck: 0,
         tls: false,
+        error_samples: Vec::new(),
     }
 }
 

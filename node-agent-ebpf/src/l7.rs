@@ -22,14 +22,15 @@ use aya_ebpf::{
 };
 use node_agent_common::{
     l7::{
-        self, L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, Outcome, Peek, L7_MAX_MISSES, L7_STASH, PEEK,
+        self, L7Conn, L7EdgeKey, L7ErrorKey, L7Notice, L7Stats, Outcome, Peek, TlsSocket,
+        L7_MAX_MISSES, L7_STASH, NOTICE_ERROR_SAMPLE, NOTICE_TLS_SOCKET, PEEK,
     },
     map_slot, FlowKey, ROLE_CLIENT, ROLE_SERVER,
 };
 
 use crate::{
-    agg::{atomic_add, get_or_insert, record_atomic},
-    maps::{L7_CONNS, L7_ERRORS, L7_STATS},
+    agg::{atomic_add, count_insert, get_or_insert, record_atomic, BPF_NOEXIST},
+    maps::{L7_CONNS, L7_ERRORS, L7_ERROR_SAMPLES, L7_NOTICES, L7_STATS},
     packet::{flow_key, parse_ip, tcp_payload},
 };
 
@@ -257,13 +258,73 @@ pub unsafe fn message(
             Outcome::Ok | Outcome::Interim => {}
         }
         if matches!(r.outcome, Outcome::Error | Outcome::ClientError) {
-            let ek = L7ErrorKey { edge, code: r.code };
-            if let Some(n) = get_or_insert!(L7_ERRORS, &ek, &0u64, map_slot::L7_ERRORS) {
-                atomic_add(n, 1);
-            }
+            failed(&L7ErrorKey { edge, code: r.code }, p);
         }
     }
     Some(())
+}
+
+/// Counts a failing reply by its code; the first with a new (edge, code) is also sampled.
+#[inline(always)]
+fn failed(key: &L7ErrorKey, p: &Peek) {
+    if let Some(n) = L7_ERRORS.get_ptr_mut(key) {
+        // SAFETY: `n` points at a live `L7_ERRORS` value; the add is atomic.
+        unsafe { atomic_add(n, 1) };
+        return;
+    }
+    if L7_ERRORS.insert(key, &1u64, BPF_NOEXIST).is_ok() {
+        count_insert(map_slot::L7_ERRORS);
+        if L7_ERROR_SAMPLES.load() != 0 {
+            notify(NOTICE_ERROR_SAMPLE, key, p, TlsSocket { tgid: 0, fd: -1 });
+        }
+    } else if let Some(n) = L7_ERRORS.get_ptr_mut(key) {
+        // Another CPU created it first.
+        // SAFETY: as above.
+        unsafe { atomic_add(n, 1) };
+    }
+}
+
+/// Tells user space about a TLS socket whose fd was just learnt; a full ring only delays
+/// that until the next drain, which still finds a socket that is open.
+#[inline(always)]
+pub fn notify_socket(tgid: u32, fd: i32) {
+    let none = L7ErrorKey {
+        edge: L7EdgeKey {
+            cgroup_id: 0,
+            local_addr: [0; 16],
+            remote_addr: [0; 16],
+            server_port: 0,
+            role: 0,
+            proto: 0,
+            transport: 0,
+            _pad: [0; 3],
+        },
+        code: 0,
+    };
+    notify(
+        NOTICE_TLS_SOCKET,
+        &none,
+        &Peek::EMPTY,
+        TlsSocket { tgid, fd },
+    );
+}
+
+#[inline(always)]
+fn notify(kind: u32, error: &L7ErrorKey, p: &Peek, socket: TlsSocket) {
+    let Some(mut entry) = L7_NOTICES.reserve::<L7Notice>(0) else {
+        return;
+    };
+    let n = entry.as_mut_ptr();
+    // SAFETY: `n` is the reserved record, exclusively ours until submitted; every field is
+    // written before the submit.
+    unsafe {
+        (*n).kind = kind;
+        (*n).len = p.len as u32;
+        (*n).socket = socket;
+        (*n).error = *error;
+        (*n).bytes = p.bytes;
+    }
+    entry.submit(0);
 }
 
 /// A data segment of a connection not seen before: a request opens its state with the

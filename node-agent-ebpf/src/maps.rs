@@ -83,10 +83,14 @@ pub static TLS_CALLS: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16
 #[map]
 pub static TLS_CONNS: LruHashMap<TlsKey, TlsConn> = LruHashMap::with_max_entries(16384, 0);
 
-/// TLS sockets whose fd was just learnt (`TlsSocket`), for user space to find their
-/// addresses at once.
+/// `L7Notice`s: TLS sockets whose fd was just learnt (for user space to find their
+/// addresses at once) and samples of failing replies.
 #[map]
-pub static TLS_SOCKETS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+pub static L7_NOTICES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Non-zero: failing replies are sampled (`telemetry.error_samples`), written at load.
+#[unsafe(no_mangle)]
+pub static L7_ERROR_SAMPLES: Global<u32> = Global::new(1);
 
 /// New keys created in each aggregate map, per CPU, indexed by `map_slot`.
 #[map]

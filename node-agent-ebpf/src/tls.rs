@@ -22,14 +22,14 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext, TracePointContext},
 };
 use node_agent_common::{
-    l7::{L7Conn, L7EdgeKey, Peek, TlsCall, TlsConn, TlsKey, TlsSocket, L7_STASH, PROTO_UNKNOWN},
+    l7::{L7Conn, L7EdgeKey, Peek, TlsCall, TlsConn, TlsKey, L7_STASH, PROTO_UNKNOWN},
     map_slot,
 };
 
 use crate::{
     agg::count_insert,
-    l7::{ended, fill, message, take_stash},
-    maps::{TELEMETRY_LAYOUT, TLS_CALLS, TLS_CONNS, TLS_SOCKETS},
+    l7::{ended, fill, message, notify_socket, take_stash},
+    maps::{TELEMETRY_LAYOUT, TLS_CALLS, TLS_CONNS},
 };
 
 #[uprobe]
@@ -147,13 +147,6 @@ fn begin(ssl: u64, buf: u64, count_at: u64) {
     let _ = TLS_CALLS.insert(&bpf_get_current_pid_tgid(), &call, 0);
 }
 
-/// Tells user space about a socket whose fd was just learnt; a full ring only delays
-/// that until the next drain, which still finds a socket that is open.
-#[inline(always)]
-fn announce(tgid: u32, fd: i32) {
-    let _ = TLS_SOCKETS.output::<TlsSocket>(&TlsSocket { tgid, fd }, 0);
-}
-
 #[inline(always)]
 fn learn_fd(ctx: &TracePointContext) -> Option<()> {
     let thread = bpf_get_current_pid_tgid();
@@ -173,7 +166,7 @@ fn learn_fd(ctx: &TracePointContext) -> Option<()> {
         unsafe {
             if (*c).fd != fd {
                 (*c).fd = fd;
-                announce(key.tgid, fd);
+                notify_socket(key.tgid, fd);
             }
         }
         return Some(());
@@ -197,7 +190,7 @@ fn learn_fd(ctx: &TracePointContext) -> Option<()> {
     };
     if TLS_CONNS.insert(&key, &conn, 0).is_ok() {
         count_insert(map_slot::TLS_CONNS);
-        announce(key.tgid, fd);
+        notify_socket(key.tgid, fd);
     }
     Some(())
 }

@@ -28,8 +28,9 @@ use crate::{
     metrics::{
         collector::Collector,
         kernel_maps::{AggregateMaps, MapsError},
+        notices::{self, ErrorSamples},
         queue::{metric_queue, MetricQueue},
-        tls_sockets::{self, TlsSockets},
+        tls_sockets::TlsSockets,
     },
     stream::{buffer::EventBuffer, metrics_shipper::MetricsShipper, shipper::Shipper},
 };
@@ -218,15 +219,26 @@ pub async fn run(
         let mut aggregates = aggregates;
         let proc = Path::new(&kernel.proc);
         let tls_sockets = Arc::new(Mutex::new(TlsSockets::new(proc)));
-        let tls_on = loaded
-            .status
-            .iter()
-            .any(|s| s.group == ProbeGroup::Tls && s.error.is_none());
-        if let Some(ring) = aggregates.tls_sockets.take().filter(|_| tls_on) {
-            tls_sockets::watch(ring, tls_sockets.clone(), stop_collector.clone())
-                .map_err(AgentError::Thread)?;
+        let error_samples = Arc::new(Mutex::new(ErrorSamples::default()));
+        let requests_on = loaded.status.iter().any(|s| {
+            matches!(s.group, ProbeGroup::Requests | ProbeGroup::Tls) && s.error.is_none()
+        });
+        if let Some(ring) = aggregates.notices.take().filter(|_| requests_on) {
+            notices::watch(
+                ring,
+                tls_sockets.clone(),
+                error_samples.clone(),
+                stop_collector.clone(),
+            )
+            .map_err(AgentError::Thread)?;
         }
-        let collector = Collector::new(aggregates, config.telemetry.clone(), proc, tls_sockets);
+        let collector = Collector::new(
+            aggregates,
+            config.telemetry.clone(),
+            proc,
+            tls_sockets,
+            error_samples,
+        );
         spawn_collector(
             collector,
             config.telemetry_interval(),

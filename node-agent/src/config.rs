@@ -177,6 +177,10 @@ pub struct TelemetryConfig {
     /// `ldconfig -p` lists). Every process that maps this file is seen; one with its own copy
     /// (a container image's) is not.
     pub tls_library: String,
+    /// Ship the first bytes of the first failing reply of each new (edge, code), e.g.
+    /// `-WRONGPASS invalid username-password pair`: never a request's bytes; off keeps
+    /// only the counts.
+    pub error_samples: bool,
     /// A DNS query without an answer after this long counts as a timeout.
     pub dns_timeout_ms: u64,
     /// An HTTP, Redis or PostgreSQL request without a reply after this long counts as timed
@@ -201,6 +205,7 @@ impl Default for TelemetryConfig {
             requests: true,
             tls: true,
             tls_library: "libssl".into(),
+            error_samples: true,
             dns_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
             idle_intervals: 30,

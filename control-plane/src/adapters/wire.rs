@@ -7,9 +7,9 @@ use crate::domain::{
     event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
     ingest::Batch,
     interval::{
-        DnsObservation, Endpoint, ErrnoCount, FlowCounts, FlowObservation, FlowRole, Histogram,
-        LatencyKind, LatencyObservation, MapUsage, MetricInterval, Protocol, RequestObservation,
-        StatusCount, SyscallObservation,
+        DnsObservation, Endpoint, ErrnoCount, ErrorSample, FlowCounts, FlowObservation, FlowRole,
+        Histogram, LatencyKind, LatencyObservation, MapUsage, MetricInterval, Protocol,
+        RequestObservation, StatusCount, SyscallObservation,
     },
     node::{AgentStats, NodeInfo},
 };
@@ -366,6 +366,14 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
             latency: hist(&r.latency),
             stuck: r.stuck,
             tls: r.tls,
+            error_samples: r
+                .error_samples
+                .iter()
+                .map(|e| ErrorSample {
+                    code: e.code.clone(),
+                    text: e.text.clone(),
+                })
+                .collect(),
         });
     }
     Ok(MetricInterval {

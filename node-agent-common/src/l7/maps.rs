@@ -224,9 +224,9 @@ pub struct TlsCall {
 }
 const _: () = assert!(size_of::<TlsCall>() == 32);
 
-/// A TLS connection's socket, sent to user space (ring buffer `TLS_SOCKETS`) the moment its
-/// fd is learnt, usually in the handshake: user space reads its addresses while it is still
-/// open, since a short connection may be closed by the next drain.
+/// A TLS connection's socket, announced the moment its fd is learnt (usually in the
+/// handshake): user space reads its addresses while it is still open, since a short
+/// connection may be closed by the next drain.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TlsSocket {
@@ -235,12 +235,34 @@ pub struct TlsSocket {
 }
 const _: () = assert!(size_of::<TlsSocket>() == 8);
 
+/// [`L7Notice::kind`]: a new TLS socket ([`L7Notice::socket`]).
+pub const NOTICE_TLS_SOCKET: u32 = 1;
+/// [`L7Notice::kind`]: the first failing reply with a new (edge, code)
+/// ([`L7Notice::error`]), its first bytes in [`L7Notice::bytes`]. One per key while the key
+/// lives in `L7_ERRORS`: that is the rate limit, and it never sends a request's bytes.
+pub const NOTICE_ERROR_SAMPLE: u32 = 2;
+
+/// What the request programs tell user space at once, on the `L7_NOTICES` ring buffer
+/// (one fixed-size record for both kinds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct L7Notice {
+    pub kind: u32,
+    /// Bytes of `bytes` in use.
+    pub len: u32,
+    pub socket: TlsSocket,
+    pub error: L7ErrorKey,
+    pub bytes: [u8; super::PEEK],
+}
+const _: () = assert!(size_of::<L7Notice>() == 8 + 8 + 56 + 64);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: repr(C), plain integers, no implicit padding (sizes asserted above).
     unsafe impl aya::Pod for super::TlsKey {}
     unsafe impl aya::Pod for super::TlsConn {}
     unsafe impl aya::Pod for super::TlsSocket {}
+    unsafe impl aya::Pod for super::L7Notice {}
     // SAFETY: repr(C), plain integers, no implicit padding (sizes asserted above).
     unsafe impl aya::Pod for super::L7EdgeKey {}
     unsafe impl aya::Pod for super::L7Stats {}

@@ -17,8 +17,9 @@ pub mod postgres;
 pub mod redis;
 
 pub use maps::{
-    L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsCall, TlsConn, TlsKey, TlsSocket, L7_MAX_MISSES,
-    L7_STASH, TRANSPORT_TCP, TRANSPORT_TLS, TRANSPORT_TLS_SOCKET,
+    L7Conn, L7EdgeKey, L7ErrorKey, L7Notice, L7Stats, TlsCall, TlsConn, TlsKey, TlsSocket,
+    L7_MAX_MISSES, L7_STASH, NOTICE_ERROR_SAMPLE, NOTICE_TLS_SOCKET, TRANSPORT_TCP, TRANSPORT_TLS,
+    TRANSPORT_TLS_SOCKET,
 };
 
 /// Bytes of a segment's payload the parsers see.

@@ -22,6 +22,7 @@ use super::{
         USAGE_SLOTS,
     },
     names::{errno_name, syscall_name},
+    notices::SharedErrorSamples,
     requests::{status_name, ConnId, EdgeRequests, OpenConn, RequestTracker},
     tls_sockets::SharedTlsSockets,
 };
@@ -45,6 +46,7 @@ pub struct Collector {
     block_io: DeltaTracker<BlockKey, LatencyHist>,
     requests: RequestTracker,
     tls_sockets: SharedTlsSockets,
+    error_samples: SharedErrorSamples,
     /// Live entries per map at the last drain, by `map_slot`.
     live: [u64; map_slot::COUNT as usize],
     /// Queries counted as unanswered so far.
@@ -87,6 +89,7 @@ impl Collector {
         config: TelemetryConfig,
         proc_root: &Path,
         tls_sockets: SharedTlsSockets,
+        error_samples: SharedErrorSamples,
     ) -> Self {
         Self {
             maps,
@@ -102,6 +105,7 @@ impl Collector {
             block_io: DeltaTracker::default(),
             requests: RequestTracker::default(),
             tls_sockets,
+            error_samples,
             live: [0; map_slot::COUNT as usize],
             dns_timeouts: 0,
         }
@@ -365,7 +369,20 @@ impl Collector {
                 self.requests.errors.forget(key);
             }
         }
-        let edges = self.resolve_tls(drain.edges);
+        let mut edges = drain.edges;
+        let samples = self
+            .error_samples
+            .lock()
+            .map(|mut s| s.take())
+            .unwrap_or_default();
+        for (key, text) in samples {
+            edges
+                .entry(key.edge)
+                .or_insert_with(EdgeRequests::new)
+                .samples
+                .push((key.code, text));
+        }
+        let edges = self.resolve_tls(edges);
         let mut samples = Vec::with_capacity(edges.len());
         for (k, e) in edges {
             samples.push(self.request_sample(&k, &e));
@@ -457,6 +474,14 @@ impl Collector {
                 .map(|&(code, count)| v1::StatusCount {
                     code: status_name(k.proto, code),
                     count,
+                })
+                .collect(),
+            error_samples: e
+                .samples
+                .iter()
+                .map(|(code, text)| v1::ErrorSample {
+                    code: status_name(k.proto, *code),
+                    text: text.clone(),
                 })
                 .collect(),
             latency: Some(histogram(&s.latency)),

@@ -37,8 +37,8 @@ pub struct AggregateMaps {
     pub l7_conns: HashMap<MapData, FlowKey, L7Conn>,
     pub tls_conns: HashMap<MapData, TlsKey, TlsConn>,
     inserts: PerCpuArray<MapData, u64>,
-    /// New TLS sockets (`tls_sockets::watch` takes it).
-    pub tls_sockets: Option<RingBuf<MapData>>,
+    /// New TLS sockets and error samples (`notices::watch` takes it).
+    pub notices: Option<RingBuf<MapData>>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -64,7 +64,7 @@ impl AggregateMaps {
             l7_conns: take(ebpf, "L7_CONNS")?,
             tls_conns: take(ebpf, "TLS_CONNS")?,
             inserts: take(ebpf, "MAP_INSERTS")?,
-            tls_sockets: Some(take(ebpf, "TLS_SOCKETS")?),
+            notices: Some(take(ebpf, "L7_NOTICES")?),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod delta;
 pub mod flows;
 pub mod kernel_maps;
 pub mod names;
+pub mod notices;
 pub mod queue;
 pub mod requests;
 pub mod tls_sockets;

@@ -41,15 +41,18 @@ pub struct EdgeRequests {
     pub timeouts: u64,
     /// Requests outstanding past the timeout now.
     pub stuck: u64,
+    /// The first bytes of the first failing reply with a new code (as the kernel packs it).
+    pub samples: Vec<(u64, String)>,
 }
 
 impl EdgeRequests {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             stats: L7Stats::ZERO,
             statuses: Vec::new(),
             timeouts: 0,
             stuck: 0,
+            samples: Vec::new(),
         }
     }
 
@@ -73,6 +76,11 @@ impl EdgeRequests {
         }
         self.timeouts += o.timeouts;
         self.stuck += o.stuck;
+        for (code, text) in &o.samples {
+            if !self.samples.iter().any(|(c, _)| c == code) {
+                self.samples.push((*code, text.clone()));
+            }
+        }
     }
 }
 

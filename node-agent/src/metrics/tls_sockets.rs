@@ -7,18 +7,12 @@
 
 use std::{
     collections::HashMap,
-    os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use aya::maps::{MapData, RingBuf};
-use node_agent_common::{l7::TlsSocket, FlowKey};
-use tracing::warn;
+use node_agent_common::FlowKey;
 
 /// A socket found: its inode (to tell a reused fd from the same socket) and 4-tuple.
 #[derive(Debug, Clone, Copy)]
@@ -111,48 +105,6 @@ impl TlsSockets {
     pub fn end_drain(&mut self) {
         self.found.retain(|_, f| f.used.elapsed() < KEEP);
     }
-}
-
-/// Reads the kernel's announcements of new TLS sockets until `stop`, on a thread of its own:
-/// a socket is looked up within microseconds of its handshake, not at the next drain.
-pub fn watch(
-    mut ring: RingBuf<MapData>,
-    sockets: SharedTlsSockets,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    std::thread::Builder::new()
-        .name("vigil-tls-sockets".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let ready = {
-                    let fd = ring.as_fd();
-                    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-                    nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16))
-                };
-                if let Err(error) = ready {
-                    if error != nix::errno::Errno::EINTR {
-                        warn!(%error, fd = ring.as_raw_fd(), "polling the TLS socket ring failed; TLS sockets are looked up at each drain only");
-                        return;
-                    }
-                }
-                while let Some(item) = ring.next() {
-                    let Some(s) = decode(&item) else {
-                        continue;
-                    };
-                    drop(item);
-                    if let Ok(mut sockets) = sockets.lock() {
-                        sockets.announced(s.tgid, s.fd);
-                    }
-                }
-            }
-        })
-        .map(|_| ())
-}
-
-fn decode(bytes: &[u8]) -> Option<TlsSocket> {
-    let tgid = u32::from_ne_bytes(bytes.get(0..4)?.try_into().ok()?);
-    let fd = i32::from_ne_bytes(bytes.get(4..8)?.try_into().ok()?);
-    Some(TlsSocket { tgid, fd })
 }
 
 /// The inode of a `socket:[<inode>]` fd link.
@@ -259,10 +211,5 @@ mod tests {
             .resolve(std::process::id(), fd)
             .expect("a closed socket's last addresses");
         assert_eq!(flow.local_port, local);
-        assert_eq!(
-            decode(&[1, 0, 0, 0, 7, 0, 0, 0]),
-            Some(TlsSocket { tgid: 1, fd: 7 })
-        );
-        assert_eq!(decode(&[1, 0]), None);
     }
 }

@@ -210,6 +210,17 @@ pub struct RequestObservation {
     /// Read from OpenSSL's plaintext by the agent's uprobes (the connection is TLS).
     #[serde(default)]
     pub tls: bool,
+    /// The first bytes of the first failing reply with each new code (evidence: what the
+    /// server said, e.g. `-WRONGPASS invalid username-password pair`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_samples: Vec<ErrorSample>,
+}
+
+/// A failing reply's first bytes, as the agent sampled them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorSample {
+    pub code: String,
+    pub text: String,
 }
 
 impl RequestObservation {

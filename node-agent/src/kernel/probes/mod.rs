@@ -114,11 +114,13 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
     let object = embedded_object()?;
     let (layouts, layout_errors) = groups::read_layouts(opts.tracefs, GROUPS)?;
     let noreturn = noreturn_syscalls();
+    let error_samples = u32::from(opts.telemetry.error_samples);
     let mut loader = EbpfLoader::new();
     loader
         .override_global("TP_LAYOUT", &layouts.process, true)
         .override_global("TELEMETRY_LAYOUT", &layouts.telemetry, true)
         .override_global("NORETURN_SYSCALLS", &noreturn, true)
+        .override_global("L7_ERROR_SAMPLES", &error_samples, true)
         .map_max_entries("EVENTS", opts.ring_buffer_bytes);
     for (map, _, size) in opts.telemetry.maps.entries() {
         loader.map_max_entries(map, size);
