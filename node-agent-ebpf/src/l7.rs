@@ -209,8 +209,20 @@ pub unsafe fn message(
         if proto == l7::PROTO_OPAQUE {
             return None;
         }
+        let mut at = 0;
         if proto == l7::PROTO_UNKNOWN {
-            return unknown_message(p, c, sent, now, &edge);
+            let detected = l7::detect(p);
+            if detected != l7::PROTO_HTTP2 {
+                return unknown_message(detected, p, c, sent, now, &edge);
+            }
+            // The preface is no request; frames may follow it in the same message.
+            (*c).proto = detected;
+            (*c).role = if sent { ROLE_CLIENT } else { ROLE_SERVER };
+            at = l7::http2::PREFACE_LEN;
+        }
+        if (*c).proto == l7::PROTO_HTTP2 {
+            // One call site: the verifier walks the frames once.
+            return http2_message(c, p, sent, at, &edge);
         }
         let from_client = sent == ((*c).role == ROLE_CLIENT);
         let edge = edge(&*c);
@@ -264,6 +276,39 @@ pub unsafe fn message(
     Some(())
 }
 
+/// One HTTP/2 message: its frames from `at` on, counted (see `l7::http2`; nothing pends,
+/// nothing is timed).
+///
+/// # Safety
+/// `c` points at a live connection state.
+#[inline(always)]
+unsafe fn http2_message(
+    c: *mut L7Conn,
+    p: &Peek,
+    sent: bool,
+    at: usize,
+    edge: &impl Fn(&L7Conn) -> L7EdgeKey,
+) -> Option<()> {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let from_client = sent == ((*c).role == ROLE_CLIENT);
+        let f = l7::http2::frames(p, from_client, at);
+        if f.requests == 0 && f.responses == 0 && f.errors == 0 {
+            return None;
+        }
+        let edge = edge(&*c);
+        let s = stats(&edge)?;
+        atomic_add(&raw mut (*s).requests, f.requests);
+        atomic_add(&raw mut (*s).responses, f.responses);
+        atomic_add(&raw mut (*s).errors, f.errors);
+        atomic_add(&raw mut (*s).client_errors, f.client_errors);
+        if f.code != 0 {
+            failed(&L7ErrorKey { edge, code: f.code }, p);
+        }
+    }
+    Some(())
+}
+
 /// Counts a failing reply by its code; the first with a new (edge, code) is also sampled.
 #[inline(always)]
 fn failed(key: &L7ErrorKey, p: &Peek) {
@@ -272,7 +317,7 @@ fn failed(key: &L7ErrorKey, p: &Peek) {
         unsafe { atomic_add(n, 1) };
         return;
     }
-    if L7_ERRORS.insert(key, &1u64, BPF_NOEXIST).is_ok() {
+    if L7_ERRORS.insert(key, 1u64, BPF_NOEXIST).is_ok() {
         count_insert(map_slot::L7_ERRORS);
         if L7_ERROR_SAMPLES.load() != 0 {
             notify(NOTICE_ERROR_SAMPLE, key, p, TlsSocket { tgid: 0, fd: -1 });
@@ -328,22 +373,21 @@ fn notify(kind: u32, error: &L7ErrorKey, p: &Peek, socket: TlsSocket) {
 }
 
 /// A data segment of a connection not seen before: a request opens its state with the
-/// sender as the client; anything else starts counting misses.
+/// sender as the client; anything else starts counting misses. A cheap path of its own:
+/// sending it through `message` as well doubled the verifier's work past its limit.
 #[inline(always)]
 fn first_segment(p: &Peek, key: &FlowKey, cgroup: u64, egress: bool, now: u64) -> Option<()> {
     let proto = l7::detect(p);
-    let mut c = L7Conn {
-        request_ns: now,
-        cgroup_id: cgroup,
-        proto,
-        role: if egress { ROLE_CLIENT } else { ROLE_SERVER },
-        pending: 0,
-        misses: 1,
-        stash_len: 0,
-        _pad: [0; 3],
-        stash: [0; L7_STASH],
-    };
-    if proto != l7::PROTO_UNKNOWN {
+    let mut c = L7Conn::unknown(cgroup);
+    c.request_ns = now;
+    c.proto = proto;
+    c.role = if egress { ROLE_CLIENT } else { ROLE_SERVER };
+    c.misses = 1;
+    if proto == l7::PROTO_HTTP2 {
+        // The preface is no request. Frames after it in this segment are not read: a
+        // connection's first stream, if it rides with the preface, is missed.
+        c.misses = 0;
+    } else if proto != l7::PROTO_UNKNOWN {
         c.pending = 1;
         c.misses = 0;
         let s = stats(&L7EdgeKey::of(key, &c))?;
@@ -361,24 +405,25 @@ fn first_segment(p: &Peek, key: &FlowKey, cgroup: u64, egress: bool, now: u64) -
         }
     }
     if L7_CONNS.insert(key, c, 0).is_ok() {
-        crate::agg::count_insert(map_slot::L7_CONNS);
+        count_insert(map_slot::L7_CONNS);
     }
     Some(())
 }
 
-/// Another message of a connection whose protocol is not known yet.
+/// Another message of a connection whose protocol is not known yet (`proto` is what the
+/// message looks like; not HTTP/2, which `message` handles).
 ///
 /// # Safety
 /// `c` points at a live connection state.
 #[inline(always)]
 unsafe fn unknown_message(
+    proto: u8,
     p: &Peek,
     c: *mut L7Conn,
     sent: bool,
     now: u64,
     edge: &impl Fn(&L7Conn) -> L7EdgeKey,
 ) -> Option<()> {
-    let proto = l7::detect(p);
     // SAFETY: the caller's guarantee; plain stores as in `message`.
     unsafe {
         if proto == l7::PROTO_UNKNOWN {

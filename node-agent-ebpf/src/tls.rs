@@ -22,7 +22,7 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext, TracePointContext},
 };
 use node_agent_common::{
-    l7::{L7Conn, L7EdgeKey, Peek, TlsCall, TlsConn, TlsKey, L7_STASH, PROTO_UNKNOWN},
+    l7::{L7Conn, L7EdgeKey, Peek, TlsCall, TlsConn, TlsKey},
     map_slot,
 };
 
@@ -69,7 +69,7 @@ pub fn vigil_ssl_handshake(ctx: ProbeContext) -> u32 {
 
 #[uretprobe]
 pub fn vigil_ssl_handshake_ret(_ctx: RetProbeContext) -> u32 {
-    let _ = TLS_CALLS.remove(&bpf_get_current_pid_tgid());
+    let _ = TLS_CALLS.remove(bpf_get_current_pid_tgid());
     0
 }
 
@@ -98,12 +98,12 @@ pub fn vigil_ssl_free(ctx: ProbeContext) -> u32 {
         _pad: 0,
         ssl,
     };
-    let Some(c) = TLS_CONNS.get_ptr_mut(&key) else {
+    let Some(c) = TLS_CONNS.get_ptr_mut(key) else {
         return 0;
     };
     // SAFETY: `c` points at a live `TLS_CONNS` value; it is copied out before the delete.
     let conn = unsafe { *c };
-    let _ = TLS_CONNS.remove(&key);
+    let _ = TLS_CONNS.remove(key);
     if conn.fd >= 0 {
         ended(&conn.conn, |c| L7EdgeKey::tls_socket(key.tgid, conn.fd, c));
     }
@@ -144,14 +144,14 @@ fn begin(ssl: u64, buf: u64, count_at: u64) {
         // SAFETY: bpf_ktime_get_ns takes no arguments.
         start_ns: unsafe { bpf_ktime_get_ns() },
     };
-    let _ = TLS_CALLS.insert(&bpf_get_current_pid_tgid(), &call, 0);
+    let _ = TLS_CALLS.insert(bpf_get_current_pid_tgid(), call, 0);
 }
 
 #[inline(always)]
 fn learn_fd(ctx: &TracePointContext) -> Option<()> {
     let thread = bpf_get_current_pid_tgid();
     // SAFETY: a plain map lookup; the value is copied out.
-    let call = unsafe { *TLS_CALLS.get(&thread)? };
+    let call = unsafe { *TLS_CALLS.get(thread)? };
     let at = TELEMETRY_LAYOUT.load().io_fd;
     // SAFETY: `read_at` bounds-checks the read against the trace record (bpf_probe_read).
     let fd = unsafe { ctx.read_at::<i32>(at as usize) }.ok()?;
@@ -160,7 +160,7 @@ fn learn_fd(ctx: &TracePointContext) -> Option<()> {
         _pad: 0,
         ssl: call.ssl,
     };
-    if let Some(c) = TLS_CONNS.get_ptr_mut(&key) {
+    if let Some(c) = TLS_CONNS.get_ptr_mut(key) {
         // SAFETY: `c` points at a live `TLS_CONNS` value; only this connection's own calls
         // (one thread at a time, as OpenSSL requires) write it.
         unsafe {
@@ -174,21 +174,11 @@ fn learn_fd(ctx: &TracePointContext) -> Option<()> {
     let conn = TlsConn {
         fd,
         _pad: 0,
-        conn: L7Conn {
-            request_ns: 0,
-            // SAFETY: takes no arguments. The same cgroup v2 id as the socket's
-            // (`bpf_skb_cgroup_id`): a socket belongs to the cgroup of the task that made it.
-            cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-            proto: PROTO_UNKNOWN,
-            role: 0,
-            pending: 0,
-            misses: 0,
-            stash_len: 0,
-            _pad: [0; 3],
-            stash: [0; L7_STASH],
-        },
+        // SAFETY: takes no arguments. The same cgroup v2 id as the socket's
+        // (`bpf_skb_cgroup_id`): a socket belongs to the cgroup of the task that made it.
+        conn: L7Conn::unknown(unsafe { bpf_get_current_cgroup_id() }),
     };
-    if TLS_CONNS.insert(&key, &conn, 0).is_ok() {
+    if TLS_CONNS.insert(key, conn, 0).is_ok() {
         count_insert(map_slot::TLS_CONNS);
         notify_socket(key.tgid, fd);
     }
@@ -200,8 +190,8 @@ fn learn_fd(ctx: &TracePointContext) -> Option<()> {
 fn exit(ctx: &RetProbeContext, write: bool) -> Option<()> {
     let thread = bpf_get_current_pid_tgid();
     // SAFETY: a plain map lookup; the value is copied out before the delete.
-    let call = unsafe { *TLS_CALLS.get(&thread)? };
-    let _ = TLS_CALLS.remove(&thread);
+    let call = unsafe { *TLS_CALLS.get(thread)? };
+    let _ = TLS_CALLS.remove(thread);
     // Every one of these returns an `int`: the upper half of the register is not part of it
     // (a -1 read as 64 bits can be 4294967295, "bytes read").
     let ret = ctx.ret::<u64>() as u32 as i32;
@@ -224,7 +214,7 @@ fn exit(ctx: &RetProbeContext, write: bool) -> Option<()> {
         _pad: 0,
         ssl: call.ssl,
     };
-    let c = TLS_CONNS.get_ptr_mut(&key)?;
+    let c = TLS_CONNS.get_ptr_mut(key)?;
     // SAFETY: `c` points at a live `TLS_CONNS` value; see `learn_fd` for who writes it.
     unsafe {
         let fd = (*c).fd;

@@ -459,6 +459,7 @@ fn protocol_label(p: Protocol) -> &'static str {
         Protocol::Http1 => "http1",
         Protocol::Redis => "redis",
         Protocol::Postgres => "postgres",
+        Protocol::Http2 => "http2",
         Protocol::Unknown => "unknown",
     }
 }

@@ -338,6 +338,7 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
             Ok(v1::Protocol::Http1) => Protocol::Http1,
             Ok(v1::Protocol::Redis) => Protocol::Redis,
             Ok(v1::Protocol::Postgres) => Protocol::Postgres,
+            Ok(v1::Protocol::Http2) => Protocol::Http2,
             // A newer agent's protocol this control plane does not know: kept, unnamed.
             _ => Protocol::Unknown,
         };

@@ -179,6 +179,25 @@ pub struct L7Conn {
 }
 const _: () = assert!(size_of::<L7Conn>() == 40);
 
+impl L7Conn {
+    /// A connection whose first message is still to come (its role and protocol are set by
+    /// the first request, from either side).
+    #[inline(always)]
+    pub const fn unknown(cgroup_id: u64) -> Self {
+        Self {
+            request_ns: 0,
+            cgroup_id,
+            proto: super::PROTO_UNKNOWN,
+            role: 0,
+            pending: 0,
+            misses: 0,
+            stash_len: 0,
+            _pad: [0; 3],
+            stash: [0; L7_STASH],
+        }
+    }
+}
+
 /// The longest segment held for the next one: longer than any prefix the parsers need.
 pub const L7_STASH: usize = 16;
 

@@ -12,6 +12,7 @@
 //! like a message is never counted.
 
 pub mod http;
+pub mod http2;
 pub mod maps;
 pub mod postgres;
 pub mod redis;
@@ -30,6 +31,8 @@ pub const PROTO_UNKNOWN: u8 = 0;
 pub const PROTO_HTTP1: u8 = 1;
 pub const PROTO_REDIS: u8 = 2;
 pub const PROTO_POSTGRES: u8 = 3;
+/// HTTP/2 and gRPC (see [`http2`]): counted per frame, never timed.
+pub const PROTO_HTTP2: u8 = 4;
 /// The connection carries something the parsers do not follow (TLS after a PostgreSQL
 /// `SSLRequest`, an HTTP `101 Switching Protocols`, or no request-first protocol at all):
 /// it is not parsed again.
@@ -137,7 +140,9 @@ impl Reply {
 /// The protocol of a connection whose client sent `p`, or [`PROTO_UNKNOWN`].
 #[inline(always)]
 pub fn detect(p: &Peek) -> u8 {
-    if http::is_request(p) {
+    if http2::is_preface(p) {
+        PROTO_HTTP2
+    } else if http::is_request(p) {
         PROTO_HTTP1
     } else if redis::is_command(p) {
         PROTO_REDIS

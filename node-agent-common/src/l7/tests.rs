@@ -252,6 +252,7 @@ fn garbage_is_never_a_protocol_and_never_panics() {
         for proto in [PROTO_HTTP1, PROTO_REDIS, PROTO_POSTGRES] {
             let _ = reply(proto, &p);
         }
+        let _ = (http2::frames(&p, true, 0), http2::frames(&p, false, 0));
     }
     assert!(
         detected < 5,
@@ -260,4 +261,69 @@ fn garbage_is_never_a_protocol_and_never_panics() {
     // Longer than the peek: only the first bytes count.
     let long = [b'a'; 200];
     assert_eq!(Peek::of(&long).len, PEEK);
+}
+
+/// An HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> std::vec::Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = std::vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Captured from curl --http2-prior-knowledge against nginx: the preface, SETTINGS and
+/// WINDOW_UPDATE in one write, then HEADERS; nginx's replies.
+#[test]
+fn http2_streams_statuses_and_resets() {
+    let mut opening = http2::PREFACE_LEN;
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    assert_eq!(bytes.len(), opening);
+    bytes.extend(frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100, 0, 4, 0, 0x10, 0, 0]));
+    bytes.extend(frame(0x8, 0, 0, &[0, 0x3e, 0x7f, 0x01]));
+    let p = Peek::of(&bytes);
+    assert_eq!(detect(&p), PROTO_HTTP2);
+    assert_eq!(http2::frames(&p, true, opening), http2::Frames::default());
+    // The preface, then a HEADERS frame, in one write: one stream.
+    bytes.truncate(opening);
+    bytes.extend(frame(0x1, 0x5, 1, &[0x82, 0x86, 0x84, 0x41, 0x8a]));
+    assert_eq!(http2::frames(&Peek::of(&bytes), true, opening).requests, 1);
+    opening = 0;
+    // A SETTINGS ack before the HEADERS: the walk reaches it.
+    let mut headers = frame(0x4, 0x1, 0, &[]);
+    headers.extend(frame(0x1, 0x5, 3, &[0x82, 0x86, 0x84]));
+    assert_eq!(
+        http2::frames(&Peek::of(&headers), true, opening).requests,
+        1
+    );
+    // Responses: indexed :status 200, a literal 503 (as nginx writes it), a Huffman one.
+    let ok = frame(0x1, 0x4, 1, &[0x88, 0x76, 0x84]);
+    let f = http2::frames(&Peek::of(&ok), false, 0);
+    assert_eq!((f.responses, f.errors, f.code), (1, 0, 0));
+    let unavailable = frame(0x1, 0x4, 3, &[0x48, 0x03, b'5', b'0', b'3', 0x76]);
+    let f = http2::frames(&Peek::of(&unavailable), false, 0);
+    assert_eq!((f.responses, f.errors, f.code), (1, 1, 503));
+    let not_found = frame(0x1, 0x4, 5, &[0x8d]);
+    let f = http2::frames(&Peek::of(&not_found), false, 0);
+    assert_eq!((f.client_errors, f.code), (1, 404));
+    let huffman = frame(0x1, 0x4, 7, &[0x48, 0x82, 0x10, 0x01]);
+    assert_eq!(http2::frames(&Peek::of(&huffman), false, 0).responses, 1);
+    // A gRPC trailer block (grpc-status first) is not another response.
+    let mut trailers = frame(0x0, 0, 1, &[0, 0, 0, 0, 2, 8, 1]);
+    trailers.extend(frame(0x1, 0x5, 1, &[0x40, 0x0b, b'g', b'r', b'p', b'c']));
+    assert_eq!(http2::frames(&Peek::of(&trailers), false, 0).responses, 0);
+    // RST_STREAM(REFUSED_STREAM) and GOAWAY(ENHANCE_YOUR_CALM) fail; NO_ERROR does not.
+    let refused = frame(0x3, 0, 9, &7u32.to_be_bytes());
+    let f = http2::frames(&Peek::of(&refused), false, 0);
+    assert_eq!((f.errors, f.code), (1, http2::CODE_RST_STREAM | 7));
+    let mut goaway = std::vec![0, 0, 0, 9];
+    goaway.extend_from_slice(&0xbu32.to_be_bytes());
+    let f = http2::frames(&Peek::of(&frame(0x7, 0, 0, &goaway)), false, 0);
+    assert_eq!((f.errors, f.code), (1, http2::CODE_GOAWAY | 0xb));
+    assert_eq!(http2::error_name(0xb), "ENHANCE_YOUR_CALM");
+    let clean = frame(0x3, 0, 9, &0u32.to_be_bytes());
+    assert_eq!(http2::frames(&Peek::of(&clean), true, 0).errors, 0);
+    // A frame cut off by the peek is not read past it; a truncated preface is no preface.
+    assert_eq!(http2::frames(&Peek::of(&refused[..10]), false, 0).errors, 0);
+    assert!(!http2::is_preface(&Peek::of(b"PRI * HTTP/2.0\r\n")));
 }

@@ -438,6 +438,7 @@ impl Collector {
             l7::PROTO_HTTP1 => v1::Protocol::Http1,
             l7::PROTO_REDIS => v1::Protocol::Redis,
             l7::PROTO_POSTGRES => v1::Protocol::Postgres,
+            l7::PROTO_HTTP2 => v1::Protocol::Http2,
             _ => v1::Protocol::Unspecified,
         };
         let s = &e.stats;

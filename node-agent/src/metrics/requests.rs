@@ -45,6 +45,12 @@ pub struct EdgeRequests {
     pub samples: Vec<(u64, String)>,
 }
 
+impl Default for EdgeRequests {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl EdgeRequests {
     pub fn new() -> Self {
         Self {
@@ -187,6 +193,14 @@ pub fn status_name(proto: u8, code: u64) -> String {
     let n = match proto {
         l7::PROTO_REDIS => l7::redis::prefix_of(code, &mut out),
         l7::PROTO_POSTGRES => l7::postgres::sqlstate_of(code, &mut out),
+        l7::PROTO_HTTP2 if code >= l7::http2::CODE_RST_STREAM => {
+            let frame = if code >= l7::http2::CODE_GOAWAY {
+                "GOAWAY"
+            } else {
+                "RST_STREAM"
+            };
+            return format!("{frame} {}", l7::http2::error_name(code as u32));
+        }
         _ => return code.to_string(),
     };
     String::from_utf8_lossy(&out[..n]).into_owned()

@@ -174,6 +174,8 @@ pub enum Protocol {
     Http1,
     Redis,
     Postgres,
+    /// HTTP/2 and gRPC: streams and failures, not timed.
+    Http2,
     Unknown,
 }
 
