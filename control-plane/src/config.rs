@@ -11,9 +11,10 @@ use serde::Deserialize;
 use crate::domain::{
     detection::{
         baseline::ThresholdRule, conformal::ConformalConfig, correlate::CorrelateConfig,
-        forest::ForestConfig, likelihood::LikelihoodConfig, robust::RobustConfig,
+        floors::Floors, forest::ForestConfig, likelihood::LikelihoodConfig, robust::RobustConfig,
         univariate::UnivariateConfig, DetectionConfig,
     },
+    entity::SubjectClass,
     graph::GraphConfig,
     ingest::CrashLoopPolicy,
 };
@@ -82,6 +83,48 @@ pub struct DetectionSettings {
     pub shape_training_windows: usize,
     /// Healthy windows the isolation forests need before they judge.
     pub forest_min_training: usize,
+    /// Per-feature floors: the smallest rise that can be a symptom, by `class.feature`
+    /// (`edge.error_ratio`, `edge.request_p99_us`, `workload.syscall_p99_us`, …); unnamed
+    /// features keep their defaults.
+    pub floors: std::collections::BTreeMap<String, FloorSetting>,
+}
+
+/// One feature's floors: absolute, in the feature's unit, and relative to its baseline
+/// median (2.0: a rise of twice the median, i.e. past 3× it).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloorSetting {
+    pub floor: Option<f64>,
+    pub relative_floor: Option<f64>,
+}
+
+impl DetectionSettings {
+    /// The floors with the config's overrides applied, or the first bad key and why.
+    pub fn floors(&self) -> Result<Floors, (String, String)> {
+        let mut floors = Floors::default();
+        for (key, s) in &self.floors {
+            let field = format!("\"{key}\"");
+            let class = match key.split_once('.') {
+                Some(("edge", _)) => SubjectClass::Edge,
+                Some(("workload", _)) => SubjectClass::Workload,
+                _ => {
+                    return Err((
+                        field,
+                        "must be `edge.<feature>` or `workload.<feature>`".into(),
+                    ))
+                }
+            };
+            let feature = key.split_once('.').map_or("", |(_, f)| f);
+            let finite = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v >= 0.0);
+            if !finite(s.floor) || !finite(s.relative_floor) {
+                return Err((field, "floors must be non-negative numbers".into()));
+            }
+            floors
+                .set(class, feature, s.floor, s.relative_floor)
+                .map_err(|e| (field, e.to_string()))?;
+        }
+        Ok(floors)
+    }
 }
 
 impl Default for DetectionSettings {
@@ -99,6 +142,7 @@ impl Default for DetectionSettings {
             reopen_within_windows: 60,
             shape_training_windows: 240,
             forest_min_training: 64,
+            floors: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -316,6 +360,8 @@ impl ControlPlaneConfig {
             rule: ThresholdRule {
                 k: d.threshold_sigma,
                 consecutive: d.consecutive_windows,
+                // Checked by `validate`; a config that was not keeps the defaults.
+                floors: d.floors().unwrap_or_default(),
                 ..ThresholdRule::default()
             },
             forest: ForestConfig {
@@ -404,6 +450,9 @@ impl ControlPlaneConfig {
             );
         }
         let d = &self.detection;
+        if let Err((key, reason)) = d.floors() {
+            return invalid("detection.floors", &format!("{key}: {reason}"));
+        }
         if d.window_ms < 100 || d.window_ms > 3_600_000 {
             return invalid("detection.window_ms", "must be between 100 ms and 1 hour");
         }
@@ -462,6 +511,52 @@ mod tests {
     use super::*;
 
     use vigil_config_file::error_chain as chain;
+
+    #[test]
+    fn feature_floors_are_set_by_name_and_misspellings_refused() {
+        let c = ControlPlaneConfig::from_toml(
+            "[detection.floors.\"edge.request_p99_us\"]\nrelative_floor = 3.0\n\
+             [detection.floors.\"edge.error_ratio\"]\nfloor = 0.1\n",
+            "cp.toml",
+        )
+        .expect("valid floors");
+        let rule = c.detection_config().rule;
+        let index = |name: &str| {
+            crate::domain::detection::features::features_of(SubjectClass::Edge)
+                .iter()
+                .position(|f| f.name == name)
+                .expect("an edge feature")
+        };
+        assert_eq!(
+            rule.floors.of(SubjectClass::Edge, index("request_p99_us")),
+            (10_000.0, 3.0)
+        );
+        assert_eq!(
+            rule.floors.of(SubjectClass::Edge, index("error_ratio")),
+            (0.1, 2.0)
+        );
+        for (toml, says) in [
+            (
+                "[detection.floors.\"edge.p99\"]\nfloor = 1.0\n",
+                "edge.request_p99_us",
+            ),
+            (
+                "[detection.floors.\"p99\"]\nfloor = 1.0\n",
+                "edge.<feature>",
+            ),
+            (
+                "[detection.floors.\"edge.error_ratio\"]\nfloor = -1.0\n",
+                "non-negative",
+            ),
+            (
+                "[detection.floors.\"edge.error_ratio\"]\nflor = 1.0\n",
+                "flor",
+            ),
+        ] {
+            let err = ControlPlaneConfig::from_toml(toml, "cp.toml").expect_err(toml);
+            assert!(chain(&err).contains(says), "{toml}: {}", chain(&err));
+        }
+    }
 
     #[test]
     fn full_file_parses() {

@@ -326,4 +326,22 @@ fn http2_streams_statuses_and_resets() {
     // A frame cut off by the peek is not read past it; a truncated preface is no preface.
     assert_eq!(http2::frames(&Peek::of(&refused[..10]), false, 0).errors, 0);
     assert!(!http2::is_preface(&Peek::of(b"PRI * HTTP/2.0\r\n")));
+    // A client's RST_STREAM(CANCEL) is not the server failing.
+    let cancel = frame(0x3, 0, 9, &8u32.to_be_bytes());
+    assert_eq!(http2::frames(&Peek::of(&cancel), true, 0).errors, 0);
+    // Bytes in the middle of a large DATA frame that happen to hold a frame type: not
+    // frames (a RST_STREAM is exactly 4 bytes on a stream, a HEADERS on one).
+    let mut data = std::vec![0x12, 0x34, 0x56, 0x03, 0x00, 0, 0, 0, 1];
+    data.extend_from_slice(&[0xff; 20]);
+    assert_eq!(
+        http2::frames(&Peek::of(&data), false, 0),
+        http2::Frames::default()
+    );
+    let on_stream_0 = frame(0x1, 0x4, 0, &[0x8e, 0, 0, 0]);
+    assert_eq!(
+        http2::frames(&Peek::of(&on_stream_0), false, 0).responses,
+        0
+    );
+    let even = frame(0x1, 0x5, 2, &[0x82, 0x86, 0x84, 0x41]);
+    assert_eq!(http2::frames(&Peek::of(&even), true, 0).requests, 0);
 }

@@ -137,11 +137,11 @@ fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "  {:<26} {:>12} {:>8} {:>10} {:>8} {:>9} {:>10}",
+        "  {:<30} {:>12} {:>8} {:>10} {:>8} {:>9} {:>10}",
         "probes", "syscalls/s", "ratio", "wrk req/s", "ratio", "agent CPU", "agent RSS"
     );
     println!(
-        "  {:<26} {:>10.2}M {:>8} {:>10.0} {:>8} {:>9} {:>10}",
+        "  {:<30} {:>10.2}M {:>8} {:>10.0} {:>8} {:>9} {:>10}",
         "none (no agent)",
         bare_syscalls / 1e6,
         "1.000",
@@ -158,8 +158,12 @@ fn main() -> anyhow::Result<()> {
         ("process lifecycle only", off.to_string()),
         ("+ network (tcp, skb, dns)", only("network")),
         (
-            "+ network + requests (http, redis, pg)",
+            "+ network + requests, tls",
             only("network").replace("requests = false", "requests = true"),
+        ),
+        (
+            "+ network + requests, no tls",
+            only("network").replace("requests = false", "requests = true\ntls = false"),
         ),
         ("+ syscalls", only("syscalls")),
         ("+ run queue", only("runqueue")),
@@ -176,7 +180,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         let u = usage.context("agent usage")?;
         println!(
-            "  {:<26} {:>10.2}M {:>8.3} {:>10.0} {:>8.3} {:>8.1}% {:>7} KiB",
+            "  {:<30} {:>10.2}M {:>8.3} {:>10.0} {:>8.3} {:>8.1}% {:>7} KiB",
             label,
             syscalls / 1e6,
             syscalls / bare_syscalls.max(1.0),
@@ -187,10 +191,10 @@ fn main() -> anyhow::Result<()> {
         );
         if i == 0 {
             println!(
-                "  {:<26} agent RSS idle {} KiB, under wrk {} KiB, peak {} KiB",
+                "  {:<30} agent RSS idle {} KiB, under wrk {} KiB, peak {} KiB",
                 "", u.rss_idle, u.rss, u.peak
             );
-            println!("  {:<26} kernel maps: {}", "", u.maps);
+            println!("  {:<30} kernel maps: {}", "", u.maps);
         }
         json.insert(
             label.to_string(),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     features::{features_of, WindowFeatures},
+    floors::Floors,
     univariate::{UnivariateConfig, UnivariateDetector},
 };
 use crate::{
@@ -38,6 +39,9 @@ pub struct ThresholdRule {
     /// After this many windows in a row over the rule, the values count as healthy anyway:
     /// a lasting change becomes the new normal instead of an incident that never ends.
     pub adapt_after: u32,
+    /// Each feature's smallest rise that can be a symptom (`detection.floors`).
+    #[serde(skip, default)]
+    pub floors: Floors,
 }
 
 impl Default for ThresholdRule {
@@ -49,6 +53,7 @@ impl Default for ThresholdRule {
             ceiling_windows: 240,
             ceiling_quantile: 0.99,
             adapt_after: 120,
+            floors: Floors::default(),
         }
     }
 }
@@ -162,7 +167,7 @@ impl EntityBaseline {
     ) -> EntityReading {
         self.last_window = self.last_window.max(w.window);
         let mut readings = Vec::with_capacity(w.values.len());
-        for (f, &value) in features_of(self.class).iter().zip(&w.values) {
+        for (i, (f, &value)) in features_of(self.class).iter().zip(&w.values).enumerate() {
             let mut reading = FeatureReading {
                 feature: f.name,
                 value,
@@ -190,7 +195,8 @@ impl EntityBaseline {
                 let rise = value - s.robust.median;
                 // A rise the size of the feature's floor counts as k σ: on a flat baseline
                 // (σ ≈ 0) the floor, not the noise, sets the scale.
-                let floor = f.floor.max(f.relative_floor * s.robust.median.abs());
+                let (floor, relative) = rule.floors.of(self.class, i);
+                let floor = floor.max(relative * s.robust.median.abs());
                 let scale = s.robust.sigma.max(floor / rule.k).max(f64::MIN_POSITIVE);
                 reading.median = s.robust.median;
                 reading.z = rise / scale;
@@ -285,6 +291,35 @@ mod tests {
             ["syscall_p99_us"]
         );
         assert!(second.features[p99].z > 6.0);
+    }
+
+    #[test]
+    fn a_configured_floor_holds_back_a_smaller_rise() {
+        let p99 = slot("syscall_p99_us");
+        let c = config();
+        let mut rule = ThresholdRule::default();
+        rule.floors
+            .set(
+                SubjectClass::Workload,
+                "syscall_p99_us",
+                Some(100_000.0),
+                None,
+            )
+            .expect("a known feature");
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        for w in 0..60 {
+            b.observe(&window(w, p99, 100.0 + (w % 3) as f64 * 20.0), &c, &rule);
+        }
+        // 50 ms fires with the default 1 ms floor (see above), not under a 100 ms one.
+        for w in 60..70 {
+            let r = b.observe(&window(w, p99, 50_000.0), &c, &rule);
+            assert_eq!(r.fired().count(), 0, "window {w}: {r:?}");
+        }
+        let r = b.observe(&window(70, p99, 250_000.0), &c, &rule);
+        assert!(
+            r.features[p99].crossed,
+            "a rise past the floor still crosses: {r:?}"
+        );
     }
 
     /// Windows of `pattern` (true: a bad value) after a learned baseline: which fired.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conformal;
 pub mod correlate;
 pub mod features;
+pub mod floors;
 pub mod forest;
 pub mod judge;
 pub mod likelihood;
