@@ -5,7 +5,6 @@
 
 pub mod cgroup;
 pub mod otlp;
-pub mod postgres;
 pub mod procs;
 pub mod procstat;
 pub mod prometheus;

@@ -182,7 +182,7 @@ pub struct ServiceChain {
     pub net: u8,
     pub redis: Workload,
     /// With [`ServiceChain::with_postgres`]: the app also runs a query per request.
-    pub postgres: Option<crate::postgres::Postgres>,
+    pub postgres: Option<Postgres>,
     pub app: Workload,
     pub nginx: Workload,
     pub client_ns: Netns,
@@ -197,7 +197,7 @@ impl ServiceChain {
     }
 
     /// client → nginx → app → redis and PostgreSQL (on the database namespace's address,
-    /// port 5432, password [`crate::postgres::PASSWORD`]).
+    /// port 5432, password [`PG_PASSWORD`]).
     pub fn with_postgres(dir: &Path) -> Self {
         Self::start_with(dir, true)
     }
@@ -246,8 +246,7 @@ impl ServiceChain {
             ],
         );
         wait_listening(&db_ns, &redis_addr);
-        let postgres = with_postgres
-            .then(|| crate::postgres::Postgres::start(Some(&db_ns), dir, &ip(3, 2), 5432));
+        let postgres = with_postgres.then(|| Postgres::start(Some(&db_ns), dir, &ip(3, 2), 5432));
         let app_addr = format!("{}:8080", ip(2, 2));
         let service = bin_path("vigil-lab-app");
         let switches = dir.join(format!("app-switches-{id}"));
@@ -263,12 +262,7 @@ impl ServiceChain {
             &*switches_arg,
         ];
         if let Some(pg) = &postgres {
-            argv.extend([
-                "--postgres",
-                &pg.addr,
-                "--pg-password",
-                crate::postgres::PASSWORD,
-            ]);
+            argv.extend(["--postgres", &pg.addr, "--pg-password", PG_PASSWORD]);
         }
         let app = Workload::spawn(&app_ns, "app", dir, &argv);
         wait_listening(&app_ns, &app_addr);
@@ -396,5 +390,130 @@ impl Drop for RedisDelay<'_> {
             d.kill();
         }
         self.rule("-D");
+    }
+}
+
+// ---- PostgreSQL ----
+//
+// A real PostgreSQL 15 (Debian's) for the end-to-end tests: its own data directory, password
+// authentication (scram-sha-256) over TCP, trust on its Unix socket, run as `postgres` in a
+// network namespace or on the host.
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The role the lab app and the tests log in as.
+pub const PG_USER: &str = "vigil";
+/// Its password at start.
+pub const PG_PASSWORD: &str = "secret";
+
+pub struct Postgres {
+    pub server: Workload,
+    /// `host:port` it listens on.
+    pub addr: String,
+    socket_dir: PathBuf,
+    port: String,
+}
+
+/// `argv` as the `postgres` user, checked.
+fn as_postgres(argv: &[&str]) {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+        "--",
+    ])
+    .args(argv);
+    run(&mut c);
+}
+
+impl Postgres {
+    /// Initialises a cluster under `dir` and starts it on `ip:port`, in `ns` (the host's
+    /// namespace when `None`); returns once it accepts connections.
+    pub fn start(ns: Option<&Netns>, dir: &Path, ip: &str, port: u16) -> Self {
+        let root = dir.join(format!("pg-{port}"));
+        let (data, socket_dir, pwfile) = (root.join("data"), root.join("sock"), root.join("pw"));
+        std::fs::create_dir_all(&socket_dir).expect("PostgreSQL socket dir");
+        std::fs::write(&pwfile, format!("{PG_PASSWORD}\n")).expect("pwfile");
+        for p in [dir, root.as_path(), socket_dir.as_path(), pwfile.as_path()] {
+            run(Command::new("chown").args(["postgres:postgres", &p.to_string_lossy()]));
+        }
+        let initdb = Path::new(PG_BIN).join("initdb");
+        as_postgres(&[
+            &initdb.to_string_lossy(),
+            "--no-sync",
+            "-D",
+            &data.to_string_lossy(),
+            "-U",
+            PG_USER,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--pwfile",
+            &pwfile.to_string_lossy(),
+        ]);
+        // initdb allows loopback only; the chain's app connects from another namespace.
+        let hba = data.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        rules.push_str("host all all 0.0.0.0/0 scram-sha-256\n");
+        std::fs::write(&hba, rules).expect("pg_hba.conf");
+        let postgres = Path::new(PG_BIN).join("postgres");
+        let port_s = port.to_string();
+        let listen = format!("listen_addresses={ip}");
+        let argv = [
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+            &postgres.to_string_lossy(),
+            "-D",
+            &data.to_string_lossy(),
+            "-p",
+            &port_s,
+            "-k",
+            &socket_dir.to_string_lossy(),
+            "-c",
+            &listen,
+            "-c",
+            "fsync=off",
+        ];
+        let addr = format!("{ip}:{port}");
+        let server = match ns {
+            Some(ns) => {
+                let server = Workload::spawn(ns, "postgres", dir, &argv);
+                wait_listening(ns, &addr);
+                server
+            }
+            None => {
+                let server = Workload::spawn_host("postgres", dir, &argv);
+                wait_for(Duration::from_secs(30), "PostgreSQL listening", || {
+                    std::net::TcpStream::connect(addr.as_str()).ok()
+                });
+                server
+            }
+        };
+        Self {
+            server,
+            addr,
+            socket_dir,
+            port: port_s,
+        }
+    }
+
+    /// Sets the role's password, over the Unix socket (trusted, so it works whatever the
+    /// password is now).
+    pub fn set_password(&self, password: &str) {
+        let sql = format!("ALTER USER {PG_USER} PASSWORD '{password}'");
+        run(Command::new("psql").args([
+            "-h",
+            &self.socket_dir.to_string_lossy(),
+            "-p",
+            &self.port,
+            "-U",
+            PG_USER,
+            "-d",
+            "postgres",
+            "-qc",
+            &sql,
+        ]));
     }
 }

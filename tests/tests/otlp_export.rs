@@ -147,7 +147,8 @@ fn otlp_grpc_exports_a_kernel_incident_trace_and_metrics() {
         run_crash_helper(&cg, &["exit", "1"]);
     }
     let key = format!("cgroup{}", cg.path());
-    let incident = wait_for(Duration::from_secs(10), "the crash-loop incident", || {
+    // Generous: the suite runs it beside heavy tests on two cores.
+    let incident = wait_for(Duration::from_secs(30), "the crash-loop incident", || {
         api.incidents()
             .into_iter()
             .find(|i| i["kind"] == "crash_loop" && i["workload_key"] == key.as_str())

@@ -149,8 +149,11 @@ fn request_signals_on_real_servers() {
     std::fs::write(&chain.switches, "").expect("switches");
 
     // 3. Redis's password changes under the app: NOAUTH on app→redis.
+    // `since` before the fault: its first failure (and its sample) may come before the
+    // command that made it returns.
+    let since = unix_ns();
     redis_cli(&chain, &["CONFIG", "SET", "requirepass", "rotated"]);
-    let denied = during(4, db);
+    let denied = during(4, |_| db(since));
     restore_redis_password(&chain);
     eprintln!("password: app→redis {denied:?}");
     assert!(
@@ -169,9 +172,10 @@ fn request_signals_on_real_servers() {
 
     // 4. PostgreSQL's password changes under the app: SQLSTATE class 28 on app→postgres.
     let pg = chain.postgres.as_ref().expect("the chain has PostgreSQL");
+    let since = unix_ns();
     pg.set_password("rotated");
-    let refused = during(4, sql);
-    pg.set_password(vigil_tests::postgres::PASSWORD);
+    let refused = during(4, |_| sql(since));
+    pg.set_password(vigil_tests::topology::PG_PASSWORD);
     eprintln!("password: app→postgres {refused:?}");
     let class_28: u64 = refused
         .statuses
@@ -350,7 +354,7 @@ fn request_faults_open_one_incident_on_the_right_edge_alone() {
         "a changed PostgreSQL password",
         &sql_edge,
         &["error_ratio"],
-        || pg.set_password(vigil_tests::postgres::PASSWORD),
+        || pg.set_password(vigil_tests::topology::PG_PASSWORD),
     );
     let pids = chain.redis.cgroup.pids();
     let signal = |s| {
@@ -381,7 +385,7 @@ fn postgres_failures_carry_their_sqlstate() {
     });
     // A real PostgreSQL that wants a password over TCP.
     let port = vigil_tests::prometheus::free_port().to_string();
-    let _pg = vigil_tests::postgres::Postgres::start(
+    let _pg = vigil_tests::topology::Postgres::start(
         None,
         dir.path(),
         "127.0.0.1",
