@@ -74,7 +74,7 @@ fn fast_timeouts(node: &str) -> AgentOptions {
 }
 
 #[test]
-fn request_signals_on_real_servers() {
+fn request_signals_on_real_servers_alone() {
     let agent = fast_timeouts("requests-node");
     let Stack {
         dir,

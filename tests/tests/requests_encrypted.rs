@@ -84,7 +84,7 @@ fn nginx(d: &Path, listen: &str) -> Workload {
 /// HTTP/2 without TLS (h2c, prior knowledge) and over TLS (ALPN, through the uprobes):
 /// curl's streams and nginx's 503s, counted from the frames by both sides' probes.
 #[test]
-fn http2_streams_and_failures_over_h2c_and_tls() {
+fn http2_streams_and_failures_over_h2c_and_tls_alone() {
     let Stack {
         dir,
         cp: _cp,
@@ -121,8 +121,8 @@ fn http2_streams_and_failures_over_h2c_and_tls() {
         // Over TLS each of these one-request connections is attributed only if the agent
         // read its socket's addresses before it closed (a few milliseconds). Alone, all 30
         // are on both sides; in the suite, on two busy cores, curl's side lost 12 of 30 and
-        // nginx's none (see the README's limits). Lost, never miscounted: what is seen must
-        // add up.
+        // nginx's none (see the README's limits); it runs alone since. Lost, never
+        // miscounted: what is seen must add up.
         let least = |client: bool| match (tls_expected, client) {
             (false, _) => 30,
             (true, true) => 1,
@@ -182,7 +182,7 @@ server.serve_forever()
 /// keep-alive) for status codes, and curl (its own BIO: `send`/`recv`) → a Python server
 /// (`SSL_read_ex`/`SSL_write_ex`, one request per connection) for latency.
 #[test]
-fn https_statuses_and_latency_through_the_openssl_uprobes() {
+fn https_statuses_and_latency_through_the_openssl_uprobes_alone() {
     let Stack {
         dir,
         cp: _cp,
