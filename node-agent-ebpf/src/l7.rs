@@ -334,16 +334,7 @@ fn failed(key: &L7ErrorKey, p: &Peek) {
 #[inline(always)]
 pub fn notify_socket(tgid: u32, fd: i32) {
     let none = L7ErrorKey {
-        edge: L7EdgeKey {
-            cgroup_id: 0,
-            local_addr: [0; 16],
-            remote_addr: [0; 16],
-            server_port: 0,
-            role: 0,
-            proto: 0,
-            transport: 0,
-            _pad: [0; 3],
-        },
+        edge: L7EdgeKey::NONE,
         code: 0,
     };
     notify(

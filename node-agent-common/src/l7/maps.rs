@@ -26,6 +26,18 @@ pub struct L7EdgeKey {
 const _: () = assert!(size_of::<L7EdgeKey>() == 48);
 
 impl L7EdgeKey {
+    /// No edge: the key of a notice that is not about one.
+    pub const NONE: Self = Self {
+        cgroup_id: 0,
+        local_addr: [0; 16],
+        remote_addr: [0; 16],
+        server_port: 0,
+        role: 0,
+        proto: 0,
+        transport: TRANSPORT_TCP,
+        _pad: [0; 3],
+    };
+
     /// The edge a connection's requests are counted on: this side's workload and the
     /// server's port (the kernel when it counts, user space when it finds a timed-out one).
     #[inline(always)]

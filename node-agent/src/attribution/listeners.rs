@@ -12,9 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::tcp_table;
+
 const REFRESH: Duration = Duration::from_secs(5);
-/// `TCP_LISTEN` in `/proc/net/tcp`'s `st` column.
-const LISTEN: &str = "0A";
 
 pub struct ListenerNames {
     proc_root: PathBuf,
@@ -24,17 +24,9 @@ pub struct ListenerNames {
 
 /// (port, socket inode) of listening sockets in one `/proc/net/tcp*` text.
 pub fn listening_sockets(text: &str) -> Vec<(u16, u64)> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.get(3) != Some(&LISTEN) {
-                return None;
-            }
-            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let inode = f.get(9)?.parse().ok()?;
-            Some((port, inode))
-        })
+    tcp_table::sockets(text)
+        .filter(|s| s.state == tcp_table::LISTEN)
+        .map(|s| (s.flow.local_port, s.inode))
         .collect()
 }
 

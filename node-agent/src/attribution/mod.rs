@@ -4,6 +4,7 @@ pub mod cgroup_index;
 pub mod listeners;
 pub mod procfs;
 pub mod table;
+pub mod tcp_table;
 pub mod workload;
 
 pub use cgroup_index::CgroupIndex;

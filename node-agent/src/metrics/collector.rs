@@ -378,7 +378,7 @@ impl Collector {
         for (key, text) in samples {
             edges
                 .entry(key.edge)
-                .or_insert_with(EdgeRequests::new)
+                .or_default()
                 .samples
                 .push((key.code, text));
         }
@@ -397,10 +397,17 @@ impl Collector {
         &mut self,
         edges: HashMap<L7EdgeKey, EdgeRequests>,
     ) -> HashMap<L7EdgeKey, EdgeRequests> {
-        let mut out: HashMap<L7EdgeKey, EdgeRequests> = HashMap::with_capacity(edges.len());
         let Ok(mut sockets) = self.tls_sockets.lock() else {
             return edges; // poisoned: a panic elsewhere already ends the agent
         };
+        if !edges
+            .keys()
+            .any(|k| k.transport == l7::TRANSPORT_TLS_SOCKET)
+        {
+            sockets.end_drain();
+            return edges; // no TLS this interval: nothing to rekey
+        }
+        let mut out: HashMap<L7EdgeKey, EdgeRequests> = HashMap::with_capacity(edges.len());
         let unresolved = sockets.unresolved;
         for (k, e) in edges {
             let key = match k.tls_socket_of() {

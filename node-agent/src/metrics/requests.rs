@@ -47,12 +47,6 @@ pub struct EdgeRequests {
 
 impl Default for EdgeRequests {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl EdgeRequests {
-    pub fn new() -> Self {
         Self {
             stats: L7Stats::ZERO,
             statuses: Vec::new(),
@@ -61,7 +55,9 @@ impl EdgeRequests {
             samples: Vec::new(),
         }
     }
+}
 
+impl EdgeRequests {
     /// Adds another connection's requests on the same edge (TLS connections are counted
     /// one by one in the kernel).
     pub fn merge(&mut self, o: &Self) {
@@ -147,15 +143,11 @@ impl RequestTracker {
         let mut edges: HashMap<L7EdgeKey, EdgeRequests> = HashMap::new();
         let observed = self.stats.observe(stats, idle);
         for (k, d) in observed.changed {
-            edges.entry(k).or_insert_with(EdgeRequests::new).stats = d;
+            edges.entry(k).or_default().stats = d;
         }
         let failed = self.errors.observe(errors, idle);
         for (k, n) in failed.changed {
-            edges
-                .entry(k.edge)
-                .or_insert_with(EdgeRequests::new)
-                .statuses
-                .push((k.code, n));
+            edges.entry(k.edge).or_default().statuses.push((k.code, n));
         }
         let mut still_out = HashSet::new();
         for OpenConn { id, conn: c, edge } in conns {
@@ -166,7 +158,7 @@ impl RequestTracker {
             if now_ktime.saturating_sub(c.request_ns) < timeout_ns {
                 continue;
             }
-            let edge = edges.entry(edge).or_insert_with(EdgeRequests::new);
+            let edge = edges.entry(edge).or_default();
             edge.stuck += 1;
             if !self.timed_out.contains(&request) {
                 edge.timeouts += 1;

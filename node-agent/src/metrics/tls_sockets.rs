@@ -14,6 +14,8 @@ use std::{
 
 use node_agent_common::FlowKey;
 
+use crate::attribution::tcp_table;
+
 /// A socket found: its inode (to tell a reused fd from the same socket) and 4-tuple.
 #[derive(Debug, Clone, Copy)]
 struct Found {
@@ -96,8 +98,8 @@ impl TlsSockets {
         }
         ["net/tcp", "net/tcp6"].iter().find_map(|file| {
             let text = std::fs::read_to_string(pid.join(file)).ok()?;
-            let found = tcp_sockets(&text).find(|(ino, _)| *ino == inode);
-            found
+            let found = tcp_table::sockets(&text).find(|s| s.inode == inode);
+            found.map(|s| (inode, s.flow))
         })
     }
 
@@ -115,76 +117,10 @@ fn socket_inode(link: &str) -> Option<u64> {
         .ok()
 }
 
-/// (inode, 4-tuple) of every socket in one `/proc/net/tcp*` text.
-pub fn tcp_sockets(text: &str) -> impl Iterator<Item = (u64, FlowKey)> + '_ {
-    text.lines().skip(1).filter_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (local_addr, local_port) = endpoint(f.get(1)?)?;
-        let (remote_addr, remote_port) = endpoint(f.get(2)?)?;
-        let inode = f.get(9)?.parse().ok()?;
-        Some((
-            inode,
-            FlowKey {
-                local_addr,
-                remote_addr,
-                local_port,
-                remote_port,
-                _pad: 0,
-            },
-        ))
-    })
-}
-
-/// `0100007F:1F90` (IPv4) or 32 hex digits (IPv6), each 32-bit word in host byte order, as
-/// the kernel prints them: the address as 16 bytes (IPv4 mapped into IPv6, as the eBPF
-/// programs store it) and the port.
-fn endpoint(s: &str) -> Option<([u8; 16], u16)> {
-    let (addr, port) = s.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |i: usize| -> Option<[u8; 4]> {
-        let hex = addr.get(i * 8..i * 8 + 8)?;
-        Some(u32::from_str_radix(hex, 16).ok()?.to_ne_bytes())
-    };
-    let mut out = [0u8; 16];
-    match addr.len() {
-        8 => {
-            out[10] = 0xff;
-            out[11] = 0xff;
-            out[12..].copy_from_slice(&word(0)?);
-        }
-        32 => {
-            for i in 0..4 {
-                out[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
-            }
-        }
-        _ => return None,
-    }
-    Some((out, port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv6Addr, TcpListener, TcpStream};
-
-    #[test]
-    fn proc_net_tcp_lines_give_the_kernel_s_4_tuple() {
-        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 0200007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1\n";
-        let (inode, flow) = tcp_sockets(v4).next().expect("one socket");
-        assert_eq!(inode, 4242);
-        assert_eq!((flow.local_port, flow.remote_port), (8080, 50000));
-        assert_eq!(
-            Ipv6Addr::from(flow.local_addr).to_ipv4_mapped(),
-            Some("127.0.0.1".parse().expect("an address"))
-        );
-        assert_eq!(
-            Ipv6Addr::from(flow.remote_addr).to_ipv4_mapped(),
-            Some("127.0.0.2".parse().expect("an address"))
-        );
-        assert_eq!(socket_inode("socket:[4242]"), Some(4242));
-        assert_eq!(socket_inode("/dev/null"), None);
-        assert_eq!(tcp_sockets("header\ngarbage line\n").count(), 0);
-    }
+    use std::net::{TcpListener, TcpStream};
 
     /// A real socket of this process, found through the real procfs.
     #[test]
@@ -199,6 +135,8 @@ mod tests {
             .expect("the client socket is found");
         assert_eq!(flow.remote_port, port);
         assert_eq!(flow.local_port, client.local_addr().expect("addr").port());
+        assert_eq!(socket_inode("socket:[4242]"), Some(4242));
+        assert_eq!(socket_inode("/dev/null"), None);
         assert_eq!(sockets.resolve(std::process::id(), 99_999), None);
         assert_eq!(sockets.unresolved, 1);
         // Announced while open, then closed: the drain still gets its addresses.

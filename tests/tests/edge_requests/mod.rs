@@ -49,6 +49,11 @@ impl EdgeRequests {
         0.0
     }
 
+    /// Whether a failing reply with `code` was sampled with a text that `says`.
+    pub fn sampled(&self, code: &str, says: impl Fn(&str) -> bool) -> bool {
+        self.error_samples.iter().any(|(c, t)| c == code && says(t))
+    }
+
     pub fn status(&self, code: &str) -> u64 {
         self.statuses
             .iter()
