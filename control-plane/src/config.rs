@@ -169,8 +169,11 @@ impl Default for IngestConfig {
 pub struct RulesConfig {
     /// Abnormal exits of a workload's main process that make a crash loop...
     pub crash_loop_restarts: u32,
-    /// ...within this many seconds.
+    /// ...within this many seconds...
     pub crash_loop_window_secs: u64,
+    /// ...of a service: a workload one of whose processes ran this long (containers always
+    /// are). Short commands failing are not a crash loop.
+    pub crash_loop_service_uptime_secs: u64,
 }
 
 impl Default for RulesConfig {
@@ -179,6 +182,7 @@ impl Default for RulesConfig {
         Self {
             crash_loop_restarts: p.restarts,
             crash_loop_window_secs: p.window.as_secs(),
+            crash_loop_service_uptime_secs: p.service_uptime.as_secs(),
         }
     }
 }
@@ -496,6 +500,7 @@ impl ControlPlaneConfig {
         CrashLoopPolicy {
             restarts: self.rules.crash_loop_restarts,
             window: Duration::from_secs(self.rules.crash_loop_window_secs),
+            service_uptime: Duration::from_secs(self.rules.crash_loop_service_uptime_secs),
         }
     }
 }

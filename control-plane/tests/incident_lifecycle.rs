@@ -40,6 +40,7 @@ fn incidents_deduplicate_resolve_and_recur() {
         rules: KernelRules::new(CrashLoopPolicy {
             restarts: 3,
             window: Duration::from_secs(60),
+            ..CrashLoopPolicy::default()
         }),
         clock: clock.clone(),
     });

@@ -43,7 +43,12 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
         "the lab needs root (CI runs as root)"
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let cp = ControlPlane::start(dir.path());
+    // No warm-up here: the replicas have run seconds, not the default 30 s that makes a
+    // workload a service for the crash-loop rule, before the crash-loop scenario.
+    let cp = ControlPlane::start_with(
+        dir.path(),
+        "[rules]\ncrash_loop_service_uptime_secs = 2\n",
+    );
     let api = cp.api();
     let _agent = Agent::start(
         dir.path(),

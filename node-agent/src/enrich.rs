@@ -78,9 +78,18 @@ pub fn enrich(
             exit_code, signal, ..
         } => {
             let a = table.remove(t.tgid);
+            // How long it ran: a crash loop is a service dying, not a command finishing.
+            let lifetime_ms = a
+                .as_ref()
+                .filter(|a| a.start_ticks > 0)
+                .and_then(|a| crate::attribution::procfs::lifetime_ms(a.start_ticks));
             (
                 a,
-                v1::event::Kind::Exit(v1::ProcessExit { exit_code, signal }),
+                v1::event::Kind::Exit(v1::ProcessExit {
+                    exit_code,
+                    signal,
+                    lifetime_ms,
+                }),
             )
         }
         KernelEvent::Oom { victim, .. } => {
@@ -111,6 +120,7 @@ pub fn enrich(
             cgroup_path: path,
             ppid: 0,
             is_root_process: false,
+            start_ticks: 0,
         })
     });
     let workload = attribution

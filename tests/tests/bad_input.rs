@@ -81,6 +81,7 @@ fn event(seq: u64) -> v1::Event {
         kind: Some(v1::event::Kind::Exit(v1::ProcessExit {
             exit_code: Some(1),
             signal: None,
+            lifetime_ms: None,
         })),
     }
 }

@@ -1,9 +1,24 @@
 //! Must-show 2: crashes and exit codes from the kernel, and one crash-loop incident for a
-//! workload restarted three times.
+//! service restarted three times — but none for a script's commands failing by the hundred.
 
-use std::{os::unix::process::ExitStatusExt, time::Duration};
+use std::{os::unix::process::ExitStatusExt, process::Command, time::Duration};
 
-use vigil_tests::{run_crash_helper as run_in, unique_name, wait_for, AgentOptions, Cgroup, Stack};
+use vigil_tests::{
+    bin_path, run_crash_helper as run_in, unique_name, wait_for, AgentOptions, Cgroup, Stack,
+};
+
+/// A service is a workload one of whose processes ran this long (the default is 30 s; the
+/// test keeps it short).
+const SERVICE_UPTIME: &str = "[rules]\ncrash_loop_service_uptime_secs = 1\n";
+
+/// The workload's long-running process, stopped after 1.5 s (as for a restart).
+fn run_service_once(cgroup: &Cgroup) {
+    let mut command = Command::new(bin_path("vigil-test-crash"));
+    command.args(["exit", "0"]).env("VIGIL_CRASH_DELAY_MS", "1500");
+    cgroup.place(&mut command);
+    let status = command.status().expect("run the service");
+    assert!(status.success());
+}
 
 #[test]
 fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() {
@@ -12,7 +27,7 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
         cp: _cp,
         api,
         agent: _agent,
-    } = Stack::start(&AgentOptions::new("crash-node"));
+    } = Stack::start_with(&AgentOptions::new("crash-node"), SERVICE_UPTIME);
 
     // A SIGSEGV and an exit(3), each in its own workload.
     let segv_cg = Cgroup::memory_v1(&unique_name("segv"), None);
@@ -36,6 +51,9 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
         "killed by a signal, no exit code: {segv:#}"
     );
     assert_eq!(segv["workload"]["is_root_process"], true);
+    // It slept 50 ms before crashing: the agent knows how long it ran.
+    let lived = segv["kind"]["lifetime_ms"].as_u64().unwrap_or(0);
+    assert!((40..10_000).contains(&lived), "lifetime {lived} ms: {segv:#}");
     assert_eq!(
         segv["task"]["comm"], "vigil-test-cras",
         "comm is TASK_COMM_LEN-truncated"
@@ -68,8 +86,9 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
         api.incidents()
     );
 
-    // The same workload restarted three times in a row.
+    // A service, then the same workload restarted three times in a row.
     let loop_cg = Cgroup::memory_v1(&unique_name("loop"), None);
+    run_service_once(&loop_cg);
     let mut pids = Vec::new();
     for _ in 0..3 {
         let (pid, status) = run_in(&loop_cg, &["exit", "1"]);
@@ -125,4 +144,43 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
             .count(),
         1
     );
+}
+
+/// What host tooling does (pyenv's shims run `readlink` on every `python3`): short commands
+/// answering "no" with a non-zero exit, hundreds of times a minute. The kernel sees every
+/// exit; none of them is a service dying, so no crash loop opens.
+#[test]
+fn a_script_running_failing_commands_hundreds_of_times_opens_no_crash_loop() {
+    let Stack {
+        dir: _dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start(&AgentOptions::new("script-node"));
+    let missing = format!("/nonexistent/{}", unique_name("path"));
+    let script = format!(
+        "for i in $(seq 150); do readlink {missing}; grep -q vigil /dev/null; test -e {missing}; done; exit 0"
+    );
+    let status = Command::new("bash")
+        .args(["-c", &script])
+        .status()
+        .expect("run the script");
+    assert!(status.success());
+    // The agent saw them: the failing exits are stored.
+    let failed = |comm: &str| {
+        api.events(&format!("kind=process_exit&workload=host/{comm}&limit=1000"))
+            .into_iter()
+            .filter(|e| e["kind"]["exit_code"].as_i64() == Some(1))
+            .count()
+    };
+    wait_for(Duration::from_secs(15), "the commands' exits", || {
+        (failed("readlink") >= 100 && failed("grep") >= 100).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let loops: Vec<_> = api
+        .incidents()
+        .into_iter()
+        .filter(|i| i["kind"] == "crash_loop")
+        .collect();
+    assert!(loops.is_empty(), "no crash loop from a script: {loops:#?}");
 }

@@ -13,7 +13,7 @@ use vigil_tests::{
 /// Detection on short windows with a short learning phase, so entity scores exist within
 /// seconds; incidents resolve after 2 quiet seconds.
 const CONTROL_PLANE: &str = "\
-[rules]\ncrash_loop_restarts = 3\ncrash_loop_window_secs = 60\n\
+[rules]\ncrash_loop_restarts = 3\ncrash_loop_window_secs = 60\ncrash_loop_service_uptime_secs = 0\n\
 [incidents]\nresolve_after_secs = 2\n\
 [detection]\nenabled = true\nwindow_ms = 1000\ngrace_ms = 500\nlearning_windows = 5\n\
 shape_training_windows = 0\nforest_min_training = 16\n";

@@ -130,7 +130,7 @@ fn otlp_http_exports_an_alert_incident_trace_and_metrics() {
 fn otlp_grpc_exports_a_kernel_incident_trace_and_metrics() {
     let receiver = OtlpReceiver::start();
     let toml = format!(
-        "{}[rules]\ncrash_loop_restarts = 3\n[incidents]\nresolve_after_secs = 2\n\
+        "{}[rules]\ncrash_loop_restarts = 3\ncrash_loop_service_uptime_secs = 0\n[incidents]\nresolve_after_secs = 2\n\
          [detection]\nenabled = true\nwindow_ms = 1000\ngrace_ms = 500\nlearning_windows = 5\n\
          shape_training_windows = 0\n",
         otlp_toml("grpc", &format!("http://{}", receiver.grpc))

@@ -133,6 +133,7 @@ fn event(node: &str, index: usize, e: &v1::Event) -> Result<KernelEvent, WireErr
         v1::event::Kind::Exit(x) => EventKind::ProcessExit {
             exit_code: x.exit_code,
             signal: x.signal,
+            lifetime_ms: x.lifetime_ms,
         },
         v1::event::Kind::OomKill(x) => EventKind::OomKill {
             victim_pid: x.victim_pid,
@@ -424,6 +425,7 @@ mod tests {
             kind: Some(v1::event::Kind::Exit(v1::ProcessExit {
                 exit_code: Some(3),
                 signal: None,
+                lifetime_ms: Some(1500),
             })),
         }
     }
@@ -444,7 +446,8 @@ mod tests {
             b.events[1].kind,
             EventKind::ProcessExit {
                 exit_code: Some(3),
-                signal: None
+                signal: None,
+                lifetime_ms: Some(1500),
             }
         );
     }

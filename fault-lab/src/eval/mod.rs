@@ -17,7 +17,15 @@ pub struct Detection {
     pub kind: String,
     pub workload_key: String,
     pub title: String,
+    /// When it was opened, or reopened, for this run.
     pub opened_unix_ms: u64,
+    /// Opened for this run (rather than reopened after it had resolved).
+    #[serde(default = "opened_anew")]
+    pub new: bool,
+}
+
+fn opened_anew() -> bool {
+    true
 }
 
 /// What the fault did to the end-to-end path while it was in (requests through nginx).

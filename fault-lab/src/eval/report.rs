@@ -115,7 +115,10 @@ fn cells(r: &RunRecord) -> [String; 11] {
         impact(&r.impact),
         r.target_impact.as_ref().map_or("–".into(), impact),
         opt(r.detection_latency_ms),
-        r.detection.as_ref().map_or("–".into(), |d| d.kind.clone()),
+        r.detection.as_ref().map_or("–".into(), |d| {
+            let how = if d.new { "new" } else { "reopened" };
+            format!("#{} {how}: {}", d.incident_id, d.kind)
+        }),
         yes(r.classification_correct).into(),
         yes(r.localization_correct).into(),
         yes(r.remediation_correct).into(),

@@ -58,28 +58,36 @@ impl VigilApi {
             .count()
     }
 
-    /// Incidents on lab workloads opened in [from, to).
+    /// Incidents on lab workloads that a fault in [from, to) can claim: opened in it, or
+    /// resolved before it and reopened in it (with evidence from that window). An incident
+    /// open all along and merely updated is not claimed: that is how one incident used to
+    /// swallow every later fault.
     pub fn incidents_between(&self, from_unix_ms: u64, to_unix_ms: u64) -> Vec<Detection> {
         let Some(list) = self.get("/api/v1/incidents?limit=1000") else {
             return Vec::new();
         };
+        let window = from_unix_ms..to_unix_ms;
+        let ms = |v: &Value| v.as_i64().map(|ns| (ns / 1_000_000) as u64);
         list.as_array()
             .into_iter()
             .flatten()
             .filter_map(|i| {
-                // A recurring anomaly reopens its incident: that counts from the reopening.
-                let opened_ns = i["attributes"]["episode_started_unix_ns"]
-                    .as_i64()
-                    .or_else(|| i["opened_unix_ns"].as_i64())?;
-                let opened_ms = (opened_ns / 1_000_000) as u64;
+                let first_opened = ms(&i["opened_unix_ns"])?;
+                let episode = ms(&i["attributes"]["episode_started_unix_ns"]).unwrap_or(first_opened);
                 let key = i["workload_key"].as_str()?.to_string();
-                let in_lab = key.contains(crate::names::PREFIX);
-                (in_lab && (from_unix_ms..to_unix_ms).contains(&opened_ms)).then(|| Detection {
+                if !key.contains(crate::names::PREFIX) {
+                    return None;
+                }
+                let new = window.contains(&first_opened);
+                // A reopening's episode starts after the first opening.
+                let reopened = !new && episode > first_opened && window.contains(&episode);
+                (new || reopened).then(|| Detection {
                     incident_id: i["id"].as_i64().unwrap_or(0),
                     kind: i["kind"].as_str().unwrap_or("").to_string(),
                     workload_key: key,
                     title: i["title"].as_str().unwrap_or("").to_string(),
-                    opened_unix_ms: opened_ms,
+                    opened_unix_ms: if new { first_opened } else { episode },
+                    new,
                 })
             })
             .collect()

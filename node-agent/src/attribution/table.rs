@@ -19,6 +19,8 @@ pub struct Attribution {
     pub cgroup_path: String,
     pub ppid: u32,
     pub is_root_process: bool,
+    /// When it started, in clock ticks since boot (unknown: 0).
+    pub start_ticks: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +105,7 @@ impl ProcessTable {
                 cgroup_path: info.cgroup_path.clone(),
                 ppid: info.ppid,
                 is_root_process,
+                start_ticks: info.start_ticks,
                 workload,
             },
             info,

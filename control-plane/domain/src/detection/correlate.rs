@@ -1,14 +1,22 @@
-//! Correlation: anomalies that overlap in time and touch connected entities of the service
-//! graph are one problem, so they become one group (one incident).
+//! Correlation: anomalies that overlap in time and lie on one call path of the service graph,
+//! with evidence of a kind that can be one fault, are one problem, so they become one group
+//! (one incident).
 //!
 //! A group stays open while its entities keep firing; after `resolve_windows` quiet windows
-//! it resolves. A related anomaly within `cooldown_windows` of that reopens the same group
-//! rather than paging anyone twice.
+//! it resolves. A recurrence within `cooldown_windows` — the same kind of cause on the same
+//! call path — reopens the same group rather than paging anyone twice. A different kind of
+//! cause nearby (DNS failing on a workload whose memory incident is open, permissions refused
+//! minutes after a Redis outage) is a fault of its own and opens its own group: an open or
+//! recently resolved incident must never swallow an unrelated fault.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::{
+    call_graph::CallGraph,
+    kinds::{kinds_of, only_consequences, EvidenceKind},
+};
 use crate::{
     entity::{EdgeId, EntityId, Subject},
     incident::IncidentId,
@@ -32,6 +40,44 @@ fn blame(a: &Anomaly) -> Vec<(EntityId, f64)> {
             (e.server.clone(), a.score),
             (e.client.clone(), a.score * 0.3),
         ],
+    }
+}
+
+/// An anomaly as correlation weighs it: where it is and what kind of trouble it shows.
+struct Candidate<'a> {
+    anomaly: &'a Anomaly,
+    nodes: Vec<EntityId>,
+    kinds: BTreeSet<EvidenceKind>,
+}
+
+impl Candidate<'_> {
+    fn causes(&self) -> impl Iterator<Item = &EvidenceKind> {
+        self.kinds.iter().filter(|k| !k.is_consequence())
+    }
+
+    /// Whether a fault at one of `episode`'s nodes would show as this: the workload, or the
+    /// server an edge calls, is that node or calls it. (An edge's client is not enough: the
+    /// client's own fault does not make its calls out fail.)
+    fn upstream_of<'e>(
+        &self,
+        episode: impl IntoIterator<Item = &'e EntityId> + Clone,
+        graph: &CallGraph,
+    ) -> bool {
+        let at = match &self.anomaly.entity {
+            Subject::Workload(e) => e,
+            Subject::Edge(e) => &e.server,
+        };
+        episode.into_iter().any(|e| graph.reaches(at, e))
+    }
+
+    fn on_path_with<'e>(
+        &self,
+        episode: impl IntoIterator<Item = &'e EntityId> + Clone,
+        graph: &CallGraph,
+    ) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| episode.clone().into_iter().any(|e| graph.on_one_path(n, e)))
     }
 }
 
@@ -64,6 +110,8 @@ pub struct Group {
     /// Node → strongest blame in the current episode (the root-cause ranking's input: a
     /// recurrence is ranked on its own evidence, not on what the last episode blamed).
     pub blame: BTreeMap<EntityId, f64>,
+    /// The kinds of evidence in the current episode (the anchor's own, for a kernel rule's).
+    pub episode_kinds: BTreeSet<EvidenceKind>,
     /// Window the current episode (open or reopen) began.
     pub episode_window: i64,
     /// When the current episode was reported, by the caller's clock.
@@ -80,7 +128,8 @@ pub struct Group {
 const TIMELINE_CAP: usize = 200;
 
 impl Group {
-    fn absorb(&mut self, a: &Anomaly) {
+    fn absorb(&mut self, a: &Anomaly, kinds: &BTreeSet<EvidenceKind>) {
+        self.episode_kinds.extend(kinds.iter().copied());
         self.nodes.extend(nodes(a));
         for (n, b) in blame(a) {
             let slot = self.blame.entry(n).or_insert(0.0);
@@ -96,17 +145,55 @@ impl Group {
         }
     }
 
-    fn touches(
-        &self,
-        nodes: &[EntityId],
-        neighbours: &HashMap<EntityId, HashSet<EntityId>>,
-    ) -> bool {
-        nodes.iter().any(|n| {
-            self.nodes.contains(n)
-                || neighbours
-                    .get(n)
-                    .is_some_and(|adj| adj.iter().any(|m| self.nodes.contains(m)))
-        })
+    /// The nodes of the current episode (what blame it carries).
+    fn episode_nodes(&self) -> impl Iterator<Item = &EntityId> + Clone {
+        self.blame.keys()
+    }
+
+    fn episode_causes(&self) -> impl Iterator<Item = &EvidenceKind> {
+        self.episode_kinds.iter().filter(|k| !k.is_consequence())
+    }
+
+    /// Whether an open group takes the anomaly in: it lies on a call path through the
+    /// episode, and either only shows consequences upstream of it, or names a cause the
+    /// episode already has, or names the first cause of an episode that so far had only
+    /// symptoms (while that episode is young: the cause often surfaces a window or two after
+    /// the errors it causes).
+    fn takes(&self, c: &Candidate, graph: &CallGraph, window: i64, explain_windows: i64) -> bool {
+        if only_consequences(&c.kinds) {
+            return c.upstream_of(self.episode_nodes(), graph);
+        }
+        if !c.on_path_with(self.episode_nodes(), graph) {
+            return false;
+        }
+        let shared = c.causes().any(|k| self.episode_kinds.contains(k));
+        let unexplained = self.episode_causes().next().is_none()
+            && window - self.episode_window <= explain_windows;
+        shared || unexplained
+    }
+
+    /// Whether a resolved group is reopened by the anomaly: the same kind of trouble on the
+    /// same call path. A cause must be one the last episode had; symptoms alone must also
+    /// point at the place the last episode blamed most (a flapping slow edge), not merely lie
+    /// above it — errors at a caller are what any later fault below it shows too.
+    fn recurs_with(&self, c: &Candidate, graph: &CallGraph) -> bool {
+        if !c.on_path_with(self.episode_nodes(), graph) {
+            return false;
+        }
+        if !only_consequences(&c.kinds) {
+            return c.causes().any(|k| self.episode_kinds.contains(k));
+        }
+        let top = self
+            .blame
+            .iter()
+            .max_by(|x, y| x.1.total_cmp(y.1))
+            .map(|(n, _)| n);
+        let blamed = blame(c.anomaly)
+            .into_iter()
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .map(|(n, _)| n);
+        top.is_some_and(|t| blamed.as_ref() == Some(t))
+            && c.kinds.iter().any(|k| self.episode_kinds.contains(k))
     }
 }
 
@@ -132,6 +219,17 @@ impl Change {
 pub struct Anchor {
     pub incident: IncidentId,
     pub workload: EntityId,
+    /// What the rule saw (an OOM kill: memory, a process dying).
+    pub kinds: Vec<EvidenceKind>,
+}
+
+impl Anchor {
+    /// Whether an anomaly is part of the rule's incident: at or upstream of its workload, and
+    /// showing either symptoms or the same kind of cause.
+    fn takes(&self, c: &Candidate, graph: &CallGraph) -> bool {
+        c.upstream_of([&self.workload], graph)
+            && (only_consequences(&c.kinds) || c.causes().any(|k| self.kinds.contains(k)))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -139,20 +237,6 @@ pub struct Correlator {
     config: CorrelateConfig,
     groups: Vec<Group>,
     next_id: u64,
-}
-
-/// Undirected adjacency of the call graph.
-pub fn neighbours(edges: &[EdgeId]) -> HashMap<EntityId, HashSet<EntityId>> {
-    let mut adj: HashMap<EntityId, HashSet<EntityId>> = HashMap::new();
-    for e in edges {
-        adj.entry(e.client.clone())
-            .or_default()
-            .insert(e.server.clone());
-        adj.entry(e.server.clone())
-            .or_default()
-            .insert(e.client.clone());
-    }
-    adj
 }
 
 impl Correlator {
@@ -180,7 +264,7 @@ impl Correlator {
         edges: &[EdgeId],
         anchors: &[Anchor],
     ) -> Vec<Change> {
-        let adj = neighbours(edges);
+        let graph = CallGraph::new(edges);
         let mut changes: Vec<Change> = Vec::new();
         // Each group changes at most once per window.
         let note = |c: Change, changes: &mut Vec<Change>| {
@@ -188,42 +272,56 @@ impl Correlator {
                 changes.push(c);
             }
         };
-        for a in anomalies {
-            let nodes = nodes(a);
-            // An open group first, then a recently resolved one (a recurrence).
+        // Causes first, strongest first: the symptoms of the same window then join the fault
+        // that explains them rather than reopening an older one.
+        let mut candidates: Vec<Candidate> = anomalies
+            .iter()
+            .map(|a| Candidate {
+                anomaly: a,
+                nodes: nodes(a),
+                kinds: kinds_of(a),
+            })
+            .collect();
+        candidates.sort_by(|x, y| {
+            only_consequences(&x.kinds)
+                .cmp(&only_consequences(&y.kinds))
+                .then(y.anomaly.score.total_cmp(&x.anomaly.score))
+        });
+        let explain = self.config.resolve_windows;
+        let cooldown = self.config.cooldown_windows;
+        for c in &candidates {
+            let a = c.anomaly;
+            // An open group first (the newest episode of those that take it), then a recently
+            // resolved one (a recurrence).
             let open = self
                 .groups
                 .iter_mut()
-                .find(|g| g.resolved_window.is_none() && g.touches(&nodes, &adj));
+                .filter(|g| g.resolved_window.is_none() && g.takes(c, &graph, window, explain))
+                .max_by_key(|g| g.episode_window);
             if let Some(g) = open {
-                g.absorb(a);
+                g.absorb(a, &c.kinds);
                 let id = g.id;
                 note(Change::Updated(id), &mut changes);
                 continue;
             }
-            let cooldown = self.config.cooldown_windows;
             let recent = self.groups.iter_mut().find(|g| {
                 g.resolved_window.is_some_and(|r| window - r <= cooldown)
                     && !g.anchored
-                    && g.touches(&nodes, &adj)
+                    && g.recurs_with(c, &graph)
             });
             if let Some(g) = recent {
                 g.resolved_window = None;
                 g.blame.clear();
+                g.episode_kinds.clear();
                 g.episode_window = a.window;
                 g.episode_reported_unix_ns = None;
-                g.absorb(a);
+                g.absorb(a, &c.kinds);
                 let id = g.id;
                 changes.retain(|c| *c != Change::Updated(id));
                 note(Change::Reopened(id), &mut changes);
                 continue;
             }
-            let anchor = anchors.iter().find(|x| {
-                nodes.contains(&x.workload)
-                    || nodes
-                        .iter()
-                        .any(|n| adj.get(n).is_some_and(|s| s.contains(&x.workload)))
-            });
+            let anchor = anchors.iter().find(|x| x.takes(c, &graph));
             let id = self.next_id;
             self.next_id += 1;
             let mut g = Group {
@@ -232,6 +330,9 @@ impl Correlator {
                 anchored: anchor.is_some(),
                 nodes: BTreeSet::new(),
                 blame: BTreeMap::new(),
+                episode_kinds: anchor
+                    .map(|x| x.kinds.iter().copied().collect())
+                    .unwrap_or_default(),
                 episode_window: a.window,
                 episode_reported_unix_ns: None,
                 entities: BTreeMap::new(),
@@ -240,7 +341,7 @@ impl Correlator {
                 last_window: a.window,
                 resolved_window: None,
             };
-            g.absorb(a);
+            g.absorb(a, &c.kinds);
             self.groups.push(g);
             note(Change::Opened(id), &mut changes);
         }
@@ -253,7 +354,6 @@ impl Correlator {
             }
         }
         // Forget groups past their cooldown.
-        let cooldown = self.config.cooldown_windows;
         self.groups
             .retain(|g| g.resolved_window.is_none_or(|r| window - r <= cooldown));
         changes
@@ -263,9 +363,15 @@ impl Correlator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::SubjectClass;
+    use crate::{entity::SubjectClass, incident::evidence::FeatureEvidence};
 
-    fn anomaly(entity: &str, class: SubjectClass, window: i64, score: f64) -> Anomaly {
+    /// An anomaly whose one fired feature is `feature`.
+    fn anomaly(entity: &str, feature: &str, window: i64, score: f64) -> Anomaly {
+        let class = if entity.contains("->") {
+            SubjectClass::Edge
+        } else {
+            SubjectClass::Workload
+        };
         let entity = Subject::parse(class, entity).expect("subject");
         Anomaly {
             entity,
@@ -274,7 +380,15 @@ mod tests {
             time_unix_ns: window,
             score,
             tier: 1,
-            features: Vec::new(),
+            features: vec![FeatureEvidence {
+                feature: feature.into(),
+                value: 10.0,
+                median: 0.0,
+                z: 10.0,
+                score,
+                crossed: true,
+                fired: true,
+            }],
             forest: None,
         }
     }
@@ -286,17 +400,32 @@ mod tests {
             .collect()
     }
 
+    /// nginx → two app replicas → Redis, as the lab has it.
+    fn replicas() -> Vec<EdgeId> {
+        [
+            ("web", "app1"),
+            ("web", "app2"),
+            ("app1", "redis"),
+            ("app2", "redis"),
+        ]
+        .iter()
+        .map(|(a, b)| EdgeId::new((*a).into(), (*b).into()))
+        .collect()
+    }
+
+    const ERRORS: &str = "error_ratio";
+    const SLOW: &str = "request_p99_us";
+
     #[test]
     fn connected_anomalies_make_one_group_unrelated_ones_another() {
         let mut c = Correlator::new(CorrelateConfig::default());
-        let w = SubjectClass::Workload;
         let changes = c.observe(
             10,
             &[
-                anomaly("app->redis", SubjectClass::Edge, 10, 0.9),
-                anomaly("web", w, 10, 0.5),
-                anomaly("app", w, 10, 0.6),
-                anomaly("queue", w, 10, 0.7),
+                anomaly("app->redis", "connect_failures_per_s", 10, 0.9),
+                anomaly("web->app", ERRORS, 10, 0.5),
+                anomaly("app", "syscall_errors_network_per_s", 10, 0.6),
+                anomaly("queue", SLOW, 10, 0.7),
             ],
             &edges(),
             &[],
@@ -316,46 +445,128 @@ mod tests {
             cooldown_windows: 10,
         };
         let mut c = Correlator::new(cfg);
-        let w = SubjectClass::Workload;
-        c.observe(1, &[anomaly("app", w, 1, 0.8)], &edges(), &[]);
+        let refused = "connect_failures_per_s";
+        c.observe(1, &[anomaly("app->redis", refused, 1, 0.8)], &edges(), &[]);
         assert_eq!(c.observe(2, &[], &edges(), &[]), vec![]);
         assert_eq!(c.observe(4, &[], &edges(), &[]), vec![Change::Resolved(1)]);
-        // A neighbour fires again within the cooldown: the same group reopens.
-        let again = c.observe(6, &[anomaly("web", w, 6, 0.8)], &edges(), &[]);
+        // The same trouble on the same path within the cooldown: the same group reopens.
+        let again = c.observe(6, &[anomaly("app->redis", refused, 6, 0.7)], &edges(), &[]);
         assert_eq!(again, vec![Change::Reopened(1)]);
         let g = c.group(1).expect("group");
         assert_eq!(g.episode_window, 6);
         assert_eq!(
-            g.blame.keys().collect::<Vec<_>>(),
-            ["web"],
+            g.blame.get("redis"),
+            Some(&0.7),
             "the recurrence is ranked on its own evidence"
         );
-        assert!(
-            g.entities.contains_key(&Subject::Workload("app".into())),
-            "history kept"
-        );
+        assert_eq!(g.timeline.len(), 2, "history kept");
         // Past the cooldown a new group opens.
         c.observe(10, &[], &edges(), &[]);
         c.observe(30, &[], &edges(), &[]);
-        let later = c.observe(31, &[anomaly("web", w, 31, 0.8)], &edges(), &[]);
+        let later = c.observe(31, &[anomaly("web->app", refused, 31, 0.8)], &edges(), &[]);
         assert_eq!(later, vec![Change::Opened(2)]);
     }
 
     #[test]
-    fn anomalies_next_to_a_kernel_event_incident_join_it() {
+    fn anomalies_upstream_of_a_kernel_event_incident_join_it() {
         let mut c = Correlator::new(CorrelateConfig::default());
         let anchors = [Anchor {
             incident: IncidentId(7),
             workload: "app".into(),
+            kinds: EvidenceKind::of_incident(crate::incident::IncidentKind::OomKill).to_vec(),
         }];
-        let changes = c.observe(
-            1,
-            &[anomaly("web", SubjectClass::Workload, 1, 0.8)],
-            &edges(),
-            &anchors,
-        );
+        let changes = c.observe(1, &[anomaly("web->app", ERRORS, 1, 0.8)], &edges(), &anchors);
         assert_eq!(changes, vec![Change::Opened(1)]);
         let g = c.group(1).expect("group");
         assert!(g.anchored && g.incident == Some(IncidentId(7)));
+        // A different cause beside it (DNS failing on the OOM-killed workload) is not the OOM.
+        c.observe(2, &[anomaly("app", "dns_failures_per_s", 2, 0.8)], &edges(), &anchors);
+        let dns = c.group(2).expect("a group of its own");
+        assert!(!dns.anchored && dns.incident.is_none());
+    }
+
+    /// The demo's case: a side anomaly on one replica opened a group that stayed open; a DNS
+    /// failure on that replica much later is another fault and opens its own.
+    #[test]
+    fn a_different_cause_on_an_open_incidents_workload_opens_its_own() {
+        let mut c = Correlator::new(CorrelateConfig::default());
+        for w in 1..=20 {
+            c.observe(w, &[anomaly("web->app2", SLOW, w, 0.6)], &replicas(), &[]);
+        }
+        let changes = c.observe(
+            21,
+            &[
+                anomaly("app2", "dns_failures_per_s", 21, 0.9),
+                anomaly("web->app2", ERRORS, 21, 0.7),
+            ],
+            &replicas(),
+            &[],
+        );
+        assert!(changes.contains(&Change::Opened(2)), "{changes:?}");
+        let dns = c.group(2).expect("dns group");
+        assert!(dns
+            .entities
+            .contains_key(&Subject::Workload("app2".into())));
+        assert!(
+            dns.entities.len() == 2,
+            "the same window's errors join the fault that explains them"
+        );
+        // Yet a cause that surfaces right after the symptoms it explains joins them.
+        let mut young = Correlator::new(CorrelateConfig::default());
+        young.observe(1, &[anomaly("web->app1", ERRORS, 1, 0.6)], &replicas(), &[]);
+        let joined = young.observe(
+            2,
+            &[anomaly("app1", "syscall_errors_permission_per_s", 2, 0.9)],
+            &replicas(),
+            &[],
+        );
+        assert_eq!(joined, vec![Change::Updated(1)]);
+        // And a sibling replica is not on the first one's call path.
+        let sibling = young.observe(3, &[anomaly("app2", "dns_failures_per_s", 3, 0.9)], &replicas(), &[]);
+        assert_eq!(sibling, vec![Change::Opened(2)]);
+    }
+
+    /// The case seen outside the repo: permissions refused minutes after a Redis outage
+    /// resolved must open its own incident, not reopen the outage's.
+    #[test]
+    fn a_different_cause_after_a_resolved_incident_does_not_reopen_it() {
+        let mut c = Correlator::new(CorrelateConfig::default());
+        for w in 1..=5 {
+            c.observe(
+                w,
+                &[
+                    anomaly("app1->redis", "connect_failures_per_s", w, 0.9),
+                    anomaly("web->app1", ERRORS, w, 0.8),
+                ],
+                &replicas(),
+                &[],
+            );
+        }
+        assert_eq!(c.observe(12, &[], &replicas(), &[]), vec![Change::Resolved(1)]);
+        let changes = c.observe(
+            30,
+            &[
+                anomaly("web->app1", ERRORS, 30, 0.8),
+                anomaly("app1", "syscall_errors_permission_per_s", 30, 0.7),
+            ],
+            &replicas(),
+            &[],
+        );
+        assert_eq!(changes, vec![Change::Opened(2)]);
+        assert!(c.group(1).is_some_and(|g| g.resolved_window.is_some()));
+        assert_eq!(c.group(2).map(|g| g.entities.len()), Some(2));
+        // Errors alone on that path later do not reopen the outage either: it was blamed on
+        // Redis, and errors at a caller are what any fault below it shows.
+        c.observe(40, &[], &replicas(), &[]);
+        let symptoms = c.observe(50, &[anomaly("web->app1", ERRORS, 50, 0.8)], &replicas(), &[]);
+        assert!(!symptoms.contains(&Change::Reopened(1)), "{symptoms:?}");
+        // The outage itself coming back does.
+        let back = c.observe(
+            52,
+            &[anomaly("app1->redis", "connect_failures_per_s", 52, 0.9)],
+            &replicas(),
+            &[],
+        );
+        assert!(back.contains(&Change::Reopened(1)), "{back:?}");
     }
 }

@@ -7,6 +7,7 @@
 //! `judge` holds the two tiers' decision.
 
 pub mod baseline;
+pub mod call_graph;
 pub mod config;
 pub mod conformal;
 pub mod correlate;
@@ -14,6 +15,7 @@ pub mod features;
 pub mod floors;
 pub mod forest;
 pub mod judge;
+pub mod kinds;
 pub mod likelihood;
 pub mod ports;
 pub mod report;

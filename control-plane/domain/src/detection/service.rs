@@ -13,6 +13,7 @@ use tracing::{info, instrument, warn};
 use super::{
     config::DetectionConfig,
     correlate::{Anchor, Change, Correlator, Group},
+    kinds::EvidenceKind,
     features::{window_features, FeatureError, WindowFeatures},
     judge::Tiers,
     ports::{BaselineStore, GraphView},
@@ -317,7 +318,7 @@ impl DetectionService {
     }
 
     /// Open incidents from kernel-event rules with evidence since `since_unix_ns`: anomalies
-    /// on or next to their workloads are part of them. (A rule's incident stays open long
+    /// at or upstream of their workloads, showing symptoms or the rule's own kind of cause, are part of them. (A rule's incident stays open long
     /// after its last evidence; a later, different fault nearby is not part of it.)
     fn anchors(&self, since_unix_ns: i64) -> Result<Vec<Anchor>, StoreError> {
         Ok(self
@@ -328,6 +329,7 @@ impl DetectionService {
             .map(|i| Anchor {
                 incident: i.id,
                 workload: i.workload_key,
+                kinds: EvidenceKind::of_incident(i.kind).to_vec(),
             })
             .collect())
     }

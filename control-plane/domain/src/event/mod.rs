@@ -68,6 +68,9 @@ pub enum EventKind {
         exit_code: Option<i32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         signal: Option<u32>,
+        /// How long the process ran, when the agent knew when it started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lifetime_ms: Option<u64>,
     },
     OomKill {
         victim_pid: u32,

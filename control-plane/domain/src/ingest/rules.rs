@@ -4,6 +4,11 @@
 //! - A crash loop: the same workload's root process ended abnormally (fatal signal or
 //!   non-zero exit) at least `restarts` times within `window`. Only root processes count: a
 //!   shell script whose `grep` exits 1 inside a container is not the container restarting.
+//!   And only services count: a crash loop is a long-running process that dies and is
+//!   started again, so the workload must have shown a process that ran for `service_uptime`
+//!   (or be a container, which a runtime restarts). On a host, where each command is a
+//!   workload of its own, `readlink` exiting 1 hundreds of times a minute is a script asking
+//!   questions, not a service failing.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -23,6 +28,8 @@ use crate::{
 pub struct CrashLoopPolicy {
     pub restarts: u32,
     pub window: Duration,
+    /// A process that ran this long makes its workload a service.
+    pub service_uptime: Duration,
 }
 
 impl Default for CrashLoopPolicy {
@@ -30,14 +37,23 @@ impl Default for CrashLoopPolicy {
         Self {
             restarts: 3,
             window: Duration::from_secs(60),
+            service_uptime: Duration::from_secs(30),
         }
     }
 }
 
+/// How long a workload stays a service after its long-running process was last seen.
+const SERVICE_MEMORY: Duration = Duration::from_secs(3600);
+
+type WorkloadOnNode = (String, EntityId);
+
 pub struct KernelRules {
     crash_loop: CrashLoopPolicy,
     /// (node, workload) → recent abnormal terminations, oldest first.
-    terminations: HashMap<(String, EntityId), VecDeque<(i64, EvidenceRef)>>,
+    terminations: HashMap<WorkloadOnNode, VecDeque<(i64, EvidenceRef)>>,
+    /// (node, workload) → when a process of it that had run `service_uptime` last ended, and
+    /// how long that one ran.
+    services: HashMap<WorkloadOnNode, (i64, u64)>,
 }
 
 fn describe_exit(kind: &EventKind) -> String {
@@ -58,22 +74,41 @@ impl KernelRules {
         Self {
             crash_loop,
             terminations: HashMap::new(),
+            services: HashMap::new(),
         }
     }
 
     pub fn observe(&mut self, event: &KernelEvent) -> Vec<Finding> {
         match &event.kind {
             EventKind::OomKill { .. } => oom_finding(event).into_iter().collect(),
-            EventKind::ProcessExit { .. } if event.is_crash() && event.workload.is_root_process => {
-                self.crash_loop_finding(event).into_iter().collect()
+            EventKind::ProcessExit { lifetime_ms, .. } if event.workload.is_root_process => {
+                let key = (event.node.clone(), event.workload.key.clone());
+                let uptime = u64::try_from(self.crash_loop.service_uptime.as_millis()).unwrap_or(u64::MAX);
+                if let Some(ms) = lifetime_ms.filter(|&ms| ms >= uptime) {
+                    self.services.insert(key.clone(), (event.time_unix_ns, ms));
+                }
+                if !event.is_crash() || !self.is_service(&key, event) {
+                    return Vec::new();
+                }
+                self.crash_loop_finding(key, event).into_iter().collect()
             }
             _ => Vec::new(),
         }
     }
 
-    fn crash_loop_finding(&mut self, event: &KernelEvent) -> Option<Finding> {
+    /// Whether the workload is something meant to keep running: a container (its runtime
+    /// restarts it), or one whose process was seen running for `service_uptime`.
+    fn is_service(&self, key: &WorkloadOnNode, event: &KernelEvent) -> bool {
+        use crate::event::WorkloadKind;
+        matches!(
+            event.workload.kind,
+            WorkloadKind::KubernetesContainer | WorkloadKind::Container
+        ) || self.services.contains_key(key)
+    }
+
+    fn crash_loop_finding(&mut self, key: WorkloadOnNode, event: &KernelEvent) -> Option<Finding> {
         let window_ns = i64::try_from(self.crash_loop.window.as_nanos()).unwrap_or(i64::MAX);
-        let key = (event.node.clone(), event.workload.key.clone());
+        let ran_ms = self.services.get(&key).map(|s| s.1);
         let recent = self.terminations.entry(key).or_default();
         recent.push_back((
             event.time_unix_ns,
@@ -103,11 +138,15 @@ impl KernelRules {
                 self.crash_loop.window.as_secs()
             ),
             summary: format!(
-                "{} (pid {}) {}; {count} abnormal exits of the workload's main process within {}s",
+                "{} (pid {}) {}; {count} abnormal exits of the workload's main process within {}s{}",
                 event.task.comm,
                 event.task.tgid,
                 describe_exit(&event.kind),
-                self.crash_loop.window.as_secs()
+                self.crash_loop.window.as_secs(),
+                ran_ms.map_or(String::new(), |ms| format!(
+                    " (before that it had run for {}s)",
+                    ms / 1000
+                ))
             ),
             time_unix_ns: event.time_unix_ns,
             evidence: recent.iter().map(|(_, e)| e.clone()).collect(),
@@ -128,6 +167,9 @@ impl KernelRules {
         let window_ns = i64::try_from(self.crash_loop.window.as_nanos()).unwrap_or(i64::MAX);
         self.terminations
             .retain(|_, q| q.back().is_some_and(|(t, _)| now_unix_ns - t <= window_ns));
+        let memory_ns = i64::try_from(SERVICE_MEMORY.as_nanos()).unwrap_or(i64::MAX);
+        self.services
+            .retain(|_, (t, _)| now_unix_ns - *t <= memory_ns.max(window_ns));
     }
 }
 
@@ -185,18 +227,26 @@ mod tests {
             EventKind::ProcessExit {
                 exit_code: code,
                 signal,
+                lifetime_ms: Some(50),
             },
         );
         e.workload.is_root_process = root;
         e
     }
 
+    /// The workload's long-running process ending (stopped for a restart, or crashing).
+    fn service_ends(rules: &mut KernelRules, seq: u64, t_s: i64, workload: &str, signal: Option<u32>) -> Vec<Finding> {
+        let mut e = exit(seq, t_s, workload, true, signal.is_none().then_some(0), signal);
+        if let EventKind::ProcessExit { lifetime_ms, .. } = &mut e.kind {
+            *lifetime_ms = Some(600_000);
+        }
+        rules.observe(&e)
+    }
+
     #[test]
     fn third_crash_in_window_is_a_loop() {
         let mut rules = KernelRules::new(CrashLoopPolicy::default());
-        assert!(rules
-            .observe(&exit(1, 0, "w", true, None, Some(11)))
-            .is_empty());
+        assert!(service_ends(&mut rules, 1, 0, "w", Some(11)).is_empty());
         assert!(rules
             .observe(&exit(2, 10, "w", true, Some(3), None))
             .is_empty());
@@ -204,11 +254,35 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind(), crate::incident::IncidentKind::CrashLoop);
         assert_eq!(f[0].evidence.len(), 3);
+        assert!(f[0].summary.contains("had run for 600s"), "{}", f[0].summary);
+    }
+
+    #[test]
+    fn short_commands_failing_are_no_crash_loop_but_a_container_restarting_is() {
+        let mut rules = KernelRules::new(CrashLoopPolicy::default());
+        for i in 0..300 {
+            assert!(
+                rules
+                    .observe(&exit(i, i as i64 / 10, "host/readlink", true, Some(1), None))
+                    .is_empty(),
+                "a command run by a script is not a service"
+            );
+        }
+        let mut restarts = Vec::new();
+        for i in 0..3 {
+            let mut e = exit(1000 + i, i as i64, "pod/api", true, Some(1), None);
+            e.workload.kind = crate::event::WorkloadKind::KubernetesContainer;
+            restarts.extend(rules.observe(&e));
+        }
+        assert_eq!(restarts.len(), 1, "a runtime restarts containers: they are services");
     }
 
     #[test]
     fn clean_exits_children_and_spread_out_crashes_are_not_loops() {
         let mut rules = KernelRules::new(CrashLoopPolicy::default());
+        for (i, w) in ["w", "w2", "w3"].iter().enumerate() {
+            service_ends(&mut rules, 500 + i as u64, 0, w, None);
+        }
         for (i, t) in [0, 70, 140, 210].iter().enumerate() {
             assert!(rules
                 .observe(&exit(i as u64, *t, "w", true, Some(1), None))
@@ -235,7 +309,10 @@ mod tests {
         let mut rules = KernelRules::new(CrashLoopPolicy {
             restarts: 2,
             window: Duration::from_secs(5),
+            ..CrashLoopPolicy::default()
         });
+        service_ends(&mut rules, 90, 0, "a", None);
+        service_ends(&mut rules, 91, 0, "b", None);
         assert!(rules
             .observe(&exit(1, 0, "a", true, Some(1), None))
             .is_empty());
@@ -248,5 +325,7 @@ mod tests {
         );
         rules.prune(100 * 1_000_000_000);
         assert!(rules.terminations.is_empty());
+        rules.prune(4000 * 1_000_000_000);
+        assert!(rules.services.is_empty());
     }
 }

@@ -86,6 +86,7 @@ mod tests {
             crate::domain::event::EventKind::ProcessExit {
                 exit_code: Some(3),
                 signal: None,
+                lifetime_ms: Some(40),
             },
         );
         let a = Attributes {
