@@ -23,6 +23,7 @@ pub mod robust;
 pub mod rootcause;
 pub mod service;
 pub mod univariate;
+pub mod wording;
 
 pub use config::DetectionConfig;
 pub use service::{

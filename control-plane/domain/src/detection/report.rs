@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{correlate::Group, rootcause::RootCause};
+use super::{correlate::Group, rootcause::RootCause, wording::change};
 use crate::{
     entity::{EntityId, Subject},
     incident::{details::AnomalyDetails, evidence::Symptom, Details, Finding, Severity, Stage},
@@ -51,27 +51,38 @@ pub fn finding(group: &Group, ranked: &[RootCause], at: i64, episode_unix_ns: i6
     let top = ranked
         .first()
         .map_or_else(|| EntityId::new("unknown"), |r| r.entity.clone());
-    // The strongest symptoms across the group, one per (subject, feature).
-    let mut strongest: BTreeMap<(&Subject, &str), f64> = BTreeMap::new();
-    for a in &group.timeline {
+    // The strongest symptoms of the current episode (a reopened incident is about what is
+    // happening now), one per (subject, feature).
+    let mut strongest: BTreeMap<(&Subject, &str), (f64, f64, f64)> = BTreeMap::new();
+    for a in group
+        .timeline
+        .iter()
+        .filter(|a| a.window >= group.episode_window)
+    {
         for f in &a.features {
-            let slot = strongest.entry((&a.entity, &f.feature)).or_insert(0.0);
-            *slot = slot.max(f.z);
+            let slot = strongest
+                .entry((&a.entity, &f.feature))
+                .or_insert((f64::NEG_INFINITY, 0.0, 0.0));
+            if f.z > slot.0 {
+                *slot = (f.z, f.median, f.value);
+            }
         }
     }
     let mut symptoms: Vec<Symptom> = strongest
         .into_iter()
-        .map(|((entity, feature), z)| Symptom {
+        .map(|((entity, feature), (z, from, to))| Symptom {
             entity: entity.clone(),
             feature: feature.to_string(),
             z,
+            from,
+            to,
         })
         .collect();
     symptoms.sort_by(|a, b| b.z.total_cmp(&a.z));
     let headline = symptoms
         .iter()
         .take(3)
-        .map(|s| format!("{} {} +{:.0}σ", s.entity, s.feature, s.z))
+        .map(|s| format!("{} {}", s.entity, change(&s.feature, s.from, s.to, s.z)))
         .collect::<Vec<_>>()
         .join(", ");
     let failing = symptoms.iter().any(|s| {

@@ -23,6 +23,11 @@ pub struct Symptom {
     pub feature: String,
     /// Robust z-score above the baseline.
     pub z: f64,
+    /// The baseline's median and the value at the strongest window, in the feature's unit.
+    #[serde(default)]
+    pub from: f64,
+    #[serde(default)]
+    pub to: f64,
 }
 
 /// How one feature compared with its baseline in one window.
