@@ -17,6 +17,7 @@ use crate::domain::{
     entity::SubjectClass,
     graph::GraphConfig,
     ingest::CrashLoopPolicy,
+    pressure::{rules::Limit, PressurePolicy},
 };
 
 pub use vigil_config_file::{ConfigError, Validate};
@@ -32,6 +33,7 @@ pub struct ControlPlaneConfig {
     pub store_path: PathBuf,
     pub ingest: IngestConfig,
     pub rules: RulesConfig,
+    pub pressure: PressureConfig,
     pub incidents: IncidentsConfig,
     pub graph: GraphSettings,
     pub kubernetes: KubernetesConfig,
@@ -47,6 +49,7 @@ impl Default for ControlPlaneConfig {
             store_path: PathBuf::from("vigil.db"),
             ingest: IngestConfig::default(),
             rules: RulesConfig::default(),
+            pressure: PressureConfig::default(),
             incidents: IncidentsConfig::default(),
             graph: GraphSettings::default(),
             kubernetes: KubernetesConfig::default(),
@@ -183,6 +186,35 @@ impl Default for RulesConfig {
             crash_loop_restarts: p.restarts,
             crash_loop_window_secs: p.window.as_secs(),
             crash_loop_service_uptime_secs: p.service_uptime.as_secs(),
+        }
+    }
+}
+
+/// Resource readings against fixed limits (see `domain::pressure`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PressureConfig {
+    /// Working set over the memory limit that warns (before the OOM killer acts)...
+    pub memory_limit_ratio: f64,
+    /// ...once it held this long.
+    pub memory_hold_secs: u64,
+    /// Share of CPU quota periods throttled that warns...
+    pub throttled_ratio: f64,
+    /// ...once it held this long.
+    pub throttled_hold_secs: u64,
+    /// While it holds, the incident is updated this often.
+    pub repeat_secs: u64,
+}
+
+impl Default for PressureConfig {
+    fn default() -> Self {
+        let p = PressurePolicy::default();
+        Self {
+            memory_limit_ratio: p.memory.ratio,
+            memory_hold_secs: p.memory.hold.as_secs(),
+            throttled_ratio: p.throttling.ratio,
+            throttled_hold_secs: p.throttling.hold.as_secs(),
+            repeat_secs: p.repeat.as_secs(),
         }
     }
 }
@@ -402,6 +434,14 @@ impl ControlPlaneConfig {
         if self.rules.crash_loop_window_secs == 0 {
             return invalid("rules.crash_loop_window_secs", "must be positive");
         }
+        for (field, ratio) in [
+            ("pressure.memory_limit_ratio", self.pressure.memory_limit_ratio),
+            ("pressure.throttled_ratio", self.pressure.throttled_ratio),
+        ] {
+            if !(ratio > 0.0 && ratio <= 1.0) {
+                return invalid(field, "must be a share in (0, 1], e.g. 0.85 for 85 %");
+            }
+        }
         if self.ingest.max_batch_events == 0 {
             return invalid("ingest.max_batch_events", "must be at least 1");
         }
@@ -494,6 +534,21 @@ impl ControlPlaneConfig {
             return invalid("http_listen", "must differ from grpc_listen");
         }
         Ok(())
+    }
+
+    pub fn pressure_policy(&self) -> PressurePolicy {
+        let p = &self.pressure;
+        PressurePolicy {
+            memory: Limit {
+                ratio: p.memory_limit_ratio,
+                hold: Duration::from_secs(p.memory_hold_secs),
+            },
+            throttling: Limit {
+                ratio: p.throttled_ratio,
+                hold: Duration::from_secs(p.throttled_hold_secs),
+            },
+            repeat: Duration::from_secs(p.repeat_secs.max(1)),
+        }
     }
 
     pub fn crash_loop_policy(&self) -> CrashLoopPolicy {

@@ -73,6 +73,7 @@ fn interval(seq: u64, end: i64) -> MetricInterval {
         dns: vec![],
         maps: vec![],
         requests: vec![],
+        resources: vec![],
     }
 }
 

@@ -167,6 +167,8 @@ pub struct TelemetryConfig {
     pub runqueue: bool,
     /// Block request latency (`block_rq_issue`/`block_rq_complete`).
     pub block_io: bool,
+    /// Memory, throttling and PSI of each active workload cgroup, from its cgroup files.
+    pub resources: bool,
     /// HTTP/1.x, Redis and PostgreSQL requests parsed from TCP payloads (needs `network`).
     pub requests: bool,
     /// The same requests over TLS, read from OpenSSL's plaintext by uprobes on
@@ -202,6 +204,7 @@ impl Default for TelemetryConfig {
             syscalls: true,
             runqueue: true,
             block_io: true,
+            resources: true,
             requests: true,
             tls: true,
             tls_library: "libssl".into(),

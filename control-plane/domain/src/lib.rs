@@ -10,7 +10,8 @@
 //! - `interval`: the agents' metric intervals, stored once and fanned out;
 //! - `graph`: the live service graph built from flows;
 //! - `detection`: baselines, isolation forests, correlation and root-cause ranking;
-//! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents.
+//! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents;
+//! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits.
 //!
 //! Shared vocabulary sits at the top: typed identities (`entity`), the clock, store errors,
 //! kernel events, nodes and what Vigil reports about its own work (`observe`).
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod interval;
 pub mod node;
 pub mod observe;
+pub mod pressure;
 pub mod store;
 pub mod synthetic;
 #[cfg(test)]

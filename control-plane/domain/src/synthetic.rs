@@ -39,6 +39,23 @@ pub fn workload(key: &str) -> WorkloadRef {
 }
 
 /// A kernel event from node `n1` by the root process of `workload` (pid 9, "app").
+/// An interval with nothing in it, ending at `end_unix_ns`.
+pub fn empty_interval(node: &str, seq: u64, end_unix_ns: i64) -> MetricInterval {
+    MetricInterval {
+        node: node.into(),
+        seq,
+        start_unix_ns: end_unix_ns - SEC,
+        end_unix_ns,
+        flows: vec![],
+        syscalls: vec![],
+        latencies: vec![],
+        dns: vec![],
+        maps: vec![],
+        requests: vec![],
+        resources: vec![],
+    }
+}
+
 pub fn kernel_event(
     seq: u64,
     time_unix_ns: i64,
@@ -213,6 +230,7 @@ impl Fleet {
             dns: vec![],
             maps: vec![],
             requests: vec![],
+            resources: vec![],
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::{
     interval::{
         DnsObservation, Endpoint, ErrnoCount, ErrorSample, FlowCounts, FlowObservation, FlowRole,
         Histogram, LatencyKind, LatencyObservation, MapUsage, MetricInterval, Protocol,
-        RequestObservation, StatusCount, SyscallObservation,
+        RequestObservation, ResourceObservation, StatusCount, SyscallObservation,
     },
     node::{AgentStats, NodeInfo},
 };
@@ -215,8 +215,12 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
     if b.interval_seq == 0 {
         return Err(WireError::ZeroIntervalSeq);
     }
-    let count =
-        b.flows.len() + b.syscalls.len() + b.latencies.len() + b.dns.len() + b.requests.len();
+    let count = b.flows.len()
+        + b.syscalls.len()
+        + b.latencies.len()
+        + b.dns.len()
+        + b.requests.len()
+        + b.resources.len();
     if count > max_samples {
         return Err(WireError::TooManySamples {
             count,
@@ -378,6 +382,30 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
                 .collect(),
         });
     }
+    let mut resources = Vec::with_capacity(b.resources.len());
+    for (i, r) in b.resources.iter().enumerate() {
+        if r.cpu_throttled_periods > r.cpu_periods {
+            return Err(bad(
+                format!("resources[{i}].cpu_throttled_periods"),
+                format!(
+                    "{} is more than the {} periods it is a share of",
+                    r.cpu_throttled_periods, r.cpu_periods
+                ),
+            ));
+        }
+        resources.push(ResourceObservation {
+            workload: wl(format!("resources[{i}].workload"), &r.workload)?,
+            memory_usage_bytes: r.memory_usage_bytes,
+            memory_working_set_bytes: r.memory_working_set_bytes,
+            memory_limit_bytes: (r.memory_limit_bytes > 0).then_some(r.memory_limit_bytes),
+            memory_stall_us: r.memory_stall_us,
+            cpu_stall_us: r.cpu_stall_us,
+            io_stall_us: r.io_stall_us,
+            cpu_periods: r.cpu_periods,
+            cpu_throttled_periods: r.cpu_throttled_periods,
+            cpu_throttled_us: r.cpu_throttled_us,
+        });
+    }
     Ok(MetricInterval {
         node,
         seq: b.interval_seq,
@@ -399,6 +427,7 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
             })
             .collect(),
         requests,
+        resources,
     })
 }
 

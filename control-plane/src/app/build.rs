@@ -16,6 +16,7 @@ use crate::{
         ingest::{IngestParts, IngestService, KernelRules},
         interval::service::MetricsService,
         observe::{Observer, Observers},
+        pressure::PressureService,
     },
 };
 
@@ -81,6 +82,10 @@ impl ControlPlane {
         if let Some(d) = &detection {
             metrics = metrics.with_sink(d.clone());
         }
+        metrics = metrics.with_sink(Arc::new(PressureService::new(
+            config.pressure_policy(),
+            incidents.clone(),
+        )));
         let metrics = Arc::new(metrics);
         let since = clock.now_unix_ns() - graph.config().edge_ttl_ns;
         metrics.replay(since, graph.as_ref())?;

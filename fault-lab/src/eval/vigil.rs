@@ -99,6 +99,7 @@ pub fn class_of(kind: &str) -> Option<FaultClass> {
     match kind {
         "oom_kill" => Some(FaultClass::Oom),
         "crash_loop" => Some(FaultClass::CrashLoop),
+        "cpu_throttling" => Some(FaultClass::CpuThrottling),
         _ => None,
     }
 }

@@ -14,6 +14,7 @@ use node_agent_common::{
 use tracing::debug;
 use vigil_proto::v1;
 
+use super::resources::{CgroupRoots, ResourceReader};
 use super::{
     delta::{Counters, DeltaTracker},
     flows::{ip, EdgeKey, EdgeTotals, FlowTracker},
@@ -31,6 +32,9 @@ use crate::{
     config::TelemetryConfig,
     enrich::wire_workload,
 };
+
+/// Most workload cgroups whose resource files are read each interval.
+const MAX_RESOURCE_CGROUPS: usize = 1024;
 
 pub struct Collector {
     maps: AggregateMaps,
@@ -51,6 +55,8 @@ pub struct Collector {
     live: [u64; map_slot::COUNT as usize],
     /// Queries counted as unanswered so far.
     pub dns_timeouts: u64,
+    /// Cgroup files of the workloads seen (`None` with `telemetry.resources` off).
+    resources: Option<ResourceReader>,
 }
 
 fn histogram(h: &LatencyHist) -> v1::Histogram {
@@ -93,7 +99,6 @@ impl Collector {
     ) -> Self {
         Self {
             maps,
-            config,
             proc_root: proc_root.to_path_buf(),
             cgroups: CgroupIndex::discover(),
             listeners: ListenerNames::new(proc_root),
@@ -108,6 +113,10 @@ impl Collector {
             error_samples,
             live: [0; map_slot::COUNT as usize],
             dns_timeouts: 0,
+            resources: config
+                .resources
+                .then(|| ResourceReader::new(CgroupRoots::discover(), MAX_RESOURCE_CGROUPS)),
+            config,
         }
     }
 
@@ -140,7 +149,14 @@ impl Collector {
         let latencies = self.drain_latencies(idle);
         let requests = self.drain_requests(idle, now_ktime);
         let maps = self.usage();
+        let resources = self.sample_resources(&[
+            &flows.iter().map(|s| s.cgroup_id).collect::<Vec<_>>(),
+            &syscalls.iter().map(|s| s.cgroup_id).collect::<Vec<_>>(),
+            &latencies.iter().map(|s| s.cgroup_id).collect::<Vec<_>>(),
+            &requests.iter().map(|s| s.cgroup_id).collect::<Vec<_>>(),
+        ]);
         debug!(
+            resources = resources.len(),
             flows = flows.len(),
             syscalls = syscalls.len(),
             dns = dns.len(),
@@ -159,7 +175,26 @@ impl Collector {
             dns,
             maps,
             requests,
+            resources,
         }
+    }
+
+    /// Reads the cgroup files of the workloads active now or recently.
+    fn sample_resources(&mut self, active: &[&[u64]]) -> Vec<v1::ResourceSample> {
+        let Some(mut reader) = self.resources.take() else {
+            return Vec::new();
+        };
+        let ids: std::collections::BTreeSet<u64> = active.iter().flat_map(|a| a.iter().copied()).collect();
+        reader.seen(
+            ids.into_iter()
+                .filter_map(|id| Some((id, self.cgroups.resolve(id)?))),
+        );
+        let mut samples = reader.sample();
+        for s in &mut samples {
+            s.workload = Some(self.workload(s.cgroup_id, ""));
+        }
+        self.resources = Some(reader);
+        samples
     }
 
     fn drain_flows(&mut self) -> Vec<v1::FlowSample> {

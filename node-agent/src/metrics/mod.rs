@@ -9,4 +9,5 @@ pub mod names;
 pub mod notices;
 pub mod queue;
 pub mod requests;
+pub mod resources;
 pub mod tls_sockets;

@@ -64,7 +64,7 @@ const fn context(name: &'static str) -> Feature {
     }
 }
 
-pub const WORKLOAD_DIM: usize = 14;
+pub const WORKLOAD_DIM: usize = 19;
 pub const EDGE_DIM: usize = 11;
 
 pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
@@ -84,6 +84,14 @@ pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
     alerting("retransmits_per_s", 1.0, 1.0),
     context("connects_out_per_s"),
     context("connects_in_per_s"),
+    // Resource pressure, from the cgroup files. Context for the forest: the pressure rules
+    // judge them against fixed limits (85 % of the memory limit, 25 % of periods throttled),
+    // since a workload that always runs near its limit is not fine because it always does.
+    context("memory_limit_ratio"),
+    context("throttled_ratio"),
+    context("memory_pressure_ratio"),
+    context("cpu_pressure_ratio"),
+    context("io_pressure_ratio"),
 ];
 
 pub const EDGE_FEATURES: [Feature; EDGE_DIM] = [
@@ -326,6 +334,26 @@ fn flatten(
                         c.retransmits as f64,
                         0.0,
                     );
+                }
+            }
+        }
+        for r in &i.resources {
+            let key = &workload(&r.workload.key);
+            if let Some(x) = r.memory_limit_ratio() {
+                rows.push(key, Workload, w, "memory_limit_ratio", x, 1.0);
+            }
+            if r.cpu_periods > 0 {
+                let (t, p) = (r.cpu_throttled_periods as f64, r.cpu_periods as f64);
+                rows.push(key, Workload, w, "throttled_ratio", t, p);
+            }
+            // Stall seconds per second: the share of time some task waited.
+            for (f, stall) in [
+                ("memory_pressure_ratio", r.memory_stall_us),
+                ("cpu_pressure_ratio", r.cpu_stall_us),
+                ("io_pressure_ratio", r.io_stall_us),
+            ] {
+                if let Some(us) = stall {
+                    rows.push(key, Workload, w, f, us as f64 / 1e6, 0.0);
                 }
             }
         }

@@ -71,6 +71,8 @@ impl EvidenceKind {
         match kind {
             IncidentKind::OomKill => &[Self::Memory, Self::Process],
             IncidentKind::CrashLoop => &[Self::Process],
+            IncidentKind::MemoryPressure => &[Self::Memory],
+            IncidentKind::CpuThrottling => &[Self::Cpu],
             IncidentKind::ServiceAnomaly | IncidentKind::Alert => &[],
         }
     }

@@ -537,6 +537,7 @@ mod tests {
             dns: vec![],
             maps: vec![],
             requests: vec![],
+            resources: vec![],
         }
     }
 

@@ -23,6 +23,8 @@ pub enum Details {
     CrashLoop(CrashLoopDetails),
     ServiceAnomaly(AnomalyDetails),
     Alert(AlertDetails),
+    MemoryPressure(PressureDetails),
+    CpuThrottling(PressureDetails),
 }
 
 impl Details {
@@ -32,6 +34,8 @@ impl Details {
             Self::CrashLoop(_) => IncidentKind::CrashLoop,
             Self::ServiceAnomaly(_) => IncidentKind::ServiceAnomaly,
             Self::Alert(_) => IncidentKind::Alert,
+            Self::MemoryPressure(_) => IncidentKind::MemoryPressure,
+            Self::CpuThrottling(_) => IncidentKind::CpuThrottling,
         }
     }
 
@@ -83,6 +87,24 @@ pub struct AnomalyDetails {
     pub symptoms: Vec<Symptom>,
     /// Anomalies as they came, window by window (capped).
     pub timeline: Vec<AnomalyEvidence>,
+}
+
+/// A resource reading held past its limit: what, how far, since when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PressureDetails {
+    pub workload: EntityId,
+    /// The measure, as the workload feature is named (`memory_limit_ratio`,
+    /// `throttled_ratio`).
+    pub measure: String,
+    /// The latest reading and the limit it is judged against, as ratios.
+    pub value: f64,
+    pub threshold: f64,
+    /// When it crossed, and how long it has held since.
+    pub since_unix_ns: i64,
+    pub held_secs: u64,
+    /// The raw numbers behind the ratio, in their units (`memory_working_set_bytes`,
+    /// `memory_limit_bytes`, `cpu_throttled_us` …).
+    pub readings: BTreeMap<String, f64>,
 }
 
 /// An open incident of Vigil's own that an alert is about.

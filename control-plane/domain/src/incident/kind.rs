@@ -27,20 +27,29 @@ pub enum IncidentKind {
     ServiceAnomaly,
     /// Raised elsewhere (Alertmanager, an IncidentReport), enriched with Vigil's evidence.
     Alert,
+    /// A workload's working set held near its memory limit (before the OOM killer acts).
+    MemoryPressure,
+    /// A workload throttled by its CPU quota in a large share of periods.
+    CpuThrottling,
 }
 
 impl IncidentKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::OomKill,
         Self::CrashLoop,
         Self::ServiceAnomaly,
         Self::Alert,
+        Self::MemoryPressure,
+        Self::CpuThrottling,
     ];
 
-    /// Kinds a kernel-event rule opens and owns: quiet-resolved, and anomalies next to them
-    /// join them.
+    /// Kinds a rule opens and owns (on kernel events, or on resource readings against fixed
+    /// limits): quiet-resolved, and anomalies upstream of them join them.
     pub fn is_kernel_rule(self) -> bool {
-        matches!(self, Self::OomKill | Self::CrashLoop)
+        matches!(
+            self,
+            Self::OomKill | Self::CrashLoop | Self::MemoryPressure | Self::CpuThrottling
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +58,8 @@ impl IncidentKind {
             Self::CrashLoop => "crash_loop",
             Self::ServiceAnomaly => "service_anomaly",
             Self::Alert => "alert",
+            Self::MemoryPressure => "memory_pressure",
+            Self::CpuThrottling => "cpu_throttling",
         }
     }
 

@@ -43,6 +43,18 @@ pub trait IncidentStore: Send + Sync {
     fn evidence(&self, id: IncidentId) -> Result<Vec<EvidenceRef>, StoreError>;
 }
 
+/// Opens an incident for a rule's `finding`, or merges it into the open one of the same kind,
+/// node and workload. Returns the incident and whether it was opened now.
+pub fn open_or_update(
+    store: &dyn IncidentStore,
+    finding: &Finding,
+) -> Result<(Incident, bool), StoreError> {
+    match store.find_open(finding.kind(), &finding.node, finding.workload_key.as_str())? {
+        Some(open) => Ok((store.add_occurrence(open.id, finding)?, false)),
+        None => Ok((store.create(finding)?, true)),
+    }
+}
+
 /// A change in an incident's life, as observers (metrics, traces, the Kubernetes mirror) see
 /// it.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use crate::{
         KernelEvent,
     },
     incident::{
-        ports::{IncidentQuery, IncidentStore},
+        ports::{open_or_update, IncidentQuery, IncidentStore},
         Finding, Incident, IncidentId, Stage,
     },
     node::{ports::NodeStore, AgentStats, NodeInfo},
@@ -133,14 +133,7 @@ impl IngestService {
     /// Opens an incident for `finding`, or merges it into the open one for the same
     /// kind, node and workload.
     fn apply(&self, finding: &Finding) -> Result<(Incident, bool), StoreError> {
-        match self.incidents.find_open(
-            finding.kind(),
-            &finding.node,
-            finding.workload_key.as_str(),
-        )? {
-            Some(open) => Ok((self.incidents.add_occurrence(open.id, finding)?, false)),
-            None => Ok((self.incidents.create(finding)?, true)),
-        }
+        open_or_update(self.incidents.as_ref(), finding)
     }
 
     /// Resolves open incidents with no new finding for `quiet_ns`. Returns their ids.

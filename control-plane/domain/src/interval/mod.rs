@@ -161,6 +161,42 @@ pub struct DnsObservation {
     pub latency: Histogram,
 }
 
+/// One workload cgroup's resources, from its cgroup files: memory at the interval's end,
+/// throttling and PSI stall time during it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceObservation {
+    pub workload: WorkloadRef,
+    pub memory_usage_bytes: u64,
+    pub memory_working_set_bytes: u64,
+    /// `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
+    /// PSI "some" stall during the interval, µs (`None` without PSI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_stall_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_stall_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_stall_us: Option<u64>,
+    pub cpu_periods: u64,
+    pub cpu_throttled_periods: u64,
+    pub cpu_throttled_us: u64,
+}
+
+impl ResourceObservation {
+    /// Working set over the limit, where there is one.
+    pub fn memory_limit_ratio(&self) -> Option<f64> {
+        let limit = self.memory_limit_bytes.filter(|&l| l > 0)?;
+        Some(self.memory_working_set_bytes as f64 / limit as f64)
+    }
+
+    /// Share of CFS periods in which the quota ran out, where there were periods.
+    pub fn throttled_ratio(&self) -> Option<f64> {
+        (self.cpu_periods > 0)
+            .then(|| self.cpu_throttled_periods as f64 / self.cpu_periods as f64)
+    }
+}
+
 impl DnsObservation {
     pub fn failures(&self) -> u64 {
         self.nxdomain + self.servfail + self.other_errors + self.timeouts
@@ -256,6 +292,9 @@ pub struct MetricInterval {
     /// Absent in intervals stored before request-level parsing.
     #[serde(default)]
     pub requests: Vec<RequestObservation>,
+    /// Absent in intervals from agents before resource pressure.
+    #[serde(default)]
+    pub resources: Vec<ResourceObservation>,
 }
 
 /// Which kind of stored sample a query asks for.
@@ -267,6 +306,7 @@ pub enum SampleKind {
     Latency,
     Dns,
     Request,
+    Resource,
 }
 
 impl SampleKind {
@@ -277,6 +317,7 @@ impl SampleKind {
             Self::Latency => "latency",
             Self::Dns => "dns",
             Self::Request => "request",
+            Self::Resource => "resource",
         }
     }
 
@@ -287,6 +328,7 @@ impl SampleKind {
             Self::Latency,
             Self::Dns,
             Self::Request,
+            Self::Resource,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -302,6 +344,7 @@ pub enum Sample {
     Latency(LatencyObservation),
     Dns(DnsObservation),
     Request(RequestObservation),
+    Resource(ResourceObservation),
 }
 
 impl Sample {
@@ -312,6 +355,7 @@ impl Sample {
             Self::Latency(_) => SampleKind::Latency,
             Self::Dns(_) => SampleKind::Dns,
             Self::Request(_) => SampleKind::Request,
+            Self::Resource(_) => SampleKind::Resource,
         }
     }
 
@@ -322,6 +366,7 @@ impl Sample {
             Self::Latency(o) => &o.workload,
             Self::Dns(o) => &o.workload,
             Self::Request(o) => &o.workload,
+            Self::Resource(o) => &o.workload,
         }
     }
 }

@@ -56,7 +56,11 @@ pub fn from_report(incident: &Incident) -> bool {
 /// the kernel's own attribution, unknown for someone else's alert.
 fn confidence(incident: &Incident) -> Option<f64> {
     match incident.kind {
-        IncidentKind::OomKill | IncidentKind::CrashLoop => Some(1.0),
+        // The kernel's own attribution, and the workload's own cgroup files.
+        IncidentKind::OomKill
+        | IncidentKind::CrashLoop
+        | IncidentKind::MemoryPressure
+        | IncidentKind::CpuThrottling => Some(1.0),
         IncidentKind::ServiceAnomaly => match incident.details() {
             Details::ServiceAnomaly(a) => a.root_causes.first().map(|r| r.score),
             _ => None,

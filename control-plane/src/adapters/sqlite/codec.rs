@@ -43,6 +43,8 @@ pub fn decode_attributes(kind: IncidentKind, text: &str) -> Result<Attributes, s
         IncidentKind::CrashLoop => stored(text, Details::CrashLoop),
         IncidentKind::ServiceAnomaly => stored(text, Details::ServiceAnomaly),
         IncidentKind::Alert => stored(text, Details::Alert),
+        IncidentKind::MemoryPressure => stored(text, Details::MemoryPressure),
+        IncidentKind::CpuThrottling => stored(text, Details::CpuThrottling),
     }
 }
 

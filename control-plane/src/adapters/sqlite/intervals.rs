@@ -26,6 +26,7 @@ fn decode_sample(id: i64, kind: &str, text: &str) -> Result<Sample, StoreError> 
         Some(SampleKind::Latency) => Sample::Latency(serde_json::from_str(text).map_err(bad)?),
         Some(SampleKind::Dns) => Sample::Dns(serde_json::from_str(text).map_err(bad)?),
         Some(SampleKind::Request) => Sample::Request(serde_json::from_str(text).map_err(bad)?),
+        Some(SampleKind::Resource) => Sample::Resource(serde_json::from_str(text).map_err(bad)?),
         None => {
             return Err(corrupt(
                 "sample",
@@ -115,6 +116,9 @@ impl IntervalStore for SqliteStore {
             }
             for r in &i.requests {
                 put(SampleKind::Request, r.workload.key.as_str(), encode(r)?)?;
+            }
+            for r in &i.resources {
+                put(SampleKind::Resource, r.workload.key.as_str(), encode(r)?)?;
             }
         }
         tx.commit().map_err(backend("committing an interval"))?;
@@ -230,6 +234,7 @@ impl IntervalStore for SqliteStore {
                     dns: Vec::new(),
                     maps: Vec::new(),
                     requests: Vec::new(),
+                    resources: Vec::new(),
                 });
             }
             if let (Some(text), Some(last)) = (flow, out.last_mut()) {
