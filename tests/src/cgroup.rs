@@ -13,6 +13,7 @@ pub struct Cgroup {
 }
 
 const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
+const V1_CPU: &str = "/sys/fs/cgroup/cpu";
 
 impl Cgroup {
     /// Creates `/sys/fs/cgroup/memory/<name>`, with a hard limit when given.
@@ -22,6 +23,21 @@ impl Cgroup {
             cg.write("memory.limit_in_bytes", &limit.to_string());
         }
         cg
+    }
+
+    /// Creates `/sys/fs/cgroup/cpu/<name>` with a CFS quota of `quota_us` per 100 ms period.
+    pub fn cpu_v1(name: &str, quota_us: u64) -> Self {
+        let cg = Self::create_in(Path::new(V1_CPU), name);
+        cg.write("cpu.cfs_period_us", "100000");
+        cg.write("cpu.cfs_quota_us", &quota_us.to_string());
+        cg
+    }
+
+    /// Makes `command` join every one of `groups` before it execs (one workload in several
+    /// hierarchies under one name, as container runtimes lay it out).
+    pub fn place_in_all(groups: &[&Cgroup], command: &mut Command) {
+        let procs = groups.iter().map(|g| g.dir.join("cgroup.procs")).collect();
+        fault_lab::testbed::cgroups::join_on_exec(command, procs);
     }
 
     /// Creates `<name>` in the cgroup-v2 hierarchy (`/sys/fs/cgroup/unified` on hybrid hosts,

@@ -323,7 +323,7 @@ async fn list_samples(
         None => None,
         Some(k) => Some(SampleKind::parse(k).ok_or_else(|| ApiError::BadParam {
             param: "kind",
-            reason: format!("{k:?}: use flow, syscall, latency or dns"),
+            reason: format!("{k:?}: use flow, syscall, latency, dns, request or resource"),
         })?),
     };
     let query = SampleQuery {
