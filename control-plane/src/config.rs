@@ -435,7 +435,10 @@ impl ControlPlaneConfig {
             return invalid("rules.crash_loop_window_secs", "must be positive");
         }
         for (field, ratio) in [
-            ("pressure.memory_limit_ratio", self.pressure.memory_limit_ratio),
+            (
+                "pressure.memory_limit_ratio",
+                self.pressure.memory_limit_ratio,
+            ),
             ("pressure.throttled_ratio", self.pressure.throttled_ratio),
         ] {
             if !(ratio > 0.0 && ratio <= 1.0) {

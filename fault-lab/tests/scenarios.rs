@@ -45,10 +45,7 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
     let dir = tempfile::tempdir().expect("tempdir");
     // No warm-up here: the replicas have run seconds, not the default 30 s that makes a
     // workload a service for the crash-loop rule, before the crash-loop scenario.
-    let cp = ControlPlane::start_with(
-        dir.path(),
-        "[rules]\ncrash_loop_service_uptime_secs = 2\n",
-    );
+    let cp = ControlPlane::start_with(dir.path(), "[rules]\ncrash_loop_service_uptime_secs = 2\n");
     let api = cp.api();
     let _agent = Agent::start(
         dir.path(),

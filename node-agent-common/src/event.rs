@@ -76,9 +76,22 @@ pub struct ProcessExit {
     /// Fatal signal number, valid with [`EXIT_FLAG_SIGNALED`].
     pub signal: u32,
     pub flags: u32,
-    pub _pad: u32,
+    /// The process that sent the fatal signal (kill, tkill, sigqueue), 0 when none did (a
+    /// crash, the kernel, the OOM killer).
+    pub killer_tgid: u32,
+    pub killer_comm: [u8; COMM_LEN],
 }
-const _: () = assert!(size_of::<ProcessExit>() == 64);
+const _: () = assert!(size_of::<ProcessExit>() == 80);
+
+/// A fatal signal another process sent, kept by target pid until the target dies of it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Kill {
+    pub sender_tgid: u32,
+    pub sig: u32,
+    pub sender_comm: [u8; COMM_LEN],
+}
+const _: () = assert!(size_of::<Kill>() == 24);
 
 /// `oom:mark_victim`: the OOM killer chose a victim. The header describes the task that hit
 /// the limit (for a memcg OOM, a task charging that memcg); the victim is described here.
@@ -119,4 +132,5 @@ mod pod {
     unsafe impl aya::Pod for super::ProcessExit {}
     unsafe impl aya::Pod for super::OomKill {}
     unsafe impl aya::Pod for super::PendingExit {}
+    unsafe impl aya::Pod for super::Kill {}
 }

@@ -33,9 +33,15 @@ pub struct TracepointLayout {
     pub oom_shmem_rss: u32,
     pub oom_uid: u32,
     pub oom_score_adj: u32,
+    /// `signal:signal_generate` fields (in the sender's context): `sig`, `code` (who sent
+    /// it: a process's kill/tkill/sigqueue, or the kernel), target `pid`, `result`.
+    pub generate_sig: u32,
+    pub generate_code: u32,
+    pub generate_pid: u32,
+    pub generate_result: u32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<TracepointLayout>() == 56);
+const _: () = assert!(size_of::<TracepointLayout>() == 72);
 
 impl TracepointLayout {
     /// All fields absent: what the object holds until the agent overrides it.
@@ -54,6 +60,10 @@ impl TracepointLayout {
             oom_shmem_rss: FIELD_ABSENT,
             oom_uid: FIELD_ABSENT,
             oom_score_adj: FIELD_ABSENT,
+            generate_sig: FIELD_ABSENT,
+            generate_code: FIELD_ABSENT,
+            generate_pid: FIELD_ABSENT,
+            generate_result: FIELD_ABSENT,
             _pad: 0,
         }
     }

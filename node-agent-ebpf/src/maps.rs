@@ -8,7 +8,7 @@ use aya_ebpf::{
 use node_agent_common::{
     l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsCall, TlsConn, TlsKey},
     map_slot, BlockKey, BlockRequest, BlockRequestKey, DnsQueryKey, DnsStats, FlowKey, FlowStats,
-    LatencyHist, NoReturnSyscalls, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart,
+    Kill, LatencyHist, NoReturnSyscalls, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart,
     SyscallStats, TelemetryLayout, TracepointLayout, DROP_SLOTS,
 };
 
@@ -25,6 +25,12 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0
 /// event (never expected, but cheap insurance) cannot fill it.
 #[map]
 pub static PENDING_EXITS: LruHashMap<u32, PendingExit> = LruHashMap::with_max_entries(16384, 0);
+
+/// Fatal signals sent by one process to another, by target pid, until the target's exit
+/// reads it (who killed it). LRU: a signal the target survived (it was already dying, it
+/// blocked it) must not pin an entry.
+#[map]
+pub static KILLS: LruHashMap<u32, Kill> = LruHashMap::with_max_entries(4096, 0);
 
 /// Tracepoint field offsets from this kernel's tracefs, written by the agent before load.
 #[unsafe(no_mangle)]

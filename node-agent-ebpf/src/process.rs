@@ -1,19 +1,19 @@
 //! Process lifecycle: exec, exit code, fatal signals, and the final exit of a thread group.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::tracepoint,
     programs::TracePointContext,
     EbpfContext,
 };
 use node_agent_common::{
-    EventKind, PendingExit, ProcessExec, ProcessExit, EXIT_FLAG_CODE, EXIT_FLAG_SIGNALED,
+    EventKind, Kill, PendingExit, ProcessExec, ProcessExit, EXIT_FLAG_CODE, EXIT_FLAG_SIGNALED,
     FIELD_ABSENT,
 };
 
 use crate::{
     emit::{fill_header, reserve},
-    maps::{PENDING_EXITS, TP_LAYOUT},
+    maps::{KILLS, PENDING_EXITS, TP_LAYOUT},
 };
 
 #[tracepoint]
@@ -117,6 +117,56 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<u32, u32> {
 }
 
 #[tracepoint]
+pub fn vigil_signal_generate(ctx: TracePointContext) -> u32 {
+    match try_signal_generate(&ctx) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// `si_code`s of signals a process sent with a syscall: kill(2) (SI_USER), sigqueue(3)
+/// (SI_QUEUE), tkill/tgkill (SI_TKILL). Only then is the current task the sender; the
+/// kernel's own (SI_KERNEL: the OOM killer, a timer) may run in any task's context.
+#[inline(always)]
+fn sent_by_a_process(code: i32) -> bool {
+    matches!(code, 0 | -1 | -6)
+}
+
+fn try_signal_generate(ctx: &TracePointContext) -> Result<u32, u32> {
+    let layout = TP_LAYOUT.load();
+    // SAFETY: `ctx` is the signal_generate record and the `generate_*` offsets are those of
+    // its `sig`, `code`, `pid` and `result` fields in this kernel's format; `read_at` copies
+    // with bpf_probe_read_kernel (fails, never faults) into plain integers.
+    let (sig, code, target, result) = unsafe {
+        (
+            ctx.read_at::<i32>(layout.generate_sig as usize)
+                .map_err(|_| 0u32)?,
+            ctx.read_at::<i32>(layout.generate_code as usize)
+                .map_err(|_| 0u32)?,
+            ctx.read_at::<i32>(layout.generate_pid as usize)
+                .map_err(|_| 0u32)?,
+            ctx.read_at::<i32>(layout.generate_result as usize)
+                .map_err(|_| 0u32)?,
+        )
+    };
+    // TRACE_SIGNAL_DELIVERED is 0; ignored, already pending or lost signals kill nothing.
+    if result != 0 || !terminates_by_default(sig) || !sent_by_a_process(code) || target <= 0 {
+        return Ok(0);
+    }
+    let sender = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if sender == target as u32 {
+        // raise(3), abort(3): a process ending itself is a crash, not a kill.
+        return Ok(0);
+    }
+    let kill = Kill {
+        sender_tgid: sender,
+        sig: sig as u32,
+        sender_comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    let _ = KILLS.insert(target as u32, kill, 0);
+    Ok(0)
+}
+
+#[tracepoint]
 pub fn vigil_process_exit(ctx: TracePointContext) -> u32 {
     match try_process_exit(&ctx) {
         Ok(r) | Err(r) => r,
@@ -159,8 +209,25 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         (*event).exit_code = pending.exit_code;
         (*event).signal = pending.signal;
         (*event).flags = pending.flags;
-        (*event)._pad = 0;
+        (*event).killer_tgid = 0;
+        (*event).killer_comm = [0; 16];
     }
+    if pending.flags & EXIT_FLAG_SIGNALED != 0 {
+        // SAFETY: copied out at once; `Kill` is plain integers and bytes, valid for any bit
+        // pattern. Another CPU may replace the entry meanwhile: then a later sender is named.
+        if let Some(kill) = unsafe { KILLS.get(tgid) }.copied() {
+            // SAFETY: as above, `event` is ours until `submit`.
+            unsafe {
+                (*event).killer_tgid = kill.sender_tgid;
+                (*event).killer_comm = kill.sender_comm;
+                // A fatal signal with the default action becomes a group exit, which every
+                // thread dequeues as SIGKILL (complete_signal): the signal sent is the one
+                // that killed it.
+                (*event).signal = kill.sig;
+            }
+        }
+    }
+    let _ = KILLS.remove(tgid);
     entry.submit(0);
     Ok(0)
 }

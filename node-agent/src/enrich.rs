@@ -75,8 +75,20 @@ pub fn enrich(
             (a, v1::event::Kind::Exec(v1::ProcessExec { filename }))
         }
         KernelEvent::Exit {
-            exit_code, signal, ..
+            exit_code,
+            signal,
+            killed_by,
+            ..
         } => {
+            // Who sent the fatal signal, and what it belongs to (it is usually alive).
+            let killed_by = killed_by.map(|(pid, comm)| {
+                let workload = table.lookup(pid).map(|a| workload(&a));
+                v1::Killer {
+                    pid,
+                    comm,
+                    workload,
+                }
+            });
             let a = table.remove(t.tgid);
             // How long it ran: a crash loop is a service dying, not a command finishing.
             let lifetime_ms = a
@@ -89,6 +101,7 @@ pub fn enrich(
                     exit_code,
                     signal,
                     lifetime_ms,
+                    killed_by,
                 }),
             )
         }

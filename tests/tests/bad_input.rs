@@ -82,6 +82,7 @@ fn event(seq: u64) -> v1::Event {
             exit_code: Some(1),
             signal: None,
             lifetime_ms: None,
+            killed_by: None,
         })),
     }
 }

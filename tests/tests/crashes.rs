@@ -14,7 +14,9 @@ const SERVICE_UPTIME: &str = "[rules]\ncrash_loop_service_uptime_secs = 1\n";
 /// The workload's long-running process, stopped after 1.5 s (as for a restart).
 fn run_service_once(cgroup: &Cgroup) {
     let mut command = Command::new(bin_path("vigil-test-crash"));
-    command.args(["exit", "0"]).env("VIGIL_CRASH_DELAY_MS", "1500");
+    command
+        .args(["exit", "0"])
+        .env("VIGIL_CRASH_DELAY_MS", "1500");
     cgroup.place(&mut command);
     let status = command.status().expect("run the service");
     assert!(status.success());
@@ -53,7 +55,10 @@ fn segfault_and_exit_code_are_reported_and_three_restarts_make_one_crash_loop() 
     assert_eq!(segv["workload"]["is_root_process"], true);
     // It slept 50 ms before crashing: the agent knows how long it ran.
     let lived = segv["kind"]["lifetime_ms"].as_u64().unwrap_or(0);
-    assert!((40..10_000).contains(&lived), "lifetime {lived} ms: {segv:#}");
+    assert!(
+        (40..10_000).contains(&lived),
+        "lifetime {lived} ms: {segv:#}"
+    );
     assert_eq!(
         segv["task"]["comm"], "vigil-test-cras",
         "comm is TASK_COMM_LEN-truncated"
@@ -198,4 +203,82 @@ fn a_script_running_failing_commands_hundreds_of_times_opens_no_crash_loop() {
         "no crash loop from a script ({} failing exits in {keys:?}): {loops:#?}",
         seen.len()
     );
+}
+
+/// A supervised service's main process killed by another process opens one incident that
+/// names the sender, read in the kernel where the signal was sent; a process dying of its own
+/// signal is no kill.
+#[test]
+fn a_service_killed_by_another_process_opens_one_incident_naming_the_sender() {
+    let Stack {
+        dir: _dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start_with(&AgentOptions::new("kill-node"), SERVICE_UPTIME);
+    let cg = Cgroup::memory_v1(&unique_name("killed"), None);
+    run_service_once(&cg);
+    let mut command = Command::new("sleep");
+    command.arg("600");
+    cg.place(&mut command);
+    let mut service = command.spawn().expect("start the service");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut killer = Command::new("/bin/kill")
+        .args(["-TERM", &service.id().to_string()])
+        .spawn()
+        .expect("run kill");
+    let killer_pid = killer.id();
+    assert!(killer.wait().expect("kill ran").success());
+    let status = service.wait().expect("the service ended");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+
+    let key = format!("cgroup{}", cg.path());
+    let incident = wait_for(Duration::from_secs(10), "the kill incident", || {
+        api.incidents()
+            .into_iter()
+            .find(|i| i["kind"] == "process_killed" && i["workload_key"] == key.as_str())
+    });
+    let by = &incident["attributes"]["killed_by"];
+    assert_eq!(by["comm"], "kill", "{incident:#}");
+    assert_eq!(by["pid"], killer_pid, "{incident:#}");
+    assert_eq!(
+        incident["attributes"]["signal"],
+        libc::SIGTERM,
+        "{incident:#}"
+    );
+    assert_eq!(incident["severity"], "warning");
+    let title = incident["title"].as_str().unwrap_or("");
+    assert!(
+        title.contains("by kill (pid") && title.contains("SIGTERM"),
+        "{title}"
+    );
+    // The exit event carries the sender too.
+    let exit = api
+        .events(&format!("kind=process_exit&workload={key}"))
+        .into_iter()
+        .find(|e| e["task"]["tgid"] == service.id())
+        .expect("the service's exit");
+    assert_eq!(exit["kind"]["killed_by"]["pid"], killer_pid, "{exit:#}");
+
+    // A process that raises its own fatal signal is a crash, not a kill.
+    let own = Cgroup::memory_v1(&unique_name("raised"), None);
+    run_service_once(&own);
+    run_in(&own, &["abort"]);
+    let own_key = format!("cgroup{}", own.path());
+    wait_for(Duration::from_secs(10), "the abort's exit", || {
+        api.events(&format!("kind=process_exit&workload={own_key}"))
+            .into_iter()
+            .find(|e| e["kind"]["signal"] == libc::SIGABRT)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let kills: Vec<_> = api
+        .incidents()
+        .into_iter()
+        // (Only this test's workloads: the agent sees the whole host.)
+        .filter(|i| {
+            i["kind"] == "process_killed"
+                && [&key, &own_key].contains(&&i["workload_key"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    assert_eq!(kills.len(), 1, "one kill, one incident: {kills:#?}");
 }

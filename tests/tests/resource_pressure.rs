@@ -56,14 +56,27 @@ fn memory_held_near_its_limit_warns_before_any_oom_kill() {
     let memory = Cgroup::memory_v1(&name, Some(64 << 20));
     let unified = Cgroup::unified(&name);
     // 56 MiB held of a 64 MiB limit: 88 % and more with the runtime's own pages.
-    let _hog = start(&[&memory, &unified], &bin_path("vigil-test-hog").to_string_lossy(), &["4", "20", "56"]);
+    let _hog = start(
+        &[&memory, &unified],
+        &bin_path("vigil-test-hog").to_string_lossy(),
+        &["4", "20", "56"],
+    );
     let key = format!("cgroup{}", unified.path());
-    let warning = wait_for(Duration::from_secs(30), "the memory-pressure warning", || {
-        incidents_of(&api, "memory_pressure", &key).into_iter().next()
-    });
+    let warning = wait_for(
+        Duration::from_secs(30),
+        "the memory-pressure warning",
+        || {
+            incidents_of(&api, "memory_pressure", &key)
+                .into_iter()
+                .next()
+        },
+    );
     assert_eq!(warning["severity"], "warning", "{warning:#}");
     let ratio = warning["attributes"]["value"].as_f64().unwrap_or(0.0);
-    assert!((0.85..1.0).contains(&ratio), "working set over limit {ratio}: {warning:#}");
+    assert!(
+        (0.85..1.0).contains(&ratio),
+        "working set over limit {ratio}: {warning:#}"
+    );
     assert_eq!(
         warning["attributes"]["readings"]["memory_limit_bytes"].as_f64(),
         Some((64u64 << 20) as f64)
@@ -72,7 +85,8 @@ fn memory_held_near_its_limit_warns_before_any_oom_kill() {
     assert!(title.contains("of 64 MiB"), "{title}");
     // Before any OOM kill: the workload is alive and the kernel killed nothing in it.
     assert!(
-        api.events(&format!("kind=oom_kill&workload={key}")).is_empty(),
+        api.events(&format!("kind=oom_kill&workload={key}"))
+            .is_empty(),
         "warned only after an OOM kill"
     );
     // The readings behind it are stored.
@@ -80,7 +94,10 @@ fn memory_held_near_its_limit_warns_before_any_oom_kill() {
     assert!(
         samples.iter().any(|s| {
             s["sample"]["memory_limit_bytes"].as_u64() == Some(64 << 20)
-                && s["sample"]["memory_working_set_bytes"].as_u64().unwrap_or(0) > 50 << 20
+                && s["sample"]["memory_working_set_bytes"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    > 50 << 20
         }),
         "{samples:#?}"
     );
@@ -97,15 +114,25 @@ fn a_cpu_throttled_workload_shows_its_ratio_and_opens_a_throttling_incident() {
     // A busy loop allowed 20 ms per 100 ms period: throttled in nearly every period.
     let tight = unique_name("throttled");
     let (tight_cpu, tight_v2) = (Cgroup::cpu_v1(&tight, 20_000), Cgroup::unified(&tight));
-    let _spin = start(&[&tight_cpu, &tight_v2], "sh", &["-c", "while :; do :; done"]);
+    let _spin = start(
+        &[&tight_cpu, &tight_v2],
+        "sh",
+        &["-c", "while :; do :; done"],
+    );
     // A light load with a whole CPU to spare: never throttled.
     let roomy = unique_name("roomy");
     let (roomy_cpu, roomy_v2) = (Cgroup::cpu_v1(&roomy, 100_000), Cgroup::unified(&roomy));
-    let _light = start(&[&roomy_cpu, &roomy_v2], "sh", &["-c", "while :; do sleep 0.05; done"]);
+    let _light = start(
+        &[&roomy_cpu, &roomy_v2],
+        "sh",
+        &["-c", "while :; do sleep 0.05; done"],
+    );
 
     let key = format!("cgroup{}", tight_v2.path());
     let incident = wait_for(Duration::from_secs(30), "the throttling incident", || {
-        incidents_of(&api, "cpu_throttling", &key).into_iter().next()
+        incidents_of(&api, "cpu_throttling", &key)
+            .into_iter()
+            .next()
     });
     let ratio = incident["attributes"]["value"].as_f64().unwrap_or(0.0);
     assert!(ratio > 0.8, "throttled ratio {ratio}: {incident:#}");

@@ -4,7 +4,7 @@ use vigil_proto::v1;
 
 use crate::domain::{
     entity::EntityId,
-    event::{EventKind, KernelEvent, TaskRef, WorkloadKind, WorkloadRef},
+    event::{EventKind, KernelEvent, Killer, TaskRef, WorkloadKind, WorkloadRef},
     ingest::Batch,
     interval::{
         DnsObservation, Endpoint, ErrnoCount, ErrorSample, FlowCounts, FlowObservation, FlowRole,
@@ -134,6 +134,15 @@ fn event(node: &str, index: usize, e: &v1::Event) -> Result<KernelEvent, WireErr
             exit_code: x.exit_code,
             signal: x.signal,
             lifetime_ms: x.lifetime_ms,
+            killed_by: x.killed_by.as_ref().map(|k| Killer {
+                pid: k.pid,
+                comm: k.comm.clone(),
+                workload: k
+                    .workload
+                    .as_ref()
+                    .filter(|w| !w.key.is_empty())
+                    .map(|w| EntityId::new(w.key.as_str())),
+            }),
         },
         v1::event::Kind::OomKill(x) => EventKind::OomKill {
             victim_pid: x.victim_pid,
@@ -455,6 +464,7 @@ mod tests {
                 exit_code: Some(3),
                 signal: None,
                 lifetime_ms: Some(1500),
+                killed_by: None,
             })),
         }
     }
@@ -477,6 +487,7 @@ mod tests {
                 exit_code: Some(3),
                 signal: None,
                 lifetime_ms: Some(1500),
+                killed_by: None,
             }
         );
     }

@@ -73,7 +73,8 @@ impl VigilApi {
             .flatten()
             .filter_map(|i| {
                 let first_opened = ms(&i["opened_unix_ns"])?;
-                let episode = ms(&i["attributes"]["episode_started_unix_ns"]).unwrap_or(first_opened);
+                let episode =
+                    ms(&i["attributes"]["episode_started_unix_ns"]).unwrap_or(first_opened);
                 let key = i["workload_key"].as_str()?.to_string();
                 if !key.contains(crate::names::PREFIX) {
                     return None;
@@ -100,6 +101,7 @@ pub fn class_of(kind: &str) -> Option<FaultClass> {
         "oom_kill" => Some(FaultClass::Oom),
         "crash_loop" => Some(FaultClass::CrashLoop),
         "cpu_throttling" => Some(FaultClass::CpuThrottling),
+        "process_killed" => Some(FaultClass::ProcessKill),
         _ => None,
     }
 }

@@ -85,7 +85,10 @@ fn ticks_per_second() -> u64 {
 /// Nanoseconds since boot (CLOCK_BOOTTIME, the clock `stat`'s start time counts on).
 fn boottime_ns() -> Option<u64> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
-    u64::try_from(t.tv_sec()).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(t.tv_nsec()).ok()?)
+    u64::try_from(t.tv_sec())
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(u64::try_from(t.tv_nsec()).ok()?)
 }
 
 /// How long a process that started at `start_ticks` has lived until now, in milliseconds.
@@ -143,6 +146,9 @@ mod tests {
         let info = read_proc(Path::new("/proc"), me).expect("own process is readable");
         assert_eq!(info.ppid, nix::unistd::getppid().as_raw() as u32);
         let lived = lifetime_ms(info.start_ticks).expect("a lifetime");
-        assert!(lived < 24 * 3600 * 1000, "this test has not run for a day: {lived} ms");
+        assert!(
+            lived < 24 * 3600 * 1000,
+            "this test has not run for a day: {lived} ms"
+        );
     }
 }

@@ -18,6 +18,8 @@ pub enum KernelEvent {
         task: TaskInfo,
         exit_code: Option<i32>,
         signal: Option<u32>,
+        /// The process that sent the fatal signal: (tgid, comm).
+        killed_by: Option<(u32, String)>,
     },
     Oom {
         task: TaskInfo,
@@ -141,6 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 task: task(&e.header),
                 exit_code: (e.flags & EXIT_FLAG_CODE != 0).then_some(e.exit_code),
                 signal: (e.flags & EXIT_FLAG_SIGNALED != 0).then_some(e.signal),
+                killed_by: (e.killer_tgid != 0).then(|| (e.killer_tgid, c_str(&e.killer_comm))),
             }
         }
         EventKind::OomKill => {
@@ -201,9 +204,10 @@ mod tests {
         let e = ProcessExit {
             header: header(EventKind::ProcessExit),
             exit_code: 0,
-            signal: 11,
+            signal: 15,
             flags: EXIT_FLAG_SIGNALED,
-            _pad: 0,
+            killer_tgid: 77,
+            killer_comm: *b"supervisor\0\0\0\0\0\0",
         };
         let ev = decode(&bytes_of(&e)).expect("decodes");
         assert_eq!(
@@ -217,7 +221,8 @@ mod tests {
                     comm: "crash".into()
                 },
                 exit_code: None,
-                signal: Some(11),
+                signal: Some(15),
+                killed_by: Some((77, "supervisor".into())),
             }
         );
     }
@@ -229,7 +234,8 @@ mod tests {
             exit_code: 3,
             signal: 0,
             flags: EXIT_FLAG_CODE,
-            _pad: 0,
+            killer_tgid: 0,
+            killer_comm: [0; 16],
         };
         let b = bytes_of(&e);
         assert!(matches!(decode(&b[..50]), Err(DecodeError::Size { .. })));

@@ -184,7 +184,8 @@ impl Collector {
         let Some(mut reader) = self.resources.take() else {
             return Vec::new();
         };
-        let ids: std::collections::BTreeSet<u64> = active.iter().flat_map(|a| a.iter().copied()).collect();
+        let ids: std::collections::BTreeSet<u64> =
+            active.iter().flat_map(|a| a.iter().copied()).collect();
         reader.seen(
             ids.into_iter()
                 .filter_map(|id| Some((id, self.cgroups.resolve(id)?))),

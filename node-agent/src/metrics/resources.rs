@@ -161,7 +161,14 @@ impl ResourceReader {
     }
 
     fn v2(&self, path: &str, file: &str) -> Option<String> {
-        read(&self.roots.v2.as_ref()?.join(path.trim_start_matches('/')).join(file))
+        read(
+            &self
+                .roots
+                .v2
+                .as_ref()?
+                .join(path.trim_start_matches('/'))
+                .join(file),
+        )
     }
 
     fn v1(root: &Option<PathBuf>, path: &str, file: &str) -> Option<String> {
@@ -170,7 +177,13 @@ impl ResourceReader {
 
     /// `None` when the cgroup no longer exists.
     fn read_one(&mut self, id: u64, path: &str) -> Option<v1::ResourceSample> {
-        if !self.roots.v2.as_ref()?.join(path.trim_start_matches('/')).is_dir() {
+        if !self
+            .roots
+            .v2
+            .as_ref()?
+            .join(path.trim_start_matches('/'))
+            .is_dir()
+        {
             return None;
         }
         let mut s = v1::ResourceSample {
@@ -178,7 +191,10 @@ impl ResourceReader {
             ..Default::default()
         };
         // Memory: cgroup v2 where the controller is on it, else v1 at the same path.
-        if let Some(current) = self.v2(path, "memory.current").and_then(|t| t.trim().parse().ok()) {
+        if let Some(current) = self
+            .v2(path, "memory.current")
+            .and_then(|t| t.trim().parse().ok())
+        {
             s.memory_usage_bytes = current;
             s.memory_limit_bytes = self
                 .v2(path, "memory.max")
@@ -189,8 +205,8 @@ impl ResourceReader {
                 .and_then(|t| stat_field(&t, "inactive_file"))
                 .unwrap_or(0);
             s.memory_working_set_bytes = current.saturating_sub(inactive);
-        } else if let Some(usage) =
-            Self::v1(&self.roots.memory_v1, path, "memory.usage_in_bytes").and_then(|t| t.trim().parse().ok())
+        } else if let Some(usage) = Self::v1(&self.roots.memory_v1, path, "memory.usage_in_bytes")
+            .and_then(|t| t.trim().parse().ok())
         {
             s.memory_usage_bytes = usage;
             s.memory_limit_bytes = Self::v1(&self.roots.memory_v1, path, "memory.limit_in_bytes")
@@ -220,7 +236,9 @@ impl ResourceReader {
         now.io_stall_us = self.v2(path, "io.pressure").and_then(|t| psi_total(&t));
         if let Some(before) = self.last.get(&id) {
             s.cpu_periods = now.periods.saturating_sub(before.periods);
-            s.cpu_throttled_periods = now.throttled_periods.saturating_sub(before.throttled_periods);
+            s.cpu_throttled_periods = now
+                .throttled_periods
+                .saturating_sub(before.throttled_periods);
             s.cpu_throttled_us = now.throttled_us.saturating_sub(before.throttled_us);
             let delta = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?));
             s.memory_stall_us = delta(now.memory_stall_us, before.memory_stall_us);
@@ -243,7 +261,10 @@ mod tests {
                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         let r = CgroupRoots::from_mountinfo(m);
         assert_eq!(r.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
-        assert_eq!(r.memory_v1.as_deref(), Some(Path::new("/sys/fs/cgroup/memory")));
+        assert_eq!(
+            r.memory_v1.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
         assert_eq!(r.cpu_v1.as_deref(), Some(Path::new("/sys/fs/cgroup/cpu")));
     }
 

@@ -7,7 +7,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let step_mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let pause_ms: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
-    let max_mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(usize::MAX);
+    let max_mib: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(usize::MAX);
     let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
         if held.len().saturating_mul(step_mib) >= max_mib {

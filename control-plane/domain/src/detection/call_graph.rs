@@ -56,10 +56,15 @@ mod tests {
 
     #[test]
     fn callers_reach_their_dependencies_siblings_do_not_reach_each_other() {
-        let edges: Vec<EdgeId> = [("web", "app1"), ("web", "app2"), ("app1", "db"), ("app2", "db")]
-            .iter()
-            .map(|(a, b)| EdgeId::new((*a).into(), (*b).into()))
-            .collect();
+        let edges: Vec<EdgeId> = [
+            ("web", "app1"),
+            ("web", "app2"),
+            ("app1", "db"),
+            ("app2", "db"),
+        ]
+        .iter()
+        .map(|(a, b)| EdgeId::new((*a).into(), (*b).into()))
+        .collect();
         let g = CallGraph::new(&edges);
         assert!(g.reaches(&"web".into(), &"db".into()));
         assert!(!g.reaches(&"db".into(), &"web".into()));

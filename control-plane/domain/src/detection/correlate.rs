@@ -475,12 +475,22 @@ mod tests {
             workload: "app".into(),
             kinds: EvidenceKind::of_incident(crate::incident::IncidentKind::OomKill).to_vec(),
         }];
-        let changes = c.observe(1, &[anomaly("web->app", ERRORS, 1, 0.8)], &edges(), &anchors);
+        let changes = c.observe(
+            1,
+            &[anomaly("web->app", ERRORS, 1, 0.8)],
+            &edges(),
+            &anchors,
+        );
         assert_eq!(changes, vec![Change::Opened(1)]);
         let g = c.group(1).expect("group");
         assert!(g.anchored && g.incident == Some(IncidentId(7)));
         // A different cause beside it (DNS failing on the OOM-killed workload) is not the OOM.
-        c.observe(2, &[anomaly("app", "dns_failures_per_s", 2, 0.8)], &edges(), &anchors);
+        c.observe(
+            2,
+            &[anomaly("app", "dns_failures_per_s", 2, 0.8)],
+            &edges(),
+            &anchors,
+        );
         let dns = c.group(2).expect("a group of its own");
         assert!(!dns.anchored && dns.incident.is_none());
     }
@@ -504,9 +514,7 @@ mod tests {
         );
         assert!(changes.contains(&Change::Opened(2)), "{changes:?}");
         let dns = c.group(2).expect("dns group");
-        assert!(dns
-            .entities
-            .contains_key(&Subject::Workload("app2".into())));
+        assert!(dns.entities.contains_key(&Subject::Workload("app2".into())));
         assert!(
             dns.entities.len() == 2,
             "the same window's errors join the fault that explains them"
@@ -522,7 +530,12 @@ mod tests {
         );
         assert_eq!(joined, vec![Change::Updated(1)]);
         // And a sibling replica is not on the first one's call path.
-        let sibling = young.observe(3, &[anomaly("app2", "dns_failures_per_s", 3, 0.9)], &replicas(), &[]);
+        let sibling = young.observe(
+            3,
+            &[anomaly("app2", "dns_failures_per_s", 3, 0.9)],
+            &replicas(),
+            &[],
+        );
         assert_eq!(sibling, vec![Change::Opened(2)]);
     }
 
@@ -542,7 +555,10 @@ mod tests {
                 &[],
             );
         }
-        assert_eq!(c.observe(12, &[], &replicas(), &[]), vec![Change::Resolved(1)]);
+        assert_eq!(
+            c.observe(12, &[], &replicas(), &[]),
+            vec![Change::Resolved(1)]
+        );
         let changes = c.observe(
             30,
             &[
@@ -558,7 +574,12 @@ mod tests {
         // Errors alone on that path later do not reopen the outage either: it was blamed on
         // Redis, and errors at a caller are what any fault below it shows.
         c.observe(40, &[], &replicas(), &[]);
-        let symptoms = c.observe(50, &[anomaly("web->app1", ERRORS, 50, 0.8)], &replicas(), &[]);
+        let symptoms = c.observe(
+            50,
+            &[anomaly("web->app1", ERRORS, 50, 0.8)],
+            &replicas(),
+            &[],
+        );
         assert!(!symptoms.contains(&Change::Reopened(1)), "{symptoms:?}");
         // The outage itself coming back does.
         let back = c.observe(

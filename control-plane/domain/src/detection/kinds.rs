@@ -73,6 +73,7 @@ impl EvidenceKind {
             IncidentKind::CrashLoop => &[Self::Process],
             IncidentKind::MemoryPressure => &[Self::Memory],
             IncidentKind::CpuThrottling => &[Self::Cpu],
+            IncidentKind::ProcessKilled => &[Self::Process],
             IncidentKind::ServiceAnomaly | IncidentKind::Alert => &[],
         }
     }

@@ -60,9 +60,10 @@ pub fn finding(group: &Group, ranked: &[RootCause], at: i64, episode_unix_ns: i6
         .filter(|a| a.window >= group.episode_window)
     {
         for f in &a.features {
-            let slot = strongest
-                .entry((&a.entity, &f.feature))
-                .or_insert((f64::NEG_INFINITY, 0.0, 0.0));
+            let slot =
+                strongest
+                    .entry((&a.entity, &f.feature))
+                    .or_insert((f64::NEG_INFINITY, 0.0, 0.0));
             if f.z > slot.0 {
                 *slot = (f.z, f.median, f.value);
             }

@@ -13,9 +13,9 @@ use tracing::{info, instrument, warn};
 use super::{
     config::DetectionConfig,
     correlate::{Anchor, Change, Correlator, Group},
-    kinds::EvidenceKind,
     features::{window_features, FeatureError, WindowFeatures},
     judge::Tiers,
+    kinds::EvidenceKind,
     ports::{BaselineStore, GraphView},
     report::{self, Timing},
     rootcause::{rank, RankConfig},

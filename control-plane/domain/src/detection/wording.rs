@@ -20,7 +20,11 @@ pub fn value_in_units(feature: &str, v: f64) -> String {
     if feature.ends_with("_per_s") {
         format!("{}/s", number(v))
     } else if feature.ends_with("_ratio") || feature.ends_with("_pct") {
-        let pct = if feature.ends_with("_ratio") { v * 100.0 } else { v };
+        let pct = if feature.ends_with("_ratio") {
+            v * 100.0
+        } else {
+            v
+        };
         format!("{} %", number(pct))
     } else if feature.ends_with("_us") {
         if v >= 1_000_000.0 {
@@ -42,13 +46,22 @@ pub fn change(feature: &str, from: f64, to: f64, z: f64) -> String {
     let from = value_in_units(feature, from);
     let to = value_in_units(feature, to);
     // The unit once, after the new value, when both share it.
-    let unit_of = |s: &str| s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-').to_string();
+    let unit_of = |s: &str| {
+        s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-')
+            .to_string()
+    };
     let shown_from = if unit_of(&from) == unit_of(&to) && !unit_of(&to).is_empty() {
-        from.trim_end_matches(unit_of(&to).as_str()).trim_end().to_string()
+        from.trim_end_matches(unit_of(&to).as_str())
+            .trim_end()
+            .to_string()
     } else {
         from
     };
-    format!("{} {shown_from} → {to} ({:+.0}σ)", feature_words(feature), z)
+    format!(
+        "{} {shown_from} → {to} ({:+.0}σ)",
+        feature_words(feature),
+        z
+    )
 }
 
 /// Few significant digits: 0.4, 3.2, 17, 310, 12000.

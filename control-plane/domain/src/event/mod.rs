@@ -28,6 +28,16 @@ impl WorkloadKind {
     }
 }
 
+/// A process that sent another a fatal signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Killer {
+    pub pid: u32,
+    pub comm: String,
+    /// Its workload, when the agent saw it alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<EntityId>,
+}
+
 /// Which workload an event belongs to, as the agent attributed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadRef {
@@ -71,6 +81,9 @@ pub enum EventKind {
         /// How long the process ran, when the agent knew when it started.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lifetime_ms: Option<u64>,
+        /// The process that sent the fatal signal (none for a crash or the kernel's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        killed_by: Option<Killer>,
     },
     OomKill {
         victim_pid: u32,

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     entity::{EntityId, Subject},
-    event::{EventKind, WorkloadRef},
+    event::{EventKind, Killer, WorkloadRef},
 };
 
 /// Per-kind content, serialised as the variant's own fields.
@@ -25,6 +25,7 @@ pub enum Details {
     Alert(AlertDetails),
     MemoryPressure(PressureDetails),
     CpuThrottling(PressureDetails),
+    ProcessKilled(KillDetails),
 }
 
 impl Details {
@@ -36,6 +37,7 @@ impl Details {
             Self::Alert(_) => IncidentKind::Alert,
             Self::MemoryPressure(_) => IncidentKind::MemoryPressure,
             Self::CpuThrottling(_) => IncidentKind::CpuThrottling,
+            Self::ProcessKilled(_) => IncidentKind::ProcessKilled,
         }
     }
 
@@ -87,6 +89,16 @@ pub struct AnomalyDetails {
     pub symptoms: Vec<Symptom>,
     /// Anomalies as they came, window by window (capped).
     pub timeline: Vec<AnomalyEvidence>,
+}
+
+/// Who killed a service's main process, and with what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KillDetails {
+    pub pid: u32,
+    pub comm: String,
+    pub signal: u32,
+    pub killed_by: Killer,
+    pub workload: WorkloadRef,
 }
 
 /// A resource reading held past its limit: what, how far, since when.

@@ -31,16 +31,19 @@ pub enum IncidentKind {
     MemoryPressure,
     /// A workload throttled by its CPU quota in a large share of periods.
     CpuThrottling,
+    /// A service's main process killed by another process's signal.
+    ProcessKilled,
 }
 
 impl IncidentKind {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::OomKill,
         Self::CrashLoop,
         Self::ServiceAnomaly,
         Self::Alert,
         Self::MemoryPressure,
         Self::CpuThrottling,
+        Self::ProcessKilled,
     ];
 
     /// Kinds a rule opens and owns (on kernel events, or on resource readings against fixed
@@ -48,7 +51,11 @@ impl IncidentKind {
     pub fn is_kernel_rule(self) -> bool {
         matches!(
             self,
-            Self::OomKill | Self::CrashLoop | Self::MemoryPressure | Self::CpuThrottling
+            Self::OomKill
+                | Self::CrashLoop
+                | Self::MemoryPressure
+                | Self::CpuThrottling
+                | Self::ProcessKilled
         )
     }
 
@@ -60,6 +67,7 @@ impl IncidentKind {
             Self::Alert => "alert",
             Self::MemoryPressure => "memory_pressure",
             Self::CpuThrottling => "cpu_throttling",
+            Self::ProcessKilled => "process_killed",
         }
     }
 

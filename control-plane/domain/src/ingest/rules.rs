@@ -1,6 +1,8 @@
 //! Kernel-event rules: instant, on single kernel events (no baseline needed).
 //!
 //! - An OOM kill is an incident by itself.
+//! - So is a service's main process killed by another process's signal: the finding names
+//!   the sender (its comm, pid and workload), read in the kernel where the signal was sent.
 //! - A crash loop: the same workload's root process ended abnormally (fatal signal or
 //!   non-zero exit) at least `restarts` times within `window`. Only root processes count: a
 //!   shell script whose `grep` exits 1 inside a container is not the container restarting.
@@ -19,7 +21,7 @@ use crate::{
     entity::EntityId,
     event::{signal_name, EventKind, KernelEvent},
     incident::{
-        details::{CrashLoopDetails, OomKillDetails, TaskSummary},
+        details::{CrashLoopDetails, KillDetails, OomKillDetails, TaskSummary},
         Details, EvidenceRef, Finding, Severity,
     },
 };
@@ -83,14 +85,19 @@ impl KernelRules {
             EventKind::OomKill { .. } => oom_finding(event).into_iter().collect(),
             EventKind::ProcessExit { lifetime_ms, .. } if event.workload.is_root_process => {
                 let key = (event.node.clone(), event.workload.key.clone());
-                let uptime = u64::try_from(self.crash_loop.service_uptime.as_millis()).unwrap_or(u64::MAX);
+                let uptime =
+                    u64::try_from(self.crash_loop.service_uptime.as_millis()).unwrap_or(u64::MAX);
                 if let Some(ms) = lifetime_ms.filter(|&ms| ms >= uptime) {
                     self.services.insert(key.clone(), (event.time_unix_ns, ms));
                 }
                 if !event.is_crash() || !self.is_service(&key, event) {
                     return Vec::new();
                 }
-                self.crash_loop_finding(key, event).into_iter().collect()
+                let killed = kill_finding(event);
+                killed
+                    .into_iter()
+                    .chain(self.crash_loop_finding(key, event))
+                    .collect()
             }
             _ => Vec::new(),
         }
@@ -173,6 +180,56 @@ impl KernelRules {
     }
 }
 
+/// A service's main process killed by another process: one incident naming the sender, even
+/// for a single kill (a supervisor restarting it hides it; nobody would know otherwise).
+fn kill_finding(event: &KernelEvent) -> Option<Finding> {
+    let EventKind::ProcessExit {
+        signal: Some(sig),
+        killed_by: Some(killer),
+        ..
+    } = &event.kind
+    else {
+        return None;
+    };
+    let w = &event.workload;
+    let sender = match &killer.workload {
+        Some(k) => format!("{} (pid {}, {k})", killer.comm, killer.pid),
+        None => format!("{} (pid {})", killer.comm, killer.pid),
+    };
+    Some(Finding {
+        severity: Severity::Warning,
+        node: event.node.clone(),
+        workload_key: w.key.clone(),
+        title: format!(
+            "Killed: {} (pid {}) in {} by {sender} with {}",
+            event.task.comm,
+            event.task.tgid,
+            w.key,
+            signal_name(*sig)
+        ),
+        summary: format!(
+            "{sender} sent {} to {} (pid {}), the main process of {}, which died of it",
+            signal_name(*sig),
+            event.task.comm,
+            event.task.tgid,
+            w.key
+        ),
+        time_unix_ns: event.time_unix_ns,
+        evidence: vec![EvidenceRef {
+            node: event.node.clone(),
+            seq: event.seq,
+        }],
+        details: Details::ProcessKilled(KillDetails {
+            pid: event.task.tgid,
+            comm: event.task.comm.clone(),
+            signal: *sig,
+            killed_by: killer.clone(),
+            workload: w.clone(),
+        }),
+        stages: Vec::new(),
+    })
+}
+
 fn oom_finding(event: &KernelEvent) -> Option<Finding> {
     let EventKind::OomKill {
         victim_pid,
@@ -228,6 +285,7 @@ mod tests {
                 exit_code: code,
                 signal,
                 lifetime_ms: Some(50),
+                killed_by: None,
             },
         );
         e.workload.is_root_process = root;
@@ -235,8 +293,21 @@ mod tests {
     }
 
     /// The workload's long-running process ending (stopped for a restart, or crashing).
-    fn service_ends(rules: &mut KernelRules, seq: u64, t_s: i64, workload: &str, signal: Option<u32>) -> Vec<Finding> {
-        let mut e = exit(seq, t_s, workload, true, signal.is_none().then_some(0), signal);
+    fn service_ends(
+        rules: &mut KernelRules,
+        seq: u64,
+        t_s: i64,
+        workload: &str,
+        signal: Option<u32>,
+    ) -> Vec<Finding> {
+        let mut e = exit(
+            seq,
+            t_s,
+            workload,
+            true,
+            signal.is_none().then_some(0),
+            signal,
+        );
         if let EventKind::ProcessExit { lifetime_ms, .. } = &mut e.kind {
             *lifetime_ms = Some(600_000);
         }
@@ -254,7 +325,45 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind(), crate::incident::IncidentKind::CrashLoop);
         assert_eq!(f[0].evidence.len(), 3);
-        assert!(f[0].summary.contains("had run for 600s"), "{}", f[0].summary);
+        assert!(
+            f[0].summary.contains("had run for 600s"),
+            "{}",
+            f[0].summary
+        );
+    }
+
+    #[test]
+    fn a_service_killed_by_another_process_is_one_finding_naming_the_sender() {
+        let mut rules = KernelRules::new(CrashLoopPolicy::default());
+        let killed = |seq: u64, workload: &str, lifetime_ms: u64| {
+            let mut e = exit(seq, 0, workload, true, None, Some(15));
+            if let EventKind::ProcessExit {
+                lifetime_ms: l,
+                killed_by,
+                ..
+            } = &mut e.kind
+            {
+                *l = Some(lifetime_ms);
+                *killed_by = Some(crate::event::Killer {
+                    pid: 4242,
+                    comm: "kill".into(),
+                    workload: Some("host/kill".into()),
+                });
+            }
+            e
+        };
+        let f = rules.observe(&killed(1, "svc", 600_000));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind(), crate::incident::IncidentKind::ProcessKilled);
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].title
+                .contains("by kill (pid 4242, host/kill) with SIGTERM"),
+            "{}",
+            f[0].title
+        );
+        // A short command killed (a script's timeout) is not a service going down.
+        assert!(rules.observe(&killed(2, "host/curl", 50)).is_empty());
     }
 
     #[test]
@@ -263,7 +372,14 @@ mod tests {
         for i in 0..300 {
             assert!(
                 rules
-                    .observe(&exit(i, i as i64 / 10, "host/readlink", true, Some(1), None))
+                    .observe(&exit(
+                        i,
+                        i as i64 / 10,
+                        "host/readlink",
+                        true,
+                        Some(1),
+                        None
+                    ))
                     .is_empty(),
                 "a command run by a script is not a service"
             );
@@ -274,7 +390,11 @@ mod tests {
             e.workload.kind = crate::event::WorkloadKind::KubernetesContainer;
             restarts.extend(rules.observe(&e));
         }
-        assert_eq!(restarts.len(), 1, "a runtime restarts containers: they are services");
+        assert_eq!(
+            restarts.len(),
+            1,
+            "a runtime restarts containers: they are services"
+        );
     }
 
     #[test]

@@ -192,8 +192,7 @@ impl ResourceObservation {
 
     /// Share of CFS periods in which the quota ran out, where there were periods.
     pub fn throttled_ratio(&self) -> Option<f64> {
-        (self.cpu_periods > 0)
-            .then(|| self.cpu_throttled_periods as f64 / self.cpu_periods as f64)
+        (self.cpu_periods > 0).then(|| self.cpu_throttled_periods as f64 / self.cpu_periods as f64)
     }
 }
 

@@ -103,7 +103,11 @@ impl PressureRules {
         for r in &interval.resources {
             let readings = [
                 (Measure::Memory, self.policy.memory, r.memory_limit_ratio()),
-                (Measure::Throttling, self.policy.throttling, r.throttled_ratio()),
+                (
+                    Measure::Throttling,
+                    self.policy.throttling,
+                    r.throttled_ratio(),
+                ),
             ];
             for (measure, limit, value) in readings {
                 let key = (interval.node.clone(), r.workload.key.clone(), measure);
@@ -134,9 +138,8 @@ impl PressureRules {
     /// Forgets workloads not seen for an hour (bounded memory as workloads come and go).
     pub fn prune(&mut self, now_unix_ns: i64) {
         let keep = ns(Duration::from_secs(3600));
-        self.held.retain(|_, h| {
-            now_unix_ns - h.reported_unix_ns.unwrap_or(h.since_unix_ns) <= keep
-        });
+        self.held
+            .retain(|_, h| now_unix_ns - h.reported_unix_ns.unwrap_or(h.since_unix_ns) <= keep);
     }
 }
 
@@ -153,10 +156,14 @@ fn finding(
     let held_secs = u64::try_from((at - held.since_unix_ns) / 1_000_000_000).unwrap_or(0);
     let pct = |x: f64| format!("{:.0} %", x * 100.0);
     let mut readings = BTreeMap::new();
-    let (title, summary, details): (String, String, fn(PressureDetails) -> Details) = match measure {
+    let (title, summary, details): (String, String, fn(PressureDetails) -> Details) = match measure
+    {
         Measure::Memory => {
             let limit_bytes = r.memory_limit_bytes.unwrap_or(0);
-            readings.insert("memory_working_set_bytes".into(), r.memory_working_set_bytes as f64);
+            readings.insert(
+                "memory_working_set_bytes".into(),
+                r.memory_working_set_bytes as f64,
+            );
             readings.insert("memory_usage_bytes".into(), r.memory_usage_bytes as f64);
             readings.insert("memory_limit_bytes".into(), limit_bytes as f64);
             (
@@ -178,7 +185,10 @@ fn finding(
         }
         Measure::Throttling => {
             readings.insert("cpu_periods".into(), r.cpu_periods as f64);
-            readings.insert("cpu_throttled_periods".into(), r.cpu_throttled_periods as f64);
+            readings.insert(
+                "cpu_throttled_periods".into(),
+                r.cpu_throttled_periods as f64,
+            );
             readings.insert("cpu_throttled_us".into(), r.cpu_throttled_us as f64);
             (
                 format!(
@@ -252,7 +262,11 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:#?}");
         assert_eq!(found[0].kind(), IncidentKind::MemoryPressure);
         assert_eq!(found[0].time_unix_ns, 300 * 1_000_000_000);
-        assert!(found[0].title.contains("90 % of 100 MiB"), "{}", found[0].title);
+        assert!(
+            found[0].title.contains("90 % of 100 MiB"),
+            "{}",
+            found[0].title
+        );
         assert_eq!(found[0].severity, Severity::Warning);
     }
 
@@ -271,13 +285,19 @@ mod tests {
     #[test]
     fn throttling_in_a_quarter_of_periods_for_its_hold_is_reported() {
         let mut rules = PressureRules::new(PressurePolicy::default());
-        let light: Vec<_> = (0..100).flat_map(|t| rules.observe(&interval(t, 10, 2))).collect();
+        let light: Vec<_> = (0..100)
+            .flat_map(|t| rules.observe(&interval(t, 10, 2)))
+            .collect();
         assert!(light.is_empty(), "20 % of periods is below the limit");
         let heavy: Vec<_> = (100..140)
             .flat_map(|t| rules.observe(&interval(t, 10, 6)))
             .collect();
         assert_eq!(heavy.len(), 1);
         assert_eq!(heavy[0].kind(), IncidentKind::CpuThrottling);
-        assert!(heavy[0].title.contains("60 % of periods"), "{}", heavy[0].title);
+        assert!(
+            heavy[0].title.contains("60 % of periods"),
+            "{}",
+            heavy[0].title
+        );
     }
 }

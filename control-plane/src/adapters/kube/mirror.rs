@@ -60,7 +60,8 @@ fn confidence(incident: &Incident) -> Option<f64> {
         IncidentKind::OomKill
         | IncidentKind::CrashLoop
         | IncidentKind::MemoryPressure
-        | IncidentKind::CpuThrottling => Some(1.0),
+        | IncidentKind::CpuThrottling
+        | IncidentKind::ProcessKilled => Some(1.0),
         IncidentKind::ServiceAnomaly => match incident.details() {
             Details::ServiceAnomaly(a) => a.root_causes.first().map(|r| r.score),
             _ => None,

@@ -45,6 +45,7 @@ pub fn decode_attributes(kind: IncidentKind, text: &str) -> Result<Attributes, s
         IncidentKind::Alert => stored(text, Details::Alert),
         IncidentKind::MemoryPressure => stored(text, Details::MemoryPressure),
         IncidentKind::CpuThrottling => stored(text, Details::CpuThrottling),
+        IncidentKind::ProcessKilled => stored(text, Details::ProcessKilled),
     }
 }
 
@@ -89,6 +90,7 @@ mod tests {
                 exit_code: Some(3),
                 signal: None,
                 lifetime_ms: Some(40),
+                killed_by: None,
             },
         );
         let a = Attributes {

@@ -85,6 +85,7 @@ pub const GROUPS: &[GroupSpec] = &[
             tp("vigil_process_exec", "sched", "sched_process_exec"),
             tp("vigil_exit_group", "syscalls", "sys_enter_exit_group"),
             tp("vigil_signal_deliver", "signal", "signal_deliver"),
+            tp("vigil_signal_generate", "signal", "signal_generate"),
             tp("vigil_process_exit", "sched", "sched_process_exit"),
             tp("vigil_oom_mark_victim", "oom", "mark_victim"),
         ],
@@ -93,6 +94,7 @@ pub const GROUPS: &[GroupSpec] = &[
             let exit_group = f.get("syscalls", "sys_enter_exit_group")?;
             let process_exit = f.get("sched", "sched_process_exit")?;
             let deliver = f.get("signal", "signal_deliver")?;
+            let generate = f.get("signal", "signal_generate")?;
             let oom = f.get("oom", "mark_victim")?;
             l.process = TracepointLayout {
                 exec_filename: exec.offset("filename")?,
@@ -108,6 +110,10 @@ pub const GROUPS: &[GroupSpec] = &[
                 oom_shmem_rss: oom.offset("shmem_rss")?,
                 oom_uid: oom.offset("uid")?,
                 oom_score_adj: oom.offset("oom_score_adj")?,
+                generate_sig: generate.offset("sig")?,
+                generate_code: generate.offset("code")?,
+                generate_pid: generate.offset("pid")?,
+                generate_result: generate.offset("result")?,
                 _pad: 0,
             };
             Ok(())

@@ -31,6 +31,19 @@ const FIXTURE: &[(&str, &str, Fields)] = &[
         &[("sig", 4), ("errno", 4), ("sa_handler", 8)],
     ),
     (
+        "signal",
+        "signal_generate",
+        &[
+            ("sig", 4),
+            ("errno", 4),
+            ("code", 4),
+            ("comm", 16),
+            ("pid", 4),
+            ("group", 4),
+            ("result", 4),
+        ],
+    ),
+    (
         "sched",
         "sched_process_exit",
         &[("comm", 16), ("pid", 4), ("group_dead", 1)],
@@ -166,6 +179,10 @@ fn every_group_reads_only_the_tracepoints_it_attaches_to() {
     assert_eq!(
         p.signal_sa_handler,
         fixture_offset("signal", "signal_deliver", "sa_handler")
+    );
+    assert_eq!(
+        p.generate_pid,
+        fixture_offset("signal", "signal_generate", "pid")
     );
     assert_eq!(
         p.oom_score_adj,
