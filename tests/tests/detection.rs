@@ -3,9 +3,12 @@
 //!
 //! 1. A healthy run (5 minutes; `VIGIL_SOAK_SECS` shortens it locally) opens no incident on
 //!    the chain: the false-positive count is printed and must be 0.
-//! 2. 150 ms of delay on everything Redis sends (NFQUEUE) opens exactly one incident, whose
+//! 2. Two busy loops beside the chain saturate both cores for a minute: whatever opens on the
+//!    chain is CPU (its run-queue delay), never a network incident — the RTT and request
+//!    latency the scheduling delay inflates are discounted by the node's run-queue delay.
+//! 3. 150 ms of delay on everything Redis sends (NFQUEUE) opens exactly one incident, whose
 //!    top-ranked root cause is Redis.
-//! 3. Without the delay the incident resolves.
+//! 4. Without the delay the incident resolves.
 //!
 //! The test's name ends in `alone`: `cargo xtask test` runs it before the rest of the suite,
 //! by itself, because the rest of the suite crashes, floods and starves things on purpose.
@@ -41,6 +44,19 @@ fn chain_incidents(api: &Api, keys: &[String]) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// Whether every symptom of an incident is the scheduler's (run-queue delay).
+fn only_cpu(incident: &Value) -> bool {
+    incident["attributes"]["symptoms"]
+        .as_array()
+        .is_some_and(|s| {
+            s.iter().all(|x| {
+                x["feature"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("runqueue"))
+            })
+        })
 }
 
 /// Bursty load as one long-lived client workload: light, heavy, idle and medium phases.
@@ -138,7 +154,61 @@ fn detection_delay_on_one_upstream_alone() {
         "the chain's baselines left learning: {detection}"
     );
 
-    // 2. 150 ms on every packet Redis sends.
+    // 2. A CPU hog beside the chain: both cores busy for a minute.
+    let hog_started = Instant::now();
+    let hogs: Vec<Workload> = (0..2)
+        .map(|i| {
+            Workload::spawn_host(
+                &format!("cpu-hog-{i}"),
+                &chain.dir,
+                &["sh", "-c", "while :; do :; done"],
+            )
+        })
+        .collect();
+    let mut network = Vec::new();
+    while hog_started.elapsed() < Duration::from_secs(60) && network.is_empty() {
+        std::thread::sleep(Duration::from_secs(5));
+        network = chain_incidents(&api, &keys)
+            .into_iter()
+            .filter(|i| !only_cpu(i))
+            .collect();
+    }
+    drop(hogs);
+    let cpu = chain_incidents(&api, &keys);
+    eprintln!(
+        "cpu hog: {} s, {} CPU incidents on the chain, {} others",
+        hog_started.elapsed().as_secs(),
+        cpu.len(),
+        network.len()
+    );
+    assert!(
+        network.is_empty(),
+        "a CPU hog opened a network incident on the chain: {network:#?}"
+    );
+    // Let what the hog opened resolve before the next fault.
+    wait_for(
+        Duration::from_secs(60),
+        "the CPU incidents to resolve",
+        || {
+            chain_incidents(&api, &keys)
+                .iter()
+                .all(|i| i["status"] == "resolved")
+                .then_some(())
+        },
+    );
+    let before_fault = chain_incidents(&api, &keys)
+        .iter()
+        .filter_map(|i| i["id"].as_i64())
+        .max()
+        .unwrap_or(0);
+    let chain_incidents = |api: &Api, keys: &[String]| -> Vec<Value> {
+        chain_incidents(api, keys)
+            .into_iter()
+            .filter(|i| i["id"].as_i64().unwrap_or(0) > before_fault)
+            .collect()
+    };
+
+    // 3. 150 ms on every packet Redis sends.
     let delay = chain.delay_redis(9, 150);
     let injected = Instant::now();
     let incident = wait_for(
@@ -168,7 +238,7 @@ fn detection_delay_on_one_upstream_alone() {
     );
     assert_eq!(ranked.first().copied(), Some(redis.as_str()));
 
-    // 3. Delay removed: the incident resolves once the signals are back at baseline.
+    // 4. Delay removed: the incident resolves once the signals are back at baseline.
     drop(delay);
     let id = incidents[0]["id"].clone();
     wait_for(Duration::from_secs(90), "the incident to resolve", || {

@@ -65,7 +65,7 @@ const fn context(name: &'static str) -> Feature {
 }
 
 pub const WORKLOAD_DIM: usize = 19;
-pub const EDGE_DIM: usize = 11;
+pub const EDGE_DIM: usize = 12;
 
 pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
     context("syscalls_per_s"),
@@ -112,6 +112,10 @@ pub const EDGE_FEATURES: [Feature; EDGE_DIM] = [
     // intervals: a frozen server's show in every window, not only when they give up.
     alerting("stuck_requests", 0.5, 1.0),
     alerting("request_p99_us", 10_000.0, 1.0),
+    // The run-queue delay of the client's node: on a busy node, scheduling delay inflates
+    // loopback and veth RTT and request latency without anything wrong on the network.
+    // What it explains is discounted (`explain`); never a symptom itself here.
+    context("node_runqueue_p99_us"),
 ];
 
 /// Syscalls that wait for something to happen — a peer, a timer, a child, a lock: their
@@ -252,6 +256,8 @@ fn flatten(
     let mut edges: Vec<Subject> = Vec::new();
     for i in intervals {
         let w = i.end_unix_ns.div_euclid(window_ns);
+        let node_runqueue = node_runqueue(i);
+        let first_edge = edges.len();
         for s in &i.syscalls {
             let key = &workload(&s.workload.key);
             rows.push(
@@ -366,11 +372,39 @@ fn flatten(
             edges.push(subject);
             request_rows(&mut rows, &mut buckets, &edge, w, r);
         }
+        // Each edge of this interval gets its node's run-queue delay once.
+        let mut seen = std::collections::HashSet::new();
+        for e in &edges[first_edge..] {
+            let key = e.to_string();
+            if seen.insert(key.clone()) {
+                buckets.push(&key, Edge, w, "node_runqueue_p99_us", &node_runqueue);
+            }
+        }
     }
     for e in edges {
         subjects.key(e);
     }
     (rows, buckets, subjects)
+}
+
+/// The run-queue latency of every workload of the interval's node, merged.
+fn node_runqueue(i: &MetricInterval) -> Histogram {
+    let mut node = Histogram::default();
+    for l in i
+        .latencies
+        .iter()
+        .filter(|l| l.kind == LatencyKind::RunQueue)
+    {
+        node.count += l.latency.count;
+        node.sum_ns += l.latency.sum_ns;
+        if node.log2_buckets.len() < l.latency.log2_buckets.len() {
+            node.log2_buckets.resize(l.latency.log2_buckets.len(), 0);
+        }
+        for (n, b) in node.log2_buckets.iter_mut().zip(&l.latency.log2_buckets) {
+            *n += b;
+        }
+    }
+    node
 }
 
 /// One client's requests on an edge: ratios over the replies, unanswered ones as a rate.

@@ -8,6 +8,7 @@ use super::{
     baseline::{EntityBaseline, EntityReading},
     config::DetectionConfig,
     correlate::Anomaly,
+    explain::discount_cpu_delay,
     features::{WindowFeatures, EDGE_DIM, EDGE_FEATURES, WORKLOAD_DIM, WORKLOAD_FEATURES},
     forest::{ClassForest, ForestVerdict},
 };
@@ -88,7 +89,10 @@ impl Tiers {
                 .baselines
                 .entry(v.entity.clone())
                 .or_insert_with(|| EntityBaseline::new(v.entity.class()));
-            let reading = baseline.observe(v, &c.univariate, &c.rule);
+            let mut reading = baseline.observe(v, &c.univariate, &c.rule);
+            if v.entity.class() == SubjectClass::Edge {
+                discount_cpu_delay(&mut reading);
+            }
             self.dirty.insert(v.entity.clone());
             if reading.learning {
                 continue;

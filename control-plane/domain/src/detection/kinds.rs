@@ -54,7 +54,7 @@ impl EvidenceKind {
             (_, "syscall_errors_permission_per_s") => Self::Permission,
             (_, "syscall_errors_space_per_s" | "block_io_p99_us") => Self::Storage,
             (_, f) if f.starts_with("disk_") || f.starts_with("io_pressure") => Self::Storage,
-            (_, "runqueue_p99_us") => Self::Cpu,
+            (_, "runqueue_p99_us" | "node_runqueue_p99_us") => Self::Cpu,
             (_, f) if f.starts_with("cpu_") || f.starts_with("throttled") => Self::Cpu,
             (_, f) if f.starts_with("memory_") => Self::Memory,
             (_, f) if f.starts_with("cert") => Self::Certificate,

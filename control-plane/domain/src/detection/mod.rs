@@ -11,6 +11,7 @@ pub mod call_graph;
 pub mod config;
 pub mod conformal;
 pub mod correlate;
+pub mod explain;
 pub mod features;
 pub mod floors;
 pub mod forest;
