@@ -8,9 +8,11 @@ use vigil_tests::{bin_path, Agent, AgentOptions, ControlPlane};
 
 use crate::process::{step, workspace_root};
 
-/// Detection on 1 s windows: the lab's faults last seconds, not minutes.
+/// Detection on 1 s windows, and resource limits that must hold for seconds rather than the
+/// production defaults' minutes: the lab's faults last seconds.
 pub const LAB_DETECTION: &str =
-    "[detection]\nwindow_ms = 1000\ngrace_ms = 1500\nlearning_windows = 60\nshape_training_windows = 120\n";
+    "[detection]\nwindow_ms = 1000\ngrace_ms = 1500\nlearning_windows = 60\nshape_training_windows = 120\n\
+     [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n";
 /// Healthy load before the first fault: past `learning_windows`.
 pub const LAB_WARMUP_SECS: u64 = 75;
 

@@ -172,6 +172,16 @@ impl Group {
         shared || unexplained
     }
 
+    /// Whether an open group whose episode has no cause yet takes symptoms anywhere on a call
+    /// path through it, below it too: errors at the top of a chain come first as often as the
+    /// failing call at its bottom, and both are the one fault until a cause says otherwise.
+    /// (A weaker match than `takes`: a recurrence of a resolved fault comes first.)
+    fn takes_symptoms_below(&self, c: &Candidate, graph: &CallGraph) -> bool {
+        only_consequences(&c.kinds)
+            && self.episode_causes().next().is_none()
+            && c.on_path_with(self.episode_nodes(), graph)
+    }
+
     /// Whether a resolved group is reopened by the anomaly: the same kind of trouble on the
     /// same call path. A cause must be one the last episode had; symptoms alone must also
     /// point at the place the last episode blamed most (a flapping slow edge), not merely lie
@@ -309,6 +319,26 @@ impl Correlator {
                     && !g.anchored
                     && g.recurs_with(c, &graph)
             });
+            let recent = match recent {
+                Some(g) => Some(g),
+                None => {
+                    // Symptoms below an open episode that has no cause yet.
+                    let below = self
+                        .groups
+                        .iter_mut()
+                        .filter(|g| {
+                            g.resolved_window.is_none() && g.takes_symptoms_below(c, &graph)
+                        })
+                        .max_by_key(|g| g.episode_window);
+                    if let Some(g) = below {
+                        g.absorb(a, &c.kinds);
+                        let id = g.id;
+                        note(Change::Updated(id), &mut changes);
+                        continue;
+                    }
+                    None
+                }
+            };
             if let Some(g) = recent {
                 g.resolved_window = None;
                 g.blame.clear();
@@ -537,6 +567,29 @@ mod tests {
             &[],
         );
         assert_eq!(sibling, vec![Change::Opened(2)]);
+    }
+
+    /// A failing dependency at the bottom of a chain shows as errors at every level, in no
+    /// particular order: they are one incident.
+    #[test]
+    fn symptoms_up_and_down_one_chain_are_one_incident() {
+        let mut c = Correlator::new(CorrelateConfig::default());
+        let chain: Vec<EdgeId> = [("client", "web"), ("web", "app"), ("app", "db")]
+            .iter()
+            .map(|(a, b)| EdgeId::new((*a).into(), (*b).into()))
+            .collect();
+        let changes = c.observe(
+            1,
+            &[
+                anomaly("web->app", ERRORS, 1, 0.95),
+                anomaly("app->db", ERRORS, 1, 0.87),
+                anomaly("client->web", ERRORS, 1, 0.6),
+            ],
+            &chain,
+            &[],
+        );
+        assert_eq!(changes, vec![Change::Opened(1)]);
+        assert_eq!(c.group(1).map(|g| g.entities.len()), Some(3));
     }
 
     /// The case seen outside the repo: permissions refused minutes after a Redis outage

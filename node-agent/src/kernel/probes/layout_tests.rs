@@ -50,7 +50,7 @@ const FIXTURE: &[(&str, &str, Fields)] = &[
     ),
     ("oom", "mark_victim", OOM),
     ("sock", "inet_sock_set_state", STATE),
-    ("tcp", "tcp_retransmit_skb", SPLIT_TUPLE),
+    ("tcp", "tcp_retransmit_skb", RETRANSMIT),
     ("tcp", "tcp_receive_reset", SPLIT_TUPLE),
     ("tcp", "tcp_send_reset", &[("saddr", 28), ("daddr", 28)]),
     (
@@ -89,6 +89,19 @@ const OOM: Fields = &[
 ];
 const SPLIT_TUPLE: Fields = &[
     ("skbaddr", 8),
+    ("sport", 2),
+    ("dport", 2),
+    ("family", 2),
+    ("saddr", 4),
+    ("daddr", 4),
+    ("saddr_v6", 16),
+    ("daddr_v6", 16),
+];
+/// As 6.x has it: the socket and its state before the split tuple.
+const RETRANSMIT: Fields = &[
+    ("skbaddr", 8),
+    ("skaddr", 8),
+    ("state", 4),
     ("sport", 2),
     ("dport", 2),
     ("family", 2),
@@ -199,6 +212,10 @@ fn every_group_reads_only_the_tracepoints_it_attaches_to() {
         fixture_offset("sock", "inet_sock_set_state", "newstate")
     );
     assert_eq!(t.retransmit.mode, TUPLE_SPLIT);
+    assert_eq!(
+        t.retransmit_state,
+        fixture_offset("tcp", "tcp_retransmit_skb", "state")
+    );
     assert_eq!(t.send_reset.mode, TUPLE_SOCKADDR);
     assert_eq!(
         t.send_reset.daddr,

@@ -204,6 +204,7 @@ mod tests {
             ("vigil_process_exec", Process, "sched:sched_process_exec"),
             ("vigil_exit_group", Process, "syscalls:sys_enter_exit_group"),
             ("vigil_signal_deliver", Process, "signal:signal_deliver"),
+            ("vigil_signal_generate", Process, "signal:signal_generate"),
             ("vigil_process_exit", Process, "sched:sched_process_exit"),
             ("vigil_oom_mark_victim", Process, "oom:mark_victim"),
             (
