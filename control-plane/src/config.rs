@@ -34,6 +34,7 @@ pub struct ControlPlaneConfig {
     pub ingest: IngestConfig,
     pub rules: RulesConfig,
     pub pressure: PressureConfig,
+    pub certificates: CertificatesConfig,
     pub incidents: IncidentsConfig,
     pub graph: GraphSettings,
     pub kubernetes: KubernetesConfig,
@@ -50,6 +51,7 @@ impl Default for ControlPlaneConfig {
             ingest: IngestConfig::default(),
             rules: RulesConfig::default(),
             pressure: PressureConfig::default(),
+            certificates: CertificatesConfig::default(),
             incidents: IncidentsConfig::default(),
             graph: GraphSettings::default(),
             kubernetes: KubernetesConfig::default(),
@@ -215,6 +217,35 @@ impl Default for PressureConfig {
             throttled_ratio: p.throttling.ratio,
             throttled_hold_secs: p.throttling.hold.as_secs(),
             repeat_secs: p.repeat.as_secs(),
+        }
+    }
+}
+
+/// The certificates TLS endpoints serve (see `domain::certs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificatesConfig {
+    /// Opt-in: handshake with every TLS server endpoint Vigil sees requests to (and those
+    /// below) to read its certificate. Nothing but the handshake is sent.
+    pub active_check: bool,
+    /// How often every endpoint is checked.
+    pub interval_secs: u64,
+    /// Warn this many days before a certificate's end.
+    pub warn_days: u64,
+    /// `host:port` endpoints to check besides the ones seen serving TLS.
+    pub endpoints: Vec<String>,
+    /// Connect and handshake timeout per endpoint.
+    pub timeout_ms: u64,
+}
+
+impl Default for CertificatesConfig {
+    fn default() -> Self {
+        Self {
+            active_check: false,
+            interval_secs: 300,
+            warn_days: 14,
+            endpoints: Vec::new(),
+            timeout_ms: 3_000,
         }
     }
 }
@@ -433,6 +464,18 @@ impl ControlPlaneConfig {
         }
         if self.rules.crash_loop_window_secs == 0 {
             return invalid("rules.crash_loop_window_secs", "must be positive");
+        }
+        if self.certificates.active_check && self.certificates.interval_secs == 0 {
+            return invalid("certificates.interval_secs", "must be positive");
+        }
+        if let Some(bad) = self.certificates.endpoints.iter().find(|e| {
+            e.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return invalid(
+                "certificates.endpoints",
+                &format!("{bad:?} is not host:port (e.g. \"api.example.com:443\")"),
+            );
         }
         for (field, ratio) in [
             (

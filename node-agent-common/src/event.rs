@@ -16,6 +16,7 @@ pub enum EventKind {
     ProcessExit = 2,
     OomKill = 3,
     DnsFailure = 4,
+    ExecFailure = 5,
 }
 
 impl EventKind {
@@ -25,13 +26,14 @@ impl EventKind {
             2 => Some(Self::ProcessExit),
             3 => Some(Self::OomKill),
             4 => Some(Self::DnsFailure),
+            5 => Some(Self::ExecFailure),
             _ => None,
         }
     }
 }
 
 /// Number of slots in the per-CPU drop counter map, indexed by `EventKind as u32`.
-pub const DROP_SLOTS: u32 = 5;
+pub const DROP_SLOTS: u32 = 6;
 
 /// Who the kernel was running when the event fired.
 #[repr(C)]
@@ -83,6 +85,32 @@ pub struct ProcessExit {
 }
 const _: () = assert!(size_of::<ProcessExit>() == 80);
 
+/// A process ended without ever running the program it tried to exec: emitted at its exit
+/// when its last `execve` failed (a deployed binary that is not executable, missing, or not
+/// permitted). The header is the exiting child's, in the cgroup it was placed in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecFailure {
+    pub header: EventHeader,
+    /// The failed `execve`'s error (positive errno).
+    pub errno: i32,
+    /// The process that forked it (0 when the fork was not seen).
+    pub parent_tgid: u32,
+    pub filename: [u8; FILENAME_LEN],
+}
+const _: () = assert!(size_of::<ExecFailure>() == 184);
+
+/// An `execve` in flight or failed, by tgid, until the process execs or exits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PendingExec {
+    /// 0 while in flight; the positive errno once it failed.
+    pub errno: i32,
+    pub _pad: u32,
+    pub filename: [u8; FILENAME_LEN],
+}
+const _: () = assert!(size_of::<PendingExec>() == 136);
+
 /// A fatal signal another process sent, kept by target pid until the target dies of it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -133,4 +161,6 @@ mod pod {
     unsafe impl aya::Pod for super::OomKill {}
     unsafe impl aya::Pod for super::PendingExit {}
     unsafe impl aya::Pod for super::Kill {}
+    unsafe impl aya::Pod for super::ExecFailure {}
+    unsafe impl aya::Pod for super::PendingExec {}
 }

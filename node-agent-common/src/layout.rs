@@ -39,9 +39,14 @@ pub struct TracepointLayout {
     pub generate_code: u32,
     pub generate_pid: u32,
     pub generate_result: u32,
+    /// `syscalls:sys_enter_execve` `filename`, `syscalls:sys_exit_execve` `ret`,
+    /// `sched:sched_process_fork` `child_pid`.
+    pub execve_filename: u32,
+    pub execve_ret: u32,
+    pub fork_child_pid: u32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<TracepointLayout>() == 72);
+const _: () = assert!(size_of::<TracepointLayout>() == 84);
 
 impl TracepointLayout {
     /// All fields absent: what the object holds until the agent overrides it.
@@ -64,6 +69,9 @@ impl TracepointLayout {
             generate_code: FIELD_ABSENT,
             generate_pid: FIELD_ABSENT,
             generate_result: FIELD_ABSENT,
+            execve_filename: FIELD_ABSENT,
+            execve_ret: FIELD_ABSENT,
+            fork_child_pid: FIELD_ABSENT,
             _pad: 0,
         }
     }

@@ -8,8 +8,8 @@ use aya_ebpf::{
 use node_agent_common::{
     l7::{L7Conn, L7EdgeKey, L7ErrorKey, L7Stats, TlsCall, TlsConn, TlsKey},
     map_slot, BlockKey, BlockRequest, BlockRequestKey, DnsQueryKey, DnsStats, FlowKey, FlowStats,
-    Kill, LatencyHist, NoReturnSyscalls, PendingExit, SyscallErrorKey, SyscallKey, SyscallStart,
-    SyscallStats, TelemetryLayout, TracepointLayout, DROP_SLOTS,
+    Kill, LatencyHist, NoReturnSyscalls, PendingExec, PendingExit, SyscallErrorKey, SyscallKey,
+    SyscallStart, SyscallStats, TelemetryLayout, TracepointLayout, DROP_SLOTS,
 };
 
 /// Events to user space. The agent may resize it at load time (`map_max_entries`).
@@ -31,6 +31,15 @@ pub static PENDING_EXITS: LruHashMap<u32, PendingExit> = LruHashMap::with_max_en
 /// blocked it) must not pin an entry.
 #[map]
 pub static KILLS: LruHashMap<u32, Kill> = LruHashMap::with_max_entries(4096, 0);
+
+/// The last `execve` of each process, by tgid, from its entry until the process runs the new
+/// program (then removed) or exits (a failed one is reported then).
+#[map]
+pub static EXECS: LruHashMap<u32, PendingExec> = LruHashMap::with_max_entries(4096, 0);
+
+/// Who forked each process (child tgid → parent tgid), read when a child's exec fails.
+#[map]
+pub static PARENTS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16384, 0);
 
 /// Tracepoint field offsets from this kernel's tracefs, written by the agent before load.
 #[unsafe(no_mangle)]

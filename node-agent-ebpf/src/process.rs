@@ -1,19 +1,22 @@
 //! Process lifecycle: exec, exit code, fatal signals, and the final exit of a thread group.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_user_str_bytes,
+    },
     macros::tracepoint,
     programs::TracePointContext,
     EbpfContext,
 };
 use node_agent_common::{
-    EventKind, Kill, PendingExit, ProcessExec, ProcessExit, EXIT_FLAG_CODE, EXIT_FLAG_SIGNALED,
-    FIELD_ABSENT,
+    EventKind, ExecFailure, Kill, PendingExec, PendingExit, ProcessExec, ProcessExit,
+    EXIT_FLAG_CODE, EXIT_FLAG_SIGNALED, FIELD_ABSENT, FILENAME_LEN,
 };
 
 use crate::{
     emit::{fill_header, reserve},
-    maps::{KILLS, PENDING_EXITS, TP_LAYOUT},
+    maps::{EXECS, KILLS, PARENTS, PENDING_EXITS, TP_LAYOUT},
 };
 
 #[tracepoint]
@@ -25,6 +28,8 @@ pub fn vigil_process_exec(ctx: TracePointContext) -> u32 {
 
 fn try_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     let layout = TP_LAYOUT.load();
+    // It runs the new program: no failed exec to report at its exit.
+    let _ = EXECS.remove((bpf_get_current_pid_tgid() >> 32) as u32);
     let Some(mut entry) = reserve::<ProcessExec>(EventKind::ProcessExec) else {
         return Ok(0);
     };
@@ -46,6 +51,61 @@ fn try_process_exec(ctx: &TracePointContext) -> Result<u32, u32> {
     }
     entry.submit(0);
     Ok(0)
+}
+
+#[tracepoint]
+pub fn vigil_process_fork(ctx: TracePointContext) -> u32 {
+    let layout = TP_LAYOUT.load();
+    // SAFETY: `ctx` is the sched_process_fork record and `fork_child_pid` the offset of its
+    // `child_pid` field in this kernel's format; `read_at` fails instead of faulting.
+    if let Ok(child) = unsafe { ctx.read_at::<i32>(layout.fork_child_pid as usize) } {
+        // Runs in the parent: its tgid is the current one.
+        let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+        if child > 0 && child as u32 != parent {
+            let _ = PARENTS.insert(child as u32, parent, 0);
+        }
+    }
+    0
+}
+
+#[tracepoint]
+pub fn vigil_execve_enter(ctx: TracePointContext) -> u32 {
+    let layout = TP_LAYOUT.load();
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let mut pending = PendingExec {
+        errno: 0,
+        _pad: 0,
+        filename: [0; FILENAME_LEN],
+    };
+    // SAFETY: `ctx` is the sys_enter_execve record and `execve_filename` the offset of its
+    // `const char *filename` argument; the pointer is the caller's, read with
+    // bpf_probe_read_user_str_bytes, which fails instead of faulting and writes at most
+    // `filename.len()` bytes.
+    unsafe {
+        if let Ok(ptr) = ctx.read_at::<u64>(layout.execve_filename as usize) {
+            let _ = bpf_probe_read_user_str_bytes(ptr as *const u8, &mut pending.filename);
+        }
+    }
+    let _ = EXECS.insert(tgid, pending, 0);
+    0
+}
+
+#[tracepoint]
+pub fn vigil_execve_exit(ctx: TracePointContext) -> u32 {
+    let layout = TP_LAYOUT.load();
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: `ctx` is the sys_exit_execve record and `execve_ret` the offset of its `long
+    // ret`; `read_at` fails instead of faulting.
+    let Ok(ret) = (unsafe { ctx.read_at::<i64>(layout.execve_ret as usize) }) else {
+        return 0;
+    };
+    if ret >= 0 {
+        let _ = EXECS.remove(tgid);
+    } else if let Some(p) = EXECS.get_ptr_mut(tgid) {
+        // SAFETY: `p` points at this thread group's live entry; only its own threads write it.
+        unsafe { (*p).errno = (-ret) as i32 };
+    }
+    0
 }
 
 #[tracepoint]
@@ -228,6 +288,37 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<u32, u32> {
         }
     }
     let _ = KILLS.remove(tgid);
+    report_failed_exec(tgid);
+    let _ = PARENTS.remove(tgid);
     entry.submit(0);
     Ok(0)
+}
+
+/// At the exit of a process whose last `execve` failed (it never ran the program): one
+/// `ExecFailure` record naming the file, the error and who forked it.
+#[inline(always)]
+fn report_failed_exec(tgid: u32) {
+    // SAFETY: copied out at once; `PendingExec` is plain integers and bytes.
+    let Some(pending) = (unsafe { EXECS.get(tgid) }).copied() else {
+        return;
+    };
+    let _ = EXECS.remove(tgid);
+    if pending.errno == 0 {
+        return;
+    }
+    // SAFETY: as above; a u32.
+    let parent = unsafe { PARENTS.get(tgid) }.copied().unwrap_or(0);
+    let Some(mut entry) = reserve::<ExecFailure>(EventKind::ExecFailure) else {
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` points at the record `reserve` just took from the ring buffer: sized
+    // and aligned for `ExecFailure`, and ours alone until `submit`.
+    unsafe {
+        fill_header(&mut (*event).header, EventKind::ExecFailure);
+        (*event).errno = pending.errno;
+        (*event).parent_tgid = parent;
+        (*event).filename = pending.filename;
+    }
+    entry.submit(0);
 }

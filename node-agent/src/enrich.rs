@@ -83,7 +83,7 @@ pub fn enrich(
             // Who sent the fatal signal, and what it belongs to (it is usually alive).
             let killed_by = killed_by.map(|(pid, comm)| {
                 let workload = table.lookup(pid).map(|a| workload(&a));
-                v1::Killer {
+                v1::ProcessRef {
                     pid,
                     comm,
                     workload,
@@ -121,18 +121,58 @@ pub fn enrich(
                 }),
             )
         }
+        KernelEvent::ExecFailure {
+            errno,
+            parent_tgid,
+            filename,
+            ..
+        } => {
+            // The child never ran anything: procfs has (had) only the fork. Its cgroup says
+            // where it was placed; its parent says who tried to start it.
+            let parent = parent_tgid.map(|pid| {
+                let workload = table.lookup(pid).map(|a| workload(&a));
+                let comm = table.comm(pid).unwrap_or_default().to_string();
+                v1::ProcessRef {
+                    pid,
+                    comm,
+                    workload,
+                }
+            });
+            let errno = u32::try_from(errno).unwrap_or(0);
+            (
+                None,
+                v1::event::Kind::ExecFailure(v1::ExecFailure {
+                    filename,
+                    errno,
+                    errno_name: crate::metrics::names::errno_name(errno),
+                    parent,
+                }),
+            )
+        }
         KernelEvent::DnsFailure { .. } => unreachable!("handled above"),
     };
     // Gone from procfs before we could look: the kernel's cgroup id still says where it ran.
     // (For an OOM kill that is the charging task, in the same memcg on cgroup v2.) Whether it
     // was the workload's root process is unknown, so it is not counted as a restart.
+    let parent_key = match &kind {
+        v1::event::Kind::ExecFailure(x) => x
+            .parent
+            .as_ref()
+            .and_then(|p| p.workload.as_ref())
+            .map(|w| w.key.clone()),
+        _ => None,
+    };
     let attribution = attribution.or_else(|| {
         let path = cgroups.resolve(t.cgroup_id)?;
+        let workload = workload_from_cgroup_path(&path, &t.comm);
+        // A failed exec's child is its workload's root when its parent (who placed it
+        // there, like a runtime or supervisor) lives elsewhere.
+        let is_root_process = parent_key.as_ref().is_some_and(|k| *k != workload.key);
         Some(Attribution {
-            workload: workload_from_cgroup_path(&path, &t.comm),
+            workload,
             cgroup_path: path,
             ppid: 0,
-            is_root_process: false,
+            is_root_process,
             start_ticks: 0,
         })
     });

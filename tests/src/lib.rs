@@ -59,6 +59,15 @@ pub fn run_crash_helper(cgroup: &Cgroup, args: &[&str]) -> (u32, std::process::E
     (pid, child.wait().expect("wait"))
 }
 
+/// `2026-12-12` for a Unix time (UTC), as the control plane writes dates.
+pub fn utc_date(unix: i64) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%d"])
+        .output()
+        .expect("run date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A unique resource name: `vigil-test-<what>-<pid>-<random>`.
 pub fn unique_name(what: &str) -> String {
     format!(

@@ -282,3 +282,65 @@ fn a_service_killed_by_another_process_opens_one_incident_naming_the_sender() {
         .collect();
     assert_eq!(kills.len(), 1, "one kill, one incident: {kills:#?}");
 }
+
+/// A service whose program cannot be executed: the kernel attributes the failed execve of the
+/// child its supervisor placed in the workload, and one incident names the file, the error
+/// and who tried to start it.
+#[test]
+fn a_service_that_cannot_exec_opens_an_incident_naming_the_file_and_the_error() {
+    let Stack {
+        dir,
+        cp: _cp,
+        api,
+        agent: _agent,
+    } = Stack::start_with(&AgentOptions::new("exec-node"), SERVICE_UPTIME);
+    // In both hierarchies under one name, as runtimes place a workload: the kernel names the
+    // cgroup-v2 one, and the child is gone before procfs could be read.
+    let name = unique_name("noexec");
+    let (cg, unified) = (Cgroup::memory_v1(&name, None), Cgroup::unified(&name));
+    let mut service = Command::new(bin_path("vigil-test-crash"));
+    service
+        .args(["exit", "0"])
+        .env("VIGIL_CRASH_DELAY_MS", "1500");
+    Cgroup::place_in_all(&[&cg, &unified], &mut service);
+    assert!(service.status().expect("run the service").success());
+    let bad = dir.path().join("app-bin");
+    // Deployed without its execute bit (a file with it would be run by /bin/sh, as execvp
+    // falls back to on ENOEXEC).
+    std::fs::write(&bad, "not an executable\n").expect("write the bad binary");
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    for _ in 0..2 {
+        let mut command = Command::new(&bad);
+        Cgroup::place_in_all(&[&cg, &unified], &mut command);
+        let err = command
+            .spawn()
+            .expect_err("a file without its execute bit does not exec");
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+    }
+    let key = format!("cgroup{}", unified.path());
+    let incident = wait_for(Duration::from_secs(10), "the exec-failure incident", || {
+        api.incidents()
+            .into_iter()
+            .find(|i| i["kind"] == "exec_failure" && i["workload_key"] == key.as_str())
+    });
+    assert_eq!(incident["severity"], "critical", "{incident:#}");
+    let a = &incident["attributes"];
+    assert_eq!(a["errno_name"], "EACCES", "{incident:#}");
+    assert_eq!(
+        a["filename"],
+        bad.to_string_lossy().as_ref(),
+        "{incident:#}"
+    );
+    assert_eq!(a["parent"]["pid"], std::process::id(), "{incident:#}");
+    // The failed starts are exec failures, not crashes: no crash loop from them.
+    assert!(
+        api.incidents()
+            .iter()
+            .all(|i| !(i["kind"] == "crash_loop" && i["workload_key"] == key.as_str())),
+        "{:#?}",
+        api.incidents()
+    );
+    let events = api.events(&format!("kind=exec_failure&workload={key}"));
+    assert_eq!(events.len(), 2, "{events:#?}");
+}

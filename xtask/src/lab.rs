@@ -12,6 +12,7 @@ use crate::process::{step, workspace_root};
 /// production defaults' minutes: the lab's faults last seconds.
 pub const LAB_DETECTION: &str =
     "[detection]\nwindow_ms = 1000\ngrace_ms = 1500\nlearning_windows = 60\nshape_training_windows = 120\n\
+     consecutive_windows = 3\n\
      [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n";
 /// Healthy load before the first fault: past `learning_windows`.
 pub const LAB_WARMUP_SECS: u64 = 75;

@@ -11,12 +11,14 @@
 //! - `graph`: the live service graph built from flows;
 //! - `detection`: baselines, isolation forests, correlation and root-cause ranking;
 //! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents;
+//! - `certs`: the certificates TLS endpoints serve, checked before they lapse;
 //! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits.
 //!
 //! Shared vocabulary sits at the top: typed identities (`entity`), the clock, store errors,
 //! kernel events, nodes and what Vigil reports about its own work (`observe`).
 
 pub mod alerts;
+pub mod certs;
 pub mod clock;
 pub mod detection;
 pub mod entity;

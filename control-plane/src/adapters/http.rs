@@ -22,6 +22,7 @@ use crate::{
     },
     domain::{
         alerts::{AlertError, AlertOutcome, AlertService},
+        certs::CertificateService,
         clock::Clock,
         detection::DetectionService,
         event::{
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub detection: Option<Arc<DetectionService>>,
     pub prometheus: Arc<PrometheusExporter>,
     pub alerts: Arc<AlertService>,
+    /// `None` unless the active certificate check is on.
+    pub certificates: Option<Arc<CertificateService>>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -140,7 +143,13 @@ pub struct EventParams {
     limit: Option<usize>,
 }
 
-const EVENT_KINDS: [&str; 4] = ["process_exec", "process_exit", "oom_kill", "dns_failure"];
+const EVENT_KINDS: [&str; 5] = [
+    "process_exec",
+    "process_exit",
+    "oom_kill",
+    "dns_failure",
+    "exec_failure",
+];
 
 async fn list_events(
     State(s): State<ApiState>,
@@ -259,6 +268,30 @@ pub struct GraphParams {
 }
 
 /// Detection's counters and every baseline with its learning state.
+/// The certificates the TLS endpoints served at their last check, with days left.
+async fn certificates(State(s): State<ApiState>) -> Json<serde_json::Value> {
+    let now = s.clock.now_unix_ns();
+    Json(match &s.certificates {
+        Some(c) => serde_json::json!({
+            "active_check": true,
+            "certificates": c.certificates().iter().map(|cert| serde_json::json!({
+                "endpoint": cert.endpoint,
+                "server": cert.server,
+                "subject": cert.subject,
+                "issuer": cert.issuer,
+                "not_after_unix": cert.not_after_unix,
+                "not_after": crate::domain::certs::model::date(cert.not_after_unix),
+                "days_left": cert.seconds_left(now) as f64 / 86_400.0,
+                "checked_unix_ns": cert.checked_unix_ns,
+            })).collect::<Vec<_>>(),
+        }),
+        None => serde_json::json!({
+            "active_check": false,
+            "hint": "set [certificates] active_check = true in the control plane's config",
+        }),
+    })
+}
+
 async fn detection(State(s): State<ApiState>) -> Json<serde_json::Value> {
     Json(match &s.detection {
         Some(d) => serde_json::json!({
@@ -380,6 +413,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/graph/blast-radius/{*entity}", get(blast_radius))
         .route("/api/v1/samples", get(list_samples))
         .route("/api/v1/detection", get(detection))
+        .route("/api/v1/certificates", get(certificates))
         .route("/api/v1/alertmanager", axum::routing::post(alertmanager))
         .with_state(state)
 }

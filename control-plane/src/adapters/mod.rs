@@ -10,4 +10,5 @@ pub mod kube;
 pub mod otlp;
 pub mod prometheus;
 pub mod sqlite;
+pub mod tls_probe;
 pub mod wire;

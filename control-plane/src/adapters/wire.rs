@@ -4,7 +4,7 @@ use vigil_proto::v1;
 
 use crate::domain::{
     entity::EntityId,
-    event::{EventKind, KernelEvent, Killer, TaskRef, WorkloadKind, WorkloadRef},
+    event::{EventKind, KernelEvent, ProcessRef, TaskRef, WorkloadKind, WorkloadRef},
     ingest::Batch,
     interval::{
         DnsObservation, Endpoint, ErrnoCount, ErrorSample, FlowCounts, FlowObservation, FlowRole,
@@ -134,15 +134,7 @@ fn event(node: &str, index: usize, e: &v1::Event) -> Result<KernelEvent, WireErr
             exit_code: x.exit_code,
             signal: x.signal,
             lifetime_ms: x.lifetime_ms,
-            killed_by: x.killed_by.as_ref().map(|k| Killer {
-                pid: k.pid,
-                comm: k.comm.clone(),
-                workload: k
-                    .workload
-                    .as_ref()
-                    .filter(|w| !w.key.is_empty())
-                    .map(|w| EntityId::new(w.key.as_str())),
-            }),
+            killed_by: x.killed_by.as_ref().map(process_ref),
         },
         v1::event::Kind::OomKill(x) => EventKind::OomKill {
             victim_pid: x.victim_pid,
@@ -153,6 +145,12 @@ fn event(node: &str, index: usize, e: &v1::Event) -> Result<KernelEvent, WireErr
             file_rss_kb: x.file_rss_kb,
             shmem_rss_kb: x.shmem_rss_kb,
             oom_score_adj: x.oom_score_adj,
+        },
+        v1::event::Kind::ExecFailure(x) => EventKind::ExecFailure {
+            filename: x.filename.clone(),
+            errno: x.errno,
+            errno_name: x.errno_name.clone(),
+            parent: x.parent.as_ref().map(process_ref),
         },
         v1::event::Kind::DnsFailure(x) => EventKind::DnsFailure {
             rcode: x.rcode,
@@ -216,6 +214,18 @@ pub fn batch(b: &v1::EventBatch, max_events: usize) -> Result<Batch, WireError> 
             metric_intervals_dropped: s.metric_intervals_dropped,
         }),
     })
+}
+
+fn process_ref(p: &v1::ProcessRef) -> ProcessRef {
+    ProcessRef {
+        pid: p.pid,
+        comm: p.comm.clone(),
+        workload: p
+            .workload
+            .as_ref()
+            .filter(|w| !w.key.is_empty())
+            .map(|w| EntityId::new(w.key.as_str())),
+    }
 }
 
 /// Validates one metric interval; a bad sample refuses the whole interval, naming it.

@@ -1,14 +1,18 @@
 //! Building the control plane's parts from its config: the store, the use cases and the
 //! exporters, each a named field so nothing is wired to the wrong port by position.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use super::error::AppError;
 use crate::{
-    adapters::{otlp::OtlpExporter, prometheus::PrometheusExporter, sqlite::SqliteStore},
+    adapters::{
+        otlp::OtlpExporter, prometheus::PrometheusExporter, sqlite::SqliteStore,
+        tls_probe::TlsProbe,
+    },
     config::ControlPlaneConfig,
     domain::{
         alerts::AlertService,
+        certs::{service::CertificateParts, CertPolicy, CertificateService},
         clock::Clock,
         detection::{DetectionParts, DetectionService},
         graph::{ports::EndpointResolver, LiveGraph},
@@ -35,6 +39,8 @@ pub struct ControlPlane {
     pub detection: Option<Arc<DetectionService>>,
     pub alerts: Arc<AlertService>,
     pub prometheus: Arc<PrometheusExporter>,
+    /// `None` unless `certificates.active_check` is on.
+    pub certificates: Option<Arc<CertificateService>>,
     pub otlp: Option<Arc<OtlpExporter>>,
 }
 
@@ -86,6 +92,23 @@ impl ControlPlane {
             config.pressure_policy(),
             incidents.clone(),
         )));
+        let certificates = config.certificates.active_check.then(|| {
+            let c = &config.certificates;
+            Arc::new(CertificateService::new(CertificateParts {
+                probe: Arc::new(TlsProbe::new(Duration::from_millis(c.timeout_ms))),
+                incidents: incidents.clone(),
+                graph: graph.clone(),
+                clock: clock.clone(),
+                policy: CertPolicy {
+                    warn_before: Duration::from_secs(c.warn_days * 86_400),
+                },
+                configured: c.endpoints.clone(),
+                max_endpoints: 1024,
+            }))
+        });
+        if let Some(c) = &certificates {
+            metrics = metrics.with_sink(c.clone());
+        }
         let metrics = Arc::new(metrics);
         let since = clock.now_unix_ns() - graph.config().edge_ttl_ns;
         metrics.replay(since, graph.as_ref())?;
@@ -120,6 +143,7 @@ impl ControlPlane {
             detection,
             alerts,
             prometheus,
+            certificates,
             otlp,
         })
     }

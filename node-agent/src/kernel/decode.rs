@@ -3,8 +3,8 @@
 use std::mem::size_of;
 
 use node_agent_common::{
-    DnsFailure, EventHeader, EventKind, OomKill, ProcessExec, ProcessExit, EXIT_FLAG_CODE,
-    EXIT_FLAG_SIGNALED,
+    DnsFailure, EventHeader, EventKind, ExecFailure, OomKill, ProcessExec, ProcessExit,
+    EXIT_FLAG_CODE, EXIT_FLAG_SIGNALED,
 };
 
 /// A decoded kernel record.
@@ -24,6 +24,13 @@ pub enum KernelEvent {
     Oom {
         task: TaskInfo,
         victim: OomVictim,
+    },
+    /// A process ended without running the program its last `execve` named.
+    ExecFailure {
+        task: TaskInfo,
+        errno: i32,
+        parent_tgid: Option<u32>,
+        filename: String,
     },
     /// A failing DNS answer; `task` carries only the asking socket's cgroup.
     DnsFailure {
@@ -65,6 +72,7 @@ impl KernelEvent {
             Self::Exec { .. } => "process_exec",
             Self::Exit { .. } => "process_exit",
             Self::Oom { .. } => "oom_kill",
+            Self::ExecFailure { .. } => "exec_failure",
             Self::DnsFailure { .. } => "dns_failure",
         }
     }
@@ -74,6 +82,7 @@ impl KernelEvent {
             Self::Exec { task, .. }
             | Self::Exit { task, .. }
             | Self::Oom { task, .. }
+            | Self::ExecFailure { task, .. }
             | Self::DnsFailure { task, .. } => task,
         }
     }
@@ -160,6 +169,15 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                     shmem_rss_kb: e.shmem_rss_kb,
                     oom_score_adj: e.oom_score_adj,
                 },
+            }
+        }
+        EventKind::ExecFailure => {
+            let e: ExecFailure = read(bytes, kind)?;
+            KernelEvent::ExecFailure {
+                task: task(&e.header),
+                errno: e.errno,
+                parent_tgid: (e.parent_tgid != 0).then_some(e.parent_tgid),
+                filename: c_str(&e.filename),
             }
         }
         EventKind::DnsFailure => {

@@ -74,6 +74,8 @@ impl EvidenceKind {
             IncidentKind::MemoryPressure => &[Self::Memory],
             IncidentKind::CpuThrottling => &[Self::Cpu],
             IncidentKind::ProcessKilled => &[Self::Process],
+            IncidentKind::CertificateExpiry => &[Self::Certificate],
+            IncidentKind::ExecFailure => &[Self::Process],
             IncidentKind::ServiceAnomaly | IncidentKind::Alert => &[],
         }
     }

@@ -28,9 +28,10 @@ impl WorkloadKind {
     }
 }
 
-/// A process that sent another a fatal signal.
+/// Another process an event names (the sender of a fatal signal, the parent of a child):
+/// its pid, comm and workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Killer {
+pub struct ProcessRef {
     pub pid: u32,
     pub comm: String,
     /// Its workload, when the agent saw it alive.
@@ -83,7 +84,7 @@ pub enum EventKind {
         lifetime_ms: Option<u64>,
         /// The process that sent the fatal signal (none for a crash or the kernel's own).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        killed_by: Option<Killer>,
+        killed_by: Option<ProcessRef>,
     },
     OomKill {
         victim_pid: u32,
@@ -103,6 +104,15 @@ pub enum EventKind {
         query_type: u32,
         server: String,
     },
+    /// A process ended without running the program its last `execve` named.
+    ExecFailure {
+        filename: String,
+        errno: u32,
+        errno_name: String,
+        /// Who forked it (a runtime, a supervisor), when the fork was seen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<ProcessRef>,
+    },
 }
 
 impl EventKind {
@@ -112,6 +122,7 @@ impl EventKind {
             Self::ProcessExit { .. } => "process_exit",
             Self::OomKill { .. } => "oom_kill",
             Self::DnsFailure { .. } => "dns_failure",
+            Self::ExecFailure { .. } => "exec_failure",
         }
     }
 }

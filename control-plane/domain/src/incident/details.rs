@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     entity::{EntityId, Subject},
-    event::{EventKind, Killer, WorkloadRef},
+    event::{EventKind, ProcessRef, WorkloadRef},
 };
 
 /// Per-kind content, serialised as the variant's own fields.
@@ -26,6 +26,8 @@ pub enum Details {
     MemoryPressure(PressureDetails),
     CpuThrottling(PressureDetails),
     ProcessKilled(KillDetails),
+    CertificateExpiry(CertificateDetails),
+    ExecFailure(ExecFailureDetails),
 }
 
 impl Details {
@@ -38,6 +40,8 @@ impl Details {
             Self::MemoryPressure(_) => IncidentKind::MemoryPressure,
             Self::CpuThrottling(_) => IncidentKind::CpuThrottling,
             Self::ProcessKilled(_) => IncidentKind::ProcessKilled,
+            Self::CertificateExpiry(_) => IncidentKind::CertificateExpiry,
+            Self::ExecFailure(_) => IncidentKind::ExecFailure,
         }
     }
 
@@ -91,13 +95,38 @@ pub struct AnomalyDetails {
     pub timeline: Vec<AnomalyEvidence>,
 }
 
+/// What a service tried to run and why the kernel refused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecFailureDetails {
+    pub filename: String,
+    pub errno: u32,
+    pub errno_name: String,
+    /// Who tried to start it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ProcessRef>,
+    pub workload: WorkloadRef,
+}
+
+/// The certificate an endpoint serves, and how long it has left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateDetails {
+    pub endpoint: String,
+    pub subject: String,
+    pub issuer: String,
+    pub not_after_unix: i64,
+    /// `not_after_unix` as a date (UTC).
+    pub not_after: String,
+    /// Negative once expired.
+    pub days_left: f64,
+}
+
 /// Who killed a service's main process, and with what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KillDetails {
     pub pid: u32,
     pub comm: String,
     pub signal: u32,
-    pub killed_by: Killer,
+    pub killed_by: ProcessRef,
     pub workload: WorkloadRef,
 }
 

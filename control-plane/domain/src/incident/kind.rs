@@ -33,10 +33,14 @@ pub enum IncidentKind {
     CpuThrottling,
     /// A service's main process killed by another process's signal.
     ProcessKilled,
+    /// A TLS endpoint's certificate near or past its end.
+    CertificateExpiry,
+    /// A service's program could not be executed (missing, not executable, not permitted).
+    ExecFailure,
 }
 
 impl IncidentKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::OomKill,
         Self::CrashLoop,
         Self::ServiceAnomaly,
@@ -44,6 +48,8 @@ impl IncidentKind {
         Self::MemoryPressure,
         Self::CpuThrottling,
         Self::ProcessKilled,
+        Self::CertificateExpiry,
+        Self::ExecFailure,
     ];
 
     /// Kinds a rule opens and owns (on kernel events, or on resource readings against fixed
@@ -56,6 +62,8 @@ impl IncidentKind {
                 | Self::MemoryPressure
                 | Self::CpuThrottling
                 | Self::ProcessKilled
+                | Self::CertificateExpiry
+                | Self::ExecFailure
         )
     }
 
@@ -68,6 +76,8 @@ impl IncidentKind {
             Self::MemoryPressure => "memory_pressure",
             Self::CpuThrottling => "cpu_throttling",
             Self::ProcessKilled => "process_killed",
+            Self::CertificateExpiry => "certificate_expiry",
+            Self::ExecFailure => "exec_failure",
         }
     }
 

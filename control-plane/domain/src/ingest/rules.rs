@@ -1,6 +1,8 @@
 //! Kernel-event rules: instant, on single kernel events (no baseline needed).
 //!
 //! - An OOM kill is an incident by itself.
+//! - A service whose program cannot be executed (the kernel attributes the failed `execve`
+//!   of the child its supervisor placed in the workload) is one too.
 //! - So is a service's main process killed by another process's signal: the finding names
 //!   the sender (its comm, pid and workload), read in the kernel where the signal was sent.
 //! - A crash loop: the same workload's root process ended abnormally (fatal signal or
@@ -21,7 +23,7 @@ use crate::{
     entity::EntityId,
     event::{signal_name, EventKind, KernelEvent},
     incident::{
-        details::{CrashLoopDetails, KillDetails, OomKillDetails, TaskSummary},
+        details::{CrashLoopDetails, ExecFailureDetails, KillDetails, OomKillDetails, TaskSummary},
         Details, EvidenceRef, Finding, Severity,
     },
 };
@@ -83,6 +85,13 @@ impl KernelRules {
     pub fn observe(&mut self, event: &KernelEvent) -> Vec<Finding> {
         match &event.kind {
             EventKind::OomKill { .. } => oom_finding(event).into_iter().collect(),
+            EventKind::ExecFailure { .. } if event.workload.is_root_process => {
+                let key = (event.node.clone(), event.workload.key.clone());
+                if !self.is_service(&key, event) {
+                    return Vec::new();
+                }
+                exec_failure_finding(event).into_iter().collect()
+            }
             EventKind::ProcessExit { lifetime_ms, .. } if event.workload.is_root_process => {
                 let key = (event.node.clone(), event.workload.key.clone());
                 let uptime =
@@ -230,6 +239,47 @@ fn kill_finding(event: &KernelEvent) -> Option<Finding> {
     })
 }
 
+/// A service that cannot start: its program is missing, not executable or not permitted.
+/// (Its failed starts are not crashes: the program never ran.)
+fn exec_failure_finding(event: &KernelEvent) -> Option<Finding> {
+    let EventKind::ExecFailure {
+        filename,
+        errno,
+        errno_name,
+        parent,
+    } = &event.kind
+    else {
+        return None;
+    };
+    let w = &event.workload;
+    let by = parent.as_ref().map_or(String::new(), |p| {
+        format!(" (started by {} pid {})", p.comm, p.pid)
+    });
+    Some(Finding {
+        severity: Severity::Critical,
+        node: event.node.clone(),
+        workload_key: w.key.clone(),
+        title: format!("Cannot start: {} in {} fails exec with {errno_name}", filename, w.key),
+        summary: format!(
+            "execve({filename}) failed with {errno_name} ({errno}){by}: the program never ran, so {} is down until the file is fixed",
+            w.key
+        ),
+        time_unix_ns: event.time_unix_ns,
+        evidence: vec![EvidenceRef {
+            node: event.node.clone(),
+            seq: event.seq,
+        }],
+        details: Details::ExecFailure(ExecFailureDetails {
+            filename: filename.clone(),
+            errno: *errno,
+            errno_name: errno_name.clone(),
+            parent: parent.clone(),
+            workload: w.clone(),
+        }),
+        stages: Vec::new(),
+    })
+}
+
 fn oom_finding(event: &KernelEvent) -> Option<Finding> {
     let EventKind::OomKill {
         victim_pid,
@@ -344,7 +394,7 @@ mod tests {
             } = &mut e.kind
             {
                 *l = Some(lifetime_ms);
-                *killed_by = Some(crate::event::Killer {
+                *killed_by = Some(crate::event::ProcessRef {
                     pid: 4242,
                     comm: "kill".into(),
                     workload: Some("host/kill".into()),

@@ -61,7 +61,9 @@ fn confidence(incident: &Incident) -> Option<f64> {
         | IncidentKind::CrashLoop
         | IncidentKind::MemoryPressure
         | IncidentKind::CpuThrottling
-        | IncidentKind::ProcessKilled => Some(1.0),
+        | IncidentKind::ProcessKilled
+        | IncidentKind::CertificateExpiry
+        | IncidentKind::ExecFailure => Some(1.0),
         IncidentKind::ServiceAnomaly => match incident.details() {
             Details::ServiceAnomaly(a) => a.root_causes.first().map(|r| r.score),
             _ => None,

@@ -46,6 +46,8 @@ pub fn decode_attributes(kind: IncidentKind, text: &str) -> Result<Attributes, s
         IncidentKind::MemoryPressure => stored(text, Details::MemoryPressure),
         IncidentKind::CpuThrottling => stored(text, Details::CpuThrottling),
         IncidentKind::ProcessKilled => stored(text, Details::ProcessKilled),
+        IncidentKind::CertificateExpiry => stored(text, Details::CertificateExpiry),
+        IncidentKind::ExecFailure => stored(text, Details::ExecFailure),
     }
 }
 

@@ -86,6 +86,9 @@ pub const GROUPS: &[GroupSpec] = &[
             tp("vigil_exit_group", "syscalls", "sys_enter_exit_group"),
             tp("vigil_signal_deliver", "signal", "signal_deliver"),
             tp("vigil_signal_generate", "signal", "signal_generate"),
+            tp("vigil_execve_enter", "syscalls", "sys_enter_execve"),
+            tp("vigil_execve_exit", "syscalls", "sys_exit_execve"),
+            tp("vigil_process_fork", "sched", "sched_process_fork"),
             tp("vigil_process_exit", "sched", "sched_process_exit"),
             tp("vigil_oom_mark_victim", "oom", "mark_victim"),
         ],
@@ -95,6 +98,9 @@ pub const GROUPS: &[GroupSpec] = &[
             let process_exit = f.get("sched", "sched_process_exit")?;
             let deliver = f.get("signal", "signal_deliver")?;
             let generate = f.get("signal", "signal_generate")?;
+            let execve_enter = f.get("syscalls", "sys_enter_execve")?;
+            let execve_exit = f.get("syscalls", "sys_exit_execve")?;
+            let fork = f.get("sched", "sched_process_fork")?;
             let oom = f.get("oom", "mark_victim")?;
             l.process = TracepointLayout {
                 exec_filename: exec.offset("filename")?,
@@ -114,6 +120,9 @@ pub const GROUPS: &[GroupSpec] = &[
                 generate_code: generate.offset("code")?,
                 generate_pid: generate.offset("pid")?,
                 generate_result: generate.offset("result")?,
+                execve_filename: execve_enter.offset("filename")?,
+                execve_ret: execve_exit.offset("ret")?,
+                fork_child_pid: fork.offset("child_pid")?,
                 _pad: 0,
             };
             Ok(())

@@ -31,6 +31,22 @@ const FIXTURE: &[(&str, &str, Fields)] = &[
         &[("sig", 4), ("errno", 4), ("sa_handler", 8)],
     ),
     (
+        "syscalls",
+        "sys_enter_execve",
+        &[("nr", 8), ("filename", 8), ("argv", 8), ("envp", 8)],
+    ),
+    ("syscalls", "sys_exit_execve", &[("nr", 8), ("ret", 8)]),
+    (
+        "sched",
+        "sched_process_fork",
+        &[
+            ("parent_comm", 4),
+            ("parent_pid", 4),
+            ("child_comm", 4),
+            ("child_pid", 4),
+        ],
+    ),
+    (
         "signal",
         "signal_generate",
         &[
@@ -192,6 +208,14 @@ fn every_group_reads_only_the_tracepoints_it_attaches_to() {
     assert_eq!(
         p.signal_sa_handler,
         fixture_offset("signal", "signal_deliver", "sa_handler")
+    );
+    assert_eq!(
+        p.execve_ret,
+        fixture_offset("syscalls", "sys_exit_execve", "ret")
+    );
+    assert_eq!(
+        p.fork_child_pid,
+        fixture_offset("sched", "sched_process_fork", "child_pid")
     );
     assert_eq!(
         p.generate_pid,

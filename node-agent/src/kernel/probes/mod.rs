@@ -205,6 +205,9 @@ mod tests {
             ("vigil_exit_group", Process, "syscalls:sys_enter_exit_group"),
             ("vigil_signal_deliver", Process, "signal:signal_deliver"),
             ("vigil_signal_generate", Process, "signal:signal_generate"),
+            ("vigil_execve_enter", Process, "syscalls:sys_enter_execve"),
+            ("vigil_execve_exit", Process, "syscalls:sys_exit_execve"),
+            ("vigil_process_fork", Process, "sched:sched_process_fork"),
             ("vigil_process_exit", Process, "sched:sched_process_exit"),
             ("vigil_oom_mark_victim", Process, "oom:mark_victim"),
             (
