@@ -17,7 +17,7 @@ use crate::domain::{
     entity::SubjectClass,
     graph::GraphConfig,
     ingest::CrashLoopPolicy,
-    pressure::{rules::Limit, PressurePolicy},
+    pressure::{disk::DiskPolicy, rules::Limit, PressurePolicy},
 };
 
 pub use vigil_config_file::{ConfigError, Validate};
@@ -206,17 +206,28 @@ pub struct PressureConfig {
     pub throttled_hold_secs: u64,
     /// While it holds, the incident is updated this often.
     pub repeat_secs: u64,
+    /// A filesystem this full warns...
+    pub disk_used_ratio: f64,
+    /// ...when its fill rate says it is full within this many hours (a full one is
+    /// critical).
+    pub disk_full_within_hours: u64,
+    /// Readings the fill rate is fitted over.
+    pub disk_trend_secs: u64,
 }
 
 impl Default for PressureConfig {
     fn default() -> Self {
         let p = PressurePolicy::default();
+        let d = DiskPolicy::default();
         Self {
             memory_limit_ratio: p.memory.ratio,
             memory_hold_secs: p.memory.hold.as_secs(),
             throttled_ratio: p.throttling.ratio,
             throttled_hold_secs: p.throttling.hold.as_secs(),
             repeat_secs: p.repeat.as_secs(),
+            disk_used_ratio: d.used_ratio,
+            disk_full_within_hours: d.full_within.as_secs() / 3600,
+            disk_trend_secs: d.trend_window.as_secs(),
         }
     }
 }
@@ -483,6 +494,7 @@ impl ControlPlaneConfig {
                 self.pressure.memory_limit_ratio,
             ),
             ("pressure.throttled_ratio", self.pressure.throttled_ratio),
+            ("pressure.disk_used_ratio", self.pressure.disk_used_ratio),
         ] {
             if !(ratio > 0.0 && ratio <= 1.0) {
                 return invalid(field, "must be a share in (0, 1], e.g. 0.85 for 85 %");
@@ -593,6 +605,16 @@ impl ControlPlaneConfig {
                 ratio: p.throttled_ratio,
                 hold: Duration::from_secs(p.throttled_hold_secs),
             },
+            repeat: Duration::from_secs(p.repeat_secs.max(1)),
+        }
+    }
+
+    pub fn disk_policy(&self) -> DiskPolicy {
+        let p = &self.pressure;
+        DiskPolicy {
+            used_ratio: p.disk_used_ratio,
+            full_within: Duration::from_secs(p.disk_full_within_hours.saturating_mul(3600)),
+            trend_window: Duration::from_secs(p.disk_trend_secs.max(1)),
             repeat: Duration::from_secs(p.repeat_secs.max(1)),
         }
     }

@@ -74,6 +74,7 @@ fn interval(seq: u64, end: i64) -> MetricInterval {
         maps: vec![],
         requests: vec![],
         resources: vec![],
+        filesystems: vec![],
     }
 }
 

@@ -167,7 +167,8 @@ pub struct TelemetryConfig {
     pub runqueue: bool,
     /// Block request latency (`block_rq_issue`/`block_rq_complete`).
     pub block_io: bool,
-    /// Memory, throttling and PSI of each active workload cgroup, from its cgroup files.
+    /// Memory, throttling and PSI of each active workload cgroup, from its cgroup files,
+    /// and the usage of the node's data filesystems.
     pub resources: bool,
     /// HTTP/1.x, Redis and PostgreSQL requests parsed from TCP payloads (needs `network`).
     pub requests: bool,

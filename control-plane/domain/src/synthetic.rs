@@ -53,6 +53,7 @@ pub fn empty_interval(node: &str, seq: u64, end_unix_ns: i64) -> MetricInterval 
         maps: vec![],
         requests: vec![],
         resources: vec![],
+        filesystems: vec![],
     }
 }
 
@@ -231,6 +232,7 @@ impl Fleet {
             maps: vec![],
             requests: vec![],
             resources: vec![],
+            filesystems: vec![],
         }
     }
 }

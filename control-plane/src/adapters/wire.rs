@@ -7,9 +7,10 @@ use crate::domain::{
     event::{EventKind, KernelEvent, ProcessRef, TaskRef, WorkloadKind, WorkloadRef},
     ingest::Batch,
     interval::{
-        DnsObservation, Endpoint, ErrnoCount, ErrorSample, FlowCounts, FlowObservation, FlowRole,
-        Histogram, LatencyKind, LatencyObservation, MapUsage, MetricInterval, Protocol,
-        RequestObservation, ResourceObservation, StatusCount, SyscallObservation,
+        DnsObservation, Endpoint, ErrnoCount, ErrorSample, FilesystemObservation, FlowCounts,
+        FlowObservation, FlowRole, Histogram, LatencyKind, LatencyObservation, MapUsage,
+        MetricInterval, Protocol, RequestObservation, ResourceObservation, StatusCount,
+        SyscallObservation,
     },
     node::{AgentStats, NodeInfo},
 };
@@ -239,7 +240,8 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
         + b.latencies.len()
         + b.dns.len()
         + b.requests.len()
-        + b.resources.len();
+        + b.resources.len()
+        + b.filesystems.len();
     if count > max_samples {
         return Err(WireError::TooManySamples {
             count,
@@ -447,6 +449,18 @@ pub fn metric_batch(b: &v1::MetricBatch, max_samples: usize) -> Result<MetricInt
             .collect(),
         requests,
         resources,
+        filesystems: b
+            .filesystems
+            .iter()
+            .map(|f| FilesystemObservation {
+                device: f.device.clone(),
+                mount_point: f.mount_point.clone(),
+                fs_type: f.fs_type.clone(),
+                size_bytes: f.size_bytes,
+                used_bytes: f.used_bytes.min(f.size_bytes),
+                available_bytes: f.available_bytes.min(f.size_bytes),
+            })
+            .collect(),
     })
 }
 

@@ -90,6 +90,7 @@ impl ControlPlane {
         }
         metrics = metrics.with_sink(Arc::new(PressureService::new(
             config.pressure_policy(),
+            config.disk_policy(),
             incidents.clone(),
         )));
         let certificates = config.certificates.active_check.then(|| {

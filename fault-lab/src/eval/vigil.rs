@@ -103,6 +103,7 @@ pub fn class_of(kind: &str) -> Option<FaultClass> {
         "cpu_throttling" => Some(FaultClass::CpuThrottling),
         "process_killed" => Some(FaultClass::ProcessKill),
         "exec_failure" => Some(FaultClass::ExecFailure),
+        "disk_pressure" => Some(FaultClass::DiskFull),
         _ => None,
     }
 }

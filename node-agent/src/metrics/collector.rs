@@ -176,6 +176,11 @@ impl Collector {
             maps,
             requests,
             resources,
+            filesystems: if self.config.resources {
+                super::filesystems::sample(Path::new("/proc/self/mountinfo"))
+            } else {
+                Vec::new()
+            },
         }
     }
 

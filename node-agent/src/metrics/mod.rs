@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod delta;
+pub mod filesystems;
 pub mod flows;
 pub mod kernel_maps;
 pub mod names;

@@ -76,6 +76,7 @@ impl EvidenceKind {
             IncidentKind::ProcessKilled => &[Self::Process],
             IncidentKind::CertificateExpiry => &[Self::Certificate],
             IncidentKind::ExecFailure => &[Self::Process],
+            IncidentKind::DiskPressure => &[Self::Storage],
             IncidentKind::ServiceAnomaly | IncidentKind::Alert => &[],
         }
     }

@@ -538,6 +538,7 @@ mod tests {
             maps: vec![],
             requests: vec![],
             resources: vec![],
+            filesystems: vec![],
         }
     }
 

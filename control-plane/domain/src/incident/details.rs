@@ -28,6 +28,7 @@ pub enum Details {
     ProcessKilled(KillDetails),
     CertificateExpiry(CertificateDetails),
     ExecFailure(ExecFailureDetails),
+    DiskPressure(PressureDetails),
 }
 
 impl Details {
@@ -42,6 +43,7 @@ impl Details {
             Self::ProcessKilled(_) => IncidentKind::ProcessKilled,
             Self::CertificateExpiry(_) => IncidentKind::CertificateExpiry,
             Self::ExecFailure(_) => IncidentKind::ExecFailure,
+            Self::DiskPressure(_) => IncidentKind::DiskPressure,
         }
     }
 

@@ -37,10 +37,12 @@ pub enum IncidentKind {
     CertificateExpiry,
     /// A service's program could not be executed (missing, not executable, not permitted).
     ExecFailure,
+    /// A data filesystem full, or filling fast enough to be full within the warning horizon.
+    DiskPressure,
 }
 
 impl IncidentKind {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::OomKill,
         Self::CrashLoop,
         Self::ServiceAnomaly,
@@ -50,6 +52,7 @@ impl IncidentKind {
         Self::ProcessKilled,
         Self::CertificateExpiry,
         Self::ExecFailure,
+        Self::DiskPressure,
     ];
 
     /// Kinds a rule opens and owns (on kernel events, or on resource readings against fixed
@@ -64,6 +67,7 @@ impl IncidentKind {
                 | Self::ProcessKilled
                 | Self::CertificateExpiry
                 | Self::ExecFailure
+                | Self::DiskPressure
         )
     }
 
@@ -78,6 +82,7 @@ impl IncidentKind {
             Self::ProcessKilled => "process_killed",
             Self::CertificateExpiry => "certificate_expiry",
             Self::ExecFailure => "exec_failure",
+            Self::DiskPressure => "disk_pressure",
         }
     }
 

@@ -294,6 +294,19 @@ pub struct MetricInterval {
     /// Absent in intervals from agents before resource pressure.
     #[serde(default)]
     pub resources: Vec<ResourceObservation>,
+    #[serde(default)]
+    pub filesystems: Vec<FilesystemObservation>,
+}
+
+/// A node's data filesystem at the interval's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesystemObservation {
+    pub device: String,
+    pub mount_point: String,
+    pub fs_type: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
 }
 
 /// Which kind of stored sample a query asks for.

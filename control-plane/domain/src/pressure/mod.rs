@@ -4,6 +4,7 @@
 //! while (a workload that always runs at 90 % of its memory limit is not fine because it
 //! always does, so these are not baselines), and `service` turns what held into incidents.
 
+pub mod disk;
 pub mod rules;
 pub mod service;
 

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use super::rules::{PressurePolicy, PressureRules};
+use super::{
+    disk::{DiskPolicy, DiskRules},
+    rules::{PressurePolicy, PressureRules},
+};
 use crate::{
     incident::{
         ports::{open_or_update, IncidentStore},
@@ -16,14 +19,18 @@ use crate::{
 };
 
 pub struct PressureService {
-    rules: Mutex<PressureRules>,
+    rules: Mutex<(PressureRules, DiskRules)>,
     incidents: Arc<dyn IncidentStore>,
 }
 
 impl PressureService {
-    pub fn new(policy: PressurePolicy, incidents: Arc<dyn IncidentStore>) -> Self {
+    pub fn new(
+        policy: PressurePolicy,
+        disk: DiskPolicy,
+        incidents: Arc<dyn IncidentStore>,
+    ) -> Self {
         Self {
-            rules: Mutex::new(PressureRules::new(policy)),
+            rules: Mutex::new((PressureRules::new(policy), DiskRules::new(disk))),
             incidents,
         }
     }
@@ -31,13 +38,16 @@ impl PressureService {
 
 impl IntervalSink for PressureService {
     fn accept(&self, interval: &MetricInterval) {
-        if interval.resources.is_empty() {
+        if interval.resources.is_empty() && interval.filesystems.is_empty() {
             return;
         }
         let findings = {
             let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
-            let f = rules.observe(interval);
-            rules.prune(interval.end_unix_ns);
+            let (cgroups, disks) = &mut *rules;
+            let mut f = cgroups.observe(interval);
+            f.extend(disks.observe(interval));
+            cgroups.prune(interval.end_unix_ns);
+            disks.prune(interval.end_unix_ns);
             f
         };
         for finding in findings {

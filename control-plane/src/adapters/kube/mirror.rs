@@ -63,7 +63,8 @@ fn confidence(incident: &Incident) -> Option<f64> {
         | IncidentKind::CpuThrottling
         | IncidentKind::ProcessKilled
         | IncidentKind::CertificateExpiry
-        | IncidentKind::ExecFailure => Some(1.0),
+        | IncidentKind::ExecFailure
+        | IncidentKind::DiskPressure => Some(1.0),
         IncidentKind::ServiceAnomaly => match incident.details() {
             Details::ServiceAnomaly(a) => a.root_causes.first().map(|r| r.score),
             _ => None,

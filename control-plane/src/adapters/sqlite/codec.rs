@@ -48,6 +48,7 @@ pub fn decode_attributes(kind: IncidentKind, text: &str) -> Result<Attributes, s
         IncidentKind::ProcessKilled => stored(text, Details::ProcessKilled),
         IncidentKind::CertificateExpiry => stored(text, Details::CertificateExpiry),
         IncidentKind::ExecFailure => stored(text, Details::ExecFailure),
+        IncidentKind::DiskPressure => stored(text, Details::DiskPressure),
     }
 }
 

@@ -235,6 +235,7 @@ impl IntervalStore for SqliteStore {
                     maps: Vec::new(),
                     requests: Vec::new(),
                     resources: Vec::new(),
+                    filesystems: Vec::new(),
                 });
             }
             if let (Some(text), Some(last)) = (flow, out.last_mut()) {
