@@ -196,28 +196,16 @@ fn bump(ctx: &TracePointContext, t: &SockTupleLayout, field: usize) {
     }
 }
 
-/// Retransmits count while the connection carries data or is being set up. Once this side
-/// has sent its FIN (FIN_WAIT1, CLOSING, LAST_ACK) a retransmit is the FIN's own tail-loss
-/// probe, fired because the peer delays its ACK past ~2 RTTs — measured: 1564 of 1571
-/// retransmits in the PostgreSQL chain, about one per connection and none lost on the way.
-/// Counting those made healthy short connections look lossy and hid real loss.
-#[inline(always)]
-fn carries_data(state: i32) -> bool {
-    // ESTABLISHED 1, SYN_SENT 2, SYN_RECV 3, CLOSE_WAIT 8.
-    matches!(state, 1..=3 | 8)
-}
-
+/// Every retransmit counts, in any state. Measured on the PostgreSQL chain with tracefs:
+/// 1564 of 1571 were in FIN_WAIT1, the client's FIN re-sent as a tail-loss probe because
+/// PostgreSQL delays its ACK (about one per connection, nothing lost). Dropping closing
+/// states would silence that, but under real loss short connections lose mostly their FINs
+/// (10 % loss nginx → app: 18 of 20 retransmits in FIN_WAIT1/CLOSING/LAST_ACK), and the
+/// tracepoint cannot tell a tail-loss probe from a timeout. The state is read (the layout
+/// keeps `retransmit_state`) for when it can be told apart.
 #[tracepoint]
 pub fn vigil_tcp_retransmit(ctx: TracePointContext) -> u32 {
     let l = TELEMETRY_LAYOUT.load();
-    if l.retransmit_state != FIELD_ABSENT {
-        // SAFETY: `ctx` is the tcp_retransmit_skb record and `retransmit_state` the offset of
-        // its `int state` field in this kernel's format; `read_at` fails instead of faulting.
-        match unsafe { ctx.read_at::<i32>(l.retransmit_state as usize) } {
-            Ok(state) if !carries_data(state) => return 0,
-            _ => {}
-        }
-    }
     bump(&ctx, &l.retransmit, offset_of!(FlowStats, retransmits));
     0
 }

@@ -210,7 +210,10 @@ fn a_disk_filled_at_a_steady_rate_projects_its_time_to_full() {
     let r = &incident["attributes"]["readings"];
     let eta = r["seconds_to_full"].as_f64().unwrap_or(0.0);
     let truth = r["available_bytes"].as_f64().unwrap_or(0.0) / RATE;
-    eprintln!("disk: projected {eta:.1} s to full, truth {truth:.1} s: {}", incident["title"]);
+    eprintln!(
+        "disk: projected {eta:.1} s to full, truth {truth:.1} s: {}",
+        incident["title"]
+    );
     assert!(
         truth > 0.0 && (eta - truth).abs() <= 0.3 * truth,
         "projected {eta:.1} s, truth {truth:.1} s: {incident:#}"

@@ -22,6 +22,9 @@ pub struct Detection {
     /// Opened for this run (rather than reopened after it had resolved).
     #[serde(default = "opened_anew")]
     pub new: bool,
+    /// `critical` or `warning`.
+    #[serde(default)]
+    pub severity: String,
 }
 
 fn opened_anew() -> bool {

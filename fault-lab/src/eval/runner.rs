@@ -172,15 +172,19 @@ impl<'a> Runner<'a> {
         if let Some(d) = &record.detection {
             record.detection_latency_ms = Some(d.opened_unix_ms.saturating_sub(injected));
         }
-        // Every incident the fault can claim; the one judged is the first that names a fault
-        // class (a rule's: the OOM kill, the throttling), else the first.
+        // Every incident the fault can claim; the one judged is the most severe of those that
+        // name a fault class (a rule's: the OOM kill, the throttling), the first of them on a
+        // tie, else the first claimed (a supervisor's restart kill is a warning beside the
+        // crash loop it starts).
         if let Some(v) = &self.vigil {
             let until = record.teardown_unix_ms + DETECTION_GRACE.as_millis() as u64;
             let mut claimed = v.incidents_between(injected, until.max(now_unix_ms()));
             claimed.sort_by_key(|d| d.opened_unix_ms);
+            let critical = |d: &super::Detection| d.severity == "critical";
             let primary = claimed
                 .iter()
-                .position(|d| class_of(&d.kind).is_some())
+                .position(|d| class_of(&d.kind).is_some() && critical(d))
+                .or_else(|| claimed.iter().position(|d| class_of(&d.kind).is_some()))
                 .unwrap_or(0);
             if primary < claimed.len() {
                 record.detection = Some(claimed.remove(primary));

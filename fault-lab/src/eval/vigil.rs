@@ -89,6 +89,7 @@ impl VigilApi {
                     title: i["title"].as_str().unwrap_or("").to_string(),
                     opened_unix_ms: if new { first_opened } else { episode },
                     new,
+                    severity: i["severity"].as_str().unwrap_or("").to_string(),
                 })
             })
             .collect()
