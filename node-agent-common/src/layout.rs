@@ -150,10 +150,8 @@ pub struct TelemetryLayout {
     /// `fd` of `syscalls:sys_enter_{read,write,readv,writev,sendto,recvfrom,sendmsg,recvmsg}`
     /// (one offset: the TLS group checks they agree).
     pub io_fd: u32,
-    /// `tcp:tcp_retransmit_skb` `state`: the socket's TCP state, or [`FIELD_ABSENT`].
-    pub retransmit_state: u32,
 }
-const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 14 * 4);
+const _: () = assert!(size_of::<TelemetryLayout>() == 5 * 32 + 13 * 4);
 
 impl TelemetryLayout {
     pub const fn absent() -> Self {
@@ -176,7 +174,6 @@ impl TelemetryLayout {
             switch_prev_state: FIELD_ABSENT,
             switch_next_pid: FIELD_ABSENT,
             io_fd: FIELD_ABSENT,
-            retransmit_state: FIELD_ABSENT,
         }
     }
 }

@@ -201,8 +201,7 @@ fn bump(ctx: &TracePointContext, t: &SockTupleLayout, field: usize) {
 /// PostgreSQL delays its ACK (about one per connection, nothing lost). Dropping closing
 /// states would silence that, but under real loss short connections lose mostly their FINs
 /// (10 % loss nginx → app: 18 of 20 retransmits in FIN_WAIT1/CLOSING/LAST_ACK), and the
-/// tracepoint cannot tell a tail-loss probe from a timeout. The state is read (the layout
-/// keeps `retransmit_state`) for when it can be told apart.
+/// tracepoint cannot tell a tail-loss probe from a timeout.
 #[tracepoint]
 pub fn vigil_tcp_retransmit(ctx: TracePointContext) -> u32 {
     let l = TELEMETRY_LAYOUT.load();

@@ -221,18 +221,9 @@ impl Fleet {
             syscalls.push(writes(&web, read_us + 30 + j, 200));
         }
         MetricInterval {
-            node: "synthetic".into(),
-            seq,
-            start_unix_ns: end - SEC,
-            end_unix_ns: end,
             flows,
             syscalls,
-            latencies: vec![],
-            dns: vec![],
-            maps: vec![],
-            requests: vec![],
-            resources: vec![],
-            filesystems: vec![],
+            ..empty_interval("synthetic", seq, end)
         }
     }
 }

@@ -304,26 +304,6 @@ impl Correlator {
                     && !g.anchored
                     && g.recurs_with(c, &graph)
             });
-            let recent = match recent {
-                Some(g) => Some(g),
-                None => {
-                    // Symptoms below an open episode that has no cause yet.
-                    let below = self
-                        .groups
-                        .iter_mut()
-                        .filter(|g| {
-                            g.resolved_window.is_none() && g.takes_symptoms_below(c, &graph)
-                        })
-                        .max_by_key(|g| g.episode_window);
-                    if let Some(g) = below {
-                        g.absorb(a, &c.kinds);
-                        let id = g.id;
-                        note(Change::Updated(id), &mut changes);
-                        continue;
-                    }
-                    None
-                }
-            };
             if let Some(g) = recent {
                 g.resolved_window = None;
                 g.blame.clear();
@@ -334,6 +314,18 @@ impl Correlator {
                 let id = g.id;
                 changes.retain(|c| *c != Change::Updated(id));
                 note(Change::Reopened(id), &mut changes);
+                continue;
+            }
+            // Symptoms below an open episode that has no cause yet.
+            let below = self
+                .groups
+                .iter_mut()
+                .filter(|g| g.resolved_window.is_none() && g.takes_symptoms_below(c, &graph))
+                .max_by_key(|g| g.episode_window);
+            if let Some(g) = below {
+                g.absorb(a, &c.kinds);
+                let id = g.id;
+                note(Change::Updated(id), &mut changes);
                 continue;
             }
             let anchor = anchors.iter().find(|x| x.takes(c, &graph));

@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use super::ns;
 use crate::{
     entity::EntityId,
     incident::{details::PressureDetails, Details, Finding, Severity},
@@ -75,10 +76,6 @@ pub struct DiskRules {
     policy: DiskPolicy,
     readings: HashMap<Key, VecDeque<(i64, u64)>>,
     reported: HashMap<Key, i64>,
-}
-
-fn ns(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 impl DiskRules {

@@ -9,4 +9,9 @@ pub mod rules;
 pub mod service;
 
 pub use rules::{PressurePolicy, PressureRules};
+
+/// A duration in the nanoseconds interval times are in (saturating).
+fn ns(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
 pub use service::PressureService;

@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeMap, collections::HashMap, time::Duration};
 
+use super::ns;
 use crate::{
     entity::EntityId,
     incident::{details::PressureDetails, Details, Finding, Severity},
@@ -70,10 +71,6 @@ type Key = (String, EntityId, Measure);
 pub struct PressureRules {
     policy: PressurePolicy,
     held: HashMap<Key, Held>,
-}
-
-fn ns(d: Duration) -> i64 {
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 fn mib(bytes: u64) -> String {

@@ -236,10 +236,6 @@ fn every_group_reads_only_the_tracepoints_it_attaches_to() {
         fixture_offset("sock", "inet_sock_set_state", "newstate")
     );
     assert_eq!(t.retransmit.mode, TUPLE_SPLIT);
-    assert_eq!(
-        t.retransmit_state,
-        fixture_offset("tcp", "tcp_retransmit_skb", "state")
-    );
     assert_eq!(t.send_reset.mode, TUPLE_SOCKADDR);
     assert_eq!(
         t.send_reset.daddr,
