@@ -45,7 +45,7 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
     let dir = tempfile::tempdir().expect("tempdir");
     // No warm-up here: the replicas have run seconds, not the default 30 s that makes a
     // workload a service for the crash-loop rule, before the crash-loop scenario.
-    let cp = ControlPlane::start_with(dir.path(), "[rules]\ncrash_loop_service_uptime_secs = 2\n");
+    let cp = ControlPlane::start_with(dir.path(), "[rules]\ncrash_loop_service_uptime_secs = 2\n[certificates]\nactive_check = true\ninterval_secs = 2\n");
     let api = cp.api();
     let _agent = Agent::start(
         dir.path(),
@@ -58,8 +58,8 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
 
     let runs = summary["runs"].as_array().expect("runs");
     assert!(
-        runs.len() >= 15,
-        "at least 15 scenarios, got {}",
+        runs.len() >= 16,
+        "at least 16 scenarios, got {}",
         runs.len()
     );
     let by_name = |n: &str| {
@@ -97,6 +97,7 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
         "disk-full",
         "expired-token",
         "partition",
+        "expired-certificate",
     ] {
         let i = &by_name(n)["target_impact"];
         assert!(
@@ -121,7 +122,7 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
         );
     }
     // What Vigil can diagnose today it must get right: class and target.
-    for n in ["oom", "crash-loop"] {
+    for n in ["oom", "crash-loop", "expired-certificate"] {
         let r = by_name(n);
         assert!(
             r["detection_latency_ms"].as_u64().is_some(),

@@ -171,6 +171,20 @@ impl Api {
         r.text().ok()
     }
 
+    /// The value of the first `/metrics` sample named `name` whose labels contain every one
+    /// of `labels` (as `key="value"`).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let text = self.try_text("/metrics")?;
+        text.lines()
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .find(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     pub fn get(&self, path: &str) -> serde_json::Value {
         let url = format!("{}{path}", self.base);
         let r = self

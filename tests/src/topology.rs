@@ -273,6 +273,7 @@ impl ServiceChain {
                 dir,
                 &format!("{}:80", ip(1, 2)),
                 std::slice::from_ref(&app_addr),
+                None,
             ),
         )
         .expect("nginx.conf");

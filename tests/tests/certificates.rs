@@ -114,6 +114,14 @@ fn a_certificate_ten_days_from_its_end_warns_naming_the_endpoint_and_the_date() 
         title.contains(&endpoint) && title.contains(until) && title.contains("CN=shop.vigil.test"),
         "{title}"
     );
+    let not_after = api.metric(
+        "vigil_certificate_not_after_timestamp_seconds",
+        &[("endpoint", endpoint.as_str())],
+    );
+    assert!(
+        not_after.is_some_and(|t| (t - (now + 10 * 86_400) as f64).abs() <= 3600.0),
+        "vigil_certificate_not_after_timestamp_seconds for {endpoint}: {not_after:?}"
+    );
     let listed = api.get("/api/v1/certificates");
     assert!(
         listed["certificates"]

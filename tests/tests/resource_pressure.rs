@@ -219,5 +219,19 @@ fn a_disk_filled_at_a_steady_rate_projects_its_time_to_full() {
         "projected {eta:.1} s, truth {truth:.1} s: {incident:#}"
     );
     assert_eq!(incident["severity"], "warning");
+    // The same projection is a gauge for dashboards and alert rules, while it still fills.
+    let mountpoint = mount.to_string_lossy().to_string();
+    let at = [("mountpoint", mountpoint.as_str())];
+    let full_in = api.metric("vigil_filesystem_full_in_seconds", &at);
+    let available = api.metric("vigil_filesystem_available_bytes", &at);
+    eprintln!("disk: /metrics full_in {full_in:?} s, available {available:?} B");
+    let (Some(full_in), Some(available)) = (full_in, available) else {
+        panic!("no filesystem gauges for {mountpoint} on /metrics");
+    };
+    let truth = available / RATE;
+    assert!(
+        available > 0.0 && (full_in - truth).abs() <= 0.3 * truth,
+        "gauge {full_in:.1} s to full, truth {truth:.1} s"
+    );
     let _ = writer.join();
 }

@@ -13,7 +13,8 @@ use crate::process::{step, workspace_root};
 pub const LAB_DETECTION: &str =
     "[detection]\nwindow_ms = 1000\ngrace_ms = 1500\nlearning_windows = 60\nshape_training_windows = 120\n\
      consecutive_windows = 3\n\
-     [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n";
+     [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n\
+     [certificates]\nactive_check = true\ninterval_secs = 2\n";
 /// Healthy load before the first fault: past `learning_windows`.
 pub const LAB_WARMUP_SECS: u64 = 75;
 

@@ -88,11 +88,12 @@ impl ControlPlane {
         if let Some(d) = &detection {
             metrics = metrics.with_sink(d.clone());
         }
-        metrics = metrics.with_sink(Arc::new(PressureService::new(
+        let pressure = Arc::new(PressureService::new(
             config.pressure_policy(),
             config.disk_policy(),
             incidents.clone(),
-        )));
+        ));
+        metrics = metrics.with_sink(pressure.clone());
         let certificates = config.certificates.active_check.then(|| {
             let c = &config.certificates;
             Arc::new(CertificateService::new(CertificateParts {
@@ -119,12 +120,10 @@ impl ControlPlane {
             graph.clone(),
             clock.clone(),
         ));
-        let prometheus = Arc::new(PrometheusExporter::new(
-            store.clone(),
-            store.clone(),
-            graph.clone(),
-            clock.clone(),
-        ));
+        let prometheus = Arc::new(
+            PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())
+                .with_resources(pressure, certificates.clone()),
+        );
         observers.add(prometheus.clone());
         let otlp = if config.otlp.enabled {
             let exporter = Arc::new(OtlpExporter::start(&config.otlp, store.clone())?);

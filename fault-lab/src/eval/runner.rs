@@ -120,14 +120,15 @@ impl<'a> Runner<'a> {
         };
         let until = Instant::now() + p.duration;
         let service = p.target.trim_start_matches("vigil-lab-").to_string();
-        let direct = APP_REPLICAS
-            .contains(&service.as_str())
-            .then(|| {
-                service_ip(&service)
-                    .ok()
-                    .map(|ip| format!("http://{ip}:8080/"))
-            })
-            .flatten();
+        // The target's own answers: a replica's port, or web's HTTPS (verified against the
+        // lab CA, as a real client would).
+        let direct = service_ip(&service).ok().and_then(|ip| {
+            if APP_REPLICAS.contains(&service.as_str()) {
+                Some(format!("http://{ip}:8080/"))
+            } else {
+                (service == "web").then(|| crate::testbed::health::tls_url(&ip))
+            }
+        });
         let (mut e2e, mut own) = (Sampler::default(), Sampler::default());
         while Instant::now() < until {
             if record.detection.is_none() {
@@ -195,8 +196,10 @@ impl<'a> Runner<'a> {
             record.diagnosed_class = class_of(&d.kind);
             record.classification_correct = record.diagnosed_class == Some(info.class);
             record.localized = service_of(&d.workload_key);
-            record.localization_correct =
-                record.localized.as_deref() == Some(p.target.trim_start_matches("vigil-lab-"));
+            record.localization_correct = record
+                .localized
+                .as_deref()
+                .is_some_and(|s| scenario.localized_by(p, s));
         }
         record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
         if let Some(v) = &self.vigil {

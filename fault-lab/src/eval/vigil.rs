@@ -105,6 +105,7 @@ pub fn class_of(kind: &str) -> Option<FaultClass> {
         "process_killed" => Some(FaultClass::ProcessKill),
         "exec_failure" => Some(FaultClass::ExecFailure),
         "disk_pressure" => Some(FaultClass::DiskFull),
+        "certificate_expiry" => Some(FaultClass::CertificateExpiry),
         _ => None,
     }
 }

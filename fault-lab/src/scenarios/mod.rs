@@ -3,6 +3,7 @@
 //! resources.
 
 mod auth;
+mod certificate;
 mod network;
 mod process;
 mod resource;
@@ -34,6 +35,7 @@ pub enum FaultClass {
     RevokedCredential,
     ExpiredToken,
     PermissionDenied,
+    CertificateExpiry,
     CpuThrottling,
     DiskFull,
     ReplicaScaleDown,
@@ -95,6 +97,11 @@ pub trait Scenario: Send + Sync {
     fn restore(&self, _bed: &Testbed, _p: &Params) -> Result<()> {
         Ok(())
     }
+    /// Whether naming `service` as the root cause points at the fault: its target, unless
+    /// the fault acts on more than it (a whole deployment).
+    fn localized_by(&self, p: &Params, service: &str) -> bool {
+        service == p.target.trim_start_matches(crate::names::PREFIX)
+    }
 }
 
 pub fn catalogue() -> Vec<Box<dyn Scenario>> {
@@ -111,6 +118,7 @@ pub fn catalogue() -> Vec<Box<dyn Scenario>> {
         Box::new(auth::RevokedCredential),
         Box::new(auth::ExpiredToken),
         Box::new(auth::PermissionDenied),
+        Box::new(certificate::ExpiredCertificate),
         Box::new(resource::CpuThrottling),
         Box::new(resource::DiskFull),
         Box::new(resource::ReplicaScaleDown),

@@ -109,6 +109,11 @@ impl Scenario for ReplicaScaleDown {
         Ok(())
     }
 
+    /// The fault is the deployment's: any of its replicas is the place.
+    fn localized_by(&self, _p: &Params, service: &str) -> bool {
+        APP_REPLICAS.contains(&service)
+    }
+
     fn restore(&self, bed: &Testbed, _p: &Params) -> Result<()> {
         for app in APP_REPLICAS {
             bed.supervisor

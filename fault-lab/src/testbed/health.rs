@@ -3,14 +3,21 @@
 
 use std::{
     net::UdpSocket,
+    path::Path,
     time::{Duration, Instant},
 };
 
 use super::net;
+use crate::error::LabError;
 
 /// The entry URL, reached from the host through the bridge.
 pub fn entry_url() -> String {
     format!("http://{}/", net::ip(10))
+}
+
+/// web's HTTPS server, by `host` (a name or its address).
+pub fn tls_url(host: &str) -> String {
+    format!("https://{host}/tls/")
 }
 
 /// Asks the lab DNS for `name`; true when it answers NOERROR with at least one record.
@@ -50,12 +57,19 @@ pub fn request_url(client: &reqwest::blocking::Client, url: &str) -> Option<Dura
     r.status().is_success().then(|| start.elapsed())
 }
 
-pub fn client() -> reqwest::blocking::Client {
+/// The lab's client: plain HTTP, and HTTPS trusting only the lab CA at `ca_pem`.
+pub fn client(ca_pem: &Path) -> crate::error::Result<reqwest::blocking::Client> {
+    let pem =
+        std::fs::read(ca_pem).map_err(LabError::io(format!("reading {}", ca_pem.display())))?;
+    let ca = reqwest::Certificate::from_pem(&pem)
+        .map_err(|e| LabError::Invalid(format!("the lab CA {}: {e}", ca_pem.display())))?;
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(2))
         .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
         .build()
-        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+        .map_err(|e| LabError::Invalid(format!("building the lab's HTTP client: {e}")))
 }
 
 /// Median latency of `n` consecutive successful requests, or the first failure.

@@ -5,6 +5,7 @@ pub mod cgroups;
 pub mod health;
 pub mod net;
 pub mod supervisor;
+pub mod tls;
 
 use std::{
     path::{Path, PathBuf},
@@ -58,6 +59,10 @@ pub fn service_ip(service: &str) -> Result<String> {
 pub struct Files {
     pub dir: PathBuf,
     pub dnsmasq_conf: PathBuf,
+    /// The lab CA and the certificate web serves on :443.
+    pub tls: tls::TlsFiles,
+    /// nginx's master writes its pid here (what a reload signals).
+    pub nginx_pid: PathBuf,
 }
 
 /// One app replica's own files.
@@ -151,11 +156,33 @@ pub fn dnsmasq_conf_without_redis() -> String {
     dnsmasq_conf(false)
 }
 
+/// A TLS server nginx runs beside the proxy: where it listens and what it serves.
+pub struct TlsServer<'a> {
+    pub listen: &'a str,
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
 /// An nginx config proxying `listen` to `upstreams` (ip:port), with its files under `dir`.
 /// With more than one upstream, a failing one is skipped for 2 s and requests retried on the
-/// next; a single upstream is never marked down (nginx ignores `max_fails` then).
-pub fn nginx_conf(dir: &Path, listen: &str, upstreams: &[String]) -> String {
+/// next; a single upstream is never marked down (nginx ignores `max_fails` then). With `tls`,
+/// a second server answers HTTPS there itself (the certificate is what is under test).
+pub fn nginx_conf(
+    dir: &Path,
+    listen: &str,
+    upstreams: &[String],
+    tls: Option<&TlsServer<'_>>,
+) -> String {
     let d = dir.display();
+    let tls = tls.map_or(String::new(), |t| {
+        format!(
+            "server {{ listen {} ssl; ssl_certificate {}; ssl_certificate_key {}; \
+             location / {{ return 200 \"ok\\n\"; }} }}\n",
+            t.listen,
+            t.cert.display(),
+            t.key.display()
+        )
+    });
     let servers: String = upstreams
         .iter()
         .map(|u| format!("server {u} max_fails=1 fail_timeout=2s; "))
@@ -167,7 +194,7 @@ pub fn nginx_conf(dir: &Path, listen: &str, upstreams: &[String]) -> String {
          fastcgi_temp_path {d}/nginx-fcgi;\n  uwsgi_temp_path {d}/nginx-uwsgi;\n  scgi_temp_path {d}/nginx-scgi;\n\
          upstream app {{ {servers}}}\n\
          server {{ listen {listen}; location / {{ proxy_pass http://app; proxy_next_upstream error timeout http_502; \
-         proxy_connect_timeout 1s; proxy_read_timeout 5s; }} }}\n}}\n"
+         proxy_connect_timeout 1s; proxy_read_timeout 5s; }} }}\n{tls}}}\n"
     )
 }
 
@@ -247,8 +274,11 @@ impl Testbed {
             .map_err(LabError::io(format!("creating {}", dir.display())))?;
         // Services run as `nobody` where they should not be able to read everything.
         sys::run(&["chmod", "0755", &dir.to_string_lossy()])?;
+        let web_ip = net::ip(10);
         let files = Files {
             dnsmasq_conf: dir.join("dnsmasq.conf"),
+            tls: tls::TlsFiles::create(&dir.join("tls"), vec!["web.lab".into(), web_ip.clone()])?,
+            nginx_pid: dir.join("nginx").join("nginx.pid"),
             dir: dir.clone(),
         };
         write(&files.dnsmasq_conf, &dnsmasq_conf(true))?;
@@ -287,7 +317,16 @@ impl Testbed {
             .collect::<Result<_>>()?;
         write(
             &nginx,
-            &nginx_conf(&nginx_dir, &format!("{}:80", net::ip(10)), &upstreams),
+            &nginx_conf(
+                &nginx_dir,
+                &format!("{web_ip}:80"),
+                &upstreams,
+                Some(&TlsServer {
+                    listen: &format!("{web_ip}:443"),
+                    cert: &files.tls.cert,
+                    key: &files.tls.key,
+                }),
+            ),
         )?;
 
         progress("network: bridge and one namespace per service");
@@ -411,9 +450,34 @@ impl Testbed {
             ]),
         )?);
 
-        progress("services: dns, redis, postgres, 2 app replicas, nginx, load generator");
+        // HTTPS clients beside wrk, in the load namespace: curl verifies web's certificate
+        // against the lab CA on every new connection and keeps going after a failed
+        // transfer, 5 requests a second over a kept-alive connection.
+        specs.push(ServiceSpec {
+            netns: LabName::of("load")?,
+            ..spec(
+                "tls-load",
+                s(&[
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "--cacert",
+                    &files.tls.ca_cert.to_string_lossy(),
+                    "--rate",
+                    "5/s",
+                    "--connect-timeout",
+                    "2",
+                    "--max-time",
+                    "2",
+                    &format!("{}[1-1000000000]", health::tls_url("web.lab")),
+                ]),
+            )?
+        });
+
+        progress("services: dns, redis, postgres, 2 app replicas, nginx, load generators");
         let supervisor = Supervisor::start(specs)?;
-        let client = health::client();
+        let client = health::client(&files.tls.ca_cert)?;
         progress(
             "waiting for the testbed to be healthy (DNS answers, requests succeed end to end)",
         );

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::{
     call_graph::CallGraph,
     kinds::{kinds_of, only_consequences, EvidenceKind},
+    propagation::Changes,
 };
 use crate::{
     entity::{EdgeId, EntityId, Subject},
@@ -110,6 +111,8 @@ pub struct Group {
     /// Node → strongest blame in the current episode (the root-cause ranking's input: a
     /// recurrence is ranked on its own evidence, not on what the last episode blamed).
     pub blame: BTreeMap<EntityId, f64>,
+    /// The episode's changes in their units (how far one subject's explains another's).
+    pub changes: Changes,
     /// The kinds of evidence in the current episode (the anchor's own, for a kernel rule's).
     pub episode_kinds: BTreeSet<EvidenceKind>,
     /// Window the current episode (open or reopen) began.
@@ -130,6 +133,7 @@ const TIMELINE_CAP: usize = 200;
 impl Group {
     fn absorb(&mut self, a: &Anomaly, kinds: &BTreeSet<EvidenceKind>) {
         self.episode_kinds.extend(kinds.iter().copied());
+        self.changes.record(a);
         self.nodes.extend(nodes(a));
         for (n, b) in blame(a) {
             let slot = self.blame.entry(n).or_insert(0.0);
@@ -307,6 +311,7 @@ impl Correlator {
             if let Some(g) = recent {
                 g.resolved_window = None;
                 g.blame.clear();
+                g.changes.clear();
                 g.episode_kinds.clear();
                 g.episode_window = a.window;
                 g.episode_reported_unix_ns = None;
@@ -337,6 +342,7 @@ impl Correlator {
                 anchored: anchor.is_some(),
                 nodes: BTreeSet::new(),
                 blame: BTreeMap::new(),
+                changes: Changes::default(),
                 episode_kinds: anchor
                     .map(|x| x.kinds.iter().copied().collect())
                     .unwrap_or_default(),

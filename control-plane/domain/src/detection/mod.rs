@@ -3,7 +3,7 @@
 //! Every closed window: features per subject (`features`, polars) → baseline thresholds
 //! (`baseline`, on Vigil's univariate detector: `univariate`, `robust`, `likelihood`,
 //! `conformal`) → isolation forests (`forest`) → correlation over the service graph
-//! (`correlate`) → root-cause ranking (`rootcause`) → incidents (`report`). `service` runs it;
+//! (`correlate`) → root-cause ranking (`rootcause`, weighing each step by `propagation`) → incidents (`report`). `service` runs it;
 //! `judge` holds the two tiers' decision.
 
 pub mod baseline;
@@ -19,6 +19,7 @@ pub mod judge;
 pub mod kinds;
 pub mod likelihood;
 pub mod ports;
+pub mod propagation;
 pub mod report;
 pub mod robust;
 pub mod rootcause;

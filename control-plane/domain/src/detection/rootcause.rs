@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::propagation::Changes;
 use crate::entity::{EdgeId, EntityId};
 pub use crate::incident::evidence::RootCause;
 
@@ -33,9 +34,55 @@ impl Default for RankConfig {
 
 /// Ranks the anomalous entities of `anomaly` (entity → score in (0, 1]) given the call edges
 /// (`caller → callee`). Entities without an anomaly are stepping stones, never candidates.
+#[cfg(test)]
 pub fn rank(
     edges: &[EdgeId],
     anomaly: &BTreeMap<EntityId, f64>,
+    config: RankConfig,
+) -> Vec<RootCause> {
+    rank_with(edges, anomaly, &Changes::default(), config)
+}
+
+/// [`rank`], with the episode's changes in their units: a step to a dependency is weighted
+/// by how much of the caller's change the dependency's explains, and the endpoint most
+/// anomalous links share (a host's network) ranks first.
+pub fn rank_with(
+    edges: &[EdgeId],
+    anomaly: &BTreeMap<EntityId, f64>,
+    changes: &Changes,
+    config: RankConfig,
+) -> Vec<RootCause> {
+    let mut ranked = walk(edges, anomaly, changes, config);
+    if let Some(suspect) = changes.link_suspect() {
+        promote(&mut ranked, suspect, anomaly);
+    }
+    ranked
+}
+
+/// Puts the link suspect first, with the top score (an entity that only calls the slow
+/// links joins the candidates so).
+fn promote(ranked: &mut Vec<RootCause>, suspect: EntityId, anomaly: &BTreeMap<EntityId, f64>) {
+    let top = ranked.first().map_or(1.0, |r| r.score);
+    let mut entry = match ranked.iter().position(|r| r.entity == suspect) {
+        Some(i) => ranked.remove(i),
+        None => RootCause {
+            anomaly: anomaly.values().copied().fold(0.0, f64::max),
+            entity: suspect,
+            score: 0.0,
+        },
+    };
+    entry.score = entry.score.max(top);
+    ranked.insert(0, entry);
+    let total: f64 = ranked.iter().map(|r| r.score).sum();
+    for r in ranked.iter_mut() {
+        r.score /= total.max(f64::MIN_POSITIVE);
+    }
+}
+
+fn walk(
+    edges: &[EdgeId],
+    anomaly: &BTreeMap<EntityId, f64>,
+    changes: &Changes,
     config: RankConfig,
 ) -> Vec<RootCause> {
     let score = |e: &str| anomaly.get(e).copied().unwrap_or(0.0);
@@ -67,12 +114,17 @@ pub fn rank(
     let mut out: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
     for u in 0..n {
         let su = score(nodes[u]);
-        let worst_callee = callees[u]
+        // A dependency pulls as far as its anomaly explains the caller's.
+        let pull: Vec<(usize, f64)> = callees[u]
             .iter()
-            .map(|&v| score(nodes[v]))
-            .fold(0.0, f64::max);
-        for &v in &callees[u] {
-            out[u].push((v, score(nodes[v]) + eps));
+            .map(|&v| {
+                let explains = changes.explains(&nodes[u].into(), &nodes[v].into());
+                (v, score(nodes[v]) * explains)
+            })
+            .collect();
+        let worst_callee = pull.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+        for &(v, p) in &pull {
+            out[u].push((v, p + eps));
         }
         for &c in &callers[u] {
             out[u].push((c, config.backward * score(nodes[c])));
@@ -165,6 +217,43 @@ mod tests {
         // app itself fails (e.g. permission errors); web suffers; redis and postgres are fine.
         let s = scores(&[("web", 0.7), ("app", 0.9)]);
         let ranked = rank(&chain(), &s, RankConfig::default());
+        assert_eq!(ranked[0].entity, "app", "{ranked:?}");
+    }
+
+    #[test]
+    fn a_dependency_that_moved_too_little_to_explain_its_caller_keeps_no_blame() {
+        use crate::{
+            entity::{Subject, SubjectClass},
+            incident::evidence::{AnomalyEvidence, FeatureEvidence},
+        };
+        let anomaly = |a: &str, b: &str, f: &str, median: f64, value: f64| AnomalyEvidence {
+            entity: Subject::Edge(EdgeId::new(a.into(), b.into())),
+            class: SubjectClass::Edge,
+            window: 1,
+            time_unix_ns: 0,
+            score: 0.9,
+            tier: 1,
+            features: vec![FeatureEvidence {
+                feature: f.into(),
+                value,
+                median,
+                z: 10.0,
+                score: 0.9,
+                crossed: true,
+                fired: true,
+            }],
+            forest: None,
+        };
+        // app is cut off: web's calls to it take 2 s; its postgres calls are 26 ms slower.
+        let s = scores(&[("web", 0.3), ("app", 0.95), ("postgres", 0.9)]);
+        assert_eq!(
+            rank(&chain(), &s, RankConfig::default())[0].entity,
+            "postgres"
+        );
+        let mut changes = Changes::default();
+        changes.record(&anomaly("web", "app", "request_p99_us", 17e3, 2.1e6));
+        changes.record(&anomaly("app", "postgres", "request_p99_us", 8e3, 34e3));
+        let ranked = rank_with(&chain(), &s, &changes, RankConfig::default());
         assert_eq!(ranked[0].entity, "app", "{ranked:?}");
     }
 

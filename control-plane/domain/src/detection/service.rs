@@ -18,7 +18,7 @@ use super::{
     kinds::EvidenceKind,
     ports::{BaselineStore, GraphView},
     report::{self, Timing},
-    rootcause::{rank, RankConfig},
+    rootcause::{rank_with, RankConfig},
 };
 use crate::{
     clock::Clock,
@@ -356,7 +356,7 @@ impl DetectionService {
             return Ok(Some((id, false)));
         }
         let localize_start = self.clock.now_unix_ns();
-        let ranked = rank(edges, &group.blame, RankConfig::default());
+        let ranked = rank_with(edges, &group.blame, &group.changes, RankConfig::default());
         let timing = Timing {
             first_window_unix_ns: group.first_window * self.config.window_ns,
             judged,

@@ -8,7 +8,11 @@ use std::{
     time::Duration,
 };
 
-use super::ns;
+use super::{
+    latest::Latest,
+    ns,
+    trend::{trend, Trend},
+};
 use crate::{
     entity::EntityId,
     incident::{details::PressureDetails, Details, Finding, Severity},
@@ -35,40 +39,6 @@ impl Default for DiskPolicy {
     }
 }
 
-/// A fitted fill rate: bytes per second and when, at that rate, nothing is left.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Trend {
-    pub bytes_per_s: f64,
-    pub seconds_to_full: Option<f64>,
-}
-
-/// Least-squares slope of used bytes over time; `None` with fewer than three readings or
-/// under two seconds of them.
-pub fn trend(readings: &VecDeque<(i64, u64)>, available: u64) -> Option<Trend> {
-    let n = readings.len();
-    let (first, last) = (readings.front()?.0, readings.back()?.0);
-    if n < 3 || last - first < 2_000_000_000 {
-        return None;
-    }
-    let t = |ns: i64| (ns - first) as f64 / 1e9;
-    let mean_t = readings.iter().map(|r| t(r.0)).sum::<f64>() / n as f64;
-    let mean_u = readings.iter().map(|r| r.1 as f64).sum::<f64>() / n as f64;
-    let (mut num, mut den) = (0.0, 0.0);
-    for &(ns, used) in readings {
-        let dt = t(ns) - mean_t;
-        num += dt * (used as f64 - mean_u);
-        den += dt * dt;
-    }
-    if den <= 0.0 {
-        return None;
-    }
-    let bytes_per_s = num / den;
-    Some(Trend {
-        bytes_per_s,
-        seconds_to_full: (bytes_per_s > 0.0).then(|| available as f64 / bytes_per_s),
-    })
-}
-
 type Key = (String, String);
 
 #[derive(Debug, Default)]
@@ -86,7 +56,8 @@ impl DiskRules {
         }
     }
 
-    pub fn observe(&mut self, interval: &MetricInterval) -> Vec<Finding> {
+    /// Judges one interval's filesystems; `latest` gets each one's usage and fill rate.
+    pub fn observe(&mut self, interval: &MetricInterval, latest: &mut Latest) -> Vec<Finding> {
         let at = interval.end_unix_ns;
         let mut findings = Vec::new();
         for f in &interval.filesystems {
@@ -99,6 +70,7 @@ impl DiskRules {
             {
                 history.pop_front();
             }
+            latest.filesystem(&interval.node, f, history, at);
             let used = f.used_bytes as f64 / f.size_bytes.max(1) as f64;
             let trend = trend(history, f.available_bytes);
             let full = f.available_bytes == 0;
@@ -229,13 +201,19 @@ mod tests {
         i
     }
 
+    impl DiskRules {
+        fn observe_alone(&mut self, interval: &MetricInterval) -> Vec<Finding> {
+            self.observe(interval, &mut Latest::default())
+        }
+    }
+
     #[test]
     fn a_steady_fill_projects_the_time_it_takes_to_fill() {
         let mut rules = DiskRules::new(DiskPolicy::default());
         let mut found = Vec::new();
         // 10 MiB/s from 700 MiB: 80 % at t=10, full at t=30.
         for t in 0..=20 {
-            found.extend(rules.observe(&interval(t, 700 + 10 * t as u64)));
+            found.extend(rules.observe_alone(&interval(t, 700 + 10 * t as u64)));
         }
         let f = found.first().expect("a warning past 80 %");
         assert_eq!(f.severity, Severity::Warning);
@@ -254,10 +232,10 @@ mod tests {
     fn a_full_but_idle_disk_far_from_full_is_quiet_and_a_full_one_is_critical() {
         let mut rules = DiskRules::new(DiskPolicy::default());
         let quiet: Vec<_> = (0..30)
-            .flat_map(|t| rules.observe(&interval(t, 850)))
+            .flat_map(|t| rules.observe_alone(&interval(t, 850)))
             .collect();
         assert!(quiet.is_empty(), "85 % and not growing: {quiet:?}");
-        let full = rules.observe(&interval(31, 1000));
+        let full = rules.observe_alone(&interval(31, 1000));
         assert_eq!(full.first().map(|f| f.severity), Some(Severity::Critical));
     }
 }

@@ -5,8 +5,10 @@
 //! always does, so these are not baselines), and `service` turns what held into incidents.
 
 pub mod disk;
+pub mod latest;
 pub mod rules;
 pub mod service;
+pub mod trend;
 
 pub use rules::{PressurePolicy, PressureRules};
 

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::{
     disk::{DiskPolicy, DiskRules},
+    latest::{FilesystemUsage, Latest, WorkloadResources},
     rules::{PressurePolicy, PressureRules},
 };
 use crate::{
@@ -20,6 +21,7 @@ use crate::{
 
 pub struct PressureService {
     rules: Mutex<(PressureRules, DiskRules)>,
+    latest: Mutex<Latest>,
     incidents: Arc<dyn IncidentStore>,
 }
 
@@ -31,8 +33,23 @@ impl PressureService {
     ) -> Self {
         Self {
             rules: Mutex::new((PressureRules::new(policy), DiskRules::new(disk))),
+            latest: Mutex::new(Latest::default()),
             incidents,
         }
+    }
+
+    fn latest(&self) -> std::sync::MutexGuard<'_, Latest> {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every workload's latest memory and CPU readings.
+    pub fn workloads(&self) -> Vec<WorkloadResources> {
+        self.latest().workloads()
+    }
+
+    /// Every filesystem's latest usage and fill rate.
+    pub fn filesystems(&self) -> Vec<FilesystemUsage> {
+        self.latest().filesystems()
     }
 }
 
@@ -44,8 +61,13 @@ impl IntervalSink for PressureService {
         let findings = {
             let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
             let (cgroups, disks) = &mut *rules;
+            let mut latest = self.latest();
+            for r in &interval.resources {
+                latest.workload(&interval.node, r, interval.end_unix_ns);
+            }
             let mut f = cgroups.observe(interval);
-            f.extend(disks.observe(interval));
+            f.extend(disks.observe(interval, &mut latest));
+            latest.prune(interval);
             cgroups.prune(interval.end_unix_ns);
             disks.prune(interval.end_unix_ns);
             f

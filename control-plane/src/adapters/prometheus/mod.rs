@@ -8,6 +8,8 @@
 //! Names follow Prometheus conventions: `vigil_` prefix, `_total` on counters, the unit in
 //! the name (`_seconds`).
 
+mod resources;
+
 use std::sync::Arc;
 
 use prometheus_client::{
@@ -135,6 +137,20 @@ impl PrometheusExporter {
             anomaly_z,
             forest_score,
         }
+    }
+
+    /// Also exports filesystem usage, workloads' limits and, when checked, certificates.
+    pub fn with_resources(
+        mut self,
+        pressure: Arc<crate::domain::pressure::PressureService>,
+        certificates: Option<Arc<crate::domain::certs::service::CertificateService>>,
+    ) -> Self {
+        self.registry
+            .register_collector(Box::new(resources::ResourceState {
+                pressure,
+                certificates,
+            }));
+        self
     }
 
     /// The exposition, OpenMetrics text.

@@ -1,0 +1,250 @@
+//! How much of a caller's trouble its dependency accounts for, from the size of the changes in
+//! the metrics' own units; and where a fault of the network itself lies.
+//!
+//! The root-cause walk moves from an anomalous entity towards its anomalous dependencies.
+//! That is right when the dependency changed enough to be the caller's trouble: a database
+//! 200 ms slower behind an app 210 ms slower. It is wrong when the dependency moved a little
+//! beside a caller that broke on its own: an app answering nothing (2 s timeouts, every
+//! request failing) while its database answers 26 ms slower. [`Changes::explains`] is the
+//! share of the caller's rise the dependency's rise covers, latency against latency and
+//! errors against errors; under [`MIN_SHARE`] of it the dependency cannot be the cause.
+//!
+//! Round-trip time and retransmits do not travel along calls: they belong to the link. A fault
+//! on one host's network shows on every link through it, so when most anomalous links share
+//! one endpoint, that endpoint is the place ([`Changes::link_suspect`]).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{
+    entity::{EntityId, Subject},
+    incident::evidence::AnomalyEvidence,
+};
+
+/// Below this share of its caller's rise a dependency's rise does not explain it: a caller
+/// makes several calls per request (so a tenth per call can add up), but not dozens.
+pub const MIN_SHARE: f64 = 0.1;
+
+/// Link-level features: the network between the two ends, not either end's work.
+const LINK_FEATURES: [&str; 2] = ["rtt_us", "retransmits_per_s"];
+/// Features whose rise means the server refused, dropped or never answered: that explains
+/// any trouble of its callers.
+const DEAD_FEATURES: [&str; 4] = [
+    "connect_failures_per_s",
+    "resets_per_s",
+    "unanswered_per_s",
+    "stuck_requests",
+];
+
+/// The largest rise of every crossing feature of every subject in an episode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Changes(BTreeMap<Subject, BTreeMap<String, f64>>);
+
+impl Changes {
+    pub fn record(&mut self, a: &AnomalyEvidence) {
+        for f in a.features.iter().filter(|f| f.crossed) {
+            let rise = f.value - f.median;
+            if rise.is_finite() && rise > 0.0 {
+                let slot = self
+                    .0
+                    .entry(a.entity.clone())
+                    .or_default()
+                    .entry(f.feature.clone())
+                    .or_insert(0.0);
+                *slot = slot.max(rise);
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn rise(&self, subject: &Subject, feature: &str) -> f64 {
+        self.0
+            .get(subject)
+            .and_then(|m| m.get(feature))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// The largest rise of `feature` on calls into `server`.
+    fn into(&self, server: &EntityId, feature: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|(s, _)| matches!(s, Subject::Edge(e) if &e.server == server))
+            .map(|(s, _)| self.rise(s, feature))
+            .fold(0.0, f64::max)
+    }
+
+    /// In [0, 1]: how far `callee`'s change on the call `caller → callee` accounts for the
+    /// change on the calls into `caller`. 1 where nothing comparable was measured (the walk
+    /// then goes on as it would without sizes).
+    pub fn explains(&self, caller: &EntityId, callee: &EntityId) -> f64 {
+        let call = Subject::Edge(crate::entity::EdgeId::new(caller.clone(), callee.clone()));
+        let Some(out) = self.0.get(&call) else {
+            return 1.0;
+        };
+        if DEAD_FEATURES
+            .iter()
+            .any(|f| out.get(*f).is_some_and(|r| *r > 0.0))
+        {
+            return 1.0;
+        }
+        let (lat_in, err_in) = (
+            self.into(caller, "request_p99_us"),
+            self.into(caller, "error_ratio"),
+        );
+        if lat_in <= 0.0 && err_in <= 0.0 {
+            return 1.0;
+        }
+        // A slower link is as much a slower call as a slower server.
+        let lat_out = self
+            .rise(&call, "request_p99_us")
+            .max(self.rise(&call, "rtt_us"));
+        let err_out = self.rise(&call, "error_ratio");
+        let mut share: f64 = 0.0;
+        if lat_in > 0.0 {
+            share = share.max(lat_out / lat_in);
+        }
+        if err_in > 0.0 {
+            share = share.max(err_out / err_in);
+        }
+        (share / MIN_SHARE).min(1.0)
+    }
+
+    /// The endpoint most anomalous links share, when there are at least two such links and it
+    /// is on at least two thirds of them and on more than any other endpoint.
+    pub fn link_suspect(&self) -> Option<EntityId> {
+        let links: Vec<_> = self
+            .0
+            .iter()
+            .filter_map(|(s, m)| match s {
+                Subject::Edge(e)
+                    if LINK_FEATURES
+                        .iter()
+                        .any(|f| m.get(*f).is_some_and(|r| *r > 0.0)) =>
+                {
+                    Some(e)
+                }
+                _ => None,
+            })
+            .collect();
+        if links.len() < 2 {
+            return None;
+        }
+        let mut on: BTreeMap<&EntityId, usize> = BTreeMap::new();
+        for e in &links {
+            *on.entry(&e.client).or_default() += 1;
+            *on.entry(&e.server).or_default() += 1;
+        }
+        let mut counts: Vec<(&EntityId, usize)> = on.into_iter().collect();
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let (top, n) = counts[0];
+        let runner_up = counts.get(1).map_or(0, |c| c.1);
+        (n >= 2 && 3 * n >= 2 * links.len() && n > runner_up).then(|| top.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        entity::{EdgeId, SubjectClass},
+        incident::evidence::FeatureEvidence,
+    };
+
+    fn edge(a: &str, b: &str) -> Subject {
+        Subject::Edge(EdgeId::new(a.into(), b.into()))
+    }
+
+    fn anomaly(subject: Subject, rises: &[(&str, f64, f64)]) -> AnomalyEvidence {
+        AnomalyEvidence {
+            entity: subject,
+            class: SubjectClass::Edge,
+            window: 1,
+            time_unix_ns: 0,
+            score: 0.9,
+            tier: 1,
+            features: rises
+                .iter()
+                .map(|(f, median, value)| FeatureEvidence {
+                    feature: (*f).into(),
+                    value: *value,
+                    median: *median,
+                    z: 10.0,
+                    score: 0.9,
+                    crossed: true,
+                    fired: true,
+                })
+                .collect(),
+            forest: None,
+        }
+    }
+
+    #[test]
+    fn a_dependency_a_little_slower_beside_a_broken_caller_does_not_explain_it() {
+        let mut c = Changes::default();
+        // The partition: web's calls into app time out (2.1 s, all failing); app's calls to
+        // postgres are 26 ms slower.
+        c.record(&anomaly(
+            edge("web", "app"),
+            &[("request_p99_us", 17e3, 2.1e6), ("error_ratio", 0.0, 1.0)],
+        ));
+        c.record(&anomaly(
+            edge("app", "postgres"),
+            &[("request_p99_us", 8.4e3, 34e3)],
+        ));
+        let share = c.explains(&"app".into(), &"postgres".into());
+        assert!(share < 0.2, "{share}");
+        // A database 200 ms slower behind an app 210 ms slower explains it fully.
+        let mut slow_db = Changes::default();
+        slow_db.record(&anomaly(
+            edge("web", "app"),
+            &[("request_p99_us", 17e3, 227e3)],
+        ));
+        slow_db.record(&anomaly(
+            edge("app", "postgres"),
+            &[("request_p99_us", 8e3, 208e3)],
+        ));
+        assert_eq!(slow_db.explains(&"app".into(), &"postgres".into()), 1.0);
+        // Errors below explain errors above; a refusing dependency explains anything.
+        let mut refused = Changes::default();
+        refused.record(&anomaly(edge("web", "app"), &[("error_ratio", 0.0, 1.0)]));
+        refused.record(&anomaly(
+            edge("app", "redis"),
+            &[("connect_failures_per_s", 0.0, 30.0)],
+        ));
+        assert_eq!(refused.explains(&"app".into(), &"redis".into()), 1.0);
+        // Nothing measured on the call: no sizes to judge by.
+        assert_eq!(c.explains(&"app".into(), &"redis".into()), 1.0);
+    }
+
+    #[test]
+    fn the_endpoint_most_slow_links_share_is_the_link_suspect() {
+        let mut c = Changes::default();
+        // web's interface is capped: every link through it is slower.
+        for (a, b) in [("load", "web"), ("web", "app1"), ("web", "app2")] {
+            c.record(&anomaly(edge(a, b), &[("rtt_us", 20.0, 60e3)]));
+        }
+        c.record(&anomaly(
+            edge("web", "app1"),
+            &[("request_p99_us", 17e3, 90e3)],
+        ));
+        assert_eq!(c.link_suspect(), Some("web".into()));
+        // One slow link has two ends and no suspect; request latency alone is no link's.
+        let mut one = Changes::default();
+        one.record(&anomaly(edge("app", "redis"), &[("rtt_us", 20.0, 200e3)]));
+        one.record(&anomaly(
+            edge("web", "app"),
+            &[("request_p99_us", 17e3, 1e6)],
+        ));
+        assert_eq!(one.link_suspect(), None);
+        // Two unrelated slow links: no endpoint on both.
+        let mut two = Changes::default();
+        two.record(&anomaly(edge("a", "b"), &[("rtt_us", 20.0, 200e3)]));
+        two.record(&anomaly(edge("c", "d"), &[("retransmits_per_s", 0.0, 5.0)]));
+        assert_eq!(two.link_suspect(), None);
+    }
+}

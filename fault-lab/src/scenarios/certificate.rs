@@ -1,0 +1,67 @@
+//! A TLS fault: the certificate web serves lapses, so every client that verifies it fails
+//! the handshake.
+
+use std::time::Duration;
+
+use super::{FaultClass, FaultCtx, Info, Params, Scenario};
+use crate::{
+    error::{LabError, Result},
+    state::{now_unix_ms, Undo},
+    testbed::Testbed,
+};
+
+pub struct ExpiredCertificate;
+
+/// Tells nginx's master to re-read its configuration and certificates (SIGHUP): new
+/// connections get the new certificate, kept-alive ones are closed once idle.
+fn reload_web(bed: &Testbed) -> Result<()> {
+    let path = &bed.files.nginx_pid;
+    let text = std::fs::read_to_string(path).map_err(LabError::io("reading nginx's pid file"))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| LabError::Invalid(format!("{} holds {text:?}, not a pid", path.display())))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .map_err(|e| LabError::Invalid(format!("reloading nginx (pid {pid}): {e}")))?;
+    // The reload is asynchronous; its new workers are up well within this.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(())
+}
+
+impl Scenario for ExpiredCertificate {
+    fn info(&self) -> Info {
+        Info {
+            name: "expired-certificate",
+            class: FaultClass::CertificateExpiry,
+            about: "web's HTTPS certificate is replaced by one past its end: clients fail the handshake",
+            targets: &["web"],
+            default_target: "web",
+            intensity: "days since the certificate's end",
+            default_intensity: 1.0,
+            default_duration: Duration::from_secs(8),
+            expected_action: "renew-certificate",
+        }
+    }
+
+    fn inject(&self, ctx: &mut FaultCtx<'_>, p: &Params) -> Result<()> {
+        let tls = &ctx.bed.files.tls;
+        let original = tls.served()?;
+        ctx.will_undo(Undo::WriteFile {
+            path: tls.cert.clone(),
+            value: original,
+        })?;
+        let now = (now_unix_ms() / 1000) as i64;
+        let ended = now - (p.intensity.max(0.0) * 86_400.0) as i64 - 1;
+        let pem = tls.issue(ended - 90 * 86_400, ended)?;
+        std::fs::write(&tls.cert, pem).map_err(LabError::io("writing the expired certificate"))?;
+        reload_web(ctx.bed)
+    }
+
+    /// The served certificate is back on disk (the undo step): nginx must load it.
+    fn restore(&self, bed: &Testbed, _p: &Params) -> Result<()> {
+        reload_web(bed)
+    }
+}
