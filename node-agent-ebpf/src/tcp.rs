@@ -161,6 +161,9 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let Some(f) = FLOWS.get_ptr_mut(key) else {
+        if old == TCP_SYN_SENT && new == TCP_CLOSE {
+            failed_unsent(&key, now);
+        }
         return 0;
     };
     // SAFETY: `f` points at a live `FLOWS` value; one socket's state changes, the only
@@ -178,6 +181,30 @@ pub fn vigil_inet_sock_set_state(ctx: TracePointContext) -> u32 {
         }
     }
     0
+}
+
+/// A connect that gave up in SYN_SENT without one packet leaving: a local firewall dropped
+/// its SYNs (nftables `output … drop`, a network policy), so the cgroup_skb programs never
+/// saw the connection under its real source port, and `connect()` recorded it under port 0
+/// (measured with tracefs: `sport=0` on CLOSE → SYN_SENT, the port is chosen after that
+/// transition). That entry names its owner; the failure is recorded under the real tuple.
+#[inline(always)]
+fn failed_unsent(key: &FlowKey, now: u64) {
+    let mut at_connect = *key;
+    at_connect.local_port = 0;
+    // SAFETY: the value is copied out at once; a concurrent update of the entry can at worst
+    // give a stale owner, never a fault.
+    let Some(owner) = (unsafe { FLOWS.get(&at_connect) }).copied() else {
+        return;
+    };
+    if owner.role != ROLE_CLIENT {
+        return;
+    }
+    let mut failed = FlowStats::new(owner.cgroup_id, owner.tgid, ROLE_CLIENT, now);
+    failed.flags = FLOW_FAILED;
+    if FLOWS.insert(key, &failed, crate::agg::BPF_NOEXIST).is_ok() {
+        crate::agg::count_insert(map_slot::FLOWS);
+    }
 }
 
 /// Adds one to the `u64` counter at byte offset `field` of the connection the tracepoint

@@ -189,7 +189,33 @@ fn service_graph_and_link_faults() {
         );
     }
 
-    // 4. Redis stopped: connects from the app fail and are reset.
+    // 4. A local firewall in the app's namespace drops its SYNs to redis: no packet ever
+    // leaves, and the connects that give up are failed connects of app → redis.
+    let fw = |rule: &str| {
+        let mut argv = vec!["nft"];
+        argv.extend(rule.split(' '));
+        chain.app_ns.run(&argv);
+    };
+    fw("add table inet vigil_fw");
+    fw("add chain inet vigil_fw out { type filter hook output priority 0 ; }");
+    fw("add rule inet vigil_fw out tcp dport 6379 drop");
+    let before = edges_among(&api, &keys);
+    chain.load(5, 2);
+    let firewalled = wait_for(
+        Duration::from_secs(15),
+        "failed connects on app → redis behind a dropping firewall",
+        || {
+            let after = edges_among(&api, &keys);
+            (delta(&before, &after, &slow, "failed_connects") >= 1.0).then_some(after)
+        },
+    );
+    fw("delete table inet vigil_fw");
+    eprintln!(
+        "firewall: app → redis failed connects +{}",
+        delta(&before, &firewalled, &slow, "failed_connects")
+    );
+
+    // 5. Redis stopped: connects from the app fail and are reset.
     chain.redis.kill();
     let before = edges_among(&api, &keys);
     chain.load(2, 2);
