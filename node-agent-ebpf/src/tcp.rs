@@ -194,7 +194,7 @@ fn failed_unsent(key: &FlowKey, now: u64) {
     at_connect.local_port = 0;
     // SAFETY: the value is copied out at once; a concurrent update of the entry can at worst
     // give a stale owner, never a fault.
-    let Some(owner) = (unsafe { FLOWS.get(&at_connect) }).copied() else {
+    let Some(owner) = (unsafe { FLOWS.get(at_connect) }).copied() else {
         return;
     };
     if owner.role != ROLE_CLIENT {
@@ -202,7 +202,7 @@ fn failed_unsent(key: &FlowKey, now: u64) {
     }
     let mut failed = FlowStats::new(owner.cgroup_id, owner.tgid, ROLE_CLIENT, now);
     failed.flags = FLOW_FAILED;
-    if FLOWS.insert(key, &failed, crate::agg::BPF_NOEXIST).is_ok() {
+    if FLOWS.insert(key, failed, crate::agg::BPF_NOEXIST).is_ok() {
         crate::agg::count_insert(map_slot::FLOWS);
     }
 }
