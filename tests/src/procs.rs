@@ -98,7 +98,12 @@ impl ControlPlane {
             .arg(http.to_string())
             .arg("--ready-file")
             .arg(&ready)
-            .env("RUST_LOG", "info")
+            // `VIGIL_CONTROL_PLANE_LOG=vigil_domain::detection=trace` to see the detector's
+            // decisions while investigating a run.
+            .env(
+                "RUST_LOG",
+                std::env::var("VIGIL_CONTROL_PLANE_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("RUST_LIB_BACKTRACE", "0");
         // Anomaly detection runs polars every window over every workload on the host; the
         // tests that do not exercise it leave it off, so twenty control planes side by side

@@ -18,7 +18,7 @@ pub const LAB_DETECTION: &str =
 /// Healthy load before the first fault: past `learning_windows`.
 pub const LAB_WARMUP_SECS: u64 = 75;
 
-pub fn run(out: &Path, duration: Option<u64>, soak: u64) -> anyhow::Result<()> {
+pub fn run(out: &Path, duration: Option<u64>, soak: u64, only: Option<&str>) -> anyhow::Result<()> {
     anyhow::ensure!(
         nix::unistd::geteuid().is_root(),
         "the lab creates namespaces and cgroups and loads eBPF programs: run it as root"
@@ -40,7 +40,12 @@ pub fn run(out: &Path, duration: Option<u64>, soak: u64) -> anyhow::Result<()> {
         workspace_root().join(out)
     };
     let mut c = Command::new(bin_path("vigil-lab"));
-    c.args(["run", "--all", "--api", &api.base, "--out"])
+    c.arg("run");
+    match only {
+        Some(list) => c.args(["--only", list]),
+        None => c.arg("--all"),
+    };
+    c.args(["--api", &api.base, "--out"])
         .arg(&out)
         .args(["--soak", &soak.to_string()])
         .args(["--warmup", &LAB_WARMUP_SECS.to_string()])

@@ -57,6 +57,10 @@ enum Task {
         duration: Option<u64>,
         #[arg(long, default_value_t = 20)]
         soak: u64,
+        /// Only these scenarios (comma-separated names, `vigil-lab list`); the report then
+        /// belongs elsewhere than the committed one.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Evaluate the detectors on public labelled data: `cargo xtask eval nab`.
     Eval {
@@ -105,10 +109,11 @@ fn main() -> anyhow::Result<()> {
             out,
             duration,
             soak,
+            only,
         } => {
             setup::run()?;
             build::all(false)?;
-            lab::run(&out, duration, soak)
+            lab::run(&out, duration, soak, only.as_deref())
         }
         Task::Eval { what, data, out } => {
             anyhow::ensure!(

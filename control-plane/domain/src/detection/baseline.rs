@@ -73,11 +73,29 @@ pub struct FeatureBaseline {
     /// that crossed stay out, so a lasting fault does not raise its own bar.
     #[serde(default)]
     healthy: VecDeque<f64>,
+    /// The last `consecutive` values, crossing or not: how high the feature has stayed.
+    #[serde(default)]
+    recent: VecDeque<f64>,
 }
 
 /// The `q` quantile of `values` (nearest rank).
 fn quantile(values: &VecDeque<f64>, q: f64) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().collect();
+    quantile_of(values.iter().copied().collect(), q)
+}
+
+/// The `q` quantile of the lowest value of every `width` consecutive ones: how high the
+/// feature stayed for `width` windows at most, in nearly all of them.
+fn sustained_quantile(values: &VecDeque<f64>, width: usize, q: f64) -> f64 {
+    let v: Vec<f64> = values.iter().copied().collect();
+    quantile_of(
+        v.windows(width.max(1))
+            .map(|w| w.iter().copied().fold(f64::INFINITY, f64::min))
+            .collect(),
+        q,
+    )
+}
+
+fn quantile_of(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1)) - 1;
     v.get(i).copied().unwrap_or(f64::NEG_INFINITY)
@@ -189,8 +207,14 @@ impl EntityBaseline {
                     streak: 0,
                     persistence: 0,
                     healthy: VecDeque::new(),
+                    recent: VecDeque::new(),
                 });
             let s = b.detector.observe(value);
+            let width = rule.consecutive.max(1) as usize;
+            b.recent.push_back(value);
+            while b.recent.len() > width {
+                b.recent.pop_front();
+            }
             if !s.robust.learning {
                 let rise = value - s.robust.median;
                 // A rise the size of the feature's floor counts as k σ: on a flat baseline
@@ -203,9 +227,29 @@ impl EntityBaseline {
                 reading.score = s.score;
                 // The ceiling sorts the healthy values: judge it last, for the few readings
                 // that pass the cheap tests.
-                reading.crossed = f.alerting
-                    && (reading.z > rule.k || (rise > floor && s.score >= rule.score))
-                    && value > quantile(&b.healthy, rule.ceiling_quantile);
+                let ceiling = quantile(&b.healthy, rule.ceiling_quantile);
+                let risen =
+                    f.alerting && (reading.z > rule.k || (rise > floor && s.score >= rule.score));
+                // A signal that is normally absent and comes in one-window bursts (an app's
+                // EACCES probes at every start: 44 in one second) sets a ceiling that a fault
+                // holding it at a lower rate (5 refused opens a second, for as long as the
+                // fault lasts) never passes. Held for `consecutive` windows above what the
+                // healthy history ever held that long, it crosses. Only for signals whose
+                // usual level is below the floor: a rate that scales with load (retransmits
+                // of short connections) stays under its plain ceiling.
+                let sustained = || {
+                    s.robust.median.abs() <= floor
+                        && b.recent.len() >= width
+                        && b.recent.iter().copied().fold(f64::INFINITY, f64::min)
+                            > sustained_quantile(&b.healthy, width, rule.ceiling_quantile)
+                };
+                reading.crossed = risen && (value > ceiling || sustained());
+                if f.alerting && rise > floor && !reading.crossed {
+                    tracing::trace!(
+                        entity = %w.entity, feature = f.name, value, median = s.robust.median,
+                        z = reading.z, ceiling, "a rise past the floor held back"
+                    );
+                }
             }
             b.streak = if reading.crossed { b.streak + 1 } else { 0 };
             if !reading.crossed || b.streak > rule.adapt_after {
@@ -344,6 +388,37 @@ mod tests {
                     .fired
             })
             .collect()
+    }
+
+    #[test]
+    fn a_steady_rate_below_one_window_bursts_fires_and_the_bursts_do_not() {
+        // An app refused 44 opens in the one second of every start (seen while learning and
+        // again later), then a fault refuses 5 a second for as long as it lasts.
+        let f = slot("syscall_errors_permission_per_s");
+        let c = config();
+        let rule = ThresholdRule {
+            consecutive: 3,
+            ..ThresholdRule::default()
+        };
+        let mut b = EntityBaseline::new(SubjectClass::Workload);
+        let burst = |w: i64| if w % 20 == 5 { 44.0 } else { 0.0 };
+        let mut fired_on_bursts = 0;
+        for w in 0..200 {
+            let r = b.observe(&window(w, f, burst(w)), &c, &rule);
+            fired_on_bursts += usize::from(r.features[f].fired);
+        }
+        assert_eq!(
+            fired_on_bursts, 0,
+            "restarts' bursts are the healthy pattern"
+        );
+        let fired: Vec<bool> = (200..208)
+            .map(|w| b.observe(&window(w, f, 5.0), &c, &rule).features[f].fired)
+            .collect();
+        let first = fired.iter().position(|x| *x);
+        assert!(
+            first.is_some_and(|i| i <= 5),
+            "a steady 5/s fires within 6 windows: {fired:?}"
+        );
     }
 
     #[test]

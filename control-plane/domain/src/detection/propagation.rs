@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::{
-    entity::{EntityId, Subject},
+    entity::{EdgeId, EntityId, Subject},
     incident::evidence::AnomalyEvidence,
 };
 
@@ -82,7 +82,7 @@ impl Changes {
     /// change on the calls into `caller`. 1 where nothing comparable was measured (the walk
     /// then goes on as it would without sizes).
     pub fn explains(&self, caller: &EntityId, callee: &EntityId) -> f64 {
-        let call = Subject::Edge(crate::entity::EdgeId::new(caller.clone(), callee.clone()));
+        let call = Subject::Edge(EdgeId::new(caller.clone(), callee.clone()));
         let Some(out) = self.0.get(&call) else {
             return 1.0;
         };
@@ -112,6 +112,35 @@ impl Changes {
             share = share.max(err_out / err_in);
         }
         (share / MIN_SHARE).min(1.0)
+    }
+
+    /// Servers some callers reach as usual while others fail or slow down on them, with no
+    /// anomaly of their own: the trouble is those callers' (their network path, their
+    /// credentials, their own slowness), not the server's — a server that is down or slow is
+    /// so for every caller. Server → its anomalous callers. `edges`: every call edge seen.
+    pub fn exonerated(&self, edges: &[EdgeId]) -> BTreeMap<EntityId, Vec<EntityId>> {
+        let mut out: BTreeMap<EntityId, Vec<EntityId>> = BTreeMap::new();
+        for e in edges {
+            if self.0.contains_key(&Subject::Edge(e.clone())) {
+                continue;
+            }
+            // `e` is a healthy call into its server: are there anomalous ones beside it?
+            let failing: Vec<EntityId> = self
+                .0
+                .keys()
+                .filter_map(|s| match s {
+                    Subject::Edge(a) if a.server == e.server && a.client != e.client => {
+                        Some(a.client.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let own = self.0.contains_key(&Subject::Workload(e.server.clone()));
+            if !failing.is_empty() && !own {
+                out.entry(e.server.clone()).or_insert(failing);
+            }
+        }
+        out
     }
 
     /// The endpoint most anomalous links share, when there are at least two such links and it
@@ -219,6 +248,38 @@ mod tests {
         assert_eq!(refused.explains(&"app".into(), &"redis".into()), 1.0);
         // Nothing measured on the call: no sizes to judge by.
         assert_eq!(c.explains(&"app".into(), &"redis".into()), 1.0);
+    }
+
+    #[test]
+    fn a_server_other_callers_reach_as_usual_is_not_the_one_at_fault() {
+        let edges = [
+            EdgeId::new("app1".into(), "redis".into()),
+            EdgeId::new("app2".into(), "redis".into()),
+        ];
+        let mut c = Changes::default();
+        // app1's firewall drops its SYNs; app2 talks to redis as always.
+        c.record(&anomaly(
+            edge("app1", "redis"),
+            &[("connect_failures_per_s", 0.0, 2.0)],
+        ));
+        let out = c.exonerated(&edges);
+        assert_eq!(
+            out.get(&EntityId::from("redis")),
+            Some(&vec!["app1".into()])
+        );
+        // Both callers failing on it, or redis itself anomalous: redis stays a suspect.
+        let mut both = c.clone();
+        both.record(&anomaly(
+            edge("app2", "redis"),
+            &[("connect_failures_per_s", 0.0, 2.0)],
+        ));
+        assert!(both.exonerated(&edges).is_empty());
+        let mut own = c.clone();
+        own.record(&anomaly(
+            Subject::Workload("redis".into()),
+            &[("syscall_errors_space_per_s", 0.0, 9.0)],
+        ));
+        assert!(own.exonerated(&edges).is_empty());
     }
 
     #[test]

@@ -52,9 +52,23 @@ pub fn rank_with(
     changes: &Changes,
     config: RankConfig,
 ) -> Vec<RootCause> {
-    let mut ranked = walk(edges, anomaly, changes, config);
+    // A server its other callers reach as usual passes its blame to the callers that fail on
+    // it, and explains none of their trouble.
+    let exonerated = changes.exonerated(edges);
+    let mut anomaly = anomaly.clone();
+    for (server, callers) in &exonerated {
+        let s = anomaly.get(server).copied().unwrap_or(0.0);
+        for c in callers {
+            let slot = anomaly.entry(c.clone()).or_insert(0.0);
+            *slot = slot.max(s);
+        }
+        if let Some(v) = anomaly.get_mut(server) {
+            *v *= 0.3;
+        }
+    }
+    let mut ranked = walk(edges, &anomaly, changes, &exonerated, config);
     if let Some(suspect) = changes.link_suspect() {
-        promote(&mut ranked, suspect, anomaly);
+        promote(&mut ranked, suspect, &anomaly);
     }
     ranked
 }
@@ -83,6 +97,7 @@ fn walk(
     edges: &[EdgeId],
     anomaly: &BTreeMap<EntityId, f64>,
     changes: &Changes,
+    exonerated: &BTreeMap<EntityId, Vec<EntityId>>,
     config: RankConfig,
 ) -> Vec<RootCause> {
     let score = |e: &str| anomaly.get(e).copied().unwrap_or(0.0);
@@ -118,7 +133,12 @@ fn walk(
         let pull: Vec<(usize, f64)> = callees[u]
             .iter()
             .map(|&v| {
-                let explains = changes.explains(&nodes[u].into(), &nodes[v].into());
+                let callee = EntityId::from(nodes[v]);
+                let explains = if exonerated.contains_key(&callee) {
+                    0.0
+                } else {
+                    changes.explains(&nodes[u].into(), &callee)
+                };
                 (v, score(nodes[v]) * explains)
             })
             .collect();
