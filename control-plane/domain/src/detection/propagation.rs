@@ -28,6 +28,13 @@ pub const MIN_SHARE: f64 = 0.1;
 
 /// Link-level features: the network between the two ends, not either end's work.
 const LINK_FEATURES: [&str; 2] = ["rtt_us", "retransmits_per_s"];
+/// The connection's own trouble, whatever is sent over it.
+const CONNECTION_FEATURES: [&str; 4] = [
+    "connect_failures_per_s",
+    "resets_per_s",
+    "retransmits_per_s",
+    "rtt_us",
+];
 /// Features whose rise means the server refused, dropped or never answered: that explains
 /// any trouble of its callers.
 const DEAD_FEATURES: [&str; 4] = [
@@ -114,10 +121,13 @@ impl Changes {
         (share / MIN_SHARE).min(1.0)
     }
 
-    /// Servers some callers reach as usual while others fail or slow down on them, with no
-    /// anomaly of their own: the trouble is those callers' (their network path, their
-    /// credentials, their own slowness), not the server's — a server that is down or slow is
-    /// so for every caller. Server → its anomalous callers. `edges`: every call edge seen.
+    /// Servers some callers connect to as usual while others cannot (connects failing or
+    /// reset, packets lost, round trips slow), with no anomaly of their own: the trouble is on
+    /// those callers' path (their firewall, their interface), not the server — a server that
+    /// is down or unreachable is so for every caller. Only connection-level evidence counts:
+    /// a server's requests can fail for one caller and not another by design (another port,
+    /// another route, another backend), which says nothing about where the fault is.
+    /// Server → its failing callers. `edges`: every call edge seen.
     pub fn exonerated(&self, edges: &[EdgeId]) -> BTreeMap<EntityId, Vec<EntityId>> {
         let mut out: BTreeMap<EntityId, Vec<EntityId>> = BTreeMap::new();
         for e in edges {
@@ -127,9 +137,15 @@ impl Changes {
             // `e` is a healthy call into its server: are there anomalous ones beside it?
             let failing: Vec<EntityId> = self
                 .0
-                .keys()
-                .filter_map(|s| match s {
-                    Subject::Edge(a) if a.server == e.server && a.client != e.client => {
+                .iter()
+                .filter_map(|(s, m)| match s {
+                    Subject::Edge(a)
+                        if a.server == e.server
+                            && a.client != e.client
+                            && CONNECTION_FEATURES
+                                .iter()
+                                .any(|f| m.get(*f).is_some_and(|r| *r > 0.0)) =>
+                    {
                         Some(a.client.clone())
                     }
                     _ => None,
@@ -274,6 +290,13 @@ mod tests {
             &[("connect_failures_per_s", 0.0, 2.0)],
         ));
         assert!(both.exonerated(&edges).is_empty());
+        // A caller whose requests fail where another's succeed: no verdict on the server.
+        let mut requests = Changes::default();
+        requests.record(&anomaly(
+            edge("app1", "redis"),
+            &[("error_ratio", 0.0, 1.0)],
+        ));
+        assert!(requests.exonerated(&edges).is_empty());
         let mut own = c.clone();
         own.record(&anomaly(
             Subject::Workload("redis".into()),
