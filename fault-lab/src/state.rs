@@ -84,6 +84,9 @@ pub enum Undo {
     Chmod { path: PathBuf, mode: u32 },
     /// Remove a file the fault created.
     RemoveFile { path: PathBuf },
+    /// SIGHUP the process whose pid `pid_file` holds, if its comm is still `comm`: a server
+    /// re-reading what another step restored (nginx and its certificate).
+    Reload { pid_file: PathBuf, comm: String },
     /// Point a symlink back at its target.
     Symlink { path: PathBuf, target: PathBuf },
     /// Set a Redis password back.
@@ -126,6 +129,25 @@ impl Undo {
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).is_ok()
             }
             Self::RemoveFile { path } => std::fs::remove_file(path).is_ok() || !path.exists(),
+            Self::Reload { pid_file, comm } => {
+                let pid = std::fs::read_to_string(pid_file)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok());
+                match pid {
+                    Some(pid)
+                        if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                            .is_ok_and(|c| c.trim_end() == comm) =>
+                    {
+                        nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGHUP,
+                        )
+                        .is_ok()
+                    }
+                    // Gone: whatever starts it next reads the restored files.
+                    _ => true,
+                }
+            }
             Self::Symlink { path, target } => {
                 let _ = std::fs::remove_file(path);
                 std::os::unix::fs::symlink(target, path).is_ok()

@@ -49,6 +49,12 @@ impl Scenario for ExpiredCertificate {
     fn inject(&self, ctx: &mut FaultCtx<'_>, p: &Params) -> Result<()> {
         let tls = &ctx.bed.files.tls;
         let original = tls.served()?;
+        // Undone newest first: the certificate is written back, then nginx reloads it — in a
+        // teardown and in a replay after a crash alike.
+        ctx.will_undo(Undo::Reload {
+            pid_file: ctx.bed.files.nginx_pid.clone(),
+            comm: "nginx".into(),
+        })?;
         ctx.will_undo(Undo::WriteFile {
             path: tls.cert.clone(),
             value: original,
@@ -60,8 +66,9 @@ impl Scenario for ExpiredCertificate {
         reload_web(ctx.bed)
     }
 
-    /// The served certificate is back on disk (the undo step): nginx must load it.
-    fn restore(&self, bed: &Testbed, _p: &Params) -> Result<()> {
-        reload_web(bed)
+    /// The undo steps reloaded nginx; wait for its new workers as the injection did.
+    fn restore(&self, _bed: &Testbed, _p: &Params) -> Result<()> {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
     }
 }

@@ -7,13 +7,14 @@
 //! beside a caller that broke on its own: an app answering nothing (2 s timeouts, every
 //! request failing) while its database answers 26 ms slower. [`Changes::explains`] is the
 //! share of the caller's rise the dependency's rise covers, latency against latency and
-//! errors against errors; under [`MIN_SHARE`] of it the dependency cannot be the cause.
+//! errors against errors (and failing calls below explain slower ones above: retries); the
+//! pull falls linearly under [`MIN_SHARE`] of it.
 //!
 //! Round-trip time and retransmits do not travel along calls: they belong to the link. A fault
 //! on one host's network shows on every link through it, so when most anomalous links share
 //! one endpoint, that endpoint is the place ([`Changes::link_suspect`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -114,10 +115,16 @@ impl Changes {
         let mut share: f64 = 0.0;
         if lat_in > 0.0 {
             share = share.max(lat_out / lat_in);
+            // Failing calls below make slow calls above (retries, backoff, timeouts).
+            if err_out >= MIN_SHARE {
+                share = 1.0;
+            }
         }
         if err_in > 0.0 {
             share = share.max(err_out / err_in);
         }
+        // Linear below MIN_SHARE: a dependency covering a hundredth of the rise still pulls a
+        // tenth as hard as one that covers it all.
         (share / MIN_SHARE).min(1.0)
     }
 
@@ -127,11 +134,19 @@ impl Changes {
     /// is down or unreachable is so for every caller. Only connection-level evidence counts:
     /// a server's requests can fail for one caller and not another by design (another port,
     /// another route, another backend), which says nothing about where the fault is.
-    /// Server → its failing callers. `edges`: every call edge seen.
-    pub fn exonerated(&self, edges: &[EdgeId]) -> BTreeMap<EntityId, Vec<EntityId>> {
+    /// Server → its failing callers. `edges`: every call edge seen; `active`: the subjects
+    /// with traffic in the windows just judged.
+    pub fn exonerated(
+        &self,
+        edges: &[EdgeId],
+        active: &BTreeSet<Subject>,
+    ) -> BTreeMap<EntityId, Vec<EntityId>> {
         let mut out: BTreeMap<EntityId, Vec<EntityId>> = BTreeMap::new();
         for e in edges {
-            if self.0.contains_key(&Subject::Edge(e.clone())) {
+            let subject = Subject::Edge(e.clone());
+            // A witness is a call that carried traffic in the windows just judged and did not
+            // cross: an idle caller (a checker that calls every five minutes) proves nothing.
+            if self.0.contains_key(&subject) || !active.contains(&subject) {
                 continue;
             }
             // `e` is a healthy call into its server: are there anomalous ones beside it?
@@ -159,8 +174,8 @@ impl Changes {
         out
     }
 
-    /// The endpoint most anomalous links share, when there are at least two such links and it
-    /// is on at least two thirds of them and on more than any other endpoint.
+    /// The endpoint most anomalous links share: on the same side of at least two of them, on
+    /// at least two thirds of them, and on more than any other endpoint.
     pub fn link_suspect(&self) -> Option<EntityId> {
         let links: Vec<_> = self
             .0
@@ -179,16 +194,23 @@ impl Changes {
         if links.len() < 2 {
             return None;
         }
-        let mut on: BTreeMap<&EntityId, usize> = BTreeMap::new();
+        // Links per endpoint, and on which side: a host whose network is at fault is on the
+        // same side of several links (the client of every call it makes, or the server of
+        // every call it takes). The middle of a chain A → B → C is on both sides of one link
+        // each, and a slow server there (delayed ACKs raise RTT) would otherwise promote B.
+        let mut on: BTreeMap<&EntityId, (usize, usize)> = BTreeMap::new();
         for e in &links {
-            *on.entry(&e.client).or_default() += 1;
-            *on.entry(&e.server).or_default() += 1;
+            on.entry(&e.client).or_default().0 += 1;
+            on.entry(&e.server).or_default().1 += 1;
         }
-        let mut counts: Vec<(&EntityId, usize)> = on.into_iter().collect();
+        let mut counts: Vec<(&EntityId, usize, usize)> = on
+            .into_iter()
+            .map(|(e, (as_client, as_server))| (e, as_client + as_server, as_client.max(as_server)))
+            .collect();
         counts.sort_by_key(|c| std::cmp::Reverse(c.1));
-        let (top, n) = counts[0];
+        let (top, n, one_side) = counts[0];
         let runner_up = counts.get(1).map_or(0, |c| c.1);
-        (n >= 2 && 3 * n >= 2 * links.len() && n > runner_up).then(|| top.clone())
+        (one_side >= 2 && 3 * n >= 2 * links.len() && n > runner_up).then(|| top.clone())
     }
 }
 
@@ -262,6 +284,14 @@ mod tests {
             &[("connect_failures_per_s", 0.0, 30.0)],
         ));
         assert_eq!(refused.explains(&"app".into(), &"redis".into()), 1.0);
+        // Failing calls below explain slower calls above (retries).
+        let mut retries = Changes::default();
+        retries.record(&anomaly(
+            edge("web", "app"),
+            &[("request_p99_us", 17e3, 400e3)],
+        ));
+        retries.record(&anomaly(edge("app", "redis"), &[("error_ratio", 0.0, 0.3)]));
+        assert_eq!(retries.explains(&"app".into(), &"redis".into()), 1.0);
         // Nothing measured on the call: no sizes to judge by.
         assert_eq!(c.explains(&"app".into(), &"redis".into()), 1.0);
     }
@@ -278,7 +308,10 @@ mod tests {
             edge("app1", "redis"),
             &[("connect_failures_per_s", 0.0, 2.0)],
         ));
-        let out = c.exonerated(&edges);
+        let active: BTreeSet<Subject> = edges.iter().cloned().map(Subject::Edge).collect();
+        let out = c.exonerated(&edges, &active);
+        // A caller that carried no traffic just now is no witness.
+        assert!(c.exonerated(&edges, &BTreeSet::new()).is_empty());
         assert_eq!(
             out.get(&EntityId::from("redis")),
             Some(&vec!["app1".into()])
@@ -289,20 +322,20 @@ mod tests {
             edge("app2", "redis"),
             &[("connect_failures_per_s", 0.0, 2.0)],
         ));
-        assert!(both.exonerated(&edges).is_empty());
+        assert!(both.exonerated(&edges, &active).is_empty());
         // A caller whose requests fail where another's succeed: no verdict on the server.
         let mut requests = Changes::default();
         requests.record(&anomaly(
             edge("app1", "redis"),
             &[("error_ratio", 0.0, 1.0)],
         ));
-        assert!(requests.exonerated(&edges).is_empty());
+        assert!(requests.exonerated(&edges, &active).is_empty());
         let mut own = c.clone();
         own.record(&anomaly(
             Subject::Workload("redis".into()),
             &[("syscall_errors_space_per_s", 0.0, 9.0)],
         ));
-        assert!(own.exonerated(&edges).is_empty());
+        assert!(own.exonerated(&edges, &active).is_empty());
     }
 
     #[test]
@@ -325,6 +358,11 @@ mod tests {
             &[("request_p99_us", 17e3, 1e6)],
         ));
         assert_eq!(one.link_suspect(), None);
+        // A chain A → B → C with both links slow: B is on one side of each, no suspect.
+        let mut chain = Changes::default();
+        chain.record(&anomaly(edge("a", "b"), &[("rtt_us", 20.0, 40e3)]));
+        chain.record(&anomaly(edge("b", "c"), &[("rtt_us", 20.0, 40e3)]));
+        assert_eq!(chain.link_suspect(), None);
         // Two unrelated slow links: no endpoint on both.
         let mut two = Changes::default();
         two.record(&anomaly(edge("a", "b"), &[("rtt_us", 20.0, 200e3)]));

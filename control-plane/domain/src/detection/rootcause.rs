@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::propagation::Changes;
-use crate::entity::{EdgeId, EntityId};
+use crate::entity::{EdgeId, EntityId, Subject};
 pub use crate::incident::evidence::RootCause;
 
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +40,13 @@ pub fn rank(
     anomaly: &BTreeMap<EntityId, f64>,
     config: RankConfig,
 ) -> Vec<RootCause> {
-    rank_with(edges, anomaly, &Changes::default(), config)
+    rank_with(
+        edges,
+        anomaly,
+        &Changes::default(),
+        &std::collections::BTreeSet::new(),
+        config,
+    )
 }
 
 /// [`rank`], with the episode's changes in their units: a step to a dependency is weighted
@@ -50,11 +56,12 @@ pub fn rank_with(
     edges: &[EdgeId],
     anomaly: &BTreeMap<EntityId, f64>,
     changes: &Changes,
+    active: &BTreeSet<Subject>,
     config: RankConfig,
 ) -> Vec<RootCause> {
     // A server its other callers reach as usual passes its blame to the callers that fail on
     // it, and explains none of their trouble.
-    let exonerated = changes.exonerated(edges);
+    let exonerated = changes.exonerated(edges, active);
     let mut anomaly = anomaly.clone();
     for (server, callers) in &exonerated {
         let s = anomaly.get(server).copied().unwrap_or(0.0);
@@ -80,7 +87,7 @@ fn promote(ranked: &mut Vec<RootCause>, suspect: EntityId, anomaly: &BTreeMap<En
     let mut entry = match ranked.iter().position(|r| r.entity == suspect) {
         Some(i) => ranked.remove(i),
         None => RootCause {
-            anomaly: anomaly.values().copied().fold(0.0, f64::max),
+            anomaly: anomaly.get(&suspect).copied().unwrap_or(0.0),
             entity: suspect,
             score: 0.0,
         },
@@ -273,7 +280,13 @@ mod tests {
         let mut changes = Changes::default();
         changes.record(&anomaly("web", "app", "request_p99_us", 17e3, 2.1e6));
         changes.record(&anomaly("app", "postgres", "request_p99_us", 8e3, 34e3));
-        let ranked = rank_with(&chain(), &s, &changes, RankConfig::default());
+        let ranked = rank_with(
+            &chain(),
+            &s,
+            &changes,
+            &BTreeSet::new(),
+            RankConfig::default(),
+        );
         assert_eq!(ranked[0].entity, "app", "{ranked:?}");
     }
 

@@ -3,7 +3,7 @@
 //! store every few windows and loaded on start.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -259,6 +259,8 @@ impl DetectionService {
         let graph = self.graph.as_ref();
         let resolve = |node: &str, ep: &_| graph.server_entity(node, ep);
         let vectors = window_features(&ready, w_ns, &resolve)?;
+        // Subjects with traffic in these windows: the witnesses localization may call on.
+        let active: BTreeSet<Subject> = vectors.iter().map(|v| v.entity.clone()).collect();
         let edges = graph.call_edges(now_unix_ns);
         let recent = self.config.correlate.resolve_windows.max(1) * w_ns;
         let anchors = self.anchors(now_unix_ns - recent)?;
@@ -303,7 +305,7 @@ impl DetectionService {
         self.observer.anomaly_scores(&scores);
         for (change, group, timing) in changes {
             // Incidents carry when Vigil knew, not when the window ended.
-            match self.apply(&change, &group, &edges, now_unix_ns, timing)? {
+            match self.apply(&change, &group, (&edges, &active), now_unix_ns, timing)? {
                 Some((id, true)) => outcome.opened.push(id),
                 Some((id, false)) if matches!(change, Change::Resolved(_)) => {
                     outcome.resolved.push(id)
@@ -339,7 +341,7 @@ impl DetectionService {
         &self,
         change: &Change,
         group: &Group,
-        edges: &[EdgeId],
+        (edges, active): (&[EdgeId], &BTreeSet<Subject>),
         at: i64,
         (judged, correlated): (i64, i64),
     ) -> Result<Option<(IncidentId, bool)>, StoreError> {
@@ -356,7 +358,13 @@ impl DetectionService {
             return Ok(Some((id, false)));
         }
         let localize_start = self.clock.now_unix_ns();
-        let ranked = rank_with(edges, &group.blame, &group.changes, RankConfig::default());
+        let ranked = rank_with(
+            edges,
+            &group.blame,
+            &group.changes,
+            active,
+            RankConfig::default(),
+        );
         let timing = Timing {
             first_window_unix_ns: group.first_window * self.config.window_ns,
             judged,
