@@ -70,9 +70,9 @@ impl DiskRules {
             {
                 history.pop_front();
             }
-            latest.filesystem(&interval.node, f, history, at);
             let used = f.used_bytes as f64 / f.size_bytes.max(1) as f64;
             let trend = trend(history, f.available_bytes);
+            latest.filesystem(&interval.node, f, trend, at);
             let full = f.available_bytes == 0;
             let soon = trend
                 .and_then(|t| t.seconds_to_full)

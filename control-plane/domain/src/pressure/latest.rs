@@ -1,11 +1,11 @@
 //! The latest resource reading of every workload and filesystem, kept for export (the
 //! Prometheus gauges a Grafana panel or an alert rule reads) while they keep reporting.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::trend::trend;
+use super::trend::Trend;
 use crate::{
     entity::EntityId,
     interval::{FilesystemObservation, MetricInterval, ResourceObservation},
@@ -64,15 +64,14 @@ impl Latest {
         );
     }
 
-    /// `history`: the filesystem's recent (time, used bytes) readings, newest last.
+    /// `fitted`: the fill rate the disk rules fitted to its recent readings.
     pub fn filesystem(
         &mut self,
         node: &str,
         f: &FilesystemObservation,
-        history: &VecDeque<(i64, u64)>,
+        fitted: Option<Trend>,
         at: i64,
     ) {
-        let fitted = trend(history, f.available_bytes);
         self.filesystems.insert(
             (node.to_string(), f.device.clone()),
             FilesystemUsage {
