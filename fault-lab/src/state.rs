@@ -294,4 +294,71 @@ mod tests {
         assert!(!victim.exists());
         assert_eq!(records.replay(false), 0, "the record is gone once replayed");
     }
+
+    #[test]
+    fn a_replayed_reload_restores_the_file_first_then_signals_the_server_by_its_comm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (conf, seen, pid_file) = (
+            dir.path().join("cert.pem"),
+            dir.path().join("hup"),
+            dir.path().join("server.pid"),
+        );
+        std::fs::write(&conf, "expired").expect("write");
+        // A "server" that, on SIGHUP, records the file it would reload.
+        let script = format!(
+            "trap 'cat {} > {}' HUP; while :; do sleep 0.05; done",
+            conf.display(),
+            seen.display()
+        );
+        let mut server = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .expect("spawn sh");
+        std::fs::write(&pid_file, server.id().to_string()).expect("pid file");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Another program's comm: not signalled.
+        Undo::Reload {
+            pid_file: pid_file.clone(),
+            comm: "nginx".into(),
+        }
+        .apply();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!seen.exists(), "a process of another name was signalled");
+        let records = Records::new(dir.path()).expect("records");
+        records
+            .save(&FaultRecord {
+                id: "f2".into(),
+                scenario: "expired-certificate".into(),
+                target: "vigil-lab-web".into(),
+                started_unix_ms: 0,
+                ttl_ms: 1,
+                // As the scenario records them: the reload first, so it is undone last.
+                undo: vec![
+                    Undo::Reload {
+                        pid_file,
+                        comm: "sh".into(),
+                    },
+                    Undo::WriteFile {
+                        path: conf,
+                        value: "good".into(),
+                    },
+                ],
+            })
+            .expect("save");
+        assert_eq!(records.replay(true), 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !seen.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+        assert_eq!(
+            std::fs::read_to_string(&seen)
+                .ok()
+                .as_deref()
+                .map(str::trim),
+            Some("good"),
+            "the server reloaded the restored file"
+        );
+    }
 }
