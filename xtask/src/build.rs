@@ -1,5 +1,6 @@
 //! Building: the eBPF object with nightly, everything else with the workspace toolchain.
 
+use anyhow::Context as _;
 use std::{path::PathBuf, process::Command};
 
 use crate::process::{cargo_bin_dir, run, step, workspace_root};
@@ -166,8 +167,7 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
     run(&mut c, "the detection benchmark")
 }
 
-/// Builds `vigil-eval` (release) and scores the detector on NAB, writing the report.
-pub fn eval_nab(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+fn build_eval() -> anyhow::Result<std::path::PathBuf> {
     step("vigil-eval (release)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(
@@ -181,21 +181,71 @@ pub fn eval_nab(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result
         ]),
         "building vigil-eval",
     )?;
-    step("NAB: every series, NAB scoring, three profiles");
-    let root = workspace_root();
-    let abs = |p: &std::path::Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            root.join(p)
-        }
+    Ok(workspace_root().join("target/release/vigil-eval"))
+}
+
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        workspace_root().join(p)
+    }
+}
+
+/// Root-cause ranking on `dataset`: converts a public one from its snapshot, then scores the
+/// held-out half (reported) and the dev half (developed on) into one report. The lab's own
+/// cases are scored whole.
+pub fn eval_rca(
+    dataset: &str,
+    from: Option<std::path::PathBuf>,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let eval = build_eval()?;
+    let out = absolute(&out.unwrap_or_else(|| format!("reports/rca-{dataset}.md").into()));
+    let (cases, splits): (std::path::PathBuf, &[&str]) = if dataset == "lab" {
+        (workspace_root().join("reports/lab/cases"), &["all"])
+    } else {
+        let from = absolute(&from.unwrap_or_else(|| crate::datasets::default_snapshot(dataset)));
+        let cases = workspace_root().join("target/datasets").join(dataset);
+        step(&format!("converting {dataset} from {}", from.display()));
+        let n = crate::datasets::convert(dataset, &from, &cases)?;
+        crate::process::done(&format!("{n} cases in {}", cases.display()));
+        (cases, &["held-out", "dev"])
     };
-    let mut c = Command::new(root.join("target/release/vigil-eval"));
+    let mut report = String::new();
+    for split in splits {
+        step(&format!("{dataset}: ranking the {split} cases"));
+        let part = workspace_root().join(format!("target/rca-{dataset}-{split}.md"));
+        let mut c = Command::new(&eval);
+        c.arg("rca")
+            .arg("--cases")
+            .arg(&cases)
+            .args(["--split", split, "--title"])
+            .arg(format!("{dataset}, {split} cases"))
+            .arg("--out")
+            .arg(&part);
+        run(&mut c, "the root-cause replay")?;
+        report.push_str(
+            &std::fs::read_to_string(&part)
+                .with_context(|| format!("reading {}", part.display()))?,
+        );
+        report.push('\n');
+    }
+    std::fs::write(&out, report).with_context(|| format!("writing {}", out.display()))?;
+    crate::process::done(&format!("report in {}", out.display()));
+    Ok(())
+}
+
+/// Builds `vigil-eval` (release) and scores the detector on NAB, writing the report.
+pub fn eval_nab(data: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let eval = build_eval()?;
+    step("NAB: every series, NAB scoring, three profiles");
+    let mut c = Command::new(eval);
     c.arg("nab")
         .arg("--data")
-        .arg(abs(data))
+        .arg(absolute(data))
         .arg("--out")
-        .arg(abs(out));
+        .arg(absolute(out));
     run(&mut c, "the NAB evaluation")
 }
 

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the one documented way to set up, build, test, demo and benchmark.
 
 mod build;
+mod datasets;
 mod demo;
 mod imports;
 mod lab;
@@ -62,15 +63,25 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
-    /// Evaluate the detectors on public labelled data: `cargo xtask eval nab`.
+    /// Evaluate on public labelled data: `cargo xtask eval nab` (the detector on NAB), or
+    /// `cargo xtask eval rca --dataset D` (root-cause ranking on a public dataset converted
+    /// from its fetched snapshot, dev and held-out halves; `--dataset lab` replays the lab's
+    /// recorded cases).
     Eval {
-        /// Only `nab` for now.
+        /// `nab` or `rca`.
         what: String,
         /// The NAB checkout.
         #[arg(long, default_value = "../shared/datasets/nab")]
         data: std::path::PathBuf,
-        #[arg(long, default_value = "reports/nab.md")]
-        out: std::path::PathBuf,
+        /// The report (default: reports/nab.md, reports/rca-<dataset>.md).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// For `rca`: rcd-sockshop, udevops-sockshop, udevops-trainticket or lab.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// For `rca`: the snapshot's git directory (default: where `fetch` puts it).
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
     },
     /// Release build, then the exec-storm benchmark: kernel-event→stored latency p50/p99
     /// and the agent's CPU% and RSS.
@@ -115,13 +126,31 @@ fn main() -> anyhow::Result<()> {
             build::all(false)?;
             lab::run(&out, duration, soak, only.as_deref())
         }
-        Task::Eval { what, data, out } => {
-            anyhow::ensure!(
-                what == "nab",
-                "unknown evaluation {what:?}; try `cargo xtask eval nab`"
-            );
-            build::eval_nab(&data, &out)
-        }
+        Task::Eval {
+            what,
+            data,
+            out,
+            dataset,
+            from,
+        } => match what.as_str() {
+            "nab" => build::eval_nab(&data, &out.unwrap_or_else(|| "reports/nab.md".into())),
+            "rca" => {
+                let Some(dataset) = dataset else {
+                    anyhow::bail!(
+                        "`cargo xtask eval rca` needs --dataset: lab, or one of {}",
+                        datasets::DATASETS
+                            .iter()
+                            .map(|(d, what)| format!("{d} ({what})"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                };
+                build::eval_rca(&dataset, from, out)
+            }
+            _ => anyhow::bail!(
+                "unknown evaluation {what:?}; try `cargo xtask eval nab` or `cargo xtask eval rca --dataset lab`"
+            ),
+        },
         Task::Bench { execs } => {
             setup::run()?;
             build::all(true)?;

@@ -12,7 +12,9 @@
 //! - `detection`: baselines, isolation forests, correlation and root-cause ranking;
 //! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents;
 //! - `certs`: the certificates TLS endpoints serve, checked before they lapse;
-//! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits.
+//! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits;
+//! - `rca`: graph-free root-cause ranking of recorded cases (replays, public datasets);
+//! - `scoring`: anomaly scores comparable across metrics and services.
 //!
 //! Shared vocabulary sits at the top: typed identities (`entity`), the clock, store errors,
 //! kernel events, nodes and what Vigil reports about its own work (`observe`).
@@ -30,6 +32,8 @@ pub mod interval;
 pub mod node;
 pub mod observe;
 pub mod pressure;
+pub mod rca;
+pub mod scoring;
 pub mod store;
 pub mod synthetic;
 #[cfg(test)]

@@ -21,6 +21,10 @@ use control_plane::{
         rca::{accuracy, find_cases, Case},
     },
 };
+use vigil_domain::{
+    rca::{self, RankConfig},
+    scoring::{CombineConfig, EvidenceConfig},
+};
 
 #[derive(Debug, Parser)]
 #[command(about = "Evaluate Vigil's detectors on public labelled data")]
@@ -64,7 +68,8 @@ enum Command {
         #[arg(long, default_value_t = ConformalConfig::default().train)]
         train: usize,
     },
-    /// Root-cause replay: rank the services of recorded cases and score AC@1, AC@3, Avg@5.
+    /// Root-cause replay: rank the services of recorded cases and score AC@1, AC@3, Avg@5,
+    /// for Vigil and for the robust z-score baseline.
     Rca {
         /// A case directory, or a directory of them (searched recursively).
         #[arg(long)]
@@ -72,6 +77,32 @@ enum Command {
         /// Also write the report (Markdown) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print every case's full ranking as JSON (one object per line) instead of the
+        /// report.
+        #[arg(long)]
+        json: bool,
+        /// Which cases to score: `all`, or the half a case's path hashes to, `dev` (to develop
+        /// on) or `held-out` (to report on).
+        #[arg(long, default_value = "all")]
+        split: Split,
+        /// A title for the report (default: the cases' directory).
+        #[arg(long)]
+        title: Option<String>,
+        /// Points in the rolling median a metric's move is read from.
+        #[arg(long, default_value_t = EvidenceConfig::default().sustain)]
+        sustain: usize,
+        /// The most evidence one metric can give (soft cap).
+        #[arg(long, default_value_t = EvidenceConfig::default().max_evidence)]
+        max_evidence: f64,
+        /// Kinds of evidence a service counts.
+        #[arg(long, default_value_t = CombineConfig::default().top)]
+        top: usize,
+        /// Weight of each further kind relative to the one before.
+        #[arg(long, default_value_t = CombineConfig::default().decay)]
+        decay: f64,
+        /// Score the service that changed first gains.
+        #[arg(long, default_value_t = RankConfig::default().onset_weight)]
+        onset_weight: f64,
     },
 }
 
@@ -141,66 +172,168 @@ const PUBLISHED: &[(&str, f64)] = &[
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         c @ Command::Nab { .. } => nab(c),
-        Command::Rca { cases, out } => rca(&cases, out.as_deref()),
+        Command::Rca {
+            cases,
+            out,
+            json,
+            split,
+            title,
+            sustain,
+            max_evidence,
+            top,
+            decay,
+            onset_weight,
+        } => {
+            let config = RankConfig {
+                evidence: EvidenceConfig {
+                    sustain,
+                    max_evidence,
+                    ..EvidenceConfig::default()
+                },
+                combine: CombineConfig {
+                    top,
+                    decay,
+                    ..CombineConfig::default()
+                },
+                onset_weight,
+            };
+            rca(&cases, out.as_deref(), json, split, title, config)
+        }
     }
 }
 
-fn rca(root: &Path, out: Option<&Path>) -> anyhow::Result<()> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Split {
+    All,
+    Dev,
+    HeldOut,
+}
+
+impl Split {
+    /// Whether the case at `name` (its path under the cases' root) is in this part: FNV-1a of
+    /// the path, even for dev and odd for held-out, so the split is the same on every machine
+    /// and does not depend on which other cases exist.
+    fn holds(self, name: &str) -> bool {
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        match self {
+            Split::All => true,
+            Split::Dev => h % 2 == 0,
+            Split::HeldOut => h % 2 == 1,
+        }
+    }
+}
+
+fn rca(
+    root: &Path,
+    out: Option<&Path>,
+    json: bool,
+    split: Split,
+    title: Option<String>,
+    config: RankConfig,
+) -> anyhow::Result<()> {
     let dirs = find_cases(root);
     if dirs.is_empty() {
         bail!(
-            "no cases under {}: a case is a directory with data.csv or metrics.csv and inject_time.txt or case.json",
+            "no cases under {}: a case is a directory with data.csv, simple_data.csv or metrics.csv and inject_time.txt or case.json",
             root.display()
         );
     }
-    let mut report = format!(
-        "# Root-cause replay — {}\n\n| case | truth | rank | top 3 (metric that moved most) |\n|---|---|---|---|\n",
-        root.display()
+    let mut table = String::from(
+        "| case | truth | Vigil rank | baseline rank | Vigil's top 3 (metric that moved most, robust z) |\n|---|---|---|---|---|\n",
     );
-    let mut ranks = Vec::new();
-    let mut skipped = 0;
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    let mut skipped = Vec::new();
+    let mut services = 0usize;
     for dir in &dirs {
+        let name = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+        let name = if name.is_empty() { ".".into() } else { name };
+        if !split.holds(&name) {
+            continue;
+        }
         let case = match Case::load(dir) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("skipping {}: {e}", dir.display());
-                skipped += 1;
+                skipped.push(e.to_string());
                 continue;
             }
         };
         let Some(truth) = case.truth.clone() else {
-            eprintln!(
-                "skipping {}: no root_cause in case.json and no <service>_<fault> directory",
+            let why = format!(
+                "{}: no root_cause in case.json or label.json and no <service>_<fault> directory",
                 dir.display()
             );
-            skipped += 1;
+            eprintln!("skipping {why}");
+            skipped.push(why);
             continue;
         };
-        let ranked = case.rank();
-        let rank = ranked
-            .iter()
-            .position(|r| r.service == truth)
-            .map(|i| i + 1);
-        ranks.push(rank);
-        let name = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
-        report.push_str(&format!(
-            "| {} | {truth} | {} | {} |\n",
-            if name.is_empty() { ".".into() } else { name },
-            rank.map_or("–".into(), |r| r.to_string()),
+        let ranked = rca::rank(&case.recording, config);
+        let base = rca::rank_robust_z(&case.recording);
+        let rank_of = |r: &[rca::Ranked]| r.iter().position(|r| r.service == truth).map(|i| i + 1);
+        let (rank, base_rank) = (rank_of(&ranked), rank_of(&base));
+        ours.push(rank);
+        baseline.push(base_rank);
+        services = services.max(ranked.len());
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "case": name, "truth": truth, "rank": rank, "baseline_rank": base_rank,
+                    "ranking": ranked, "baseline": base,
+                })
+            );
+        }
+        let shown = |r: Option<usize>| r.map_or("–".into(), |r| r.to_string());
+        table.push_str(&format!(
+            "| {name} | {truth} | {} | {} | {} |\n",
+            shown(rank),
+            shown(base_rank),
             ranked
                 .iter()
                 .take(3)
-                .map(|r| format!("{} ({}, {:.1}σ)", r.service, r.metric, r.score))
+                .map(|r| format!("{} ({}, {:.1})", r.service, r.metric, r.z))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
-    let a = accuracy(&ranks);
-    report.push_str(&format!(
-        "\n{} cases scored, {skipped} skipped.\n\n| AC@1 | AC@3 | Avg@5 |\n|---|---|---|\n| {:.2} | {:.2} | {:.2} |\n",
-        a.cases, a.ac[0], a.ac[2], a.avg5
-    ));
-    print!("{report}");
+    if ours.is_empty() {
+        bail!(
+            "no case under {} could be scored ({} skipped{}){}",
+            root.display(),
+            skipped.len(),
+            if split == Split::All {
+                ""
+            } else {
+                " in this split"
+            },
+            skipped
+                .first()
+                .map(|w| format!("; the first: {w}"))
+                .unwrap_or_default()
+        );
+    }
+    let (a, b) = (accuracy(&ours), accuracy(&baseline));
+    let mut report = format!(
+        "# Root-cause replay — {}\n\n{} cases scored ({} skipped), split `{split:?}`, up to {services} services a case.\n\n\
+         | ranking | AC@1 | AC@3 | Avg@5 |\n|---|---|---|---|\n\
+         | Vigil (comparable scores, graph-free) | {:.2} | {:.2} | {:.2} |\n\
+         | robust z-score baseline | {:.2} | {:.2} | {:.2} |\n\n",
+        title.unwrap_or_else(|| root.display().to_string()),
+        a.cases,
+        skipped.len(),
+        a.ac[0],
+        a.ac[2],
+        a.avg5,
+        b.ac[0],
+        b.ac[2],
+        b.avg5,
+    );
+    report.push_str(&table);
+    if !json {
+        print!("{report}");
+    }
     if let Some(out) = out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
     }

@@ -1,15 +1,14 @@
-//! Root-cause replay: rank the services of a recorded case (a wide CSV of per-service
-//! metrics and an injection time) and score the rankings over a directory of cases.
+//! Root-cause replay: load recorded cases (a wide CSV of per-service metrics and an injection
+//! time) for the domain's graph-free ranking (`vigil_domain::rca`), and score the rankings
+//! over a directory of cases.
 //!
 //! Case layout (the fault lab's and RCAEval's): a directory holding `data.csv`,
-//! `metrics.csv` or `simple_data.csv` — a `time` column (Unix seconds; `time_unix_ms` in
+//! `simple_data.csv` or `metrics.csv` — a `time` column (Unix seconds; `time_unix_ms` in
 //! milliseconds) and `<service>_<metric>` columns — and the injection time in
 //! `inject_time.txt` (Unix seconds) or `case.json` (`inject_time`, or `injected_unix_ms`).
-//! The true root cause is `case.json`'s `root_cause`, else the nearest parent directory
-//! named `<service>_<fault>` for a service of the CSV.
-//!
-//! Ranking uses the same robust distance as tier 1: each metric after the injection against
-//! its own median and robust σ before it; a service scores its most deviant metric.
+//! The true root cause is `root_cause` (or `root_cause_service`, `service`) in `case.json`
+//! or `label.json`, else the nearest parent directory named `<service>_<fault>` for a
+//! service of the CSV.
 
 use std::{
     collections::BTreeMap,
@@ -17,8 +16,7 @@ use std::{
 };
 
 use serde::Serialize;
-
-use crate::domain::detection::robust::median_sigma;
+use vigil_domain::rca::{service_of, Recording};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaseError {
@@ -50,22 +48,29 @@ fn read(path: &Path) -> Result<String, CaseError> {
 #[derive(Debug, Clone)]
 pub struct Case {
     pub dir: PathBuf,
-    /// Unix seconds per row.
-    pub time: Vec<f64>,
-    /// Column name → values per row.
-    pub columns: BTreeMap<String, Vec<f64>>,
-    pub inject_time: f64,
+    pub recording: Recording,
     pub truth: Option<String>,
 }
 
-const DATA_FILES: &[&str] = &["data.csv", "metrics.csv", "simple_data.csv"];
+/// In order of preference: RCAEval's `data.csv` carries every metric, `simple_data.csv` a
+/// subset.
+const DATA_FILES: &[&str] = &["data.csv", "simple_data.csv", "metrics.csv"];
 
-/// The service a `<service>_<metric>` column belongs to.
-pub fn service_of(column: &str) -> Option<&str> {
-    column
-        .split_once('_')
-        .map(|(s, _)| s)
-        .filter(|s| !s.is_empty())
+/// Where a case's truth may be written, and under which keys.
+const LABEL_FILES: &[&str] = &["case.json", "label.json"];
+const LABEL_KEYS: &[&str] = &["root_cause", "root_cause_service", "service"];
+
+fn json_of(path: &Path) -> Result<Option<serde_json::Value>, CaseError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| bad(path, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CaseError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 impl Case {
@@ -81,7 +86,7 @@ impl Case {
             .next()
             .ok_or_else(|| bad(&data, "empty file"))?
             .split(',')
-            .map(str::trim)
+            .map(|h| h.trim().trim_matches('"'))
             .collect();
         let (time_col, scale) = header
             .iter()
@@ -120,30 +125,41 @@ impl Case {
             .filter(|(i, (h, _))| *i != time_col && service_of(h).is_some())
             .map(|(_, (h, v))| (h.to_string(), v))
             .collect::<BTreeMap<_, _>>();
-        let case_json: Option<serde_json::Value> = match read(&dir.join("case.json")) {
-            Ok(t) => Some(
-                serde_json::from_str(&t).map_err(|e| bad(&dir.join("case.json"), e.to_string()))?,
-            ),
-            Err(_) => None,
-        };
+        let labels = LABEL_FILES
+            .iter()
+            .map(|f| json_of(&dir.join(f)))
+            .collect::<Result<Vec<_>, _>>()?;
         let inject_time = match read(&dir.join("inject_time.txt")) {
             Ok(t) => t
                 .trim()
                 .parse::<f64>()
                 .map_err(|e| bad(&dir.join("inject_time.txt"), e.to_string()))?,
-            Err(_) => case_json
-                .as_ref()
-                .and_then(|c| {
+            Err(_) => labels
+                .iter()
+                .flatten()
+                .find_map(|c| {
                     c["inject_time"]
                         .as_f64()
                         .or_else(|| c["injected_unix_ms"].as_f64().map(|ms| ms / 1000.0))
                 })
-                .ok_or_else(|| bad(dir, "no inject_time.txt and no injection time in case.json"))?,
+                .ok_or_else(|| {
+                    bad(
+                        dir,
+                        "no inject_time.txt and no inject_time in case.json or label.json",
+                    )
+                })?,
         };
-        let services: Vec<&str> = columns.keys().filter_map(|c| service_of(c)).collect();
-        let truth = case_json
-            .as_ref()
-            .and_then(|c| c["root_cause"].as_str().map(str::to_string))
+        let recording = Recording {
+            time,
+            columns,
+            inject_time,
+        };
+        let services = recording.services();
+        let truth = labels
+            .iter()
+            .flatten()
+            .find_map(|c| LABEL_KEYS.iter().find_map(|k| c[*k].as_str()))
+            .map(str::to_string)
             .or_else(|| {
                 dir.ancestors().find_map(|a| {
                     let name = a.file_name()?.to_str()?;
@@ -153,62 +169,10 @@ impl Case {
             });
         Ok(Self {
             dir: dir.to_path_buf(),
-            time,
-            columns,
-            inject_time,
+            recording,
             truth,
         })
     }
-
-    /// Services ranked by their most deviant metric after the injection, with that metric.
-    pub fn rank(&self) -> Vec<ServiceScore> {
-        let mut best: BTreeMap<&str, ServiceScore> = BTreeMap::new();
-        for (name, values) in &self.columns {
-            let Some(service) = service_of(name) else {
-                continue;
-            };
-            let before: Vec<f64> = self
-                .time
-                .iter()
-                .zip(values)
-                .filter(|(t, v)| **t < self.inject_time && v.is_finite())
-                .map(|(_, v)| *v)
-                .collect();
-            if before.len() < 3 {
-                continue;
-            }
-            let (median, sigma) = median_sigma(&before);
-            // A flat metric moves by at least 1 % of its level (or one unit near 0) to count.
-            let sigma = sigma.max(0.01 * median.abs()).max(1e-3);
-            let z = self
-                .time
-                .iter()
-                .zip(values)
-                .filter(|(t, v)| **t >= self.inject_time && v.is_finite())
-                .map(|(_, v)| (v - median).abs() / sigma)
-                .fold(0.0, f64::max);
-            let slot = best.entry(service).or_insert_with(|| ServiceScore {
-                service: service.to_string(),
-                score: 0.0,
-                metric: name.clone(),
-            });
-            if z > slot.score {
-                slot.score = z;
-                slot.metric = name.clone();
-            }
-        }
-        let mut ranked: Vec<ServiceScore> = best.into_values().collect();
-        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.service.cmp(&b.service)));
-        ranked
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceScore {
-    pub service: String,
-    pub score: f64,
-    /// The metric that moved most.
-    pub metric: String,
 }
 
 /// Every case directory under `root` (depth-first, sorted).
@@ -287,7 +251,7 @@ mod tests {
         assert_eq!(cases.len(), 1);
         let case = Case::load(&cases[0]).expect("load");
         assert_eq!(case.truth.as_deref(), Some("db"));
-        let ranked = case.rank();
+        let ranked = vigil_domain::rca::rank(&case.recording, Default::default());
         assert_eq!(ranked[0].service, "db", "{ranked:?}");
         assert_eq!(ranked.len(), 3);
     }
