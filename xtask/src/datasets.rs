@@ -37,10 +37,21 @@ pub const DATASETS: &[(&str, &str)] = &[
 pub fn default_snapshot(dataset: &str) -> PathBuf {
     let repo = if dataset.starts_with("rcd") {
         "azamikram+rcd"
+    } else if dataset == CLOUD_MONITORING {
+        "microsoft+cloud-monitoring-dataset"
     } else {
         "uDEVOPS2020+Multivariate-AD-and-RCA-of-Energy-Issues-in-Microservice-based-Systems"
     };
     PathBuf::from("../.mirror").join(repo).join("repo")
+}
+
+/// The GitHub repository a snapshot directory is named after (`owner+name/repo`).
+fn upstream(git_dir: &Path) -> String {
+    git_dir
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .find_map(|c| c.split_once('+').map(|(o, n)| format!("{o}/{n}")))
+        .unwrap_or_else(|| "<owner>/<repository>".into())
 }
 
 struct Snapshot {
@@ -54,8 +65,9 @@ impl Snapshot {
         };
         s.git(&["rev-parse", "HEAD"]).with_context(|| {
             format!(
-                "{} is not a git directory holding the dataset: fetch the repository first (the search tool's `fetch`) and pass its git directory with --from",
-                git_dir.display()
+                "{} is not a git directory holding the dataset: clone it first (`git clone --bare https://github.com/{}`) and pass that directory with --from",
+                git_dir.display(),
+                upstream(git_dir)
             )
         })?;
         Ok(s)
@@ -211,6 +223,40 @@ fn write_case(
             .to_string(),
     )?;
     Ok(())
+}
+
+/// microsoft/cloud-monitoring-dataset (MIT): 60 series of real service metrics (crash rates,
+/// request rates, dependency latency, ingress), a 0/1 label on every row.
+pub const CLOUD_MONITORING: &str = "cloud-monitoring";
+
+/// Copies the labelled series of `cloud-monitoring` out of its snapshot into `out` (emptied
+/// first), as they are; returns the number of series.
+pub fn export_series(git_dir: &Path, out: &Path) -> anyhow::Result<usize> {
+    let snap = Snapshot::open(git_dir)?;
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("emptying {}", out.display()))?;
+    }
+    let mut n = 0;
+    for path in snap.files("data")? {
+        if !path.ends_with(".csv") {
+            continue;
+        }
+        let target = out.join(path.trim_start_matches("data/"));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&target, snap.git(&["show", &format!("HEAD:{path}")])?)
+            .with_context(|| format!("writing {}", target.display()))?;
+        n += 1;
+    }
+    if n == 0 {
+        bail!(
+            "no data/*.csv in {}: is it microsoft/cloud-monitoring-dataset?",
+            git_dir.display()
+        );
+    }
+    Ok(n)
 }
 
 /// Converts `dataset` from the snapshot at `git_dir` into `out` (emptied first); returns the

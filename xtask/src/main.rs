@@ -63,12 +63,14 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
-    /// Evaluate on public labelled data: `cargo xtask eval nab` (the detector on NAB), or
+    /// Evaluate on public labelled data: `cargo xtask eval nab` (the detector on NAB),
+    /// `cargo xtask eval ad` (the same detector and scoring on microsoft/cloud-monitoring-
+    /// dataset, exported from its fetched snapshot), or
     /// `cargo xtask eval rca --dataset D` (root-cause ranking on a public dataset converted
     /// from its fetched snapshot, dev and held-out halves; `--dataset lab` replays the lab's
     /// recorded cases).
     Eval {
-        /// `nab` or `rca`.
+        /// `nab`, `ad` or `rca`.
         what: String,
         /// The NAB checkout.
         #[arg(long, default_value = "../shared/datasets/nab")]
@@ -79,7 +81,7 @@ enum Task {
         /// For `rca`: rcd-sockshop, udevops-sockshop, udevops-trainticket or lab.
         #[arg(long)]
         dataset: Option<String>,
-        /// For `rca`: the snapshot's git directory (default: where `fetch` puts it).
+        /// For `rca` and `ad`: the snapshot's git directory (default: where `fetch` puts it).
         #[arg(long)]
         from: Option<std::path::PathBuf>,
     },
@@ -134,6 +136,7 @@ fn main() -> anyhow::Result<()> {
             from,
         } => match what.as_str() {
             "nab" => build::eval_nab(&data, &out.unwrap_or_else(|| "reports/nab.md".into())),
+            "ad" => build::eval_labelled(from, out),
             "rca" => {
                 let Some(dataset) = dataset else {
                     anyhow::bail!(
@@ -148,7 +151,7 @@ fn main() -> anyhow::Result<()> {
                 build::eval_rca(&dataset, from, out)
             }
             _ => anyhow::bail!(
-                "unknown evaluation {what:?}; try `cargo xtask eval nab` or `cargo xtask eval rca --dataset lab`"
+                "unknown evaluation {what:?}; try `cargo xtask eval nab`, `cargo xtask eval ad` or `cargo xtask eval rca --dataset lab`"
             ),
         },
         Task::Bench { execs } => {

@@ -35,11 +35,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The Numenta Anomaly Benchmark.
+    /// The Numenta Anomaly Benchmark, or any corpus of series labelled point by point scored
+    /// the same way (`--layout per-point`).
     Nab {
-        /// NAB checkout with data/ and labels/combined_windows.json.
+        /// NAB checkout with data/ and labels/combined_windows.json; with `--layout
+        /// per-point`, a directory of CSVs with a timestamp, a value and a 0/1 label column.
         #[arg(long, default_value = "../shared/datasets/nab")]
         data: PathBuf,
+        /// `nab`, or `per-point`: NAB's windows are built from the labelled points by NAB's
+        /// own recipe (10 % of the series' length shared among its anomalies, centred on
+        /// each).
+        #[arg(long, default_value = "nab")]
+        layout: String,
+        /// A title for the report.
+        #[arg(long, default_value = "NAB")]
+        title: String,
         /// Also write the report (Markdown) here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -154,6 +164,111 @@ fn load(dir: &Path) -> anyhow::Result<Vec<(Series, Vec<f64>)>> {
             },
             values,
         ));
+    }
+    Ok(corpus)
+}
+
+/// Every CSV under `dir` with a value and a 0/1 label per row (`TimeStamp,Value,Label`,
+/// `timestamp,value,is_anomaly`, in any order and quoting). Rows without a value repeat the
+/// last one, so positions stay those of the labels. A series' labelled runs become NAB
+/// windows by NAB's recipe: 10 % of the series' length shared among its runs, each window
+/// centred on its run and never shorter than it, overlapping ones merged.
+fn load_per_point(dir: &Path) -> anyhow::Result<Vec<(Series, Vec<f64>)>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "csv") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut corpus = Vec::new();
+    for path in &files {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
+        let (Some(v), Some(l)) = (col(&["value"]), col(&["label", "is_anomaly"])) else {
+            bail!(
+                "{}: needs a `value` and a `label` (or `is_anomaly`) column, has {header:?}",
+                path.display()
+            );
+        };
+        let mut values = Vec::new();
+        let mut labels = Vec::new();
+        let mut last = None;
+        for (n, line) in lines.enumerate() {
+            let cells: Vec<&str> = line
+                .split(',')
+                .map(|c| c.trim().trim_matches('"'))
+                .collect();
+            if cells.len() != header.len() {
+                bail!(
+                    "{}:{}: {} cells, header has {}",
+                    path.display(),
+                    n + 2,
+                    cells.len(),
+                    header.len()
+                );
+            }
+            let value = match cells[v].parse::<f64>() {
+                Ok(x) if x.is_finite() => Some(x),
+                _ => last,
+            };
+            let Some(value) = value else { continue };
+            last = Some(value);
+            values.push(value);
+            labels.push(cells[l] == "1" || cells[l] == "1.0");
+        }
+        let rows = values.len();
+        let mut runs = Vec::new();
+        let mut start = None;
+        for (i, a) in labels.iter().chain(std::iter::once(&false)).enumerate() {
+            match (a, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    runs.push((s, i - 1));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        if !runs.is_empty() {
+            let length = (rows as f64 * 0.10 / runs.len() as f64) as usize;
+            for (s, e) in runs {
+                let mid = (s + e) / 2;
+                let a = mid.saturating_sub(length / 2).min(s);
+                let b = (mid + length / 2).max(e).min(rows.saturating_sub(1));
+                match windows.last_mut() {
+                    Some(w) if a <= w.1 => w.1 = w.1.max(b),
+                    _ => windows.push((a, b)),
+                }
+            }
+        }
+        let name = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+        corpus.push((
+            Series {
+                name,
+                rows,
+                windows,
+            },
+            values,
+        ));
+    }
+    if corpus.is_empty() {
+        bail!("no .csv files under {}", dir.display());
     }
     Ok(corpus)
 }
@@ -343,6 +458,8 @@ fn rca(
 fn nab(command: Command) -> anyhow::Result<()> {
     let Command::Nab {
         data,
+        layout,
+        title,
         out,
         long,
         short,
@@ -360,8 +477,13 @@ fn nab(command: Command) -> anyhow::Result<()> {
     };
     let knn_config = ConformalConfig { dim, k, train };
     let started = Instant::now();
-    let raw =
-        load(&data).with_context(|| format!("loading NAB from {} (set --data)", data.display()))?;
+    let raw = match layout.as_str() {
+        "nab" => load(&data)
+            .with_context(|| format!("loading NAB from {} (set --data)", data.display()))?,
+        "per-point" => load_per_point(&data)
+            .with_context(|| format!("loading labelled series from {}", data.display()))?,
+        other => bail!("unknown --layout {other:?}: nab or per-point"),
+    };
     let config = RobustConfig {
         long,
         short,
@@ -404,7 +526,7 @@ fn nab(command: Command) -> anyhow::Result<()> {
         ((s.rows as f64 * refractory) as usize).max(1)
     });
     let mut report = format!(
-        "# NAB — Vigil univariate detector\n\n{} series, {rows} rows, {windows} labelled windows; detector `{detector}`: rolling median/MAD \
+        "# {title} — Vigil univariate detector, NAB scoring\n\n{} series, {rows} rows, {windows} labelled windows; detector `{detector}`: rolling median/MAD \
          (long window {}, short window {}, steps {}, anomaly likelihood {likelihood}) and k-NN conformal \
          (dim {dim}, k {k}, {train} training points), the larger score; refractory {:.0} % of the series; threshold swept 0.30..1.00 per profile.\n\n\
          | profile | Vigil | best threshold |\n|---|---|---|\n",
@@ -420,9 +542,11 @@ fn nab(command: Command) -> anyhow::Result<()> {
             r.profile.name, r.score, r.threshold
         ));
     }
-    report.push_str("\nPublished (standard profile):\n\n| detector | score |\n|---|---|\n");
-    for (name, score) in PUBLISHED {
-        report.push_str(&format!("| {name} | {score} |\n"));
+    if layout == "nab" {
+        report.push_str("\nPublished (standard profile):\n\n| detector | score |\n|---|---|\n");
+        for (name, score) in PUBLISHED {
+            report.push_str(&format!("| {name} | {score} |\n"));
+        }
     }
     report.push_str(&format!(
         "\n(scored in {:.1} s)\n",
