@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::recording::{metric_type, service_of, Recording};
-use crate::scoring::{
-    combine, judge, CombineConfig, EvidenceConfig, MetricEvidence, MetricKind, PeerFloors,
-    Reference,
+use crate::{
+    detection::robust::median_sigma,
+    scoring::{
+        combine, judge, Before, CombineConfig, EvidenceConfig, MetricEvidence, MetricKind,
+        PeerFloors,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,23 +63,16 @@ pub fn rank(recording: &Recording, config: RankConfig) -> Vec<Ranked> {
         let ty = metric_type(column);
         let kind = MetricKind::of_name(ty);
         let (before, after) = recording.split(column);
-        let transformed: Vec<f64> = before.iter().map(|x| kind.transform(*x)).collect();
-        if let Some(r) = Reference::of(&transformed) {
-            floors.add(ty, &r);
+        if let Some(before) = Before::of(kind, &before) {
+            floors.add(ty, &before.reference);
             columns.push((service, column, ty, kind, before, after));
         }
     }
     let mut by_service: BTreeMap<&str, Vec<MetricEvidence>> = BTreeMap::new();
     for (service, column, ty, kind, before, after) in &columns {
         let slot = by_service.entry(service).or_default();
-        if let Some(e) = judge(
-            column,
-            *kind,
-            before,
-            after,
-            floors.floor(ty),
-            config.evidence,
-        ) {
+        let peer_floor = floors.floor(ty);
+        if let Some(e) = judge(column, *kind, before, after, peer_floor, config.evidence) {
             slot.push(e);
         }
     }
@@ -118,16 +114,14 @@ pub fn rank_robust_z(recording: &Recording) -> Vec<Ranked> {
             continue;
         };
         let (before, after) = recording.split(column);
-        let Some(r) = Reference::of(&before) else {
+        if before.len() < 3 {
             continue;
-        };
-        let mut dev: Vec<f64> = before.iter().map(|x| (x - r.centre).abs()).collect();
-        dev.sort_by(f64::total_cmp);
-        let mad = dev[dev.len() / 2];
-        let sigma = (1.4826 * mad).max(0.01 * r.centre.abs()).max(1e-3);
+        }
+        let (median, sigma) = median_sigma(&before);
+        let sigma = sigma.max(0.01 * median.abs()).max(1e-3);
         let z = after
             .iter()
-            .map(|(_, x)| (x - r.centre).abs() / sigma)
+            .map(|(_, x)| (x - median).abs() / sigma)
             .fold(0.0, f64::max);
         let slot = best.entry(service).or_insert_with(|| Ranked {
             service: service.to_string(),

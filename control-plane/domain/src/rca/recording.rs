@@ -1,6 +1,6 @@
 //! A recorded case: per-service metric series on one time axis and when the fault began.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Default)]
 pub struct Recording {
@@ -48,9 +48,7 @@ impl Recording {
     }
 
     /// The services of the case, in name order.
-    pub fn services(&self) -> Vec<&str> {
-        let mut s: Vec<&str> = self.columns.keys().filter_map(|c| service_of(c)).collect();
-        s.dedup();
-        s
+    pub fn services(&self) -> BTreeSet<&str> {
+        self.columns.keys().filter_map(|c| service_of(c)).collect()
     }
 }

@@ -77,22 +77,39 @@ fn rolling_median(values: &[f64], width: usize) -> Vec<f64> {
         .collect()
 }
 
-/// One metric's evidence: `before` and `after` are raw values (finite ones only), `after`
-/// with its times; `peer_floor` is the usual spread of the same metric elsewhere (on the
-/// transformed scale). `None` when there are too few values to judge.
+/// A metric's values before the change, on its kind's scale, with their reference: built
+/// once, both to set the peers' floors and to judge the metric against.
+#[derive(Debug, Clone)]
+pub struct Before {
+    values: Vec<f64>,
+    pub reference: Reference,
+}
+
+impl Before {
+    /// From raw values (finite ones only); `None` with too few to judge.
+    pub fn of(kind: MetricKind, raw: &[f64]) -> Option<Self> {
+        let values: Vec<f64> = raw.iter().map(|x| kind.transform(*x)).collect();
+        let reference = Reference::of(&values)?;
+        Some(Self { values, reference })
+    }
+}
+
+/// One metric's evidence: `after` are raw values (finite ones only) with their times;
+/// `peer_floor` is the usual spread of the same metric elsewhere (on the transformed
+/// scale). `None` when nothing came after the change.
 pub fn judge(
     metric: &str,
     kind: MetricKind,
-    before: &[f64],
+    before: &Before,
     after: &[(f64, f64)],
     peer_floor: f64,
     config: EvidenceConfig,
 ) -> Option<MetricEvidence> {
-    let before: Vec<f64> = before.iter().map(|x| kind.transform(*x)).collect();
-    let mut reference = Reference::of(&before)?;
     if after.is_empty() {
         return None;
     }
+    let mut reference = before.reference;
+    let before = &before.values;
     if reference.resolution == 0.0 {
         // Flat before: the smallest step the metric takes at all is its resolution, so a
         // constant that moves by one unit of its own moves by one σ, not by 10⁹.
@@ -103,7 +120,7 @@ pub fn judge(
     let sigma = reference.sigma(peer_floor, kind);
     let z_of = |x: f64| (x - reference.centre).abs() / sigma;
     // The reference's own sustained deviations, to calibrate against.
-    let mut own: Vec<f64> = rolling_median(&before, config.sustain)
+    let mut own: Vec<f64> = rolling_median(before, config.sustain)
         .into_iter()
         .skip(config.sustain.saturating_sub(1))
         .map(z_of)
@@ -160,13 +177,17 @@ mod tests {
             .collect()
     }
 
+    fn before(kind: MetricKind, raw: &[f64]) -> Before {
+        Before::of(kind, raw).expect("enough values")
+    }
+
     #[test]
     fn evidence_grows_with_the_log_of_the_step_and_saturates() {
-        let before = noisy(99, 100.0, 4.0);
+        let reference = noisy(99, 100.0, 4.0);
         let e = judge(
             "x",
             MetricKind::Level,
-            &before,
+            &before(MetricKind::Level, &reference),
             &after(&[1e9; 10], 100.0),
             0.0,
             EvidenceConfig::default(),
@@ -184,7 +205,7 @@ mod tests {
         let ten = judge(
             "x",
             MetricKind::Level,
-            &before,
+            &before(MetricKind::Level, &reference),
             &after(&[130.0; 10], 100.0),
             0.0,
             EvidenceConfig::default(),
@@ -198,13 +219,13 @@ mod tests {
 
     #[test]
     fn one_odd_point_is_not_a_change() {
-        let before = noisy(60, 100.0, 4.0);
+        let reference = noisy(60, 100.0, 4.0);
         let mut later = noisy(10, 100.0, 4.0);
         later[4] = 500.0;
         let e = judge(
             "x",
             MetricKind::Level,
-            &before,
+            &before(MetricKind::Level, &reference),
             &after(&later, 60.0),
             0.0,
             EvidenceConfig::default(),
@@ -216,7 +237,7 @@ mod tests {
     #[test]
     fn a_bimodal_reference_is_not_surprised_by_its_other_mode() {
         // Healthy bursts to 300 a fifth of the time, three points long.
-        let before: Vec<f64> = (0..100)
+        let reference: Vec<f64> = (0..100)
             .map(|i| {
                 if i % 20 < 4 {
                     300.0
@@ -228,7 +249,7 @@ mod tests {
         let e = judge(
             "x",
             MetricKind::Level,
-            &before,
+            &before(MetricKind::Level, &reference),
             &after(&[300.0; 5], 100.0),
             0.0,
             EvidenceConfig::default(),

@@ -13,6 +13,6 @@ pub mod kind;
 pub mod scale;
 
 pub use combine::{combine, CombineConfig, ServiceEvidence};
-pub use evidence::{judge, EvidenceConfig, MetricEvidence};
+pub use evidence::{judge, Before, EvidenceConfig, MetricEvidence};
 pub use kind::MetricKind;
 pub use scale::{PeerFloors, Reference};

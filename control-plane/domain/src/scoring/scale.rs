@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::kind::MetricKind;
+use crate::detection::robust::median_sigma;
 
-const MAD_TO_SIGMA: f64 = 1.4826;
 const IQR_TO_SIGMA: f64 = 1.349;
 
 /// The value every later one is measured against, on the kind's transformed scale.
@@ -38,14 +38,11 @@ impl Reference {
             return None;
         }
         v.sort_by(f64::total_cmp);
-        let centre = interpolated_quantile(&v, 0.5);
+        let (centre, mad_sigma) = median_sigma(&v);
         let iqr = interpolated_quantile(&v, 0.75) - interpolated_quantile(&v, 0.25);
-        let mut dev: Vec<f64> = v.iter().map(|x| (x - centre).abs()).collect();
-        dev.sort_by(f64::total_cmp);
-        let mad = interpolated_quantile(&dev, 0.5);
         // MAD is 0 as soon as half the values are equal; the IQR still sees a quarter that
         // moves. Neither sees rarer moves: the resolution and the peers' floor cover those.
-        let spread = (MAD_TO_SIGMA * mad).max(iqr / IQR_TO_SIGMA);
+        let spread = mad_sigma.max(iqr / IQR_TO_SIGMA);
         let resolution = v
             .windows(2)
             .map(|w| w[1] - w[0])
