@@ -369,4 +369,69 @@ mod tests {
             .expect("ragged");
         assert!(format!("{e:#}").contains("row 3"), "{e:#}");
     }
+
+    /// A git repository holding `files`, committed, as a fetched snapshot would be.
+    fn snapshot(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tmp");
+        for (path, text) in files {
+            let p = dir.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .status()
+                .expect("git")
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-qm", "data"]);
+        dir
+    }
+
+    #[test]
+    fn an_rcd_snapshot_becomes_cases_with_their_truth_and_injection_time() {
+        let normal = "time,carts_cpu,user_cpu\n1,1,2\n2,1,2\n3,1,2\n4,1,2\n5,1,2\n";
+        let fault = "time,carts_cpu,user_cpu\n90,99,2\n91,99,2\n92,99,2\n93,99,2\n";
+        let repo = snapshot(&[
+            ("sock-shop-data/carts-cpu/1/normal.csv", normal),
+            ("sock-shop-data/carts-cpu/1/anomalous.csv", fault),
+            ("README.md", "not data"),
+        ]);
+        let out = tempfile::tempdir().expect("out");
+        let cases = out.path().join("rcd");
+        let n = convert("rcd-sockshop", &repo.path().join(".git"), &cases).expect("convert");
+        assert_eq!(n, 1);
+        let case = cases.join("carts_cpu/1");
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(case.join("case.json")).expect("case.json"),
+        )
+        .expect("json");
+        assert_eq!(json["root_cause"], "carts");
+        assert_eq!(json["inject_time"], 5.0);
+        let csv = std::fs::read_to_string(case.join("data.csv")).expect("data.csv");
+        assert_eq!(csv.lines().count(), 10, "{csv}");
+        assert_eq!(csv.lines().nth(6), Some("5,99,2"), "{csv}");
+        // Not a snapshot: the error says how to get one.
+        let e = convert("rcd-sockshop", out.path(), &cases).expect_err("no git dir");
+        assert!(format!("{e:#}").contains("git clone --bare"), "{e:#}");
+    }
+
+    #[test]
+    fn labelled_series_are_exported_as_they_are() {
+        let series = "TimeStamp,Value,Label\n\"2018-01-01T00:00:00Z\",1,0\n";
+        let repo = snapshot(&[("data/crash-rate/app-01.csv", series), ("LICENSE", "MIT")]);
+        let out = tempfile::tempdir().expect("out");
+        let n = export_series(&repo.path().join(".git"), out.path()).expect("export");
+        assert_eq!(n, 1);
+        let copied =
+            std::fs::read_to_string(out.path().join("crash-rate/app-01.csv")).expect("copied");
+        assert_eq!(copied, series);
+    }
 }
