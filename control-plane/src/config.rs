@@ -20,6 +20,9 @@ use crate::domain::{
     pressure::{disk::DiskPolicy, rules::Limit, PressurePolicy},
 };
 
+mod diagnosis;
+
+pub use self::diagnosis::DiagnosisConfig;
 pub use vigil_config_file::{ConfigError, Validate};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +42,7 @@ pub struct ControlPlaneConfig {
     pub graph: GraphSettings,
     pub kubernetes: KubernetesConfig,
     pub detection: DetectionSettings,
+    pub diagnosis: DiagnosisConfig,
     pub otlp: OtlpConfig,
 }
 
@@ -56,6 +60,7 @@ impl Default for ControlPlaneConfig {
             graph: GraphSettings::default(),
             kubernetes: KubernetesConfig::default(),
             detection: DetectionSettings::default(),
+            diagnosis: DiagnosisConfig::default(),
             otlp: OtlpConfig::default(),
         }
     }
@@ -467,6 +472,7 @@ impl ControlPlaneConfig {
     /// Checks values serde cannot; `origin` names where they came from in errors.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| Err(ConfigError::invalid(origin, field, reason));
+        self.diagnosis.validate(origin)?;
         if self.rules.crash_loop_restarts < 2 {
             return invalid(
                 "rules.crash_loop_restarts",

@@ -10,6 +10,7 @@
 //! - `interval`: the agents' metric intervals, stored once and fanned out;
 //! - `graph`: the live service graph built from flows;
 //! - `detection`: baselines, isolation forests, correlation and root-cause ranking;
+//! - `diagnose`: the fault taxonomy, evidence tools, votes and the diagnosis of incidents;
 //! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents;
 //! - `certs`: the certificates TLS endpoints serve, checked before they lapse;
 //! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits;
@@ -23,6 +24,7 @@ pub mod alerts;
 pub mod certs;
 pub mod clock;
 pub mod detection;
+pub mod diagnose;
 pub mod entity;
 pub mod event;
 pub mod graph;

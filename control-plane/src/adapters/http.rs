@@ -25,6 +25,7 @@ use crate::{
         certs::CertificateService,
         clock::Clock,
         detection::DetectionService,
+        diagnose::{ports::DiagnosisStore, Diagnosis},
         event::{
             ports::{EventQuery, EventStore},
             StoredEvent,
@@ -54,6 +55,7 @@ pub struct ApiState {
     pub detection: Option<Arc<DetectionService>>,
     pub prometheus: Arc<PrometheusExporter>,
     pub alerts: Arc<AlertService>,
+    pub diagnoses: Arc<dyn DiagnosisStore>,
     /// `None` unless the active certificate check is on.
     pub certificates: Option<Arc<CertificateService>>,
     pub clock: Arc<dyn Clock>,
@@ -219,6 +221,9 @@ pub struct IncidentDetail {
     incident: Incident,
     /// The kernel events behind the incident, oldest first.
     evidence: Vec<StoredEvent>,
+    /// What Vigil concluded from the evidence; `null` until the first diagnosis (within a
+    /// second or so of opening).
+    diagnosis: Option<Diagnosis>,
 }
 
 async fn get_incident(
@@ -235,7 +240,12 @@ async fn get_incident(
             }
         }
         evidence.sort_by_key(|e| e.event.time_unix_ns);
-        Ok(IncidentDetail { incident, evidence })
+        let diagnosis = s.diagnoses.diagnosis(id)?;
+        Ok(IncidentDetail {
+            incident,
+            evidence,
+            diagnosis,
+        })
     })
     .await?;
     Ok(Json(detail))

@@ -7,6 +7,7 @@ pub mod dot;
 pub mod grpc;
 pub mod http;
 pub mod kube;
+pub mod logs;
 pub mod otlp;
 pub mod prometheus;
 pub mod sqlite;

@@ -6,8 +6,8 @@ use std::{sync::Arc, time::Duration};
 use super::error::AppError;
 use crate::{
     adapters::{
-        otlp::OtlpExporter, prometheus::PrometheusExporter, sqlite::SqliteStore,
-        tls_probe::TlsProbe,
+        logs::FileLogs, otlp::OtlpExporter, prometheus::PrometheusExporter,
+        sqlite::SqliteStore, tls_probe::TlsProbe,
     },
     config::ControlPlaneConfig,
     domain::{
@@ -15,6 +15,7 @@ use crate::{
         certs::{service::CertificateParts, CertPolicy, CertificateService},
         clock::Clock,
         detection::{DetectionParts, DetectionService},
+        diagnose::{ports::Sources, tools::Registry, DiagnosisParts, DiagnosisService},
         graph::{ports::EndpointResolver, LiveGraph},
         incident::{observed::ObservedIncidents, ports::IncidentStore},
         ingest::{IngestParts, IngestService, KernelRules},
@@ -38,6 +39,8 @@ pub struct ControlPlane {
     /// `None` when `detection.enabled` is off.
     pub detection: Option<Arc<DetectionService>>,
     pub alerts: Arc<AlertService>,
+    /// Every incident that opens or changes is diagnosed from the evidence.
+    pub diagnosis: Arc<DiagnosisService>,
     pub prometheus: Arc<PrometheusExporter>,
     /// `None` unless `certificates.active_check` is on.
     pub certificates: Option<Arc<CertificateService>>,
@@ -120,6 +123,20 @@ impl ControlPlane {
             graph.clone(),
             clock.clone(),
         ));
+        let diagnosis = Arc::new(DiagnosisService::new(DiagnosisParts {
+            sources: Sources {
+                events: store.clone(),
+                samples: store.clone(),
+                graph: graph.clone(),
+                logs: Arc::new(FileLogs::new(config.diagnosis.logs.clone())),
+            },
+            incidents: store.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            registry: Registry::standard(),
+            policy: config.diagnosis.policy(),
+        }));
+        observers.add(diagnosis.clone());
         let prometheus = Arc::new(
             PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())
                 .with_resources(pressure, certificates.clone()),
@@ -142,6 +159,7 @@ impl ControlPlane {
             metrics,
             detection,
             alerts,
+            diagnosis,
             prometheus,
             certificates,
             otlp,

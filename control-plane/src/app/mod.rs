@@ -32,6 +32,8 @@ use vigil_config_file::error_chain as chain;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often stored samples past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often changed incidents are diagnosed (each diagnosis is well under a second).
+const DIAGNOSE_EVERY: Duration = Duration::from_secs(1);
 
 /// The bound addresses (useful when the config asked for port 0).
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +86,8 @@ fn start_jobs(config: &ControlPlaneConfig, cp: &ControlPlane, tasks: &mut Tasks)
         );
         tasks.periodic("detection", period, move || d.tick().map(|_| ()));
     }
+    let diagnosis = cp.diagnosis.clone();
+    tasks.periodic("diagnosis", DIAGNOSE_EVERY, move || diagnosis.tick().map(|_| ()));
     if let Some(c) = cp.certificates.clone() {
         let every = Duration::from_secs(config.certificates.interval_secs.max(1));
         tasks.periodic("certificate check", every, move || {
@@ -163,6 +167,7 @@ pub async fn run(
         detection: cp.detection.clone(),
         prometheus: cp.prometheus.clone(),
         alerts: cp.alerts.clone(),
+        diagnoses: cp.store.clone(),
         certificates: cp.certificates.clone(),
         clock: cp.clock.clone(),
     });

@@ -345,6 +345,7 @@ async fn main() -> anyhow::Result<()> {
                 {
                     println!("  {}", event_line(&e));
                 }
+                print!("{}", diagnosis_text(i.get("diagnosis").unwrap_or(&Value::Null)));
             }
         }
         Command::Watch { interval_ms } => {
@@ -466,4 +467,56 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A diagnosis as an on-call engineer reads it: the class and how sure, why, who voted what,
+/// what to do.
+fn diagnosis_text(d: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if d.is_null() {
+        out.push_str("diagnosis: not yet (incidents are diagnosed within a few seconds)\n");
+        return out;
+    }
+    let f = |k: &str| d.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let _ = writeln!(
+        out,
+        "diagnosis: {} (confidence {:.2}, gate {:.2}) -> {}{}",
+        d.get("class").and_then(Value::as_str).unwrap_or("unknown"),
+        f("confidence"),
+        f("gate"),
+        s(d, "route"),
+        if d.get("llm").and_then(Value::as_bool).unwrap_or(false) { ", with an LLM's opinion checked" } else { ", from the evidence alone" }
+    );
+    let _ = writeln!(out, "  {}", s(d, "explanation"));
+    out.push_str("  votes:\n");
+    for b in d.get("breakdown").and_then(Value::as_array).into_iter().flatten() {
+        let voted = b.get("class").and_then(Value::as_str);
+        let mark = match (voted, b.get("agrees").and_then(Value::as_bool)) {
+            (None, _) => ' ',
+            (Some(_), Some(true)) => '+',
+            _ => '-',
+        };
+        let _ = writeln!(
+            out,
+            "    {mark} {:<22} {:<22} {:.2}  {}",
+            s(b, "voter"),
+            voted.unwrap_or("(no vote)"),
+            b.get("strength").and_then(Value::as_f64).unwrap_or(0.0),
+            s(b, "reason")
+        );
+    }
+    out.push_str("  what to do:\n");
+    for a in d.get("recommended_actions").and_then(Value::as_array).into_iter().flatten() {
+        let _ = writeln!(out, "    - {}", a.as_str().unwrap_or(""));
+    }
+    let cites: Vec<String> = d
+        .get("citations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{} ({})", s(c, "id"), s(c, "title")))
+        .collect();
+    let _ = writeln!(out, "  sources: {}", if cites.is_empty() { "none".to_string() } else { cites.join("; ") });
+    out
 }

@@ -67,6 +67,9 @@ pub struct RunRecord {
     pub detection_latency_ms: Option<u64>,
     /// The fault class Vigil's diagnosis names, if it names one.
     pub diagnosed_class: Option<FaultClass>,
+    /// The diagnosis's confidence and route (`remediation`, or `review` below the gate).
+    #[serde(default)]
+    pub diagnosis: Option<vigil::Diagnosed>,
     pub classification_correct: bool,
     /// The service Vigil's top-1 root cause points at.
     pub localized: Option<String>,

@@ -15,6 +15,10 @@ pub struct Totals {
     pub injected: usize,
     pub detected: usize,
     pub classification_accuracy: f64,
+    /// Runs whose diagnosis went to review (below the confidence gate).
+    pub routed_to_review: usize,
+    /// Runs diagnosed wrongly yet confidently (routed to remediation): the ones that matter.
+    pub wrong_and_confident: usize,
     pub localization_accuracy: f64,
     pub remediation_accuracy: f64,
     pub detection_p50_ms: Option<u64>,
@@ -49,6 +53,10 @@ fn share(n: usize, d: usize) -> f64 {
     }
 }
 
+fn confident(r: &RunRecord) -> bool {
+    r.diagnosis.as_ref().is_some_and(|d| d.route == "remediation")
+}
+
 pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summary {
     let n = runs.len();
     let detections: Vec<u64> = runs.iter().filter_map(|r| r.detection_latency_ms).collect();
@@ -61,6 +69,11 @@ pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summ
             .count(),
         detected: detections.len(),
         classification_accuracy: share(runs.iter().filter(|r| r.classification_correct).count(), n),
+        routed_to_review: runs.iter().filter(|r| !confident(r)).count(),
+        wrong_and_confident: runs
+            .iter()
+            .filter(|r| !r.classification_correct && confident(r))
+            .count(),
         localization_accuracy: share(runs.iter().filter(|r| r.localization_correct).count(), n),
         remediation_accuracy: share(runs.iter().filter(|r| r.remediation_correct).count(), n),
         detection_p50_ms: quantile(detections.clone(), 0.5),
@@ -103,6 +116,20 @@ const COLUMNS: [&str; 11] = [
     "error",
 ];
 
+/// Whether the class is right, and what the diagnosis said: class, confidence, route.
+fn class_cell(r: &RunRecord) -> String {
+    match &r.diagnosis {
+        Some(d) => format!(
+            "{} ({}, {:.2}, {})",
+            yes(r.classification_correct),
+            d.class.map_or("none", |c| c.id()),
+            d.confidence,
+            d.route
+        ),
+        None => format!("{} (no diagnosis)", yes(r.classification_correct)),
+    }
+}
+
 /// One run's row, in `COLUMNS` order; the Markdown and HTML tables both show it.
 fn cells(r: &RunRecord) -> [String; 11] {
     let impact = |i: &super::Impact| {
@@ -129,7 +156,7 @@ fn cells(r: &RunRecord) -> [String; 11] {
             };
             format!("#{} {how}: {}{also}", d.incident_id, d.kind)
         }),
-        yes(r.classification_correct).into(),
+        class_cell(r),
         yes(r.localization_correct).into(),
         yes(r.remediation_correct).into(),
         opt(r.recovery_ms),
@@ -150,9 +177,9 @@ pub fn markdown(s: &Summary) -> String {
     }
     let t = &s.totals;
     md.push_str(&format!(
-        "\n**Totals**: {} runs, {} injected, {} detected; classification {:.0} %, localization {:.0} %, remediation {:.0} %; detection p50 {} ms, p99 {} ms; recovered {}/{} (p50 {} ms, p99 {} ms).\n",
+        "\n**Totals**: {} runs, {} injected, {} detected; classification {:.0} % ({} routed to review, {} wrong with confidence), localization {:.0} %, remediation {:.0} %; detection p50 {} ms, p99 {} ms; recovered {}/{} (p50 {} ms, p99 {} ms).\n",
         t.runs, t.injected, t.detected,
-        100.0 * t.classification_accuracy, 100.0 * t.localization_accuracy, 100.0 * t.remediation_accuracy,
+        100.0 * t.classification_accuracy, t.routed_to_review, t.wrong_and_confident, 100.0 * t.localization_accuracy, 100.0 * t.remediation_accuracy,
         opt(t.detection_p50_ms), opt(t.detection_p99_ms), t.recovered, t.runs, opt(t.recovery_p50_ms), opt(t.recovery_p99_ms),
     ));
     if let Some(soak) = &s.soak {

@@ -7,7 +7,7 @@ use std::{
 
 use super::{
     cases,
-    vigil::{class_of, service_of, VigilApi},
+    vigil::{service_of, Diagnosed, VigilApi},
     Impact, RunRecord,
 };
 use crate::{
@@ -48,6 +48,8 @@ impl Sampler {
 
 /// How long after the fault ends an incident still counts as its detection.
 const DETECTION_GRACE: Duration = Duration::from_secs(3);
+/// How long the first diagnosis of a claimed incident may take to appear.
+const DIAGNOSIS_WAIT: Duration = Duration::from_secs(5);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for Vigil's anomaly incidents to resolve before the next fault: correlation
 /// folds anomalies into an open incident, so faults too close together would be scored as
@@ -102,6 +104,7 @@ impl<'a> Runner<'a> {
             also: Vec::new(),
             detection_latency_ms: None,
             diagnosed_class: None,
+            diagnosis: None,
             classification_correct: false,
             localized: None,
             localization_correct: false,
@@ -173,27 +176,36 @@ impl<'a> Runner<'a> {
         if let Some(d) = &record.detection {
             record.detection_latency_ms = Some(d.opened_unix_ms.saturating_sub(injected));
         }
-        // Every incident the fault can claim; the one judged is the most severe of those that
-        // name a fault class (a rule's: the OOM kill, the throttling), the first of them on a
-        // tie, else the first claimed (a supervisor's restart kill is a warning beside the
-        // crash loop it starts).
+        // Every incident the fault can claim; the one judged is the most severe of those
+        // diagnosed with confidence (routed to remediation), the first of them on a tie, else
+        // the first claimed (a supervisor's restart kill is a warning beside the crash loop
+        // it starts).
         if let Some(v) = &self.vigil {
             let until = record.teardown_unix_ms + DETECTION_GRACE.as_millis() as u64;
             let mut claimed = v.incidents_between(injected, until.max(now_unix_ms()));
             claimed.sort_by_key(|d| d.opened_unix_ms);
-            let critical = |d: &super::Detection| d.severity == "critical";
-            let primary = claimed
+            let mut diagnoses: Vec<Option<Diagnosed>> = claimed
                 .iter()
-                .position(|d| class_of(&d.kind).is_some() && critical(d))
-                .or_else(|| claimed.iter().position(|d| class_of(&d.kind).is_some()))
+                .map(|d| v.diagnosis(d.incident_id, DIAGNOSIS_WAIT))
+                .collect();
+            let confident = |i: usize| {
+                diagnoses[i]
+                    .as_ref()
+                    .is_some_and(|d| d.class.is_some() && d.route == "remediation")
+            };
+            let critical = |i: usize| claimed[i].severity == "critical";
+            let primary = (0..claimed.len())
+                .find(|&i| confident(i) && critical(i))
+                .or_else(|| (0..claimed.len()).find(|&i| confident(i)))
                 .unwrap_or(0);
             if primary < claimed.len() {
                 record.detection = Some(claimed.remove(primary));
+                record.diagnosis = diagnoses.remove(primary);
                 record.also = claimed;
             }
         }
         if let Some(d) = &record.detection {
-            record.diagnosed_class = class_of(&d.kind);
+            record.diagnosed_class = record.diagnosis.as_ref().and_then(|x| x.class);
             record.classification_correct = record.diagnosed_class == Some(info.class);
             record.localized = service_of(&d.workload_key);
             record.localization_correct = record

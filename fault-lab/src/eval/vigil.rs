@@ -96,17 +96,36 @@ impl VigilApi {
     }
 }
 
-/// The fault class an incident kind names (only the kinds Vigil can open today).
-pub fn class_of(kind: &str) -> Option<FaultClass> {
-    match kind {
-        "oom_kill" => Some(FaultClass::Oom),
-        "crash_loop" => Some(FaultClass::CrashLoop),
-        "cpu_throttling" => Some(FaultClass::CpuThrottling),
-        "process_killed" => Some(FaultClass::ProcessKill),
-        "exec_failure" => Some(FaultClass::ExecFailure),
-        "disk_pressure" => Some(FaultClass::DiskFull),
-        "certificate_expiry" => Some(FaultClass::CertificateExpiry),
-        _ => None,
+/// What Vigil's diagnosis of one incident concluded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Diagnosed {
+    pub class: Option<FaultClass>,
+    pub confidence: f64,
+    /// `remediation` or `review`.
+    pub route: String,
+}
+
+impl VigilApi {
+    /// The incident's diagnosis, waiting up to `wait` for the first one.
+    pub fn diagnosis(&self, incident_id: i64, wait: Duration) -> Option<Diagnosed> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let d = self
+                .get(&format!("/api/v1/incidents/{incident_id}"))
+                .and_then(|i| i.get("diagnosis").cloned())
+                .filter(|d| !d.is_null());
+            if let Some(d) = d {
+                return Some(Diagnosed {
+                    class: d["class"].as_str().and_then(FaultClass::parse),
+                    confidence: d["confidence"].as_f64().unwrap_or(0.0),
+                    route: d["route"].as_str().unwrap_or("").to_string(),
+                });
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
 

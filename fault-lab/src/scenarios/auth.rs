@@ -16,7 +16,7 @@ impl Scenario for RevokedCredential {
     fn info(&self) -> Info {
         Info {
             name: "revoked-credential",
-            class: FaultClass::RevokedCredential,
+            class: FaultClass::CredentialFailure,
             about: "redis's password changes under the apps: every AUTH fails",
             targets: &["redis"],
             default_target: "redis",
@@ -45,7 +45,7 @@ impl Scenario for ExpiredToken {
     fn info(&self) -> Info {
         Info {
             name: "expired-token",
-            class: FaultClass::ExpiredToken,
+            class: FaultClass::CredentialFailure,
             about: "the app's access token expires",
             targets: APP_REPLICAS,
             default_target: "app1",

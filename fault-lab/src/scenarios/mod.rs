@@ -19,27 +19,9 @@ use crate::{
     testbed::{self, Testbed},
 };
 
-/// What kind of fault it is: what Vigil's diagnosis is scored against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultClass {
-    ProcessKill,
-    CrashLoop,
-    Oom,
-    ExecFailure,
-    PacketLoss,
-    Latency,
-    Partition,
-    DnsFailure,
-    BandwidthCap,
-    RevokedCredential,
-    ExpiredToken,
-    PermissionDenied,
-    CertificateExpiry,
-    CpuThrottling,
-    DiskFull,
-    ReplicaScaleDown,
-}
+/// What kind of fault it is: what Vigil's diagnosis is scored against, in the control plane's
+/// own taxonomy (each scenario maps to exactly one class).
+pub use vigil_domain::diagnose::FaultClass;
 
 /// Describes a scenario and its defaults.
 #[derive(Debug, Clone, Serialize)]

@@ -41,7 +41,7 @@ impl Scenario for PacketLoss {
     fn info(&self) -> Info {
         Info {
             name: "packet-loss",
-            class: FaultClass::PacketLoss,
+            class: FaultClass::NetworkLoss,
             about: "the target drops a share of the packets it sends (nftables numgen)",
             targets: ALL,
             default_target: "app1",
@@ -101,7 +101,7 @@ impl Scenario for Latency {
     fn info(&self) -> Info {
         Info {
             name: "latency",
-            class: FaultClass::Latency,
+            class: FaultClass::NetworkLatency,
             about: "every packet the target sends is held (NFQUEUE) before it leaves",
             targets: ALL,
             default_target: "redis",
@@ -206,7 +206,7 @@ impl Scenario for BandwidthCap {
     fn info(&self) -> Info {
         Info {
             name: "bandwidth-cap",
-            class: FaultClass::BandwidthCap,
+            class: FaultClass::BandwidthSaturation,
             about: "the target's egress is capped (tc tbf)",
             targets: ALL,
             default_target: "web",

@@ -24,7 +24,7 @@ impl Scenario for Kill {
     fn info(&self) -> Info {
         Info {
             name: "kill",
-            class: FaultClass::ProcessKill,
+            class: FaultClass::ProcessKilled,
             about: "SIGKILL the service's main process (the supervisor restarts it)",
             targets: &["app1", "app2", "redis", "postgres", "web", "dns"],
             default_target: "app1",
@@ -96,7 +96,7 @@ impl Scenario for Oom {
     fn info(&self) -> Info {
         Info {
             name: "oom",
-            class: FaultClass::Oom,
+            class: FaultClass::OomKill,
             about: "the app's working set grows past its 96 MiB memory limit",
             targets: APPS,
             default_target: "app1",
@@ -125,7 +125,7 @@ impl Scenario for ExecFailure {
     fn info(&self) -> Info {
         Info {
             name: "exec-failure",
-            class: FaultClass::ExecFailure,
+            class: FaultClass::BadDeploy,
             about: "the deployed binary is replaced by a file that cannot be executed",
             targets: APPS,
             default_target: "app1",

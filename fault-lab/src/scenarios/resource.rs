@@ -88,7 +88,7 @@ impl Scenario for ReplicaScaleDown {
     fn info(&self) -> Info {
         Info {
             name: "replica-scale-down",
-            class: FaultClass::ReplicaScaleDown,
+            class: FaultClass::ReplicaShortage,
             about: "the app deployment is scaled below its minimum of 2 replicas",
             targets: APP_REPLICAS,
             default_target: "app1",

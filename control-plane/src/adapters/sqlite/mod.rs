@@ -8,6 +8,7 @@
 
 mod baselines;
 mod codec;
+mod diagnoses;
 mod errors;
 mod events;
 mod incidents;

@@ -1,4 +1,4 @@
-//! The store's tables: events, incidents and their evidence, baselines, nodes, metric
+//! The store's tables: events, incidents, their evidence and diagnoses, baselines, nodes, metric
 //! intervals and their samples.
 
 pub const SCHEMA: &str = "
@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS incident_evidence (
     seq INTEGER NOT NULL,
     PRIMARY KEY (incident_id, node, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS diagnoses (
+    incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+    class TEXT,
+    confidence REAL NOT NULL,
+    route TEXT NOT NULL,
+    diagnosed_unix_ns INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS baselines (
     entity TEXT PRIMARY KEY,
     state TEXT NOT NULL

@@ -1,0 +1,239 @@
+//! `edge_stats`: an entity's connections and requests, peer by peer, in the window against
+//! before it — TCP (connects, failures, resets, retransmissions, RTT, bytes) and L7 (errors by
+//! code, timeouts, latency). What changed on which edge names the cause:
+//!
+//! - auth refusals (HTTP 401/403, Redis WRONGPASS/NOAUTH, SQLSTATE class 28): credentials;
+//! - a peer that went silent (bytes from it stop, connects time out): a partition;
+//! - refused connects and resets: a dependency down;
+//! - retransmissions up with round trips steady: loss; round trips up with no loss: latency;
+//!   both at once, on a busy sender: a saturated link (its queue delays and drops);
+//! - L7 errors: the dependency's (as a client) or the entity's own (as a server).
+
+use std::collections::BTreeMap;
+
+use crate::{
+    diagnose::{
+        ports::Sources,
+        taxonomy::FaultClass,
+        tool::{EvidenceTool, Observation, Scope, ToolOutput, ToolSpec, Vote},
+        window,
+    },
+    entity::EntityId,
+    interval::{FlowCounts, FlowRole, Histogram, Sample, SampleKind, StoredSample},
+    store::StoreError,
+};
+
+pub struct EdgeStats;
+
+/// A rate must rise this much (×) over before to count as news.
+const RISE: f64 = 3.0;
+
+#[derive(Debug, Default, Clone)]
+struct Requests {
+    requests: u64,
+    responses: u64,
+    errors: u64,
+    client_errors: u64,
+    unanswered: u64,
+    auth: u64,
+    codes: BTreeMap<String, u64>,
+    latency: Histogram,
+}
+
+impl Requests {
+    fn add(&mut self, o: &crate::interval::RequestObservation) {
+        self.requests += o.requests;
+        self.responses += o.responses;
+        self.errors += o.errors;
+        self.client_errors += o.client_errors;
+        self.unanswered += o.unanswered();
+        for s in &o.statuses {
+            *self.codes.entry(s.code.clone()).or_default() += s.count;
+            if is_auth_refusal(&s.code) {
+                self.auth += s.count;
+            }
+        }
+        merge(&mut self.latency, &o.latency);
+    }
+}
+
+fn merge(into: &mut Histogram, h: &Histogram) {
+    into.count += h.count;
+    into.sum_ns += h.sum_ns;
+    if into.log2_buckets.len() < h.log2_buckets.len() {
+        into.log2_buckets.resize(h.log2_buckets.len(), 0);
+    }
+    for (i, n) in h.log2_buckets.iter().enumerate() {
+        into.log2_buckets[i] += n;
+    }
+}
+
+/// A reply that says "who are you?" rather than "I failed": HTTP 401/403, Redis's auth
+/// errors, PostgreSQL's SQLSTATE class 28 (invalid authorization).
+pub fn is_auth_refusal(code: &str) -> bool {
+    matches!(code, "401" | "403" | "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || (code.len() == 5 && code.starts_with("28"))
+}
+
+#[derive(Debug, Default, Clone)]
+struct Side {
+    flows: FlowCounts,
+    requests: Requests,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Edge {
+    before: Side,
+    during: Side,
+}
+
+fn peer(sources: &Sources, s: &StoredSample) -> Option<(FlowRole, EntityId)> {
+    let (role, remote) = match &s.sample {
+        Sample::Flow(f) => (f.role, f.remote),
+        Sample::Request(r) => (r.role, r.remote),
+        _ => return None,
+    };
+    Some((role, sources.graph.server_entity(&s.node, &remote)))
+}
+
+/// What one edge's change says, as votes (strongest first is not required).
+fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vote>) {
+    let (b, d) = (&e.before, &e.during);
+    let r = |before: u64, during: u64| window::rates(scope, before as f64, during as f64);
+    let rose = |(before, during): (f64, f64), floor: f64| during >= floor && during >= RISE * before;
+    let auth = r(b.requests.auth, d.requests.auth);
+    if rose(auth, 0.2) {
+        votes.push(Vote::new(
+            FaultClass::CredentialFailure,
+            0.85,
+            format!("{name}: auth refusals {:.2}/s → {:.2}/s ({})", auth.0, auth.1, codes(&d.requests)),
+        ));
+    }
+    let bytes_in = r(b.flows.bytes_received, d.flows.bytes_received);
+    let trouble = d.flows.retransmits + d.flows.failed + d.requests.unanswered;
+    if role == FlowRole::Client && bytes_in.0 > 100.0 && bytes_in.1 < 0.02 * bytes_in.0 && trouble > 0 {
+        votes.push(Vote::new(
+            FaultClass::Partition,
+            0.75,
+            format!(
+                "{name}: nothing comes back ({:.0} B/s before, {:.0} B/s now) while {trouble} retransmissions, failed connects or unanswered requests pile up",
+                bytes_in.0, bytes_in.1
+            ),
+        ));
+    }
+    let refused = r(b.flows.resets_received, d.flows.resets_received);
+    let failed = r(b.flows.failed, d.flows.failed);
+    if role == FlowRole::Client && (rose(refused, 0.2) || (rose(failed, 0.2) && d.flows.resets_received > 0)) {
+        votes.push(Vote::new(
+            FaultClass::DependencyDown,
+            0.55,
+            format!("{name}: connects failing {:.2}/s, resets {:.2}/s", failed.1, refused.1),
+        ));
+    }
+    let loss = |s: &Side| s.flows.retransmits as f64 / s.flows.packets_sent.max(1) as f64;
+    let (loss_b, loss_d) = (loss(b), loss(d));
+    let lossy = d.flows.retransmits >= 3 && loss_d >= 0.01 && loss_d >= RISE * loss_b;
+    let rtt_b = b.flows.mean_rtt_us();
+    let rtt_d = d.flows.mean_rtt_us();
+    let slow = matches!((rtt_b, rtt_d), (Some(x), Some(y)) if y >= 3.0 * x && y - x >= 1_000.0);
+    let rtt_text = format!(
+        "RTT {:.0} µs → {:.0} µs, retransmitted {:.1} % → {:.1} % of segments",
+        rtt_b.unwrap_or(0.0),
+        rtt_d.unwrap_or(0.0),
+        loss_b * 100.0,
+        loss_d * 100.0
+    );
+    match (lossy, slow) {
+        (true, false) => votes.push(Vote::new(FaultClass::NetworkLoss, 0.7, format!("{name}: {rtt_text}"))),
+        (false, true) => votes.push(Vote::new(FaultClass::NetworkLatency, 0.65, format!("{name}: {rtt_text}"))),
+        (true, true) => {
+            votes.push(Vote::new(FaultClass::BandwidthSaturation, 0.5, format!("{name}: queueing and drops: {rtt_text}")));
+        }
+        (false, false) => {}
+    }
+    let errors = r(b.requests.errors, d.requests.errors);
+    if rose(errors, 0.2) && d.requests.auth < d.requests.errors {
+        let (class, who) = match role {
+            FlowRole::Client => (FaultClass::DependencyErrors, "answers"),
+            FlowRole::Server => (FaultClass::AppErrors, "is answered"),
+        };
+        votes.push(Vote::new(
+            class,
+            0.5,
+            format!("{name} {who} with errors {:.2}/s → {:.2}/s ({})", errors.0, errors.1, codes(&d.requests)),
+        ));
+    }
+}
+
+fn codes(r: &Requests) -> String {
+    let mut v: Vec<_> = r.codes.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter().take(3).map(|(c, n)| format!("{c} ×{n}")).collect::<Vec<_>>().join(", ")
+}
+
+impl EvidenceTool for EdgeStats {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "edge_stats",
+            description: "An entity's edges, peer by peer, as client and as server: TCP connects, failures, resets, retransmissions, RTT and bytes, and L7 requests, errors by code, timeouts and p99 latency, in the incident window against before it.",
+        }
+    }
+
+    fn call(&self, sources: &Sources, scope: &Scope) -> Result<ToolOutput, StoreError> {
+        let mut edges: BTreeMap<(FlowRole, EntityId), Edge> = BTreeMap::new();
+        for kind in [SampleKind::Flow, SampleKind::Request] {
+            let split = window::samples(sources, scope, kind)?;
+            for (during, samples) in [(false, &split.before), (true, &split.during)] {
+                for s in samples {
+                    let Some(key) = peer(sources, s) else { continue };
+                    let edge = edges.entry(key).or_default();
+                    let side = if during { &mut edge.during } else { &mut edge.before };
+                    match &s.sample {
+                        Sample::Flow(f) => side.flows.add(&f.counts),
+                        Sample::Request(r) => side.requests.add(r),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut obs = Vec::new();
+        let mut votes: Vec<Vote> = Vec::new();
+        for ((role, peer), e) in &edges {
+            let name = match role {
+                FlowRole::Client => format!("{} → {peer}", scope.entity),
+                FlowRole::Server => format!("{peer} → {}", scope.entity),
+            };
+            let before = votes.len();
+            judge(scope, *role, &name, e, &mut votes);
+            let telling = votes.len() > before;
+            let (b, d) = (&e.before, &e.during);
+            let p99 = d.requests.latency.quantile_ns(0.99).map_or(String::new(), |ns| format!(", p99 ≤ {:.1} ms", ns as f64 / 1e6));
+            obs.push(
+                Observation::new(format!("{name} requests"), d.requests.requests as f64, "requests")
+                    .before(b.requests.requests as f64)
+                    .detail(format!(
+                        "{} errors ({}), {} unanswered{p99}; {} connects, {} failed, {} resets in, {} retransmits, {} B in",
+                        d.requests.errors,
+                        codes(&d.requests),
+                        d.requests.unanswered,
+                        d.flows.connects,
+                        d.flows.failed,
+                        d.flows.resets_received,
+                        d.flows.retransmits,
+                        d.flows.bytes_received
+                    ))
+                    .weight(if telling { 100.0 } else { 0.0 } + (d.requests.errors + d.flows.failed + d.flows.retransmits) as f64),
+            );
+        }
+        // One vote per class: the strongest edge's.
+        votes.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+        let mut kept: Vec<Vote> = Vec::new();
+        for v in votes {
+            if !kept.iter().any(|k| k.class == v.class) {
+                kept.push(v);
+            }
+        }
+        let summary = format!("{} edges; {} changed telling ways", edges.len(), obs.iter().filter(|o| o.weight >= 100.0).count());
+        Ok(ToolOutput::new("edge_stats", scope, summary, obs, kept))
+    }
+}

@@ -1,0 +1,70 @@
+//! Workload logs from files named in the config (`[diagnosis.logs]`): the newest lines, read
+//! from the file's end so a large log costs one bounded read.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Seek, SeekFrom},
+    path::PathBuf,
+};
+
+use crate::domain::{diagnose::ports::LogSource, entity::EntityId, store::StoreError};
+
+/// How much of a file's end is read at most.
+const TAIL_BYTES: u64 = 256 * 1024;
+
+pub struct FileLogs {
+    files: BTreeMap<String, PathBuf>,
+}
+
+impl FileLogs {
+    pub fn new(files: BTreeMap<String, PathBuf>) -> Self {
+        Self { files }
+    }
+}
+
+impl LogSource for FileLogs {
+    fn tail(&self, entity: &EntityId, max_lines: usize) -> Result<Vec<String>, StoreError> {
+        let Some(path) = self.files.get(entity.as_str()) else {
+            return Ok(Vec::new());
+        };
+        let mut file = std::fs::File::open(path).map_err(|e| StoreError::backend("opening a workload's log file", e))?;
+        let len = file.metadata().map_err(|e| StoreError::backend("reading a log file's size", e))?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
+            .map_err(|e| StoreError::backend("seeking in a log file", e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| StoreError::backend("reading a log file", e))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        // The first line may be cut by the seek.
+        if len > TAIL_BYTES && !lines.is_empty() {
+            lines.remove(0);
+        }
+        let skip = lines.len().saturating_sub(max_lines);
+        Ok(lines.split_off(skip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_lines_of_the_entitys_file_and_nothing_for_others() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("app.log");
+        let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, text).expect("write");
+        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
+        let got = logs.tail(&EntityId::new("cgroup/app"), 3).expect("tail");
+        assert_eq!(got, vec!["line 497", "line 498", "line 499"]);
+        assert!(logs.tail(&EntityId::new("cgroup/other"), 3).expect("none").is_empty());
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_what_failed() {
+        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), PathBuf::from("/nonexistent/app.log"))]));
+        let err = logs.tail(&EntityId::new("cgroup/app"), 3).expect_err("missing");
+        assert!(err.to_string().contains("log file"), "{err}");
+    }
+}

@@ -1,0 +1,54 @@
+//! The `[diagnosis]` section: the confidence gate, how often open incidents are diagnosed
+//! again, and where workloads' logs are when no cluster serves them.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::diagnose::DiagnosisPolicy;
+use vigil_config_file::ConfigError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosisConfig {
+    /// Below this confidence an incident goes to a human's review, not to remediation.
+    pub gate: f64,
+    /// An open incident is diagnosed again this often, as its evidence grows.
+    pub refresh_secs: u64,
+    /// Workload key → log file, for the `workload_logs` tool off Kubernetes.
+    pub logs: BTreeMap<String, PathBuf>,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        Self {
+            gate: DiagnosisPolicy::default().gate,
+            refresh_secs: 3,
+            logs: BTreeMap::new(),
+        }
+    }
+}
+
+impl DiagnosisConfig {
+    pub fn policy(&self) -> DiagnosisPolicy {
+        DiagnosisPolicy {
+            gate: self.gate,
+            refresh_ns: i64::try_from(self.refresh_secs.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX),
+            ..DiagnosisPolicy::default()
+        }
+    }
+
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        if !(self.gate > 0.0 && self.gate <= 1.0) {
+            return Err(ConfigError::invalid(
+                origin,
+                "diagnosis.gate",
+                "must be in (0, 1]: the confidence below which incidents go to review",
+            ));
+        }
+        if self.refresh_secs == 0 {
+            return Err(ConfigError::invalid(origin, "diagnosis.refresh_secs", "must be positive"));
+        }
+        Ok(())
+    }
+}
