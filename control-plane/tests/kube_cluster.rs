@@ -225,6 +225,24 @@ async fn alert_incident_is_mirrored_into_an_incident_report_by_the_leader() {
         .expect("the report exists");
     assert_eq!(stored["status"]["phase"], "Open");
 
+    // Its diagnosis joins the status: an alert alone is evidence of no class, so review.
+    let diagnosed = eventually("the report's diagnosis", || {
+        find(&api.requests(), "PATCH", &status_path, |r| {
+            r.body["status"]["route"].is_string()
+        })
+        .cloned()
+    })
+    .await;
+    assert_apply(&diagnosed);
+    let status = &diagnosed.body["status"];
+    assert_eq!(status["route"], "review", "{status:#?}");
+    assert_eq!(status["incidentKind"], "alert");
+    assert_eq!(status["phase"], "Open", "the incident's own fields stay in the apply");
+    assert!(
+        status["diagnosis"].as_str().is_some_and(|d| d.contains("review")),
+        "{status:#?}"
+    );
+
     // Resolved by Alertmanager: the report says so.
     let resolved = a.post_alert("resolved").await;
     assert_eq!(resolved["resolved"][0], id);
@@ -236,6 +254,10 @@ async fn alert_incident_is_mirrored_into_an_incident_report_by_the_leader() {
     })
     .await;
     assert!(done.body["status"]["resolvedAt"].is_string(), "{done:#?}");
+    assert_eq!(
+        done.body["status"]["route"], "review",
+        "a later write keeps the diagnosis (server-side apply drops what it leaves out)"
+    );
 
     a.stop().await;
     assert_ne!(

@@ -164,7 +164,11 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
     step("benchmark: detection throughput and time to incident");
     let mut c = cargo(None);
     c.args(["bench", "-p", "control-plane", "--bench", "detection"]);
-    run(&mut c, "the detection benchmark")
+    run(&mut c, "the detection benchmark")?;
+    step("benchmark: diagnosis time per incident and retrieval over 10,000 documents");
+    let mut c = cargo(None);
+    c.args(["bench", "-p", "control-plane", "--bench", "diagnosis"]);
+    run(&mut c, "the diagnosis benchmark")
 }
 
 fn build_eval() -> anyhow::Result<std::path::PathBuf> {

@@ -35,6 +35,7 @@ pub mod node;
 pub mod observe;
 pub mod pressure;
 pub mod rca;
+pub mod retrieve;
 pub mod scoring;
 pub mod store;
 pub mod synthetic;

@@ -1,12 +1,17 @@
 //! Telling observers what happens, without the use cases knowing who listens: the Prometheus
-//! and OTLP exporters and the Kubernetes mirror implement `Observer`; `Observers` fans one
+//! and OTLP exporters and the Kubernetes mirror implement `Observer` (incidents, diagnoses,
+//! ingest, anomaly scores); `Observers` fans one
 //! report out to every exporter that is switched on.
 
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::{entity::Subject, incident::ports::IncidentChange};
+use crate::{
+    diagnose::Diagnosis,
+    entity::Subject,
+    incident::{ports::IncidentChange, Incident},
+};
 
 /// How anomalous a subject looked in the window just judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +33,9 @@ pub trait Observer: Send + Sync {
     fn intervals_ingested(&self, _node: &str, _count: u64) {}
     /// Scores of every subject judged in a window.
     fn anomaly_scores(&self, _scores: &[EntityScore]) {}
+    /// A diagnosis of `incident` whose verdict (class or route) is new or changed, or the
+    /// final one of a resolved incident, and how long it took in seconds.
+    fn diagnosed(&self, _incident: &Incident, _diagnosis: &Diagnosis, _took_secs: f64) {}
 }
 
 /// Nobody is listening.
@@ -67,5 +75,8 @@ impl Observer for Observers {
     }
     fn anomaly_scores(&self, scores: &[EntityScore]) {
         self.each(|o| o.anomaly_scores(scores));
+    }
+    fn diagnosed(&self, incident: &Incident, diagnosis: &Diagnosis, took_secs: f64) {
+        self.each(|o| o.diagnosed(incident, diagnosis, took_secs));
     }
 }

@@ -1,7 +1,7 @@
 //! OpenTelemetry export (OTLP over gRPC or HTTP/protobuf, `opentelemetry-otlp`): the same
 //! facts as `/metrics`, pushed to a collector, and one trace per incident whose spans are the
 //! pipeline stages that produced it (detect, correlate, localize, … as the finding recorded
-//! them), plus a `resolve` span when it resolves.
+//! them), plus a `diagnose` span for each diagnosis and a `resolve` span when it resolves.
 //!
 //! Metric names follow OpenTelemetry's conventions (dotted, unit as metadata): a collector's
 //! Prometheus exporter turns `vigil.incidents.opened` into `vigil_incidents_opened_total`,
@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use crate::{
     config::{OtlpConfig, OtlpProtocol},
     domain::{
+        diagnose::Diagnosis,
         incident::{ports::IncidentChange, stage::StageValue, Incident, IncidentId, Stage},
         node::ports::NodeStore,
         observe::{EntityScore, Observer},
@@ -58,6 +59,8 @@ pub struct OtlpExporter {
     intervals: Counter<u64>,
     anomaly: Gauge<f64>,
     forest: Gauge<f64>,
+    diagnoses: Counter<u64>,
+    diagnosis_duration: Histogram<f64>,
     traces: Mutex<HashMap<IncidentId, SpanContext>>,
 }
 
@@ -220,6 +223,16 @@ impl OtlpExporter {
                 .f64_gauge("vigil.anomaly.forest_score")
                 .with_description("Extended isolation forest score of an entity, last window")
                 .build(),
+            diagnoses: meter
+                .u64_counter("vigil.diagnoses")
+                .with_description("Diagnoses whose verdict is new or changed, by fault class and route")
+                .build(),
+            diagnosis_duration: meter
+                .f64_histogram("vigil.diagnosis.duration")
+                .with_unit("s")
+                .with_description("Time to gather an incident's evidence and decide its class")
+                .with_boundaries(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .build(),
             meters,
             tracers,
             tracer,
@@ -296,6 +309,36 @@ impl OtlpExporter {
         opentelemetry::trace::Span::end_with_timestamp(&mut span, time(at));
     }
 
+    /// A `diagnose` span in the incident's trace: the class, the confidence, the route.
+    fn trace_diagnosed(&self, incident: &Incident, d: &Diagnosis, took_secs: f64) {
+        let parent = self
+            .traces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&incident.id)
+            .cloned();
+        let cx = parent.map_or_else(Context::new, |sc| {
+            Context::new().with_remote_span_context(sc)
+        });
+        let end = d.diagnosed_unix_ns;
+        let start = end - (took_secs * 1e9) as i64;
+        let mut attributes = incident_attributes(incident);
+        attributes.extend([
+            KeyValue::new("vigil.stage", "diagnose"),
+            KeyValue::new("vigil.fault_class", d.class.map_or("none", |c| c.id())),
+            KeyValue::new("vigil.confidence", d.confidence),
+            KeyValue::new("vigil.route", d.route.as_str()),
+            KeyValue::new("vigil.evidence_tools", d.evidence.len() as i64),
+        ]);
+        let mut span = self
+            .tracer
+            .span_builder("diagnose")
+            .with_start_time(time(start))
+            .with_attributes(attributes)
+            .start_with_context(&self.tracer, &cx);
+        opentelemetry::trace::Span::end_with_timestamp(&mut span, time(end));
+    }
+
     /// Pushes what is buffered (at shutdown).
     pub fn flush(&self) {
         if let Err(e) = self.tracers.force_flush() {
@@ -364,5 +407,15 @@ impl Observer for OtlpExporter {
                 self.forest.record(f, &attrs);
             }
         }
+    }
+
+    fn diagnosed(&self, incident: &Incident, d: &Diagnosis, took_secs: f64) {
+        let attrs = [
+            KeyValue::new("fault_class", d.class.map_or("none", |c| c.id())),
+            KeyValue::new("route", d.route.as_str()),
+        ];
+        self.diagnoses.add(1, &attrs);
+        self.diagnosis_duration.record(took_secs, &[]);
+        self.trace_diagnosed(incident, d, took_secs);
     }
 }

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use super::error::AppError;
 use crate::{
     adapters::{
+        corpus::{seed, FsCorpus},
         logs::FileLogs, otlp::OtlpExporter, prometheus::PrometheusExporter,
         sqlite::SqliteStore, tls_probe::TlsProbe,
     },
@@ -22,6 +23,7 @@ use crate::{
         interval::service::MetricsService,
         observe::{Observer, Observers},
         pressure::PressureService,
+        retrieve::{ports::Corpus, service::Learner, Retriever},
     },
 };
 
@@ -41,6 +43,8 @@ pub struct ControlPlane {
     pub alerts: Arc<AlertService>,
     /// Every incident that opens or changes is diagnosed from the evidence.
     pub diagnosis: Arc<DiagnosisService>,
+    /// Runbooks and postmortems: cited by diagnoses, written to when incidents resolve.
+    pub corpus: Arc<dyn Corpus>,
     pub prometheus: Arc<PrometheusExporter>,
     /// `None` unless `certificates.active_check` is on.
     pub certificates: Option<Arc<CertificateService>>,
@@ -123,6 +127,10 @@ impl ControlPlane {
             graph.clone(),
             clock.clone(),
         ));
+        let corpus_dir = config.diagnosis.corpus_dir(&config.store_path);
+        let corpus: Arc<dyn Corpus> = Arc::new(FsCorpus::open(&corpus_dir)?);
+        seed::seed(&corpus_dir)?;
+        observers.add(Arc::new(Learner::new(corpus.clone())));
         let diagnosis = Arc::new(DiagnosisService::new(DiagnosisParts {
             sources: Sources {
                 events: store.clone(),
@@ -135,7 +143,9 @@ impl ControlPlane {
             clock: clock.clone(),
             registry: Registry::standard(),
             policy: config.diagnosis.policy(),
-        }));
+        })
+        .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
+        .with_retriever(Arc::new(Retriever::new(corpus.clone()))));
         observers.add(diagnosis.clone());
         let prometheus = Arc::new(
             PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())
@@ -160,6 +170,7 @@ impl ControlPlane {
             detection,
             alerts,
             diagnosis,
+            corpus,
             prometheus,
             certificates,
             otlp,

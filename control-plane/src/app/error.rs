@@ -32,6 +32,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Otlp(#[from] crate::adapters::otlp::OtlpError),
+    #[error(transparent)]
+    Corpus(#[from] crate::domain::retrieve::ports::CorpusError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
     Bind {
         what: &'static str,

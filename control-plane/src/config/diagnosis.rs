@@ -1,5 +1,6 @@
 //! The `[diagnosis]` section: the confidence gate, how often open incidents are diagnosed
-//! again, and where workloads' logs are when no cluster serves them.
+//! again, where workloads' logs are when no cluster serves them, and where the runbooks and
+//! postmortems are.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -17,6 +18,9 @@ pub struct DiagnosisConfig {
     pub refresh_secs: u64,
     /// Workload key → log file, for the `workload_logs` tool off Kubernetes.
     pub logs: BTreeMap<String, PathBuf>,
+    /// The runbook and postmortem directory; by default `corpus/` beside the store, seeded
+    /// with the starter runbooks.
+    pub corpus: Option<PathBuf>,
 }
 
 impl Default for DiagnosisConfig {
@@ -25,11 +29,23 @@ impl Default for DiagnosisConfig {
             gate: DiagnosisPolicy::default().gate,
             refresh_secs: 3,
             logs: BTreeMap::new(),
+            corpus: None,
         }
     }
 }
 
 impl DiagnosisConfig {
+    /// The corpus directory: configured, or `corpus/` beside the store file.
+    pub fn corpus_dir(&self, store_path: &std::path::Path) -> PathBuf {
+        self.corpus.clone().unwrap_or_else(|| {
+            store_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| std::path::Path::new("."))
+                .join("corpus")
+        })
+    }
+
     pub fn policy(&self) -> DiagnosisPolicy {
         DiagnosisPolicy {
             gate: self.gate,

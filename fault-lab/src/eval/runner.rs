@@ -48,7 +48,8 @@ impl Sampler {
 
 /// How long after the fault ends an incident still counts as its detection.
 const DETECTION_GRACE: Duration = Duration::from_secs(3);
-/// How long the first diagnosis of a claimed incident may take to appear.
+/// How long the first diagnosis of a claimed incident with none while the fault was live may
+/// take to appear.
 const DIAGNOSIS_WAIT: Duration = Duration::from_secs(5);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for Vigil's anomaly incidents to resolve before the next fault: correlation
@@ -148,6 +149,18 @@ impl<'a> Runner<'a> {
         }
         record.impact = e2e.impact();
         record.target_impact = direct.map(|_| own.impact());
+        // What Vigil concluded while the fault was live: what remediation would act on. After
+        // the teardown the window also holds the recovery.
+        let live: Vec<(i64, Diagnosed)> = self
+            .vigil
+            .as_ref()
+            .map(|v| {
+                v.incidents_between(injected, now_unix_ms())
+                    .iter()
+                    .filter_map(|d| v.diagnosis(d.incident_id, Duration::ZERO).map(|x| (d.incident_id, x)))
+                    .collect()
+            })
+            .unwrap_or_default();
         record.teardown_unix_ms = now_unix_ms();
         if let Err(e) = fault.teardown(scenario, p) {
             record.error = Some(format!("teardown: {e}"));
@@ -186,7 +199,12 @@ impl<'a> Runner<'a> {
             claimed.sort_by_key(|d| d.opened_unix_ms);
             let mut diagnoses: Vec<Option<Diagnosed>> = claimed
                 .iter()
-                .map(|d| v.diagnosis(d.incident_id, DIAGNOSIS_WAIT))
+                .map(|d| {
+                    live.iter()
+                        .find(|(id, _)| *id == d.incident_id)
+                        .map(|(_, x)| x.clone())
+                        .or_else(|| v.diagnosis(d.incident_id, DIAGNOSIS_WAIT))
+                })
                 .collect();
             let confident = |i: usize| {
                 diagnoses[i]

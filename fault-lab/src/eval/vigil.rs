@@ -103,6 +103,37 @@ pub struct Diagnosed {
     pub confidence: f64,
     /// `remediation` or `review`.
     pub route: String,
+    /// Every vote every evidence tool cast, `tool: class strength — reason`, so a wrong
+    /// class can be traced to the witness that swayed it.
+    #[serde(default)]
+    pub votes: Vec<String>,
+}
+
+fn votes_of(d: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in d["evidence"].as_array().into_iter().flatten() {
+        for v in o["votes"].as_array().into_iter().flatten() {
+            out.push(format!(
+                "{}: {} {:.2} — {}",
+                o["tool"].as_str().unwrap_or("?"),
+                v["class"].as_str().unwrap_or("?"),
+                v["strength"].as_f64().unwrap_or(0.0),
+                v["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    for b in d["breakdown"].as_array().into_iter().flatten() {
+        if b["voter"].as_str().is_some_and(|v| v.starts_with("detector")) && !b["class"].is_null() {
+            out.push(format!(
+                "{}: {} {:.2} — {}",
+                b["voter"].as_str().unwrap_or("detector"),
+                b["class"].as_str().unwrap_or("?"),
+                b["strength"].as_f64().unwrap_or(0.0),
+                b["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out
 }
 
 impl VigilApi {
@@ -119,6 +150,7 @@ impl VigilApi {
                     class: d["class"].as_str().and_then(FaultClass::parse),
                     confidence: d["confidence"].as_f64().unwrap_or(0.0),
                     route: d["route"].as_str().unwrap_or("").to_string(),
+                    votes: votes_of(&d),
                 });
             }
             if std::time::Instant::now() >= deadline {

@@ -2,6 +2,7 @@
 //! what to do. Remediation acts only on its output.
 //!
 //! - `taxonomy`: the fault classes, with the ids used everywhere;
+//! - `evidence`: what a tool is asked (`Scope`) and answers (`ToolOutput`, its votes);
 //! - `tool` and `tools/`: read-only evidence tools, one file each, in one registry;
 //! - `detector`: the voice of the rule or baseline that opened the incident;
 //! - `votes`: from votes to a class and a confidence (agreement of independent voters);
@@ -10,6 +11,7 @@
 //!   diagnoses.
 
 pub mod detector;
+pub mod evidence;
 pub mod model;
 pub mod ports;
 pub mod service;

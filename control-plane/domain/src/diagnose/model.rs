@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{taxonomy::FaultClass, tool::ToolOutput};
+use super::{evidence::ToolOutput, taxonomy::FaultClass};
 use crate::incident::IncidentId;
 
 /// Where a diagnosis goes: remediation acts only on confident ones.
@@ -13,6 +13,15 @@ pub enum Route {
     Remediation,
     /// Confidence below the gate, or the evidence disagrees: a human decides.
     Review,
+}
+
+impl Route {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Remediation => "remediation",
+            Self::Review => "review",
+        }
+    }
 }
 
 /// How one voter stood on the chosen class.

@@ -4,7 +4,7 @@
 
 use std::{
     collections::BTreeSet,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Weak},
     time::Instant,
 };
 
@@ -20,11 +20,13 @@ use super::{
 };
 use crate::{
     clock::Clock,
+    entity::EntityId,
     incident::{
         ports::{IncidentChange, IncidentQuery, IncidentStore},
         Details, Incident, IncidentId, IncidentStatus,
     },
     observe::Observer,
+    retrieve::Retriever,
     store::StoreError,
 };
 
@@ -40,16 +42,20 @@ pub struct DiagnosisPolicy {
     pub refresh_ns: i64,
     /// Most incidents diagnosed per tick.
     pub max_per_tick: usize,
+    /// A tick stops taking more incidents after this long, so one that just opened waits for
+    /// at most one diagnosis in progress rather than a whole tick's.
+    pub tick_budget_ns: i64,
 }
 
 impl Default for DiagnosisPolicy {
     fn default() -> Self {
         Self {
             gate: 0.6,
-            lead_ns: 20_000_000_000,
+            lead_ns: 10_000_000_000,
             lookback_ns: 60_000_000_000,
             refresh_ns: 3_000_000_000,
             max_per_tick: 32,
+            tick_budget_ns: 1_000_000_000,
         }
     }
 }
@@ -67,6 +73,28 @@ pub struct DiagnosisService {
     parts: DiagnosisParts,
     /// Incidents that changed since their last diagnosis.
     pending: Mutex<BTreeSet<IncidentId>>,
+    /// Told of every diagnosis. Weak: the same observers tell this service of incidents.
+    observer: Option<Weak<dyn Observer>>,
+    /// Runbooks and past incidents to cite; none configured, none cited.
+    retriever: Option<Arc<Retriever>>,
+}
+
+/// A symptom is first seen at the end of the sample window it showed in: it began up to a
+/// window earlier.
+const ONSET_SLACK_NS: i64 = 2_000_000_000;
+
+/// How long after an open incident last showed its window still runs: long enough for a
+/// restart that should follow an exit to show (or not).
+const TRAIL_NS: i64 = 10_000_000_000;
+
+/// How many of the latest incidents bound a new one's window.
+const EARLIER_INCIDENTS: usize = 200;
+
+/// Whether the incident was about this entity: its workload, or its first root cause.
+fn concerns(incident: &Incident, entity: &EntityId) -> bool {
+    incident.workload_key == *entity
+        || matches!(incident.details(), Details::ServiceAnomaly(a)
+            if a.root_causes.first().is_some_and(|r| r.entity == *entity))
 }
 
 impl DiagnosisService {
@@ -74,7 +102,21 @@ impl DiagnosisService {
         Self {
             parts,
             pending: Mutex::new(BTreeSet::new()),
+            observer: None,
+            retriever: None,
         }
+    }
+
+    /// Cites the class's runbook and the most similar past incidents in every diagnosis.
+    pub fn with_retriever(mut self, retriever: Arc<Retriever>) -> Self {
+        self.retriever = Some(retriever);
+        self
+    }
+
+    /// Tells `observer` of every diagnosis made (the exporters, the Kubernetes mirror).
+    pub fn with_observer(mut self, observer: Weak<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -90,7 +132,10 @@ impl DiagnosisService {
     }
 
     /// What the tools look at for this incident: its root cause (or workload), from a little
-    /// before its first symptom to now, or to its resolution.
+    /// before its first symptom to its resolution, or to a little after it last showed. The window never reaches back
+    /// into an earlier incident of the same entity: not before one that had resolved before
+    /// this one opened, nor to the start of one still open. That evidence explained that
+    /// incident; what came after it is this one's.
     pub fn scope(&self, incident: &Incident) -> Scope {
         let (entity, first) = match incident.details() {
             Details::ServiceAnomaly(a) => (
@@ -103,15 +148,57 @@ impl DiagnosisService {
             ),
             _ => (incident.workload_key.clone(), incident.opened_unix_ns),
         };
-        let to = incident
-            .resolved_unix_ns
-            .unwrap_or_else(|| self.parts.clock.now_unix_ns());
+        // Up to its resolution; while open, until a little after it last showed: the quiet
+        // since is recovery, and would dilute the symptom's rates.
+        let to = incident.resolved_unix_ns.unwrap_or_else(|| {
+            self.parts
+                .clock
+                .now_unix_ns()
+                .min(incident.updated_unix_ns.saturating_add(TRAIL_NS))
+        });
+        let first = first.min(incident.opened_unix_ns);
+        let mut from = first - self.parts.policy.lead_ns;
+        match self.earlier_claim(incident, &entity) {
+            // Never past the first symptom itself: the lead may shrink, the symptom stays.
+            Ok(Some(claimed)) => from = from.max(claimed.min(first)),
+            Ok(None) => {}
+            // The wider window is still a diagnosis; say so and go on.
+            Err(e) => warn!(incident = %incident.id, error = %e, "could not read earlier incidents"),
+        }
         Scope {
             entity,
-            from_unix_ns: first.min(incident.opened_unix_ns) - self.parts.policy.lead_ns,
+            from_unix_ns: from,
+            onset_unix_ns: Some(first - ONSET_SLACK_NS),
             to_unix_ns: to,
             lookback_ns: self.parts.policy.lookback_ns,
         }
+    }
+
+    /// Up to when evidence on `entity` belongs to an earlier incident: the latest of the
+    /// resolutions of those that resolved before `incident` opened, and just past the
+    /// opening of those that opened before it and had not resolved by then.
+    fn earlier_claim(
+        &self,
+        incident: &Incident,
+        entity: &EntityId,
+    ) -> Result<Option<i64>, StoreError> {
+        let earlier = self.parts.incidents.list(&IncidentQuery {
+            status: None,
+            kind: None,
+            limit: EARLIER_INCIDENTS,
+        })?;
+        Ok(earlier
+            .iter()
+            .filter(|i| {
+                i.id != incident.id
+                    && i.opened_unix_ns < incident.opened_unix_ns
+                    && concerns(i, entity)
+            })
+            .map(|i| match i.resolved_unix_ns {
+                Some(r) if r < incident.opened_unix_ns => r,
+                _ => i.opened_unix_ns + 1,
+            })
+            .max())
     }
 
     /// Runs every tool on the incident's scope. A tool that fails is reported in its place
@@ -177,7 +264,7 @@ impl DiagnosisService {
                 scope.entity
             ),
         };
-        Diagnosis {
+        let mut d = Diagnosis {
             incident: incident.id,
             class: verdict.class,
             confidence: verdict.confidence,
@@ -200,42 +287,83 @@ impl DiagnosisService {
                 incident.occurrences,
                 incident.updated_unix_ns
             ),
+        };
+        if let Some(r) = &self.retriever {
+            d.citations = r.citations(incident, &scope.entity, &d);
+            if let Some(runbook) = d.citations.iter().find(|c| c.kind == "runbook") {
+                d.explanation.push_str(&format!(" Runbook: {} ({}).", runbook.title, runbook.id));
+            }
         }
+        d
     }
 
     /// Diagnoses and keeps it.
     pub fn diagnose_and_store(&self, incident: &Incident) -> Result<Diagnosis, StoreError> {
         let started = Instant::now();
         let d = self.diagnose(incident);
+        let previous = self.parts.store.diagnosis(incident.id).ok().flatten();
         self.parts.store.save_diagnosis(&d)?;
+        let took = started.elapsed();
         debug!(
             incident = %incident.id,
             class = d.class.map_or("none", |c| c.id()),
             confidence = d.confidence,
-            took_ms = started.elapsed().as_millis() as u64,
+            took_ms = took.as_millis() as u64,
             "diagnosed"
         );
+        // Observers hear of verdicts, not of every refresh that confirms one, and of a resolved
+        // incident's final diagnosis (the learn step writes it down).
+        let tell = incident.status == IncidentStatus::Resolved
+            || previous.is_none_or(|p| p.class != d.class || p.route != d.route);
+        if let Some(o) = self.observer.as_ref().filter(|_| tell).and_then(Weak::upgrade) {
+            o.diagnosed(incident, &d, took.as_secs_f64());
+        }
         Ok(d)
     }
 
-    /// Diagnoses what changed, and open incidents whose diagnosis is older than the refresh.
+    /// Diagnoses what changed first, then open incidents never diagnosed, then those whose
+    /// diagnosis is the oldest past the refresh; what does not fit in one tick stays queued.
     /// Returns how many were diagnosed.
     pub fn tick(&self) -> Result<usize, StoreError> {
         let now = self.parts.clock.now_unix_ns();
-        let mut due: BTreeSet<IncidentId> =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let changed: BTreeSet<IncidentId> =
+            std::mem::take(&mut *self.lock_pending());
+        let mut order: Vec<IncidentId> = changed.iter().copied().collect();
+        let mut stale: Vec<(i64, IncidentId)> = Vec::new();
         for i in self.parts.incidents.list(&IncidentQuery::open(self.parts.policy.max_per_tick))? {
-            let stale = self
-                .parts
-                .store
-                .diagnosis(i.id)?
-                .is_none_or(|d| now - d.diagnosed_unix_ns >= self.parts.policy.refresh_ns);
-            if stale {
-                due.insert(i.id);
+            if changed.contains(&i.id) {
+                continue;
+            }
+            // Once its window has closed (it has not shown for `TRAIL_NS`), a diagnosis made
+            // after that is final until the incident changes.
+            let window_closed = i.updated_unix_ns.saturating_add(TRAIL_NS);
+            match self.parts.store.diagnosis(i.id)? {
+                None => stale.push((i64::MIN, i.id)),
+                Some(d)
+                    if now - d.diagnosed_unix_ns >= self.parts.policy.refresh_ns
+                        && d.diagnosed_unix_ns < window_closed =>
+                {
+                    stale.push((d.diagnosed_unix_ns, i.id))
+                }
+                Some(_) => {}
             }
         }
+        stale.sort();
+        order.extend(stale.into_iter().map(|(_, id)| id));
+        let started = Instant::now();
+        let out_of_time = || started.elapsed().as_nanos() >= self.parts.policy.tick_budget_ns.max(0) as u128;
+        let budget = self.parts.policy.max_per_tick;
+        let later: Vec<IncidentId> = order.iter().skip(budget).filter(|id| changed.contains(id)).copied().collect();
+        self.lock_pending().extend(later);
+        let mut order = order.into_iter().take(budget);
         let mut done = 0;
-        for id in due.into_iter().take(self.parts.policy.max_per_tick) {
+        while let Some(id) = order.next() {
+            if done > 0 && out_of_time() {
+                // The changed ones left wait for the next tick, first in its line.
+                let left: Vec<IncidentId> = std::iter::once(id).chain(order).filter(|id| changed.contains(id)).collect();
+                self.lock_pending().extend(left);
+                break;
+            }
             let Some(incident) = self.parts.incidents.get(id)? else {
                 continue;
             };
@@ -254,14 +382,15 @@ impl DiagnosisService {
         }
         Ok(done)
     }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<IncidentId>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Observer for DiagnosisService {
     /// Only queues: diagnosis runs on its own job, never on the ingest or detection path.
     fn incident(&self, change: &IncidentChange) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(change.incident().id);
+        self.lock_pending().insert(change.incident().id);
     }
 }

@@ -123,9 +123,9 @@ impl FaultClass {
             OomKill => &[MemoryPressure, CrashLoop, DependencyDown, DependencyErrors, AppErrors],
             // A deploy that does not run loops at every start.
             BadDeploy => &[CrashLoop, DependencyDown, DependencyErrors, AppErrors],
-            CrashLoop | ProcessKilled | ReplicaShortage => {
-                &[DependencyDown, DependencyErrors, AppErrors]
-            }
+            CrashLoop | ProcessKilled => &[DependencyDown, DependencyErrors, AppErrors],
+            // The replicas left carry the load: slower, or failing.
+            ReplicaShortage => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
             MemoryPressure | CpuThrottling | IoLatency => &[AppLatency, DependencyErrors],
             NetworkLoss | NetworkLatency | BandwidthSaturation => {
                 &[AppLatency, DependencyErrors, AppErrors]

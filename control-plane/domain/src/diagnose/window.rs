@@ -27,7 +27,8 @@ impl<T> Default for Split<T> {
     }
 }
 
-/// The entity's samples of `kind` in the window and before it.
+/// The entity's samples of `kind` from the symptom's onset on, and before the window (the
+/// lead between the two is neither: part healthy, part not).
 pub fn samples(
     sources: &Sources,
     scope: &Scope,
@@ -45,9 +46,9 @@ pub fn samples(
         if r.end_unix_ns > scope.to_unix_ns {
             continue;
         }
-        if r.end_unix_ns >= scope.from_unix_ns {
+        if r.end_unix_ns >= scope.onset_unix_ns() {
             split.during.push(r);
-        } else {
+        } else if r.end_unix_ns < scope.from_unix_ns {
             split.before.push(r);
         }
     }
@@ -85,7 +86,7 @@ pub fn events(
     Ok(split)
 }
 
-/// A count per second in each stretch.
+/// A count of samples per second in each stretch (before, and from the onset on).
 pub fn rates(scope: &Scope, before: f64, during: f64) -> (f64, f64) {
-    (before / scope.before_secs(), during / scope.during_secs())
+    (before / scope.before_secs(), during / scope.symptom_secs())
 }

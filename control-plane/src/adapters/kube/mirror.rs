@@ -1,10 +1,15 @@
 //! Vigil's incidents mirrored into `IncidentReport` objects by server-side apply: the spec
 //! and the status subresource each under the `vigil-control-plane` field manager, so what
-//! others add to a report is left alone. Writes leave the ingest path through a bounded
-//! queue and are retried with backoff; only the leader writes.
+//! others add to a report is left alone. The status carries the latest diagnosis (class,
+//! confidence, route, why, what to do) once one is made. Writes leave the ingest path
+//! through a bounded queue and are retried with backoff; only the leader writes.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
     time::Duration,
 };
 
@@ -21,6 +26,7 @@ use super::{
     report::{apply_status, phase, IncidentReport, FIELD_MANAGER, INCIDENT_LABEL},
 };
 use crate::domain::{
+    diagnose::Diagnosis,
     incident::{ports::IncidentChange, Details, Incident, IncidentId, IncidentKind},
     observe::Observer,
 };
@@ -96,19 +102,53 @@ fn report_object(incident: &Incident) -> serde_json::Value {
     })
 }
 
-/// What a report's status says of its incident.
-pub fn report_status(incident: &Incident) -> serde_json::Value {
+/// What a report's status says of a diagnosis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub class: Option<&'static str>,
+    pub confidence: f64,
+    pub route: &'static str,
+    pub explanation: String,
+    pub recommended_actions: Vec<String>,
+}
+
+impl From<&Diagnosis> for Verdict {
+    fn from(d: &Diagnosis) -> Self {
+        Self {
+            class: d.class.map(|c| c.id()),
+            confidence: d.confidence,
+            route: d.route.as_str(),
+            explanation: d.explanation.clone(),
+            recommended_actions: d.recommended_actions.clone(),
+        }
+    }
+}
+
+/// What a report's status says of its incident and, once made, its diagnosis. Every field
+/// Vigil owns is in every write: a server-side apply drops the fields it leaves out.
+pub fn report_status(incident: &Incident, verdict: Option<&Verdict>) -> serde_json::Value {
     let mut status = json!({
         "phase": phase(incident.status),
         "incidentId": incident.id,
-        "faultClass": incident.kind.as_str(),
+        "faultClass": verdict.and_then(|v| v.class).unwrap_or(incident.kind.as_str()),
+        "incidentKind": incident.kind.as_str(),
         "rootCause": incident.workload_key,
         "actions": [],
         "message": incident.summary,
         "openedAt": rfc3339(incident.opened_unix_ns),
     });
-    if let Some(c) = confidence(incident) {
-        status["confidence"] = json!(c);
+    match verdict {
+        Some(v) => {
+            status["confidence"] = json!(v.confidence);
+            status["route"] = json!(v.route);
+            status["diagnosis"] = json!(v.explanation);
+            status["recommendedActions"] = json!(v.recommended_actions);
+        }
+        None => {
+            if let Some(c) = confidence(incident) {
+                status["confidence"] = json!(c);
+            }
+        }
     }
     if let Some(t) = incident.resolved_unix_ns {
         status["resolvedAt"] = json!(rfc3339(t));
@@ -116,17 +156,24 @@ pub fn report_status(incident: &Incident) -> serde_json::Value {
     status
 }
 
+/// Latest verdicts kept for the status writes; past this many the map starts over (a
+/// verdict lost so is written again at the incident's next diagnosis).
+const MAX_VERDICTS: usize = 10_000;
+
+type Write = (Incident, Option<Verdict>);
+
 pub struct KubeMirror {
-    queue: mpsc::Sender<Incident>,
+    queue: mpsc::Sender<Write>,
+    verdicts: Mutex<HashMap<IncidentId, Verdict>>,
     dropped: AtomicU64,
 }
 
 impl KubeMirror {
     /// Starts the writer task; it stops when the mirror is dropped.
     pub fn start(api: Api<IncidentReport>, leadership: Leadership) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Incident>(QUEUE);
+        let (queue, mut rx) = mpsc::channel::<Write>(QUEUE);
         tokio::spawn(async move {
-            while let Some(incident) = rx.recv().await {
+            while let Some((incident, verdict)) = rx.recv().await {
                 if !leadership.is_leader() {
                     debug!(
                         id = %incident.id,
@@ -134,19 +181,35 @@ impl KubeMirror {
                     );
                     continue;
                 }
-                write(&api, &incident).await;
+                write(&api, &incident, verdict.as_ref()).await;
             }
         });
         Self {
             queue,
+            verdicts: Mutex::new(HashMap::new()),
             dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn lock_verdicts(&self) -> std::sync::MutexGuard<'_, HashMap<IncidentId, Verdict>> {
+        self.verdicts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enqueue(&self, incident: &Incident, verdict: Option<Verdict>) {
+        if self.queue.try_send((incident.clone(), verdict)).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(
+                id = %incident.id,
+                dropped_total = n,
+                "IncidentReport queue full: this change is not mirrored"
+            );
         }
     }
 }
 
-async fn write(api: &Api<IncidentReport>, incident: &Incident) {
+async fn write(api: &Api<IncidentReport>, incident: &Incident, verdict: Option<&Verdict>) {
     let name = report_name(incident.id);
-    let (object, status) = (report_object(incident), report_status(incident));
+    let (object, status) = (report_object(incident), report_status(incident, verdict));
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut attempt = 0;
     loop {
@@ -175,13 +238,22 @@ impl Observer for KubeMirror {
         if from_report(incident) {
             return;
         }
-        if self.queue.try_send(incident.clone()).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            warn!(
-                id = %incident.id,
-                dropped_total = n,
-                "IncidentReport queue full: this change is not mirrored"
-            );
+        let verdict = self.lock_verdicts().get(&incident.id).cloned();
+        self.enqueue(incident, verdict);
+    }
+
+    fn diagnosed(&self, incident: &Incident, diagnosis: &Diagnosis, _took_secs: f64) {
+        if from_report(incident) {
+            return;
         }
+        let verdict = Verdict::from(diagnosis);
+        {
+            let mut verdicts = self.lock_verdicts();
+            if verdicts.len() >= MAX_VERDICTS {
+                verdicts.clear();
+            }
+            verdicts.insert(incident.id, verdict.clone());
+        }
+        self.enqueue(incident, Some(verdict));
     }
 }

@@ -235,7 +235,7 @@ async fn reconcile_report(
     let current = report.status.as_ref();
     let phase = phase(incident.status);
     if current.map(|s| (s.phase.as_str(), s.incident_id)) != Some((phase, Some(incident.id.0))) {
-        apply_status(&ctx.api, &name, &report_status(&incident)).await?;
+        apply_status(&ctx.api, &name, &report_status(&incident, None)).await?;
     }
     Ok(Action::requeue(ctx.resync))
 }

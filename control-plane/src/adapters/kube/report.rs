@@ -30,6 +30,8 @@ pub const INCIDENT_LABEL: &str = "vigil.dev/incident-id";
     status = "IncidentReportStatus",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Class","type":"string","jsonPath":".status.faultClass"}"#,
+    printcolumn = r#"{"name":"Confidence","type":"number","jsonPath":".status.confidence"}"#,
+    printcolumn = r#"{"name":"Route","type":"string","jsonPath":".status.route"}"#,
     printcolumn = r#"{"name":"Root cause","type":"string","jsonPath":".status.rootCause"}"#,
     printcolumn = r#"{"name":"Severity","type":"string","jsonPath":".spec.severity"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -67,14 +69,28 @@ pub struct IncidentReportStatus {
     /// Vigil's incident behind the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<i64>,
-    /// `oom_kill`, `crash_loop`, `service_anomaly`, `alert`, …
+    /// The diagnosed fault class (`oom_kill`, `credential_failure`, `network_latency`, …, the
+    /// taxonomy's ids); before a diagnosis, or when none was found, the incident's kind.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fault_class: String,
+    /// What opened the incident: `oom_kill`, `crash_loop`, `service_anomaly`, `alert`, …
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub incident_kind: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub root_cause: String,
-    /// Confidence in the root cause, 0–1 (1 when the kernel attributed it directly).
+    /// Confidence in the diagnosis, 0–1; before one, in the root cause (1 when the kernel
+    /// attributed it directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// `remediation` (confident enough to act on) or `review` (a human decides).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub route: String,
+    /// Why: the class, the strongest evidence, who disagreed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diagnosis: String,
+    /// What to do for the diagnosed class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommended_actions: Vec<String>,
     /// Remediation actions taken or proposed, oldest first.
     #[serde(default)]
     pub actions: Vec<ReportAction>,

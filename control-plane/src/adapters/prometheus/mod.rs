@@ -29,11 +29,12 @@ use vigil_config_file::error_chain as chain;
 
 use crate::domain::{
     clock::Clock,
+    diagnose::Diagnosis,
     entity::EntityId,
     graph::{LiveGraph, RequestSummary},
     incident::{
         ports::{IncidentChange, IncidentQuery, IncidentStore},
-        IncidentKind, Severity,
+        Incident, IncidentKind, Severity,
     },
     interval::Protocol,
     node::ports::NodeStore,
@@ -55,6 +56,8 @@ pub struct PrometheusExporter {
     detection_latency: Family<Labels, Histogram>,
     anomaly_z: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     forest_score: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    diagnoses: Family<Labels, Counter>,
+    diagnosis_duration: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -120,6 +123,20 @@ impl PrometheusExporter {
             "Extended isolation forest score (0.5 ordinary, towards 1 isolated) of an entity",
             forest_score.clone(),
         );
+        let diagnoses = Family::<Labels, Counter>::default();
+        registry.register(
+            "diagnoses",
+            "Diagnoses whose verdict is new or changed, by fault class and route (remediation or review)",
+            diagnoses.clone(),
+        );
+        // 1 ms … ~16 s: the evidence tools read the store.
+        let diagnosis_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register_with_unit(
+            "diagnosis_duration",
+            "Time to gather an incident's evidence and decide its class",
+            Unit::Seconds,
+            diagnosis_duration.clone(),
+        );
         registry.register_collector(Box::new(StoreState {
             incidents,
             nodes,
@@ -136,6 +153,8 @@ impl PrometheusExporter {
             detection_latency,
             anomaly_z,
             forest_score,
+            diagnoses,
+            diagnosis_duration,
         }
     }
 
@@ -221,6 +240,16 @@ impl Observer for PrometheusExporter {
                 self.forest_score.get_or_create(&labels).set(f);
             }
         }
+    }
+
+    fn diagnosed(&self, _incident: &Incident, d: &Diagnosis, took_secs: f64) {
+        self.diagnoses
+            .get_or_create(&vec![
+                ("fault_class", d.class.map_or("none", |c| c.id()).to_string()),
+                ("route", d.route.as_str().to_string()),
+            ])
+            .inc();
+        self.diagnosis_duration.observe(took_secs);
     }
 }
 

@@ -27,9 +27,7 @@ impl DiagnosisStore for SqliteStore {
                     d.incident.0,
                     d.class.map(|c| c.id()),
                     d.confidence,
-                    serde_json::to_value(d.route)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string)),
+                    d.route.as_str(),
                     d.diagnosed_unix_ns,
                     body
                 ],
@@ -82,6 +80,18 @@ mod tests {
     fn the_latest_diagnosis_replaces_the_last_and_a_corrupt_one_is_named() {
         let store = SqliteStore::in_memory().expect("store");
         assert_eq!(store.diagnosis(IncidentId(1)).expect("read"), None);
+        // A diagnosis belongs to an incident that exists (the foreign key says so).
+        let orphan = store.save_diagnosis(&diagnosis(1, FaultClass::NetworkLoss));
+        assert!(orphan.is_err(), "a diagnosis of no incident was kept");
+        store
+            .conn()
+            .execute(
+                "INSERT INTO incidents (id, kind, status, severity, node, workload_key, title, \
+                 summary, opened_unix_ns, updated_unix_ns, occurrences, attributes) \
+                 VALUES (1, 'oom_kill', 'open', 'critical', 'n', 'w', 't', 's', 1, 1, 1, '{}')",
+                [],
+            )
+            .expect("an incident");
         store.save_diagnosis(&diagnosis(1, FaultClass::NetworkLoss)).expect("save");
         store.save_diagnosis(&diagnosis(1, FaultClass::Partition)).expect("save");
         let back = store.diagnosis(IncidentId(1)).expect("read").expect("some");

@@ -4,6 +4,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{
     errors::{backend, json_err},
+    filter::Filter,
     SqliteStore,
 };
 use crate::domain::{
@@ -100,26 +101,23 @@ impl EventStore for SqliteStore {
     }
 
     fn list_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let filter = Filter::default()
+            .and("node", "=", q.node.clone())
+            .and("kind", "=", q.kind.clone())
+            .and("workload_key", "=", q.workload_key.clone())
+            .and("time_unix_ns", ">=", q.since_unix_ns);
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events{}",
+            filter.sql(" ORDER BY time_unix_ns DESC, node, seq DESC LIMIT ?")
+        );
+        let mut params = filter.params;
+        params.push(rusqlite::types::Value::Integer(q.limit.min(i64::MAX as usize) as i64));
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events \
-                 WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR kind = ?2) \
-                   AND (?3 IS NULL OR workload_key = ?3) AND (?4 IS NULL OR time_unix_ns >= ?4) \
-                 ORDER BY time_unix_ns DESC, node, seq DESC LIMIT ?5"
-            ))
+            .prepare_cached(&sql)
             .map_err(backend("preparing the event query"))?;
         let rows = stmt
-            .query_map(
-                params![
-                    q.node,
-                    q.kind,
-                    q.workload_key,
-                    q.since_unix_ns,
-                    q.limit.min(i64::MAX as usize) as i64
-                ],
-                event_from_row,
-            )
+            .query_map(rusqlite::params_from_iter(params), event_from_row)
             .map_err(backend("querying events"))?;
         rows.collect::<Result<_, _>>()
             .map_err(backend("reading events"))

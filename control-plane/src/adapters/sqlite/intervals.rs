@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{
     errors::{backend, corrupt, json_err},
+    filter::Filter,
     SqliteStore,
 };
 use crate::domain::{
@@ -155,42 +156,44 @@ impl IntervalStore for SqliteStore {
     }
 
     fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StoreError> {
+        let filter = Filter::default()
+            .and("kind", "=", q.kind.map(|k| k.as_str().to_string()))
+            .and("node", "=", q.node.clone())
+            .and("workload_key", "=", q.workload_key.clone())
+            .and("end_unix_ns", ">=", q.since_unix_ns);
+        let sql = format!(
+            "SELECT node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, sample, id \
+             FROM samples{}",
+            filter.sql(" ORDER BY end_unix_ns DESC, id DESC LIMIT ?")
+        );
+        let mut params = filter.params;
+        params.push(rusqlite::types::Value::Integer(q.limit.min(i64::MAX as usize) as i64));
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, sample, id \
-                 FROM samples WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR node = ?2) \
-                 AND (?3 IS NULL OR workload_key = ?3) AND (?4 IS NULL OR end_unix_ns >= ?4) \
-                 ORDER BY end_unix_ns DESC, id DESC LIMIT ?5",
-            )
+            .prepare_cached(&sql)
             .map_err(backend("preparing the sample query"))?;
         let rows = stmt
-            .query_map(
-                params![
-                    q.kind.map(SampleKind::as_str),
-                    q.node,
-                    q.workload_key,
-                    q.since_unix_ns,
-                    q.limit as i64
-                ],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, i64>(7)?,
-                    ))
-                },
-            )
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            })
             .map_err(backend("querying samples"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, text, id) =
-                row.map_err(backend("reading samples"))?;
+        let rows = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend("reading samples"))?;
+        // Decoded after the connection is free: ingest and detection wait on it, not on JSON.
+        drop(stmt);
+        drop(conn);
+        let mut out = Vec::with_capacity(rows.len());
+        for (node, interval_seq, start_unix_ns, end_unix_ns, kind, workload_key, text, id) in rows {
             let sample = decode_sample(id, &kind, &text)?;
             out.push(StoredSample {
                 node,

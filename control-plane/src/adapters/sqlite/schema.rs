@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS samples (
     sample TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS samples_by_kind ON samples (kind, end_unix_ns);
-CREATE INDEX IF NOT EXISTS samples_by_workload ON samples (workload_key, end_unix_ns);
+DROP INDEX IF EXISTS samples_by_workload;
+CREATE INDEX IF NOT EXISTS samples_by_workload_kind ON samples (workload_key, kind, end_unix_ns);
 CREATE INDEX IF NOT EXISTS samples_by_interval ON samples (node, interval_seq);
 ";

@@ -8,6 +8,10 @@
 //! - retransmissions up with round trips steady: loss; round trips up with no loss: latency;
 //!   both at once, on a busy sender: a saturated link (its queue delays and drops);
 //! - L7 errors: the dependency's (as a client) or the entity's own (as a server).
+//!
+//! A dependency that answers with errors is followed down (up to two calls): its own edges
+//! are judged the same way, so "web's calls to app fail" finds "app's calls to redis are
+//! refused the password".
 
 use std::collections::BTreeMap;
 
@@ -79,6 +83,30 @@ pub fn is_auth_refusal(code: &str) -> bool {
 struct Side {
     flows: FlowCounts,
     requests: Requests,
+    /// Smoothed RTT per sample window (its end): the sum and the number of samples.
+    rtt_by_window: BTreeMap<i64, (u64, u64)>,
+}
+
+/// Round trips that vary this much (coefficient of variation) from sample to sample come
+/// from a queue that fills and drains; a longer path adds a steady delay.
+const QUEUEING_CV: f64 = 0.1;
+/// Samples a steadiness judgement needs, after the two at the fault's edges are dropped.
+const STEADINESS_SAMPLES: usize = 4;
+
+/// The coefficient of variation of the round trips inside the window, leaving out the first
+/// and last sample (each half before, half after a change).
+fn rtt_variation(rtts: &[f64]) -> Option<f64> {
+    if rtts.len() < STEADINESS_SAMPLES + 2 {
+        return None;
+    }
+    let inner = &rtts[1..rtts.len() - 1];
+    let n = inner.len() as f64;
+    let mean = inner.iter().sum::<f64>() / n;
+    if mean <= 0.0 {
+        return None;
+    }
+    let var = inner.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    Some(var.sqrt() / mean)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -143,13 +171,31 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
         loss_b * 100.0,
         loss_d * 100.0
     );
-    match (lossy, slow) {
-        (true, false) => votes.push(Vote::new(FaultClass::NetworkLoss, 0.7, format!("{name}: {rtt_text}"))),
-        (false, true) => votes.push(Vote::new(FaultClass::NetworkLatency, 0.65, format!("{name}: {rtt_text}"))),
-        (true, true) => {
+    let series: Vec<f64> = d
+        .rtt_by_window
+        .values()
+        .filter(|(_, n)| *n > 0)
+        .map(|(sum, n)| *sum as f64 / *n as f64)
+        .collect();
+    let variation = rtt_variation(&series);
+    let cv = variation.map_or("too few samples to judge".into(), |v| format!("varying {:.0} %", v * 100.0));
+    match (lossy, slow, variation) {
+        (true, false, _) => votes.push(Vote::new(FaultClass::NetworkLoss, 0.7, format!("{name}: {rtt_text}"))),
+        (true, true, _) => {
             votes.push(Vote::new(FaultClass::BandwidthSaturation, 0.5, format!("{name}: queueing and drops: {rtt_text}")));
         }
-        (false, false) => {}
+        (false, true, Some(v)) if v >= QUEUEING_CV => votes.push(Vote::new(
+            FaultClass::BandwidthSaturation,
+            0.6,
+            format!("{name}: round trips up and unsteady ({cv}), as a filling queue makes them: {rtt_text}"),
+        )),
+        (false, true, Some(_)) => votes.push(Vote::new(
+            FaultClass::NetworkLatency,
+            0.65,
+            format!("{name}: round trips up by a steady delay ({cv}): {rtt_text}"),
+        )),
+        (false, true, None) => votes.push(Vote::new(FaultClass::NetworkLatency, 0.5, format!("{name}: {rtt_text} ({cv})"))),
+        (false, false, _) => {}
     }
     let errors = r(b.requests.errors, d.requests.errors);
     if rose(errors, 0.2) && d.requests.auth < d.requests.errors {
@@ -171,6 +217,108 @@ fn codes(r: &Requests) -> String {
     v.iter().take(3).map(|(c, n)| format!("{c} ×{n}")).collect::<Vec<_>>().join(", ")
 }
 
+/// Every edge of `scope.entity`, peer by peer, before the window and in it.
+fn edges_of(sources: &Sources, scope: &Scope) -> Result<BTreeMap<(FlowRole, EntityId), Edge>, StoreError> {
+    let mut edges: BTreeMap<(FlowRole, EntityId), Edge> = BTreeMap::new();
+    for kind in [SampleKind::Flow, SampleKind::Request] {
+        let split = window::samples(sources, scope, kind)?;
+        for (during, samples) in [(false, &split.before), (true, &split.during)] {
+            for s in samples {
+                let Some(key) = peer(sources, s) else { continue };
+                let edge = edges.entry(key).or_default();
+                let side = if during { &mut edge.during } else { &mut edge.before };
+                match &s.sample {
+                    Sample::Flow(f) => {
+                        side.flows.add(&f.counts);
+                        let w = side.rtt_by_window.entry(s.end_unix_ns).or_default();
+                        w.0 += f.counts.srtt_sum_us;
+                        w.1 += f.counts.srtt_samples;
+                    }
+                    Sample::Request(r) => side.requests.add(r),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(edges)
+}
+
+fn edge_observation(name: &str, e: &Edge, telling: bool) -> Observation {
+    let (b, d) = (&e.before, &e.during);
+    let p99 = d.requests.latency.quantile_ns(0.99).map_or(String::new(), |ns| format!(", p99 ≤ {:.1} ms", ns as f64 / 1e6));
+    Observation::new(format!("{name} requests"), d.requests.requests as f64, "requests")
+        .before(b.requests.requests as f64)
+        .detail(format!(
+            "{} errors ({}), {} unanswered{p99}; {} connects, {} failed, {} resets in, {} retransmits, {} B in",
+            d.requests.errors,
+            codes(&d.requests),
+            d.requests.unanswered,
+            d.flows.connects,
+            d.flows.failed,
+            d.flows.resets_received,
+            d.flows.retransmits,
+            d.flows.bytes_received
+        ))
+        .weight(if telling { 100.0 } else { 0.0 } + (d.requests.errors + d.flows.failed + d.flows.retransmits) as f64)
+}
+
+/// How many calls down an error is followed: the entity's dependency, and its dependency's.
+const MAX_HOPS: usize = 2;
+/// What a witness one call further down is worth: the error might have another cause on the
+/// way back up.
+const HOP_DISCOUNT: f64 = 0.9;
+
+/// A dependency that answers with errors is asked why, as an engineer would: its own calls
+/// are judged, and what they show (auth refusals to a database, connects refused, …) votes
+/// too, marked as seen downstream.
+fn downstream(
+    sources: &Sources,
+    scope: &Scope,
+    mut erring: Vec<EntityId>,
+    obs: &mut Vec<Observation>,
+    votes: &mut Vec<Vote>,
+) -> Result<(), StoreError> {
+    let mut seen: Vec<EntityId> = vec![scope.entity.clone()];
+    for hop in 1..=MAX_HOPS {
+        let mut next = Vec::new();
+        for dep in std::mem::take(&mut erring) {
+            if seen.contains(&dep) {
+                continue;
+            }
+            seen.push(dep.clone());
+            let there = Scope {
+                entity: dep.clone(),
+                ..scope.clone()
+            };
+            for ((role, peer), e) in edges_of(sources, &there)? {
+                if role != FlowRole::Client {
+                    continue;
+                }
+                let name = format!("{dep} → {peer}");
+                let mut found = Vec::new();
+                judge(&there, role, &name, &e, &mut found);
+                if found.is_empty() {
+                    continue;
+                }
+                if found.iter().any(|v| v.class == FaultClass::DependencyErrors) {
+                    next.push(peer.clone());
+                }
+                obs.push(edge_observation(&format!("downstream: {name}"), &e, true));
+                let discount = HOP_DISCOUNT.powi(hop as i32);
+                votes.extend(found.into_iter().map(|v| {
+                    Vote::new(
+                        v.class,
+                        v.strength * discount,
+                        format!("downstream of {}: {}", scope.entity, v.reason),
+                    )
+                }));
+            }
+        }
+        erring = next;
+    }
+    Ok(())
+}
+
 impl EvidenceTool for EdgeStats {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
@@ -180,24 +328,10 @@ impl EvidenceTool for EdgeStats {
     }
 
     fn call(&self, sources: &Sources, scope: &Scope) -> Result<ToolOutput, StoreError> {
-        let mut edges: BTreeMap<(FlowRole, EntityId), Edge> = BTreeMap::new();
-        for kind in [SampleKind::Flow, SampleKind::Request] {
-            let split = window::samples(sources, scope, kind)?;
-            for (during, samples) in [(false, &split.before), (true, &split.during)] {
-                for s in samples {
-                    let Some(key) = peer(sources, s) else { continue };
-                    let edge = edges.entry(key).or_default();
-                    let side = if during { &mut edge.during } else { &mut edge.before };
-                    match &s.sample {
-                        Sample::Flow(f) => side.flows.add(&f.counts),
-                        Sample::Request(r) => side.requests.add(r),
-                        _ => {}
-                    }
-                }
-            }
-        }
+        let edges = edges_of(sources, scope)?;
         let mut obs = Vec::new();
         let mut votes: Vec<Vote> = Vec::new();
+        let mut erring: Vec<EntityId> = Vec::new();
         for ((role, peer), e) in &edges {
             let name = match role {
                 FlowRole::Client => format!("{} → {peer}", scope.entity),
@@ -206,25 +340,15 @@ impl EvidenceTool for EdgeStats {
             let before = votes.len();
             judge(scope, *role, &name, e, &mut votes);
             let telling = votes.len() > before;
-            let (b, d) = (&e.before, &e.during);
-            let p99 = d.requests.latency.quantile_ns(0.99).map_or(String::new(), |ns| format!(", p99 ≤ {:.1} ms", ns as f64 / 1e6));
-            obs.push(
-                Observation::new(format!("{name} requests"), d.requests.requests as f64, "requests")
-                    .before(b.requests.requests as f64)
-                    .detail(format!(
-                        "{} errors ({}), {} unanswered{p99}; {} connects, {} failed, {} resets in, {} retransmits, {} B in",
-                        d.requests.errors,
-                        codes(&d.requests),
-                        d.requests.unanswered,
-                        d.flows.connects,
-                        d.flows.failed,
-                        d.flows.resets_received,
-                        d.flows.retransmits,
-                        d.flows.bytes_received
-                    ))
-                    .weight(if telling { 100.0 } else { 0.0 } + (d.requests.errors + d.flows.failed + d.flows.retransmits) as f64),
-            );
+            if *role == FlowRole::Client
+                && *peer != scope.entity
+                && votes[before..].iter().any(|v| v.class == FaultClass::DependencyErrors)
+            {
+                erring.push(peer.clone());
+            }
+            obs.push(edge_observation(&name, e, telling));
         }
+        downstream(sources, scope, erring, &mut obs, &mut votes)?;
         // One vote per class: the strongest edge's.
         votes.sort_by(|a, b| b.strength.total_cmp(&a.strength));
         let mut kept: Vec<Vote> = Vec::new();

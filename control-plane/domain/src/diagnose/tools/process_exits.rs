@@ -16,6 +16,10 @@ use crate::{
 
 /// Exits in the window that make a loop (the crash-loop rule's default).
 const LOOP_EXITS: usize = 3;
+/// How long a stopped replica may take to be started again before it counts as not
+/// replaced: a runtime's restart takes seconds, and a diagnosis made the instant after a stop
+/// must not call it a shortage.
+const REPLACE_GRACE_NS: i64 = 5_000_000_000;
 
 pub struct ProcessExits;
 
@@ -88,11 +92,35 @@ impl EvidenceTool for ProcessExits {
             .filter(main)
             .filter_map(|e| ending(e).map(|h| (e, h)))
             .collect();
+        // A start attempt: an exec of a main process, or one the kernel refused.
+        let starts: Vec<i64> = split
+            .during
+            .iter()
+            .filter(main)
+            .filter(|e| matches!(e.event.kind, EventKind::ProcessExec { .. } | EventKind::ExecFailure { .. }))
+            .map(|e| e.event.time_unix_ns)
+            .collect();
+        let started_after = |t: i64| starts.iter().any(|&s| s > t);
         let last_exit = exits.last().map(|(e, _)| e.event.time_unix_ns);
-        let restarted = last_exit.is_some_and(|t| {
-            split.during.iter().filter(main).any(|e| {
-                e.event.time_unix_ns > t && matches!(e.event.kind, EventKind::ProcessExec { .. })
-            })
+        let restarted = last_exit.is_some_and(started_after);
+        // A loop is restarted after its exits: every one but (perhaps) the newest, whose
+        // restart may still be coming.
+        let abnormal: Vec<i64> = exits
+            .iter()
+            .filter(|(_, h)| matches!(h, Ending::Crash | Ending::Killed))
+            .map(|(e, _)| e.event.time_unix_ns)
+            .collect();
+        let restarted_loop = !abnormal.is_empty()
+            && abnormal.iter().filter(|&&t| started_after(t)).count() + 1 >= abnormal.len();
+        let last_stop = exits
+            .iter()
+            .filter(|(_, h)| *h == Ending::Stopped)
+            .map(|(e, _)| e.event.time_unix_ns)
+            .max();
+        // Not started again within the grace (a start much later is someone's repair).
+        let not_replaced = last_stop.is_some_and(|t| {
+            scope.to_unix_ns - t >= REPLACE_GRACE_NS
+                && !starts.iter().any(|&s| s > t && s <= t + REPLACE_GRACE_NS)
         });
         let count = |h: Ending| exits.iter().filter(|(_, x)| *x == h).count();
         let (crashes, stopped, killed) = (
@@ -117,7 +145,7 @@ impl EvidenceTool for ProcessExits {
                 .weight(5.0),
         );
         let mut votes = Vec::new();
-        if crashes + killed >= LOOP_EXITS && restarted {
+        if crashes + killed >= LOOP_EXITS && restarted_loop {
             votes.push(Vote::new(
                 FaultClass::CrashLoop,
                 0.8,
@@ -129,11 +157,14 @@ impl EvidenceTool for ProcessExits {
                 0.8,
                 format!("{killed} main process(es) killed by another process's signal"),
             ));
-        } else if stopped > 0 && !restarted {
+        } else if stopped > 0 && not_replaced {
             votes.push(Vote::new(
                 FaultClass::ReplicaShortage,
                 0.7,
-                format!("{stopped} replica(s) stopped on purpose and not replaced"),
+                format!(
+                    "{stopped} replica(s) stopped on purpose and not replaced in {} s",
+                    REPLACE_GRACE_NS / 1_000_000_000
+                ),
             ));
         } else if crashes >= LOOP_EXITS {
             votes.push(Vote::new(

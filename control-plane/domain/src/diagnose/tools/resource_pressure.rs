@@ -59,7 +59,7 @@ impl EvidenceTool for ResourcePressure {
         let split = window::samples(sources, scope, SampleKind::Resource)?;
         let (b, d) = (read(&split.before), read(&split.during));
         let stall = |us: u64, secs: f64| us as f64 / 1e6 / secs;
-        let (io_b, io_d) = (stall(b.io_stall_us, scope.before_secs()), stall(d.io_stall_us, scope.during_secs()));
+        let (io_b, io_d) = (stall(b.io_stall_us, scope.before_secs()), stall(d.io_stall_us, scope.symptom_secs()));
         let obs = vec![
             Observation::new("memory working set / limit (max)", d.max_memory_ratio, "ratio")
                 .before(b.max_memory_ratio)
@@ -67,9 +67,9 @@ impl EvidenceTool for ResourcePressure {
             Observation::new("CPU periods throttled", d.throttled_ratio(), "ratio")
                 .before(b.throttled_ratio())
                 .weight(d.throttled_ratio() * 2.0),
-            Observation::new("memory stall", stall(d.memory_stall_us, scope.during_secs()), "s/s")
+            Observation::new("memory stall", stall(d.memory_stall_us, scope.symptom_secs()), "s/s")
                 .before(stall(b.memory_stall_us, scope.before_secs())),
-            Observation::new("CPU stall", stall(d.cpu_stall_us, scope.during_secs()), "s/s")
+            Observation::new("CPU stall", stall(d.cpu_stall_us, scope.symptom_secs()), "s/s")
                 .before(stall(b.cpu_stall_us, scope.before_secs())),
             Observation::new("IO stall", io_d, "s/s").before(io_b).weight(io_d),
         ];

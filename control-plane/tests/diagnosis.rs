@@ -1,0 +1,594 @@
+//! The diagnose use case over the real SQLite store: kernel events and metric intervals go
+//! in as the agent would send them, incidents open as ingest and detection open them, and the
+//! evidence tools' votes must name the fault class — or, when the evidence disagrees, send
+//! the incident to a human's review instead of remediation.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    sync::Arc,
+    time::Duration,
+};
+
+use control_plane::{
+    adapters::sqlite::SqliteStore,
+    domain::{
+        clock::{Clock, ManualClock, SystemClock},
+        detection::ports::GraphView,
+        diagnose::{
+            ports::{DiagnosisStore, NoLogs, Sources},
+            tools::Registry,
+            Diagnosis, DiagnosisParts, DiagnosisPolicy, DiagnosisService, FaultClass, Route,
+        },
+        entity::{EdgeId, EntityId},
+        event::{EventKind, KernelEvent, ProcessRef},
+        incident::{
+            details::AnomalyDetails,
+            evidence::RootCause,
+            ports::{IncidentChange, IncidentQuery, IncidentStore},
+            Details, Finding, Incident, Severity,
+        },
+        observe::Observer,
+        ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
+        interval::{
+            ports::IntervalStore, Endpoint, ErrnoCount, FlowRole, Histogram, MetricInterval,
+            Protocol, RequestObservation, StatusCount, SyscallObservation,
+        },
+        synthetic::{empty_interval, kernel_event, oom_kill, workload},
+    },
+};
+
+const SECOND: i64 = 1_000_000_000;
+const APP: &str = "cgroup/app";
+const WEB: &str = "cgroup/web";
+const REDIS: &str = "cgroup/redis";
+const REDIS_IP: &str = "10.0.0.5";
+const APP_IP: &str = "10.0.0.7";
+
+/// Endpoints resolve as the live graph would: a known address is its server's workload.
+struct Addresses(HashMap<IpAddr, EntityId>);
+
+impl GraphView for Addresses {
+    fn server_entity(&self, _node: &str, endpoint: &Endpoint) -> EntityId {
+        self.0
+            .get(&endpoint.ip)
+            .cloned()
+            .unwrap_or_else(|| EntityId::external(endpoint))
+    }
+
+    fn call_edges(&self, _now: i64) -> Vec<EdgeId> {
+        Vec::new()
+    }
+}
+
+struct Lab {
+    store: Arc<SqliteStore>,
+    clock: Arc<ManualClock>,
+    ingest: IngestService,
+    diagnosis: DiagnosisService,
+    now: i64,
+    seq: u64,
+}
+
+impl Lab {
+    fn new() -> Self {
+        // No time budget: which incidents a tick takes must not depend on the machine's speed.
+        Self::with_policy(DiagnosisPolicy {
+            tick_budget_ns: i64::MAX,
+            ..DiagnosisPolicy::default()
+        })
+    }
+
+    fn with_policy(policy: DiagnosisPolicy) -> Self {
+        let store = Arc::new(SqliteStore::in_memory().expect("store"));
+        let now = SystemClock.now_unix_ns();
+        let clock = Arc::new(ManualClock::at(now));
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let graph = Arc::new(Addresses(HashMap::from([
+            (ip(REDIS_IP), EntityId::new(REDIS)),
+            (ip(APP_IP), EntityId::new(APP)),
+        ])));
+        let ingest = IngestService::new(IngestParts {
+            events: store.clone(),
+            incidents: store.clone(),
+            nodes: store.clone(),
+            rules: KernelRules::new(CrashLoopPolicy {
+                restarts: 3,
+                window: Duration::from_secs(60),
+                service_uptime: Duration::from_secs(30),
+            }),
+            clock: clock.clone(),
+        });
+        let diagnosis = DiagnosisService::new(DiagnosisParts {
+            sources: Sources {
+                events: store.clone(),
+                samples: store.clone(),
+                graph,
+                logs: Arc::new(NoLogs),
+            },
+            incidents: store.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            registry: Registry::standard(),
+            policy,
+        });
+        Self {
+            store,
+            clock,
+            ingest,
+            diagnosis,
+            now,
+            seq: 0,
+        }
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Events go through ingest, as the agent's stream does; returns the incidents opened.
+    fn events(&mut self, events: Vec<KernelEvent>) -> Vec<Incident> {
+        let report = self
+            .ingest
+            .ingest(&Batch {
+                node: "n1".into(),
+                events,
+                stats: None,
+            })
+            .expect("ingest");
+        report
+            .incidents_opened
+            .iter()
+            .map(|id| self.store.get(*id).expect("get").expect("opened"))
+            .collect()
+    }
+
+    /// One interval per second from `from` to `to` (relative to now), each filled by `fill`
+    /// with its end time.
+    fn intervals(&mut self, from: i64, to: i64, fill: impl Fn(i64, &mut MetricInterval)) {
+        for t in from..to {
+            let end = self.now + t * SECOND;
+            let seq = self.next_seq();
+            let mut i = empty_interval("n1", seq, end);
+            fill(t, &mut i);
+            self.store.insert_interval(&i).expect("interval");
+        }
+    }
+
+    /// A correlated anomaly localized to `root`, its first symptom at `onset` (relative).
+    fn anomaly(&self, root: &str, onset: i64) -> Incident {
+        let first = self.now + onset * SECOND;
+        let finding = Finding {
+            severity: Severity::Critical,
+            node: "n1".into(),
+            workload_key: EntityId::new(root),
+            title: format!("{root} anomalous"),
+            summary: String::new(),
+            time_unix_ns: first + SECOND,
+            evidence: Vec::new(),
+            details: Details::ServiceAnomaly(AnomalyDetails {
+                root_causes: vec![RootCause {
+                    entity: EntityId::new(root),
+                    score: 1.0,
+                    anomaly: 5.0,
+                }],
+                entities: BTreeMap::new(),
+                first_anomaly_unix_ns: Some(first),
+                episode_started_unix_ns: first,
+                symptoms: Vec::new(),
+                timeline: Vec::new(),
+            }),
+            stages: Vec::new(),
+        };
+        self.store.create(&finding).expect("create")
+    }
+
+    fn diagnose(&self, incident: &Incident) -> Diagnosis {
+        let d = self.diagnosis.diagnose_and_store(incident).expect("diagnose");
+        let kept = self
+            .store
+            .diagnosis(incident.id)
+            .expect("read")
+            .expect("kept");
+        assert_eq!(kept.class, d.class, "the stored diagnosis is the one made");
+        d
+    }
+}
+
+fn openat(key: &str, calls: u64, eacces: u64) -> SyscallObservation {
+    failing(key, (257, "openat"), calls, (13, "EACCES"), eacces)
+}
+
+/// `calls` of one syscall by `key`, `count` of them failing with `errno`.
+fn failing(key: &str, (nr, name): (u32, &str), calls: u64, (errno, errno_name): (u32, &str), count: u64) -> SyscallObservation {
+    SyscallObservation {
+        workload: workload(key),
+        nr,
+        name: name.into(),
+        errors: count,
+        errors_by_errno: if count == 0 {
+            Vec::new()
+        } else {
+            vec![ErrnoCount {
+                errno,
+                name: errno_name.into(),
+                count,
+            }]
+        },
+        latency: Histogram {
+            count: calls,
+            ..Histogram::default()
+        },
+    }
+}
+
+fn redis_requests(requests: u64, code: Option<&str>) -> RequestObservation {
+    calls(WEB, REDIS_IP, 6379, Protocol::Redis, requests, code)
+}
+
+/// `requests` calls from `client` to the server at `server_ip:port`, all answered `code`
+/// when one is given (and then failed), else fine.
+fn calls(
+    client: &str,
+    server_ip: &str,
+    port: u16,
+    protocol: Protocol,
+    requests: u64,
+    code: Option<&str>,
+) -> RequestObservation {
+    let failing = if code.is_some() { requests } else { 0 };
+    RequestObservation {
+        workload: workload(client),
+        role: FlowRole::Client,
+        local: Endpoint {
+            ip: "10.0.0.2".parse().expect("ip"),
+            port: 40_000,
+        },
+        remote: Endpoint {
+            ip: server_ip.parse().expect("ip"),
+            port,
+        },
+        protocol,
+        requests,
+        responses: requests,
+        errors: failing,
+        client_errors: 0,
+        timeouts: 0,
+        closed_pending: 0,
+        pipelined: 0,
+        unparsed: 0,
+        statuses: code
+            .map(|c| {
+                vec![StatusCount {
+                    code: c.into(),
+                    count: requests,
+                }]
+            })
+            .unwrap_or_default(),
+        latency: Histogram::default(),
+        stuck: 0,
+        tls: false,
+        error_samples: Vec::new(),
+    }
+}
+
+fn exit(seq: u64, t: i64, key: &str, signal: u32, by: Option<&str>) -> KernelEvent {
+    kernel_event(
+        seq,
+        t,
+        key,
+        EventKind::ProcessExit {
+            exit_code: None,
+            signal: Some(signal),
+            lifetime_ms: Some(600_000),
+            killed_by: by.map(|comm| ProcessRef {
+                pid: 77,
+                comm: comm.into(),
+                workload: None,
+            }),
+        },
+    )
+}
+
+fn assert_class(d: &Diagnosis, class: FaultClass, route: Route) {
+    assert_eq!(
+        (d.class, d.route),
+        (Some(class), route),
+        "confidence {:.2}; votes: {:#?}",
+        d.confidence,
+        d.breakdown
+    );
+}
+
+#[test]
+fn a_file_that_turned_unreadable_is_a_permission_fault_confident_enough_to_act_on() {
+    let mut lab = Lab::new();
+    lab.intervals(-70, 0, |t, i| {
+        i.syscalls
+            .push(openat(APP, 20, if t >= -8 { 20 } else { 0 }));
+    });
+    let incident = lab.anomaly(APP, -8);
+    let d = lab.diagnose(&incident);
+    assert_class(&d, FaultClass::PermissionDenied, Route::Remediation);
+    assert!(d.explanation.contains("EACCES"), "{}", d.explanation);
+    assert!(!d.recommended_actions.is_empty());
+}
+
+#[test]
+fn eperm_on_sends_is_a_firewall_dropping_packets_not_a_permission_fault() {
+    let mut lab = Lab::new();
+    // nft/iptables `drop` on output: the sender's sendmmsg/sendto get EPERM.
+    lab.intervals(-70, 0, |t, i| {
+        let dropped = if t >= -8 { 2 } else { 0 };
+        i.syscalls.push(failing(APP, (307, "sendmmsg"), 10, (1, "EPERM"), dropped));
+    });
+    let d = lab.diagnose(&lab.anomaly(APP, -8));
+    assert_ne!(d.class, Some(FaultClass::PermissionDenied), "{:#?}", d.breakdown);
+    let errno = d.breakdown.iter().find(|b| b.voter == "errno_profile").expect("errno_profile voted");
+    assert_eq!(errno.class, Some(FaultClass::NetworkLoss), "{errno:#?}");
+    assert!(errno.reason.contains("firewall"), "{}", errno.reason);
+}
+
+#[test]
+fn redis_refusing_the_password_is_a_credential_fault_not_a_dependency_error() {
+    let mut lab = Lab::new();
+    lab.intervals(-70, 0, |t, i| {
+        let code = (t >= -6).then_some("WRONGPASS");
+        i.requests.push(redis_requests(30, code));
+    });
+    let incident = lab.anomaly(WEB, -6);
+    let d = lab.diagnose(&incident);
+    assert_class(&d, FaultClass::CredentialFailure, Route::Remediation);
+    let edge = d
+        .breakdown
+        .iter()
+        .find(|b| b.voter == "edge_stats")
+        .expect("edge_stats voted");
+    assert!(edge.reason.contains(REDIS), "{}", edge.reason);
+}
+
+#[test]
+fn errors_from_a_dependency_are_followed_down_to_the_refused_password() {
+    let mut lab = Lab::new();
+    // web calls app, app calls redis; redis starts refusing app's password. web only sees
+    // app's 502s, and the anomaly is localized to web.
+    lab.intervals(-70, 0, |t, i| {
+        let failing = t >= -6;
+        i.requests.push(calls(WEB, APP_IP, 8080, Protocol::Http1, 30, failing.then_some("502")));
+        i.requests.push(calls(APP, REDIS_IP, 6379, Protocol::Redis, 30, failing.then_some("WRONGPASS")));
+    });
+    let incident = lab.anomaly(WEB, -6);
+    let d = lab.diagnose(&incident);
+    assert_class(&d, FaultClass::CredentialFailure, Route::Remediation);
+    let edge = d
+        .breakdown
+        .iter()
+        .find(|b| b.voter == "edge_stats")
+        .expect("edge_stats voted");
+    assert!(
+        edge.reason.contains("downstream") && edge.reason.contains(REDIS),
+        "{}",
+        edge.reason
+    );
+}
+
+#[test]
+fn a_kill_by_another_process_and_a_stop_nobody_replaced_are_told_apart() {
+    let mut lab = Lab::new();
+    let (now, kill_seq, stop_seq) = (lab.now, lab.next_seq(), lab.next_seq());
+    let killed = lab.events(vec![exit(kill_seq, now - 8 * SECOND, APP, 9, Some("kill"))]);
+    assert_eq!(killed.len(), 1, "a kill opens an incident");
+    assert_class(
+        &lab.diagnose(&killed[0]),
+        FaultClass::ProcessKilled,
+        Route::Remediation,
+    );
+
+    let stopped = lab.events(vec![exit(stop_seq, now - 6 * SECOND, WEB, 15, Some("kubelet"))]);
+    assert_eq!(stopped.len(), 1, "a stop of a service opens an incident");
+    // The instant after the stop, a restart may still be coming: no shortage yet.
+    lab.clock.set(now - 5 * SECOND);
+    let early = lab.diagnose(&stopped[0]);
+    assert_ne!(early.class, Some(FaultClass::ReplicaShortage), "{:#?}", early.breakdown);
+    lab.clock.set(now);
+    assert_class(
+        &lab.diagnose(&stopped[0]),
+        FaultClass::ReplicaShortage,
+        Route::Remediation,
+    );
+}
+
+fn exec(seq: u64, t: i64, key: &str) -> KernelEvent {
+    kernel_event(seq, t, key, EventKind::ProcessExec { filename: "/srv/app/bin".into() })
+}
+
+fn crash(seq: u64, t: i64, key: &str) -> KernelEvent {
+    kernel_event(
+        seq,
+        t,
+        key,
+        EventKind::ProcessExit {
+            exit_code: Some(1),
+            signal: None,
+            lifetime_ms: Some(300),
+            killed_by: None,
+        },
+    )
+}
+
+#[test]
+fn errors_every_start_repeats_do_not_turn_a_crash_loop_into_a_permission_fault() {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    // Each start probes paths it may not read (EACCES), then the process exits 1 on a bad
+    // config. The interval ending at t covers (t-1, t].
+    let starts = [-8, -6, -4, -2];
+    lab.intervals(-70, 0, |t, i| {
+        let eacces = if starts.contains(&(t - 1)) { 38 } else { 0 };
+        i.syscalls.push(openat(APP, 20 + eacces, eacces));
+    });
+    // The running process is stopped to load the new config...
+    lab.clock.set(now - 9 * SECOND);
+    let seq = lab.next_seq();
+    lab.events(vec![exit(seq, now - 9 * SECOND, APP, 15, Some("supervisor"))]);
+    // ...and every start since fails.
+    for s in starts {
+        let at = now + s * SECOND;
+        lab.clock.set(at + SECOND / 2);
+        let (a, b) = (lab.next_seq(), lab.next_seq());
+        lab.events(vec![exec(a, at + SECOND / 10, APP), crash(b, at + 4 * SECOND / 10, APP)]);
+    }
+    lab.clock.set(now);
+    let looping = lab
+        .store
+        .list(&IncidentQuery::open(10))
+        .expect("list")
+        .into_iter()
+        .find(|i| i.kind.as_str() == "crash_loop")
+        .expect("the restarts open a crash loop");
+    let d = lab.diagnose(&looping);
+    assert_eq!(d.class, Some(FaultClass::CrashLoop), "{:#?}", d.breakdown);
+    assert_eq!(d.route, Route::Remediation, "nothing disagrees: {:#?}", d.breakdown);
+    let errno = d
+        .evidence
+        .iter()
+        .find(|o| o.tool == "errno_profile")
+        .expect("errno_profile ran");
+    assert!(errno.votes.is_empty(), "start-up errors vote for no cause: {errno:#?}");
+    let eacces = errno
+        .observations
+        .iter()
+        .find(|o| o.what.starts_with("EACCES"))
+        .expect("the EACCES are reported");
+    assert!(eacces.detail.contains("process starts"), "as start-up errors: {eacces:#?}");
+}
+
+#[test]
+fn witnesses_that_contradict_each_other_send_the_incident_to_review() {
+    let mut lab = Lab::new();
+    lab.intervals(-70, 0, |t, i| {
+        i.syscalls
+            .push(openat(APP, 20, if t >= -8 { 20 } else { 0 }));
+    });
+    let seq = lab.next_seq();
+    lab.events(vec![oom_kill(seq, lab.now - 3 * SECOND, APP)]);
+    let incident = lab.anomaly(APP, -8);
+    let d = lab.diagnose(&incident);
+    assert_eq!(d.route, Route::Review, "{d:#?}");
+    assert!(d.confidence < d.gate);
+    let disagreeing = d.breakdown.iter().filter(|b| b.class.is_some() && !b.agrees).count();
+    assert!(disagreeing >= 1, "the breakdown shows who disagreed: {:#?}", d.breakdown);
+}
+
+/// An OOM kill 8 s ago (its incident resolved 5 s ago, or still open), then a deploy whose
+/// binary does not run: the exec failure is diagnosed on its own evidence.
+fn a_deploy_after_an_oom(resolve_the_oom: bool) {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    lab.clock.set(now - 8 * SECOND);
+    let seq = lab.next_seq();
+    let oom = lab.events(vec![oom_kill(seq, now - 8 * SECOND, APP)]);
+    assert_eq!(oom.len(), 1);
+    if resolve_the_oom {
+        lab.clock.set(now - 5 * SECOND);
+        let resolved = lab.ingest.resolve_quiet(2 * SECOND).expect("resolve");
+        assert_eq!(resolved, vec![oom[0].id]);
+    }
+    lab.clock.set(now);
+
+    // The deploy: the running process ends cleanly, the new binary does not run.
+    let (stop, seq) = (lab.next_seq(), lab.next_seq());
+    let clean = kernel_event(
+        stop,
+        now - 2 * SECOND,
+        APP,
+        EventKind::ProcessExit {
+            exit_code: Some(0),
+            signal: None,
+            lifetime_ms: Some(600_000),
+            killed_by: None,
+        },
+    );
+    let failed = lab.events(vec![clean, kernel_event(
+        seq,
+        now - SECOND,
+        APP,
+        EventKind::ExecFailure {
+            filename: "/srv/app/bin".into(),
+            errno: 8,
+            errno_name: "ENOEXEC".into(),
+            parent: None,
+        },
+    )]);
+    assert_eq!(failed.len(), 1, "an exec failure opens an incident");
+    assert_class(&lab.diagnose(&failed[0]), FaultClass::BadDeploy, Route::Remediation);
+
+    // Diagnosed on its own window, the OOM incident is still an OOM.
+    let first = lab.store.get(oom[0].id).expect("get").expect("kept");
+    assert_eq!(lab.diagnose(&first).class, Some(FaultClass::OomKill));
+}
+
+#[test]
+fn evidence_of_an_earlier_resolved_incident_does_not_sway_the_next_one() {
+    a_deploy_after_an_oom(true);
+}
+
+#[test]
+fn evidence_of_an_earlier_incident_still_open_does_not_sway_the_next_one() {
+    a_deploy_after_an_oom(false);
+}
+
+/// Opens an OOM incident on each of `n` workloads and tells the diagnosis they changed.
+fn many_ooms(lab: &mut Lab, n: usize) -> Vec<Incident> {
+    let keys: Vec<String> = (0..n).map(|i| format!("cgroup/w{i}")).collect();
+    let events: Vec<KernelEvent> = keys
+        .iter()
+        .map(|k| {
+            let seq = lab.next_seq();
+            oom_kill(seq, lab.now - SECOND, k)
+        })
+        .collect();
+    let opened = lab.events(events);
+    assert_eq!(opened.len(), n);
+    for i in &opened {
+        lab.diagnosis.incident(&IncidentChange::Updated(i.clone()));
+    }
+    opened
+}
+
+#[test]
+fn a_tick_out_of_time_leaves_the_rest_queued_not_lost() {
+    // A budget of nothing: each tick does one diagnosis, then yields.
+    let mut lab = Lab::with_policy(DiagnosisPolicy {
+        tick_budget_ns: 0,
+        ..DiagnosisPolicy::default()
+    });
+    let opened = many_ooms(&mut lab, 4);
+    for _ in 0..opened.len() {
+        assert_eq!(lab.diagnosis.tick().expect("tick"), 1);
+    }
+    for i in &opened {
+        let d = lab.store.diagnosis(i.id).expect("read");
+        assert_eq!(d.and_then(|d| d.class), Some(FaultClass::OomKill), "{}", i.id);
+    }
+}
+
+#[test]
+fn every_changed_incident_is_diagnosed_even_past_one_tick_budget() {
+    let mut lab = Lab::new();
+    let max = DiagnosisPolicy::default().max_per_tick;
+    many_ooms(&mut lab, max + 5);
+    let first = lab.diagnosis.tick().expect("tick");
+    assert_eq!(first, max, "one tick does its budget");
+    let second = lab.diagnosis.tick().expect("tick");
+    assert!(second >= 5, "the rest are done next tick ({second})");
+    let open = lab
+        .store
+        .list(&IncidentQuery::open(1000))
+        .expect("list");
+    for i in open {
+        let d = lab.store.diagnosis(i.id).expect("read");
+        assert_eq!(d.and_then(|d| d.class), Some(FaultClass::OomKill), "{}", i.id);
+    }
+}
