@@ -76,9 +76,7 @@ impl VigilApi {
                 let episode =
                     ms(&i["attributes"]["episode_started_unix_ns"]).unwrap_or(first_opened);
                 let key = i["workload_key"].as_str()?.to_string();
-                if !key.contains(crate::names::PREFIX) {
-                    return None;
-                }
+                service_of(&key)?;
                 let new = window.contains(&first_opened);
                 // A reopening's episode starts after the first opening.
                 let reopened = !new && episode > first_opened && window.contains(&episode);
@@ -161,9 +159,35 @@ impl VigilApi {
     }
 }
 
-/// `cgroup/vigil-lab-app1` → `app1`.
+/// `cgroup/vigil-lab-app1` → `app1`; a replica's data volume,
+/// `filesystem/<state>/testbed/app1-data`, → `app1` too (a full disk is its service's).
 pub fn service_of(workload_key: &str) -> Option<String> {
+    if let Some(rest) = workload_key
+        .strip_prefix("filesystem/")
+        .and_then(|path| path.rsplit_once("/testbed/"))
+        .and_then(|(_, volume)| volume.strip_suffix("-data"))
+    {
+        return (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string());
+    }
     let at = workload_key.find(crate::names::PREFIX)?;
     let rest = &workload_key[at + crate::names::PREFIX.len()..];
     Some(rest.split(['/', '.']).next().unwrap_or(rest).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_of;
+
+    #[test]
+    fn incidents_are_claimed_by_the_lab_service_they_concern() {
+        assert_eq!(service_of("cgroup/vigil-lab-app1").as_deref(), Some("app1"));
+        assert_eq!(
+            service_of("filesystem//var/lib/vigil-lab/testbed/app2-data").as_deref(),
+            Some("app2"),
+            "a replica's data volume is the replica's"
+        );
+        assert_eq!(service_of("filesystem//var/lib/postgresql"), None);
+        assert_eq!(service_of("filesystem//x/testbed/a/b-data"), None);
+        assert_eq!(service_of("cgroup/system.slice/cron.service"), None);
+    }
 }

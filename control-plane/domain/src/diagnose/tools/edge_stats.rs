@@ -3,7 +3,7 @@
 //! code, timeouts, latency). What changed on which edge names the cause:
 //!
 //! - auth refusals (HTTP 401/403, Redis WRONGPASS/NOAUTH, SQLSTATE class 28): credentials;
-//! - a peer that went silent (bytes from it stop, connects time out): a partition;
+//! - a peer that went silent (bytes from it stop, connects time out, no resets): a partition;
 //! - refused connects and resets: a dependency down;
 //! - retransmissions up with round trips steady: loss; round trips up with no loss: latency;
 //!   both at once, on a busy sender: a saturated link (its queue delays and drops);
@@ -139,7 +139,14 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
     }
     let bytes_in = r(b.flows.bytes_received, d.flows.bytes_received);
     let trouble = d.flows.retransmits + d.flows.failed + d.requests.unanswered;
-    if role == FlowRole::Client && bytes_in.0 > 100.0 && bytes_in.1 < 0.02 * bytes_in.0 && trouble > 0 {
+    // A reset is an answer: the peer's host is reachable, so a peer that resets is down, not
+    // cut off.
+    if role == FlowRole::Client
+        && bytes_in.0 > 100.0
+        && bytes_in.1 < 0.02 * bytes_in.0
+        && trouble > 0
+        && d.flows.resets_received == 0
+    {
         votes.push(Vote::new(
             FaultClass::Partition,
             0.75,
@@ -359,5 +366,37 @@ impl EvidenceTool for EdgeStats {
         }
         let summary = format!("{} edges; {} changed telling ways", edges.len(), obs.iter().filter(|o| o.weight >= 100.0).count());
         Ok(ToolOutput::new("edge_stats", scope, summary, obs, kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn silent_peer(resets: u64) -> Vec<FaultClass> {
+        let scope = Scope {
+            entity: EntityId::new("cgroup/web"),
+            from_unix_ns: 0,
+            onset_unix_ns: None,
+            to_unix_ns: 10 * S,
+            lookback_ns: 60 * S,
+        };
+        let mut e = Edge::default();
+        e.before.flows.bytes_received = 60 * 10_000;
+        e.during.flows.failed = 5;
+        e.during.flows.resets_received = resets;
+        let mut votes = Vec::new();
+        judge(&scope, FlowRole::Client, "web → app", &e, &mut votes);
+        votes.into_iter().map(|v| v.class).collect()
+    }
+
+    #[test]
+    fn a_silent_peer_is_cut_off_unless_it_resets() {
+        assert!(silent_peer(0).contains(&FaultClass::Partition));
+        let resets = silent_peer(5);
+        assert!(!resets.contains(&FaultClass::Partition), "{resets:?}");
+        assert!(resets.contains(&FaultClass::DependencyDown), "{resets:?}");
     }
 }
