@@ -22,7 +22,7 @@ fn otlp_toml(protocol: &str, endpoint: &str) -> String {
 }
 
 /// The incident's trace: its root span (named `incident <kind>`) and the root's stage
-/// children (the `resolve` span comes later, when it resolves).
+/// children (the `diagnose` and `resolve` spans come later, when those happen).
 fn incident_trace(
     spans: &[ReceivedSpan],
     kind: &str,
@@ -35,10 +35,20 @@ fn incident_trace(
     })?;
     let children = spans
         .iter()
-        .filter(|s| s.parent_span_id == root.span_id && s.name != "resolve")
+        .filter(|s| s.parent_span_id == root.span_id && s.name != "resolve" && s.name != "diagnose")
         .cloned()
         .collect();
     Some((root.clone(), children))
+}
+
+/// The `diagnose` span in the trace of `root`, once the incident is diagnosed.
+fn diagnose_span(receiver: &OtlpReceiver, root: &ReceivedSpan) -> ReceivedSpan {
+    wait_for(Duration::from_secs(15), "the diagnose span", || {
+        receiver
+            .spans()
+            .into_iter()
+            .find(|s| s.name == "diagnose" && s.parent_span_id == root.span_id)
+    })
 }
 
 fn names(spans: &[ReceivedSpan]) -> Vec<&str> {
@@ -98,6 +108,9 @@ fn otlp_http_exports_an_alert_incident_trace_and_metrics() {
         .expect("detect");
     assert_eq!(detect.attributes["vigil.source"], "alertmanager");
     assert_tree(&root, &children);
+    // An alert alone is evidence of no class: diagnosed, and sent to review.
+    let diagnosed = diagnose_span(&receiver, &root);
+    assert_eq!(diagnosed.attributes["vigil.route"], "review", "{diagnosed:#?}");
 
     let (status, body) = api.post("/api/v1/alertmanager", &alert("resolved"));
     assert_eq!(status, 200, "{body}");
@@ -174,6 +187,11 @@ fn otlp_grpc_exports_a_kernel_incident_trace_and_metrics() {
         d.end_unix_ns > d.start_unix_ns && d.end_unix_ns - d.start_unix_ns < 10_000_000_000,
         "{d:#?}"
     );
+
+    let diagnosed = diagnose_span(&receiver, &root);
+    for a in ["vigil.fault_class", "vigil.confidence", "vigil.route"] {
+        assert!(diagnosed.attributes.contains_key(a), "{a}: {diagnosed:#?}");
+    }
 
     // Quiet for 2 s: resolved, and the trace gets its resolve span.
     wait_for(Duration::from_secs(30), "the resolve span", || {
