@@ -54,7 +54,10 @@ fn main() -> anyhow::Result<()> {
     let (healthy, faulty) = (120u64, 30u64);
     let start = SystemClock.now_unix_ns() / SEC * SEC - (healthy + faulty) as i64 * SEC;
     for seq in 1..=healthy + faulty {
-        let fault = (seq > healthy).then_some(SlowRedis { chain: 0, rtt_us: 150_000 });
+        let fault = (seq > healthy).then_some(SlowRedis {
+            chain: 0,
+            rtt_us: 150_000,
+        });
         metrics.ingest(&fleet.interval(seq, start + seq as i64 * SEC, fault))?;
     }
     let end = start + (healthy + faulty) as i64 * SEC;
@@ -146,7 +149,10 @@ fn main() -> anyhow::Result<()> {
                 i % 600
             ),
         };
-        std::fs::write(big.join("postmortems").join(format!("pm-{i}.md")), render(&doc)?)?;
+        std::fs::write(
+            big.join("postmortems").join(format!("pm-{i}.md")),
+            render(&doc)?,
+        )?;
     }
     let corpus = FsCorpus::open(&big)?;
     let t = Instant::now();
@@ -160,7 +166,12 @@ fn main() -> anyhow::Result<()> {
     for i in 0..500 {
         let class = FaultClass::ALL[i % FaultClass::ALL.len()];
         let q = RetrievalQuery {
-            text: format!("cgroup/svc{} {} {}", i % 300, class.id().replace('_', " "), class.about()),
+            text: format!(
+                "cgroup/svc{} {} {}",
+                i % 300,
+                class.id().replace('_', " "),
+                class.about()
+            ),
             kind: Some(DocKind::Postmortem),
             class: Some(class),
             service: None,

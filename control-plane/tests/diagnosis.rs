@@ -28,12 +28,12 @@ use control_plane::{
             ports::{IncidentChange, IncidentQuery, IncidentStore},
             Details, Finding, Incident, Severity,
         },
-        observe::Observer,
         ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
         interval::{
             ports::IntervalStore, Endpoint, ErrnoCount, FlowRole, Histogram, MetricInterval,
             Protocol, RequestObservation, StatusCount, SyscallObservation,
         },
+        observe::Observer,
         synthetic::{empty_interval, kernel_event, oom_kill, workload},
     },
 };
@@ -185,7 +185,10 @@ impl Lab {
     }
 
     fn diagnose(&self, incident: &Incident) -> Diagnosis {
-        let d = self.diagnosis.diagnose_and_store(incident).expect("diagnose");
+        let d = self
+            .diagnosis
+            .diagnose_and_store(incident)
+            .expect("diagnose");
         let kept = self
             .store
             .diagnosis(incident.id)
@@ -201,7 +204,13 @@ fn openat(key: &str, calls: u64, eacces: u64) -> SyscallObservation {
 }
 
 /// `calls` of one syscall by `key`, `count` of them failing with `errno`.
-fn failing(key: &str, (nr, name): (u32, &str), calls: u64, (errno, errno_name): (u32, &str), count: u64) -> SyscallObservation {
+fn failing(
+    key: &str,
+    (nr, name): (u32, &str),
+    calls: u64,
+    (errno, errno_name): (u32, &str),
+    count: u64,
+) -> SyscallObservation {
     SyscallObservation {
         workload: workload(key),
         nr,
@@ -321,11 +330,21 @@ fn eperm_on_sends_is_a_firewall_dropping_packets_not_a_permission_fault() {
     // nft/iptables `drop` on output: the sender's sendmmsg/sendto get EPERM.
     lab.intervals(-70, 0, |t, i| {
         let dropped = if t >= -8 { 2 } else { 0 };
-        i.syscalls.push(failing(APP, (307, "sendmmsg"), 10, (1, "EPERM"), dropped));
+        i.syscalls
+            .push(failing(APP, (307, "sendmmsg"), 10, (1, "EPERM"), dropped));
     });
     let d = lab.diagnose(&lab.anomaly(APP, -8));
-    assert_ne!(d.class, Some(FaultClass::PermissionDenied), "{:#?}", d.breakdown);
-    let errno = d.breakdown.iter().find(|b| b.voter == "errno_profile").expect("errno_profile voted");
+    assert_ne!(
+        d.class,
+        Some(FaultClass::PermissionDenied),
+        "{:#?}",
+        d.breakdown
+    );
+    let errno = d
+        .breakdown
+        .iter()
+        .find(|b| b.voter == "errno_profile")
+        .expect("errno_profile voted");
     assert_eq!(errno.class, Some(FaultClass::NetworkLoss), "{errno:#?}");
     assert!(errno.reason.contains("firewall"), "{}", errno.reason);
 }
@@ -355,8 +374,22 @@ fn errors_from_a_dependency_are_followed_down_to_the_refused_password() {
     // app's 502s, and the anomaly is localized to web.
     lab.intervals(-70, 0, |t, i| {
         let failing = t >= -6;
-        i.requests.push(calls(WEB, APP_IP, 8080, Protocol::Http1, 30, failing.then_some("502")));
-        i.requests.push(calls(APP, REDIS_IP, 6379, Protocol::Redis, 30, failing.then_some("WRONGPASS")));
+        i.requests.push(calls(
+            WEB,
+            APP_IP,
+            8080,
+            Protocol::Http1,
+            30,
+            failing.then_some("502"),
+        ));
+        i.requests.push(calls(
+            APP,
+            REDIS_IP,
+            6379,
+            Protocol::Redis,
+            30,
+            failing.then_some("WRONGPASS"),
+        ));
     });
     let incident = lab.anomaly(WEB, -6);
     let d = lab.diagnose(&incident);
@@ -385,12 +418,23 @@ fn a_kill_by_another_process_and_a_stop_nobody_replaced_are_told_apart() {
         Route::Remediation,
     );
 
-    let stopped = lab.events(vec![exit(stop_seq, now - 6 * SECOND, WEB, 15, Some("kubelet"))]);
+    let stopped = lab.events(vec![exit(
+        stop_seq,
+        now - 6 * SECOND,
+        WEB,
+        15,
+        Some("kubelet"),
+    )]);
     assert_eq!(stopped.len(), 1, "a stop of a service opens an incident");
     // The instant after the stop, a restart may still be coming: no shortage yet.
     lab.clock.set(now - 5 * SECOND);
     let early = lab.diagnose(&stopped[0]);
-    assert_ne!(early.class, Some(FaultClass::ReplicaShortage), "{:#?}", early.breakdown);
+    assert_ne!(
+        early.class,
+        Some(FaultClass::ReplicaShortage),
+        "{:#?}",
+        early.breakdown
+    );
     lab.clock.set(now);
     assert_class(
         &lab.diagnose(&stopped[0]),
@@ -400,7 +444,14 @@ fn a_kill_by_another_process_and_a_stop_nobody_replaced_are_told_apart() {
 }
 
 fn exec(seq: u64, t: i64, key: &str) -> KernelEvent {
-    kernel_event(seq, t, key, EventKind::ProcessExec { filename: "/srv/app/bin".into() })
+    kernel_event(
+        seq,
+        t,
+        key,
+        EventKind::ProcessExec {
+            filename: "/srv/app/bin".into(),
+        },
+    )
 }
 
 fn crash(seq: u64, t: i64, key: &str) -> KernelEvent {
@@ -431,13 +482,22 @@ fn errors_every_start_repeats_do_not_turn_a_crash_loop_into_a_permission_fault()
     // The running process is stopped to load the new config...
     lab.clock.set(now - 9 * SECOND);
     let seq = lab.next_seq();
-    lab.events(vec![exit(seq, now - 9 * SECOND, APP, 15, Some("supervisor"))]);
+    lab.events(vec![exit(
+        seq,
+        now - 9 * SECOND,
+        APP,
+        15,
+        Some("supervisor"),
+    )]);
     // ...and every start since fails.
     for s in starts {
         let at = now + s * SECOND;
         lab.clock.set(at + SECOND / 2);
         let (a, b) = (lab.next_seq(), lab.next_seq());
-        lab.events(vec![exec(a, at + SECOND / 10, APP), crash(b, at + 4 * SECOND / 10, APP)]);
+        lab.events(vec![
+            exec(a, at + SECOND / 10, APP),
+            crash(b, at + 4 * SECOND / 10, APP),
+        ]);
     }
     lab.clock.set(now);
     let looping = lab
@@ -449,19 +509,30 @@ fn errors_every_start_repeats_do_not_turn_a_crash_loop_into_a_permission_fault()
         .expect("the restarts open a crash loop");
     let d = lab.diagnose(&looping);
     assert_eq!(d.class, Some(FaultClass::CrashLoop), "{:#?}", d.breakdown);
-    assert_eq!(d.route, Route::Remediation, "nothing disagrees: {:#?}", d.breakdown);
+    assert_eq!(
+        d.route,
+        Route::Remediation,
+        "nothing disagrees: {:#?}",
+        d.breakdown
+    );
     let errno = d
         .evidence
         .iter()
         .find(|o| o.tool == "errno_profile")
         .expect("errno_profile ran");
-    assert!(errno.votes.is_empty(), "start-up errors vote for no cause: {errno:#?}");
+    assert!(
+        errno.votes.is_empty(),
+        "start-up errors vote for no cause: {errno:#?}"
+    );
     let eacces = errno
         .observations
         .iter()
         .find(|o| o.what.starts_with("EACCES"))
         .expect("the EACCES are reported");
-    assert!(eacces.detail.contains("process starts"), "as start-up errors: {eacces:#?}");
+    assert!(
+        eacces.detail.contains("process starts"),
+        "as start-up errors: {eacces:#?}"
+    );
 }
 
 #[test]
@@ -477,8 +548,16 @@ fn witnesses_that_contradict_each_other_send_the_incident_to_review() {
     let d = lab.diagnose(&incident);
     assert_eq!(d.route, Route::Review, "{d:#?}");
     assert!(d.confidence < d.gate);
-    let disagreeing = d.breakdown.iter().filter(|b| b.class.is_some() && !b.agrees).count();
-    assert!(disagreeing >= 1, "the breakdown shows who disagreed: {:#?}", d.breakdown);
+    let disagreeing = d
+        .breakdown
+        .iter()
+        .filter(|b| b.class.is_some() && !b.agrees)
+        .count();
+    assert!(
+        disagreeing >= 1,
+        "the breakdown shows who disagreed: {:#?}",
+        d.breakdown
+    );
 }
 
 /// An OOM kill 8 s ago (its incident resolved 5 s ago, or still open), then a deploy whose
@@ -510,19 +589,26 @@ fn a_deploy_after_an_oom(resolve_the_oom: bool) {
             killed_by: None,
         },
     );
-    let failed = lab.events(vec![clean, kernel_event(
-        seq,
-        now - SECOND,
-        APP,
-        EventKind::ExecFailure {
-            filename: "/srv/app/bin".into(),
-            errno: 8,
-            errno_name: "ENOEXEC".into(),
-            parent: None,
-        },
-    )]);
+    let failed = lab.events(vec![
+        clean,
+        kernel_event(
+            seq,
+            now - SECOND,
+            APP,
+            EventKind::ExecFailure {
+                filename: "/srv/app/bin".into(),
+                errno: 8,
+                errno_name: "ENOEXEC".into(),
+                parent: None,
+            },
+        ),
+    ]);
     assert_eq!(failed.len(), 1, "an exec failure opens an incident");
-    assert_class(&lab.diagnose(&failed[0]), FaultClass::BadDeploy, Route::Remediation);
+    assert_class(
+        &lab.diagnose(&failed[0]),
+        FaultClass::BadDeploy,
+        Route::Remediation,
+    );
 
     // Diagnosed on its own window, the OOM incident is still an OOM.
     let first = lab.store.get(oom[0].id).expect("get").expect("kept");
@@ -570,7 +656,12 @@ fn a_tick_out_of_time_leaves_the_rest_queued_not_lost() {
     }
     for i in &opened {
         let d = lab.store.diagnosis(i.id).expect("read");
-        assert_eq!(d.and_then(|d| d.class), Some(FaultClass::OomKill), "{}", i.id);
+        assert_eq!(
+            d.and_then(|d| d.class),
+            Some(FaultClass::OomKill),
+            "{}",
+            i.id
+        );
     }
 }
 
@@ -583,12 +674,14 @@ fn every_changed_incident_is_diagnosed_even_past_one_tick_budget() {
     assert_eq!(first, max, "one tick does its budget");
     let second = lab.diagnosis.tick().expect("tick");
     assert!(second >= 5, "the rest are done next tick ({second})");
-    let open = lab
-        .store
-        .list(&IncidentQuery::open(1000))
-        .expect("list");
+    let open = lab.store.list(&IncidentQuery::open(1000)).expect("list");
     for i in open {
         let d = lab.store.diagnosis(i.id).expect("read");
-        assert_eq!(d.and_then(|d| d.class), Some(FaultClass::OomKill), "{}", i.id);
+        assert_eq!(
+            d.and_then(|d| d.class),
+            Some(FaultClass::OomKill),
+            "{}",
+            i.id
+        );
     }
 }

@@ -237,9 +237,14 @@ async fn alert_incident_is_mirrored_into_an_incident_report_by_the_leader() {
     let status = &diagnosed.body["status"];
     assert_eq!(status["route"], "review", "{status:#?}");
     assert_eq!(status["incidentKind"], "alert");
-    assert_eq!(status["phase"], "Open", "the incident's own fields stay in the apply");
+    assert_eq!(
+        status["phase"], "Open",
+        "the incident's own fields stay in the apply"
+    );
     assert!(
-        status["diagnosis"].as_str().is_some_and(|d| d.contains("review")),
+        status["diagnosis"]
+            .as_str()
+            .is_some_and(|d| d.contains("review")),
         "{status:#?}"
     );
 

@@ -60,7 +60,10 @@ impl World {
         let dir = tempfile::tempdir().expect("tempdir");
         let corpus_dir = dir.path().join("corpus");
         let corpus = Arc::new(FsCorpus::open(&corpus_dir).expect("corpus"));
-        assert!(seed::seed(&corpus_dir).expect("seed") >= 26, "the starter runbooks");
+        assert!(
+            seed::seed(&corpus_dir).expect("seed") >= 26,
+            "the starter runbooks"
+        );
         let store = Arc::new(SqliteStore::in_memory().expect("store"));
         let clock = Arc::new(ManualClock::at(SystemClock.now_unix_ns()));
         let observers = Arc::new(Observers::default());
@@ -79,24 +82,26 @@ impl World {
             }),
             clock: clock.clone(),
         });
-        let diagnosis = Arc::new(DiagnosisService::new(DiagnosisParts {
-            sources: Sources {
-                events: store.clone(),
-                samples: store.clone(),
-                graph: Arc::new(NoGraph),
-                logs: Arc::new(NoLogs),
-            },
-            incidents: store.clone(),
-            store: store.clone(),
-            clock: clock.clone(),
-            registry: Registry::standard(),
-            policy: DiagnosisPolicy {
-                tick_budget_ns: i64::MAX,
-                ..DiagnosisPolicy::default()
-            },
-        })
-        .with_observer(Arc::downgrade(&observers) as Weak<dyn Observer>)
-        .with_retriever(Arc::new(Retriever::new(corpus.clone()))));
+        let diagnosis = Arc::new(
+            DiagnosisService::new(DiagnosisParts {
+                sources: Sources {
+                    events: store.clone(),
+                    samples: store.clone(),
+                    graph: Arc::new(NoGraph),
+                    logs: Arc::new(NoLogs),
+                },
+                incidents: store.clone(),
+                store: store.clone(),
+                clock: clock.clone(),
+                registry: Registry::standard(),
+                policy: DiagnosisPolicy {
+                    tick_budget_ns: i64::MAX,
+                    ..DiagnosisPolicy::default()
+                },
+            })
+            .with_observer(Arc::downgrade(&observers) as Weak<dyn Observer>)
+            .with_retriever(Arc::new(Retriever::new(corpus.clone()))),
+        );
         observers.add(diagnosis.clone());
         Self {
             store,
@@ -146,10 +151,18 @@ fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrenc
     let mut w = World::new();
     // Other past incidents: the same fault elsewhere, another fault here.
     w.corpus
-        .put(&past_incident("pm-other-service", FaultClass::OomKill, "cgroup/billing"))
+        .put(&past_incident(
+            "pm-other-service",
+            FaultClass::OomKill,
+            "cgroup/billing",
+        ))
         .expect("put");
     w.corpus
-        .put(&past_incident("pm-other-fault", FaultClass::CredentialFailure, "cgroup/checkout"))
+        .put(&past_incident(
+            "pm-other-fault",
+            FaultClass::CredentialFailure,
+            "cgroup/checkout",
+        ))
         .expect("put");
 
     let first = w.oom("cgroup/checkout");
@@ -160,12 +173,24 @@ fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrenc
     assert_eq!(resolved, vec![first.id]);
     w.diagnosis.tick().expect("tick");
     let draft_id = format!("postmortem-incident-{}", first.id);
-    assert!(w.corpus.contains(&draft_id).expect("contains"), "the draft is in the corpus");
+    assert!(
+        w.corpus.contains(&draft_id).expect("contains"),
+        "the draft is in the corpus"
+    );
     let draft = std::fs::read_to_string(
-        w.corpus.dir().join("postmortems").join(format!("{draft_id}.md")),
+        w.corpus
+            .dir()
+            .join("postmortems")
+            .join(format!("{draft_id}.md")),
     )
     .expect("the draft is a file an engineer can edit");
-    for section in ["## Timeline", "## Evidence", "## Diagnosis", "## Actions", "## Outcome"] {
+    for section in [
+        "## Timeline",
+        "## Evidence",
+        "## Diagnosis",
+        "## Actions",
+        "## Outcome",
+    ] {
         assert!(draft.contains(section), "{section} missing:\n{draft}");
     }
 
@@ -175,7 +200,10 @@ fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrenc
     let d = w.diagnosis.diagnose_and_store(&again).expect("diagnose");
     assert_eq!(d.class, Some(FaultClass::OomKill));
     let runbook = d.citations.first().expect("citations");
-    assert_eq!((runbook.kind.as_str(), runbook.id.as_str()), ("runbook", "runbook-oom-kill"));
+    assert_eq!(
+        (runbook.kind.as_str(), runbook.id.as_str()),
+        ("runbook", "runbook-oom-kill")
+    );
     let similar: Vec<&str> = d
         .citations
         .iter()
@@ -183,14 +211,26 @@ fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrenc
         .map(|c| c.id.as_str())
         .collect();
     assert_eq!(similar.first(), Some(&draft_id.as_str()), "{similar:?}");
-    assert!(similar.contains(&"pm-other-service"), "the same fault elsewhere ranks after: {similar:?}");
-    assert!(!similar.contains(&"pm-other-fault"), "another fault class is not similar: {similar:?}");
+    assert!(
+        similar.contains(&"pm-other-service"),
+        "the same fault elsewhere ranks after: {similar:?}"
+    );
+    assert!(
+        !similar.contains(&"pm-other-fault"),
+        "another fault class is not similar: {similar:?}"
+    );
     let cited: HashMap<_, _> = d.citations.iter().map(|c| (c.id.as_str(), c)).collect();
     for id in cited.keys() {
-        assert!(w.corpus.contains(id).expect("contains"), "{id} cited but not in the corpus");
+        assert!(
+            w.corpus.contains(id).expect("contains"),
+            "{id} cited but not in the corpus"
+        );
     }
     let kept = w.store.diagnosis(again.id).expect("read").expect("kept");
-    assert_eq!(kept.citations, d.citations, "citations are stored with the diagnosis");
+    assert_eq!(
+        kept.citations, d.citations,
+        "citations are stored with the diagnosis"
+    );
 }
 
 #[test]
@@ -209,14 +249,31 @@ fn a_runbook_edited_on_disk_is_found_without_a_restart_and_a_broken_one_is_left_
     assert!(search("zanzibar").is_empty(), "nothing says it yet");
     let path = w.corpus.dir().join("runbooks").join("disk_full.md");
     let mut text = std::fs::read_to_string(&path).expect("the starter runbook");
-    text.push_str("\n## Local procedure\n\nPage the zanzibar storage team before deleting anything.\n");
+    text.push_str(
+        "\n## Local procedure\n\nPage the zanzibar storage team before deleting anything.\n",
+    );
     std::fs::write(&path, text).expect("edit");
     // A neighbour with broken front matter must not take the corpus down with it.
-    std::fs::write(w.corpus.dir().join("runbooks").join("broken.md"), "no front matter\n").expect("write");
+    std::fs::write(
+        w.corpus.dir().join("runbooks").join("broken.md"),
+        "no front matter\n",
+    )
+    .expect("write");
     // A search looks for changes at most once a second.
     std::thread::sleep(Duration::from_millis(1_100));
     let hits = search("zanzibar");
-    assert_eq!(hits.first().map(|h| h.id.as_str()), Some("runbook-disk-full"), "{hits:?}");
-    assert!(hits[0].snippet.contains("zanzibar"), "the matching passage: {:?}", hits[0].snippet);
-    assert!(!search("oom killer memory limit").is_empty(), "the rest is still indexed");
+    assert_eq!(
+        hits.first().map(|h| h.id.as_str()),
+        Some("runbook-disk-full"),
+        "{hits:?}"
+    );
+    assert!(
+        hits[0].snippet.contains("zanzibar"),
+        "the matching passage: {:?}",
+        hits[0].snippet
+    );
+    assert!(
+        !search("oom killer memory limit").is_empty(),
+        "the rest is still indexed"
+    );
 }

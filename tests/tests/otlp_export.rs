@@ -110,7 +110,10 @@ fn otlp_http_exports_an_alert_incident_trace_and_metrics() {
     assert_tree(&root, &children);
     // An alert alone is evidence of no class: diagnosed, and sent to review.
     let diagnosed = diagnose_span(&receiver, &root);
-    assert_eq!(diagnosed.attributes["vigil.route"], "review", "{diagnosed:#?}");
+    assert_eq!(
+        diagnosed.attributes["vigil.route"], "review",
+        "{diagnosed:#?}"
+    );
 
     let (status, body) = api.post("/api/v1/alertmanager", &alert("resolved"));
     assert_eq!(status, 200, "{body}");

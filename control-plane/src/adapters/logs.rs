@@ -27,8 +27,12 @@ impl LogSource for FileLogs {
         let Some(path) = self.files.get(entity.as_str()) else {
             return Ok(Vec::new());
         };
-        let mut file = std::fs::File::open(path).map_err(|e| StoreError::backend("opening a workload's log file", e))?;
-        let len = file.metadata().map_err(|e| StoreError::backend("reading a log file's size", e))?.len();
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| StoreError::backend("opening a workload's log file", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::backend("reading a log file's size", e))?
+            .len();
         file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
             .map_err(|e| StoreError::backend("seeking in a log file", e))?;
         let mut bytes = Vec::new();
@@ -58,13 +62,21 @@ mod tests {
         let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
         let got = logs.tail(&EntityId::new("cgroup/app"), 3).expect("tail");
         assert_eq!(got, vec!["line 497", "line 498", "line 499"]);
-        assert!(logs.tail(&EntityId::new("cgroup/other"), 3).expect("none").is_empty());
+        assert!(logs
+            .tail(&EntityId::new("cgroup/other"), 3)
+            .expect("none")
+            .is_empty());
     }
 
     #[test]
     fn a_missing_file_is_an_error_naming_what_failed() {
-        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), PathBuf::from("/nonexistent/app.log"))]));
-        let err = logs.tail(&EntityId::new("cgroup/app"), 3).expect_err("missing");
+        let logs = FileLogs::new(BTreeMap::from([(
+            "cgroup/app".to_string(),
+            PathBuf::from("/nonexistent/app.log"),
+        )]));
+        let err = logs
+            .tail(&EntityId::new("cgroup/app"), 3)
+            .expect_err("missing");
         assert!(err.to_string().contains("log file"), "{err}");
     }
 }

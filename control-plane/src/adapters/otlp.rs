@@ -225,13 +225,17 @@ impl OtlpExporter {
                 .build(),
             diagnoses: meter
                 .u64_counter("vigil.diagnoses")
-                .with_description("Diagnoses whose verdict is new or changed, by fault class and route")
+                .with_description(
+                    "Diagnoses whose verdict is new or changed, by fault class and route",
+                )
                 .build(),
             diagnosis_duration: meter
                 .f64_histogram("vigil.diagnosis.duration")
                 .with_unit("s")
                 .with_description("Time to gather an incident's evidence and decide its class")
-                .with_boundaries(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .with_boundaries(vec![
+                    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
                 .build(),
             meters,
             tracers,

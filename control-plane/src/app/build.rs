@@ -7,8 +7,11 @@ use super::error::AppError;
 use crate::{
     adapters::{
         corpus::{seed, FsCorpus},
-        logs::FileLogs, otlp::OtlpExporter, prometheus::PrometheusExporter,
-        sqlite::SqliteStore, tls_probe::TlsProbe,
+        logs::FileLogs,
+        otlp::OtlpExporter,
+        prometheus::PrometheusExporter,
+        sqlite::SqliteStore,
+        tls_probe::TlsProbe,
     },
     config::ControlPlaneConfig,
     domain::{
@@ -131,21 +134,23 @@ impl ControlPlane {
         let corpus: Arc<dyn Corpus> = Arc::new(FsCorpus::open(&corpus_dir)?);
         seed::seed(&corpus_dir)?;
         observers.add(Arc::new(Learner::new(corpus.clone())));
-        let diagnosis = Arc::new(DiagnosisService::new(DiagnosisParts {
-            sources: Sources {
-                events: store.clone(),
-                samples: store.clone(),
-                graph: graph.clone(),
-                logs: Arc::new(FileLogs::new(config.diagnosis.logs.clone())),
-            },
-            incidents: store.clone(),
-            store: store.clone(),
-            clock: clock.clone(),
-            registry: Registry::standard(),
-            policy: config.diagnosis.policy(),
-        })
-        .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
-        .with_retriever(Arc::new(Retriever::new(corpus.clone()))));
+        let diagnosis = Arc::new(
+            DiagnosisService::new(DiagnosisParts {
+                sources: Sources {
+                    events: store.clone(),
+                    samples: store.clone(),
+                    graph: graph.clone(),
+                    logs: Arc::new(FileLogs::new(config.diagnosis.logs.clone())),
+                },
+                incidents: store.clone(),
+                store: store.clone(),
+                clock: clock.clone(),
+                registry: Registry::standard(),
+                policy: config.diagnosis.policy(),
+            })
+            .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
+            .with_retriever(Arc::new(Retriever::new(corpus.clone()))),
+        );
         observers.add(diagnosis.clone());
         let prometheus = Arc::new(
             PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())

@@ -87,7 +87,9 @@ fn start_jobs(config: &ControlPlaneConfig, cp: &ControlPlane, tasks: &mut Tasks)
         tasks.periodic("detection", period, move || d.tick().map(|_| ()));
     }
     let diagnosis = cp.diagnosis.clone();
-    tasks.periodic("diagnosis", DIAGNOSE_EVERY, move || diagnosis.tick().map(|_| ()));
+    tasks.periodic("diagnosis", DIAGNOSE_EVERY, move || {
+        diagnosis.tick().map(|_| ())
+    });
     if let Some(c) = cp.certificates.clone() {
         let every = Duration::from_secs(config.certificates.interval_secs.max(1));
         tasks.periodic("certificate check", every, move || {

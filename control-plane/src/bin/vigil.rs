@@ -345,7 +345,10 @@ async fn main() -> anyhow::Result<()> {
                 {
                     println!("  {}", event_line(&e));
                 }
-                print!("{}", diagnosis_text(i.get("diagnosis").unwrap_or(&Value::Null)));
+                print!(
+                    "{}",
+                    diagnosis_text(i.get("diagnosis").unwrap_or(&Value::Null))
+                );
             }
         }
         Command::Watch { interval_ms } => {
@@ -486,11 +489,20 @@ fn diagnosis_text(d: &Value) -> String {
         f("confidence"),
         f("gate"),
         s(d, "route"),
-        if d.get("llm").and_then(Value::as_bool).unwrap_or(false) { ", with an LLM's opinion checked" } else { ", from the evidence alone" }
+        if d.get("llm").and_then(Value::as_bool).unwrap_or(false) {
+            ", with an LLM's opinion checked"
+        } else {
+            ", from the evidence alone"
+        }
     );
     let _ = writeln!(out, "  {}", s(d, "explanation"));
     out.push_str("  votes:\n");
-    for b in d.get("breakdown").and_then(Value::as_array).into_iter().flatten() {
+    for b in d
+        .get("breakdown")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let voted = b.get("class").and_then(Value::as_str);
         let mark = match (voted, b.get("agrees").and_then(Value::as_bool)) {
             (None, _) => ' ',
@@ -507,7 +519,12 @@ fn diagnosis_text(d: &Value) -> String {
         );
     }
     out.push_str("  what to do:\n");
-    for a in d.get("recommended_actions").and_then(Value::as_array).into_iter().flatten() {
+    for a in d
+        .get("recommended_actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let _ = writeln!(out, "    - {}", a.as_str().unwrap_or(""));
     }
     let cites: Vec<String> = d
@@ -517,6 +534,14 @@ fn diagnosis_text(d: &Value) -> String {
         .flatten()
         .map(|c| format!("{} ({})", s(c, "id"), s(c, "title")))
         .collect();
-    let _ = writeln!(out, "  sources: {}", if cites.is_empty() { "none".to_string() } else { cites.join("; ") });
+    let _ = writeln!(
+        out,
+        "  sources: {}",
+        if cites.is_empty() {
+            "none".to_string()
+        } else {
+            cites.join("; ")
+        }
+    );
     out
 }

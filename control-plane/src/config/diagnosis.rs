@@ -49,7 +49,8 @@ impl DiagnosisConfig {
     pub fn policy(&self) -> DiagnosisPolicy {
         DiagnosisPolicy {
             gate: self.gate,
-            refresh_ns: i64::try_from(self.refresh_secs.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX),
+            refresh_ns: i64::try_from(self.refresh_secs.saturating_mul(1_000_000_000))
+                .unwrap_or(i64::MAX),
             ..DiagnosisPolicy::default()
         }
     }
@@ -63,7 +64,11 @@ impl DiagnosisConfig {
             ));
         }
         if self.refresh_secs == 0 {
-            return Err(ConfigError::invalid(origin, "diagnosis.refresh_secs", "must be positive"));
+            return Err(ConfigError::invalid(
+                origin,
+                "diagnosis.refresh_secs",
+                "must be positive",
+            ));
         }
         Ok(())
     }

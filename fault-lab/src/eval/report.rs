@@ -54,7 +54,9 @@ fn share(n: usize, d: usize) -> f64 {
 }
 
 fn confident(r: &RunRecord) -> bool {
-    r.diagnosis.as_ref().is_some_and(|d| d.route == "remediation")
+    r.diagnosis
+        .as_ref()
+        .is_some_and(|d| d.route == "remediation")
 }
 
 pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summary {

@@ -157,7 +157,10 @@ impl<'a> Runner<'a> {
             .map(|v| {
                 v.incidents_between(injected, now_unix_ms())
                     .iter()
-                    .filter_map(|d| v.diagnosis(d.incident_id, Duration::ZERO).map(|x| (d.incident_id, x)))
+                    .filter_map(|d| {
+                        v.diagnosis(d.incident_id, Duration::ZERO)
+                            .map(|x| (d.incident_id, x))
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -121,7 +121,11 @@ fn votes_of(d: &serde_json::Value) -> Vec<String> {
         }
     }
     for b in d["breakdown"].as_array().into_iter().flatten() {
-        if b["voter"].as_str().is_some_and(|v| v.starts_with("detector")) && !b["class"].is_null() {
+        if b["voter"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("detector"))
+            && !b["class"].is_null()
+        {
             out.push(format!(
                 "{}: {} {:.2} — {}",
                 b["voter"].as_str().unwrap_or("detector"),

@@ -32,12 +32,18 @@ pub fn voter(incident: &Incident) -> Voter {
         Details::CertificateExpiry(c) => rule(
             FaultClass::CertificateExpiry,
             0.9,
-            &format!("{} serves a certificate with {:.1} days left", c.endpoint, c.days_left),
+            &format!(
+                "{} serves a certificate with {:.1} days left",
+                c.endpoint, c.days_left
+            ),
         ),
         Details::MemoryPressure(p) => rule(
             FaultClass::MemoryPressure,
             0.7,
-            &format!("{} at {:.2} of its limit for {} s", p.measure, p.value, p.held_secs),
+            &format!(
+                "{} at {:.2} of its limit for {} s",
+                p.measure, p.value, p.held_secs
+            ),
         ),
         Details::CpuThrottling(p) => rule(
             FaultClass::CpuThrottling,
@@ -62,7 +68,10 @@ pub fn voter(incident: &Incident) -> Voter {
                 votes.push(Vote::new(
                     class,
                     strength,
-                    format!("{} {} {:.3} → {:.3} (+{:.0}σ)", s.entity, s.feature, s.from, s.to, s.z),
+                    format!(
+                        "{} {} {:.3} → {:.3} (+{:.0}σ)",
+                        s.entity, s.feature, s.from, s.to, s.z
+                    ),
                 ));
             }
             votes

@@ -47,7 +47,8 @@ impl Scope {
 
     /// When the symptom began (never before the window).
     pub fn onset_unix_ns(&self) -> i64 {
-        self.onset_unix_ns.map_or(self.from_unix_ns, |o| o.max(self.from_unix_ns))
+        self.onset_unix_ns
+            .map_or(self.from_unix_ns, |o| o.max(self.from_unix_ns))
     }
 
     /// From the symptom's onset to the window's end, in seconds (at least one).

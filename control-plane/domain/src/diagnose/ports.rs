@@ -5,12 +5,8 @@ use std::sync::Arc;
 
 use super::model::Diagnosis;
 use crate::{
-    detection::ports::GraphView,
-    entity::EntityId,
-    event::ports::EventStore,
-    incident::IncidentId,
-    interval::ports::IntervalStore,
-    store::StoreError,
+    detection::ports::GraphView, entity::EntityId, event::ports::EventStore, incident::IncidentId,
+    interval::ports::IntervalStore, store::StoreError,
 };
 
 /// A workload's recent log lines (Kubernetes pod logs; locally a configured file).

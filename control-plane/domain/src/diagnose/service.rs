@@ -163,7 +163,9 @@ impl DiagnosisService {
             Ok(Some(claimed)) => from = from.max(claimed.min(first)),
             Ok(None) => {}
             // The wider window is still a diagnosis; say so and go on.
-            Err(e) => warn!(incident = %incident.id, error = %e, "could not read earlier incidents"),
+            Err(e) => {
+                warn!(incident = %incident.id, error = %e, "could not read earlier incidents")
+            }
         }
         Scope {
             entity,
@@ -235,7 +237,9 @@ impl DiagnosisService {
                     .iter()
                     .filter(|b| b.agrees)
                     .max_by(|a, b| a.strength.total_cmp(&b.strength))
-                    .map_or(String::new(), |b| format!(" Strongest evidence ({}): {}.", b.voter, b.reason));
+                    .map_or(String::new(), |b| {
+                        format!(" Strongest evidence ({}): {}.", b.voter, b.reason)
+                    });
                 let against: Vec<&str> = verdict
                     .breakdown
                     .iter()
@@ -276,7 +280,12 @@ impl DiagnosisService {
             citations: Vec::new(),
             recommended_actions: verdict
                 .class
-                .map(|c| c.recommended_actions().iter().map(|s| s.to_string()).collect())
+                .map(|c| {
+                    c.recommended_actions()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                })
                 .unwrap_or_default(),
             llm: false,
             diagnosed_unix_ns: self.parts.clock.now_unix_ns(),
@@ -291,7 +300,8 @@ impl DiagnosisService {
         if let Some(r) = &self.retriever {
             d.citations = r.citations(incident, &scope.entity, &d);
             if let Some(runbook) = d.citations.iter().find(|c| c.kind == "runbook") {
-                d.explanation.push_str(&format!(" Runbook: {} ({}).", runbook.title, runbook.id));
+                d.explanation
+                    .push_str(&format!(" Runbook: {} ({}).", runbook.title, runbook.id));
             }
         }
         d
@@ -315,7 +325,12 @@ impl DiagnosisService {
         // incident's final diagnosis (the learn step writes it down).
         let tell = incident.status == IncidentStatus::Resolved
             || previous.is_none_or(|p| p.class != d.class || p.route != d.route);
-        if let Some(o) = self.observer.as_ref().filter(|_| tell).and_then(Weak::upgrade) {
+        if let Some(o) = self
+            .observer
+            .as_ref()
+            .filter(|_| tell)
+            .and_then(Weak::upgrade)
+        {
             o.diagnosed(incident, &d, took.as_secs_f64());
         }
         Ok(d)
@@ -326,11 +341,14 @@ impl DiagnosisService {
     /// Returns how many were diagnosed.
     pub fn tick(&self) -> Result<usize, StoreError> {
         let now = self.parts.clock.now_unix_ns();
-        let changed: BTreeSet<IncidentId> =
-            std::mem::take(&mut *self.lock_pending());
+        let changed: BTreeSet<IncidentId> = std::mem::take(&mut *self.lock_pending());
         let mut order: Vec<IncidentId> = changed.iter().copied().collect();
         let mut stale: Vec<(i64, IncidentId)> = Vec::new();
-        for i in self.parts.incidents.list(&IncidentQuery::open(self.parts.policy.max_per_tick))? {
+        for i in self
+            .parts
+            .incidents
+            .list(&IncidentQuery::open(self.parts.policy.max_per_tick))?
+        {
             if changed.contains(&i.id) {
                 continue;
             }
@@ -351,16 +369,25 @@ impl DiagnosisService {
         stale.sort();
         order.extend(stale.into_iter().map(|(_, id)| id));
         let started = Instant::now();
-        let out_of_time = || started.elapsed().as_nanos() >= self.parts.policy.tick_budget_ns.max(0) as u128;
+        let out_of_time =
+            || started.elapsed().as_nanos() >= self.parts.policy.tick_budget_ns.max(0) as u128;
         let budget = self.parts.policy.max_per_tick;
-        let later: Vec<IncidentId> = order.iter().skip(budget).filter(|id| changed.contains(id)).copied().collect();
+        let later: Vec<IncidentId> = order
+            .iter()
+            .skip(budget)
+            .filter(|id| changed.contains(id))
+            .copied()
+            .collect();
         self.lock_pending().extend(later);
         let mut order = order.into_iter().take(budget);
         let mut done = 0;
         while let Some(id) = order.next() {
             if done > 0 && out_of_time() {
                 // The changed ones left wait for the next tick, first in its line.
-                let left: Vec<IncidentId> = std::iter::once(id).chain(order).filter(|id| changed.contains(id)).collect();
+                let left: Vec<IncidentId> = std::iter::once(id)
+                    .chain(order)
+                    .filter(|id| changed.contains(id))
+                    .collect();
                 self.lock_pending().extend(left);
                 break;
             }
@@ -369,11 +396,11 @@ impl DiagnosisService {
             };
             // A resolved incident is diagnosed once more, on its whole window, then left.
             if incident.status == IncidentStatus::Resolved
-                && self
-                    .parts
-                    .store
-                    .diagnosis(id)?
-                    .is_some_and(|d| incident.resolved_unix_ns.is_some_and(|r| d.diagnosed_unix_ns >= r))
+                && self.parts.store.diagnosis(id)?.is_some_and(|d| {
+                    incident
+                        .resolved_unix_ns
+                        .is_some_and(|r| d.diagnosed_unix_ns >= r)
+                })
             {
                 continue;
             }

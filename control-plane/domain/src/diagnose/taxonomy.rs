@@ -120,7 +120,13 @@ impl FaultClass {
         }
         let produces: &[FaultClass] = match self {
             // An OOM kill repeated is a crash loop; held near the limit first, pressure.
-            OomKill => &[MemoryPressure, CrashLoop, DependencyDown, DependencyErrors, AppErrors],
+            OomKill => &[
+                MemoryPressure,
+                CrashLoop,
+                DependencyDown,
+                DependencyErrors,
+                AppErrors,
+            ],
             // A deploy that does not run loops at every start.
             BadDeploy => &[CrashLoop, DependencyDown, DependencyErrors, AppErrors],
             CrashLoop | ProcessKilled => &[DependencyDown, DependencyErrors, AppErrors],

@@ -92,7 +92,8 @@ pub fn decide(voters: &[Voter], gate: f64) -> Verdict {
                     (Some(c), Some(t)) => c.explains(t.class),
                     _ => false,
                 },
-                reason: top.map_or_else(|| "no evidence for any class".into(), |t| t.reason.clone()),
+                reason: top
+                    .map_or_else(|| "no evidence for any class".into(), |t| t.reason.clone()),
             }
         })
         .collect();

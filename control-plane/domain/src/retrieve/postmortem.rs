@@ -34,11 +34,13 @@ fn at(unix_ns: i64) -> String {
 }
 
 pub fn draft(incident: &Incident, d: &Diagnosis) -> Document {
-    let entity = d
-        .evidence
-        .first()
-        .map_or_else(|| incident.workload_key.to_string(), |o| o.entity.to_string());
-    let resolved = incident.resolved_unix_ns.unwrap_or(incident.updated_unix_ns);
+    let entity = d.evidence.first().map_or_else(
+        || incident.workload_key.to_string(),
+        |o| o.entity.to_string(),
+    );
+    let resolved = incident
+        .resolved_unix_ns
+        .unwrap_or(incident.updated_unix_ns);
     let class = d.class.map_or("unclassified", |c| c.id());
     let mut body = String::new();
     let _ = writeln!(body, "# {}\n", incident.title);
@@ -49,16 +51,43 @@ pub fn draft(incident: &Incident, d: &Diagnosis) -> Document {
     );
     let _ = writeln!(body, "## Summary\n\n{}\n", d.explanation);
     let _ = writeln!(body, "## Timeline\n");
-    let _ = writeln!(body, "- {}: opened ({}, {})", at(incident.opened_unix_ns), incident.kind.as_str(), incident.severity.as_str());
-    let _ = writeln!(body, "- {}: last seen, after {} occurrence(s)", at(incident.updated_unix_ns), incident.occurrences);
-    let _ = writeln!(body, "- {}: diagnosed {class} at confidence {:.2} ({})", at(d.diagnosed_unix_ns), d.confidence, d.route.as_str());
+    let _ = writeln!(
+        body,
+        "- {}: opened ({}, {})",
+        at(incident.opened_unix_ns),
+        incident.kind.as_str(),
+        incident.severity.as_str()
+    );
+    let _ = writeln!(
+        body,
+        "- {}: last seen, after {} occurrence(s)",
+        at(incident.updated_unix_ns),
+        incident.occurrences
+    );
+    let _ = writeln!(
+        body,
+        "- {}: diagnosed {class} at confidence {:.2} ({})",
+        at(d.diagnosed_unix_ns),
+        d.confidence,
+        d.route.as_str()
+    );
     let _ = writeln!(body, "- {}: resolved\n", at(resolved));
     let _ = writeln!(body, "## Evidence\n");
-    for o in d.evidence.iter().filter(|o| !o.votes.is_empty() || o.observations.iter().any(|x| x.weight > 0.0)) {
+    for o in d
+        .evidence
+        .iter()
+        .filter(|o| !o.votes.is_empty() || o.observations.iter().any(|x| x.weight > 0.0))
+    {
         let _ = writeln!(body, "- **{}**: {}", o.tool, o.summary);
         for x in o.observations.iter().take(OBSERVATIONS) {
-            let before = x.before.map_or(String::new(), |b| format!(" (before {b:.2})"));
-            let _ = writeln!(body, "  - {}: {:.2} {}{before} {}", x.what, x.value, x.unit, x.detail);
+            let before = x
+                .before
+                .map_or(String::new(), |b| format!(" (before {b:.2})"));
+            let _ = writeln!(
+                body,
+                "  - {}: {:.2} {}{before} {}",
+                x.what, x.value, x.unit, x.detail
+            );
         }
     }
     let _ = writeln!(body, "\n## Diagnosis\n");
@@ -106,7 +135,13 @@ mod tests {
     fn unix_times_become_utc_dates() {
         assert_eq!(civil(0), ("1970-01-01".into(), "00:00:00".into()));
         // 2024-02-29 12:34:56 UTC, a leap day.
-        assert_eq!(civil(1_709_210_096_000_000_000), ("2024-02-29".into(), "12:34:56".into()));
-        assert_eq!(civil(-1_000_000_000), ("1969-12-31".into(), "23:59:59".into()));
+        assert_eq!(
+            civil(1_709_210_096_000_000_000),
+            ("2024-02-29".into(), "12:34:56".into())
+        );
+        assert_eq!(
+            civil(-1_000_000_000),
+            ("1969-12-31".into(), "23:59:59".into())
+        );
     }
 }

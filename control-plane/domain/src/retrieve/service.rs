@@ -42,7 +42,12 @@ pub fn query_text(incident: &Incident, entity: &EntityId, d: &Diagnosis) -> Stri
         text.push(c.id().replace('_', " "));
         text.push(c.about().to_string());
     }
-    text.extend(d.breakdown.iter().filter(|b| b.agrees).map(|b| b.reason.clone()));
+    text.extend(
+        d.breakdown
+            .iter()
+            .filter(|b| b.agrees)
+            .map(|b| b.reason.clone()),
+    );
     text.join(" ")
 }
 
@@ -58,7 +63,12 @@ impl Retriever {
     /// The class's runbook first (or, with no class, the runbook closest to the evidence),
     /// then up to `SIMILAR` postmortems of other incidents, most similar first. A corpus that
     /// fails is logged and cites nothing: the diagnosis stands on its evidence.
-    pub fn citations(&self, incident: &Incident, entity: &EntityId, d: &Diagnosis) -> Vec<Citation> {
+    pub fn citations(
+        &self,
+        incident: &Incident,
+        entity: &EntityId,
+        d: &Diagnosis,
+    ) -> Vec<Citation> {
         let text = query_text(incident, entity, d);
         let runbook = RetrievalQuery {
             text: text.clone(),
@@ -81,10 +91,16 @@ impl Retriever {
                 Ok(hits) => out.extend(
                     hits.into_iter()
                         .filter(|h| h.id != own)
-                        .take(q.limit.min(if q.kind == Some(DocKind::Postmortem) { SIMILAR } else { 1 }))
+                        .take(q.limit.min(if q.kind == Some(DocKind::Postmortem) {
+                            SIMILAR
+                        } else {
+                            1
+                        }))
                         .map(citation),
                 ),
-                Err(e) => warn!(incident = %incident.id, error = %e, "retrieval failed; the diagnosis cites nothing"),
+                Err(e) => {
+                    warn!(incident = %incident.id, error = %e, "retrieval failed; the diagnosis cites nothing")
+                }
             }
         }
         out
@@ -111,7 +127,9 @@ impl Observer for Learner {
         let draft = postmortem::draft(incident, diagnosis);
         match self.corpus.put(&draft) {
             Ok(()) => info!(incident = %incident.id, id = %draft.id, "postmortem draft written"),
-            Err(e) => warn!(incident = %incident.id, error = %e, "cannot write the postmortem draft"),
+            Err(e) => {
+                warn!(incident = %incident.id, error = %e, "cannot write the postmortem draft")
+            }
         }
     }
 }

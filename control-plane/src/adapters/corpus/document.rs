@@ -41,7 +41,13 @@ struct FrontMatter {
 /// A file name for an id: what is not alphanumeric, `-` or `_` becomes `-`.
 pub fn file_stem(id: &str) -> String {
     id.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -53,21 +59,30 @@ pub fn parse(path: &Path, text: &str) -> Result<Document, CorpusError> {
     let rest = text
         .strip_prefix("---\n")
         .or_else(|| text.strip_prefix("---\r\n"))
-        .ok_or_else(|| malformed("no front matter: the file must start with a `---` line".into()))?;
+        .ok_or_else(|| {
+            malformed("no front matter: the file must start with a `---` line".into())
+        })?;
     let (yaml, body) = rest
         .split_once("\n---\n")
         .or_else(|| rest.split_once("\n---\r\n"))
         .or_else(|| rest.strip_suffix("\n---").map(|y| (y, "")))
         .ok_or_else(|| malformed("the front matter is not closed by a `---` line".into()))?;
     let fm: FrontMatter = serde_saphyr::from_str(yaml).map_err(|e| malformed(e.to_string()))?;
-    let kind = DocKind::parse(&fm.kind)
-        .ok_or_else(|| malformed(format!("kind `{}` is neither `runbook` nor `postmortem`", fm.kind)))?;
+    let kind = DocKind::parse(&fm.kind).ok_or_else(|| {
+        malformed(format!(
+            "kind `{}` is neither `runbook` nor `postmortem`",
+            fm.kind
+        ))
+    })?;
     let classes = fm
         .classes
         .iter()
         .map(|c| {
             FaultClass::parse(c).ok_or_else(|| {
-                malformed(format!("class `{c}` is not in the taxonomy (one of: {})", FaultClass::ids()))
+                malformed(format!(
+                    "class `{c}` is not in the taxonomy (one of: {})",
+                    FaultClass::ids()
+                ))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -130,20 +145,31 @@ mod tests {
     #[test]
     fn bad_front_matter_is_named() {
         let no_fm = parse(Path::new("a.md"), "# just text\n").expect_err("no front matter");
-        assert!(no_fm.to_string().contains("a.md") && no_fm.to_string().contains("---"), "{no_fm}");
+        assert!(
+            no_fm.to_string().contains("a.md") && no_fm.to_string().contains("---"),
+            "{no_fm}"
+        );
         let bad_class = parse(
             Path::new("b.md"),
             "---\nkind: runbook\ntitle: t\nclasses: [oom]\n---\nbody\n",
         )
         .expect_err("unknown class");
-        assert!(bad_class.to_string().contains("`oom`") && bad_class.to_string().contains("oom_kill"), "{bad_class}");
-        let bad_kind = parse(Path::new("c.md"), "---\nkind: memo\ntitle: t\n---\n").expect_err("kind");
+        assert!(
+            bad_class.to_string().contains("`oom`") && bad_class.to_string().contains("oom_kill"),
+            "{bad_class}"
+        );
+        let bad_kind =
+            parse(Path::new("c.md"), "---\nkind: memo\ntitle: t\n---\n").expect_err("kind");
         assert!(bad_kind.to_string().contains("memo"), "{bad_kind}");
     }
 
     #[test]
     fn the_file_name_is_the_id_when_none_is_given() {
-        let d = parse(Path::new("/c/runbooks/oom.md"), "---\nkind: runbook\ntitle: t\n---\nb").expect("parse");
+        let d = parse(
+            Path::new("/c/runbooks/oom.md"),
+            "---\nkind: runbook\ntitle: t\n---\nb",
+        )
+        .expect("parse");
         assert_eq!(d.id, "oom");
     }
 }

@@ -49,14 +49,14 @@ impl Indexed {
             body: schema.add_text_field("body", TEXT | STORED),
         };
         let index = Index::create_in_ram(schema.build());
-        let mut writer: tantivy::IndexWriter<TantivyDocument> =
-            index.writer_with_num_threads(1, WRITER_ARENA).map_err(index_err)?;
+        let mut writer: tantivy::IndexWriter<TantivyDocument> = index
+            .writer_with_num_threads(1, WRITER_ARENA)
+            .map_err(index_err)?;
         let mut by_id = HashMap::with_capacity(docs.len());
         for d in docs {
             // A later file with the same id replaces the earlier one, as `put` does.
             if by_id.contains_key(&d.id) {
-                writer
-                    .delete_term(Term::from_field_text(fields.id, &d.id));
+                writer.delete_term(Term::from_field_text(fields.id, &d.id));
             }
             let mut doc = TantivyDocument::default();
             doc.add_text(fields.id, &d.id);
@@ -96,7 +96,10 @@ impl Indexed {
         let (text, _) = parser.parse_query_lenient(&q.text);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, text)];
         let term = |field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
         };
         if let Some(k) = q.kind {
             clauses.push((Occur::Must, term(f.kind, k.as_str())));
@@ -108,7 +111,11 @@ impl Indexed {
         let searcher = self.reader.searcher();
         let limit = q.limit.max(1);
         // Fetch more than asked when a service filter will drop some.
-        let fetch = if q.service.is_some() { limit * 4 } else { limit };
+        let fetch = if q.service.is_some() {
+            limit * 4
+        } else {
+            limit
+        };
         let top = searcher
             .search(&query, &TopDocs::with_limit(fetch))
             .map_err(index_err)?;
@@ -119,7 +126,9 @@ impl Indexed {
             let Some(id) = stored.get_first(f.id).and_then(|v| v.as_str()) else {
                 continue;
             };
-            let Some(doc) = self.docs.get(id) else { continue };
+            let Some(doc) = self.docs.get(id) else {
+                continue;
+            };
             if let Some(s) = &q.service {
                 if !doc.services.is_empty() && !doc.services.iter().any(|x| x == s) {
                     continue;

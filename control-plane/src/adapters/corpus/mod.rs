@@ -87,7 +87,10 @@ impl FsCorpus {
     /// Re-indexes if a file changed since the last look (forced: look now). A malformed
     /// document is logged and left out; the rest are indexed.
     fn refresh(&self, state: &mut State, forced: bool) -> Result<(), CorpusError> {
-        if !forced && state.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY) && state.index.is_some() {
+        if !forced
+            && state.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY)
+            && state.index.is_some()
+        {
             return Ok(());
         }
         state.checked = Some(Instant::now());

@@ -10,32 +10,110 @@ use crate::domain::retrieve::ports::CorpusError;
 
 /// (path in the corpus, text).
 pub const STARTER: &[(&str, &str)] = &[
-    ("runbooks/app_errors.md", include_str!("../../../corpus/runbooks/app_errors.md")),
-    ("runbooks/app_latency.md", include_str!("../../../corpus/runbooks/app_latency.md")),
-    ("runbooks/bad_deploy.md", include_str!("../../../corpus/runbooks/bad_deploy.md")),
-    ("runbooks/bandwidth_saturation.md", include_str!("../../../corpus/runbooks/bandwidth_saturation.md")),
-    ("runbooks/certificate_expiry.md", include_str!("../../../corpus/runbooks/certificate_expiry.md")),
-    ("runbooks/cpu_throttling.md", include_str!("../../../corpus/runbooks/cpu_throttling.md")),
-    ("runbooks/crash_loop.md", include_str!("../../../corpus/runbooks/crash_loop.md")),
-    ("runbooks/credential_failure.md", include_str!("../../../corpus/runbooks/credential_failure.md")),
-    ("runbooks/dependency_down.md", include_str!("../../../corpus/runbooks/dependency_down.md")),
-    ("runbooks/dependency_errors.md", include_str!("../../../corpus/runbooks/dependency_errors.md")),
-    ("runbooks/disk_full.md", include_str!("../../../corpus/runbooks/disk_full.md")),
-    ("runbooks/dns_failure.md", include_str!("../../../corpus/runbooks/dns_failure.md")),
-    ("runbooks/io_latency.md", include_str!("../../../corpus/runbooks/io_latency.md")),
-    ("runbooks/memory_pressure.md", include_str!("../../../corpus/runbooks/memory_pressure.md")),
-    ("runbooks/network_latency.md", include_str!("../../../corpus/runbooks/network_latency.md")),
-    ("runbooks/network_loss.md", include_str!("../../../corpus/runbooks/network_loss.md")),
-    ("runbooks/oom_kill.md", include_str!("../../../corpus/runbooks/oom_kill.md")),
-    ("runbooks/partition.md", include_str!("../../../corpus/runbooks/partition.md")),
-    ("runbooks/permission_denied.md", include_str!("../../../corpus/runbooks/permission_denied.md")),
-    ("runbooks/process_killed.md", include_str!("../../../corpus/runbooks/process_killed.md")),
-    ("runbooks/replica_shortage.md", include_str!("../../../corpus/runbooks/replica_shortage.md")),
-    ("runbooks/vigil/approval-gate-broken.md", include_str!("../../../corpus/ops/approval-gate-broken.md")),
-    ("runbooks/vigil/false-positive.md", include_str!("../../../corpus/ops/false-positive.md")),
-    ("runbooks/vigil/hallucinated-citation.md", include_str!("../../../corpus/ops/hallucinated-citation.md")),
-    ("runbooks/vigil/llm-loop-stuck.md", include_str!("../../../corpus/ops/llm-loop-stuck.md")),
-    ("runbooks/vigil/stale-corpus-index.md", include_str!("../../../corpus/ops/stale-corpus-index.md")),
+    (
+        "runbooks/app_errors.md",
+        include_str!("../../../corpus/runbooks/app_errors.md"),
+    ),
+    (
+        "runbooks/app_latency.md",
+        include_str!("../../../corpus/runbooks/app_latency.md"),
+    ),
+    (
+        "runbooks/bad_deploy.md",
+        include_str!("../../../corpus/runbooks/bad_deploy.md"),
+    ),
+    (
+        "runbooks/bandwidth_saturation.md",
+        include_str!("../../../corpus/runbooks/bandwidth_saturation.md"),
+    ),
+    (
+        "runbooks/certificate_expiry.md",
+        include_str!("../../../corpus/runbooks/certificate_expiry.md"),
+    ),
+    (
+        "runbooks/cpu_throttling.md",
+        include_str!("../../../corpus/runbooks/cpu_throttling.md"),
+    ),
+    (
+        "runbooks/crash_loop.md",
+        include_str!("../../../corpus/runbooks/crash_loop.md"),
+    ),
+    (
+        "runbooks/credential_failure.md",
+        include_str!("../../../corpus/runbooks/credential_failure.md"),
+    ),
+    (
+        "runbooks/dependency_down.md",
+        include_str!("../../../corpus/runbooks/dependency_down.md"),
+    ),
+    (
+        "runbooks/dependency_errors.md",
+        include_str!("../../../corpus/runbooks/dependency_errors.md"),
+    ),
+    (
+        "runbooks/disk_full.md",
+        include_str!("../../../corpus/runbooks/disk_full.md"),
+    ),
+    (
+        "runbooks/dns_failure.md",
+        include_str!("../../../corpus/runbooks/dns_failure.md"),
+    ),
+    (
+        "runbooks/io_latency.md",
+        include_str!("../../../corpus/runbooks/io_latency.md"),
+    ),
+    (
+        "runbooks/memory_pressure.md",
+        include_str!("../../../corpus/runbooks/memory_pressure.md"),
+    ),
+    (
+        "runbooks/network_latency.md",
+        include_str!("../../../corpus/runbooks/network_latency.md"),
+    ),
+    (
+        "runbooks/network_loss.md",
+        include_str!("../../../corpus/runbooks/network_loss.md"),
+    ),
+    (
+        "runbooks/oom_kill.md",
+        include_str!("../../../corpus/runbooks/oom_kill.md"),
+    ),
+    (
+        "runbooks/partition.md",
+        include_str!("../../../corpus/runbooks/partition.md"),
+    ),
+    (
+        "runbooks/permission_denied.md",
+        include_str!("../../../corpus/runbooks/permission_denied.md"),
+    ),
+    (
+        "runbooks/process_killed.md",
+        include_str!("../../../corpus/runbooks/process_killed.md"),
+    ),
+    (
+        "runbooks/replica_shortage.md",
+        include_str!("../../../corpus/runbooks/replica_shortage.md"),
+    ),
+    (
+        "runbooks/vigil/approval-gate-broken.md",
+        include_str!("../../../corpus/ops/approval-gate-broken.md"),
+    ),
+    (
+        "runbooks/vigil/false-positive.md",
+        include_str!("../../../corpus/ops/false-positive.md"),
+    ),
+    (
+        "runbooks/vigil/hallucinated-citation.md",
+        include_str!("../../../corpus/ops/hallucinated-citation.md"),
+    ),
+    (
+        "runbooks/vigil/llm-loop-stuck.md",
+        include_str!("../../../corpus/ops/llm-loop-stuck.md"),
+    ),
+    (
+        "runbooks/vigil/stale-corpus-index.md",
+        include_str!("../../../corpus/ops/stale-corpus-index.md"),
+    ),
 ];
 
 /// Writes every starter document that is not in `dir` yet; returns how many were written.

@@ -245,7 +245,10 @@ impl Observer for PrometheusExporter {
     fn diagnosed(&self, _incident: &Incident, d: &Diagnosis, took_secs: f64) {
         self.diagnoses
             .get_or_create(&vec![
-                ("fault_class", d.class.map_or("none", |c| c.id()).to_string()),
+                (
+                    "fault_class",
+                    d.class.map_or("none", |c| c.id()).to_string(),
+                ),
                 ("route", d.route.as_str().to_string()),
             ])
             .inc();

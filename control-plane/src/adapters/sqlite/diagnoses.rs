@@ -47,7 +47,8 @@ impl DiagnosisStore for SqliteStore {
             .optional()
             .map_err(backend("reading a diagnosis"))?;
         body.map(|b| {
-            serde_json::from_str(&b).map_err(|e| corrupt("diagnosis of incident", incident.to_string(), e))
+            serde_json::from_str(&b)
+                .map_err(|e| corrupt("diagnosis of incident", incident.to_string(), e))
         })
         .transpose()
     }
@@ -92,8 +93,12 @@ mod tests {
                 [],
             )
             .expect("an incident");
-        store.save_diagnosis(&diagnosis(1, FaultClass::NetworkLoss)).expect("save");
-        store.save_diagnosis(&diagnosis(1, FaultClass::Partition)).expect("save");
+        store
+            .save_diagnosis(&diagnosis(1, FaultClass::NetworkLoss))
+            .expect("save");
+        store
+            .save_diagnosis(&diagnosis(1, FaultClass::Partition))
+            .expect("save");
         let back = store.diagnosis(IncidentId(1)).expect("read").expect("some");
         assert_eq!(back.class, Some(FaultClass::Partition));
         store

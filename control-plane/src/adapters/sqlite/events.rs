@@ -111,7 +111,9 @@ impl EventStore for SqliteStore {
             filter.sql(" ORDER BY time_unix_ns DESC, node, seq DESC LIMIT ?")
         );
         let mut params = filter.params;
-        params.push(rusqlite::types::Value::Integer(q.limit.min(i64::MAX as usize) as i64));
+        params.push(rusqlite::types::Value::Integer(
+            q.limit.min(i64::MAX as usize) as i64,
+        ));
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&sql)

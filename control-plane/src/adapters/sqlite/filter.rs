@@ -14,7 +14,8 @@ impl Filter {
     pub fn and(mut self, column: &str, op: &str, value: Option<impl Into<Value>>) -> Self {
         if let Some(v) = value {
             self.params.push(v.into());
-            self.conditions.push(format!("{column} {op} ?{}", self.params.len()));
+            self.conditions
+                .push(format!("{column} {op} ?{}", self.params.len()));
         }
         self
     }

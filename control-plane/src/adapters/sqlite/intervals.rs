@@ -167,7 +167,9 @@ impl IntervalStore for SqliteStore {
             filter.sql(" ORDER BY end_unix_ns DESC, id DESC LIMIT ?")
         );
         let mut params = filter.params;
-        params.push(rusqlite::types::Value::Integer(q.limit.min(i64::MAX as usize) as i64));
+        params.push(rusqlite::types::Value::Integer(
+            q.limit.min(i64::MAX as usize) as i64,
+        ));
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&sql)

@@ -19,8 +19,15 @@ pub struct DnsLookups;
 
 /// Programs that answer DNS: an entity running one is a resolver, not an asker.
 const RESOLVERS: [&str; 9] = [
-    "dnsmasq", "coredns", "named", "unbound", "kube-dns", "systemd-resolve", "pdns_server",
-    "pdns_recursor", "knotd",
+    "dnsmasq",
+    "coredns",
+    "named",
+    "unbound",
+    "kube-dns",
+    "systemd-resolve",
+    "pdns_server",
+    "pdns_recursor",
+    "knotd",
 ];
 
 const RISE: f64 = 3.0;
@@ -47,7 +54,8 @@ impl EvidenceTool for DnsLookups {
         let fleet = window::events(sources, scope, Some("dns_failure"), false)?;
         let (all_b, all_d) =
             window::rates(scope, fleet.before.len() as f64, fleet.during.len() as f64);
-        let mut names: BTreeMap<String, (u64, std::collections::BTreeSet<String>)> = BTreeMap::new();
+        let mut names: BTreeMap<String, (u64, std::collections::BTreeSet<String>)> =
+            BTreeMap::new();
         for e in &fleet.during {
             if let EventKind::DnsFailure {
                 rcode_name,
@@ -55,7 +63,9 @@ impl EvidenceTool for DnsLookups {
                 ..
             } = &e.event.kind
             {
-                let entry = names.entry(format!("{query_name} ({rcode_name})")).or_default();
+                let entry = names
+                    .entry(format!("{query_name} ({rcode_name})"))
+                    .or_default();
                 entry.0 += 1;
                 entry.1.insert(e.event.workload.key.to_string());
             }
@@ -73,11 +83,19 @@ impl EvidenceTool for DnsLookups {
             Observation::new("failing lookups fleet-wide per second", all_d, "1/s")
                 .before(all_b)
                 .weight(all_d),
-            Observation::new("entity is a DNS resolver", f64::from(u8::from(resolver)), "bool").weight(1.0),
+            Observation::new(
+                "entity is a DNS resolver",
+                f64::from(u8::from(resolver)),
+                "bool",
+            )
+            .weight(1.0),
         ];
         obs.extend(names.iter().map(|(name, (n, askers))| {
             Observation::new(format!("failing: {name}"), *n as f64, "answers")
-                .detail(format!("asked by {}", askers.iter().cloned().collect::<Vec<_>>().join(", ")))
+                .detail(format!(
+                    "asked by {}",
+                    askers.iter().cloned().collect::<Vec<_>>().join(", ")
+                ))
                 .weight(*n as f64)
         }));
         let rose = |b: f64, d: f64| d >= MIN_PER_S && d >= RISE * b;

@@ -128,13 +128,19 @@ fn peer(sources: &Sources, s: &StoredSample) -> Option<(FlowRole, EntityId)> {
 fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vote>) {
     let (b, d) = (&e.before, &e.during);
     let r = |before: u64, during: u64| window::rates(scope, before as f64, during as f64);
-    let rose = |(before, during): (f64, f64), floor: f64| during >= floor && during >= RISE * before;
+    let rose =
+        |(before, during): (f64, f64), floor: f64| during >= floor && during >= RISE * before;
     let auth = r(b.requests.auth, d.requests.auth);
     if rose(auth, 0.2) {
         votes.push(Vote::new(
             FaultClass::CredentialFailure,
             0.85,
-            format!("{name}: auth refusals {:.2}/s → {:.2}/s ({})", auth.0, auth.1, codes(&d.requests)),
+            format!(
+                "{name}: auth refusals {:.2}/s → {:.2}/s ({})",
+                auth.0,
+                auth.1,
+                codes(&d.requests)
+            ),
         ));
     }
     let bytes_in = r(b.flows.bytes_received, d.flows.bytes_received);
@@ -158,11 +164,16 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
     }
     let refused = r(b.flows.resets_received, d.flows.resets_received);
     let failed = r(b.flows.failed, d.flows.failed);
-    if role == FlowRole::Client && (rose(refused, 0.2) || (rose(failed, 0.2) && d.flows.resets_received > 0)) {
+    if role == FlowRole::Client
+        && (rose(refused, 0.2) || (rose(failed, 0.2) && d.flows.resets_received > 0))
+    {
         votes.push(Vote::new(
             FaultClass::DependencyDown,
             0.55,
-            format!("{name}: connects failing {:.2}/s, resets {:.2}/s", failed.1, refused.1),
+            format!(
+                "{name}: connects failing {:.2}/s, resets {:.2}/s",
+                failed.1, refused.1
+            ),
         ));
     }
     let loss = |s: &Side| s.flows.retransmits as f64 / s.flows.packets_sent.max(1) as f64;
@@ -185,7 +196,9 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
         .map(|(sum, n)| *sum as f64 / *n as f64)
         .collect();
     let variation = rtt_variation(&series);
-    let cv = variation.map_or("too few samples to judge".into(), |v| format!("varying {:.0} %", v * 100.0));
+    let cv = variation.map_or("too few samples to judge".into(), |v| {
+        format!("varying {:.0} %", v * 100.0)
+    });
     match (lossy, slow, variation) {
         (true, false, _) => votes.push(Vote::new(FaultClass::NetworkLoss, 0.7, format!("{name}: {rtt_text}"))),
         (true, true, _) => {
@@ -213,7 +226,12 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
         votes.push(Vote::new(
             class,
             0.5,
-            format!("{name} {who} with errors {:.2}/s → {:.2}/s ({})", errors.0, errors.1, codes(&d.requests)),
+            format!(
+                "{name} {who} with errors {:.2}/s → {:.2}/s ({})",
+                errors.0,
+                errors.1,
+                codes(&d.requests)
+            ),
         ));
     }
 }
@@ -221,19 +239,32 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
 fn codes(r: &Requests) -> String {
     let mut v: Vec<_> = r.codes.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1));
-    v.iter().take(3).map(|(c, n)| format!("{c} ×{n}")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .take(3)
+        .map(|(c, n)| format!("{c} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every edge of `scope.entity`, peer by peer, before the window and in it.
-fn edges_of(sources: &Sources, scope: &Scope) -> Result<BTreeMap<(FlowRole, EntityId), Edge>, StoreError> {
+fn edges_of(
+    sources: &Sources,
+    scope: &Scope,
+) -> Result<BTreeMap<(FlowRole, EntityId), Edge>, StoreError> {
     let mut edges: BTreeMap<(FlowRole, EntityId), Edge> = BTreeMap::new();
     for kind in [SampleKind::Flow, SampleKind::Request] {
         let split = window::samples(sources, scope, kind)?;
         for (during, samples) in [(false, &split.before), (true, &split.during)] {
             for s in samples {
-                let Some(key) = peer(sources, s) else { continue };
+                let Some(key) = peer(sources, s) else {
+                    continue;
+                };
                 let edge = edges.entry(key).or_default();
-                let side = if during { &mut edge.during } else { &mut edge.before };
+                let side = if during {
+                    &mut edge.during
+                } else {
+                    &mut edge.before
+                };
                 match &s.sample {
                     Sample::Flow(f) => {
                         side.flows.add(&f.counts);
@@ -252,7 +283,13 @@ fn edges_of(sources: &Sources, scope: &Scope) -> Result<BTreeMap<(FlowRole, Enti
 
 fn edge_observation(name: &str, e: &Edge, telling: bool) -> Observation {
     let (b, d) = (&e.before, &e.during);
-    let p99 = d.requests.latency.quantile_ns(0.99).map_or(String::new(), |ns| format!(", p99 ≤ {:.1} ms", ns as f64 / 1e6));
+    let p99 = d
+        .requests
+        .latency
+        .quantile_ns(0.99)
+        .map_or(String::new(), |ns| {
+            format!(", p99 ≤ {:.1} ms", ns as f64 / 1e6)
+        });
     Observation::new(format!("{name} requests"), d.requests.requests as f64, "requests")
         .before(b.requests.requests as f64)
         .detail(format!(
@@ -307,7 +344,10 @@ fn downstream(
                 if found.is_empty() {
                     continue;
                 }
-                if found.iter().any(|v| v.class == FaultClass::DependencyErrors) {
+                if found
+                    .iter()
+                    .any(|v| v.class == FaultClass::DependencyErrors)
+                {
                     next.push(peer.clone());
                 }
                 obs.push(edge_observation(&format!("downstream: {name}"), &e, true));
@@ -349,7 +389,9 @@ impl EvidenceTool for EdgeStats {
             let telling = votes.len() > before;
             if *role == FlowRole::Client
                 && *peer != scope.entity
-                && votes[before..].iter().any(|v| v.class == FaultClass::DependencyErrors)
+                && votes[before..]
+                    .iter()
+                    .any(|v| v.class == FaultClass::DependencyErrors)
             {
                 erring.push(peer.clone());
             }
@@ -364,7 +406,11 @@ impl EvidenceTool for EdgeStats {
                 kept.push(v);
             }
         }
-        let summary = format!("{} edges; {} changed telling ways", edges.len(), obs.iter().filter(|o| o.weight >= 100.0).count());
+        let summary = format!(
+            "{} edges; {} changed telling ways",
+            edges.len(),
+            obs.iter().filter(|o| o.weight >= 100.0).count()
+        );
         Ok(ToolOutput::new("edge_stats", scope, summary, obs, kept))
     }
 }

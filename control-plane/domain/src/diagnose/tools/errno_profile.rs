@@ -87,7 +87,12 @@ impl EvidenceTool for ErrnoProfile {
         let starts: Vec<i64> = window::events(sources, scope, None, true)?
             .during
             .iter()
-            .filter(|e| matches!(e.event.kind, EventKind::ProcessExec { .. } | EventKind::ExecFailure { .. }))
+            .filter(|e| {
+                matches!(
+                    e.event.kind,
+                    EventKind::ProcessExec { .. } | EventKind::ExecFailure { .. }
+                )
+            })
             .map(|e| e.event.time_unix_ns)
             .collect();
         let spans_a_start = |s: &StoredSample| {
@@ -128,7 +133,11 @@ impl EvidenceTool for ErrnoProfile {
             let steady = window::rates(scope, 0.0, t.steady).1;
             let mut calls: Vec<_> = t.calls.iter().collect();
             calls.sort_by(|a, b| b.1.cmp(a.1));
-            let names: Vec<String> = calls.iter().take(3).map(|(n, c)| format!("{n} ×{c}")).collect();
+            let names: Vec<String> = calls
+                .iter()
+                .take(3)
+                .map(|(n, c)| format!("{n} ×{c}"))
+                .collect();
             let rises = |rate: f64| rate >= before * RISE && rate - before >= MIN_RISE_PER_S;
             let rose = rises(during);
             let start_up_only = rose && !rises(steady);
@@ -152,7 +161,11 @@ impl EvidenceTool for ErrnoProfile {
                 let reason = format!(
                     "{errno} rose from {before:.2}/s to {during:.2}/s ({}){}",
                     names.join(", "),
-                    if key.1 { ": a local firewall rule drops outbound packets" } else { "" }
+                    if key.1 {
+                        ": a local firewall rule drops outbound packets"
+                    } else {
+                        ""
+                    }
                 );
                 match votes.iter_mut().find(|v| v.class == class) {
                     Some(v) if v.strength >= strength => {}

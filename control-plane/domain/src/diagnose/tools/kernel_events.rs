@@ -106,7 +106,10 @@ impl EvidenceTool for KernelEvents {
             votes.push(Vote::new(
                 FaultClass::BadDeploy,
                 0.85,
-                format!("{} exec failure(s): the program does not run", during("exec_failure")),
+                format!(
+                    "{} exec failure(s): the program does not run",
+                    during("exec_failure")
+                ),
             ));
         }
         let summary = format!(

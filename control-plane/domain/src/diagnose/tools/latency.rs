@@ -60,9 +60,27 @@ impl EvidenceTool for LatencyHistograms {
         let mut obs = Vec::new();
         let mut votes = Vec::new();
         for (which, name, split, class, floor_ms) in [
-            (Which::Served, "served requests", &requests, FaultClass::AppLatency, 10.0),
-            (Which::BlockIo, "block IO", &latency, FaultClass::IoLatency, 5.0),
-            (Which::RunQueue, "run-queue wait", &latency, FaultClass::AppLatency, 5.0),
+            (
+                Which::Served,
+                "served requests",
+                &requests,
+                FaultClass::AppLatency,
+                10.0,
+            ),
+            (
+                Which::BlockIo,
+                "block IO",
+                &latency,
+                FaultClass::IoLatency,
+                5.0,
+            ),
+            (
+                Which::RunQueue,
+                "run-queue wait",
+                &latency,
+                FaultClass::AppLatency,
+                5.0,
+            ),
         ] {
             let (b, d) = (merged(&split.before, which), merged(&split.during, which));
             let (Some(p99), p99_before) = (ms(&d, 0.99), ms(&b, 0.99)) else {
@@ -85,11 +103,20 @@ impl EvidenceTool for LatencyHistograms {
                 votes.push(Vote::new(
                     class,
                     strength,
-                    format!("{name} p99 {:.1} ms → {p99:.1} ms", p99_before.unwrap_or(0.0)),
+                    format!(
+                        "{name} p99 {:.1} ms → {p99:.1} ms",
+                        p99_before.unwrap_or(0.0)
+                    ),
                 ));
             }
         }
         let summary = format!("{} latency distributions compared", obs.len());
-        Ok(ToolOutput::new("latency_histograms", scope, summary, obs, votes))
+        Ok(ToolOutput::new(
+            "latency_histograms",
+            scope,
+            summary,
+            obs,
+            votes,
+        ))
     }
 }

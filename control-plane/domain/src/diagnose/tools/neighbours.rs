@@ -25,21 +25,45 @@ impl EvidenceTool for ServiceNeighbours {
     fn call(&self, sources: &Sources, scope: &Scope) -> Result<ToolOutput, StoreError> {
         let edges = sources.graph.call_edges(scope.to_unix_ns);
         let me = &scope.entity;
-        let callers: BTreeSet<_> = edges.iter().filter(|e| &e.server == me).map(|e| e.client.clone()).collect();
-        let callees: BTreeSet<_> = edges.iter().filter(|e| &e.client == me).map(|e| e.server.clone()).collect();
+        let callers: BTreeSet<_> = edges
+            .iter()
+            .filter(|e| &e.server == me)
+            .map(|e| e.client.clone())
+            .collect();
+        let callees: BTreeSet<_> = edges
+            .iter()
+            .filter(|e| &e.client == me)
+            .map(|e| e.server.clone())
+            .collect();
         // Breadth-first over callers of callers.
         let mut radius = BTreeSet::new();
         let mut queue: VecDeque<_> = callers.iter().cloned().collect();
         while let Some(n) = queue.pop_front() {
             if &n != me && radius.insert(n.clone()) {
-                queue.extend(edges.iter().filter(|e| e.server == n).map(|e| e.client.clone()));
+                queue.extend(
+                    edges
+                        .iter()
+                        .filter(|e| e.server == n)
+                        .map(|e| e.client.clone()),
+                );
             }
         }
-        let list = |s: &BTreeSet<crate::entity::EntityId>| s.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = |s: &BTreeSet<crate::entity::EntityId>| {
+            s.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let obs = vec![
-            Observation::new("callers", callers.len() as f64, "entities").detail(list(&callers)).weight(3.0),
-            Observation::new("dependencies", callees.len() as f64, "entities").detail(list(&callees)).weight(2.0),
-            Observation::new("blast radius", radius.len() as f64, "entities").detail(list(&radius)).weight(1.0),
+            Observation::new("callers", callers.len() as f64, "entities")
+                .detail(list(&callers))
+                .weight(3.0),
+            Observation::new("dependencies", callees.len() as f64, "entities")
+                .detail(list(&callees))
+                .weight(2.0),
+            Observation::new("blast radius", radius.len() as f64, "entities")
+                .detail(list(&radius))
+                .weight(1.0),
         ];
         let summary = format!(
             "{} callers, {} dependencies, {} entities depend on it",
@@ -47,6 +71,12 @@ impl EvidenceTool for ServiceNeighbours {
             callees.len(),
             radius.len()
         );
-        Ok(ToolOutput::new("service_neighbours", scope, summary, obs, Vec::new()))
+        Ok(ToolOutput::new(
+            "service_neighbours",
+            scope,
+            summary,
+            obs,
+            Vec::new(),
+        ))
     }
 }

@@ -72,7 +72,10 @@ fn describe(e: &StoredEvent, how: Ending) -> String {
         .as_ref()
         .map(|k| format!(" from {} ({})", k.comm, k.pid))
         .unwrap_or_default();
-    format!("{} ({}) {how:?}: {what}{by}", e.event.task.comm, e.event.task.pid)
+    format!(
+        "{} ({}) {how:?}: {what}{by}",
+        e.event.task.comm, e.event.task.pid
+    )
 }
 
 impl EvidenceTool for ProcessExits {
@@ -97,7 +100,12 @@ impl EvidenceTool for ProcessExits {
             .during
             .iter()
             .filter(main)
-            .filter(|e| matches!(e.event.kind, EventKind::ProcessExec { .. } | EventKind::ExecFailure { .. }))
+            .filter(|e| {
+                matches!(
+                    e.event.kind,
+                    EventKind::ProcessExec { .. } | EventKind::ExecFailure { .. }
+                )
+            })
             .map(|e| e.event.time_unix_ns)
             .collect();
         let started_after = |t: i64| starts.iter().any(|&s| s > t);
@@ -141,8 +149,12 @@ impl EvidenceTool for ProcessExits {
             })
             .collect();
         obs.push(
-            Observation::new("started again after the last exit", f64::from(u8::from(restarted)), "bool")
-                .weight(5.0),
+            Observation::new(
+                "started again after the last exit",
+                f64::from(u8::from(restarted)),
+                "bool",
+            )
+            .weight(5.0),
         );
         let mut votes = Vec::new();
         if crashes + killed >= LOOP_EXITS && restarted_loop {

@@ -53,9 +53,13 @@ impl EvidenceTool for RecentChanges {
                 .count();
         let obs = vec![
             Observation::new("main process started", f64::from(restarts), "times").weight(2.0),
-            Observation::new("programs run for the first time", new_binaries.len() as f64, "programs")
-                .detail(new_binaries.iter().cloned().collect::<Vec<_>>().join(", "))
-                .weight(3.0),
+            Observation::new(
+                "programs run for the first time",
+                new_binaries.len() as f64,
+                "programs",
+            )
+            .detail(new_binaries.iter().cloned().collect::<Vec<_>>().join(", "))
+            .weight(3.0),
             Observation::new("abnormal endings after", failures as f64, "events").weight(1.0),
         ];
         let mut votes = Vec::new();
@@ -73,6 +77,12 @@ impl EvidenceTool for RecentChanges {
             "{restarts} starts, {} new program(s) in the window",
             new_binaries.len()
         );
-        Ok(ToolOutput::new("recent_changes", scope, summary, obs, votes))
+        Ok(ToolOutput::new(
+            "recent_changes",
+            scope,
+            summary,
+            obs,
+            votes,
+        ))
     }
 }

@@ -28,9 +28,13 @@ struct Reading {
 fn read(samples: &[StoredSample]) -> Reading {
     let mut r = Reading::default();
     for s in samples {
-        let Sample::Resource(o) = &s.sample else { continue };
+        let Sample::Resource(o) = &s.sample else {
+            continue;
+        };
         let o: &ResourceObservation = o;
-        r.max_memory_ratio = r.max_memory_ratio.max(o.memory_limit_ratio().unwrap_or(0.0));
+        r.max_memory_ratio = r
+            .max_memory_ratio
+            .max(o.memory_limit_ratio().unwrap_or(0.0));
         r.periods += o.cpu_periods;
         r.throttled += o.cpu_throttled_periods;
         r.memory_stall_us += o.memory_stall_us.unwrap_or(0);
@@ -59,19 +63,36 @@ impl EvidenceTool for ResourcePressure {
         let split = window::samples(sources, scope, SampleKind::Resource)?;
         let (b, d) = (read(&split.before), read(&split.during));
         let stall = |us: u64, secs: f64| us as f64 / 1e6 / secs;
-        let (io_b, io_d) = (stall(b.io_stall_us, scope.before_secs()), stall(d.io_stall_us, scope.symptom_secs()));
+        let (io_b, io_d) = (
+            stall(b.io_stall_us, scope.before_secs()),
+            stall(d.io_stall_us, scope.symptom_secs()),
+        );
         let obs = vec![
-            Observation::new("memory working set / limit (max)", d.max_memory_ratio, "ratio")
-                .before(b.max_memory_ratio)
-                .weight(d.max_memory_ratio),
+            Observation::new(
+                "memory working set / limit (max)",
+                d.max_memory_ratio,
+                "ratio",
+            )
+            .before(b.max_memory_ratio)
+            .weight(d.max_memory_ratio),
             Observation::new("CPU periods throttled", d.throttled_ratio(), "ratio")
                 .before(b.throttled_ratio())
                 .weight(d.throttled_ratio() * 2.0),
-            Observation::new("memory stall", stall(d.memory_stall_us, scope.symptom_secs()), "s/s")
-                .before(stall(b.memory_stall_us, scope.before_secs())),
-            Observation::new("CPU stall", stall(d.cpu_stall_us, scope.symptom_secs()), "s/s")
-                .before(stall(b.cpu_stall_us, scope.before_secs())),
-            Observation::new("IO stall", io_d, "s/s").before(io_b).weight(io_d),
+            Observation::new(
+                "memory stall",
+                stall(d.memory_stall_us, scope.symptom_secs()),
+                "s/s",
+            )
+            .before(stall(b.memory_stall_us, scope.before_secs())),
+            Observation::new(
+                "CPU stall",
+                stall(d.cpu_stall_us, scope.symptom_secs()),
+                "s/s",
+            )
+            .before(stall(b.cpu_stall_us, scope.before_secs())),
+            Observation::new("IO stall", io_d, "s/s")
+                .before(io_b)
+                .weight(io_d),
         ];
         let mut votes = Vec::new();
         let (tb, td) = (b.throttled_ratio(), d.throttled_ratio());
@@ -79,14 +100,21 @@ impl EvidenceTool for ResourcePressure {
             votes.push(Vote::new(
                 FaultClass::CpuThrottling,
                 0.75,
-                format!("throttled in {:.0} % of CPU periods (before {:.0} %)", td * 100.0, tb * 100.0),
+                format!(
+                    "throttled in {:.0} % of CPU periods (before {:.0} %)",
+                    td * 100.0,
+                    tb * 100.0
+                ),
             ));
         }
         if d.max_memory_ratio >= 0.9 {
             votes.push(Vote::new(
                 FaultClass::MemoryPressure,
                 0.6,
-                format!("working set reached {:.0} % of the limit", d.max_memory_ratio * 100.0),
+                format!(
+                    "working set reached {:.0} % of the limit",
+                    d.max_memory_ratio * 100.0
+                ),
             ));
         }
         if io_d >= 0.2 && io_d >= 3.0 * io_b {
@@ -105,6 +133,12 @@ impl EvidenceTool for ResourcePressure {
                 td * 100.0
             )
         };
-        Ok(ToolOutput::new("resource_pressure", scope, summary, obs, votes))
+        Ok(ToolOutput::new(
+            "resource_pressure",
+            scope,
+            summary,
+            obs,
+            votes,
+        ))
     }
 }

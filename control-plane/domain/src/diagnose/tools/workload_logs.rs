@@ -56,18 +56,32 @@ impl EvidenceTool for WorkloadLogs {
             }
             let erroring = named.is_some() || lower.contains("error") || lower.contains("fatal");
             obs.push(
-                Observation::new(line.chars().take(300).collect::<String>(), 1.0, "line")
-                    .weight(if erroring { 10.0 } else { 0.0 } + i as f64 / lines.len().max(1) as f64),
+                Observation::new(line.chars().take(300).collect::<String>(), 1.0, "line").weight(
+                    if erroring { 10.0 } else { 0.0 } + i as f64 / lines.len().max(1) as f64,
+                ),
             );
         }
         let votes = hits
             .iter()
-            .map(|(class, n, line)| Vote::new(*class, 0.4, format!("{n} log line(s) like: {}", line.chars().take(160).collect::<String>())))
+            .map(|(class, n, line)| {
+                Vote::new(
+                    *class,
+                    0.4,
+                    format!(
+                        "{n} log line(s) like: {}",
+                        line.chars().take(160).collect::<String>()
+                    ),
+                )
+            })
             .collect();
         let summary = if lines.is_empty() {
             "no logs configured or found for this entity".to_string()
         } else {
-            format!("{} lines read, {} naming a cause", lines.len(), hits.iter().map(|h| h.1).sum::<u32>())
+            format!(
+                "{} lines read, {} naming a cause",
+                lines.len(),
+                hits.iter().map(|h| h.1).sum::<u32>()
+            )
         };
         Ok(ToolOutput::new("workload_logs", scope, summary, obs, votes))
     }
