@@ -132,10 +132,10 @@ impl DiagnosisService {
     }
 
     /// What the tools look at for this incident: its root cause (or workload), from a little
-    /// before its first symptom to its resolution, or to a little after it last showed. The window never reaches back
-    /// into an earlier incident of the same entity: not before one that had resolved before
-    /// this one opened, nor to the start of one still open. That evidence explained that
-    /// incident; what came after it is this one's.
+    /// before its first symptom to its resolution, or to a little after it last showed. The
+    /// window never reaches back into an earlier incident of the same entity: not before one
+    /// that had resolved before this one opened, nor to the start of one still open. That
+    /// evidence explained that incident; what came after it is this one's.
     pub fn scope(&self, incident: &Incident) -> Scope {
         let (entity, first) = match incident.details() {
             Details::ServiceAnomaly(a) => (

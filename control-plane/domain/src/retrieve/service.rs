@@ -70,32 +70,24 @@ impl Retriever {
         d: &Diagnosis,
     ) -> Vec<Citation> {
         let text = query_text(incident, entity, d);
-        let runbook = RetrievalQuery {
-            text: text.clone(),
-            kind: Some(DocKind::Runbook),
-            class: d.class,
-            service: None,
-            limit: 1,
-        };
-        let similar = RetrievalQuery {
-            text,
-            kind: Some(DocKind::Postmortem),
-            class: d.class,
-            service: None,
-            limit: SIMILAR + 1,
-        };
         let own = postmortem::id_of(incident.id);
+        // (kind, how many to cite); one more postmortem is asked for in case it is this
+        // incident's own draft.
+        let wanted = [(DocKind::Runbook, 1), (DocKind::Postmortem, SIMILAR)];
         let mut out = Vec::new();
-        for q in [runbook, similar] {
+        for (kind, keep) in wanted {
+            let q = RetrievalQuery {
+                text: text.clone(),
+                kind: Some(kind),
+                class: d.class,
+                service: None,
+                limit: keep + 1,
+            };
             match self.corpus.search(&q) {
                 Ok(hits) => out.extend(
                     hits.into_iter()
                         .filter(|h| h.id != own)
-                        .take(q.limit.min(if q.kind == Some(DocKind::Postmortem) {
-                            SIMILAR
-                        } else {
-                            1
-                        }))
+                        .take(keep)
                         .map(citation),
                 ),
                 Err(e) => {
