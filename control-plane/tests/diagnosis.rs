@@ -685,3 +685,38 @@ fn every_changed_incident_is_diagnosed_even_past_one_tick_budget() {
         );
     }
 }
+
+#[test]
+fn an_open_incident_whose_window_closed_is_not_diagnosed_again_until_it_changes() {
+    let mut lab = Lab::new();
+    let opened = many_ooms(&mut lab, 1);
+    assert_eq!(
+        lab.diagnosis.tick().expect("tick"),
+        1,
+        "the change is diagnosed"
+    );
+    // Past the refresh, still inside its window (it last showed 1 s ago): diagnosed again.
+    lab.clock.set(lab.now + 4 * SECOND);
+    assert_eq!(
+        lab.diagnosis.tick().expect("tick"),
+        1,
+        "refreshed while its window is open"
+    );
+    // Long after it last showed, a diagnosis made then is final.
+    lab.clock.set(lab.now + 30 * SECOND);
+    assert_eq!(
+        lab.diagnosis.tick().expect("tick"),
+        1,
+        "once more, on the closed window"
+    );
+    lab.clock.set(lab.now + 60 * SECOND);
+    assert_eq!(
+        lab.diagnosis.tick().expect("tick"),
+        0,
+        "nothing new to judge"
+    );
+    // A change brings it back.
+    lab.diagnosis
+        .incident(&IncidentChange::Updated(opened[0].clone()));
+    assert_eq!(lab.diagnosis.tick().expect("tick"), 1);
+}
