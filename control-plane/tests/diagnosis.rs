@@ -560,15 +560,18 @@ fn witnesses_that_contradict_each_other_send_the_incident_to_review() {
     );
 }
 
-/// An OOM kill 8 s ago (its incident resolved 5 s ago, or still open), then a deploy whose
-/// binary does not run: the exec failure is diagnosed on its own evidence.
+/// Two OOM kills 10 ms apart 8 s ago, one incident (resolved 5 s ago, or still open), then a
+/// deploy whose binary does not run: the exec failure is diagnosed on its own evidence.
 fn a_deploy_after_an_oom(resolve_the_oom: bool) {
     let mut lab = Lab::new();
     let now = lab.now;
     lab.clock.set(now - 8 * SECOND);
-    let seq = lab.next_seq();
-    let oom = lab.events(vec![oom_kill(seq, now - 8 * SECOND, APP)]);
-    assert_eq!(oom.len(), 1);
+    let (a, b) = (lab.next_seq(), lab.next_seq());
+    let oom = lab.events(vec![
+        oom_kill(a, now - 8 * SECOND, APP),
+        oom_kill(b, now - 8 * SECOND + 10_000_000, APP),
+    ]);
+    assert_eq!(oom.len(), 1, "a burst of kills is one incident");
     if resolve_the_oom {
         lab.clock.set(now - 5 * SECOND);
         let resolved = lab.ingest.resolve_quiet(2 * SECOND).expect("resolve");

@@ -158,7 +158,7 @@ impl DiagnosisService {
         });
         let first = first.min(incident.opened_unix_ns);
         let mut from = first - self.parts.policy.lead_ns;
-        match self.earlier_claim(incident, &entity) {
+        match self.earlier_claim(incident, &entity, first) {
             // Never past the first symptom itself: the lead may shrink, the symptom stays.
             Ok(Some(claimed)) => from = from.max(claimed.min(first)),
             Ok(None) => {}
@@ -177,12 +177,15 @@ impl DiagnosisService {
     }
 
     /// Up to when evidence on `entity` belongs to an earlier incident: the latest of the
-    /// resolutions of those that resolved before `incident` opened, and just past the
-    /// opening of those that opened before it and had not resolved by then.
+    /// resolutions of those that resolved before `incident` opened; for those that had not
+    /// resolved by then, just past the last evidence they took if that came before this
+    /// incident's `first` symptom (a burst of kills milliseconds apart is one incident's),
+    /// else just past their opening.
     fn earlier_claim(
         &self,
         incident: &Incident,
         entity: &EntityId,
+        first: i64,
     ) -> Result<Option<i64>, StoreError> {
         let earlier = self.parts.incidents.list(&IncidentQuery {
             status: None,
@@ -198,6 +201,7 @@ impl DiagnosisService {
             })
             .map(|i| match i.resolved_unix_ns {
                 Some(r) if r < incident.opened_unix_ns => r,
+                _ if i.updated_unix_ns < first => i.updated_unix_ns.max(i.opened_unix_ns) + 1,
                 _ => i.opened_unix_ns + 1,
             })
             .max())
