@@ -188,8 +188,11 @@ fn inline_paths(code: &str) -> Vec<String> {
             let len = tail
                 .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
                 .unwrap_or(tail.len());
-            if word_start {
-                out.push(tail[..len].trim_end_matches(':').to_string());
+            let path = tail[..len].trim_end_matches(':');
+            // A bare `super`/`crate` is a use group's head (`use super::{a, b}`), which the
+            // use trees already expand: as a path of its own it would point at the parent.
+            if word_start && path.contains("::") {
+                out.push(path.to_string());
             }
             rest = &tail[len.max(1)..];
         }
@@ -404,6 +407,14 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_use_group_head_is_not_an_import_of_the_parent() {
+        assert_eq!(
+            inline_paths("use super::{a::X, b};\nlet y = crate::c::f();"),
+            ["crate::c::f"]
+        );
+    }
 
     #[test]
     fn use_trees_expand_to_paths() {
