@@ -21,8 +21,9 @@ use crate::domain::{
 };
 
 mod diagnosis;
+mod llm;
 
-pub use self::diagnosis::DiagnosisConfig;
+pub use self::{diagnosis::DiagnosisConfig, llm::LlmConfig};
 pub use vigil_config_file::{ConfigError, Validate};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,6 +8,7 @@ pub mod dot;
 pub mod grpc;
 pub mod http;
 pub mod kube;
+pub mod llm;
 pub mod logs;
 pub mod otlp;
 pub mod prometheus;

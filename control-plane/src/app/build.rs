@@ -7,19 +7,25 @@ use super::error::AppError;
 use crate::{
     adapters::{
         corpus::{seed, FsCorpus},
+        llm::{ApiKey, HttpChat},
         logs::FileLogs,
         otlp::OtlpExporter,
         prometheus::PrometheusExporter,
         sqlite::SqliteStore,
         tls_probe::TlsProbe,
     },
-    config::ControlPlaneConfig,
+    config::{ControlPlaneConfig, LlmConfig},
     domain::{
         alerts::AlertService,
         certs::{service::CertificateParts, CertPolicy, CertificateService},
         clock::Clock,
         detection::{DetectionParts, DetectionService},
-        diagnose::{ports::Sources, tools::Registry, DiagnosisParts, DiagnosisService},
+        diagnose::{
+            llm::{ChatModel, SecondOpinion},
+            ports::Sources,
+            tools::Registry,
+            DiagnosisParts, DiagnosisService,
+        },
         graph::{ports::EndpointResolver, LiveGraph},
         incident::{observed::ObservedIncidents, ports::IncidentStore},
         ingest::{IngestParts, IngestService, KernelRules},
@@ -134,23 +140,25 @@ impl ControlPlane {
         let corpus: Arc<dyn Corpus> = Arc::new(FsCorpus::open(&corpus_dir)?);
         seed::seed(&corpus_dir)?;
         observers.add(Arc::new(Learner::new(corpus.clone())));
-        let diagnosis = Arc::new(
-            DiagnosisService::new(DiagnosisParts {
-                sources: Sources {
-                    events: store.clone(),
-                    samples: store.clone(),
-                    graph: graph.clone(),
-                    logs: Arc::new(FileLogs::new(config.diagnosis.logs.clone())),
-                },
-                incidents: store.clone(),
-                store: store.clone(),
-                clock: clock.clone(),
-                registry: Registry::standard(),
-                policy: config.diagnosis.policy(),
-            })
-            .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
-            .with_retriever(Arc::new(Retriever::new(corpus.clone()))),
-        );
+        let mut diagnosis = DiagnosisService::new(DiagnosisParts {
+            sources: Sources {
+                events: store.clone(),
+                samples: store.clone(),
+                graph: graph.clone(),
+                logs: Arc::new(FileLogs::new(config.diagnosis.logs.clone())),
+            },
+            incidents: store.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            registry: Registry::standard(),
+            policy: config.diagnosis.policy(),
+        })
+        .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
+        .with_retriever(Arc::new(Retriever::new(corpus.clone())));
+        if let Some(llm) = &config.diagnosis.llm {
+            diagnosis = diagnosis.with_second_opinion(Arc::new(second_opinion(llm)?));
+        }
+        let diagnosis = Arc::new(diagnosis);
         observers.add(diagnosis.clone());
         let prometheus = Arc::new(
             PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())
@@ -181,4 +189,24 @@ impl ControlPlane {
             otlp,
         })
     }
+}
+
+/// The configured LLM, its key read from the environment now (a missing key fails the start,
+/// not the first incident).
+fn second_opinion(config: &LlmConfig) -> Result<SecondOpinion, AppError> {
+    let key = match &config.api_key_env {
+        Some(env) => Some(ApiKey::new(
+            std::env::var(env).map_err(|_| AppError::LlmKey { env: env.clone() })?,
+        )),
+        None => None,
+    };
+    let model =
+        HttpChat::new(config.provider, config.url(), &config.model, key).map_err(|source| {
+            AppError::LlmClient {
+                url: config.url().to_string(),
+                source,
+            }
+        })?;
+    tracing::info!(model = %model.name(), url = config.url(), "LLM second opinion enabled");
+    Ok(SecondOpinion::new(Arc::new(model), config.policy()))
 }

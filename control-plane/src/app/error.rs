@@ -32,6 +32,14 @@ pub enum AppError {
     },
     #[error(transparent)]
     Otlp(#[from] crate::adapters::otlp::OtlpError),
+    #[error("diagnosis.llm.api_key_env names {env}, which is not set: export the key in it, or remove api_key_env for an endpoint that needs no key")]
+    LlmKey { env: String },
+    #[error("cannot make the LLM client for {url}")]
+    LlmClient {
+        url: String,
+        #[source]
+        source: crate::domain::diagnose::llm::LlmError,
+    },
     #[error(transparent)]
     Corpus(#[from] crate::domain::retrieve::ports::CorpusError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]

@@ -543,5 +543,43 @@ fn diagnosis_text(d: &Value) -> String {
             cites.join("; ")
         }
     );
+    if let Some(r) = d.get("llm_review").filter(|r| !r.is_null()) {
+        let inv = &r["investigation"];
+        let n = |k: &str| inv.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  second opinion: {} by {} ({}{}) in {} step(s), {} tool call(s), {} repeat(s) refused, {} tokens, {} ms{}",
+            s(r, "judgement"),
+            s(inv, "model"),
+            s(inv, "ending"),
+            inv.get("bound")
+                .and_then(Value::as_str)
+                .map_or(String::new(), |b| format!(" at its {b} bound")),
+            n("steps"),
+            inv.get("tool_calls").and_then(Value::as_array).map_or(0, Vec::len),
+            n("refused_repeats"),
+            n("input_tokens") + n("output_tokens"),
+            n("elapsed_ms"),
+            if r.get("cached").and_then(Value::as_bool).unwrap_or(false) {
+                ", reused"
+            } else {
+                ""
+            }
+        );
+        let rejected: Vec<&str> = r
+            .get("rejected_citations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !rejected.is_empty() {
+            let _ = writeln!(
+                out,
+                "    rejected citations (not retrieved for this incident): {}",
+                rejected.join(", ")
+            );
+        }
+    }
     out
 }

@@ -1,11 +1,12 @@
 //! The `[diagnosis]` section: the confidence gate, how often open incidents are diagnosed
 //! again, where workloads' logs are when no cluster serves them, and where the runbooks and
-//! postmortems are.
+//! postmortems are, and the optional LLM second opinion.
 
 use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 
+use super::llm::LlmConfig;
 use crate::domain::diagnose::DiagnosisPolicy;
 use vigil_config_file::ConfigError;
 
@@ -21,6 +22,8 @@ pub struct DiagnosisConfig {
     /// The runbook and postmortem directory; by default `corpus/` beside the store, seeded
     /// with the starter runbooks.
     pub corpus: Option<PathBuf>,
+    /// The LLM second opinion; none by default.
+    pub llm: Option<LlmConfig>,
 }
 
 impl Default for DiagnosisConfig {
@@ -30,6 +33,7 @@ impl Default for DiagnosisConfig {
             refresh_secs: 3,
             logs: BTreeMap::new(),
             corpus: None,
+            llm: None,
         }
     }
 }
@@ -69,6 +73,9 @@ impl DiagnosisConfig {
                 "diagnosis.refresh_secs",
                 "must be positive",
             ));
+        }
+        if let Some(llm) = &self.llm {
+            llm.validate(origin)?;
         }
         Ok(())
     }

@@ -4,14 +4,18 @@
 //! - `taxonomy`: the fault classes, with the ids used everywhere;
 //! - `evidence`: what a tool is asked (`Scope`) and answers (`ToolOutput`, its votes);
 //! - `tool` and `tools/`: read-only evidence tools, one file each, in one registry;
+//! - `call`: one tool called by name with JSON arguments (the LLM loop, MCP);
+//! - `llm`: the optional LLM second opinion, bounded and checked against the evidence;
 //! - `detector`: the voice of the rule or baseline that opened the incident;
 //! - `votes`: from votes to a class and a confidence (agreement of independent voters);
 //! - `service`: the use case, run for every incident that opened or changed;
 //! - `ports`: what it reads (kernel events, samples, the graph, logs) and where it keeps
 //!   diagnoses.
 
+pub mod call;
 pub mod detector;
 pub mod evidence;
+pub mod llm;
 pub mod model;
 pub mod ports;
 pub mod service;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{evidence::ToolOutput, taxonomy::FaultClass};
+use super::{evidence::ToolOutput, llm::verdict::LlmReview, taxonomy::FaultClass};
 use crate::incident::IncidentId;
 
 /// Where a diagnosis goes: remediation acts only on confident ones.
@@ -66,6 +66,9 @@ pub struct Diagnosis {
     pub recommended_actions: Vec<String>,
     /// Whether an LLM took part (and was checked against the evidence).
     pub llm: bool,
+    /// What it did and how its answer was judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_review: Option<LlmReview>,
     pub diagnosed_unix_ns: i64,
     /// What the diagnosis depends on: the same fingerprint, the same diagnosis (cache key).
     pub fingerprint: String,

@@ -11,7 +11,9 @@ use std::{
 use tracing::{debug, warn};
 
 use super::{
+    call::{input_schema, CallError, ToolInput},
     detector,
+    llm::{self, brief, SecondOpinion, ToolCall, ToolDef},
     model::{Diagnosis, Route},
     ports::{DiagnosisStore, Sources},
     tool::{Scope, ToolOutput},
@@ -77,6 +79,8 @@ pub struct DiagnosisService {
     observer: Option<Weak<dyn Observer>>,
     /// Runbooks and past incidents to cite; none configured, none cited.
     retriever: Option<Arc<Retriever>>,
+    /// The LLM's second opinion; none configured, the evidence decides alone.
+    second_opinion: Option<Arc<SecondOpinion>>,
 }
 
 /// A symptom is first seen at the end of the sample window it showed in: it began up to a
@@ -104,7 +108,14 @@ impl DiagnosisService {
             pending: Mutex::new(BTreeSet::new()),
             observer: None,
             retriever: None,
+            second_opinion: None,
         }
+    }
+
+    /// Asks an LLM for a second opinion on every diagnosis, within its bounds.
+    pub fn with_second_opinion(mut self, llm: Arc<SecondOpinion>) -> Self {
+        self.second_opinion = Some(llm);
+        self
     }
 
     /// Cites the class's runbook and the most similar past incidents in every diagnosis.
@@ -292,6 +303,7 @@ impl DiagnosisService {
                 })
                 .unwrap_or_default(),
             llm: false,
+            llm_review: None,
             diagnosed_unix_ns: self.parts.clock.now_unix_ns(),
             fingerprint: format!(
                 "{}:{}:{}:{}",
@@ -308,7 +320,95 @@ impl DiagnosisService {
                     .push_str(&format!(" Runbook: {} ({}).", runbook.title, runbook.id));
             }
         }
+        if let Some(llm) = &self.second_opinion {
+            self.ask(llm, incident, &scope, &mut d);
+        }
         d
+    }
+
+    /// The LLM's second opinion on `d`, from the cache when the evidence has not changed.
+    fn ask(&self, llm: &SecondOpinion, incident: &Incident, scope: &Scope, d: &mut Diagnosis) {
+        let fingerprint = llm::review::fingerprint(d);
+        let (inv, cached) = match llm.cached(&fingerprint) {
+            Some(inv) => (inv, true),
+            None => {
+                let policy = llm.policy();
+                let run = |call: &ToolCall| {
+                    self.call_tool(&call.name, &call.arguments, Some(scope))
+                        .map_err(|e| e.to_string())
+                        .and_then(|out| serde_json::to_string(&out).map_err(|e| e.to_string()))
+                };
+                let inv = llm::session::investigate(
+                    llm.model().as_ref(),
+                    policy,
+                    brief::system_prompt(),
+                    brief::brief(incident, scope, d, policy.brief_tokens),
+                    self.tool_defs(),
+                    &run,
+                );
+                llm.remember(fingerprint, &inv);
+                (inv, false)
+            }
+        };
+        debug!(incident = %incident.id, steps = inv.steps, cached, "second opinion");
+        d.llm_review = Some(llm::review::apply(d, inv, cached));
+    }
+
+    /// The evidence tools as a model or an MCP client is offered them.
+    pub fn tool_defs(&self) -> Vec<ToolDef> {
+        self.parts
+            .registry
+            .specs()
+            .into_iter()
+            .map(|s| ToolDef {
+                name: s.name.to_string(),
+                description: s.description.to_string(),
+                parameters: input_schema(),
+            })
+            .collect()
+    }
+
+    /// Runs one tool by name: on `base` (the incident under investigation) or on the incident
+    /// or entity the arguments name, with their window.
+    pub fn call_tool(
+        &self,
+        name: &str,
+        args: &serde_json::Value,
+        base: Option<&Scope>,
+    ) -> Result<ToolOutput, CallError> {
+        let tool = self
+            .parts
+            .registry
+            .get(name)
+            .ok_or_else(|| CallError::UnknownTool {
+                name: name.to_string(),
+                known: self
+                    .parts
+                    .registry
+                    .specs()
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let input = ToolInput::parse(args)?;
+        let incident_scope = match input.incident {
+            Some(id) => Some(
+                self.parts
+                    .incidents
+                    .get(IncidentId(
+                        i64::try_from(id).map_err(|_| CallError::UnknownIncident(id))?,
+                    ))?
+                    .map(|i| self.scope(&i))
+                    .ok_or(CallError::UnknownIncident(id))?,
+            ),
+            None => None,
+        };
+        let scope = input.scope(
+            incident_scope.as_ref().or(base),
+            self.parts.clock.now_unix_ns(),
+        )?;
+        Ok(tool.call(&self.parts.sources, &scope)?)
     }
 
     /// Diagnoses and keeps it.

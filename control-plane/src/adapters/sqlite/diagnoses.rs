@@ -72,6 +72,7 @@ mod tests {
             citations: vec![],
             recommended_actions: vec![],
             llm: false,
+            llm_review: None,
             diagnosed_unix_ns: 1,
             fingerprint: "f".into(),
         }
