@@ -25,7 +25,7 @@ use crate::{
         certs::CertificateService,
         clock::Clock,
         detection::DetectionService,
-        diagnose::{ports::DiagnosisStore, Diagnosis},
+        diagnose::{call::CallError, ports::DiagnosisStore, Diagnosis, DiagnosisService},
         event::{
             ports::{EventQuery, EventStore},
             StoredEvent,
@@ -59,6 +59,8 @@ pub struct ApiState {
     /// `None` unless the active certificate check is on.
     pub certificates: Option<Arc<CertificateService>>,
     pub clock: Arc<dyn Clock>,
+    /// The evidence tools, for `/api/v1/tools` and MCP.
+    pub diagnosis: Arc<DiagnosisService>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,17 @@ pub enum ApiError {
     BadPayload(#[source] serde_json::Error),
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    #[error(transparent)]
+    Tool(CallError),
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Store(e) => Self::Store(e),
+            other => Self::Tool(other),
+        }
+    }
 }
 
 impl From<AlertError> for ApiError {
@@ -96,6 +109,10 @@ impl ApiError {
             Self::BadParam { .. } | Self::Alert(_) | Self::BadPayload(_) | Self::Webhook(_) => {
                 StatusCode::BAD_REQUEST
             }
+            Self::Tool(CallError::UnknownTool { .. } | CallError::UnknownIncident(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Tool(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_)
             | Self::NoSuchEntity(_)
             | Self::Store(StoreError::NoSuchIncident(_)) => StatusCode::NOT_FOUND,
@@ -182,23 +199,24 @@ pub struct IncidentParams {
     limit: Option<usize>,
 }
 
-async fn list_incidents(
-    State(s): State<ApiState>,
-    Query(p): Query<IncidentParams>,
-) -> Result<Json<Vec<Incident>>, ApiError> {
-    let status = p
-        .status
+/// The incidents a query names, newest first (`status` and `kind` as the API spells them).
+pub fn incident_list(
+    s: &ApiState,
+    status: Option<&str>,
+    kind: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Incident>, ApiError> {
+    let status = status
         .map(|v| {
-            IncidentStatus::parse(&v).ok_or(ApiError::BadParam {
+            IncidentStatus::parse(v).ok_or(ApiError::BadParam {
                 param: "status",
                 reason: format!("{v:?} is not open or resolved"),
             })
         })
         .transpose()?;
-    let kind = p
-        .kind
+    let kind = kind
         .map(|v| {
-            IncidentKind::parse(&v).ok_or(ApiError::BadParam {
+            IncidentKind::parse(v).ok_or(ApiError::BadParam {
                 param: "kind",
                 reason: format!(
                     "{v:?} is not one of {:?}",
@@ -207,12 +225,21 @@ async fn list_incidents(
             })
         })
         .transpose()?;
-    let query = IncidentQuery {
+    Ok(s.incidents.list(&IncidentQuery {
         status,
         kind,
-        limit: limit(p.limit)?,
-    };
-    Ok(Json(blocking(move || Ok(s.incidents.list(&query)?)).await?))
+        limit,
+    })?)
+}
+
+async fn list_incidents(
+    State(s): State<ApiState>,
+    Query(p): Query<IncidentParams>,
+) -> Result<Json<Vec<Incident>>, ApiError> {
+    let limit = limit(p.limit)?;
+    Ok(Json(
+        blocking(move || incident_list(&s, p.status.as_deref(), p.kind.as_deref(), limit)).await?,
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -226,29 +253,31 @@ pub struct IncidentDetail {
     diagnosis: Option<Diagnosis>,
 }
 
+/// An incident with its kernel evidence and its diagnosis.
+pub fn incident_detail(s: &ApiState, id: IncidentId) -> Result<IncidentDetail, ApiError> {
+    let incident = s.incidents.get(id)?.ok_or(ApiError::NotFound(id))?;
+    let mut evidence = Vec::new();
+    for r in s.incidents.evidence(id)? {
+        if let Some(e) = s.events.get_event(&r.node, r.seq)? {
+            evidence.push(e);
+        }
+    }
+    evidence.sort_by_key(|e| e.event.time_unix_ns);
+    let diagnosis = s.diagnoses.diagnosis(id)?;
+    Ok(IncidentDetail {
+        incident,
+        evidence,
+        diagnosis,
+    })
+}
+
 async fn get_incident(
     State(s): State<ApiState>,
     Path(id): Path<i64>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let id = IncidentId(id);
-    let detail = blocking(move || {
-        let incident = s.incidents.get(id)?.ok_or(ApiError::NotFound(id))?;
-        let mut evidence = Vec::new();
-        for r in s.incidents.evidence(id)? {
-            if let Some(e) = s.events.get_event(&r.node, r.seq)? {
-                evidence.push(e);
-            }
-        }
-        evidence.sort_by_key(|e| e.event.time_unix_ns);
-        let diagnosis = s.diagnoses.diagnosis(id)?;
-        Ok(IncidentDetail {
-            incident,
-            evidence,
-            diagnosis,
-        })
-    })
-    .await?;
-    Ok(Json(detail))
+    Ok(Json(
+        blocking(move || incident_detail(&s, IncidentId(id))).await?,
+    ))
 }
 
 /// A node with the kernel map usage of its latest metric interval.
@@ -411,6 +440,51 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// A tool as `GET /api/v1/tools` lists it.
+#[derive(Serialize)]
+struct ToolView {
+    name: String,
+    description: String,
+    input_schema: serde_json::Value,
+}
+
+async fn list_tools(State(s): State<ApiState>) -> Json<Vec<ToolView>> {
+    Json(
+        s.diagnosis
+            .tool_defs()
+            .into_iter()
+            .map(|t| ToolView {
+                name: t.name,
+                description: t.description,
+                input_schema: t.parameters,
+            })
+            .collect(),
+    )
+}
+
+/// Runs one read-only evidence tool: `{incident}` or `{entity, from_unix_ns, to_unix_ns}`.
+async fn call_tool(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let args: serde_json::Value = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadParam {
+            param: "body",
+            reason: format!("not JSON: {e}"),
+        })?
+    };
+    let out = blocking(move || Ok(s.diagnosis.call_tool(&name, &args, None)?)).await?;
+    Ok(Json(serde_json::to_value(out).map_err(|e| {
+        ApiError::BadParam {
+            param: "body",
+            reason: e.to_string(),
+        }
+    })?))
+}
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -425,6 +499,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/detection", get(detection))
         .route("/api/v1/certificates", get(certificates))
         .route("/api/v1/alertmanager", axum::routing::post(alertmanager))
+        .route("/api/v1/tools", get(list_tools))
+        .route("/api/v1/tools/{name}", axum::routing::post(call_tool))
         .with_state(state)
 }
 

@@ -10,6 +10,7 @@ pub mod http;
 pub mod kube;
 pub mod llm;
 pub mod logs;
+pub mod mcp;
 pub mod otlp;
 pub mod prometheus;
 pub mod sqlite;

@@ -160,7 +160,7 @@ pub async fn run(
             TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
         );
-    let api = http::router(http::ApiState {
+    let state = http::ApiState {
         events: cp.store.clone(),
         incidents: cp.store.clone(),
         nodes: cp.store.clone(),
@@ -172,7 +172,11 @@ pub async fn run(
         diagnoses: cp.store.clone(),
         certificates: cp.certificates.clone(),
         clock: cp.clock.clone(),
-    });
+        diagnosis: cp.diagnosis.clone(),
+    };
+    // REST and MCP on one listener: the same state, the same read-only tools.
+    let api = http::router(state.clone())
+        .nest_service("/mcp", crate::adapters::mcp::local::service(state));
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
         http.await.map_err(AppError::Http)

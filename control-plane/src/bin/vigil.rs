@@ -70,6 +70,9 @@ enum Command {
     BlastRadius { entity: String },
     /// Print the IncidentReport CustomResourceDefinition (YAML; pipe into `kubectl apply -f -`).
     Crdgen,
+    /// Serve Vigil's read-only evidence tools and incidents over MCP on stdin/stdout, for an
+    /// agent (Claude Desktop, an IDE, your own), with the control plane's API behind them.
+    Mcp,
 }
 
 struct Api {
@@ -291,6 +294,15 @@ async fn main() -> anyhow::Result<()> {
             .build()?,
     };
     match cli.command {
+        Command::Mcp => {
+            use rmcp::ServiceExt as _;
+            let backend = control_plane::adapters::mcp::remote::Remote::new(&api.base, api.http);
+            let server = control_plane::adapters::mcp::VigilMcp::new(std::sync::Arc::new(backend))
+                .serve(rmcp::transport::io::stdio())
+                .await
+                .context("starting the MCP server on stdio")?;
+            server.waiting().await.context("serving MCP on stdio")?;
+        }
         Command::Crdgen => {
             print!(
                 "{}",
