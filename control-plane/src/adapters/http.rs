@@ -25,7 +25,12 @@ use crate::{
         certs::CertificateService,
         clock::Clock,
         detection::DetectionService,
-        diagnose::{call::CallError, ports::DiagnosisStore, Diagnosis, DiagnosisService},
+        diagnose::{
+            call::CallError,
+            feedback::{Feedback, FeedbackError, FeedbackRequest, FeedbackService},
+            ports::DiagnosisStore,
+            Diagnosis, DiagnosisService,
+        },
         event::{
             ports::{EventQuery, EventStore},
             StoredEvent,
@@ -61,6 +66,7 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// The evidence tools, for `/api/v1/tools` and MCP.
     pub diagnosis: Arc<DiagnosisService>,
+    pub feedback: Arc<FeedbackService>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +89,20 @@ pub enum ApiError {
     Webhook(#[from] WebhookError),
     #[error(transparent)]
     Tool(CallError),
+    #[error(transparent)]
+    Feedback(FeedbackError),
+    #[error("the body is not feedback ({0}): send {{\"verdict\": \"confirmed\" | \"corrected\", \"class\": \"<id>\", \"by\": …, \"note\": …}}")]
+    BadFeedback(String),
+}
+
+impl From<FeedbackError> for ApiError {
+    fn from(e: FeedbackError) -> Self {
+        match e {
+            FeedbackError::Store(e) => Self::Store(e),
+            FeedbackError::NoSuchIncident(id) => Self::NotFound(id),
+            other => Self::Feedback(other),
+        }
+    }
 }
 
 impl From<CallError> for ApiError {
@@ -112,7 +132,9 @@ impl ApiError {
             Self::Tool(CallError::UnknownTool { .. } | CallError::UnknownIncident(_)) => {
                 StatusCode::NOT_FOUND
             }
-            Self::Tool(_) => StatusCode::BAD_REQUEST,
+            Self::Tool(_) | Self::BadFeedback(_) => StatusCode::BAD_REQUEST,
+            Self::Feedback(FeedbackError::NotDiagnosed(_)) => StatusCode::CONFLICT,
+            Self::Feedback(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_)
             | Self::NoSuchEntity(_)
             | Self::Store(StoreError::NoSuchIncident(_)) => StatusCode::NOT_FOUND,
@@ -251,6 +273,9 @@ pub struct IncidentDetail {
     /// What Vigil concluded from the evidence; `null` until the first diagnosis (within a
     /// second or so of opening).
     diagnosis: Option<Diagnosis>,
+    /// The operator's confirmation or correction, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback: Option<Feedback>,
 }
 
 /// An incident with its kernel evidence and its diagnosis.
@@ -264,10 +289,12 @@ pub fn incident_detail(s: &ApiState, id: IncidentId) -> Result<IncidentDetail, A
     }
     evidence.sort_by_key(|e| e.event.time_unix_ns);
     let diagnosis = s.diagnoses.diagnosis(id)?;
+    let feedback = s.feedback.store.feedback(id)?;
     Ok(IncidentDetail {
         incident,
         evidence,
         diagnosis,
+        feedback,
     })
 }
 
@@ -440,6 +467,34 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// Confirms or corrects an incident's diagnosis.
+async fn post_feedback(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Feedback>, ApiError> {
+    let request: FeedbackRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadFeedback(e.to_string()))?;
+    Ok(Json(
+        blocking(move || Ok(s.feedback.record(IncidentId(id), &request)?)).await?,
+    ))
+}
+
+/// Every incident's latest feedback, and how often the diagnosis was right.
+async fn list_feedback(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let all = blocking(move || Ok(s.feedback.store.all_feedback()?)).await?;
+    let confirmed = all
+        .iter()
+        .filter(|f| f.verdict == crate::domain::diagnose::feedback::Verdict::Confirmed)
+        .count();
+    Ok(Json(serde_json::json!({
+        "judged": all.len(),
+        "confirmed": confirmed,
+        "accuracy": if all.is_empty() { None } else { Some(confirmed as f64 / all.len() as f64) },
+        "feedback": all,
+    })))
+}
+
 /// A tool as `GET /api/v1/tools` lists it.
 #[derive(Serialize)]
 struct ToolView {
@@ -492,6 +547,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/incidents", get(list_incidents))
         .route("/api/v1/incidents/{id}", get(get_incident))
+        .route(
+            "/api/v1/incidents/{id}/feedback",
+            axum::routing::post(post_feedback),
+        )
+        .route("/api/v1/feedback", get(list_feedback))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/graph/blast-radius/{*entity}", get(blast_radius))

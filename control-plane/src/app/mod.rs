@@ -21,6 +21,7 @@ use crate::{
     config::ControlPlaneConfig,
     domain::{
         clock::{Clock, SystemClock},
+        diagnose::feedback::FeedbackService,
         graph::ports::{EndpointResolver, NoCluster},
         interval::ports::IntervalStore,
     },
@@ -173,6 +174,12 @@ pub async fn run(
         certificates: cp.certificates.clone(),
         clock: cp.clock.clone(),
         diagnosis: cp.diagnosis.clone(),
+        feedback: Arc::new(FeedbackService {
+            incidents: cp.store.clone(),
+            diagnoses: cp.store.clone(),
+            store: cp.store.clone(),
+            clock: cp.clock.clone(),
+        }),
     };
     // REST and MCP on one listener: the same state, the same read-only tools.
     let api = http::router(state.clone())

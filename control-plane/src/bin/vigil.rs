@@ -38,8 +38,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Show one incident with its kernel evidence.
-    Incident { id: i64 },
+    /// Show one incident with its kernel evidence and diagnosis; or judge the diagnosis.
+    Incident {
+        id: i64,
+        #[command(subcommand)]
+        judge: Option<Judge>,
+    },
+    /// Every operator verdict on a diagnosis, and how often Vigil was right.
+    Feedback,
     /// Follow incidents as they open and update (Ctrl-C to stop).
     Watch {
         /// Poll interval in milliseconds.
@@ -75,6 +81,27 @@ enum Command {
     Mcp,
 }
 
+/// The operator's word on a diagnosis, kept for accuracy reports and learning.
+#[derive(Debug, Subcommand)]
+enum Judge {
+    /// The diagnosed class is right.
+    Confirm {
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// The incident was another class (a taxonomy id, e.g. `network_loss`).
+    Correct {
+        #[arg(long)]
+        class: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
 struct Api {
     base: String,
     http: reqwest::Client,
@@ -103,6 +130,30 @@ impl Api {
             bail!("{url}: {status}: {msg}");
         }
         Ok(body)
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let response = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .with_context(|| format!("{url} did not answer JSON"))?;
+        if !status.is_success() {
+            let msg = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
+            bail!("{msg}");
+        }
+        Ok(answer)
     }
 
     async fn get_text(&self, path: &str) -> anyhow::Result<String> {
@@ -335,7 +386,66 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Incident { id } => {
+        Command::Incident {
+            id,
+            judge: Some(judge),
+        } => {
+            let body = match judge {
+                Judge::Confirm { by, note } => {
+                    serde_json::json!({"verdict": "confirmed", "by": by, "note": note})
+                }
+                Judge::Correct { class, by, note } => {
+                    serde_json::json!({"verdict": "corrected", "class": class, "by": by, "note": note})
+                }
+            };
+            let f = api
+                .post(&format!("/api/v1/incidents/{id}/feedback"), &body)
+                .await
+                .with_context(|| format!("recording feedback on incident {id}"))?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&f)?);
+            } else {
+                println!(
+                    "incident {id}: {} as {} (Vigil said {}, confidence {:.2})",
+                    s(&f, "verdict"),
+                    s(&f, "class"),
+                    f.get("diagnosed")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no class"),
+                    f.get("confidence").and_then(Value::as_f64).unwrap_or(0.0)
+                );
+            }
+        }
+        Command::Feedback => {
+            let all = api.get("/api/v1/feedback", &[]).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                for f in all["feedback"].as_array().into_iter().flatten() {
+                    println!(
+                        "#{:<5} {:<9} {:<22} (Vigil said {})",
+                        f["incident"],
+                        s(f, "verdict"),
+                        s(f, "class"),
+                        f.get("diagnosed")
+                            .and_then(Value::as_str)
+                            .unwrap_or("no class")
+                    );
+                }
+                match all["accuracy"].as_f64() {
+                    Some(a) => println!(
+                        "{} of {} diagnoses confirmed ({:.0} %)",
+                        all["confirmed"],
+                        all["judged"],
+                        a * 100.0
+                    ),
+                    None => println!(
+                        "no feedback yet: `vigil incident N confirm` or `correct --class X`"
+                    ),
+                }
+            }
+        }
+        Command::Incident { id, judge: None } => {
             let i = api.get(&format!("/api/v1/incidents/{id}"), &[]).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&i)?);
@@ -361,6 +471,16 @@ async fn main() -> anyhow::Result<()> {
                     "{}",
                     diagnosis_text(i.get("diagnosis").unwrap_or(&Value::Null))
                 );
+                if let Some(f) = i.get("feedback").filter(|f| !f.is_null()) {
+                    println!(
+                        "feedback: {} as {}{}",
+                        s(f, "verdict"),
+                        s(f, "class"),
+                        f.get("by")
+                            .and_then(Value::as_str)
+                            .map_or(String::new(), |b| format!(" by {b}"))
+                    );
+                }
             }
         }
         Command::Watch { interval_ms } => {

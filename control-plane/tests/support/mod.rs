@@ -3,4 +3,5 @@
 
 pub mod apiserver;
 pub mod config;
+pub mod plane;
 pub mod reports;

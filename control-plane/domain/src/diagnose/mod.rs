@@ -7,6 +7,7 @@
 //! - `call`: one tool called by name with JSON arguments (the LLM loop, MCP);
 //! - `llm`: the optional LLM second opinion, bounded and checked against the evidence;
 //! - `detector`: the voice of the rule or baseline that opened the incident;
+//! - `feedback`: the operator's confirmation or correction, checked against the diagnosis;
 //! - `votes`: from votes to a class and a confidence (agreement of independent voters);
 //! - `service`: the use case, run for every incident that opened or changed;
 //! - `ports`: what it reads (kernel events, samples, the graph, logs) and where it keeps
@@ -15,6 +16,7 @@
 pub mod call;
 pub mod detector;
 pub mod evidence;
+pub mod feedback;
 pub mod llm;
 pub mod model;
 pub mod ports;

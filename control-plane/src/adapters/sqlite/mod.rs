@@ -11,6 +11,7 @@ mod codec;
 mod diagnoses;
 mod errors;
 mod events;
+mod feedback;
 mod filter;
 mod incidents;
 mod intervals;

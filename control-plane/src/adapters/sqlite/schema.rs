@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS diagnoses (
     diagnosed_unix_ns INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS feedback (
+    incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+    verdict TEXT NOT NULL,
+    class TEXT NOT NULL,
+    recorded_unix_ns INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS baselines (
     entity TEXT PRIMARY KEY,
     state TEXT NOT NULL
