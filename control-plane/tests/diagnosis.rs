@@ -723,3 +723,27 @@ fn an_open_incident_whose_window_closed_is_not_diagnosed_again_until_it_changes(
         .incident(&IncidentChange::Updated(opened[0].clone()));
     assert_eq!(lab.diagnosis.tick().expect("tick"), 1);
 }
+
+#[test]
+fn a_stop_is_judged_again_the_moment_its_grace_runs_out() {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    let seq = lab.next_seq();
+    let stopped = lab.events(vec![exit(seq, now, WEB, 15, Some("kubelet"))]);
+    lab.diagnosis
+        .incident(&IncidentChange::Updated(stopped[0].clone()));
+    let mut classes = Vec::new();
+    // The grace ends 5 s after the stop, 1.8 s after the last refresh: sooner than the next.
+    for after_ms in [100, 3_200, 5_000] {
+        lab.clock.set(now + after_ms * 1_000_000);
+        lab.diagnosis.tick().expect("tick");
+        let d = lab
+            .store
+            .diagnosis(stopped[0].id)
+            .expect("read")
+            .expect("diagnosed");
+        classes.push(d.class);
+    }
+    assert_ne!(classes[1], Some(FaultClass::ReplicaShortage), "{classes:?}");
+    assert_eq!(classes[2], Some(FaultClass::ReplicaShortage), "{classes:?}");
+}

@@ -192,10 +192,10 @@ impl<'a> Runner<'a> {
         if let Some(d) = &record.detection {
             record.detection_latency_ms = Some(d.opened_unix_ms.saturating_sub(injected));
         }
-        // Every incident the fault can claim; the one judged is the most severe, diagnosed
-        // with confidence (routed to remediation) before not, the first of them on a tie,
-        // else the first claimed (a supervisor's restart kill is a warning beside the crash
-        // loop it starts).
+        // Every incident the fault can claim; the one judged is one diagnosed with confidence
+        // (routed to remediation), the most severe first, before any uncertain one; else the
+        // first claimed (a supervisor's restart kill is a warning beside the crash loop it
+        // starts).
         if let Some(v) = &self.vigil {
             let until = record.teardown_unix_ms + DETECTION_GRACE.as_millis() as u64;
             let mut claimed = v.incidents_between(injected, until.max(now_unix_ms()));
@@ -216,12 +216,13 @@ impl<'a> Runner<'a> {
             };
             let critical = |i: usize| claimed[i].severity == "critical";
             let classed = |i: usize| diagnoses[i].as_ref().is_some_and(|d| d.class.is_some());
-            // The most severe first (a crash loop over the supervisor's kill that started it),
-            // confident before uncertain; then any confident one; then the first.
+            // What remediation would act on: a confident diagnosis, the most severe first (a
+            // crash loop over the supervisor's kill that started it); then, with none
+            // confident, the most severe with a class; then the first.
             let primary = (0..claimed.len())
                 .find(|&i| confident(i) && critical(i))
-                .or_else(|| (0..claimed.len()).find(|&i| classed(i) && critical(i)))
                 .or_else(|| (0..claimed.len()).find(|&i| confident(i)))
+                .or_else(|| (0..claimed.len()).find(|&i| classed(i) && critical(i)))
                 .unwrap_or(0);
             if primary < claimed.len() {
                 record.detection = Some(claimed.remove(primary));

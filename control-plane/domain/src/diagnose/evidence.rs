@@ -132,6 +132,10 @@ pub struct ToolOutput {
     /// Observations left out by the bound (the most telling are kept).
     pub omitted: usize,
     pub votes: Vec<Vote>,
+    /// When the tool's judgement may change with no new evidence (a grace that runs out): the
+    /// incident is diagnosed again then, not at the next refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisit_unix_ns: Option<i64>,
 }
 
 impl ToolOutput {
@@ -157,7 +161,14 @@ impl ToolOutput {
             observations,
             omitted,
             votes,
+            revisit_unix_ns: None,
         }
+    }
+
+    /// To be judged again at `t` (if it is still ahead).
+    pub fn revisit_at(mut self, t: Option<i64>) -> Self {
+        self.revisit_unix_ns = t;
+        self
     }
 
     /// Its strongest vote.

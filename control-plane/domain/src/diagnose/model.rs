@@ -70,6 +70,9 @@ pub struct Diagnosis {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_review: Option<LlmReview>,
     pub diagnosed_unix_ns: i64,
+    /// The earliest time a tool said its judgement may change with no new evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revisit_unix_ns: Option<i64>,
     /// What the diagnosis depends on: the same fingerprint, the same diagnosis (cache key).
     pub fingerprint: String,
 }

@@ -283,6 +283,7 @@ impl DiagnosisService {
                 scope.entity
             ),
         };
+        let revisit = evidence.iter().filter_map(|o| o.revisit_unix_ns).min();
         let mut d = Diagnosis {
             incident: incident.id,
             class: verdict.class,
@@ -304,6 +305,7 @@ impl DiagnosisService {
                 .unwrap_or_default(),
             llm: false,
             llm_review: None,
+            revisit_unix_ns: revisit,
             diagnosed_unix_ns: self.parts.clock.now_unix_ns(),
             fingerprint: format!(
                 "{}:{}:{}:{}",
@@ -464,6 +466,13 @@ impl DiagnosisService {
                 Some(d)
                     if now - d.diagnosed_unix_ns >= self.parts.policy.refresh_ns
                         && d.diagnosed_unix_ns < window_closed =>
+                {
+                    stale.push((d.diagnosed_unix_ns, i.id))
+                }
+                // A judgement that was waiting on time (a grace) is due.
+                Some(d)
+                    if d.revisit_unix_ns
+                        .is_some_and(|t| now >= t && d.diagnosed_unix_ns < t) =>
                 {
                     stale.push((d.diagnosed_unix_ns, i.id))
                 }

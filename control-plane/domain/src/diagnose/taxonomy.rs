@@ -133,10 +133,17 @@ impl FaultClass {
             // The replicas left carry the load: slower, or failing.
             ReplicaShortage => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
             MemoryPressure | CpuThrottling | IoLatency => &[AppLatency, DependencyErrors],
-            NetworkLoss | NetworkLatency | BandwidthSaturation => {
-                &[AppLatency, DependencyErrors, AppErrors]
-            }
-            Partition | DnsFailure => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
+            // Lost packets are lost lookups too: the resolver's queries time out.
+            NetworkLoss => &[AppLatency, DependencyErrors, AppErrors, DnsFailure],
+            NetworkLatency | BandwidthSaturation => &[AppLatency, DependencyErrors, AppErrors],
+            Partition => &[
+                DependencyDown,
+                DependencyErrors,
+                AppErrors,
+                AppLatency,
+                DnsFailure,
+            ],
+            DnsFailure => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
             DiskFull | PermissionDenied | CredentialFailure | CertificateExpiry => {
                 &[DependencyErrors, AppErrors, DependencyDown]
             }

@@ -73,6 +73,7 @@ mod tests {
             recommended_actions: vec![],
             llm: false,
             llm_review: None,
+            revisit_unix_ns: None,
             diagnosed_unix_ns: 1,
             fingerprint: "f".into(),
         }

@@ -31,6 +31,12 @@ pub struct EdgeStats;
 
 /// A rate must rise this much (×) over before to count as news.
 const RISE: f64 = 3.0;
+/// Retries a cut-off peer leaves behind in a window, at the least: one stray retransmission
+/// is any busy link's.
+const CUT_OFF_TRIES: u64 = 3;
+/// The share of a cut-off sender's segments that are retransmissions: nothing it sends is
+/// acknowledged, so most of what it sends is sent again.
+const CUT_OFF_RETRY_SHARE: f64 = 0.3;
 
 #[derive(Debug, Default, Clone)]
 struct Requests {
@@ -145,12 +151,18 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
     }
     let bytes_in = r(b.flows.bytes_received, d.flows.bytes_received);
     let trouble = d.flows.retransmits + d.flows.failed + d.requests.unanswered;
+    // Cut off is the entity still trying and nothing answering: its sends are retries
+    // (retransmissions, connects that time out, requests left unanswered), not a caller that
+    // went quiet because something upstream of it stopped its work.
+    let kept_trying = trouble >= CUT_OFF_TRIES
+        && (d.flows.failed + d.requests.unanswered >= CUT_OFF_TRIES
+            || d.flows.retransmits as f64 >= CUT_OFF_RETRY_SHARE * d.flows.packets_sent as f64);
     // A reset is an answer: the peer's host is reachable, so a peer that resets is down, not
     // cut off.
     if role == FlowRole::Client
         && bytes_in.0 > 100.0
         && bytes_in.1 < 0.02 * bytes_in.0
-        && trouble > 0
+        && kept_trying
         && d.flows.resets_received == 0
     {
         votes.push(Vote::new(
@@ -421,14 +433,19 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
-    fn silent_peer(resets: u64) -> Vec<FaultClass> {
-        let scope = Scope {
-            entity: EntityId::new("cgroup/web"),
+    /// A 10 s window on `entity`, a minute's quiet before it.
+    fn ten_seconds(entity: &str) -> Scope {
+        Scope {
+            entity: EntityId::new(entity),
             from_unix_ns: 0,
             onset_unix_ns: None,
             to_unix_ns: 10 * S,
             lookback_ns: 60 * S,
-        };
+        }
+    }
+
+    fn silent_peer(resets: u64) -> Vec<FaultClass> {
+        let scope = ten_seconds("cgroup/web");
         let mut e = Edge::default();
         e.before.flows.bytes_received = 60 * 10_000;
         e.during.flows.failed = 5;
@@ -436,6 +453,32 @@ mod tests {
         let mut votes = Vec::new();
         judge(&scope, FlowRole::Client, "web → app", &e, &mut votes);
         votes.into_iter().map(|v| v.class).collect()
+    }
+
+    #[test]
+    fn a_caller_that_went_quiet_is_not_cut_off() {
+        // Bytes back collapse because the entity stopped asking (its own upstream failed),
+        // with a stray retransmission among many segments sent: not a partition.
+        let scope = ten_seconds("cgroup/app");
+        let mut e = Edge::default();
+        e.before.flows.bytes_received = 60 * 70_000;
+        e.during.flows.bytes_received = 6_000;
+        e.during.flows.packets_sent = 400;
+        e.during.flows.retransmits = 2;
+        let mut votes = Vec::new();
+        judge(&scope, FlowRole::Client, "app → postgres", &e, &mut votes);
+        assert!(
+            votes.iter().all(|v| v.class != FaultClass::Partition),
+            "{votes:?}"
+        );
+        // The same collapse with every segment retried is.
+        e.during.flows.retransmits = 300;
+        let mut votes = Vec::new();
+        judge(&scope, FlowRole::Client, "app → postgres", &e, &mut votes);
+        assert!(
+            votes.iter().any(|v| v.class == FaultClass::Partition),
+            "{votes:?}"
+        );
     }
 
     #[test]

@@ -190,6 +190,10 @@ impl EvidenceTool for ProcessExits {
             exits.len(),
             if restarted { "started again" } else if exits.is_empty() { "none ended" } else { "not started again" }
         );
-        Ok(ToolOutput::new("process_exits", scope, summary, obs, votes))
+        // A stop still inside its grace is judged again when the grace runs out.
+        let revisit = last_stop
+            .map(|t| t + REPLACE_GRACE_NS)
+            .filter(|&t| t > scope.to_unix_ns);
+        Ok(ToolOutput::new("process_exits", scope, summary, obs, votes).revisit_at(revisit))
     }
 }
