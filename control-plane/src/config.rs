@@ -22,8 +22,9 @@ use crate::domain::{
 
 mod diagnosis;
 mod llm;
+mod vector;
 
-pub use self::{diagnosis::DiagnosisConfig, llm::LlmConfig};
+pub use self::{diagnosis::DiagnosisConfig, llm::LlmConfig, vector::VectorConfig};
 pub use vigil_config_file::{ConfigError, Validate};
 
 #[derive(Debug, Clone, Deserialize)]

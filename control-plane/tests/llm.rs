@@ -4,8 +4,9 @@
 //! agreement keeps the diagnosis, contradiction lowers it to review, a hallucinated citation
 //! is rejected, a malformed answer is retried once, and every bound stops the loop.
 
+mod support;
+
 use std::{
-    net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -186,21 +187,7 @@ fn serve(provider: Provider, script: Arc<Script>) -> (Model, String) {
         .route("/chat/completions", post(chat))
         .route("/v1/messages", post(chat))
         .with_state(model.clone());
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    let addr = rx.recv().expect("the scripted model's address");
+    let addr = support::http::serve(app);
     (model, format!("http://{addr}"))
 }
 

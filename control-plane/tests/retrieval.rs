@@ -1,6 +1,9 @@
-//! Retrieval over the default corpus (markdown files indexed by tantivy): the learn step's
-//! postmortem draft is what a recurrence of the same fault finds first, and a runbook edited
-//! on disk is found by the next search, with no restart.
+//! Retrieval over the corpus (markdown files), indexed by tantivy in memory (the default) and
+//! by embeddings in a real PostgreSQL with pgvector (the same tests, each run on both): the
+//! learn step's postmortem draft is what a recurrence of the same fault finds first, and a
+//! runbook edited on disk is found by the next search, with no restart.
+
+mod support;
 
 use std::{
     collections::HashMap,
@@ -11,6 +14,7 @@ use std::{
 use control_plane::{
     adapters::{
         corpus::{seed, FsCorpus},
+        pgvector::{embeddings::Embeddings, PgVector},
         sqlite::SqliteStore,
     },
     domain::{
@@ -31,6 +35,8 @@ use control_plane::{
     },
 };
 
+use support::pgvector::{PgServer, ScriptedEmbeddings, DIMENSIONS};
+
 const SECOND: i64 = 1_000_000_000;
 
 struct NoGraph;
@@ -49,17 +55,39 @@ struct World {
     clock: Arc<ManualClock>,
     ingest: IngestService,
     diagnosis: Arc<DiagnosisService>,
-    corpus: Arc<FsCorpus>,
+    corpus: Arc<dyn Corpus>,
+    dir: std::path::PathBuf,
     _observers: Arc<Observers>,
     _dir: tempfile::TempDir,
     seq: u64,
 }
 
+/// Which index the corpus has.
+enum Index<'a> {
+    Tantivy,
+    PgVector(&'a PgServer, &'a ScriptedEmbeddings),
+}
+
 impl World {
-    fn new() -> Self {
+    fn new(index: Index<'_>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let corpus_dir = dir.path().join("corpus");
-        let corpus = Arc::new(FsCorpus::open(&corpus_dir).expect("corpus"));
+        let corpus: Arc<dyn Corpus> = match index {
+            Index::Tantivy => Arc::new(FsCorpus::open(&corpus_dir).expect("corpus")),
+            Index::PgVector(pg, model) => {
+                let embeddings = Embeddings::new(
+                    &model.url,
+                    "scripted-bag-of-words",
+                    None,
+                    DIMENSIONS,
+                    Duration::from_secs(10),
+                )
+                .expect("embeddings client");
+                let index =
+                    PgVector::connect(&pg.url, embeddings, DIMENSIONS, 0.25).expect("pgvector");
+                Arc::new(FsCorpus::with_index(&corpus_dir, index).expect("corpus"))
+            }
+        };
         assert!(
             seed::seed(&corpus_dir).expect("seed") >= 26,
             "the starter runbooks"
@@ -109,6 +137,7 @@ impl World {
             ingest,
             diagnosis,
             corpus,
+            dir: corpus_dir,
             _observers: observers,
             _dir: dir,
             seq: 0,
@@ -146,9 +175,31 @@ fn past_incident(id: &str, class: FaultClass, service: &str) -> Document {
     }
 }
 
-#[test]
-fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrence() {
-    let mut w = World::new();
+/// Each scenario on the default index and on pgvector.
+macro_rules! on_both_indexes {
+    ($scenario:ident: $tantivy:ident, $pgvector:ident) => {
+        #[test]
+        fn $tantivy() {
+            $scenario(World::new(Index::Tantivy));
+        }
+
+        #[test]
+        fn $pgvector() {
+            let Some(pg) = PgServer::start() else { return };
+            let model = ScriptedEmbeddings::start();
+            $scenario(World::new(Index::PgVector(&pg, &model)));
+            assert!(
+                model.embedded.load(std::sync::atomic::Ordering::SeqCst) > 0,
+                "the corpus and the queries went through the embeddings endpoint"
+            );
+        }
+    };
+}
+
+on_both_indexes!(postmortem_for_recurrence: a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrence, with_pgvector_a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrence);
+on_both_indexes!(runbook_edited_on_disk: a_runbook_edited_on_disk_is_found_without_a_restart_and_a_broken_one_is_left_out, with_pgvector_a_runbook_edited_on_disk_is_found_without_a_restart_and_a_broken_one_is_left_out);
+
+fn postmortem_for_recurrence(mut w: World) {
     // Other past incidents: the same fault elsewhere, another fault here.
     w.corpus
         .put(&past_incident(
@@ -177,13 +228,8 @@ fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrenc
         w.corpus.contains(&draft_id).expect("contains"),
         "the draft is in the corpus"
     );
-    let draft = std::fs::read_to_string(
-        w.corpus
-            .dir()
-            .join("postmortems")
-            .join(format!("{draft_id}.md")),
-    )
-    .expect("the draft is a file an engineer can edit");
+    let draft = std::fs::read_to_string(w.dir.join("postmortems").join(format!("{draft_id}.md")))
+        .expect("the draft is a file an engineer can edit");
     for section in [
         "## Timeline",
         "## Evidence",
@@ -233,9 +279,7 @@ fn a_resolved_incidents_postmortem_is_the_top_similar_incident_for_its_recurrenc
     );
 }
 
-#[test]
-fn a_runbook_edited_on_disk_is_found_without_a_restart_and_a_broken_one_is_left_out() {
-    let w = World::new();
+fn runbook_edited_on_disk(w: World) {
     let search = |text: &str| {
         w.corpus
             .search(&RetrievalQuery {
@@ -247,7 +291,7 @@ fn a_runbook_edited_on_disk_is_found_without_a_restart_and_a_broken_one_is_left_
             .expect("search")
     };
     assert!(search("zanzibar").is_empty(), "nothing says it yet");
-    let path = w.corpus.dir().join("runbooks").join("disk_full.md");
+    let path = w.dir.join("runbooks").join("disk_full.md");
     let mut text = std::fs::read_to_string(&path).expect("the starter runbook");
     text.push_str(
         "\n## Local procedure\n\nPage the zanzibar storage team before deleting anything.\n",
@@ -255,7 +299,7 @@ fn a_runbook_edited_on_disk_is_found_without_a_restart_and_a_broken_one_is_left_
     std::fs::write(&path, text).expect("edit");
     // A neighbour with broken front matter must not take the corpus down with it.
     std::fs::write(
-        w.corpus.dir().join("runbooks").join("broken.md"),
+        w.dir.join("runbooks").join("broken.md"),
         "no front matter\n",
     )
     .expect("write");

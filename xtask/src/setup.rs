@@ -54,6 +54,7 @@ pub fn run() -> anyhow::Result<()> {
     bpf_linker()?;
     nextest()?;
     debian_packages()?;
+    python_packages()?;
     kernel_checks();
     println!("    setup done in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
@@ -223,6 +224,46 @@ fn debian_packages() -> anyhow::Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing),
         "apt-get install",
+    )
+}
+
+/// PyPI wheels the tests use: `pgserver` bundles PostgreSQL 16 with pgvector (Debian's
+/// PostgreSQL has no pgvector package), for the pgvector retrieval tests.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("pgserver", "pgserver==0.1.4")];
+
+fn python_packages() -> anyhow::Result<()> {
+    step("Python wheels for tests");
+    let missing: Vec<&str> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(module, _)| {
+            !Command::new("python3")
+                // Found, not imported: the tests use its files, not its Python API.
+                .args([
+                    "-c",
+                    &format!("import importlib.util, sys; sys.exit(importlib.util.find_spec('{module}') is None)"),
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        done("already installed");
+        return Ok(());
+    }
+    done(&format!("pip install {}", missing.join(" ")));
+    run_command(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--break-system-packages",
+            ])
+            .args(&missing),
+        "pip install",
     )
 }
 

@@ -12,6 +12,8 @@ pub mod llm;
 pub mod logs;
 pub mod mcp;
 pub mod otlp;
+pub mod outbound;
+pub mod pgvector;
 pub mod prometheus;
 pub mod sqlite;
 pub mod tls_probe;

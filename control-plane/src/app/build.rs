@@ -10,11 +10,12 @@ use crate::{
         llm::{ApiKey, HttpChat},
         logs::FileLogs,
         otlp::OtlpExporter,
+        pgvector::{embeddings::Embeddings, PgVector},
         prometheus::PrometheusExporter,
         sqlite::SqliteStore,
         tls_probe::TlsProbe,
     },
-    config::{ControlPlaneConfig, LlmConfig},
+    config::{ControlPlaneConfig, LlmConfig, VectorConfig},
     domain::{
         alerts::AlertService,
         certs::{service::CertificateParts, CertPolicy, CertificateService},
@@ -137,7 +138,10 @@ impl ControlPlane {
             clock.clone(),
         ));
         let corpus_dir = config.diagnosis.corpus_dir(&config.store_path);
-        let corpus: Arc<dyn Corpus> = Arc::new(FsCorpus::open(&corpus_dir)?);
+        let corpus: Arc<dyn Corpus> = match &config.diagnosis.vector {
+            None => Arc::new(FsCorpus::open(&corpus_dir)?),
+            Some(v) => Arc::new(FsCorpus::with_index(&corpus_dir, vector_index(v)?)?),
+        };
         seed::seed(&corpus_dir)?;
         observers.add(Arc::new(Learner::new(corpus.clone())));
         let mut diagnosis = DiagnosisService::new(DiagnosisParts {
@@ -209,4 +213,36 @@ fn second_opinion(config: &LlmConfig) -> Result<SecondOpinion, AppError> {
         })?;
     tracing::info!(model = %model.name(), url = config.url(), "LLM second opinion enabled");
     Ok(SecondOpinion::new(Arc::new(model), config.policy()))
+}
+
+/// The pgvector index the config names; its connection string and key from the environment
+/// when so configured.
+fn vector_index(config: &VectorConfig) -> Result<PgVector, AppError> {
+    let env = |name: &String| {
+        std::env::var(name).map_err(|_| AppError::MissingEnv {
+            field: "diagnosis.vector",
+            env: name.clone(),
+        })
+    };
+    // Validation leaves exactly one of the two.
+    let url = match (&config.postgres_url, &config.postgres_url_env) {
+        (Some(url), _) => url.clone(),
+        (None, name) => env(name.as_ref().unwrap_or(&String::new()))?,
+    };
+    let key = config
+        .api_key_env
+        .as_ref()
+        .map(env)
+        .transpose()?
+        .map(ApiKey::new);
+    let embeddings = Embeddings::new(
+        &config.embeddings_url,
+        &config.model,
+        key,
+        config.dimensions,
+        config.timeout(),
+    )?;
+    let index = PgVector::connect(&url, embeddings, config.dimensions, config.min_similarity)?;
+    tracing::info!(model = %config.model, dimensions = config.dimensions, "corpus retrieval by pgvector");
+    Ok(index)
 }

@@ -40,6 +40,8 @@ pub enum AppError {
         #[source]
         source: crate::domain::diagnose::llm::LlmError,
     },
+    #[error("{field} names the environment variable {env}, which is not set: export it")]
+    MissingEnv { field: &'static str, env: String },
     #[error(transparent)]
     Corpus(#[from] crate::domain::retrieve::ports::CorpusError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]

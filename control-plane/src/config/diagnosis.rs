@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::Deserialize;
 
-use super::llm::LlmConfig;
+use super::{llm::LlmConfig, vector::VectorConfig};
 use crate::domain::diagnose::DiagnosisPolicy;
 use vigil_config_file::ConfigError;
 
@@ -24,6 +24,8 @@ pub struct DiagnosisConfig {
     pub corpus: Option<PathBuf>,
     /// The LLM second opinion; none by default.
     pub llm: Option<LlmConfig>,
+    /// Retrieval by embeddings in PostgreSQL (pgvector); none: tantivy in memory.
+    pub vector: Option<VectorConfig>,
 }
 
 impl Default for DiagnosisConfig {
@@ -34,6 +36,7 @@ impl Default for DiagnosisConfig {
             logs: BTreeMap::new(),
             corpus: None,
             llm: None,
+            vector: None,
         }
     }
 }
@@ -76,6 +79,9 @@ impl DiagnosisConfig {
         }
         if let Some(llm) = &self.llm {
             llm.validate(origin)?;
+        }
+        if let Some(vector) = &self.vector {
+            vector.validate(origin)?;
         }
         Ok(())
     }

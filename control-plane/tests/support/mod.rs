@@ -3,5 +3,7 @@
 
 pub mod apiserver;
 pub mod config;
+pub mod http;
+pub mod pgvector;
 pub mod plane;
 pub mod reports;

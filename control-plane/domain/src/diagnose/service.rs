@@ -283,7 +283,16 @@ impl DiagnosisService {
                 scope.entity
             ),
         };
-        let revisit = evidence.iter().filter_map(|o| o.revisit_unix_ns).min();
+        // Worth a look only while the window can still reach it: an open incident's window
+        // grows to `TRAIL_NS` past its last update.
+        let revisit = evidence
+            .iter()
+            .filter_map(|o| o.revisit_unix_ns)
+            .min()
+            .filter(|&t| {
+                incident.status == IncidentStatus::Open
+                    && t <= incident.updated_unix_ns.saturating_add(TRAIL_NS)
+            });
         let mut d = Diagnosis {
             incident: incident.id,
             class: verdict.class,
@@ -469,11 +478,9 @@ impl DiagnosisService {
                 {
                     stale.push((d.diagnosed_unix_ns, i.id))
                 }
-                // A judgement that was waiting on time (a grace) is due.
-                Some(d)
-                    if d.revisit_unix_ns
-                        .is_some_and(|t| now >= t && d.diagnosed_unix_ns < t) =>
-                {
+                // A judgement that was waiting on time (a grace) is due: the window it was
+                // made on ended before then (a later one names no revisit).
+                Some(d) if d.revisit_unix_ns.is_some_and(|t| now >= t) => {
                     stale.push((d.diagnosed_unix_ns, i.id))
                 }
                 Some(_) => {}

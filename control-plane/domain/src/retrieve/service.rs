@@ -61,8 +61,9 @@ impl Retriever {
     }
 
     /// The class's runbook first (or, with no class, the runbook closest to the evidence),
-    /// then up to `SIMILAR` postmortems of other incidents, most similar first. A corpus that
-    /// fails is logged and cites nothing: the diagnosis stands on its evidence.
+    /// then up to `SIMILAR` postmortems of other incidents, this entity's before other
+    /// services', most similar first. A corpus that fails is logged and cites nothing: the
+    /// diagnosis stands on its evidence.
     pub fn citations(
         &self,
         incident: &Incident,
@@ -73,23 +74,34 @@ impl Retriever {
         let own = postmortem::id_of(incident.id);
         // (kind, how many to cite); one more postmortem is asked for in case it is this
         // incident's own draft.
-        let wanted = [(DocKind::Runbook, 1), (DocKind::Postmortem, SIMILAR)];
-        let mut out = Vec::new();
-        for (kind, keep) in wanted {
+        // Postmortems of this entity (or of none in particular) come before the same fault
+        // elsewhere: the same fault on the same service is the most similar past incident,
+        // whatever the index's notion of text similarity.
+        let wanted = [
+            (DocKind::Runbook, None, 1),
+            (DocKind::Postmortem, Some(entity.to_string()), SIMILAR),
+            (DocKind::Postmortem, None, SIMILAR),
+        ];
+        let mut out: Vec<Citation> = Vec::new();
+        for (kind, service, keep) in wanted {
             let q = RetrievalQuery {
                 text: text.clone(),
                 kind: Some(kind),
                 class: d.class,
-                service: None,
+                service,
                 limit: keep + 1,
             };
+            let already = out.iter().filter(|c| c.kind == kind.as_str()).count();
             match self.corpus.search(&q) {
-                Ok(hits) => out.extend(
-                    hits.into_iter()
-                        .filter(|h| h.id != own)
-                        .take(keep)
-                        .map(citation),
-                ),
+                Ok(hits) => {
+                    let fresh: Vec<Citation> = hits
+                        .into_iter()
+                        .filter(|h| h.id != own && !out.iter().any(|c| c.id == h.id))
+                        .take(keep.saturating_sub(already))
+                        .map(citation)
+                        .collect();
+                    out.extend(fresh);
+                }
                 Err(e) => {
                     warn!(incident = %incident.id, error = %e, "retrieval failed; the diagnosis cites nothing")
                 }

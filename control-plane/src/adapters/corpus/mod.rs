@@ -1,8 +1,11 @@
-//! The default corpus: a directory of markdown runbooks and postmortems with YAML front
-//! matter, indexed in memory by tantivy (full text over title and body, with the fault
-//! classes, kind and services as filterable terms). The directory is the truth: a search
-//! first checks whether any file changed (at most once a second) and re-indexes if so, so an
-//! edited runbook is found without a restart. Postmortem drafts are written into it.
+//! The corpus: a directory of markdown runbooks and postmortems with YAML front matter. The
+//! directory is the truth: a search first checks whether any file changed (at most once a
+//! second) and re-indexes if so, so an edited runbook is found without a restart. Postmortem
+//! drafts are written into it.
+//!
+//! What indexes it is a `DocIndex`: by default tantivy in memory (full text over title and
+//! body, with the fault classes, kind and services as filterable terms); for large corpora,
+//! embeddings in PostgreSQL with pgvector (`adapters::pgvector`).
 
 mod document;
 mod index;
@@ -24,21 +27,56 @@ use crate::domain::retrieve::{
 pub use document::{parse, render};
 use index::Indexed;
 
+/// What searches the corpus's documents; rebuilt from the whole set when the directory
+/// changes (an index may keep what did not change).
+pub trait DocIndex: Send {
+    fn rebuild(&mut self, docs: Vec<Document>) -> Result<(), CorpusError>;
+    fn search(&mut self, query: &RetrievalQuery) -> Result<Vec<Hit>, CorpusError>;
+    fn contains(&self, id: &str) -> bool;
+    /// Documents indexed (for the log).
+    fn documents(&self) -> usize;
+}
+
+/// The default index: tantivy, in memory.
+#[derive(Default)]
+pub struct Tantivy(Option<Indexed>);
+
+impl DocIndex for Tantivy {
+    fn rebuild(&mut self, docs: Vec<Document>) -> Result<(), CorpusError> {
+        self.0 = Some(Indexed::build(docs)?);
+        Ok(())
+    }
+
+    fn search(&mut self, query: &RetrievalQuery) -> Result<Vec<Hit>, CorpusError> {
+        self.0.as_ref().map_or(Ok(Vec::new()), |i| i.search(query))
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.0.as_ref().is_some_and(|i| i.contains(id))
+    }
+
+    fn documents(&self) -> usize {
+        self.0.as_ref().map_or(0, Indexed::len)
+    }
+}
+
 /// How often a search looks at the directory for changes.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Each markdown file's path, modification time and size: a change to any is a re-index.
 type Signature = Vec<(PathBuf, SystemTime, u64)>;
 
-struct State {
+struct State<I> {
     signature: Option<Signature>,
     checked: Option<Instant>,
-    index: Option<Indexed>,
+    /// Whether `index` holds the directory as of `signature`.
+    built: bool,
+    index: I,
 }
 
-pub struct FsCorpus {
+pub struct FsCorpus<I = Tantivy> {
     dir: PathBuf,
-    state: Mutex<State>,
+    state: Mutex<State<I>>,
 }
 
 fn markdown_files(dir: &Path, out: &mut Signature) -> Result<(), CorpusError> {
@@ -59,9 +97,17 @@ fn markdown_files(dir: &Path, out: &mut Signature) -> Result<(), CorpusError> {
     Ok(())
 }
 
-impl FsCorpus {
-    /// A corpus over `dir`, created if missing. Nothing is read until the first search.
+impl FsCorpus<Tantivy> {
+    /// A corpus over `dir`, created if missing, indexed by tantivy. Nothing is read until
+    /// the first search.
     pub fn open(dir: &Path) -> Result<Self, CorpusError> {
+        Self::with_index(dir, Tantivy::default())
+    }
+}
+
+impl<I: DocIndex> FsCorpus<I> {
+    /// A corpus over `dir`, created if missing, indexed by `index`.
+    pub fn with_index(dir: &Path, index: I) -> Result<Self, CorpusError> {
         std::fs::create_dir_all(dir).map_err(|e| CorpusError::Unreadable {
             path: dir.display().to_string(),
             detail: e.to_string(),
@@ -71,7 +117,8 @@ impl FsCorpus {
             state: Mutex::new(State {
                 signature: None,
                 checked: None,
-                index: None,
+                built: false,
+                index,
             }),
         })
     }
@@ -80,24 +127,21 @@ impl FsCorpus {
         &self.dir
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<I>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Re-indexes if a file changed since the last look (forced: look now). A malformed
     /// document is logged and left out; the rest are indexed.
-    fn refresh(&self, state: &mut State, forced: bool) -> Result<(), CorpusError> {
-        if !forced
-            && state.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY)
-            && state.index.is_some()
-        {
+    fn refresh(&self, state: &mut State<I>, forced: bool) -> Result<(), CorpusError> {
+        if !forced && state.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY) && state.built {
             return Ok(());
         }
         state.checked = Some(Instant::now());
         let mut signature = Signature::new();
         markdown_files(&self.dir, &mut signature)?;
         signature.sort();
-        if state.index.is_some() && state.signature.as_ref() == Some(&signature) {
+        if state.built && state.signature.as_ref() == Some(&signature) {
             return Ok(());
         }
         let mut docs = Vec::with_capacity(signature.len());
@@ -115,33 +159,31 @@ impl FsCorpus {
             }
         }
         let started = Instant::now();
-        let indexed = Indexed::build(docs)?;
+        state.built = false;
+        state.index.rebuild(docs)?;
         info!(
             dir = %self.dir.display(),
-            documents = indexed.len(),
+            documents = state.index.documents(),
             took_ms = started.elapsed().as_millis() as u64,
             "corpus indexed"
         );
-        state.index = Some(indexed);
+        state.built = true;
         state.signature = Some(signature);
         Ok(())
     }
 }
 
-impl Corpus for FsCorpus {
+impl<I: DocIndex> Corpus for FsCorpus<I> {
     fn search(&self, query: &RetrievalQuery) -> Result<Vec<Hit>, CorpusError> {
         let mut state = self.lock();
         self.refresh(&mut state, false)?;
-        match &state.index {
-            Some(i) => i.search(query),
-            None => Ok(Vec::new()),
-        }
+        state.index.search(query)
     }
 
     fn contains(&self, id: &str) -> Result<bool, CorpusError> {
         let mut state = self.lock();
         self.refresh(&mut state, false)?;
-        Ok(state.index.as_ref().is_some_and(|i| i.contains(id)))
+        Ok(state.index.contains(id))
     }
 
     /// Written whole to a temporary file and renamed over, so a reader never sees half.

@@ -48,7 +48,7 @@ impl ApiKey {
         Self(key)
     }
 
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -79,8 +79,8 @@ impl HttpChat {
         key: Option<ApiKey>,
     ) -> Result<Self, LlmError> {
         let client = reqwest::Client::builder()
-            // The client serves calls from short-lived runtimes (see `chat`): a pooled
-            // connection would outlive the runtime that drives it.
+            // The client serves calls from short-lived runtimes (`outbound::block_on`): a
+            // pooled connection would outlive the runtime that drives it.
             .pool_max_idle_per_host(0)
             .build()
             .map_err(|e| LlmError::Transport(e.to_string()))?;
@@ -172,20 +172,8 @@ impl ChatModel for HttpChat {
             Provider::Openai => openai::request_body(&self.model, request),
             Provider::Anthropic => anthropic::request_body(&self.model, request),
         };
-        // Diagnosis runs on blocking threads, in or out of the server's runtime: each call
-        // gets a thread with its own small runtime, which never blocks an async worker and
-        // drops cleanly wherever the model is dropped.
-        let reply = std::thread::scope(|s| {
-            s.spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| LlmError::Transport(format!("no runtime for the call: {e}")))?;
-                runtime.block_on(self.post(&body, request.timeout))
-            })
-            .join()
-            .unwrap_or_else(|_| Err(LlmError::Transport("the call's thread panicked".into())))
-        })?;
+        let reply = crate::adapters::outbound::block_on(self.post(&body, request.timeout))
+            .map_err(LlmError::Transport)??;
         match self.provider {
             Provider::Openai => openai::parse_reply(&reply),
             Provider::Anthropic => anthropic::parse_reply(&reply),
