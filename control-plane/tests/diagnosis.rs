@@ -747,3 +747,48 @@ fn a_stop_is_judged_again_the_moment_its_grace_runs_out() {
     assert_ne!(classes[1], Some(FaultClass::ReplicaShortage), "{classes:?}");
     assert_eq!(classes[2], Some(FaultClass::ReplicaShortage), "{classes:?}");
 }
+
+#[test]
+fn an_anomaly_in_the_episode_of_a_confidently_diagnosed_stop_takes_its_cause() {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    let seq = lab.next_seq();
+    lab.clock.set(now - 9 * SECOND);
+    let stopped = lab.events(vec![exit(seq, now - 9 * SECOND, WEB, 15, Some("kubelet"))]);
+    lab.clock.set(now - 3 * SECOND);
+    assert_class(
+        &lab.diagnose(&stopped[0]),
+        FaultClass::ReplicaShortage,
+        Route::Remediation,
+    );
+    // Its callers' symptoms open an anomaly on it: the stop is the earlier incident's
+    // evidence, not this one's, so only the earlier diagnosis can name the cause.
+    lab.clock.set(now);
+    let anomaly = lab.anomaly(WEB, -2);
+    let d = lab.diagnose(&anomaly);
+    assert_eq!(
+        d.class,
+        Some(FaultClass::ReplicaShortage),
+        "{:#?}",
+        d.breakdown
+    );
+    assert!(
+        d.breakdown
+            .iter()
+            .any(|b| b.voter == format!("incident #{}", stopped[0].id) && b.agrees),
+        "{:#?}",
+        d.breakdown
+    );
+
+    // Long after the stop, another anomaly on the same entity is not its episode.
+    lab.clock.set(now + 120 * SECOND);
+    let later = lab.anomaly(WEB, 118);
+    let d = lab.diagnose(&later);
+    assert!(
+        d.breakdown
+            .iter()
+            .all(|b| !b.voter.starts_with("incident #")),
+        "{:#?}",
+        d.breakdown
+    );
+}

@@ -8,6 +8,7 @@
 //! - `llm`: the optional LLM second opinion, bounded and checked against the evidence;
 //! - `detector`: the voice of the rule or baseline that opened the incident;
 //! - `feedback`: the operator's confirmation or correction, checked against the diagnosis;
+//! - `related`: earlier incidents of the same episode, as witnesses;
 //! - `votes`: from votes to a class and a confidence (agreement of independent voters);
 //! - `service`: the use case, run for every incident that opened or changed;
 //! - `ports`: what it reads (kernel events, samples, the graph, logs) and where it keeps
@@ -20,6 +21,7 @@ pub mod feedback;
 pub mod llm;
 pub mod model;
 pub mod ports;
+pub mod related;
 pub mod service;
 pub mod taxonomy;
 pub mod tool;

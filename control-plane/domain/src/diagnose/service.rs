@@ -16,6 +16,7 @@ use super::{
     llm::{self, brief, SecondOpinion, ToolCall, ToolDef},
     model::{Diagnosis, Route},
     ports::{DiagnosisStore, Sources},
+    related::{self, concerns, EARLIER_INCIDENTS},
     tool::{Scope, ToolOutput},
     tools::Registry,
     votes::{decide, Voter},
@@ -90,16 +91,6 @@ const ONSET_SLACK_NS: i64 = 2_000_000_000;
 /// How long after an open incident last showed its window still runs: long enough for a
 /// restart that should follow an exit to show (or not).
 const TRAIL_NS: i64 = 10_000_000_000;
-
-/// How many of the latest incidents bound a new one's window.
-const EARLIER_INCIDENTS: usize = 200;
-
-/// Whether the incident was about this entity: its workload, or its first root cause.
-fn concerns(incident: &Incident, entity: &EntityId) -> bool {
-    incident.workload_key == *entity
-        || matches!(incident.details(), Details::ServiceAnomaly(a)
-            if a.root_causes.first().is_some_and(|r| r.entity == *entity))
-}
 
 impl DiagnosisService {
     pub fn new(parts: DiagnosisParts) -> Self {
@@ -244,6 +235,19 @@ impl DiagnosisService {
             name: o.tool.clone(),
             votes: o.votes.clone(),
         }));
+        match related::voters(
+            self.parts.incidents.as_ref(),
+            self.parts.store.as_ref(),
+            incident,
+            &scope.entity,
+            scope.onset_unix_ns.unwrap_or(scope.from_unix_ns),
+            self.parts.policy.lead_ns,
+        ) {
+            Ok(related) => voters.extend(related),
+            Err(e) => {
+                warn!(incident = %incident.id, error = %e, "could not read earlier incidents")
+            }
+        }
         let verdict = decide(&voters, self.parts.policy.gate);
         let explanation = match verdict.class {
             Some(class) => {
