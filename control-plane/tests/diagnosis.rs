@@ -572,6 +572,13 @@ fn a_deploy_after_an_oom(resolve_the_oom: bool) {
         oom_kill(b, now - 8 * SECOND + 10_000_000, APP),
     ]);
     assert_eq!(oom.len(), 1, "a burst of kills is one incident");
+    // Diagnosed with confidence, as it would be by now: the exec failure must still stand on
+    // its own evidence, not take the OOM's class as a witness of its episode.
+    assert_class(
+        &lab.diagnose(&oom[0]),
+        FaultClass::OomKill,
+        Route::Remediation,
+    );
     if resolve_the_oom {
         lab.clock.set(now - 5 * SECOND);
         let resolved = lab.ingest.resolve_quiet(2 * SECOND).expect("resolve");

@@ -1,8 +1,12 @@
-//! Earlier incidents of the same episode as witnesses. An incident on an entity that another,
-//! still showing, incident already explains (a replica stopped, then its callers' connects
-//! refused; a process killed, then its edges failing) would otherwise be diagnosed without
-//! the event that caused it: that event is the earlier incident's evidence, not this one's.
-//! What the earlier incident was confidently diagnosed as is one more voter here.
+//! Earlier incidents of the same episode as witnesses. An anomaly on an entity that a kernel
+//! event's incident, still showing, already explains (a replica stopped, then its callers'
+//! connects refused; a process killed, then its edges failing) would otherwise be diagnosed
+//! without the event that caused it: that event is the earlier incident's evidence, not this
+//! one's. What the earlier incident was confidently diagnosed as is one more voter here.
+//!
+//! Only that way round: symptoms follow their cause. A kernel event's own incident (an exec
+//! that fails after an OOM kill) stands on its own evidence, and one anomaly does not vouch
+//! for the next.
 
 use super::{model::Route, ports::DiagnosisStore, tool::Vote, votes::Voter};
 use crate::{
@@ -38,8 +42,11 @@ pub fn voters(
     onset: i64,
     lead_ns: i64,
 ) -> Result<Vec<Voter>, StoreError> {
-    let since = onset.saturating_sub(lead_ns);
     let mut out = Vec::new();
+    if !matches!(incident.details(), Details::ServiceAnomaly(_)) {
+        return Ok(out);
+    }
+    let since = onset.saturating_sub(lead_ns);
     for i in incidents.list(&IncidentQuery {
         status: None,
         kind: None,
@@ -48,6 +55,7 @@ pub fn voters(
         let same_episode =
             i.updated_unix_ns >= since && i.resolved_unix_ns.is_none_or(|r| r >= since);
         if i.id == incident.id
+            || matches!(i.details(), Details::ServiceAnomaly(_))
             || i.opened_unix_ns >= incident.opened_unix_ns
             || !same_episode
             || !concerns(&i, entity)
