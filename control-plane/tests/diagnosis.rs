@@ -3,11 +3,12 @@
 //! evidence tools' votes must name the fault class — or, when the evidence disagrees, send
 //! the incident to a human's review instead of remediation.
 
+mod support;
+
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
     sync::Arc,
-    time::Duration,
 };
 
 use control_plane::{
@@ -28,7 +29,7 @@ use control_plane::{
             ports::{IncidentChange, IncidentQuery, IncidentStore},
             Details, Finding, Incident, Severity,
         },
-        ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
+        ingest::{Batch, IngestService},
         interval::{
             ports::IntervalStore, Endpoint, ErrnoCount, FlowRole, Histogram, MetricInterval,
             Protocol, RequestObservation, StatusCount, SyscallObservation,
@@ -88,17 +89,7 @@ impl Lab {
             (ip(REDIS_IP), EntityId::new(REDIS)),
             (ip(APP_IP), EntityId::new(APP)),
         ])));
-        let ingest = IngestService::new(IngestParts {
-            events: store.clone(),
-            incidents: store.clone(),
-            nodes: store.clone(),
-            rules: KernelRules::new(CrashLoopPolicy {
-                restarts: 3,
-                window: Duration::from_secs(60),
-                service_uptime: Duration::from_secs(30),
-            }),
-            clock: clock.clone(),
-        });
+        let ingest = support::ingest::ingest(&store, store.clone(), clock.clone());
         let diagnosis = DiagnosisService::new(DiagnosisParts {
             sources: Sources {
                 events: store.clone(),

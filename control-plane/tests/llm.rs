@@ -31,7 +31,7 @@ use control_plane::{
         },
         entity::{EdgeId, EntityId},
         incident::{ports::IncidentStore, Incident},
-        ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
+        ingest::Batch,
         interval::Endpoint,
         retrieve::Retriever,
         synthetic::oom_kill,
@@ -221,17 +221,7 @@ impl Bench {
         let store = Arc::new(SqliteStore::in_memory().expect("store"));
         let now = SystemClock.now_unix_ns();
         let clock = Arc::new(ManualClock::at(now));
-        let ingest = IngestService::new(IngestParts {
-            events: store.clone(),
-            incidents: store.clone(),
-            nodes: store.clone(),
-            rules: KernelRules::new(CrashLoopPolicy {
-                restarts: 3,
-                window: Duration::from_secs(60),
-                service_uptime: Duration::from_secs(30),
-            }),
-            clock: clock.clone(),
-        });
+        let ingest = support::ingest::ingest(&store, store.clone(), clock.clone());
         let report = ingest
             .ingest(&Batch {
                 node: "n1".into(),

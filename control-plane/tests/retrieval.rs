@@ -27,7 +27,7 @@ use control_plane::{
         },
         entity::{EdgeId, EntityId},
         incident::{observed::ObservedIncidents, Incident},
-        ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
+        ingest::{Batch, IngestService},
         interval::Endpoint,
         observe::{Observer, Observers},
         retrieve::{ports::Corpus, service::Learner, DocKind, Document, RetrievalQuery, Retriever},
@@ -99,17 +99,7 @@ impl World {
         // As the control plane wires it: incident changes reach the diagnosis through the
         // observers, and diagnoses reach the learn step through them.
         let incidents = Arc::new(ObservedIncidents::new(store.clone(), observers.clone()));
-        let ingest = IngestService::new(IngestParts {
-            events: store.clone(),
-            incidents,
-            nodes: store.clone(),
-            rules: KernelRules::new(CrashLoopPolicy {
-                restarts: 3,
-                window: Duration::from_secs(60),
-                service_uptime: Duration::from_secs(30),
-            }),
-            clock: clock.clone(),
-        });
+        let ingest = support::ingest::ingest(&store, incidents, clock.clone());
         let diagnosis = Arc::new(
             DiagnosisService::new(DiagnosisParts {
                 sources: Sources {

@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod pgvector;
 pub mod plane;
 pub mod reports;

@@ -11,7 +11,7 @@ use control_plane::{
     config::ControlPlaneConfig,
     domain::{
         clock::{Clock, SystemClock},
-        ingest::{Batch, CrashLoopPolicy, IngestParts, IngestService, KernelRules},
+        ingest::Batch,
         synthetic::oom_kill,
     },
 };
@@ -32,17 +32,7 @@ impl Plane {
         {
             let store = Arc::new(SqliteStore::open(&store_path).expect("store"));
             let clock = Arc::new(SystemClock);
-            let ingest = IngestService::new(IngestParts {
-                events: store.clone(),
-                incidents: store.clone(),
-                nodes: store.clone(),
-                rules: KernelRules::new(CrashLoopPolicy {
-                    restarts: 3,
-                    window: Duration::from_secs(60),
-                    service_uptime: Duration::from_secs(30),
-                }),
-                clock: clock.clone(),
-            });
+            let ingest = super::ingest::ingest(&store, store.clone(), clock.clone());
             let now = clock.now_unix_ns();
             let report = ingest
                 .ingest(&Batch {
