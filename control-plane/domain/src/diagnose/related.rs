@@ -11,16 +11,10 @@
 use super::{model::Route, ports::DiagnosisStore, tool::Vote, votes::Voter};
 use crate::{
     entity::EntityId,
-    incident::{
-        ports::{IncidentQuery, IncidentStore},
-        Details, Incident,
-    },
+    incident::{Details, Incident},
     store::StoreError,
 };
 
-/// Earlier incidents looked at (how many of the latest bound a new one's window, and
-/// witness for it).
-pub const EARLIER_INCIDENTS: usize = 200;
 /// What an earlier incident's confidence is worth as a witness here: it saw the cause, but
 /// this incident's symptoms might have another.
 const WITNESS_FACTOR: f64 = 0.9;
@@ -32,10 +26,10 @@ pub fn concerns(incident: &Incident, entity: &EntityId) -> bool {
             if a.root_causes.first().is_some_and(|r| r.entity == *entity))
 }
 
-/// One voter per earlier incident on `entity` that last showed within `lead_ns` of this
+/// One voter per incident of `earlier` (the latest, newest first) on `entity` that last showed within `lead_ns` of this
 /// incident's `onset` (the same episode) and was diagnosed with confidence.
 pub fn voters(
-    incidents: &dyn IncidentStore,
+    earlier: &[Incident],
     diagnoses: &dyn DiagnosisStore,
     incident: &Incident,
     entity: &EntityId,
@@ -47,18 +41,14 @@ pub fn voters(
         return Ok(out);
     }
     let since = onset.saturating_sub(lead_ns);
-    for i in incidents.list(&IncidentQuery {
-        status: None,
-        kind: None,
-        limit: EARLIER_INCIDENTS,
-    })? {
+    for i in earlier {
         let same_episode =
             i.updated_unix_ns >= since && i.resolved_unix_ns.is_none_or(|r| r >= since);
         if i.id == incident.id
             || matches!(i.details(), Details::ServiceAnomaly(_))
             || i.opened_unix_ns >= incident.opened_unix_ns
             || !same_episode
-            || !concerns(&i, entity)
+            || !concerns(i, entity)
         {
             continue;
         }

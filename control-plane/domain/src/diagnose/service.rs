@@ -16,7 +16,7 @@ use super::{
     llm::{self, brief, SecondOpinion, ToolCall, ToolDef},
     model::{Diagnosis, Route},
     ports::{DiagnosisStore, Sources},
-    related::{self, concerns, EARLIER_INCIDENTS},
+    related::{self, concerns},
     tool::{Scope, ToolOutput},
     tools::Registry,
     votes::{decide, Voter},
@@ -91,6 +91,32 @@ const ONSET_SLACK_NS: i64 = 2_000_000_000;
 /// How long after an open incident last showed its window still runs: long enough for a
 /// restart that should follow an exit to show (or not).
 const TRAIL_NS: i64 = 10_000_000_000;
+/// How many of the latest incidents bound a new one's window and witness for it.
+const EARLIER_INCIDENTS: usize = 200;
+
+/// Up to when evidence on `entity` belongs to an earlier incident: the latest of the
+/// resolutions of those that resolved before `incident` opened; for those that had not
+/// resolved by then, just past the last evidence they took if that came before this
+/// incident's `first` symptom (a burst of kills milliseconds apart is one incident's),
+/// else just past their opening.
+fn earlier_claim(
+    earlier: &[Incident],
+    incident: &Incident,
+    entity: &EntityId,
+    first: i64,
+) -> Option<i64> {
+    earlier
+        .iter()
+        .filter(|i| {
+            i.id != incident.id && i.opened_unix_ns < incident.opened_unix_ns && concerns(i, entity)
+        })
+        .map(|i| match i.resolved_unix_ns {
+            Some(r) if r < incident.opened_unix_ns => r,
+            _ if i.updated_unix_ns < first => i.updated_unix_ns.max(i.opened_unix_ns) + 1,
+            _ => i.opened_unix_ns + 1,
+        })
+        .max()
+}
 
 impl DiagnosisService {
     pub fn new(parts: DiagnosisParts) -> Self {
@@ -139,6 +165,27 @@ impl DiagnosisService {
     /// that had resolved before this one opened, nor to the start of one still open. That
     /// evidence explained that incident; what came after it is this one's.
     pub fn scope(&self, incident: &Incident) -> Scope {
+        self.scope_among(incident, &self.earlier(incident))
+    }
+
+    /// The latest incidents, which bound a new one's window and witness for it. A store that
+    /// cannot list them leaves the window wider and the witnesses out: said, not fatal.
+    fn earlier(&self, incident: &Incident) -> Vec<Incident> {
+        self.parts
+            .incidents
+            .list(&IncidentQuery {
+                status: None,
+                kind: None,
+                limit: EARLIER_INCIDENTS,
+            })
+            .unwrap_or_else(|e| {
+                warn!(incident = %incident.id, error = %e, "could not read earlier incidents");
+                Vec::new()
+            })
+    }
+
+    /// `scope`, with the latest incidents already read.
+    fn scope_among(&self, incident: &Incident, earlier: &[Incident]) -> Scope {
         let (entity, first) = match incident.details() {
             Details::ServiceAnomaly(a) => (
                 a.root_causes
@@ -160,14 +207,9 @@ impl DiagnosisService {
         });
         let first = first.min(incident.opened_unix_ns);
         let mut from = first - self.parts.policy.lead_ns;
-        match self.earlier_claim(incident, &entity, first) {
-            // Never past the first symptom itself: the lead may shrink, the symptom stays.
-            Ok(Some(claimed)) => from = from.max(claimed.min(first)),
-            Ok(None) => {}
-            // The wider window is still a diagnosis; say so and go on.
-            Err(e) => {
-                warn!(incident = %incident.id, error = %e, "could not read earlier incidents")
-            }
+        // Never past the first symptom itself: the lead may shrink, the symptom stays.
+        if let Some(claimed) = earlier_claim(earlier, incident, &entity, first) {
+            from = from.max(claimed.min(first));
         }
         Scope {
             entity,
@@ -176,37 +218,6 @@ impl DiagnosisService {
             to_unix_ns: to,
             lookback_ns: self.parts.policy.lookback_ns,
         }
-    }
-
-    /// Up to when evidence on `entity` belongs to an earlier incident: the latest of the
-    /// resolutions of those that resolved before `incident` opened; for those that had not
-    /// resolved by then, just past the last evidence they took if that came before this
-    /// incident's `first` symptom (a burst of kills milliseconds apart is one incident's),
-    /// else just past their opening.
-    fn earlier_claim(
-        &self,
-        incident: &Incident,
-        entity: &EntityId,
-        first: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let earlier = self.parts.incidents.list(&IncidentQuery {
-            status: None,
-            kind: None,
-            limit: EARLIER_INCIDENTS,
-        })?;
-        Ok(earlier
-            .iter()
-            .filter(|i| {
-                i.id != incident.id
-                    && i.opened_unix_ns < incident.opened_unix_ns
-                    && concerns(i, entity)
-            })
-            .map(|i| match i.resolved_unix_ns {
-                Some(r) if r < incident.opened_unix_ns => r,
-                _ if i.updated_unix_ns < first => i.updated_unix_ns.max(i.opened_unix_ns) + 1,
-                _ => i.opened_unix_ns + 1,
-            })
-            .max())
     }
 
     /// Runs every tool on the incident's scope. A tool that fails is reported in its place
@@ -228,7 +239,8 @@ impl DiagnosisService {
 
     /// Diagnoses one incident from the evidence alone.
     pub fn diagnose(&self, incident: &Incident) -> Diagnosis {
-        let scope = self.scope(incident);
+        let earlier = self.earlier(incident);
+        let scope = self.scope_among(incident, &earlier);
         let evidence = self.gather(&scope);
         let mut voters = vec![detector::voter(incident)];
         voters.extend(evidence.iter().map(|o| Voter {
@@ -236,7 +248,7 @@ impl DiagnosisService {
             votes: o.votes.clone(),
         }));
         match related::voters(
-            self.parts.incidents.as_ref(),
+            &earlier,
             self.parts.store.as_ref(),
             incident,
             &scope.entity,
