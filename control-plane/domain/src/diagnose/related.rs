@@ -26,8 +26,9 @@ pub fn concerns(incident: &Incident, entity: &EntityId) -> bool {
             if a.root_causes.first().is_some_and(|r| r.entity == *entity))
 }
 
-/// One voter per incident of `earlier` (the latest, newest first) on `entity` that last showed within `lead_ns` of this
-/// incident's `onset` (the same episode) and was diagnosed with confidence.
+/// One voter per incident of `earlier` (the latest, newest first) on `entity` that last
+/// showed within `lead_ns` of this incident's `onset` (the same episode) and was diagnosed
+/// with confidence.
 pub fn voters(
     earlier: &[Incident],
     diagnoses: &dyn DiagnosisStore,
