@@ -99,3 +99,48 @@ fn incidents_deduplicate_resolve_and_recur() {
     assert_eq!(again.incidents_opened.len(), 1);
     assert_ne!(again.incidents_opened[0], id);
 }
+
+/// An incident still open (the quiet period is long) takes a repeat within the crash-loop
+/// window as another occurrence, but a finding after a longer gap is a new episode: the old
+/// incident resolves when its episode ended, and the new one opens with its own diagnosis.
+#[test]
+fn a_repeat_after_the_episode_gap_opens_a_new_incident() {
+    let store = Arc::new(SqliteStore::in_memory().expect("store"));
+    let now = SystemClock.now_unix_ns();
+    let clock = Arc::new(ManualClock::at(now));
+    let service = IngestService::new(IngestParts {
+        events: store.clone(),
+        incidents: store.clone(),
+        nodes: store.clone(),
+        rules: KernelRules::new(CrashLoopPolicy {
+            window: Duration::from_secs(60),
+            ..CrashLoopPolicy::default()
+        }),
+        clock: clock.clone(),
+    });
+    let first = service
+        .ingest(&batch(vec![oom_kill(1, now, "cgroup/a")]))
+        .expect("ingest");
+    let id = first.incidents_opened[0];
+    clock.set(now + 50 * SECOND);
+    let repeat = service
+        .ingest(&batch(vec![oom_kill(2, now + 50 * SECOND, "cgroup/a")]))
+        .expect("repeat");
+    assert_eq!(repeat.incidents_updated, vec![id], "within the window");
+
+    // 61 s after the last occurrence: a new episode.
+    clock.set(now + 111 * SECOND);
+    let later = service
+        .ingest(&batch(vec![oom_kill(3, now + 111 * SECOND, "cgroup/a")]))
+        .expect("later");
+    assert_eq!(later.incidents_opened.len(), 1);
+    assert_ne!(later.incidents_opened[0], id);
+    let old = store.get(id).expect("get").expect("exists");
+    assert_eq!(old.status, IncidentStatus::Resolved);
+    assert_eq!(old.occurrences, 2);
+    assert_eq!(
+        old.resolved_unix_ns,
+        Some(now + 110 * SECOND),
+        "when its episode ended"
+    );
+}

@@ -178,6 +178,12 @@ impl KernelRules {
         })
     }
 
+    /// How far apart two findings on one workload may be and still be one episode: the
+    /// crash-loop window, the horizon within which repeated terminations are one pattern.
+    pub fn episode_gap(&self) -> Duration {
+        self.crash_loop.window
+    }
+
     /// Forgets windows with nothing recent, bounding memory.
     pub fn prune(&mut self, now_unix_ns: i64) {
         let window_ns = i64::try_from(self.crash_loop.window.as_nanos()).unwrap_or(i64::MAX);

@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use tracing::{info, instrument};
@@ -16,7 +17,7 @@ use crate::{
         KernelEvent,
     },
     incident::{
-        ports::{open_or_update, IncidentQuery, IncidentStore},
+        ports::{IncidentQuery, IncidentStore},
         Finding, Incident, IncidentId, Stage,
     },
     node::{ports::NodeStore, AgentStats, NodeInfo},
@@ -114,7 +115,7 @@ impl IngestService {
             *by_kind.entry(event.kind.name()).or_default() += 1;
             for finding in rules.observe(event) {
                 let finding = with_rule_stages(finding, event, received, self.clock.now_unix_ns());
-                let (incident, created) = self.apply(&finding)?;
+                let (incident, created) = self.apply(&finding, rules.episode_gap())?;
                 if created {
                     info!(id = %incident.id, kind = incident.kind.as_str(), workload = %incident.workload_key, "incident opened: {}", incident.title);
                     outcome.incidents_opened.push(incident.id);
@@ -130,10 +131,37 @@ impl IngestService {
         Ok(outcome)
     }
 
-    /// Opens an incident for `finding`, or merges it into the open one for the same
-    /// kind, node and workload.
-    fn apply(&self, finding: &Finding) -> Result<(Incident, bool), StoreError> {
-        open_or_update(self.incidents.as_ref(), finding)
+    /// Opens an incident for `finding`, or merges it into the open one for the same kind,
+    /// node and workload when it repeats within `episode_gap` of that one's last occurrence.
+    /// A later finding is a new episode: a service killed again minutes after it came back
+    /// is a new incident (with its own diagnosis), not a repeat of the first kill. The old
+    /// incident resolves when its episode ended.
+    fn apply(
+        &self,
+        finding: &Finding,
+        episode_gap: Duration,
+    ) -> Result<(Incident, bool), StoreError> {
+        let gap_ns = i64::try_from(episode_gap.as_nanos()).unwrap_or(i64::MAX);
+        let open = self.incidents.find_open(
+            finding.kind(),
+            &finding.node,
+            finding.workload_key.as_str(),
+        )?;
+        match open {
+            Some(o) if finding.time_unix_ns - o.updated_unix_ns <= gap_ns => {
+                Ok((self.incidents.add_occurrence(o.id, finding)?, false))
+            }
+            Some(over) => {
+                let ended = over
+                    .updated_unix_ns
+                    .saturating_add(gap_ns)
+                    .min(self.clock.now_unix_ns());
+                self.incidents.resolve(over.id, ended)?;
+                info!(id = %over.id, "incident resolved, its episode over before a new one began: {}", over.title);
+                Ok((self.incidents.create(finding)?, true))
+            }
+            None => Ok((self.incidents.create(finding)?, true)),
+        }
     }
 
     /// Resolves open incidents with no new finding for `quiet_ns`. Returns their ids.
