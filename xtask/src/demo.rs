@@ -66,7 +66,8 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     ));
     let grpc: SocketAddr = GRPC.parse()?;
     let http: SocketAddr = HTTP.parse()?;
-    let cp = ControlPlane::start_at_with(&dir, grpc, http, crate::lab::LAB_DETECTION);
+    let lab_state = dir.join("lab-state");
+    let cp = ControlPlane::start_at_with(&dir, grpc, http, &crate::lab::lab_config(&lab_state));
     let api = cp.api();
 
     step("node agent (loading eBPF probes)");
@@ -106,7 +107,6 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     if !interrupted(&stop, Duration::from_secs(1)) {
         step("fault lab: nginx → 2 app replicas → redis + PostgreSQL, DNS, load; then faults one after another");
         println!("    (incidents appear above as Vigil opens them; each fault is torn down and the path verified healthy)");
-        let lab_state = dir.join("lab-state");
         let status = Command::new(bin_path("vigil-lab"))
             .args([
                 "run",

@@ -15,6 +15,26 @@ pub const LAB_DETECTION: &str =
      consecutive_windows = 3\n\
      [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n\
      [certificates]\nactive_check = true\ninterval_secs = 2\n";
+/// The lab's services that write logs, each to `<state>/testbed/<service>.log`.
+const LOGGING_SERVICES: [&str; 6] = ["dns", "redis", "postgres", "app1", "app2", "web"];
+
+/// The control plane's config for watching the lab whose state is in `state`: its detection
+/// settings, and the lab's log files as the workloads' logs (what an operator would point
+/// `[diagnosis.logs]` at on a host).
+pub fn lab_config(state: &Path) -> String {
+    let logs: String = LOGGING_SERVICES
+        .iter()
+        .map(|s| {
+            let file = state.join("testbed").join(format!("{s}.log"));
+            format!(
+                "\"cgroup/vigil-lab-{s}\" = {:?}\n",
+                file.display().to_string()
+            )
+        })
+        .collect();
+    format!("{LAB_DETECTION}[diagnosis.logs]\n{logs}")
+}
+
 /// Healthy load before the first fault: past `learning_windows`.
 pub const LAB_WARMUP_SECS: u64 = 75;
 
@@ -28,7 +48,8 @@ pub fn run(out: &Path, duration: Option<u64>, soak: u64, only: Option<&str>) -> 
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     step("Vigil: control plane and agent");
-    let cp = ControlPlane::start_with(&dir, LAB_DETECTION);
+    let state = dir.join("state");
+    let cp = ControlPlane::start_with(&dir, &lab_config(&state));
     let api = cp.api();
     let _agent = Agent::start(&dir, &cp.endpoint(), &api, &AgentOptions::new("lab-node"));
     step(&format!(
@@ -49,7 +70,7 @@ pub fn run(out: &Path, duration: Option<u64>, soak: u64, only: Option<&str>) -> 
         .arg(&out)
         .args(["--soak", &soak.to_string()])
         .args(["--warmup", &LAB_WARMUP_SECS.to_string()])
-        .env("VIGIL_LAB_STATE", dir.join("state"));
+        .env("VIGIL_LAB_STATE", &state);
     if let Some(d) = duration {
         c.args(["--duration", &d.to_string()]);
     }

@@ -1,5 +1,7 @@
 //! Workload logs from files named in the config (`[diagnosis.logs]`): the newest lines, read
-//! from the file's end so a large log costs one bounded read.
+//! from the file's end so a large log costs one bounded read. A line that starts with an
+//! RFC 3339 timestamp (`2026-12-04T21:40:00.123Z …`, as most loggers and `kubectl logs
+//! --timestamps` write) is dated by it; others are undated.
 
 use std::{
     collections::BTreeMap,
@@ -23,7 +25,12 @@ impl FileLogs {
 }
 
 impl LogSource for FileLogs {
-    fn tail(&self, entity: &EntityId, max_lines: usize) -> Result<Vec<String>, StoreError> {
+    fn tail(
+        &self,
+        entity: &EntityId,
+        since_unix_ns: i64,
+        max_lines: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let Some(path) = self.files.get(entity.as_str()) else {
             return Ok(Vec::new());
         };
@@ -39,14 +46,26 @@ impl LogSource for FileLogs {
         file.read_to_end(&mut bytes)
             .map_err(|e| StoreError::backend("reading a log file", e))?;
         let text = String::from_utf8_lossy(&bytes);
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let mut lines: Vec<&str> = text.lines().collect();
         // The first line may be cut by the seek.
         if len > TAIL_BYTES && !lines.is_empty() {
             lines.remove(0);
         }
+        let mut lines: Vec<String> = lines
+            .into_iter()
+            .filter(|l| dated(l).is_none_or(|t| t >= since_unix_ns))
+            .map(str::to_string)
+            .collect();
         let skip = lines.len().saturating_sub(max_lines);
         Ok(lines.split_off(skip))
     }
+}
+
+/// The time a line starts with, if it starts with an RFC 3339 timestamp.
+fn dated(line: &str) -> Option<i64> {
+    let first = line.split_whitespace().next()?;
+    let at: jiff::Timestamp = first.parse().ok()?;
+    i64::try_from(at.as_nanosecond()).ok()
 }
 
 #[cfg(test)]
@@ -60,10 +79,10 @@ mod tests {
         let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, text).expect("write");
         let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
-        let got = logs.tail(&EntityId::new("cgroup/app"), 3).expect("tail");
+        let got = logs.tail(&EntityId::new("cgroup/app"), 0, 3).expect("tail");
         assert_eq!(got, vec!["line 497", "line 498", "line 499"]);
         assert!(logs
-            .tail(&EntityId::new("cgroup/other"), 3)
+            .tail(&EntityId::new("cgroup/other"), 0, 3)
             .expect("none")
             .is_empty());
     }
@@ -75,8 +94,34 @@ mod tests {
             PathBuf::from("/nonexistent/app.log"),
         )]));
         let err = logs
-            .tail(&EntityId::new("cgroup/app"), 3)
+            .tail(&EntityId::new("cgroup/app"), 0, 3)
             .expect_err("missing");
         assert!(err.to_string().contains("log file"), "{err}");
+    }
+
+    #[test]
+    fn lines_dated_before_the_window_are_left_out_undated_ones_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("app.log");
+        std::fs::write(
+            &path,
+            "2026-12-04T21:00:00Z request failed: permission denied\n\
+             starting up\n\
+             2026-12-04T21:05:00.250Z request failed: token expired 60s ago\n",
+        )
+        .expect("write");
+        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
+        let since: jiff::Timestamp = "2026-12-04T21:04:00Z".parse().expect("time");
+        let since = i64::try_from(since.as_nanosecond()).expect("fits");
+        let got = logs
+            .tail(&EntityId::new("cgroup/app"), since, 10)
+            .expect("tail");
+        assert_eq!(
+            got,
+            vec![
+                "starting up",
+                "2026-12-04T21:05:00.250Z request failed: token expired 60s ago"
+            ]
+        );
     }
 }

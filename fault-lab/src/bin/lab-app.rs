@@ -97,17 +97,23 @@ fn main() -> Result<()> {
     let ballast = Arc::new(Mutex::new(vec![touched(args.ballast_mb)]));
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
-    eprintln!("vigil-lab-app listening on {}", args.listen);
+    eprintln!("{} INFO listening on {}", now_rfc3339(), args.listen);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let (args, ballast) = (args.clone(), ballast.clone());
         std::thread::spawn(move || {
             if let Err(e) = serve(stream, &args, &ballast) {
-                eprintln!("connection: {e:#}");
+                eprintln!("{} WARN connection: {e:#}", now_rfc3339());
             }
         });
     }
     Ok(())
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn check_config(path: &PathBuf) -> Result<()> {
@@ -209,7 +215,11 @@ fn route(path: &str, args: &Args, ballast: &Mutex<Vec<Vec<u8>>>) -> (&'static st
     }
     match work(args) {
         Ok(hits) => ("200 OK", format!("hits={hits}\n")),
-        Err(e) => ("502 Bad Gateway", format!("{e:#}\n")),
+        Err(e) => {
+            // As a service's logger would: dated, one line per failed request.
+            eprintln!("{} ERROR request failed: {e:#}", now_rfc3339());
+            ("502 Bad Gateway", format!("{e:#}\n"))
+        }
     }
 }
 

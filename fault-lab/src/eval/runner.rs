@@ -52,9 +52,10 @@ const DETECTION_GRACE: Duration = Duration::from_secs(3);
 /// take to appear.
 const DIAGNOSIS_WAIT: Duration = Duration::from_secs(5);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for Vigil's anomaly incidents to resolve before the next fault: correlation
-/// folds anomalies into an open incident, so faults too close together would be scored as
-/// one.
+/// Longest wait for Vigil's anomaly incidents and detection's open episodes to resolve
+/// before the next fault: correlation folds anomalies into an open episode (an anomaly
+/// incident's, or a kernel rule's incident's), so faults too close together would be scored
+/// as one.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runner<'a> {
@@ -242,7 +243,7 @@ impl<'a> Runner<'a> {
         record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
         if let Some(v) = &self.vigil {
             let settle = Instant::now() + SETTLE_TIMEOUT;
-            while v.open_anomalies() > 0 && Instant::now() < settle {
+            while (v.open_anomalies() > 0 || v.open_episodes() > 0) && Instant::now() < settle {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }

@@ -42,6 +42,14 @@ impl VigilApi {
 
     /// Open anomaly incidents touching lab workloads (which correlation would extend
     /// rather than open anew).
+    /// Episodes detection still holds open: anomalies of the last fault that joined a kernel
+    /// rule's incident open no anomaly incident, yet a new fault's symptoms would join them.
+    pub fn open_episodes(&self) -> usize {
+        self.get("/api/v1/detection")
+            .and_then(|d| d["stats"]["open_episodes"].as_u64())
+            .map_or(0, |n| n as usize)
+    }
+
     pub fn open_anomalies(&self) -> usize {
         let Some(list) = self.get("/api/v1/incidents?status=open&kind=service_anomaly&limit=1000")
         else {

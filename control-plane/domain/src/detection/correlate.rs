@@ -247,6 +247,14 @@ impl Correlator {
         }
     }
 
+    /// How many groups are not resolved.
+    pub fn open_groups(&self) -> usize {
+        self.groups
+            .iter()
+            .filter(|g| g.resolved_window.is_none())
+            .count()
+    }
+
     pub fn group(&self, id: u64) -> Option<&Group> {
         self.groups.iter().find(|g| g.id == id)
     }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::*;
 
+use super::shed::ReplicaGroups;
 use crate::{
     entity::{EntityId, Subject, SubjectClass},
     interval::{
@@ -65,7 +66,7 @@ const fn context(name: &'static str) -> Feature {
 }
 
 pub const WORKLOAD_DIM: usize = 19;
-pub const EDGE_DIM: usize = 12;
+pub const EDGE_DIM: usize = 13;
 
 pub const WORKLOAD_FEATURES: [Feature; WORKLOAD_DIM] = [
     context("syscalls_per_s"),
@@ -117,6 +118,9 @@ pub const EDGE_FEATURES: [Feature; EDGE_DIM] = [
     // intervals: a frozen server's show in every window, not only when they give up.
     alerting("stuck_requests", 0.5, 1.0),
     alerting("request_p99_us", 10_000.0, 1.0),
+    // A replica its caller moved away from after it failed (`shed`): from its fair share
+    // of the caller's requests to that port (0) to under half of it.
+    alerting("shed_ratio", 0.5, 0.0),
     // The run-queue delay of the client's node: on a busy node, scheduling delay inflates
     // loopback and veth RTT and request latency without anything wrong on the network.
     // What it explains is discounted (`explain`); never a symptom itself here.
@@ -250,6 +254,7 @@ fn flatten(
     intervals: &[MetricInterval],
     window_ns: i64,
     resolve: &dyn Fn(&str, &Endpoint) -> EntityId,
+    groups: &mut ReplicaGroups,
 ) -> (Rows, Buckets, Subjects) {
     use SubjectClass::{Edge, Workload};
     let mut rows = Rows::default();
@@ -377,6 +382,23 @@ fn flatten(
             edges.push(subject);
             request_rows(&mut rows, &mut buckets, &edge, w, r);
         }
+        let mut server = |ep: &Endpoint| {
+            servers
+                .entry((i.node.as_str(), *ep))
+                .or_insert_with(|| resolve(&i.node, ep))
+                .clone()
+        };
+        for r in groups.interval(&i.node, w, &i.flows, &i.requests, &mut server) {
+            rows.push(
+                &r.edge.to_string(),
+                Edge,
+                w,
+                "shed_ratio",
+                r.value,
+                r.weight,
+            );
+            edges.push(r.edge);
+        }
         // Each edge of this interval gets its node's run-queue delay once.
         let mut seen = std::collections::HashSet::new();
         for e in &edges[first_edge..] {
@@ -462,12 +484,14 @@ fn syscall_errors(rows: &mut Rows, key: &str, w: i64, s: &SyscallObservation) {
 
 /// Feature vectors of every entity active in `intervals`, by window then entity.
 /// `resolve(node, endpoint)` names the server behind a client connection (the graph's view).
+/// `groups` remembers each caller's replicas across passes (`shed`).
 pub fn window_features(
     intervals: &[MetricInterval],
     window_ns: i64,
     resolve: &dyn Fn(&str, &Endpoint) -> EntityId,
+    groups: &mut ReplicaGroups,
 ) -> Result<Vec<WindowFeatures>, FeatureError> {
-    let (rows, buckets, subjects) = flatten(intervals, window_ns, resolve);
+    let (rows, buckets, subjects) = flatten(intervals, window_ns, resolve, groups);
     let window_secs = window_ns as f64 / 1e9;
     let keys = || [col("entity"), col("class"), col("window"), col("feature")];
 

@@ -24,6 +24,7 @@ pub mod report;
 pub mod robust;
 pub mod rootcause;
 pub mod service;
+pub mod shed;
 pub mod univariate;
 pub mod wording;
 

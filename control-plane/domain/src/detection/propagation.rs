@@ -38,11 +38,13 @@ const CONNECTION_FEATURES: [&str; 4] = [
 ];
 /// Features whose rise means the server refused, dropped or never answered: that explains
 /// any trouble of its callers.
-const DEAD_FEATURES: [&str; 4] = [
+/// (A shed server is one its caller stopped calling after it failed.)
+const DEAD_FEATURES: [&str; 5] = [
     "connect_failures_per_s",
     "resets_per_s",
     "unanswered_per_s",
     "stuck_requests",
+    "shed_ratio",
 ];
 
 /// The largest rise of every crossing feature of every subject in an episode.

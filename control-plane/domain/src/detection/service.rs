@@ -19,6 +19,7 @@ use super::{
     ports::{BaselineStore, GraphView},
     report::{self, Timing},
     rootcause::{rank_with, RankConfig},
+    shed::ReplicaGroups,
 };
 use crate::{
     clock::Clock,
@@ -69,6 +70,9 @@ pub struct DetectionStats {
     pub late_intervals: u64,
     pub workload_forest_trained: bool,
     pub edge_forest_trained: bool,
+    /// Episodes the correlator holds open (anomalies still joining them, or not yet quiet
+    /// for `resolve_windows`), whether or not they opened an incident of their own.
+    pub open_episodes: usize,
 }
 
 struct State {
@@ -76,6 +80,8 @@ struct State {
     closed: i64,
     tiers: Tiers,
     correlator: Correlator,
+    /// Each caller's replicas, remembered across windows (a shed one gets no requests).
+    replicas: ReplicaGroups,
     since_save: u64,
     stats: DetectionStats,
 }
@@ -140,6 +146,7 @@ impl DetectionService {
                 closed,
                 tiers: Tiers::new(&config, baselines),
                 correlator: Correlator::new(config.correlate),
+                replicas: ReplicaGroups::default(),
                 since_save: 0,
                 stats: DetectionStats::default(),
             }),
@@ -197,6 +204,7 @@ impl DetectionService {
         DetectionStats {
             workload_forest_trained: workload,
             edge_forest_trained: edge,
+            open_episodes: s.correlator.open_groups(),
             ..s.stats.clone()
         }
     }
@@ -258,7 +266,7 @@ impl DetectionService {
         }
         let graph = self.graph.as_ref();
         let resolve = |node: &str, ep: &_| graph.server_entity(node, ep);
-        let vectors = window_features(&ready, w_ns, &resolve)?;
+        let vectors = window_features(&ready, w_ns, &resolve, &mut self.state().replicas)?;
         // Subjects with traffic in these windows: the witnesses localization may call on.
         let active: BTreeSet<Subject> = vectors.iter().map(|v| v.entity.clone()).collect();
         let edges = graph.call_edges(now_unix_ns);
@@ -277,6 +285,10 @@ impl DetectionService {
                 outcome.windows += 1;
                 outcome.entities += vectors.len();
                 let (anomalies, samples) = state.tiers.judge(&self.config, &vectors, &mut scores);
+                for a in &anomalies {
+                    let crossed: Vec<_> = a.features.iter().map(|f| f.feature.as_str()).collect();
+                    tracing::debug!(window, entity = %a.entity, tier = a.tier, score = a.score, ?crossed, "anomaly");
+                }
                 outcome.anomalies += anomalies.len();
                 state.stats.samples += samples;
                 state.stats.windows += 1;

@@ -12,14 +12,21 @@ use crate::{
 /// A workload's recent log lines (Kubernetes pod logs; locally a configured file).
 pub trait LogSource: Send + Sync {
     /// At most `max_lines` of the newest lines, oldest first; empty when none are known.
-    fn tail(&self, entity: &EntityId, max_lines: usize) -> Result<Vec<String>, StoreError>;
+    /// Lines the source can date before `since_unix_ns` are left out: an error logged by the
+    /// previous fault is not evidence of this one. Undated lines are kept.
+    fn tail(
+        &self,
+        entity: &EntityId,
+        since_unix_ns: i64,
+        max_lines: usize,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Nothing configured: no workload has logs.
 pub struct NoLogs;
 
 impl LogSource for NoLogs {
-    fn tail(&self, _: &EntityId, _: usize) -> Result<Vec<String>, StoreError> {
+    fn tail(&self, _: &EntityId, _: i64, _: usize) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
 }

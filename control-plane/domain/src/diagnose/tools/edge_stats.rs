@@ -99,9 +99,15 @@ const QUEUEING_CV: f64 = 0.1;
 /// Samples a steadiness judgement needs, after the two at the fault's edges are dropped.
 const STEADINESS_SAMPLES: usize = 4;
 
-/// The coefficient of variation of the round trips inside the window, leaving out the first
-/// and last sample (each half before, half after a change).
-fn rtt_variation(rtts: &[f64]) -> Option<f64> {
+/// The coefficient of variation of the round trips over the span they were up (past 3× the
+/// `before` level: the window may reach past the fault's end, or start before it), leaving
+/// out the first and last sample of that span (each half before, half after a change). A dip
+/// inside the span (a queue that drained) counts.
+fn rtt_variation(rtts: &[f64], before: Option<f64>) -> Option<f64> {
+    let up = |x: &f64| before.is_none_or(|b| *x >= 3.0 * b);
+    let first = rtts.iter().position(up)?;
+    let last = rtts.iter().rposition(up)?;
+    let rtts = &rtts[first..=last];
     if rtts.len() < STEADINESS_SAMPLES + 2 {
         return None;
     }
@@ -207,7 +213,7 @@ fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vo
         .filter(|(_, n)| *n > 0)
         .map(|(sum, n)| *sum as f64 / *n as f64)
         .collect();
-    let variation = rtt_variation(&series);
+    let variation = rtt_variation(&series, rtt_b);
     let cv = variation.map_or("too few samples to judge".into(), |v| {
         format!("varying {:.0} %", v * 100.0)
     });
@@ -487,5 +493,25 @@ mod tests {
         let resets = silent_peer(5);
         assert!(!resets.contains(&FaultClass::Partition), "{resets:?}");
         assert!(resets.contains(&FaultClass::DependencyDown), "{resets:?}");
+    }
+
+    /// A window that reaches past a steady delay's end (RTT back at 20 µs) or starts before
+    /// it: still a steady delay, judged over the span the round trips were up; a queue's
+    /// swings inside that span, a dip included, are still a queue's.
+    #[test]
+    fn steadiness_is_judged_over_the_span_the_round_trips_were_up() {
+        let before = Some(20.0);
+        let mut delayed = vec![20.0, 20.0, 150_000.0];
+        delayed.extend([201_000.0; 12]);
+        delayed.extend([120_000.0, 20.0, 21.0, 19.0, 20.0]);
+        let cv = rtt_variation(&delayed, before).expect("enough samples");
+        assert!(cv < QUEUEING_CV, "{cv}");
+        let all = rtt_variation(&delayed, None).expect("enough samples");
+        assert!(all >= QUEUEING_CV, "the whole window is unsteady: {all}");
+        let queue = [
+            20.0, 90_000.0, 140_000.0, 60_000.0, 30.0, 120_000.0, 70_000.0, 150_000.0, 20.0,
+        ];
+        let cv = rtt_variation(&queue, before).expect("enough samples");
+        assert!(cv >= QUEUEING_CV, "{cv}");
     }
 }

@@ -42,7 +42,9 @@ impl EvidenceTool for WorkloadLogs {
     }
 
     fn call(&self, sources: &Sources, scope: &Scope) -> Result<ToolOutput, StoreError> {
-        let lines = sources.logs.tail(&scope.entity, MAX_LINES)?;
+        let lines = sources
+            .logs
+            .tail(&scope.entity, scope.from_unix_ns, MAX_LINES)?;
         let mut obs = Vec::new();
         let mut hits: Vec<(FaultClass, u32, String)> = Vec::new();
         for (i, line) in lines.iter().enumerate() {
