@@ -16,7 +16,7 @@ use control_plane::{
     domain::{
         clock::{Clock, ManualClock, SystemClock},
         diagnose::{
-            ports::{NoLogs, Sources},
+            ports::{NoChanges, NoLogs, Sources},
             tools::Registry,
             DiagnosisParts, DiagnosisPolicy, DiagnosisService, FaultClass,
         },
@@ -71,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             samples: store.clone(),
             graph: graph.clone(),
             logs: Arc::new(NoLogs),
+            changes: Arc::new(NoChanges),
         },
         incidents: store.clone(),
         store: store.clone(),

@@ -20,11 +20,14 @@ use crate::domain::{
     pressure::{disk::DiskPolicy, rules::Limit, PressurePolicy},
 };
 
+mod audit;
 mod diagnosis;
 mod llm;
 mod vector;
 
-pub use self::{diagnosis::DiagnosisConfig, llm::LlmConfig, vector::VectorConfig};
+pub use self::{
+    audit::AuditConfig, diagnosis::DiagnosisConfig, llm::LlmConfig, vector::VectorConfig,
+};
 pub use vigil_config_file::{ConfigError, Validate};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +48,7 @@ pub struct ControlPlaneConfig {
     pub kubernetes: KubernetesConfig,
     pub detection: DetectionSettings,
     pub diagnosis: DiagnosisConfig,
+    pub audit: AuditConfig,
     pub otlp: OtlpConfig,
 }
 
@@ -63,6 +67,7 @@ impl Default for ControlPlaneConfig {
             kubernetes: KubernetesConfig::default(),
             detection: DetectionSettings::default(),
             diagnosis: DiagnosisConfig::default(),
+            audit: AuditConfig::default(),
             otlp: OtlpConfig::default(),
         }
     }
@@ -475,6 +480,7 @@ impl ControlPlaneConfig {
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| Err(ConfigError::invalid(origin, field, reason));
         self.diagnosis.validate(origin)?;
+        self.audit.validate(origin)?;
         if self.rules.crash_loop_restarts < 2 {
             return invalid(
                 "rules.crash_loop_restarts",

@@ -17,7 +17,7 @@ use control_plane::{
         clock::{Clock, ManualClock, SystemClock},
         detection::ports::GraphView,
         diagnose::{
-            ports::{DiagnosisStore, NoLogs, Sources},
+            ports::{DiagnosisStore, NoChanges, NoLogs, Sources},
             tools::Registry,
             Diagnosis, DiagnosisParts, DiagnosisPolicy, DiagnosisService, FaultClass, Route,
         },
@@ -96,6 +96,7 @@ impl Lab {
                 samples: store.clone(),
                 graph,
                 logs: Arc::new(NoLogs),
+                changes: Arc::new(NoChanges),
             },
             incidents: store.clone(),
             store: store.clone(),

@@ -4,34 +4,11 @@
 
 mod support;
 
-use std::process::Output;
-
 use serde_json::Value;
-use support::plane::Plane;
-
-async fn vigil(plane: &Plane, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-    command.args(["--api", &plane.base()]).args(args);
-    command.output().await.expect("run vigil")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn refused(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{
+    cli::{ok, refused, vigil},
+    plane::Plane,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_corrects_then_confirms_and_each_mistake_names_the_fix() {

@@ -6,22 +6,20 @@
 
 mod support;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use control_plane::app::{self, Bound};
 use serde_json::{json, Value};
 use support::{
     apiserver::{ApiServer, Recorded},
     config::cluster_config,
     reports::{handed_in_report, GV},
+    running::Running,
 };
 
 const REPORTS: &str = "/apis/vigil.dev/v1alpha1/namespaces/vigil/incidentreports";
 
 struct Replica {
-    http: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), app::AppError>>,
+    running: Running,
     _dir: tempfile::TempDir,
 }
 
@@ -31,25 +29,8 @@ impl Replica {
         let mut config = cluster_config(api, identity, dir.path());
         config.kubernetes.lease_duration_secs = 3;
         config.kubernetes.lease_grace_secs = 1;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<Bound>();
-        let task = tokio::spawn(app::run(
-            config,
-            async {
-                let _ = stopped.await;
-            },
-            move |b| {
-                let _ = bound_tx.send(b);
-            },
-        ));
-        let bound = tokio::time::timeout(Duration::from_secs(10), bound_rx)
-            .await
-            .expect("the control plane binds within 10 s")
-            .expect("bound");
         Self {
-            http: bound.http,
-            stop: Some(stop),
-            task,
+            running: Running::start(config).await,
             _dir: dir,
         }
     }
@@ -66,7 +47,7 @@ impl Replica {
             }]
         });
         let response = reqwest::Client::new()
-            .post(format!("http://{}/api/v1/alertmanager", self.http))
+            .post(format!("{}/api/v1/alertmanager", self.running.base()))
             .json(&body)
             .send()
             .await
@@ -75,15 +56,8 @@ impl Replica {
         response.json().await.expect("JSON")
     }
 
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("stops within 10 s")
-            .expect("task");
-        result.expect("clean exit");
+    async fn stop(self) {
+        self.running.stop().await;
     }
 }
 

@@ -25,7 +25,7 @@ use control_plane::{
         detection::ports::GraphView,
         diagnose::{
             llm::{Bound, Ending, Judgement, LlmPolicy, LlmReview, SecondOpinion},
-            ports::{DiagnosisStore, NoLogs, Sources},
+            ports::{DiagnosisStore, NoChanges, NoLogs, Sources},
             tools::Registry,
             Diagnosis, DiagnosisParts, DiagnosisPolicy, DiagnosisService, FaultClass, Route,
         },
@@ -249,6 +249,7 @@ impl Bench {
                 samples: self.store.clone(),
                 graph: Arc::new(NoGraph),
                 logs: Arc::new(NoLogs),
+                changes: Arc::new(NoChanges),
             },
             incidents: self.store.clone(),
             store: self.store.clone(),

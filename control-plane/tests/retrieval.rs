@@ -21,7 +21,7 @@ use control_plane::{
         clock::{Clock, ManualClock, SystemClock},
         detection::ports::GraphView,
         diagnose::{
-            ports::{DiagnosisStore, NoLogs, Sources},
+            ports::{DiagnosisStore, NoChanges, NoLogs, Sources},
             tools::Registry,
             DiagnosisParts, DiagnosisPolicy, DiagnosisService, FaultClass,
         },
@@ -107,6 +107,7 @@ impl World {
                     samples: store.clone(),
                     graph: Arc::new(NoGraph),
                     logs: Arc::new(NoLogs),
+                    changes: Arc::new(NoChanges),
                 },
                 incidents: store.clone(),
                 store: store.clone(),

@@ -32,6 +32,11 @@ impl EntityId {
         Self(format!("{POD_PREFIX}{uid}"))
     }
 
+    /// The pod's uid, if this is a Kubernetes pod's workload.
+    pub fn pod_uid(&self) -> Option<&str> {
+        self.0.strip_prefix(POD_PREFIX)
+    }
+
     /// An address Vigil knows no workload or Service behind (`ip:port` or `ip`).
     pub fn external(address: impl fmt::Display) -> Self {
         Self(address.to_string())

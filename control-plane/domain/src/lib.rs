@@ -11,6 +11,7 @@
 //! - `graph`: the live service graph built from flows;
 //! - `detection`: baselines, isolation forests, correlation and root-cause ranking;
 //! - `diagnose`: the fault taxonomy, evidence tools, votes and the diagnosis of incidents;
+//! - `audit`: the tamper-evident log of every step taken on an incident;
 //! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents;
 //! - `certs`: the certificates TLS endpoints serve, checked before they lapse;
 //! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits;
@@ -21,6 +22,7 @@
 //! kernel events, nodes and what Vigil reports about its own work (`observe`).
 
 pub mod alerts;
+pub mod audit;
 pub mod certs;
 pub mod clock;
 pub mod detection;

@@ -67,6 +67,7 @@ pub struct ApiState {
     /// The evidence tools, for `/api/v1/tools` and MCP.
     pub diagnosis: Arc<DiagnosisService>,
     pub feedback: Arc<FeedbackService>,
+    pub audit: Arc<crate::domain::audit::AuditLog>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -495,6 +496,32 @@ async fn list_feedback(State(s): State<ApiState>) -> Result<Json<serde_json::Val
     })))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct AuditParams {
+    after_seq: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Most audit records one page returns.
+const MAX_AUDIT_PAGE: usize = 10_000;
+
+/// A page of the audit log (records after `after_seq`), every checkpoint, and the public key
+/// that signs them: what `vigil audit verify` checks.
+async fn audit(
+    State(s): State<ApiState>,
+    Query(p): Query<AuditParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = p.limit.unwrap_or(1_000).min(MAX_AUDIT_PAGE);
+    let public_key = s.audit.public_key();
+    let (records, checkpoints) =
+        blocking(move || Ok(s.audit.read(p.after_seq.unwrap_or(0), limit)?)).await?;
+    Ok(Json(serde_json::json!({
+        "public_key": public_key,
+        "records": records,
+        "checkpoints": checkpoints,
+    })))
+}
+
 /// A tool as `GET /api/v1/tools` lists it.
 #[derive(Serialize)]
 struct ToolView {
@@ -552,6 +579,7 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(post_feedback),
         )
         .route("/api/v1/feedback", get(list_feedback))
+        .route("/api/v1/audit", get(audit))
         .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/graph/blast-radius/{*entity}", get(blast_radius))

@@ -62,7 +62,7 @@ impl LogSource for FileLogs {
 }
 
 /// The time a line starts with, if it starts with an RFC 3339 timestamp.
-fn dated(line: &str) -> Option<i64> {
+pub(crate) fn dated(line: &str) -> Option<i64> {
     let first = line.split_whitespace().next()?;
     let at: jiff::Timestamp = first.parse().ok()?;
     i64::try_from(at.as_nanosecond()).ok()

@@ -3,6 +3,7 @@
 //! Graphviz) translated to and from the domain's types.
 
 pub mod alertmanager;
+pub mod audit_key;
 pub mod corpus;
 pub mod dot;
 pub mod grpc;

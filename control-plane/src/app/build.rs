@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use super::error::AppError;
 use crate::{
     adapters::{
+        audit_key::KeyFile,
         corpus::{seed, FsCorpus},
         llm::{ApiKey, HttpChat},
         logs::FileLogs,
@@ -18,16 +19,20 @@ use crate::{
     config::{ControlPlaneConfig, LlmConfig, VectorConfig},
     domain::{
         alerts::AlertService,
+        audit::{AuditLog, AuditParts, AuditTrail},
         certs::{service::CertificateParts, CertPolicy, CertificateService},
         clock::Clock,
         detection::{DetectionParts, DetectionService},
         diagnose::{
             llm::{ChatModel, SecondOpinion},
-            ports::Sources,
+            ports::{ChangeSource, FirstLogs, LogSource, NoChanges, Sources},
             tools::Registry,
             DiagnosisParts, DiagnosisService,
         },
-        graph::{ports::EndpointResolver, LiveGraph},
+        graph::{
+            ports::{EndpointResolver, NoCluster},
+            LiveGraph,
+        },
         incident::{observed::ObservedIncidents, ports::IncidentStore},
         ingest::{IngestParts, IngestService, KernelRules},
         interval::service::MetricsService,
@@ -55,10 +60,32 @@ pub struct ControlPlane {
     pub diagnosis: Arc<DiagnosisService>,
     /// Runbooks and postmortems: cited by diagnoses, written to when incidents resolve.
     pub corpus: Arc<dyn Corpus>,
+    /// Every step taken on an incident, chained and signed.
+    pub audit: Arc<AuditLog>,
     pub prometheus: Arc<PrometheusExporter>,
     /// `None` unless `certificates.active_check` is on.
     pub certificates: Option<Arc<CertificateService>>,
     pub otlp: Option<Arc<OtlpExporter>>,
+}
+
+/// What the control plane reads from a cluster: who is behind an address, and for diagnosis
+/// the pods' logs and their Deployments' rollouts.
+pub struct ClusterReads {
+    pub resolver: Arc<dyn EndpointResolver>,
+    /// Asked after the files `[diagnosis.logs]` names.
+    pub logs: Option<Arc<dyn LogSource>>,
+    pub changes: Arc<dyn ChangeSource>,
+}
+
+impl ClusterReads {
+    /// No cluster: addresses stay addresses, no pod logs, no rollouts.
+    pub fn none() -> Self {
+        Self {
+            resolver: Arc::new(NoCluster),
+            logs: None,
+            changes: Arc::new(NoChanges),
+        }
+    }
 }
 
 impl ControlPlane {
@@ -66,7 +93,7 @@ impl ControlPlane {
     /// so a restarted control plane serves the graph it had.
     pub fn build(
         config: &ControlPlaneConfig,
-        resolver: Arc<dyn EndpointResolver>,
+        cluster: ClusterReads,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AppError> {
         let store = Arc::new(SqliteStore::open(&config.store_path)?);
@@ -84,7 +111,7 @@ impl ControlPlane {
             })
             .with_observer(observer.clone()),
         );
-        let graph = Arc::new(LiveGraph::new(config.graph_config(), resolver));
+        let graph = Arc::new(LiveGraph::new(config.graph_config(), cluster.resolver));
         let detection = if config.detection.enabled {
             Some(Arc::new(
                 DetectionService::new(DetectionParts {
@@ -137,6 +164,15 @@ impl ControlPlane {
             graph.clone(),
             clock.clone(),
         ));
+        let audit = Arc::new(AuditLog::open(AuditParts {
+            store: store.clone(),
+            signer: Arc::new(KeyFile::load_or_create(
+                &config.audit.key_path(&config.store_path),
+            )?),
+            clock: clock.clone(),
+            policy: config.audit.policy(),
+        })?);
+        observers.add(Arc::new(AuditTrail::new(audit.clone())));
         let corpus_dir = config.diagnosis.corpus_dir(&config.store_path);
         let corpus: Arc<dyn Corpus> = match &config.diagnosis.vector {
             None => Arc::new(FsCorpus::open(&corpus_dir)?),
@@ -149,7 +185,13 @@ impl ControlPlane {
                 events: store.clone(),
                 samples: store.clone(),
                 graph: graph.clone(),
-                logs: Arc::new(FileLogs::new(config.diagnosis.logs.clone())),
+                logs: Arc::new(FirstLogs(
+                    std::iter::once(Arc::new(FileLogs::new(config.diagnosis.logs.clone()))
+                        as Arc<dyn LogSource>)
+                    .chain(cluster.logs)
+                    .collect(),
+                )),
+                changes: cluster.changes,
             },
             incidents: store.clone(),
             store: store.clone(),
@@ -188,6 +230,7 @@ impl ControlPlane {
             alerts,
             diagnosis,
             corpus,
+            audit,
             prometheus,
             certificates,
             otlp,

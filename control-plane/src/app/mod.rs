@@ -12,17 +12,22 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use self::tasks::{before, Tasks};
-pub use self::{build::ControlPlane, error::AppError};
+pub use self::{
+    build::{ClusterReads, ControlPlane},
+    error::AppError,
+};
 use crate::{
-    adapters::{grpc, http, kube::KubeEndpoints},
+    adapters::{
+        grpc, http,
+        kube::{KubeEndpoints, KubeWorkloads},
+    },
     config::ControlPlaneConfig,
     domain::{
         clock::{Clock, SystemClock},
         diagnose::feedback::FeedbackService,
-        graph::ports::{EndpointResolver, NoCluster},
         interval::ports::IntervalStore,
     },
 };
@@ -33,6 +38,10 @@ use vigil_config_file::error_chain as chain;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often stored samples past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the audit log is checked for an unsigned tail older than its checkpoint time.
+const AUDIT_TICK: Duration = Duration::from_secs(1);
+/// How long the start waits for the Kubernetes watches' first listing.
+const CLUSTER_LISTING: Duration = Duration::from_secs(10);
 /// How often changed incidents are diagnosed (each diagnosis is well under a second).
 const DIAGNOSE_EVERY: Duration = Duration::from_secs(1);
 
@@ -91,6 +100,10 @@ fn start_jobs(config: &ControlPlaneConfig, cp: &ControlPlane, tasks: &mut Tasks)
     tasks.periodic("diagnosis", DIAGNOSE_EVERY, move || {
         diagnosis.tick().map(|_| ())
     });
+    let audit = cp.audit.clone();
+    tasks.periodic("audit checkpoint", AUDIT_TICK, move || {
+        audit.checkpoint_if_due().map(|_| ())
+    });
     if let Some(c) = cp.certificates.clone() {
         let every = Duration::from_secs(config.certificates.interval_secs.max(1));
         tasks.periodic("certificate check", every, move || {
@@ -112,16 +125,24 @@ pub async fn run(
     } else {
         None
     };
-    let resolver: Arc<dyn EndpointResolver> = match &cluster {
+    let mut watches = None;
+    let reads = match &cluster {
         Some(client) => {
             info!(
-                "resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices)"
+                "resolving endpoints through the Kubernetes API (Pods, Services, EndpointSlices); pod logs and ReplicaSet revisions for diagnosis"
             );
-            Arc::new(KubeEndpoints::start(client.clone()))
+            let endpoints = Arc::new(KubeEndpoints::start(client.clone()));
+            let workloads = Arc::new(KubeWorkloads::start(client.clone(), endpoints.pods()));
+            watches = Some((endpoints.clone(), workloads.clone()));
+            ClusterReads {
+                resolver: endpoints,
+                logs: Some(workloads.clone()),
+                changes: workloads,
+            }
         }
-        None => Arc::new(NoCluster),
+        None => ClusterReads::none(),
     };
-    let cp = ControlPlane::build(&config, resolver, clock)?;
+    let cp = ControlPlane::build(&config, reads, clock)?;
 
     let grpc_listener = bind(config.grpc_listen, "gRPC ingest", "grpc_listen").await?;
     let http_listener = bind(config.http_listen, "the REST API", "http_listen").await?;
@@ -140,6 +161,23 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    if let Some((endpoints, workloads)) = &watches {
+        // Resolution and diagnosis read the watches: the first incidents should not be judged
+        // on an empty cluster. Bounded: a slow API server delays, never stops, the start.
+        let listed = tokio::time::timeout(CLUSTER_LISTING, async {
+            endpoints
+                .wait_ready()
+                .await
+                .and(workloads.wait_ready().await)
+        })
+        .await;
+        if !matches!(listed, Ok(Ok(()))) {
+            warn!(
+                timeout = ?CLUSTER_LISTING,
+                "the Kubernetes watches have not listed yet; starting without them (they fill in as they list)"
+            );
+        }
+    }
     let mut tasks = Tasks::new(stop_rx.clone());
     start_jobs(&config, &cp, &mut tasks);
     let cluster_tasks = match cluster {
@@ -179,7 +217,9 @@ pub async fn run(
             diagnoses: cp.store.clone(),
             store: cp.store.clone(),
             clock: cp.clock.clone(),
+            audit: cp.audit.clone(),
         }),
+        audit: cp.audit.clone(),
     };
     // REST and MCP on one listener: the same state, the same read-only tools.
     let api = http::router(state.clone())
@@ -213,6 +253,19 @@ async fn drain(cp: ControlPlane, tasks: Tasks, cluster: Option<cluster::ClusterT
             Some(Err(e)) => error!(error = %e, "saving detection baselines panicked"),
             None => {}
         }
+    }
+    // Nothing written is left unsigned: the tail gets its checkpoint before the process ends.
+    let audit = cp.audit.clone();
+    match before(
+        deadline,
+        "signing the audit log's tail",
+        tokio::task::spawn_blocking(move || audit.checkpoint_now()),
+    )
+    .await
+    {
+        Some(Ok(Err(e))) => error!(error = %chain(&e), "signing the audit log's tail failed"),
+        Some(Err(e)) => error!(error = %e, "signing the audit log's tail panicked"),
+        _ => {}
     }
     if let Some(otlp) = cp.otlp {
         // The SDK's exporters block on their own threads; keep the async workers free.

@@ -1,8 +1,9 @@
 //! A Kubernetes API server for tests, on a real socket, speaking the real JSON: an in-memory
 //! object store behind the REST paths (`/api/v1/…`, `/apis/<group>/<version>/…`) with get,
 //! list, watch (held open), create, patch (apply, merge and strategic patches merged as JSON)
-//! and delete, resource versions and `Status` errors. It records every request so a test can
-//! assert exactly what was sent.
+//! and delete, resource versions and `Status` errors, and pods' logs (`pods/{name}/log`, plain
+//! text, with `container`, `previous`, `sinceTime`, `tailLines` and `timestamps` honoured). It
+//! records every request so a test can assert exactly what was sent.
 //!
 //! Requests may carry a `/r/<replica>/` prefix (each replica's client gets its own base URL),
 //! so a test can tell which replica sent what.
@@ -42,6 +43,8 @@ struct State {
     requests: Vec<Recorded>,
     version: u64,
     failures: Vec<Failure>,
+    /// "namespace|pod|container|previous" → lines, each starting with its RFC 3339 time.
+    logs: BTreeMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -171,6 +174,67 @@ impl ApiServer {
             .cloned()
     }
 
+    /// Gives a pod's container a log (its previous run's with `previous`): lines that start
+    /// with their RFC 3339 timestamp, as the kubelet keeps them.
+    pub fn seed_log(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+        text: &str,
+    ) {
+        self.state.lock().expect("lock").logs.insert(
+            format!("{namespace}|{pod}|{container}|{previous}"),
+            text.to_string(),
+        );
+    }
+
+    /// GET `pods/{name}/log`: the stored lines from `sinceTime` on, the last `tailLines` of
+    /// them, timestamps kept only when asked for.
+    fn log(&self, t: &Target, params: &BTreeMap<String, String>) -> Response {
+        let flag = |k: &str| params.get(k).is_some_and(|v| v == "true");
+        let k = format!(
+            "{}|{}|{}|{}",
+            t.namespace.as_deref().unwrap_or_default(),
+            t.name.as_deref().unwrap_or_default(),
+            params
+                .get("container")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            flag("previous")
+        );
+        let Some(text) = self.state.lock().expect("lock").logs.get(&k).cloned() else {
+            return status(400, "BadRequest", format!("no log for {k}"));
+        };
+        let since: Option<jiff::Timestamp> = params.get("sinceTime").and_then(|s| s.parse().ok());
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| {
+                let at: Option<jiff::Timestamp> =
+                    l.split_whitespace().next().and_then(|w| w.parse().ok());
+                since.is_none_or(|s| at.is_none_or(|a| a >= s))
+            })
+            .map(|l| {
+                if flag("timestamps") {
+                    l.to_string()
+                } else {
+                    l.split_once(' ').map_or(l, |(_, rest)| rest).to_string()
+                }
+            })
+            .collect();
+        if let Some(n) = params
+            .get("tailLines")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            lines = lines.split_off(lines.len().saturating_sub(n));
+        }
+        Response::builder()
+            .header("content-type", "text/plain")
+            .body(Body::from(lines.join("\n") + "\n"))
+            .unwrap_or_default()
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().expect("lock").requests.clone()
     }
@@ -187,6 +251,8 @@ impl ApiServer {
     }
 
     async fn handle(&self, req: Request) -> Response {
+        let params: BTreeMap<String, String> =
+            axum::extract::Query::try_from_uri(req.uri()).map_or_else(|_| BTreeMap::new(), |q| q.0);
         let method = req.method().to_string();
         let full = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or_default().to_string();
@@ -230,6 +296,9 @@ impl ApiServer {
         let Some(t) = parse(&path) else {
             return status(404, "NotFound", format!("no route {path}"));
         };
+        if method == "GET" && t.plural == "pods" && t.sub.as_deref() == Some("log") {
+            return self.log(&t, &params);
+        }
         let watch = query
             .split('&')
             .any(|q| q == "watch=true" || q == "watch=1");

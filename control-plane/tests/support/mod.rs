@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod pgvector;
 pub mod plane;
 pub mod reports;
+pub mod running;

@@ -1,13 +1,15 @@
-//! A real control plane on loopback ports whose store already holds one OOM kill's incident
-//! (id 1, ingested as the agent's stream would bring it), diagnosed before `start` returns.
+//! A real control plane on loopback ports whose store already holds OOM kills' incidents
+//! (ids from 1, ingested as the agent's stream would bring them), diagnosed before `start`
+//! returns.
 
 use std::{sync::Arc, time::Duration};
 
 use serde_json::Value;
 
+use super::running::Running;
+
 use control_plane::{
     adapters::sqlite::SqliteStore,
-    app::{self, Bound},
     config::ControlPlaneConfig,
     domain::{
         clock::{Clock, SystemClock},
@@ -19,14 +21,22 @@ use control_plane::{
 pub const APP: &str = "cgroup/app";
 
 pub struct Plane {
-    pub http: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), app::AppError>>,
-    _dir: tempfile::TempDir,
+    running: Running,
+    dir: tempfile::TempDir,
 }
 
 impl Plane {
+    /// One OOM kill, of `APP`: incident 1.
     pub async fn start() -> Self {
+        Self::start_with(&[APP], |_| {}).await
+    }
+
+    /// One OOM kill per workload (incidents 1, 2, … in that order), the config as `configure`
+    /// leaves it.
+    pub async fn start_with(
+        workloads: &[&str],
+        configure: impl FnOnce(&mut ControlPlaneConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_path = dir.path().join("vigil.db");
         {
@@ -37,11 +47,15 @@ impl Plane {
             let report = ingest
                 .ingest(&Batch {
                     node: "n1".into(),
-                    events: vec![oom_kill(1, now - 1_000_000_000, APP)],
+                    events: workloads
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| oom_kill(i as u64 + 1, now - 1_000_000_000, w))
+                        .collect(),
                     stats: None,
                 })
                 .expect("ingest");
-            assert_eq!(report.incidents_opened.len(), 1);
+            assert_eq!(report.incidents_opened.len(), workloads.len());
         }
         let mut config = ControlPlaneConfig {
             grpc_listen: "127.0.0.1:0".parse().expect("addr"),
@@ -50,29 +64,13 @@ impl Plane {
             ..Default::default()
         };
         config.detection.enabled = false;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<Bound>();
-        let task = tokio::spawn(app::run(
-            config,
-            async {
-                let _ = stopped.await;
-            },
-            move |b| {
-                let _ = bound_tx.send(b);
-            },
-        ));
-        let bound = tokio::time::timeout(Duration::from_secs(10), bound_rx)
-            .await
-            .expect("the control plane binds within 10 s")
-            .expect("bound");
+        configure(&mut config);
         let plane = Self {
-            http: bound.http,
-            stop: Some(stop),
-            task,
-            _dir: dir,
+            running: Running::start(config).await,
+            dir,
         };
         // The diagnosis tick runs within a few seconds of start.
-        let url = format!("{}/api/v1/incidents/1", plane.base());
+        let url = format!("{}/api/v1/incidents/{}", plane.base(), workloads.len());
         for _ in 0..100 {
             let detail: Value = reqwest::get(&url)
                 .await
@@ -85,21 +83,19 @@ impl Plane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("incident 1 was not diagnosed within 10 s");
+        panic!("the incidents were not diagnosed within 10 s");
     }
 
     pub fn base(&self) -> String {
-        format!("http://{}", self.http)
+        self.running.base()
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("stops within 10 s")
-            .expect("join")
-            .expect("clean stop");
+    /// The directory of the store (and of the audit key).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub async fn stop(self) {
+        self.running.stop().await;
     }
 }

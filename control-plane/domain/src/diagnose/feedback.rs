@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{model::Diagnosis, ports::DiagnosisStore, taxonomy::FaultClass};
 use crate::{
+    audit::{AuditEntry, AuditKind, AuditLog},
     clock::Clock,
     incident::{ports::IncidentStore, IncidentId},
     store::StoreError,
@@ -106,6 +107,8 @@ pub struct FeedbackService {
     pub diagnoses: Arc<dyn DiagnosisStore>,
     pub store: Arc<dyn FeedbackStore>,
     pub clock: Arc<dyn Clock>,
+    /// Every verdict is an operator's step on the incident: it goes to the audit log.
+    pub audit: Arc<AuditLog>,
 }
 
 impl FeedbackService {
@@ -170,6 +173,17 @@ impl FeedbackService {
             recorded_unix_ns: self.clock.now_unix_ns(),
         };
         self.store.save_feedback(&feedback)?;
+        self.audit.append(AuditEntry {
+            kind: AuditKind::Feedback,
+            incident: Some(id),
+            actor: feedback.by.clone().unwrap_or_else(|| "operator".into()),
+            summary: format!(
+                "incident {id}: the operator {} the diagnosis ({})",
+                verdict.as_str(),
+                class.id()
+            ),
+            body: serde_json::to_value(&feedback).unwrap_or_default(),
+        })?;
         Ok(feedback)
     }
 }

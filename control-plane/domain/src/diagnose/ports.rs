@@ -1,5 +1,6 @@
 //! What diagnosis reads and writes: the sources its evidence tools read (kernel events, metric
-//! samples, the service graph, workload logs), and where diagnoses are kept.
+//! samples, the service graph, workload logs, rollouts of the workload's controller), and
+//! where diagnoses are kept.
 
 use std::sync::Arc;
 
@@ -31,6 +32,60 @@ impl LogSource for NoLogs {
     }
 }
 
+/// Log sources asked in order: the first that knows the entity answers (configured files
+/// before the cluster's pod logs, so an operator's explicit choice wins).
+pub struct FirstLogs(pub Vec<Arc<dyn LogSource>>);
+
+impl LogSource for FirstLogs {
+    fn tail(
+        &self,
+        entity: &EntityId,
+        since_unix_ns: i64,
+        max_lines: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        for source in &self.0 {
+            let lines = source.tail(entity, since_unix_ns, max_lines)?;
+            if !lines.is_empty() {
+                return Ok(lines);
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// A new revision of the controller that runs a workload (on Kubernetes a Deployment's
+/// ReplicaSet): what an operator means by "what was deployed".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// The controller, as `Deployment default/checkout`.
+    pub controller: String,
+    pub revision: u64,
+    /// When the revision was created (the rollout began).
+    pub at_unix_ns: i64,
+    /// The revision's container images, and those of the revision before it (empty when it
+    /// is the first).
+    pub images: Vec<String>,
+    pub previous_images: Vec<String>,
+    /// Whether the entity runs this revision (its pod belongs to it).
+    pub runs_it: bool,
+}
+
+/// Rollouts of the controller behind an entity.
+pub trait ChangeSource: Send + Sync {
+    /// Revisions of the entity's controller created at or after `since_unix_ns`, oldest
+    /// first; empty when the entity has no controller this source knows.
+    fn rollouts(&self, entity: &EntityId, since_unix_ns: i64) -> Result<Vec<Rollout>, StoreError>;
+}
+
+/// No cluster: nothing is rolled out by a controller Vigil can see.
+pub struct NoChanges;
+
+impl ChangeSource for NoChanges {
+    fn rollouts(&self, _: &EntityId, _: i64) -> Result<Vec<Rollout>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 /// Everything the read-only tools may read. None of it is written by a tool.
 #[derive(Clone)]
 pub struct Sources {
@@ -38,6 +93,7 @@ pub struct Sources {
     pub samples: Arc<dyn IntervalStore>,
     pub graph: Arc<dyn GraphView>,
     pub logs: Arc<dyn LogSource>,
+    pub changes: Arc<dyn ChangeSource>,
 }
 
 /// Where diagnoses are kept: the latest per incident.

@@ -59,7 +59,7 @@ pub struct KubeEndpoints {
 
 /// Starts a reflector for `K` across all namespaces; its task logs watch errors and retries
 /// with backoff.
-fn reflect<K>(client: &Client) -> (Store<K>, JoinHandle<()>)
+pub(super) fn reflect<K>(client: &Client) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -97,6 +97,11 @@ impl KubeEndpoints {
             index: Mutex::new((None, Arc::default())),
             tasks: vec![a, b, c],
         }
+    }
+
+    /// The Pods the resolver watches, for the other readers of the cluster (one watch each).
+    pub fn pods(&self) -> Store<Pod> {
+        self.pods.clone()
     }
 
     /// Waits until every watch has listed once.

@@ -1,11 +1,14 @@
-//! Kubernetes adapters (kube-rs): endpoint resolution from watches, the `IncidentReport`
-//! custom resource and its mirror of Vigil's incidents, the controller for reports others
-//! create, and Lease-based leader election between control-plane replicas.
+//! Kubernetes adapters (kube-rs): endpoint resolution from watches, pods' logs and their
+//! Deployments' revisions for diagnosis, the `IncidentReport` custom resource and its mirror
+//! of Vigil's incidents, the controller for reports others create, and Lease-based leader
+//! election between control-plane replicas.
 
 pub mod endpoints;
 pub mod leader;
 pub mod mirror;
 pub mod reconcile;
 pub mod report;
+pub mod workloads;
 
 pub use endpoints::KubeEndpoints;
+pub use workloads::KubeWorkloads;

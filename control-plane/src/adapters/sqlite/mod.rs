@@ -6,6 +6,7 @@
 //! stored value that no longer reads back is an error naming the row (`StoreError::Corrupt`),
 //! never a silent default.
 
+mod audit;
 mod baselines;
 mod codec;
 mod diagnoses;

@@ -57,6 +57,18 @@ CREATE TABLE IF NOT EXISTS feedback (
     recorded_unix_ns INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at_unix_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    incident_id INTEGER,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_incident ON audit (incident_id);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    size INTEGER PRIMARY KEY,
+    checkpoint TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS baselines (
     entity TEXT PRIMARY KEY,
     state TEXT NOT NULL

@@ -1,12 +1,13 @@
 //! `recent_changes`: what changed in an entity lately — programs executed that it had not run
-//! before (a new binary), restarts. On Kubernetes the Deployment's ReplicaSet revisions join
-//! through the same output (not wired yet). A new binary followed by failures is a bad deploy.
+//! before (a new binary), restarts, and on Kubernetes the revisions of the Deployment behind
+//! it (its ReplicaSets). A new binary followed by failures is a bad deploy; so is trouble in a
+//! pod of a revision rolled out shortly before it.
 
 use std::collections::BTreeSet;
 
 use crate::{
     diagnose::{
-        ports::Sources,
+        ports::{Rollout, Sources},
         taxonomy::FaultClass,
         tool::{EvidenceTool, Observation, Scope, ToolOutput, ToolSpec, Vote},
         window,
@@ -21,7 +22,7 @@ impl EvidenceTool for RecentChanges {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "recent_changes",
-            description: "Changes to one entity around the incident: programs it executed for the first time (a new binary), and restarts of its main process.",
+            description: "Changes to one entity around the incident: programs it executed for the first time (a new binary), restarts of its main process, and on Kubernetes the Deployment revisions rolled out (images before and after).",
         }
     }
 
@@ -51,7 +52,13 @@ impl EvidenceTool for RecentChanges {
                 .iter()
                 .filter(|e| matches!(e.event.kind, EventKind::ExecFailure { .. }))
                 .count();
-        let obs = vec![
+        let rollouts: Vec<Rollout> = sources
+            .changes
+            .rollouts(&scope.entity, scope.before_from_unix_ns())?
+            .into_iter()
+            .filter(|r| r.at_unix_ns <= scope.to_unix_ns)
+            .collect();
+        let mut obs = vec![
             Observation::new("main process started", f64::from(restarts), "times").weight(2.0),
             Observation::new(
                 "programs run for the first time",
@@ -62,7 +69,36 @@ impl EvidenceTool for RecentChanges {
             .weight(3.0),
             Observation::new("abnormal endings after", failures as f64, "events").weight(1.0),
         ];
+        obs.extend(rollouts.iter().map(|r| {
+            let before = (scope.onset_unix_ns() - r.at_unix_ns) as f64 / 1e9;
+            Observation::new(
+                format!("{} revision {} rolled out", r.controller, r.revision),
+                before,
+                "s before the symptom",
+            )
+            .detail(rollout_detail(r))
+            .weight(if r.runs_it { 4.0 } else { 1.5 })
+        }));
         let mut votes = Vec::new();
+        // The entity runs a revision rolled out within the look-back: the symptom is the
+        // first thing that revision did wrong. Stronger when the kernel saw it fail.
+        if let Some(r) = rollouts.iter().rev().find(|r| r.runs_it) {
+            votes.push(Vote::new(
+                FaultClass::BadDeploy,
+                if failures > 0 { 0.5 } else { 0.35 },
+                format!(
+                    "runs {} revision {}, rolled out {:.0} s before the symptom{}",
+                    r.controller,
+                    r.revision,
+                    (scope.onset_unix_ns() - r.at_unix_ns) as f64 / 1e9,
+                    if failures > 0 {
+                        format!(", then {failures} failure(s)")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
         if !new_binaries.is_empty() && failures > 0 {
             votes.push(Vote::new(
                 FaultClass::BadDeploy,
@@ -74,8 +110,9 @@ impl EvidenceTool for RecentChanges {
             ));
         }
         let summary = format!(
-            "{restarts} starts, {} new program(s) in the window",
-            new_binaries.len()
+            "{restarts} starts, {} new program(s) in the window, {} rollout(s)",
+            new_binaries.len(),
+            rollouts.len()
         );
         Ok(ToolOutput::new(
             "recent_changes",
@@ -84,5 +121,25 @@ impl EvidenceTool for RecentChanges {
             obs,
             votes,
         ))
+    }
+}
+
+/// What a rollout changed: its images against the revision before it.
+fn rollout_detail(r: &Rollout) -> String {
+    let images = r.images.join(", ");
+    let runs = if r.runs_it {
+        "this entity runs it"
+    } else {
+        "this entity runs an older revision"
+    };
+    if r.previous_images.is_empty() {
+        format!("images {images}; {runs}")
+    } else if r.previous_images == r.images {
+        format!("images unchanged ({images}): the pod template's configuration changed; {runs}")
+    } else {
+        format!(
+            "images {images} (were {}); {runs}",
+            r.previous_images.join(", ")
+        )
     }
 }

@@ -1,5 +1,7 @@
 //! `vigil`: the operator's CLI over the control plane's REST API.
 
+mod audit;
+
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::{bail, Context as _};
@@ -76,6 +78,17 @@ enum Command {
     BlastRadius { entity: String },
     /// Print the IncidentReport CustomResourceDefinition (YAML; pipe into `kubectl apply -f -`).
     Crdgen,
+    /// The audit log: every step taken on incidents, chained and signed. With no subcommand,
+    /// the latest records.
+    Audit {
+        #[command(subcommand)]
+        command: Option<audit::AuditCommand>,
+        /// Records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Serve Vigil's read-only evidence tools and incidents over MCP on stdin/stdout, for an
     /// agent (Claude Desktop, an IDE, your own), with the control plane's API behind them.
     Mcp,
@@ -345,6 +358,36 @@ async fn main() -> anyhow::Result<()> {
             .build()?,
     };
     match cli.command {
+        Command::Audit {
+            command: Some(command),
+            ..
+        } => audit::run(&api, command, cli.json).await?,
+        Command::Audit {
+            command: None,
+            after,
+            limit,
+        } => {
+            let page = api
+                .get(
+                    "/api/v1/audit",
+                    &[
+                        ("after_seq", after.to_string()),
+                        ("limit", limit.to_string()),
+                    ],
+                )
+                .await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&page["records"])?);
+            } else {
+                let records = page["records"].as_array().cloned().unwrap_or_default();
+                if records.is_empty() {
+                    println!("no audit records after {after}");
+                }
+                for r in &records {
+                    println!("{}", audit::line(r));
+                }
+            }
+        }
         Command::Mcp => {
             use rmcp::ServiceExt as _;
             let backend = control_plane::adapters::mcp::remote::Remote::new(&api.base, api.http);

@@ -1,0 +1,154 @@
+//! The Ed25519 key that signs the audit log's checkpoints: a file of its 32-byte seed in hex,
+//! created on first start with mode 0600 (never overwritten), and its public half beside it
+//! (`<key>.pub`) for whoever verifies the log elsewhere.
+
+use std::{
+    io::Write,
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use ed25519_dalek::{Signer as _, SigningKey};
+
+use crate::domain::audit::ports::Signer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditKeyError {
+    #[error("cannot read the audit signing key {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the audit signing key {path} is not 64 hex characters (a 32-byte Ed25519 seed); restore it from a backup, or move it away to start a new key (the old checkpoints then verify only against the old public key)")]
+    Malformed { path: PathBuf },
+    #[error("the audit signing key {path} can be read by others (mode {mode:o}): chmod 600 it")]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error("cannot create the audit signing key {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct KeyFile {
+    key: SigningKey,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl KeyFile {
+    /// Reads the key at `path`, or creates one there if there is none.
+    pub fn load_or_create(path: &Path) -> Result<Self, AuditKeyError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let mode = std::fs::metadata(path)
+                    .map_err(|source| AuditKeyError::Read {
+                        path: path.into(),
+                        source,
+                    })?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(AuditKeyError::Exposed {
+                        path: path.into(),
+                        mode: mode & 0o777,
+                    });
+                }
+                let seed =
+                    unhex(&text).ok_or_else(|| AuditKeyError::Malformed { path: path.into() })?;
+                Ok(Self {
+                    key: SigningKey::from_bytes(&seed),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(source) => Err(AuditKeyError::Read {
+                path: path.into(),
+                source,
+            }),
+        }
+    }
+
+    fn create(path: &Path) -> Result<Self, AuditKeyError> {
+        let create = |source| AuditKeyError::Create {
+            path: path.into(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(create)?;
+        }
+        let key = SigningKey::generate(&mut rand_core::OsRng);
+        // create_new: two starts racing never both write a key.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(create)?;
+        file.write_all(format!("{}\n", hex(&key.to_bytes())).as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(create)?;
+        let public = Self { key };
+        let mut pub_path = path.as_os_str().to_owned();
+        pub_path.push(".pub");
+        std::fs::write(&pub_path, format!("{}\n", hex(&public.public_key()))).map_err(create)?;
+        tracing::info!(key = %path.display(), public_key = %hex(&public.public_key()), "created the audit log's signing key");
+        Ok(public)
+    }
+}
+
+impl Signer for KeyFile {
+    fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_private_then_read_back_the_same() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("k/audit.key");
+        let first = KeyFile::load_or_create(&path).expect("create");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = KeyFile::load_or_create(&path).expect("read");
+        assert_eq!(first.public_key(), again.public_key());
+        let published = std::fs::read_to_string(dir.path().join("k/audit.key.pub")).expect("pub");
+        assert_eq!(published.trim(), hex(&first.public_key()));
+    }
+
+    #[test]
+    fn a_readable_or_garbled_key_is_refused_naming_the_fix() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("audit.key");
+        std::fs::write(&path, "not a key\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let e = KeyFile::load_or_create(&path).err().expect("garbled");
+        assert!(e.to_string().contains("64 hex characters"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = KeyFile::load_or_create(&path).err().expect("exposed");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+    }
+}
