@@ -15,6 +15,7 @@
 //! - `alerts`: alerts raised elsewhere (Alertmanager, IncidentReports) as incidents;
 //! - `certs`: the certificates TLS endpoints serve, checked before they lapse;
 //! - `pressure`: resource readings (memory near its limit, CPU throttling) against fixed limits;
+//! - `remediate`: the guardrails and phases every proposed action is judged by;
 //! - `rca`: graph-free root-cause ranking of recorded cases (replays, public datasets);
 //! - `scoring`: anomaly scores comparable across metrics and services.
 //!
@@ -37,6 +38,7 @@ pub mod node;
 pub mod observe;
 pub mod pressure;
 pub mod rca;
+pub mod remediate;
 pub mod retrieve;
 pub mod scoring;
 pub mod store;
