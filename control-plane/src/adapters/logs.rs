@@ -1,7 +1,7 @@
 //! Workload logs from files named in the config (`[diagnosis.logs]`): the newest lines, read
 //! from the file's end so a large log costs one bounded read. A line that starts with an
 //! RFC 3339 timestamp (`2026-12-04T21:40:00.123Z …`, as most loggers and `kubectl logs
-//! --timestamps` write) is dated by it; others are undated.
+//! --timestamps` write) is dated by it; an undated one by the next dated line after it.
 
 use std::{
     collections::BTreeMap,
@@ -51,10 +51,22 @@ impl LogSource for FileLogs {
         if len > TAIL_BYTES && !lines.is_empty() {
             lines.remove(0);
         }
+        // A log is written in order: an undated line (a child's stderr, a stack trace) is no
+        // newer than the next dated line after it, so it goes with that line; one after the
+        // last dated line may be new and stays.
+        let mut next_dated: Option<i64> = None;
+        let mut keep = vec![false; lines.len()];
+        for (i, l) in lines.iter().enumerate().rev() {
+            if let Some(t) = dated(l) {
+                next_dated = Some(t);
+            }
+            keep[i] = next_dated.is_none_or(|t| t >= since_unix_ns);
+        }
         let mut lines: Vec<String> = lines
             .into_iter()
-            .filter(|l| dated(l).is_none_or(|t| t >= since_unix_ns))
-            .map(str::to_string)
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(l, _)| l.to_string())
             .collect();
         let skip = lines.len().saturating_sub(max_lines);
         Ok(lines.split_off(skip))
@@ -97,6 +109,34 @@ mod tests {
             .tail(&EntityId::new("cgroup/app"), 0, 3)
             .expect_err("missing");
         assert!(err.to_string().contains("log file"), "{err}");
+    }
+
+    #[test]
+    fn undated_lines_go_with_the_next_dated_line_and_the_trailing_ones_stay() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("app.log");
+        std::fs::write(
+            &path,
+            "setpriv: failed to execute /srv/app: Permission denied\n\
+             2026-12-04T21:00:00Z request failed: upstream timed out\n\
+             2026-12-04T21:05:00Z request failed: connection reset\n\
+             panic: index out of range\n",
+        )
+        .expect("write");
+        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
+        let since: jiff::Timestamp = "2026-12-04T21:04:00Z".parse().expect("time");
+        let since = i64::try_from(since.as_nanosecond()).expect("fits");
+        let got = logs
+            .tail(&EntityId::new("cgroup/app"), since, 10)
+            .expect("tail");
+        assert_eq!(
+            got,
+            vec![
+                "2026-12-04T21:05:00Z request failed: connection reset",
+                "panic: index out of range"
+            ],
+            "the old fault's undated line is as old as the line after it"
+        );
     }
 
     #[test]
