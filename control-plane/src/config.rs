@@ -23,10 +23,15 @@ use crate::domain::{
 mod audit;
 mod diagnosis;
 mod llm;
+mod remediation;
 mod vector;
 
 pub use self::{
-    audit::AuditConfig, diagnosis::DiagnosisConfig, llm::LlmConfig, vector::VectorConfig,
+    audit::AuditConfig,
+    diagnosis::DiagnosisConfig,
+    llm::LlmConfig,
+    remediation::{RemediationConfig, RuntimeKind},
+    vector::VectorConfig,
 };
 pub use vigil_config_file::{ConfigError, Validate};
 
@@ -49,6 +54,7 @@ pub struct ControlPlaneConfig {
     pub detection: DetectionSettings,
     pub diagnosis: DiagnosisConfig,
     pub audit: AuditConfig,
+    pub remediation: RemediationConfig,
     pub otlp: OtlpConfig,
 }
 
@@ -68,6 +74,7 @@ impl Default for ControlPlaneConfig {
             detection: DetectionSettings::default(),
             diagnosis: DiagnosisConfig::default(),
             audit: AuditConfig::default(),
+            remediation: RemediationConfig::default(),
             otlp: OtlpConfig::default(),
         }
     }
@@ -481,6 +488,7 @@ impl ControlPlaneConfig {
         let invalid = |field, reason: &str| Err(ConfigError::invalid(origin, field, reason));
         self.diagnosis.validate(origin)?;
         self.audit.validate(origin)?;
+        self.remediation.validate(origin)?;
         if self.rules.crash_loop_restarts < 2 {
             return invalid(
                 "rules.crash_loop_restarts",

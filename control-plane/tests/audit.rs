@@ -1,5 +1,6 @@
-//! The audit log as an operator checks it: a real control plane writes its diagnoses and an
-//! operator's verdict to the log and signs checkpoints; `vigil audit verify` (the real CLI,
+//! The audit log as an operator checks it: a real control plane writes its diagnoses, the
+//! decisions remediation takes on them and an operator's verdict to the log and signs
+//! checkpoints; `vigil audit verify` (the real CLI,
 //! over the API) finds it intact, then names each tampering done to the store's rows behind
 //! its back: an edited record, two records swapped, and a tail cut off after a checkpoint —
 //! with the control plane's own checkpoints, and with them deleted too, against checkpoints
@@ -42,7 +43,8 @@ async fn vigil_audit_verify_names_every_tampering() {
     let key = dir.join("audit-ed25519.key.pub");
     let key = key.to_str().expect("utf-8");
 
-    // Five diagnoses and one operator's verdict: six records, checkpoints at 2, 4 and 6.
+    // Five diagnoses, the five decisions remediation took on them (observe phase: logged
+    // only) and one operator's verdict: eleven records, checkpoints at 2, 4, … 10.
     ok(&vigil(&plane, &["incident", "1", "confirm", "--by", "alice"]).await);
     let mut page = Value::Null;
     for _ in 0..100 {
@@ -52,18 +54,15 @@ async fn vigil_audit_verify_names_every_tampering() {
             .json()
             .await
             .expect("JSON");
-        if page["records"].as_array().map_or(0, Vec::len) >= 6 {
+        if page["records"].as_array().map_or(0, Vec::len) >= 11 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let records = page["records"].as_array().expect("records");
-    assert_eq!(records.len(), 6, "{page:#}");
-    assert_eq!(
-        records.iter().filter(|r| r["kind"] == "diagnosis").count(),
-        5,
-        "{page:#}"
-    );
+    assert_eq!(records.len(), 11, "{page:#}");
+    let count = |kind: &str| records.iter().filter(|r| r["kind"] == kind).count();
+    assert_eq!((count("diagnosis"), count("decision")), (5, 5), "{page:#}");
     let verdict = records
         .iter()
         .find(|r| r["kind"] == "feedback")
@@ -78,7 +77,7 @@ async fn vigil_audit_verify_names_every_tampering() {
         .iter()
         .filter_map(|c| c["size"].as_u64())
         .collect();
-    assert_eq!(sizes, [2, 4, 6]);
+    assert_eq!(sizes, [2, 4, 6, 8, 10]);
 
     let listed = ok(&vigil(&plane, &["audit"]).await);
     assert!(
@@ -87,7 +86,7 @@ async fn vigil_audit_verify_names_every_tampering() {
     );
     let intact = ok(&vigil(&plane, &["audit", "verify", "--public-key-file", key]).await);
     assert!(
-        intact.contains("intact: 6 records, 3 checkpoints, signed through record 6"),
+        intact.contains("intact: 11 records, 5 checkpoints, signed through record 10"),
         "{intact}"
     );
     let exported = ok(&vigil(&plane, &["audit", "checkpoints"]).await);
@@ -99,7 +98,7 @@ async fn vigil_audit_verify_names_every_tampering() {
     let original = record_json(&dir, 3);
     tamper(
         &dir,
-        "UPDATE audit SET record = replace(record, 'oom_kill', 'crash_loop') WHERE seq = 3",
+        "UPDATE audit SET record = json_set(record, '$.summary', 'nothing happened') WHERE seq = 3",
     );
     let e = refused(&vigil(&plane, &["audit", "verify", "--public-key-file", key]).await);
     assert!(e.contains("record 3 was edited"), "{e}");
@@ -127,7 +126,7 @@ async fn vigil_audit_verify_names_every_tampering() {
     tamper(&dir, "DELETE FROM audit WHERE seq > 4");
     let e = refused(&vigil(&plane, &["audit", "verify", "--public-key-file", key]).await);
     assert!(
-        e.contains("has 4 records but a signed checkpoint counted 6"),
+        e.contains("has 4 records but a signed checkpoint counted 10"),
         "{e}"
     );
     // …and with that checkpoint deleted too, only the exported copy does.

@@ -2,6 +2,7 @@
 //! Prometheus, OTLP and the Kubernetes API, and the outside formats (Alertmanager's webhook,
 //! Graphviz) translated to and from the domain's types.
 
+pub mod actions_api;
 pub mod alertmanager;
 pub mod audit_key;
 pub mod corpus;
@@ -15,7 +16,9 @@ pub mod mcp;
 pub mod otlp;
 pub mod outbound;
 pub mod pgvector;
+pub mod playbooks;
 pub mod prometheus;
+pub mod runtime;
 pub mod sqlite;
 pub mod tls_probe;
 pub mod wire;

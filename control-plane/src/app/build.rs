@@ -12,11 +12,13 @@ use crate::{
         logs::FileLogs,
         otlp::OtlpExporter,
         pgvector::{embeddings::Embeddings, PgVector},
+        playbooks,
         prometheus::PrometheusExporter,
+        runtime::LocalRuntime,
         sqlite::SqliteStore,
         tls_probe::TlsProbe,
     },
-    config::{ControlPlaneConfig, LlmConfig, VectorConfig},
+    config::{ControlPlaneConfig, LlmConfig, RuntimeKind, VectorConfig},
     domain::{
         alerts::AlertService,
         audit::{AuditLog, AuditParts, AuditTrail},
@@ -38,6 +40,10 @@ use crate::{
         interval::service::MetricsService,
         observe::{Observer, Observers},
         pressure::PressureService,
+        remediate::{
+            ports::{NoRuntime, Runtime},
+            GraphFleet, RemediationParts, RemediationService,
+        },
         retrieve::{ports::Corpus, service::Learner, Retriever},
     },
 };
@@ -62,6 +68,8 @@ pub struct ControlPlane {
     pub corpus: Arc<dyn Corpus>,
     /// Every step taken on an incident, chained and signed.
     pub audit: Arc<AuditLog>,
+    /// Diagnoses routed to remediation: their playbooks' actions, judged, run, verified.
+    pub remediation: Arc<RemediationService>,
     pub prometheus: Arc<PrometheusExporter>,
     /// `None` unless `certificates.active_check` is on.
     pub certificates: Option<Arc<CertificateService>>,
@@ -206,6 +214,27 @@ impl ControlPlane {
         }
         let diagnosis = Arc::new(diagnosis);
         observers.add(diagnosis.clone());
+        let r = &config.remediation;
+        let runtime: Arc<dyn Runtime> = match r.runtime {
+            RuntimeKind::None => Arc::new(NoRuntime),
+            RuntimeKind::Local => Arc::new(LocalRuntime::host()),
+        };
+        let remediation = Arc::new(RemediationService::new(RemediationParts {
+            playbooks: playbooks::load(r.playbooks.as_deref())?,
+            policy: r.policy(),
+            approval_ttl_ns: r.approval_ttl_ns(),
+            verify_after_ns: r.verify_after_ns(),
+            store: store.clone(),
+            fleet: Arc::new(GraphFleet {
+                graph: graph.clone(),
+                clock: clock.clone(),
+            }),
+            runtime,
+            incidents: store.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        }));
+        observers.add(remediation.clone());
         let prometheus = Arc::new(
             PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())
                 .with_resources(pressure, certificates.clone()),
@@ -231,6 +260,7 @@ impl ControlPlane {
             diagnosis,
             corpus,
             audit,
+            remediation,
             prometheus,
             certificates,
             otlp,

@@ -43,6 +43,8 @@ pub enum AppError {
     #[error("{field} names the environment variable {env}, which is not set: export it")]
     MissingEnv { field: &'static str, env: String },
     #[error(transparent)]
+    Playbook(#[from] crate::adapters::playbooks::PlaybookError),
+    #[error(transparent)]
     AuditKey(#[from] crate::adapters::audit_key::AuditKeyError),
     #[error(transparent)]
     Corpus(#[from] crate::domain::retrieve::ports::CorpusError),

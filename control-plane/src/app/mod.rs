@@ -21,7 +21,7 @@ pub use self::{
 };
 use crate::{
     adapters::{
-        grpc, http,
+        actions_api, grpc, http,
         kube::{KubeEndpoints, KubeWorkloads},
     },
     config::ControlPlaneConfig,
@@ -38,6 +38,8 @@ use vigil_config_file::error_chain as chain;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often stored samples past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often proposals are decided, approvals expired and ran actions verified.
+const REMEDIATE_EVERY: Duration = Duration::from_secs(1);
 /// How often the audit log is checked for an unsigned tail older than its checkpoint time.
 const AUDIT_TICK: Duration = Duration::from_secs(1);
 /// How long the start waits for the Kubernetes watches' first listing.
@@ -99,6 +101,10 @@ fn start_jobs(config: &ControlPlaneConfig, cp: &ControlPlane, tasks: &mut Tasks)
     let diagnosis = cp.diagnosis.clone();
     tasks.periodic("diagnosis", DIAGNOSE_EVERY, move || {
         diagnosis.tick().map(|_| ())
+    });
+    let remediation = cp.remediation.clone();
+    tasks.periodic("remediation", REMEDIATE_EVERY, move || {
+        remediation.tick().map(|_| ())
     });
     let audit = cp.audit.clone();
     tasks.periodic("audit checkpoint", AUDIT_TICK, move || {
@@ -223,6 +229,10 @@ pub async fn run(
     };
     // REST and MCP on one listener: the same state, the same read-only tools.
     let api = http::router(state.clone())
+        .merge(actions_api::router(actions_api::ActionsState {
+            remediation: cp.remediation.clone(),
+            actions: cp.store.clone(),
+        }))
         .nest_service("/mcp", crate::adapters::mcp::local::service(state));
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {

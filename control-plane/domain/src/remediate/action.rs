@@ -45,6 +45,26 @@ impl ActionClass {
         Self::CordonNode,
     ];
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RestartProcess => "restart_process",
+            Self::RaiseMemoryLimit => "raise_memory_limit",
+            Self::ChangeCpuQuota => "change_cpu_quota",
+            Self::AddReplica => "add_replica",
+            Self::RemoveReplica => "remove_replica",
+            Self::RestoreFileMode => "restore_file_mode",
+            Self::RotateLog => "rotate_log",
+            Self::RestartDns => "restart_dns",
+            Self::ReapplyCredential => "reapply_credential",
+            Self::EvictPod => "evict_pod",
+            Self::RolloutRestart => "rollout_restart",
+            Self::Scale => "scale",
+            Self::PatchLimits => "patch_limits",
+            Self::Rollback => "rollback",
+            Self::CordonNode => "cordon_node",
+        }
+    }
+
     /// Whether the action takes replicas out of service while it runs (a restart, an
     /// eviction, a rollout): those count against the blast radius and may not take a
     /// workload's last healthy replica from its dependents.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     action::ActionRequest,
@@ -13,7 +13,7 @@ use super::{
 };
 
 /// What becomes of a proposed action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Within every limit, in an autonomous phase (or approved): run it.
@@ -33,6 +33,17 @@ pub struct Decision {
     pub phase: Phase,
     /// Every guardrail's judgement, passed or not.
     pub checks: Vec<Check>,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execute => "execute",
+            Self::NeedsApproval => "needs_approval",
+            Self::ObserveOnly => "observe_only",
+            Self::Refused => "refused",
+        }
+    }
 }
 
 impl Decision {

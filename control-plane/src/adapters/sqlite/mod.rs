@@ -17,6 +17,7 @@ mod filter;
 mod incidents;
 mod intervals;
 mod nodes;
+mod remediation;
 mod schema;
 
 use std::{path::Path, sync::Mutex};

@@ -69,6 +69,17 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     size INTEGER PRIMARY KEY,
     checkpoint TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS remediation_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decided_unix_ns INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remediation_by_incident ON remediation_actions (incident_id);
+CREATE INDEX IF NOT EXISTS remediation_by_state ON remediation_actions (state);
+CREATE INDEX IF NOT EXISTS remediation_by_time ON remediation_actions (decided_unix_ns);
 CREATE TABLE IF NOT EXISTS baselines (
     entity TEXT PRIMARY KEY,
     state TEXT NOT NULL

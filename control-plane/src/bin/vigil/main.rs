@@ -1,5 +1,6 @@
 //! `vigil`: the operator's CLI over the control plane's REST API.
 
+mod actions;
 mod audit;
 
 use std::{collections::HashMap, time::Duration};
@@ -78,6 +79,26 @@ enum Command {
     BlastRadius { entity: String },
     /// Print the IncidentReport CustomResourceDefinition (YAML; pipe into `kubectl apply -f -`).
     Crdgen,
+    /// Remediation's actions: proposed, decided, run, verified.
+    Actions {
+        #[arg(long)]
+        incident: Option<i64>,
+    },
+    /// Approve an action waiting for an approver (assist phase); the guardrails judge it again.
+    Approve {
+        incident: i64,
+        action: i64,
+        /// Who approves (recorded in the audit log).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Refuse an action waiting for an approver.
+    Deny {
+        incident: i64,
+        action: i64,
+        #[arg(long, env = "USER")]
+        by: String,
+    },
     /// The audit log: every step taken on incidents, chained and signed. With no subcommand,
     /// the latest records.
     Audit {
@@ -358,6 +379,17 @@ async fn main() -> anyhow::Result<()> {
             .build()?,
     };
     match cli.command {
+        Command::Actions { incident } => actions::list(&api, incident, cli.json).await?,
+        Command::Approve {
+            incident,
+            action,
+            by,
+        } => actions::judge(&api, incident, action, &by, true, cli.json).await?,
+        Command::Deny {
+            incident,
+            action,
+            by,
+        } => actions::judge(&api, incident, action, &by, false, cli.json).await?,
         Command::Audit {
             command: Some(command),
             ..

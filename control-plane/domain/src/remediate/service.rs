@@ -1,0 +1,474 @@
+//! The remediation loop: a diagnosis routed to remediation gets its playbook's actions
+//! proposed; each is judged by the guardrails and its phase; what may run runs through the
+//! runtime with its inverse recorded; what needs an approver waits until it expires; after a
+//! window the incident's own signals decide: recovered, unchanged (escalated), or worse (the
+//! inverse runs). Every step goes to the audit log.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tracing::warn;
+
+use super::{
+    engine::{decide, plan, Decision, Verdict},
+    fleet::{Executed, World},
+    guardrails::Check,
+    playbook::Playbooks,
+    policy::Policy,
+    ports::{FleetView, RemediationStore, Runtime},
+    record::{ActionId, ActionRecord, ActionState},
+};
+use crate::{
+    audit::{AuditEntry, AuditKind, AuditLog},
+    clock::Clock,
+    diagnose::model::{Diagnosis, Route},
+    entity::EntityId,
+    incident::{ports::IncidentStore, Incident, IncidentId, IncidentStatus},
+    observe::Observer,
+    store::StoreError,
+};
+
+pub struct RemediationParts {
+    pub playbooks: Playbooks,
+    pub policy: Policy,
+    /// How long an approval is taken for.
+    pub approval_ttl_ns: i64,
+    /// How long after an action its incident's signals are judged.
+    pub verify_after_ns: i64,
+    pub store: Arc<dyn RemediationStore>,
+    pub fleet: Arc<dyn FleetView>,
+    pub runtime: Arc<dyn Runtime>,
+    pub incidents: Arc<dyn IncidentStore>,
+    pub audit: Arc<AuditLog>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemediationError {
+    #[error("action {0} does not exist")]
+    NotFound(ActionId),
+    #[error("action {id} is {state}, not waiting for an approval")]
+    NotPending { id: ActionId, state: &'static str },
+    #[error("action {0}'s approval expired before it came; nothing ran")]
+    Expired(ActionId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TickReport {
+    pub decided: usize,
+    pub executed: usize,
+    pub expired: usize,
+    pub verified: usize,
+}
+
+pub struct RemediationService {
+    parts: RemediationParts,
+    queue: Mutex<Vec<(Incident, Diagnosis)>>,
+}
+
+impl RemediationService {
+    pub fn new(parts: RemediationParts) -> Self {
+        Self {
+            parts,
+            queue: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.parts.policy
+    }
+
+    fn audit(
+        &self,
+        kind: AuditKind,
+        incident: IncidentId,
+        actor: &str,
+        summary: String,
+        body: serde_json::Value,
+    ) {
+        if let Err(e) = self.parts.audit.append(AuditEntry {
+            kind,
+            incident: Some(incident),
+            actor: actor.to_string(),
+            summary,
+            body,
+        }) {
+            warn!(%incident, error = %e, "a remediation step could not be written to the audit log");
+        }
+    }
+
+    /// The world the guardrails judge against: the fleet now, what ran within the longest
+    /// limit's reach, and the targets still being verified (one remediation at a time).
+    fn world<'a>(
+        &self,
+        now: i64,
+        targets: impl IntoIterator<Item = &'a EntityId>,
+    ) -> Result<World, StoreError> {
+        let p = &self.parts.policy;
+        let reach = p.window_ns.max(p.cooldown_ns);
+        let history = self
+            .parts
+            .store
+            .actions(None, now.saturating_sub(reach))?
+            .into_iter()
+            .filter(|a| a.state.ran())
+            .map(|a| Executed {
+                class: a.request.class,
+                target: a.request.target,
+                replicas: a.request.replicas,
+                at_unix_ns: a.executed_unix_ns.unwrap_or(a.decided_unix_ns),
+            })
+            .collect();
+        let locked = self
+            .parts
+            .store
+            .actions_in(&[ActionState::Verifying])?
+            .into_iter()
+            .map(|a| a.request.target)
+            .collect();
+        let mut fleet = self.parts.fleet.fleet()?;
+        for t in targets {
+            if !fleet.contains_key(t) {
+                if let Some(w) = self.parts.fleet.unlisted(t) {
+                    fleet.insert(t.clone(), w);
+                }
+            }
+        }
+        Ok(World {
+            fleet,
+            history,
+            locked,
+        })
+    }
+
+    /// A decision the runtime could not carry out (or undo) is refused, never attempted.
+    fn runnable(&self, mut d: Decision) -> Decision {
+        let supported = self.parts.runtime.supports(d.request.class);
+        d.checks.push(Check {
+            rule: "runtime",
+            passed: supported,
+            why: if supported {
+                format!(
+                    "the {} runtime can do and undo it",
+                    self.parts.runtime.name()
+                )
+            } else {
+                format!(
+                    "the {} runtime cannot do and undo {} here",
+                    self.parts.runtime.name(),
+                    d.request.class.as_str()
+                )
+            },
+        });
+        if !supported {
+            d.verdict = Verdict::Refused;
+        }
+        d
+    }
+
+    /// Proposes, judges and (where allowed) runs the playbook's actions for a diagnosis, once
+    /// per incident and action class.
+    pub fn propose(
+        &self,
+        incident: &Incident,
+        diagnosis: &Diagnosis,
+    ) -> Result<Vec<ActionRecord>, StoreError> {
+        let now = self.parts.clock.now_unix_ns();
+        let done: Vec<ActionRecord> = self.parts.store.actions(Some(incident.id), 0)?;
+        let proposals: Vec<_> = self
+            .parts
+            .playbooks
+            .propose(incident, diagnosis)
+            .into_iter()
+            .filter(|p| !done.iter().any(|d| d.request.class == p.request.class))
+            .collect();
+        if proposals.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests: Vec<_> = proposals.iter().map(|p| p.request.clone()).collect();
+        let world = self.world(now, requests.iter().map(|r| &r.target))?;
+        let decisions = plan(&requests, &world, &self.parts.policy, now);
+        let mut out = Vec::new();
+        for (proposal, decision) in proposals.into_iter().zip(decisions) {
+            let decision = self.runnable(decision);
+            let state = match decision.verdict {
+                Verdict::Execute => ActionState::Verifying,
+                Verdict::NeedsApproval => ActionState::PendingApproval,
+                Verdict::ObserveOnly => ActionState::Observed,
+                Verdict::Refused => ActionState::Refused,
+            };
+            let mut record = ActionRecord {
+                id: ActionId(0),
+                request: decision.request.clone(),
+                step: proposal.step,
+                phase: decision.phase,
+                verdict: decision.verdict,
+                state,
+                decided_unix_ns: now,
+                expires_unix_ns: (state == ActionState::PendingApproval)
+                    .then(|| now.saturating_add(self.parts.approval_ttl_ns)),
+                approved_by: None,
+                executed_unix_ns: None,
+                applied: None,
+                occurrences_at_action: 0,
+                outcome: decision.refusal().unwrap_or_default(),
+            };
+            record.id = self.parts.store.insert_action(&record)?;
+            self.audit(
+                AuditKind::Decision,
+                incident.id,
+                "vigil",
+                format!(
+                    "action {} ({} on {}): {} in the {:?} phase",
+                    record.id,
+                    record.request.class.as_str(),
+                    record.request.target,
+                    decision.verdict.as_str(),
+                    decision.phase
+                ),
+                json!({"action": record.id, "request": decision.request, "step": record.step,
+                       "phase": decision.phase, "verdict": decision.verdict, "checks": decision.checks}),
+            );
+            if decision.verdict == Verdict::Execute {
+                record = self.execute(record, "vigil")?;
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Runs an action through the runtime, recording its inverse, and starts its verification.
+    fn execute(&self, mut record: ActionRecord, actor: &str) -> Result<ActionRecord, StoreError> {
+        let now = self.parts.clock.now_unix_ns();
+        record.occurrences_at_action = self
+            .parts
+            .incidents
+            .get(record.request.incident)?
+            .map_or(0, |i| i.occurrences);
+        match self
+            .parts
+            .runtime
+            .apply(&record.request.target, &record.step)
+        {
+            Ok(applied) => {
+                record.state = ActionState::Verifying;
+                record.executed_unix_ns = Some(now);
+                self.audit(
+                    AuditKind::Action,
+                    record.request.incident,
+                    actor,
+                    format!("action {} ran: {}", record.id, applied.detail),
+                    json!({"action": record.id, "runtime": self.parts.runtime.name(),
+                           "request": record.request, "step": record.step,
+                           "response": applied.detail, "inverse": applied.inverse}),
+                );
+                record.applied = Some(applied);
+            }
+            Err(e) => {
+                record.state = ActionState::Failed;
+                record.outcome = e.to_string();
+                self.audit(
+                    AuditKind::Action,
+                    record.request.incident,
+                    actor,
+                    format!("action {} failed: {e}", record.id),
+                    json!({"action": record.id, "runtime": self.parts.runtime.name(),
+                           "request": record.request, "error": e.to_string()}),
+                );
+            }
+        }
+        self.parts.store.update_action(&record)?;
+        Ok(record)
+    }
+
+    fn pending(&self, id: ActionId) -> Result<ActionRecord, RemediationError> {
+        let record = self
+            .parts
+            .store
+            .action(id)?
+            .ok_or(RemediationError::NotFound(id))?;
+        if record.state != ActionState::PendingApproval {
+            return Err(RemediationError::NotPending {
+                id,
+                state: record.state.as_str(),
+            });
+        }
+        let now = self.parts.clock.now_unix_ns();
+        if record.expires_unix_ns.is_some_and(|t| now > t) {
+            self.expire(record)?;
+            return Err(RemediationError::Expired(id));
+        }
+        Ok(record)
+    }
+
+    /// An approver's yes: every guardrail is judged again now (the world moved since), then
+    /// the action runs or is refused.
+    pub fn approve(&self, id: ActionId, by: &str) -> Result<ActionRecord, RemediationError> {
+        let mut record = self.pending(id)?;
+        let now = self.parts.clock.now_unix_ns();
+        record.approved_by = Some(by.to_string());
+        self.audit(
+            AuditKind::Approval,
+            record.request.incident,
+            by,
+            format!("action {id} approved by {by}"),
+            json!({"action": id, "approved": true, "by": by}),
+        );
+        let world = self.world(now, [&record.request.target])?;
+        let d = self.runnable(decide(
+            &record.request,
+            &world,
+            &world.history,
+            &world.locked,
+            &self.parts.policy,
+            now,
+            true,
+        ));
+        if d.verdict == Verdict::Execute {
+            return Ok(self.execute(record, by)?);
+        }
+        record.state = ActionState::Refused;
+        record.outcome = d.refusal().unwrap_or_default();
+        self.audit(
+            AuditKind::Decision,
+            record.request.incident,
+            "vigil",
+            format!("action {id} refused at approval: {}", record.outcome),
+            json!({"action": id, "verdict": d.verdict, "checks": d.checks}),
+        );
+        self.parts.store.update_action(&record)?;
+        Ok(record)
+    }
+
+    pub fn deny(&self, id: ActionId, by: &str) -> Result<ActionRecord, RemediationError> {
+        let mut record = self.pending(id)?;
+        record.state = ActionState::Denied;
+        record.approved_by = Some(by.to_string());
+        record.outcome = format!("denied by {by}");
+        self.audit(
+            AuditKind::Approval,
+            record.request.incident,
+            by,
+            format!("action {id} denied by {by}"),
+            json!({"action": id, "approved": false, "by": by}),
+        );
+        self.parts.store.update_action(&record)?;
+        Ok(record)
+    }
+
+    fn expire(&self, mut record: ActionRecord) -> Result<(), StoreError> {
+        record.state = ActionState::Expired;
+        record.outcome = "no approval came in time; nothing ran".into();
+        self.audit(
+            AuditKind::Approval,
+            record.request.incident,
+            "vigil",
+            format!("action {}'s approval expired; nothing ran", record.id),
+            json!({"action": record.id, "expired": true}),
+        );
+        self.parts.store.update_action(&record)
+    }
+
+    /// Judges a ran action by its incident's signals: resolved or quiet since → recovered;
+    /// occurrences coming at least half again as fast as before → worse, the inverse runs;
+    /// otherwise unchanged → escalated to a human.
+    fn verify(&self, mut record: ActionRecord, now: i64) -> Result<(), StoreError> {
+        let Some(incident) = self.parts.incidents.get(record.request.incident)? else {
+            return Ok(());
+        };
+        let executed = record.executed_unix_ns.unwrap_or(record.decided_unix_ns);
+        let new = incident
+            .occurrences
+            .saturating_sub(record.occurrences_at_action);
+        let before_rate = record.occurrences_at_action as f64
+            / ((executed - incident.opened_unix_ns).max(1_000_000_000) as f64);
+        let after_rate = new as f64 / ((now - executed).max(1_000_000_000) as f64);
+        let (state, kind, outcome) = if incident.status == IncidentStatus::Resolved || new == 0 {
+            (
+                ActionState::Recovered,
+                AuditKind::Verification,
+                "recovered: no new occurrence since".to_string(),
+            )
+        } else if new >= 2 && after_rate > 1.5 * before_rate {
+            let undone = record
+                .applied
+                .as_ref()
+                .map(|a| self.parts.runtime.undo(&record.request.target, a));
+            match undone {
+                Some(Ok(())) => (
+                    ActionState::RolledBack,
+                    AuditKind::Rollback,
+                    format!("worse: {new} new occurrence(s), {:.2}/s against {:.2}/s before; the inverse ran", after_rate * 1e9, before_rate * 1e9),
+                ),
+                Some(Err(e)) => (ActionState::Failed, AuditKind::Rollback, format!("worse, and the rollback failed: {e}")),
+                None => (ActionState::Failed, AuditKind::Rollback, "worse, and nothing recorded to undo".to_string()),
+            }
+        } else {
+            (
+                ActionState::Escalated,
+                AuditKind::Verification,
+                format!("unchanged: {new} new occurrence(s); a human takes over"),
+            )
+        };
+        record.state = state;
+        record.outcome = outcome.clone();
+        self.audit(
+            kind,
+            record.request.incident,
+            "vigil",
+            format!("action {}: {outcome}", record.id),
+            json!({"action": record.id, "state": state, "new_occurrences": new,
+                   "rate_before_per_s": before_rate * 1e9, "rate_after_per_s": after_rate * 1e9}),
+        );
+        self.parts.store.update_action(&record)
+    }
+
+    /// Proposes for what was diagnosed since the last tick, expires approvals, verifies ran
+    /// actions whose window has passed.
+    pub fn tick(&self) -> Result<TickReport, StoreError> {
+        let mut report = TickReport::default();
+        let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        for (incident, diagnosis) in queued {
+            for r in self.propose(&incident, &diagnosis)? {
+                report.decided += 1;
+                report.executed += usize::from(r.executed_unix_ns.is_some());
+            }
+        }
+        let now = self.parts.clock.now_unix_ns();
+        for r in self
+            .parts
+            .store
+            .actions_in(&[ActionState::PendingApproval, ActionState::Verifying])?
+        {
+            match r.state {
+                ActionState::PendingApproval if r.expires_unix_ns.is_some_and(|t| now > t) => {
+                    self.expire(r)?;
+                    report.expired += 1;
+                }
+                ActionState::Verifying
+                    if r.executed_unix_ns
+                        .is_some_and(|t| now - t >= self.parts.verify_after_ns) =>
+                {
+                    self.verify(r, now)?;
+                    report.verified += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+}
+
+impl Observer for RemediationService {
+    fn diagnosed(&self, incident: &Incident, diagnosis: &Diagnosis, _took_secs: f64) {
+        if diagnosis.route == Route::Remediation && incident.status == IncidentStatus::Open {
+            self.queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((incident.clone(), diagnosis.clone()));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The REST API of remediation's actions: what was proposed for an incident and what became
+//! of it, and an approver's yes or no (`POST /api/v1/incidents/{id}/actions/{action}/approve`,
+//! `…/deny`, body `{"by": "<who>"}`).
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+
+use std::sync::Arc;
+
+use crate::domain::{
+    incident::IncidentId,
+    remediate::{
+        ports::RemediationStore, ActionId, ActionRecord, RemediationError, RemediationService,
+    },
+    store::StoreError,
+};
+
+/// What the actions API reads and calls.
+#[derive(Clone)]
+pub struct ActionsState {
+    pub remediation: Arc<RemediationService>,
+    pub actions: Arc<dyn RemediationStore>,
+}
+use vigil_config_file::error_chain as chain;
+
+#[derive(Debug, thiserror::Error)]
+enum ActionsError {
+    #[error("action {action} is not one of incident {incident}'s actions")]
+    NotOfIncident {
+        incident: IncidentId,
+        action: ActionId,
+    },
+    #[error("the body must name the approver: {{\"by\": \"<who>\"}} ({0})")]
+    BadBody(String),
+    #[error(transparent)]
+    Remediation(#[from] RemediationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("request task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl IntoResponse for ActionsError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::NotOfIncident { .. } | Self::Remediation(RemediationError::NotFound(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::BadBody(_) => StatusCode::BAD_REQUEST,
+            Self::Remediation(
+                RemediationError::NotPending { .. } | RemediationError::Expired(_),
+            ) => StatusCode::CONFLICT,
+            Self::Remediation(RemediationError::Store(_)) | Self::Store(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(serde_json::json!({ "error": chain(&self) }))).into_response()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    incident: Option<i64>,
+}
+
+async fn list(
+    State(s): State<ActionsState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<ActionRecord>>, ActionsError> {
+    let store = s.actions.clone();
+    Ok(Json(
+        tokio::task::spawn_blocking(move || store.actions(p.incident.map(IncidentId), 0)).await??,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Approver {
+    by: String,
+}
+
+async fn judge(
+    s: ActionsState,
+    incident: i64,
+    action: i64,
+    body: axum::body::Bytes,
+    approve: bool,
+) -> Result<Json<ActionRecord>, ActionsError> {
+    let by: Approver =
+        serde_json::from_slice(&body).map_err(|e| ActionsError::BadBody(e.to_string()))?;
+    if by.by.trim().is_empty() {
+        return Err(ActionsError::BadBody("`by` is empty".into()));
+    }
+    let (incident, action) = (IncidentId(incident), ActionId(action));
+    let record = tokio::task::spawn_blocking(move || {
+        let stored = s
+            .actions
+            .action(action)?
+            .ok_or(RemediationError::NotFound(action))?;
+        if stored.request.incident != incident {
+            return Err(ActionsError::NotOfIncident { incident, action });
+        }
+        Ok(if approve {
+            s.remediation.approve(action, by.by.trim())?
+        } else {
+            s.remediation.deny(action, by.by.trim())?
+        })
+    })
+    .await??;
+    Ok(Json(record))
+}
+
+async fn approve(
+    State(s): State<ActionsState>,
+    Path((incident, action)): Path<(i64, i64)>,
+    body: axum::body::Bytes,
+) -> Result<Json<ActionRecord>, ActionsError> {
+    judge(s, incident, action, body, true).await
+}
+
+async fn deny(
+    State(s): State<ActionsState>,
+    Path((incident, action)): Path<(i64, i64)>,
+    body: axum::body::Bytes,
+) -> Result<Json<ActionRecord>, ActionsError> {
+    judge(s, incident, action, body, false).await
+}
+
+pub fn router(state: ActionsState) -> Router {
+    Router::new()
+        .route("/api/v1/actions", get(list))
+        .route(
+            "/api/v1/incidents/{id}/actions/{action}/approve",
+            post(approve),
+        )
+        .route("/api/v1/incidents/{id}/actions/{action}/deny", post(deny))
+        .with_state(state)
+}

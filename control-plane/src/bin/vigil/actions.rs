@@ -1,0 +1,63 @@
+//! `vigil actions`, `vigil approve`, `vigil deny`: remediation's proposals and an approver's
+//! word on them.
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use super::Api;
+
+fn line(a: &Value) -> String {
+    format!(
+        "{:>5}  #{:<5} {:<20} {:<28} {:<16} {}",
+        a["id"],
+        a["request"]["incident"],
+        a["request"]["class"].as_str().unwrap_or("?"),
+        a["request"]["target"].as_str().unwrap_or("?"),
+        a["state"].as_str().unwrap_or("?"),
+        a["outcome"].as_str().unwrap_or("")
+    )
+}
+
+pub async fn list(api: &Api, incident: Option<i64>, json_out: bool) -> anyhow::Result<()> {
+    let q: Vec<(&str, String)> = incident
+        .map(|i| ("incident", i.to_string()))
+        .into_iter()
+        .collect();
+    let list = api.get("/api/v1/actions", &q).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let items = list.as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("no actions");
+    }
+    for a in &items {
+        println!("{}", line(a));
+    }
+    Ok(())
+}
+
+pub async fn judge(
+    api: &Api,
+    incident: i64,
+    action: i64,
+    by: &str,
+    approve: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let verb = if approve { "approve" } else { "deny" };
+    let a = api
+        .post(
+            &format!("/api/v1/incidents/{incident}/actions/{action}/{verb}"),
+            &json!({ "by": by }),
+        )
+        .await
+        .with_context(|| format!("{verb} action {action} of incident {incident}"))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&a)?);
+    } else {
+        println!("{}", line(&a));
+    }
+    Ok(())
+}

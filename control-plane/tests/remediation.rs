@@ -1,0 +1,372 @@
+//! The remediation loop over the real store, audit log and playbooks, with a runtime that
+//! records what it is asked (the local and Kubernetes runtimes have their own tests): the
+//! observe phase makes no call, the assist phase waits for an approver and expires safely, the
+//! autonomous phase acts and then verifies — recovered when the OOM kills stop, rolled back
+//! when they come faster — and a cooldown holds across a restart.
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use control_plane::{
+    adapters::{audit_key::KeyFile, playbooks, sqlite::SqliteStore},
+    domain::{
+        audit::{ports::AuditStore, AuditLog, AuditParts, CheckpointPolicy},
+        clock::{Clock, ManualClock},
+        diagnose::{
+            model::{Diagnosis, Route},
+            taxonomy::FaultClass,
+        },
+        entity::EntityId,
+        incident::{ports::IncidentStore, IncidentId},
+        ingest::{Batch, IngestService},
+        remediate::{
+            ports::{FleetView, RemediationStore, Runtime, RuntimeError},
+            ActionClass, ActionId, ActionState, Applied, Phase, Policy, RemediationError,
+            RemediationParts, RemediationService, Step, Workload,
+        },
+        store::StoreError,
+        synthetic::oom_kill,
+    },
+};
+use serde_json::json;
+
+const APP: &str = "cgroup/shop/app";
+const SEC: i64 = 1_000_000_000;
+const START: i64 = 1_800_000_000 * SEC;
+
+/// Every call the service makes to act, in order.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+}
+
+impl Runtime for Recorder {
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+    fn supports(&self, class: ActionClass) -> bool {
+        class != ActionClass::Rollback
+    }
+    fn apply(&self, target: &EntityId, step: &Step) -> Result<Applied, RuntimeError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("apply {} {target}", step.action.as_str()));
+        Ok(Applied {
+            detail: format!("memory.limit_in_bytes of {target}: 100663296 -> 150994944"),
+            inverse: json!({"limit_bytes": 100663296}),
+        })
+    }
+    fn undo(&self, target: &EntityId, applied: &Applied) -> Result<(), RuntimeError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("undo {target} {}", applied.inverse));
+        Ok(())
+    }
+}
+
+struct OneWorkload;
+
+impl FleetView for OneWorkload {
+    fn fleet(&self) -> Result<BTreeMap<EntityId, Workload>, StoreError> {
+        Ok(BTreeMap::from([(
+            EntityId::new(APP),
+            Workload {
+                replicas: 1,
+                healthy: 1,
+                namespace: Some("shop".into()),
+                ..Workload::default()
+            },
+        )]))
+    }
+}
+
+struct World {
+    store: Arc<SqliteStore>,
+    clock: Arc<ManualClock>,
+    runtime: Arc<Recorder>,
+    ingest: IngestService,
+    service: RemediationService,
+    _dir: tempfile::TempDir,
+    seq: u64,
+}
+
+fn service(
+    store: &Arc<SqliteStore>,
+    clock: &Arc<ManualClock>,
+    runtime: &Arc<Recorder>,
+    dir: &std::path::Path,
+    phase: Option<Phase>,
+) -> RemediationService {
+    let audit = Arc::new(
+        AuditLog::open(AuditParts {
+            store: store.clone(),
+            signer: Arc::new(KeyFile::load_or_create(&dir.join("audit.key")).expect("key")),
+            clock: clock.clone(),
+            policy: CheckpointPolicy::default(),
+        })
+        .expect("audit"),
+    );
+    let mut policy = Policy::default();
+    if let Some(p) = phase {
+        policy.phases.insert(ActionClass::RaiseMemoryLimit, p);
+    }
+    RemediationService::new(RemediationParts {
+        playbooks: playbooks::load(None).expect("playbooks"),
+        policy,
+        approval_ttl_ns: 300 * SEC,
+        verify_after_ns: 60 * SEC,
+        store: store.clone(),
+        fleet: Arc::new(OneWorkload),
+        runtime: runtime.clone(),
+        incidents: store.clone(),
+        audit,
+        clock: clock.clone(),
+    })
+}
+
+fn world(phase: Option<Phase>) -> World {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(SqliteStore::open(&dir.path().join("vigil.db")).expect("store"));
+    let clock = Arc::new(ManualClock::at(START));
+    let runtime = Arc::new(Recorder::default());
+    let ingest = support::ingest::ingest(&store, store.clone(), clock.clone());
+    let service = service(&store, &clock, &runtime, dir.path(), phase);
+    World {
+        store,
+        clock,
+        runtime,
+        ingest,
+        service,
+        _dir: dir,
+        seq: 0,
+    }
+}
+
+impl World {
+    /// The OOM killer takes the app once more, now.
+    fn oom(&mut self) -> IncidentId {
+        self.seq += 1;
+        let report = self
+            .ingest
+            .ingest(&Batch {
+                node: "n1".into(),
+                events: vec![oom_kill(self.seq, self.clock.now_unix_ns(), APP)],
+                stats: None,
+            })
+            .expect("ingest");
+        report
+            .incidents_opened
+            .first()
+            .or(report.incidents_updated.first())
+            .copied()
+            .expect("an incident")
+    }
+
+    fn diagnose(&self, id: IncidentId) -> Vec<control_plane::domain::remediate::ActionRecord> {
+        let incident = self.store.get(id).expect("get").expect("incident");
+        let diagnosis = Diagnosis {
+            incident: id,
+            class: Some(FaultClass::OomKill),
+            confidence: 0.95,
+            gate: 0.6,
+            route: Route::Remediation,
+            explanation: "the OOM killer took app".into(),
+            breakdown: vec![],
+            evidence: vec![],
+            citations: vec![],
+            recommended_actions: vec![],
+            llm: false,
+            llm_review: None,
+            diagnosed_unix_ns: self.clock.now_unix_ns(),
+            revisit_unix_ns: None,
+            fingerprint: "f".into(),
+        };
+        self.service
+            .propose(&incident, &diagnosis)
+            .expect("propose")
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.runtime.calls.lock().expect("lock").clone()
+    }
+
+    fn audit_kinds(&self) -> Vec<String> {
+        self.store
+            .records(0, 1_000)
+            .expect("audit")
+            .iter()
+            .map(|r| r.kind.as_str().to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn the_observe_phase_decides_and_logs_but_never_calls_the_runtime() {
+    let mut w = world(None);
+    let id = w.oom();
+    let actions = w.diagnose(id);
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].state, ActionState::Observed);
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
+    w.clock.advance(3_600 * SEC);
+    w.service.tick().expect("tick");
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
+    let decision = &w.store.records(0, 10).expect("audit")[0];
+    assert_eq!(decision.kind.as_str(), "decision");
+    let checks = decision.body["checks"]
+        .as_array()
+        .expect("every rule evaluated");
+    assert!(
+        checks.len() >= 10 && checks.iter().all(|c| c["passed"] == true),
+        "{checks:#?}"
+    );
+    // Proposed once per incident and action, however often it is diagnosed again.
+    assert!(w.diagnose(id).is_empty());
+}
+
+#[test]
+fn the_assist_phase_waits_for_an_approver_and_expires_safely() {
+    let mut w = world(Some(Phase::Assist));
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(action.state, ActionState::PendingApproval);
+    w.clock.advance(299 * SEC);
+    w.service.tick().expect("tick");
+    assert!(w.calls().is_empty());
+    w.clock.advance(2 * SEC);
+    let report = w.service.tick().expect("tick");
+    assert_eq!(report.expired, 1);
+    assert!(w.calls().is_empty(), "an expired approval runs nothing");
+    let e = w.service.approve(action.id, "alice").expect_err("too late");
+    assert!(e.to_string().contains("is expired, not waiting"), "{e}");
+    assert!(matches!(
+        w.service.approve(ActionId(99), "alice"),
+        Err(RemediationError::NotFound(_))
+    ));
+    assert_eq!(w.audit_kinds(), ["decision", "approval"]);
+}
+
+#[test]
+fn an_approved_action_runs_and_recovers_when_the_kills_stop() {
+    let mut w = world(Some(Phase::Assist));
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    let ran = w.service.approve(action.id, "alice").expect("approve");
+    assert_eq!(ran.state, ActionState::Verifying);
+    assert_eq!(ran.approved_by.as_deref(), Some("alice"));
+    assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
+    let e = w.service.deny(action.id, "bob").expect_err("already ran");
+    assert!(e.to_string().contains("verifying"), "{e}");
+    w.clock.advance(61 * SEC);
+    assert_eq!(w.service.tick().expect("tick").verified, 1);
+    let done = w.store.action(action.id).expect("read").expect("stored");
+    assert_eq!(done.state, ActionState::Recovered, "{}", done.outcome);
+    assert_eq!(
+        w.audit_kinds(),
+        ["decision", "approval", "action", "verification"]
+    );
+}
+
+#[test]
+fn an_autonomous_action_that_makes_things_worse_is_rolled_back() {
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    w.clock.advance(50 * SEC);
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(action.state, ActionState::Verifying);
+    // Killed three times in the minute after, against once in the 50 s before.
+    for _ in 0..3 {
+        w.clock.advance(10 * SEC);
+        assert_eq!(w.oom(), id);
+    }
+    w.clock.advance(31 * SEC);
+    w.service.tick().expect("tick");
+    let done = w.store.action(action.id).expect("read").expect("stored");
+    assert_eq!(done.state, ActionState::RolledBack, "{}", done.outcome);
+    assert_eq!(
+        w.calls(),
+        [
+            format!("apply raise_memory_limit {APP}"),
+            format!("undo {APP} {{\"limit_bytes\":100663296}}")
+        ]
+    );
+    assert_eq!(w.audit_kinds(), ["decision", "action", "rollback"]);
+}
+
+#[test]
+fn a_cooldown_holds_across_a_restart() {
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    assert_eq!(w.diagnose(id)[0].state, ActionState::Verifying);
+    w.clock.advance(61 * SEC);
+    w.service.tick().expect("verified");
+    // The incident resolves; a new one opens on the same workload after a restart of Vigil.
+    w.store.resolve(id, w.clock.now_unix_ns()).expect("resolve");
+    w.clock.advance(60 * SEC);
+    w.service = service(
+        &w.store,
+        &w.clock,
+        &w.runtime,
+        w._dir.path(),
+        Some(Phase::Autonomous),
+    );
+    let again = w.oom();
+    assert_ne!(again, id);
+    let refused = w.diagnose(again).remove(0);
+    assert_eq!(refused.state, ActionState::Refused);
+    assert!(refused.outcome.contains("cooldown"), "{}", refused.outcome);
+    assert_eq!(w.calls().len(), 1);
+}
+
+/// Through the real control plane and the CLI: the OOM kill's diagnosis proposes raising the
+/// memory limit, which in the assist phase waits; `vigil approve` runs it through the local
+/// runtime, which refuses a workload with no cgroup-v1 directory and says so; a second word on
+/// it is refused as no longer pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
+    use control_plane::config::RuntimeKind;
+    use support::{
+        cli::{ok, refused, vigil},
+        plane::Plane,
+    };
+    const GONE: &str = "cgroup/vigil-test-no-such-cgroup/app";
+    let plane = Plane::start_with(&[GONE], |c| {
+        c.remediation.runtime = RuntimeKind::Local;
+        c.remediation
+            .phases
+            .insert(ActionClass::RaiseMemoryLimit, Phase::Assist);
+    })
+    .await;
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = ok(&vigil(&plane, &["actions", "--incident", "1"]).await);
+        if listed.contains("pending_approval") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        listed.contains("raise_memory_limit") && listed.contains("pending_approval"),
+        "{listed}"
+    );
+    let e = refused(&vigil(&plane, &["approve", "2", "1", "--by", "alice"]).await);
+    assert!(e.contains("not one of incident 2's actions"), "{e}");
+    let ran = ok(&vigil(&plane, &["approve", "1", "1", "--by", "alice"]).await);
+    assert!(
+        ran.contains("failed") && ran.contains("no cgroup-v1 directory"),
+        "{ran}"
+    );
+    let e = refused(&vigil(&plane, &["deny", "1", "1", "--by", "bob"]).await);
+    assert!(e.contains("is failed, not waiting for an approval"), "{e}");
+    let audit = ok(&vigil(&plane, &["audit"]).await);
+    for step in ["decision", "approval", "action"] {
+        assert!(audit.contains(step), "{step} missing: {audit}");
+    }
+    plane.stop().await;
+}
