@@ -75,7 +75,11 @@ pub struct RunRecord {
     pub localized: Option<String>,
     pub localization_correct: bool,
     pub expected_action: String,
+    /// What Vigil's remediation chose (its playbook's first action for the judged incident).
     pub action: Option<String>,
+    /// What became of it (with the default observe phase: logged, never run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<vigil::Chosen>,
     pub remediation_correct: bool,
     /// Teardown (the action that fixed it) → healthy end to end.
     pub recovery_ms: Option<u64>,

@@ -132,6 +132,14 @@ fn class_cell(r: &RunRecord) -> String {
     }
 }
 
+/// Whether the action Vigil chose was the expected one, the action and what became of it.
+fn action_cell(r: &RunRecord) -> String {
+    match &r.chosen {
+        Some(c) => format!("{} ({}, {})", yes(r.remediation_correct), c.action, c.state),
+        None => format!("{} (none proposed)", yes(r.remediation_correct)),
+    }
+}
+
 /// One run's row, in `COLUMNS` order; the Markdown and HTML tables both show it.
 fn cells(r: &RunRecord) -> [String; 11] {
     let impact = |i: &super::Impact| {
@@ -160,7 +168,7 @@ fn cells(r: &RunRecord) -> [String; 11] {
         }),
         class_cell(r),
         yes(r.localization_correct).into(),
-        yes(r.remediation_correct).into(),
+        action_cell(r),
         opt(r.recovery_ms),
         r.error.clone().unwrap_or_default(),
     ]

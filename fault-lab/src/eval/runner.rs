@@ -51,6 +51,8 @@ const DETECTION_GRACE: Duration = Duration::from_secs(3);
 /// How long the first diagnosis of a claimed incident with none while the fault was live may
 /// take to appear.
 const DIAGNOSIS_WAIT: Duration = Duration::from_secs(5);
+/// How long after its diagnosis remediation may take to decide on an incident (one tick).
+const ACTION_WAIT: Duration = Duration::from_secs(3);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for Vigil's anomaly incidents and detection's open episodes to resolve
 /// before the next fault: correlation folds anomalies into an open episode (an anomaly
@@ -112,6 +114,7 @@ impl<'a> Runner<'a> {
             localization_correct: false,
             expected_action: info.expected_action.to_string(),
             action: None,
+            chosen: None,
             remediation_correct: false,
             recovery_ms: None,
             error: None,
@@ -239,6 +242,17 @@ impl<'a> Runner<'a> {
                 .localized
                 .as_deref()
                 .is_some_and(|s| scenario.localized_by(p, s));
+        }
+        if let (Some(v), Some(d)) = (&self.vigil, &record.detection) {
+            // Only a diagnosis routed to remediation gets actions proposed.
+            let routed = record
+                .diagnosis
+                .as_ref()
+                .is_some_and(|x| x.route == "remediation");
+            if routed {
+                record.chosen = v.chosen_action(d.incident_id, ACTION_WAIT);
+                record.action = record.chosen.as_ref().map(|c| c.action.clone());
+            }
         }
         record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
         if let Some(v) = &self.vigil {

@@ -171,6 +171,61 @@ impl VigilApi {
     }
 }
 
+/// The lab's name for a remediation action of Vigil's (`raise_memory_limit` →
+/// `raise-memory-limit`), or Vigil's id where the lab has no name for it.
+pub fn lab_action(class: &str) -> String {
+    match class {
+        "restart_process" => "restart-workload",
+        "raise_memory_limit" => "raise-memory-limit",
+        "change_cpu_quota" => "raise-cpu-limit",
+        "rollback" => "rollback-deployment",
+        "remove_replica" => "reroute-traffic",
+        "restart_dns" => "restore-dns-record",
+        "reapply_credential" => "rotate-credential",
+        "restore_file_mode" => "restore-permissions",
+        "rotate_log" => "free-disk-space",
+        "add_replica" | "scale" => "scale-up",
+        other => other,
+    }
+    .to_string()
+}
+
+/// What remediation chose for an incident: its first proposed action and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Chosen {
+    /// In the lab's words (`lab_action`).
+    pub action: String,
+    /// `observed`, `refused`, `pending_approval`, `verifying`, `recovered`, …
+    pub state: String,
+    /// Why it ended so (a refusing guardrail, the verification).
+    #[serde(default)]
+    pub outcome: String,
+}
+
+impl VigilApi {
+    /// The first action remediation proposed for the incident, waiting up to `wait` for it
+    /// (it is decided on the tick after the diagnosis).
+    pub fn chosen_action(&self, incident_id: i64, wait: Duration) -> Option<Chosen> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let first = self
+                .get(&format!("/api/v1/actions?incident={incident_id}"))
+                .and_then(|l| l.as_array().and_then(|a| a.first().cloned()));
+            if let Some(a) = first {
+                return Some(Chosen {
+                    action: lab_action(a["request"]["class"].as_str().unwrap_or("?")),
+                    state: a["state"].as_str().unwrap_or("?").to_string(),
+                    outcome: a["outcome"].as_str().unwrap_or("").to_string(),
+                });
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
 /// `cgroup/vigil-lab-app1` → `app1`; a replica's data volume,
 /// `filesystem/<state>/testbed/app1-data`, → `app1` too (a full disk is its service's).
 pub fn service_of(workload_key: &str) -> Option<String> {

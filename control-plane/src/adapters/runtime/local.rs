@@ -1,7 +1,8 @@
 //! This host's cgroup-v1 limits: a `cgroup/<path>` workload's memory limit
 //! (`memory.limit_in_bytes`) and CPU quota (`cpu.cfs_quota_us`) under the v1 hierarchies,
-//! raised by a playbook's factor and written back on undo. A workload with no limit (or no v1
-//! cgroup) is refused: there is nothing Vigil could verify or undo.
+//! raised by a playbook's factor and written back on undo — unless someone changed it since,
+//! whose change then stands. A workload with no limit (or no v1 cgroup) is refused: there is
+//! nothing Vigil could verify or undo.
 
 use std::path::{Path, PathBuf};
 
@@ -144,7 +145,7 @@ impl Runtime for LocalRuntime {
         write_number(&path, new, class, target)?;
         Ok(Applied {
             detail: format!("{} of {target}: {old} -> {new}", file),
-            inverse: json!({"file": path, "value": old, "class": class}),
+            inverse: json!({"file": path, "value": old, "set": new, "class": class}),
         })
     }
 
@@ -175,6 +176,17 @@ impl Runtime for LocalRuntime {
                 target,
                 format!("{} is outside the cgroup hierarchies", path.display()),
             ));
+        }
+        // Undo only what is still Vigil's: a limit someone changed since is theirs now.
+        if let Some(set) = applied.inverse["set"].as_i64() {
+            let now = read_number(&path, class, target)?;
+            if now != set {
+                return Err(failed(
+                    class,
+                    target,
+                    format!("{} is {now}, not the {set} Vigil set: someone changed it since; left as it is", path.display()),
+                ));
+            }
         }
         write_number(&path, value, class, target)
     }
@@ -217,6 +229,16 @@ mod tests {
         );
         rt.undo(&target, &applied).expect("undo");
         assert_eq!(std::fs::read_to_string(&file).expect("read"), "100663296");
+        // Raised again, then changed by someone else: the undo leaves their value.
+        let applied = rt
+            .apply(&target, &step("raise_memory_limit", 1.5))
+            .expect("apply");
+        std::fs::write(&file, "209715200").expect("an operator's change");
+        let e = rt
+            .undo(&target, &applied)
+            .expect_err("not Vigil's any more");
+        assert!(e.to_string().contains("someone changed it since"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "209715200");
     }
 
     #[test]
