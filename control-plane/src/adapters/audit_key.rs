@@ -10,7 +10,7 @@ use std::{
 
 use ed25519_dalek::{Signer as _, SigningKey};
 
-use crate::domain::audit::ports::Signer;
+use crate::domain::audit::{hex, ports::Signer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditKeyError {
@@ -36,22 +36,6 @@ pub struct KeyFile {
     key: SigningKey,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let s = s.trim();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl KeyFile {
     /// Reads the key at `path`, or creates one there if there is none.
     pub fn load_or_create(path: &Path) -> Result<Self, AuditKeyError> {
@@ -70,8 +54,8 @@ impl KeyFile {
                         mode: mode & 0o777,
                     });
                 }
-                let seed =
-                    unhex(&text).ok_or_else(|| AuditKeyError::Malformed { path: path.into() })?;
+                let seed = hex::decode::<32>(&text)
+                    .ok_or_else(|| AuditKeyError::Malformed { path: path.into() })?;
                 Ok(Self {
                     key: SigningKey::from_bytes(&seed),
                 })
@@ -100,14 +84,18 @@ impl KeyFile {
             .mode(0o600)
             .open(path)
             .map_err(create)?;
-        file.write_all(format!("{}\n", hex(&key.to_bytes())).as_bytes())
+        file.write_all(format!("{}\n", hex::encode(&key.to_bytes())).as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(create)?;
         let public = Self { key };
         let mut pub_path = path.as_os_str().to_owned();
         pub_path.push(".pub");
-        std::fs::write(&pub_path, format!("{}\n", hex(&public.public_key()))).map_err(create)?;
-        tracing::info!(key = %path.display(), public_key = %hex(&public.public_key()), "created the audit log's signing key");
+        std::fs::write(
+            &pub_path,
+            format!("{}\n", hex::encode(&public.public_key())),
+        )
+        .map_err(create)?;
+        tracing::info!(key = %path.display(), public_key = %hex::encode(&public.public_key()), "created the audit log's signing key");
         Ok(public)
     }
 }
@@ -136,7 +124,7 @@ mod tests {
         let again = KeyFile::load_or_create(&path).expect("read");
         assert_eq!(first.public_key(), again.public_key());
         let published = std::fs::read_to_string(dir.path().join("k/audit.key.pub")).expect("pub");
-        assert_eq!(published.trim(), hex(&first.public_key()));
+        assert_eq!(published.trim(), hex::encode(&first.public_key()));
     }
 
     #[test]

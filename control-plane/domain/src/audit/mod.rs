@@ -5,6 +5,7 @@
 //! is found by `verify`.
 
 pub mod canonical;
+pub mod hex;
 pub mod model;
 pub mod ports;
 pub mod service;

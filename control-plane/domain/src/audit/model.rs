@@ -75,10 +75,7 @@ pub struct AuditRecord {
 
 /// SHA-256 in lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex::encode(&Sha256::digest(bytes))
 }
 
 impl AuditRecord {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use tracing::warn;
 
 use super::{
+    hex,
     model::{AuditEntry, AuditRecord, Checkpoint, GENESIS},
     ports::{AuditStore, Signer},
 };
@@ -49,10 +50,6 @@ pub struct AuditLog {
     head: Mutex<Head>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl AuditLog {
     /// Opens the log where the store left it.
     pub fn open(parts: AuditParts) -> Result<Self, StoreError> {
@@ -76,7 +73,7 @@ impl AuditLog {
 
     /// The public key that signs checkpoints, hex.
     pub fn public_key(&self) -> String {
-        hex(&self.parts.signer.public_key())
+        hex::encode(&self.parts.signer.public_key())
     }
 
     /// Appends `entry` as the next record; signs a checkpoint when one is due.
@@ -122,7 +119,7 @@ impl AuditLog {
             head_hash: head.hash.clone(),
             at_unix_ns: now,
             public_key,
-            signature: hex(&self.parts.signer.sign(&message)),
+            signature: hex::encode(&self.parts.signer.sign(&message)),
         };
         if let Err(e) = self.parts.store.save_checkpoint(&checkpoint) {
             // The records stand; the next append or tick tries again.

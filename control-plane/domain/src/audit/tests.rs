@@ -211,20 +211,9 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     let forger = SigningKey::from_bytes(&[9; 32]);
     let mut cps = w.store.checkpoints().expect("cps");
     let c = &mut cps[0];
-    let public_key: String = forger
-        .verifying_key()
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    c.public_key = public_key;
+    c.public_key = super::hex::encode(&forger.verifying_key().to_bytes());
     let message = Checkpoint::message(c.size, &c.head_hash, c.at_unix_ns, &c.public_key);
-    c.signature = forger
-        .sign(&message)
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    c.signature = super::hex::encode(&forger.sign(&message).to_bytes());
     let v = verify(&stored(&w), &cps, &w.key);
     assert_eq!(v.problems, [Tamper::BadSignature { size: 10 }]);
 }

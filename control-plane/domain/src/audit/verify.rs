@@ -6,7 +6,10 @@
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Serialize;
 
-use super::model::{AuditRecord, Checkpoint, GENESIS};
+use super::{
+    hex,
+    model::{AuditRecord, Checkpoint, GENESIS},
+};
 
 /// One way the log is not what was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,24 +58,13 @@ impl Verification {
     }
 }
 
-fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Parses a hex Ed25519 public key.
 pub fn public_key(hex: &str) -> Option<VerifyingKey> {
-    VerifyingKey::from_bytes(&hex_bytes::<32>(hex)?).ok()
+    VerifyingKey::from_bytes(&hex::decode::<32>(hex)?).ok()
 }
 
 fn signed_by(c: &Checkpoint, key: &VerifyingKey) -> bool {
-    let Some(sig) = hex_bytes::<64>(&c.signature) else {
+    let Some(sig) = hex::decode::<64>(&c.signature) else {
         return false;
     };
     let message = Checkpoint::message(c.size, &c.head_hash, c.at_unix_ns, &c.public_key);
