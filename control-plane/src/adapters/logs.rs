@@ -111,24 +111,26 @@ mod tests {
         assert!(err.to_string().contains("log file"), "{err}");
     }
 
-    #[test]
-    fn undated_lines_go_with_the_next_dated_line_and_the_trailing_ones_stay() {
+    /// The lines of a log holding `text` that count from 21:04 on, as the tool reads them.
+    fn tail_since_2104(text: &str) -> Vec<String> {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("app.log");
-        std::fs::write(
-            &path,
+        std::fs::write(&path, text).expect("write");
+        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
+        let since: jiff::Timestamp = "2026-12-04T21:04:00Z".parse().expect("time");
+        let since = i64::try_from(since.as_nanosecond()).expect("fits");
+        logs.tail(&EntityId::new("cgroup/app"), since, 10)
+            .expect("tail")
+    }
+
+    #[test]
+    fn undated_lines_go_with_the_next_dated_line_and_the_trailing_ones_stay() {
+        let got = tail_since_2104(
             "setpriv: failed to execute /srv/app: Permission denied\n\
              2026-12-04T21:00:00Z request failed: upstream timed out\n\
              2026-12-04T21:05:00Z request failed: connection reset\n\
              panic: index out of range\n",
-        )
-        .expect("write");
-        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
-        let since: jiff::Timestamp = "2026-12-04T21:04:00Z".parse().expect("time");
-        let since = i64::try_from(since.as_nanosecond()).expect("fits");
-        let got = logs
-            .tail(&EntityId::new("cgroup/app"), since, 10)
-            .expect("tail");
+        );
         assert_eq!(
             got,
             vec![
@@ -141,21 +143,11 @@ mod tests {
 
     #[test]
     fn lines_dated_before_the_window_are_left_out_undated_ones_kept() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("app.log");
-        std::fs::write(
-            &path,
+        let got = tail_since_2104(
             "2026-12-04T21:00:00Z request failed: permission denied\n\
              starting up\n\
              2026-12-04T21:05:00.250Z request failed: token expired 60s ago\n",
-        )
-        .expect("write");
-        let logs = FileLogs::new(BTreeMap::from([("cgroup/app".to_string(), path)]));
-        let since: jiff::Timestamp = "2026-12-04T21:04:00Z".parse().expect("time");
-        let since = i64::try_from(since.as_nanosecond()).expect("fits");
-        let got = logs
-            .tail(&EntityId::new("cgroup/app"), since, 10)
-            .expect("tail");
+        );
         assert_eq!(
             got,
             vec![

@@ -142,12 +142,16 @@ struct Api {
 }
 
 impl Api {
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base.trim_end_matches('/'));
-        let response = self
-            .http
-            .get(&url)
-            .query(query)
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.trim_end_matches('/'))
+    }
+
+    /// Sends `request` to `url` and reads its JSON answer, whatever the status.
+    async fn answer(
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
@@ -156,42 +160,35 @@ impl Api {
             .json()
             .await
             .with_context(|| format!("{url} did not answer JSON"))?;
+        Ok((status, body))
+    }
+
+    fn error_of(body: &Value) -> &str {
+        body.get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+        let url = self.url(path);
+        let (status, body) = Self::answer(&url, self.http.get(&url).query(query)).await?;
         if !status.is_success() {
-            let msg = body
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            bail!("{url}: {status}: {msg}");
+            bail!("{url}: {status}: {}", Self::error_of(&body));
         }
         Ok(body)
     }
 
     async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base.trim_end_matches('/'));
-        let response = self
-            .http
-            .post(&url)
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
-        let status = response.status();
-        let answer: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{url} did not answer JSON"))?;
+        let url = self.url(path);
+        let (status, answer) = Self::answer(&url, self.http.post(&url).json(body)).await?;
         if !status.is_success() {
-            let msg = answer
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            bail!("{msg}");
+            bail!("{}", Self::error_of(&answer));
         }
         Ok(answer)
     }
 
     async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let url = self.url(path);
         let response = self
             .http
             .get(&url)
