@@ -21,6 +21,7 @@ use crate::domain::{
 };
 
 mod audit;
+mod auth;
 mod diagnosis;
 mod llm;
 mod remediation;
@@ -28,6 +29,7 @@ mod vector;
 
 pub use self::{
     audit::AuditConfig,
+    auth::AuthConfig,
     diagnosis::DiagnosisConfig,
     llm::LlmConfig,
     remediation::{RemediationConfig, RuntimeKind},
@@ -54,6 +56,7 @@ pub struct ControlPlaneConfig {
     pub detection: DetectionSettings,
     pub diagnosis: DiagnosisConfig,
     pub audit: AuditConfig,
+    pub auth: AuthConfig,
     pub remediation: RemediationConfig,
     pub otlp: OtlpConfig,
 }
@@ -74,6 +77,7 @@ impl Default for ControlPlaneConfig {
             detection: DetectionSettings::default(),
             diagnosis: DiagnosisConfig::default(),
             audit: AuditConfig::default(),
+            auth: AuthConfig::default(),
             remediation: RemediationConfig::default(),
             otlp: OtlpConfig::default(),
         }

@@ -12,7 +12,7 @@ use std::{path::Path, time::Duration};
 
 use serde_json::Value;
 use support::{
-    cli::{ok, refused, vigil},
+    cli::{issue_token, ok, refused, vigil, vigil_as},
     plane::Plane,
 };
 
@@ -43,26 +43,39 @@ async fn vigil_audit_verify_names_every_tampering() {
     let key = dir.join("audit-ed25519.key.pub");
     let key = key.to_str().expect("utf-8");
 
-    // Five diagnoses, the five decisions remediation took on them (observe phase: logged
-    // only) and one operator's verdict: eleven records, checkpoints at 2, 4, … 10.
-    ok(&vigil(&plane, &["incident", "1", "confirm", "--by", "alice"]).await);
+    // The first admin token installed, five diagnoses, the five decisions remediation took
+    // on them (observe phase: logged only), alice's token issued and her verdict: thirteen
+    // records, checkpoints at 2, 4, … 12.
+    let alice = issue_token(&plane, "alice", "approver").await;
+    ok(&vigil_as(&plane, &alice, &["incident", "1", "confirm"]).await);
     let mut page = Value::Null;
     for _ in 0..100 {
-        page = reqwest::get(format!("{}/api/v1/audit", plane.base()))
+        page = plane
+            .client()
+            .get(format!("{}/api/v1/audit", plane.base()))
+            .send()
             .await
             .expect("GET")
             .json()
             .await
             .expect("JSON");
-        if page["records"].as_array().map_or(0, Vec::len) >= 11 {
+        if page["records"].as_array().map_or(0, Vec::len) >= 13 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let records = page["records"].as_array().expect("records");
-    assert_eq!(records.len(), 11, "{page:#}");
+    assert_eq!(records.len(), 13, "{page:#}");
     let count = |kind: &str| records.iter().filter(|r| r["kind"] == kind).count();
-    assert_eq!((count("diagnosis"), count("decision")), (5, 5), "{page:#}");
+    assert_eq!(
+        (count("diagnosis"), count("decision"), count("access")),
+        (5, 5, 2),
+        "{page:#}"
+    );
+    assert!(
+        !page.to_string().contains("vigil_"),
+        "no token's secret is in the log"
+    );
     let verdict = records
         .iter()
         .find(|r| r["kind"] == "feedback")
@@ -77,7 +90,7 @@ async fn vigil_audit_verify_names_every_tampering() {
         .iter()
         .filter_map(|c| c["size"].as_u64())
         .collect();
-    assert_eq!(sizes, [2, 4, 6, 8, 10]);
+    assert_eq!(sizes, [2, 4, 6, 8, 10, 12]);
 
     let listed = ok(&vigil(&plane, &["audit"]).await);
     assert!(
@@ -86,7 +99,7 @@ async fn vigil_audit_verify_names_every_tampering() {
     );
     let intact = ok(&vigil(&plane, &["audit", "verify", "--public-key-file", key]).await);
     assert!(
-        intact.contains("intact: 11 records, 5 checkpoints, signed through record 10"),
+        intact.contains("intact: 13 records, 6 checkpoints, signed through record 12"),
         "{intact}"
     );
     let exported = ok(&vigil(&plane, &["audit", "checkpoints"]).await);
@@ -126,7 +139,7 @@ async fn vigil_audit_verify_names_every_tampering() {
     tamper(&dir, "DELETE FROM audit WHERE seq > 4");
     let e = refused(&vigil(&plane, &["audit", "verify", "--public-key-file", key]).await);
     assert!(
-        e.contains("has 4 records but a signed checkpoint counted 10"),
+        e.contains("has 4 records but a signed checkpoint counted 12"),
         "{e}"
     );
     // …and with that checkpoint deleted too, only the exported copy does.

@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::Value;
 use support::{
-    cli::{ok, refused, vigil},
+    cli::{issue_token, ok, refused, vigil, vigil_as},
     plane::Plane,
 };
 
@@ -23,17 +23,12 @@ async fn an_operator_corrects_then_confirms_and_each_mistake_names_the_fix() {
     let none = ok(&vigil(&plane, &["feedback"]).await);
     assert!(none.contains("no feedback yet"), "{none}");
 
-    let said = ok(&vigil(
+    // The judge is whoever holds the token, whatever a body might claim.
+    let alice = issue_token(&plane, "alice", "approver").await;
+    let said = ok(&vigil_as(
         &plane,
-        &[
-            "incident",
-            "1",
-            "correct",
-            "--class",
-            "memory_pressure",
-            "--by",
-            "alice",
-        ],
+        &alice,
+        &["incident", "1", "correct", "--class", "memory_pressure"],
     )
     .await);
     assert!(

@@ -46,7 +46,9 @@ impl Replica {
                 "fingerprint": "beef",
             }]
         });
-        let response = reqwest::Client::new()
+        let response = self
+            .running
+            .client()
             .post(format!("{}/api/v1/alertmanager", self.running.base()))
             .json(&body)
             .send()

@@ -160,11 +160,14 @@ async fn a_pods_logs_and_its_deployments_rollout_are_evidence() {
     let dir = tempfile::tempdir().expect("dir");
     let plane = start_plane(&api, dir.path(), now).await;
     let base = plane.base();
+    let http = plane.client();
 
     // The OOM kill's incident, diagnosed with the cluster's evidence.
     let mut diagnosis = Value::Null;
     for _ in 0..100 {
-        let detail: Value = reqwest::get(format!("{base}/api/v1/incidents/1"))
+        let detail: Value = http
+            .get(format!("{base}/api/v1/incidents/1"))
+            .send()
             .await
             .expect("GET")
             .json()
@@ -215,7 +218,7 @@ async fn a_pods_logs_and_its_deployments_rollout_are_evidence() {
     );
 
     // A pod of the old revision saw the rollout but does not run it: observed, no vote.
-    let old: Value = reqwest::Client::new()
+    let old: Value = http
         .post(format!("{base}/api/v1/tools/recent_changes"))
         .json(&json!({"entity": format!("k8s-pod/{OLD_POD}")}))
         .send()

@@ -6,7 +6,10 @@
 use rmcp::{
     model::{CallToolRequestParams, CallToolResult, ClientConfig},
     service::{RoleClient, RunningService},
-    transport::{StreamableHttpClientTransport, TokioChildProcess},
+    transport::{
+        streamable_http_client::StreamableHttpClientTransportConfig, StreamableHttpClientTransport,
+        TokioChildProcess,
+    },
     ServiceExt,
 };
 use serde_json::{json, Value};
@@ -115,7 +118,15 @@ async fn investigate(client: &RunningService<RoleClient, ClientConfig>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_over_streamable_http_lists_the_tools_and_calls_them_on_a_real_incident() {
     let plane = Plane::start().await;
-    let transport = StreamableHttpClientTransport::from_uri(format!("{}/mcp", plane.base()));
+    let url = format!("{}/mcp", plane.base());
+    // Without a token the server does not even say hello.
+    let anonymous = ClientConfig::default()
+        .serve(StreamableHttpClientTransport::from_uri(url.clone()))
+        .await;
+    assert!(anonymous.is_err(), "MCP without a token must be refused");
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header(plane.running_token()),
+    );
     let client = ClientConfig::default()
         .serve(transport)
         .await
@@ -134,7 +145,10 @@ async fn an_agent_over_streamable_http_lists_the_tools_and_calls_them_on_a_real_
 async fn an_agent_over_stdio_reaches_the_same_tools_through_vigil_mcp() {
     let plane = Plane::start().await;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-    command.args(["--api", &plane.base(), "mcp"]);
+    command
+        .args(["--api", &plane.base(), "--token-file"])
+        .arg(plane.token_file())
+        .arg("mcp");
     let transport = TokioChildProcess::new(command).expect("spawn vigil mcp");
     let client = ClientConfig::default()
         .serve(transport)

@@ -327,12 +327,13 @@ fn a_cooldown_holds_across_a_restart() {
 /// Through the real control plane and the CLI: the OOM kill's diagnosis proposes raising the
 /// memory limit, which in the assist phase waits; `vigil approve` runs it through the local
 /// runtime, which refuses a workload with no cgroup-v1 directory and says so; a second word on
-/// it is refused as no longer pending.
+/// it is refused as no longer pending. A viewer's approval is forbidden (403), one without a
+/// token unauthenticated (401); the approver recorded is the token's holder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
     use control_plane::config::RuntimeKind;
     use support::{
-        cli::{ok, refused, vigil},
+        cli::{issue_token, ok, refused, vigil, vigil_as},
         plane::Plane,
     };
     const GONE: &str = "cgroup/vigil-test-no-such-cgroup/app";
@@ -355,14 +356,42 @@ async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
         listed.contains("raise_memory_limit") && listed.contains("pending_approval"),
         "{listed}"
     );
-    let e = refused(&vigil(&plane, &["approve", "2", "1", "--by", "alice"]).await);
+    let viewer = issue_token(&plane, "carol", "viewer").await;
+    let alice = issue_token(&plane, "alice", "approver").await;
+    let bob = issue_token(&plane, "bob", "approver").await;
+    let e = refused(&vigil_as(&plane, &viewer, &["approve", "1", "1"]).await);
+    assert!(
+        e.contains("403") && e.contains("token `carol` is a viewer"),
+        "{e}"
+    );
+    let nobody = plane.dir().join("empty.token");
+    std::fs::write(&nobody, "").expect("write");
+    let e = refused(&vigil_as(&plane, &nobody, &["approve", "1", "1"]).await);
+    assert!(e.contains("401") && e.contains("no API token"), "{e}");
+    let still = ok(&vigil_as(&plane, &viewer, &["actions", "--incident", "1"]).await);
+    assert!(
+        still.contains("pending_approval"),
+        "a viewer reads: {still}"
+    );
+    let e = refused(&vigil_as(&plane, &alice, &["approve", "2", "1"]).await);
     assert!(e.contains("not one of incident 2's actions"), "{e}");
-    let ran = ok(&vigil(&plane, &["approve", "1", "1", "--by", "alice"]).await);
+    let ran = ok(&vigil_as(
+        &plane,
+        &alice,
+        &["--json", "approve", "1", "1", "--reason", "more headroom"],
+    )
+    .await);
+    let ran: serde_json::Value = serde_json::from_str(&ran).expect("JSON");
+    assert_eq!(
+        ran["approved_by"], "alice (more headroom)",
+        "the token's holder: {ran:#}"
+    );
+    let ran = ran.to_string();
     assert!(
         ran.contains("failed") && ran.contains("no cgroup-v1 directory"),
         "{ran}"
     );
-    let e = refused(&vigil(&plane, &["deny", "1", "1", "--by", "bob"]).await);
+    let e = refused(&vigil_as(&plane, &bob, &["deny", "1", "1"]).await);
     assert!(e.contains("is failed, not waiting for an approval"), "{e}");
     let audit = ok(&vigil(&plane, &["audit"]).await);
     for step in ["decision", "approval", "action"] {

@@ -132,9 +132,26 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client that sends no token (Prometheus, an agent's metrics, public paths).
     pub fn new(base: String) -> Self {
+        Self::with_headers(base, reqwest::header::HeaderMap::new())
+    }
+
+    /// A client that sends `token` as its bearer token, as the vigil CLI does.
+    pub fn with_token(base: String, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value: reqwest::header::HeaderValue = format!("Bearer {}", token.trim())
+            .parse()
+            .expect("a token is a header value");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Self::with_headers(base, headers)
+    }
+
+    fn with_headers(base: String, headers: reqwest::header::HeaderMap) -> Self {
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()
             .expect("http client");
         Self { base, http }

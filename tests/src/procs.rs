@@ -149,8 +149,20 @@ impl ControlPlane {
         format!("http://{}", self.grpc)
     }
 
+    /// The REST API, as its admin: the token the control plane wrote on its first start.
     pub fn api(&self) -> Api {
-        Api::new(format!("http://{}", self.http))
+        let token = std::fs::read_to_string(self.token_file()).unwrap_or_else(|e| {
+            panic!(
+                "the control plane wrote no admin token at {}: {e}",
+                self.token_file().display()
+            )
+        });
+        Api::with_token(format!("http://{}", self.http), &token)
+    }
+
+    /// The admin token's file: `admin-token` beside the store (the `[auth]` default).
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.join("admin-token")
     }
 
     pub fn stop(&mut self) {

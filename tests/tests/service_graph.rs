@@ -110,9 +110,7 @@ fn service_graph_and_link_faults() {
         );
         assert!(num(e, "rtt_us") > 0.0, "RTT measured on {k:?}: {e}");
     }
-    let dot = reqwest::blocking::get(format!("{}/api/v1/graph?format=dot", api.base))
-        .and_then(|r| r.text())
-        .expect("dot");
+    let dot = api.try_text("/api/v1/graph?format=dot").expect("dot");
     assert!(dot.starts_with("digraph") && dot.contains(&r), "{dot}");
     let blast = api.get(&format!("/api/v1/graph/blast-radius/{r}"));
     let dependents: Vec<&str> = blast["dependents"]

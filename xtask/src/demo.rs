@@ -79,8 +79,10 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
         agent.node,
         dir.display()
     );
+    let token = cp.token_file();
     println!(
-        "    in another terminal: {}/vigil incidents | incident <id> | events | nodes",
+        "    in another terminal: VIGIL_TOKEN_FILE={} {}/vigil incidents | incident <id> | events | nodes",
+        token.display(),
         bins.display()
     );
 
@@ -94,6 +96,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
                 "--interval-ms",
                 "300",
             ])
+            .env("VIGIL_TOKEN_FILE", &token)
             .spawn()
             .context("starting `vigil watch`")?,
     );
@@ -102,6 +105,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
         let _ = Command::new(bin_path("vigil"))
             .args(["--api", &format!("http://{HTTP}")])
             .args(args)
+            .env("VIGIL_TOKEN_FILE", &token)
             .status();
     };
     if !interrupted(&stop, Duration::from_secs(1)) {
@@ -120,6 +124,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
             ])
             .arg(dir.join("lab"))
             .env("VIGIL_LAB_STATE", &lab_state)
+            .env("VIGIL_TOKEN_FILE", &token)
             .status()
             .context("running the fault lab")?;
         if !status.success() {

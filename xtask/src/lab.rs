@@ -70,7 +70,8 @@ pub fn run(out: &Path, duration: Option<u64>, soak: u64, only: Option<&str>) -> 
         .arg(&out)
         .args(["--soak", &soak.to_string()])
         .args(["--warmup", &LAB_WARMUP_SECS.to_string()])
-        .env("VIGIL_LAB_STATE", &state);
+        .env("VIGIL_LAB_STATE", &state)
+        .env("VIGIL_TOKEN_FILE", cp.token_file());
     if let Some(d) = duration {
         c.args(["--duration", &d.to_string()]);
     }

@@ -22,6 +22,7 @@
 //! Shared vocabulary sits at the top: typed identities (`entity`), the clock, store errors,
 //! kernel events, nodes and what Vigil reports about its own work (`observe`).
 
+pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod certs;

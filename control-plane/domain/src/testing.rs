@@ -2,7 +2,13 @@
 
 use std::sync::Mutex;
 
+use ed25519_dalek::{Signer as _, SigningKey};
+
 use crate::{
+    audit::{
+        ports::{AuditStore, Signer},
+        AuditRecord, Checkpoint,
+    },
     incident::{
         ports::{IncidentQuery, IncidentStore},
         EvidenceRef, Finding, Incident, IncidentId, IncidentKind, IncidentStatus,
@@ -86,5 +92,59 @@ impl IncidentStore for MemoryIncidents {
 
     fn evidence(&self, _: IncidentId) -> Result<Vec<EvidenceRef>, StoreError> {
         Ok(Vec::new())
+    }
+}
+
+/// An audit log's records and checkpoints in memory.
+#[derive(Default)]
+pub struct MemoryAudit {
+    pub records: Mutex<Vec<AuditRecord>>,
+    pub checkpoints: Mutex<Vec<Checkpoint>>,
+}
+
+impl AuditStore for MemoryAudit {
+    fn append_record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut r = self.records.lock().expect("lock");
+        if r.iter().any(|x| x.seq == record.seq) {
+            return Err(StoreError::backend("appending", "seq taken"));
+        }
+        r.push(record.clone());
+        Ok(())
+    }
+    fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let r = self.records.lock().expect("lock");
+        Ok(r.iter()
+            .filter(|x| x.seq > after_seq)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+    fn last_record(&self) -> Result<Option<AuditRecord>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .expect("lock")
+            .iter()
+            .max_by_key(|x| x.seq)
+            .cloned())
+    }
+    fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
+        self.checkpoints.lock().expect("lock").push(c.clone());
+        Ok(())
+    }
+    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        Ok(self.checkpoints.lock().expect("lock").clone())
+    }
+}
+
+/// A fixed Ed25519 key for checkpoints.
+pub struct Key(pub SigningKey);
+
+impl Signer for Key {
+    fn public_key(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+    fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
     }
 }

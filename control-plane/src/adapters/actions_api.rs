@@ -1,19 +1,21 @@
 //! The REST API of remediation's actions: what was proposed for an incident and what became
 //! of it, and an approver's yes or no (`POST /api/v1/incidents/{id}/actions/{action}/approve`,
-//! `…/deny`, body `{"by": "<who>"}`).
+//! `…/deny`). Who approved is the name of the token the request carried (the access guard
+//! put it on the request), never something the body claims.
 
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
-    Json, Router,
+    Extension, Json, Router,
 };
 use serde::Deserialize;
 
 use std::sync::Arc;
 
 use crate::domain::{
+    access::Principal,
     incident::IncidentId,
     remediate::{
         ports::RemediationStore, ActionId, ActionRecord, RemediationError, RemediationService,
@@ -36,7 +38,7 @@ enum ActionsError {
         incident: IncidentId,
         action: ActionId,
     },
-    #[error("the body must name the approver: {{\"by\": \"<who>\"}} ({0})")]
+    #[error("the body must be empty or {{\"reason\": \"<why>\"}}; the approver is the token's name ({0})")]
     BadBody(String),
     #[error(transparent)]
     Remediation(#[from] RemediationError),
@@ -80,24 +82,31 @@ async fn list(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// An optional reason, kept in the audit log with the verdict. `by` is refused: a body
+/// cannot name someone else as the approver.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Approver {
-    by: String,
+struct Verdict {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 async fn judge(
     s: ActionsState,
-    incident: i64,
-    action: i64,
+    by: Principal,
+    (incident, action): (i64, i64),
     body: axum::body::Bytes,
     approve: bool,
 ) -> Result<Json<ActionRecord>, ActionsError> {
-    let by: Approver =
-        serde_json::from_slice(&body).map_err(|e| ActionsError::BadBody(e.to_string()))?;
-    if by.by.trim().is_empty() {
-        return Err(ActionsError::BadBody("`by` is empty".into()));
-    }
+    let verdict: Verdict = if body.iter().all(u8::is_ascii_whitespace) {
+        Verdict::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ActionsError::BadBody(e.to_string()))?
+    };
+    let who = match verdict.reason.as_deref().map(str::trim) {
+        Some(r) if !r.is_empty() => format!("{} ({r})", by.name),
+        _ => by.name,
+    };
     let (incident, action) = (IncidentId(incident), ActionId(action));
     let record = tokio::task::spawn_blocking(move || {
         let stored = s
@@ -108,9 +117,9 @@ async fn judge(
             return Err(ActionsError::NotOfIncident { incident, action });
         }
         Ok(if approve {
-            s.remediation.approve(action, by.by.trim())?
+            s.remediation.approve(action, &who)?
         } else {
-            s.remediation.deny(action, by.by.trim())?
+            s.remediation.deny(action, &who)?
         })
     })
     .await??;
@@ -119,18 +128,20 @@ async fn judge(
 
 async fn approve(
     State(s): State<ActionsState>,
-    Path((incident, action)): Path<(i64, i64)>,
+    Extension(by): Extension<Principal>,
+    Path(ids): Path<(i64, i64)>,
     body: axum::body::Bytes,
 ) -> Result<Json<ActionRecord>, ActionsError> {
-    judge(s, incident, action, body, true).await
+    judge(s, by, ids, body, true).await
 }
 
 async fn deny(
     State(s): State<ActionsState>,
-    Path((incident, action)): Path<(i64, i64)>,
+    Extension(by): Extension<Principal>,
+    Path(ids): Path<(i64, i64)>,
     body: axum::body::Bytes,
 ) -> Result<Json<ActionRecord>, ActionsError> {
-    judge(s, incident, action, body, false).await
+    judge(s, by, ids, body, false).await
 }
 
 pub fn router(state: ActionsState) -> Router {

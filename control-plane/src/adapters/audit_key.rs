@@ -2,30 +2,25 @@
 //! created on first start with mode 0600 (never overwritten), and its public half beside it
 //! (`<key>.pub`) for whoever verifies the log elsewhere.
 
-use std::{
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signer as _, SigningKey};
 
-use crate::domain::audit::{hex, ports::Signer};
+use crate::{
+    adapters::private_file::{self, PrivateFileError},
+    domain::audit::{hex, ports::Signer},
+};
+
+const WHAT: &str = "audit signing key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditKeyError {
-    #[error("cannot read the audit signing key {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] PrivateFileError),
     #[error("the audit signing key {path} is not 64 hex characters (a 32-byte Ed25519 seed); restore it from a backup, or move it away to start a new key (the old checkpoints then verify only against the old public key)")]
     Malformed { path: PathBuf },
-    #[error("the audit signing key {path} can be read by others (mode {mode:o}): chmod 600 it")]
-    Exposed { path: PathBuf, mode: u32 },
-    #[error("cannot create the audit signing key {path}")]
-    Create {
+    #[error("cannot write the audit signing key's public half {path}")]
+    Public {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -39,64 +34,36 @@ pub struct KeyFile {
 impl KeyFile {
     /// Reads the key at `path`, or creates one there if there is none.
     pub fn load_or_create(path: &Path) -> Result<Self, AuditKeyError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let mode = std::fs::metadata(path)
-                    .map_err(|source| AuditKeyError::Read {
-                        path: path.into(),
-                        source,
-                    })?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(AuditKeyError::Exposed {
-                        path: path.into(),
-                        mode: mode & 0o777,
-                    });
-                }
-                let seed = hex::decode::<32>(&text)
-                    .ok_or_else(|| AuditKeyError::Malformed { path: path.into() })?;
-                Ok(Self {
-                    key: SigningKey::from_bytes(&seed),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
-            Err(source) => Err(AuditKeyError::Read {
-                path: path.into(),
-                source,
-            }),
-        }
+        let Some(text) = private_file::read(WHAT, path)? else {
+            return Self::create(path);
+        };
+        let seed = hex::decode::<32>(&text)
+            .ok_or_else(|| AuditKeyError::Malformed { path: path.into() })?;
+        Ok(Self {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     fn create(path: &Path) -> Result<Self, AuditKeyError> {
-        let create = |source| AuditKeyError::Create {
-            path: path.into(),
-            source,
+        let key = Self {
+            key: SigningKey::generate(&mut rand_core::OsRng),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(create)?;
-        }
-        let key = SigningKey::generate(&mut rand_core::OsRng);
-        // create_new: two starts racing never both write a key.
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(create)?;
-        file.write_all(format!("{}\n", hex::encode(&key.to_bytes())).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(create)?;
-        let public = Self { key };
+        private_file::create(
+            WHAT,
+            path,
+            &format!("{}\n", hex::encode(&key.key.to_bytes())),
+        )?;
         let mut pub_path = path.as_os_str().to_owned();
         pub_path.push(".pub");
-        std::fs::write(
-            &pub_path,
-            format!("{}\n", hex::encode(&public.public_key())),
-        )
-        .map_err(create)?;
-        tracing::info!(key = %path.display(), public_key = %hex::encode(&public.public_key()), "created the audit log's signing key");
-        Ok(public)
+        let public = hex::encode(&key.public_key());
+        std::fs::write(&pub_path, format!("{public}\n")).map_err(|source| {
+            AuditKeyError::Public {
+                path: pub_path.into(),
+                source,
+            }
+        })?;
+        tracing::info!(key = %path.display(), public_key = %public, "created the audit log's signing key");
+        Ok(key)
     }
 }
 
@@ -112,6 +79,8 @@ impl Signer for KeyFile {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -21,6 +21,7 @@ use crate::{
         prometheus::{self, PrometheusExporter},
     },
     domain::{
+        access::Principal,
         alerts::{AlertError, AlertOutcome, AlertService},
         certs::CertificateService,
         clock::Clock,
@@ -471,11 +472,14 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 /// Confirms or corrects an incident's diagnosis.
 async fn post_feedback(
     State(s): State<ApiState>,
+    axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<Feedback>, ApiError> {
-    let request: FeedbackRequest =
+    let mut request: FeedbackRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::BadFeedback(e.to_string()))?;
+    // Whoever the body says, the judge is the token's holder.
+    request.by = Some(who.name);
     Ok(Json(
         blocking(move || Ok(s.feedback.record(IncidentId(id), &request)?)).await?,
     ))

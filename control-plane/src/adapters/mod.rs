@@ -2,6 +2,7 @@
 //! Prometheus, OTLP and the Kubernetes API, and the outside formats (Alertmanager's webhook,
 //! Graphviz) translated to and from the domain's types.
 
+pub mod access;
 pub mod actions_api;
 pub mod alertmanager;
 pub mod audit_key;
@@ -17,6 +18,7 @@ pub mod otlp;
 pub mod outbound;
 pub mod pgvector;
 pub mod playbooks;
+pub mod private_file;
 pub mod prometheus;
 pub mod runtime;
 pub mod sqlite;

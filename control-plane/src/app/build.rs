@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use super::error::AppError;
 use crate::{
     adapters::{
+        access::token_file,
         audit_key::KeyFile,
         corpus::{seed, FsCorpus},
         llm::{ApiKey, HttpChat},
@@ -20,6 +21,7 @@ use crate::{
     },
     config::{ControlPlaneConfig, LlmConfig, RuntimeKind, VectorConfig},
     domain::{
+        access::Access,
         alerts::AlertService,
         audit::{AuditLog, AuditParts, AuditTrail},
         certs::{service::CertificateParts, CertPolicy, CertificateService},
@@ -68,6 +70,8 @@ pub struct ControlPlane {
     pub corpus: Arc<dyn Corpus>,
     /// Every step taken on an incident, chained and signed.
     pub audit: Arc<AuditLog>,
+    /// Who may call the API, by their tokens.
+    pub access: Arc<Access>,
     /// Diagnoses routed to remediation: their playbooks' actions, judged, run, verified.
     pub remediation: Arc<RemediationService>,
     pub prometheus: Arc<PrometheusExporter>,
@@ -181,6 +185,7 @@ impl ControlPlane {
             policy: config.audit.policy(),
         })?);
         observers.add(Arc::new(AuditTrail::new(audit.clone())));
+        let access = access(config, store.clone(), audit.clone(), clock.clone())?;
         let corpus_dir = config.diagnosis.corpus_dir(&config.store_path);
         let corpus: Arc<dyn Corpus> = match &config.diagnosis.vector {
             None => Arc::new(FsCorpus::open(&corpus_dir)?),
@@ -260,12 +265,33 @@ impl ControlPlane {
             diagnosis,
             corpus,
             audit,
+            access,
             remediation,
             prometheus,
             certificates,
             otlp,
         })
     }
+}
+
+/// Who may call the API. The admin token comes from its file, which a fresh install writes:
+/// the log names the file, never the token.
+fn access(
+    config: &ControlPlaneConfig,
+    store: Arc<SqliteStore>,
+    audit: Arc<AuditLog>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Access>, AppError> {
+    let path = config.auth.admin_token_path(&config.store_path);
+    let (secret, created) = token_file::load_or_create(&path)?;
+    let access = Access::new(store, audit, clock);
+    let installed = access.install_admin(&secret)?;
+    if created {
+        tracing::info!(file = %path.display(), "generated the admin API token: give it to the vigil CLI with --token-file or VIGIL_TOKEN, and issue smaller ones with `vigil tokens create`");
+    } else if installed {
+        tracing::info!(file = %path.display(), "installed the admin API token from its file");
+    }
+    Ok(Arc::new(access))
 }
 
 /// The configured LLM, its key read from the environment now (a missing key fails the start,

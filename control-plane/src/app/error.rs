@@ -47,6 +47,10 @@ pub enum AppError {
     #[error(transparent)]
     AuditKey(#[from] crate::adapters::audit_key::AuditKeyError),
     #[error(transparent)]
+    TokenFile(#[from] crate::adapters::access::token_file::TokenFileError),
+    #[error(transparent)]
+    Access(#[from] crate::domain::access::AccessError),
+    #[error(transparent)]
     Corpus(#[from] crate::domain::retrieve::ports::CorpusError),
     #[error("cannot listen on {addr} for {what}. Is another process using the port? Set `{field}` in the config")]
     Bind {

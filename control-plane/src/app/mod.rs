@@ -21,7 +21,7 @@ pub use self::{
 };
 use crate::{
     adapters::{
-        actions_api, grpc, http,
+        access, actions_api, grpc, http,
         kube::{KubeEndpoints, KubeWorkloads},
     },
     config::ControlPlaneConfig,
@@ -233,7 +233,13 @@ pub async fn run(
             remediation: cp.remediation.clone(),
             actions: cp.store.clone(),
         }))
-        .nest_service("/mcp", crate::adapters::mcp::local::service(state));
+        .merge(access::api::router(cp.access.clone()))
+        .nest_service("/mcp", crate::adapters::mcp::local::service(state))
+        // Every route, MCP's too, behind one guard: see `access::need` for who may call what.
+        .layer(axum::middleware::from_fn_with_state(
+            cp.access.clone(),
+            access::guard,
+        ));
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
         http.await.map_err(AppError::Http)

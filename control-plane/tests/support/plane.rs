@@ -72,7 +72,10 @@ impl Plane {
         // The diagnosis tick runs within a few seconds of start.
         let url = format!("{}/api/v1/incidents/{}", plane.base(), workloads.len());
         for _ in 0..100 {
-            let detail: Value = reqwest::get(&url)
+            let detail: Value = plane
+                .client()
+                .get(&url)
+                .send()
                 .await
                 .expect("GET")
                 .json()
@@ -88,6 +91,21 @@ impl Plane {
 
     pub fn base(&self) -> String {
         self.running.base()
+    }
+
+    /// An HTTP client with the admin token.
+    pub fn client(&self) -> reqwest::Client {
+        self.running.client()
+    }
+
+    /// The admin token.
+    pub fn running_token(&self) -> String {
+        self.running.admin_token()
+    }
+
+    /// The admin token's file.
+    pub fn token_file(&self) -> &std::path::Path {
+        &self.running.token_file
     }
 
     /// The directory of the store (and of the audit key).

@@ -1,7 +1,8 @@
 //! A control plane run as `vigil-control-plane` runs it (`app::run`), in this test's runtime:
-//! started on a config, bound within 10 s, stopped cleanly within 10 s.
+//! started on a config, bound within 10 s, stopped cleanly within 10 s. Its first start
+//! wrote an admin token; `client()` carries it, as an operator's tools would.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use control_plane::{
     app::{self, Bound},
@@ -10,12 +11,15 @@ use control_plane::{
 
 pub struct Running {
     pub bound: Bound,
+    /// The admin token's file, as `[auth]` places it.
+    pub token_file: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), app::AppError>>,
 }
 
 impl Running {
     pub async fn start(config: ControlPlaneConfig) -> Self {
+        let token_file = config.auth.admin_token_path(&config.store_path);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel::<Bound>();
         let task = tokio::spawn(app::run(
@@ -33,6 +37,7 @@ impl Running {
             .expect("bound");
         Self {
             bound,
+            token_file,
             stop: Some(stop),
             task,
         }
@@ -41,6 +46,19 @@ impl Running {
     /// The REST API's base URL.
     pub fn base(&self) -> String {
         format!("http://{}", self.bound.http)
+    }
+
+    /// The admin token the control plane wrote on its first start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(&self.token_file)
+            .expect("the control plane wrote its admin token")
+            .trim()
+            .to_string()
+    }
+
+    /// An HTTP client that sends the admin token.
+    pub fn client(&self) -> reqwest::Client {
+        client_with(&self.admin_token())
     }
 
     pub async fn stop(mut self) {
@@ -53,4 +71,17 @@ impl Running {
             .expect("join")
             .expect("clean stop");
     }
+}
+
+/// An HTTP client that sends `token` as its bearer token.
+pub fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }

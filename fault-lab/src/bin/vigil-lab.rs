@@ -46,6 +46,10 @@ enum Command {
         /// Vigil's control plane REST API, to score detection (omit to only inject).
         #[arg(long, env = "VIGIL_API")]
         api: Option<String>,
+        /// A file holding a viewer (or larger) API token for `--api`; VIGIL_TOKEN, if set,
+        /// is used instead.
+        #[arg(long, env = "VIGIL_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
         /// Where run records, cases and the report go.
         #[arg(long, default_value = "lab-report")]
         out: PathBuf,
@@ -116,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             intensity,
             duration,
             api,
+            token_file,
             out,
             soak,
             warmup,
@@ -137,7 +142,10 @@ fn main() -> anyhow::Result<()> {
             let _lock = state::RunLock::acquire(&dir)?;
             let bed =
                 Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
-            let vigil = api.as_deref().map(VigilApi::new);
+            let vigil = match api.as_deref() {
+                Some(base) => Some(VigilApi::new(base, token_file.as_deref())?),
+                None => None,
+            };
             let run = runner::Runner::new(&bed, &dir, vigil, &out)?;
             if warmup > 0 {
                 let bar = ProgressBar::new(warmup);

@@ -5,7 +5,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::Detection;
-use crate::scenarios::FaultClass;
+use crate::{
+    error::{LabError, Result},
+    scenarios::FaultClass,
+};
 
 pub struct VigilApi {
     base: String,
@@ -13,15 +16,42 @@ pub struct VigilApi {
 }
 
 impl VigilApi {
-    pub fn new(base: &str) -> Self {
-        Self {
+    /// The API at `base`, read with the token `VIGIL_TOKEN` holds or `token_file` names.
+    pub fn new(base: &str, token_file: Option<&std::path::Path>) -> Result<Self> {
+        let token = match std::env::var("VIGIL_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
+            Some(t) => Some(t),
+            None => token_file
+                .map(|p| {
+                    std::fs::read_to_string(p).map_err(LabError::io(format!(
+                        "reading the API token file {}",
+                        p.display()
+                    )))
+                })
+                .transpose()?,
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.trim()))
+                .map_err(|_| {
+                    LabError::Invalid(
+                        "the API token holds characters an HTTP header cannot carry".into(),
+                    )
+                })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             client: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .no_proxy()
+                .default_headers(headers)
                 .build()
-                .unwrap_or_else(|_| reqwest::blocking::Client::new()),
-        }
+                .map_err(|e| LabError::Invalid(format!("building the HTTP client: {e}")))?,
+        })
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {

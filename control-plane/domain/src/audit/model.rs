@@ -26,6 +26,8 @@ pub enum AuditKind {
     Action,
     Verification,
     Rollback,
+    /// An API token issued or revoked.
+    Access,
 }
 
 impl AuditKind {
@@ -38,6 +40,7 @@ impl AuditKind {
             Self::Action => "action",
             Self::Verification => "verification",
             Self::Rollback => "rollback",
+            Self::Access => "access",
         }
     }
 }

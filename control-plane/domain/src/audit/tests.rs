@@ -1,68 +1,19 @@
 //! The chain and its checkpoints against each way a log can be tampered with.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde_json::json;
 
 use super::{
-    ports::{AuditStore, Signer},
-    verify, AuditEntry, AuditKind, AuditLog, AuditParts, AuditRecord, Checkpoint, CheckpointPolicy,
-    Tamper,
+    ports::AuditStore, verify, AuditEntry, AuditKind, AuditLog, AuditParts, AuditRecord,
+    Checkpoint, CheckpointPolicy, Tamper,
 };
-use crate::{clock::ManualClock, incident::IncidentId, store::StoreError};
-
-#[derive(Default)]
-struct MemoryAudit {
-    records: Mutex<Vec<AuditRecord>>,
-    checkpoints: Mutex<Vec<Checkpoint>>,
-}
-
-impl AuditStore for MemoryAudit {
-    fn append_record(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let mut r = self.records.lock().expect("lock");
-        if r.iter().any(|x| x.seq == record.seq) {
-            return Err(StoreError::backend("appending", "seq taken"));
-        }
-        r.push(record.clone());
-        Ok(())
-    }
-    fn records(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let r = self.records.lock().expect("lock");
-        Ok(r.iter()
-            .filter(|x| x.seq > after_seq)
-            .take(limit)
-            .cloned()
-            .collect())
-    }
-    fn last_record(&self) -> Result<Option<AuditRecord>, StoreError> {
-        Ok(self
-            .records
-            .lock()
-            .expect("lock")
-            .iter()
-            .max_by_key(|x| x.seq)
-            .cloned())
-    }
-    fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
-        self.checkpoints.lock().expect("lock").push(c.clone());
-        Ok(())
-    }
-    fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
-        Ok(self.checkpoints.lock().expect("lock").clone())
-    }
-}
-
-struct Key(SigningKey);
-
-impl Signer for Key {
-    fn public_key(&self) -> [u8; 32] {
-        self.0.verifying_key().to_bytes()
-    }
-    fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.0.sign(message).to_bytes()
-    }
-}
+use crate::{
+    clock::ManualClock,
+    incident::IncidentId,
+    testing::{Key, MemoryAudit},
+};
 
 const SEC: i64 = 1_000_000_000;
 

@@ -19,6 +19,7 @@ mod intervals;
 mod nodes;
 mod remediation;
 mod schema;
+mod tokens;
 
 use std::{path::Path, sync::Mutex};
 

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS remediation_actions (
 CREATE INDEX IF NOT EXISTS remediation_by_incident ON remediation_actions (incident_id);
 CREATE INDEX IF NOT EXISTS remediation_by_state ON remediation_actions (state);
 CREATE INDEX IF NOT EXISTS remediation_by_time ON remediation_actions (decided_unix_ns);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_unix_ns INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS baselines (
     entity TEXT PRIMARY KEY,
     state TEXT NOT NULL

@@ -40,9 +40,8 @@ pub async fn list(api: &Api, incident: Option<i64>, json_out: bool) -> anyhow::R
 
 pub async fn judge(
     api: &Api,
-    incident: i64,
-    action: i64,
-    by: &str,
+    (incident, action): (i64, i64),
+    reason: Option<String>,
     approve: bool,
     json_out: bool,
 ) -> anyhow::Result<()> {
@@ -50,7 +49,7 @@ pub async fn judge(
     let a = api
         .post(
             &format!("/api/v1/incidents/{incident}/actions/{action}/{verb}"),
-            &json!({ "by": by }),
+            &json!({ "reason": reason }),
         )
         .await
         .with_context(|| format!("{verb} action {action} of incident {incident}"))?;

@@ -2,11 +2,15 @@
 
 mod actions;
 mod audit;
+mod client;
+mod tokens;
 
 use std::{collections::HashMap, time::Duration};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+
+use client::Api;
 use serde_json::Value;
 
 #[derive(Debug, Parser)]
@@ -23,6 +27,10 @@ struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     api: String,
+    /// A file holding the API token (a fresh control plane writes its admin token to
+    /// `admin-token` beside its store). VIGIL_TOKEN, if set, is used instead.
+    #[arg(long, global = true, env = "VIGIL_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
     /// Print raw JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -85,19 +93,20 @@ enum Command {
         incident: Option<i64>,
     },
     /// Approve an action waiting for an approver (assist phase); the guardrails judge it again.
+    /// The approver recorded is the token's name (an approver or admin token).
     Approve {
         incident: i64,
         action: i64,
-        /// Who approves (recorded in the audit log).
-        #[arg(long, env = "USER")]
-        by: String,
+        /// Why (kept in the audit log with the approval).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Refuse an action waiting for an approver.
     Deny {
         incident: i64,
         action: i64,
-        #[arg(long, env = "USER")]
-        by: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// The audit log: every step taken on incidents, chained and signed. With no subcommand,
     /// the latest records.
@@ -110,6 +119,13 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// API tokens (admin): list, create with a role, revoke.
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
+    },
+    /// Which token this CLI is using, and its role.
+    Whoami,
     /// Serve Vigil's read-only evidence tools and incidents over MCP on stdin/stdout, for an
     /// agent (Claude Desktop, an IDE, your own), with the control plane's API behind them.
     Mcp,
@@ -121,8 +137,6 @@ enum Judge {
     /// The diagnosed class is right.
     Confirm {
         #[arg(long)]
-        by: Option<String>,
-        #[arg(long)]
         note: Option<String>,
     },
     /// The incident was another class (a taxonomy id, e.g. `network_loss`).
@@ -130,78 +144,8 @@ enum Judge {
         #[arg(long)]
         class: String,
         #[arg(long)]
-        by: Option<String>,
-        #[arg(long)]
         note: Option<String>,
     },
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base.trim_end_matches('/'))
-    }
-
-    /// Sends `request` to `url` and reads its JSON answer, whatever the status.
-    async fn answer(
-        url: &str,
-        request: reqwest::RequestBuilder,
-    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{url} did not answer JSON"))?;
-        Ok((status, body))
-    }
-
-    fn error_of(body: &Value) -> &str {
-        body.get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-    }
-
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let url = self.url(path);
-        let (status, body) = Self::answer(&url, self.http.get(&url).query(query)).await?;
-        if !status.is_success() {
-            bail!("{url}: {status}: {}", Self::error_of(&body));
-        }
-        Ok(body)
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let url = self.url(path);
-        let (status, answer) = Self::answer(&url, self.http.post(&url).json(body)).await?;
-        if !status.is_success() {
-            bail!("{}", Self::error_of(&answer));
-        }
-        Ok(answer)
-    }
-
-    async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        let url = self.url(path);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the control plane API at {url}: is vigil-control-plane running? (set --api or VIGIL_API)"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{url}: {status}: {text}");
-        }
-        Ok(text)
-    }
 }
 
 fn f(v: &Value, k: &str) -> f64 {
@@ -369,24 +313,21 @@ async fn watch(api: &Api, interval: Duration, json: bool) -> anyhow::Result<()> 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let api = Api {
-        base: cli.api.clone(),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?,
-    };
+    let api = Api::new(&cli.api, cli.token_file.as_deref())?;
     match cli.command {
         Command::Actions { incident } => actions::list(&api, incident, cli.json).await?,
         Command::Approve {
             incident,
             action,
-            by,
-        } => actions::judge(&api, incident, action, &by, true, cli.json).await?,
+            reason,
+        } => actions::judge(&api, (incident, action), reason, true, cli.json).await?,
         Command::Deny {
             incident,
             action,
-            by,
-        } => actions::judge(&api, incident, action, &by, false, cli.json).await?,
+            reason,
+        } => actions::judge(&api, (incident, action), reason, false, cli.json).await?,
+        Command::Tokens { command } => tokens::run(&api, command, cli.json).await?,
+        Command::Whoami => tokens::whoami(&api, cli.json).await?,
         Command::Audit {
             command: Some(command),
             ..
@@ -463,11 +404,11 @@ async fn main() -> anyhow::Result<()> {
             judge: Some(judge),
         } => {
             let body = match judge {
-                Judge::Confirm { by, note } => {
-                    serde_json::json!({"verdict": "confirmed", "by": by, "note": note})
+                Judge::Confirm { note } => {
+                    serde_json::json!({"verdict": "confirmed", "note": note})
                 }
-                Judge::Correct { class, by, note } => {
-                    serde_json::json!({"verdict": "corrected", "class": class, "by": by, "note": note})
+                Judge::Correct { class, note } => {
+                    serde_json::json!({"verdict": "corrected", "class": class, "note": note})
                 }
             };
             let f = api

@@ -1,0 +1,180 @@
+//! The guard in front of every route: which role a request needs (one table, deny by
+//! default), who its bearer token says the caller is, and the refusal when that is not
+//! enough: 401 for nobody Vigil knows (with `WWW-Authenticate`), 403 for a known token whose
+//! role is too small. The caller's `Principal` rides on the request for handlers that record
+//! who acted (an approval, a judged diagnosis).
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderMap, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    Json,
+};
+use tracing::debug;
+
+use crate::domain::access::{Access, AccessError, Role};
+use vigil_config_file::error_chain as chain;
+
+/// What a request must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: liveness probes, Prometheus' scrape, callbacks that carry their own signature.
+    Public,
+    Role(Role),
+}
+
+/// Paths anyone may call.
+const PUBLIC: &[&str] = &["/healthz", "/metrics"];
+
+/// What `method path` needs. Reads need a viewer; judging a diagnosis, approving or denying
+/// an action and feeding alerts in need an approver; tokens and any write not named here
+/// need an admin, so a route added later is closed until it is placed.
+pub fn need(method: &Method, path: &str) -> Need {
+    let path = path.trim_end_matches('/');
+    if PUBLIC.contains(&path) {
+        return Need::Public;
+    }
+    if path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/") {
+        return Need::Role(Role::Admin);
+    }
+    // MCP's tools and the REST tools are the read-only ones diagnosis uses.
+    if path == "/mcp" || path.starts_with("/mcp/") || path.starts_with("/api/v1/tools/") {
+        return Need::Role(Role::Viewer);
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Need::Role(Role::Viewer);
+    }
+    if method == Method::POST && approves(path) {
+        return Need::Role(Role::Approver);
+    }
+    Need::Role(Role::Admin)
+}
+
+/// `/api/v1/incidents/{id}/feedback`, `…/actions/{action}/approve|deny`, the Alertmanager
+/// webhook.
+fn approves(path: &str) -> bool {
+    if path == "/api/v1/alertmanager" {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix("/api/v1/incidents/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        [_, "feedback"] | [_, "actions", _, "approve" | "deny"]
+    )
+}
+
+/// The secret of `Authorization: Bearer <secret>`, if that is what the request carries.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, secret) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| secret.trim().to_string())
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"vigil\""),
+        );
+    }
+    response
+}
+
+/// The middleware: `axum::middleware::from_fn_with_state(access, guard)`.
+pub async fn guard(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Need::Role(role) = need(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let secret = bearer(request.headers());
+    let decided =
+        tokio::task::spawn_blocking(move || access.authorize(secret.as_deref(), role)).await;
+    match decided {
+        Ok(Ok(principal)) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Ok(Err(AccessError::Denied(denied))) => {
+            // The refusal names the token (when known) and the roles, never the secret.
+            debug!(path = %request.uri().path(), reason = %denied, "request refused");
+            let status = if denied.unauthenticated() {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            refuse(status, denied.to_string())
+        }
+        Ok(Err(e)) => refuse(StatusCode::SERVICE_UNAVAILABLE, chain(&e)),
+        Err(e) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("checking the API token failed: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_the_role_its_effect_needs_and_unknown_writes_are_admin() {
+        let get = |p| need(&Method::GET, p);
+        let post = |p| need(&Method::POST, p);
+        assert_eq!(get("/healthz"), Need::Public);
+        assert_eq!(get("/metrics"), Need::Public);
+        assert_eq!(get("/api/v1/incidents/3"), Need::Role(Role::Viewer));
+        assert_eq!(get("/api/v1/audit"), Need::Role(Role::Viewer));
+        assert_eq!(post("/api/v1/tools/events"), Need::Role(Role::Viewer));
+        assert_eq!(post("/mcp"), Need::Role(Role::Viewer));
+        assert_eq!(
+            post("/api/v1/incidents/3/actions/9/approve"),
+            Need::Role(Role::Approver)
+        );
+        assert_eq!(
+            post("/api/v1/incidents/3/actions/9/deny/"),
+            Need::Role(Role::Approver)
+        );
+        assert_eq!(
+            post("/api/v1/incidents/3/feedback"),
+            Need::Role(Role::Approver)
+        );
+        assert_eq!(post("/api/v1/alertmanager"), Need::Role(Role::Approver));
+        assert_eq!(get("/api/v1/tokens"), Need::Role(Role::Admin));
+        assert_eq!(post("/api/v1/tokens"), Need::Role(Role::Admin));
+        assert_eq!(
+            need(&Method::DELETE, "/api/v1/tokens/ci"),
+            Need::Role(Role::Admin)
+        );
+        assert_eq!(
+            post("/api/v1/incidents/3/actions/9/run"),
+            Need::Role(Role::Admin)
+        );
+        assert_eq!(post("/api/v1/something-new"), Need::Role(Role::Admin));
+        assert_eq!(post("/healthz/../api/v1/tokens"), Need::Role(Role::Admin));
+    }
+
+    #[test]
+    fn only_a_bearer_authorization_carries_a_secret() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().expect("value"));
+            bearer(&h)
+        };
+        assert_eq!(with("Bearer vigil_x"), Some("vigil_x".into()));
+        assert_eq!(with("bearer  vigil_x "), Some("vigil_x".into()));
+        assert_eq!(with("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+}
