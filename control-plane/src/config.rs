@@ -25,6 +25,7 @@ mod auth;
 mod diagnosis;
 mod llm;
 mod remediation;
+mod slack;
 mod vector;
 
 pub use self::{
@@ -33,6 +34,7 @@ pub use self::{
     diagnosis::DiagnosisConfig,
     llm::LlmConfig,
     remediation::{RemediationConfig, RuntimeKind},
+    slack::SlackConfig,
     vector::VectorConfig,
 };
 pub use vigil_config_file::{ConfigError, Validate};
@@ -58,6 +60,8 @@ pub struct ControlPlaneConfig {
     pub audit: AuditConfig,
     pub auth: AuthConfig,
     pub remediation: RemediationConfig,
+    /// Approvals asked for and outcomes told in Slack; none by default.
+    pub slack: Option<SlackConfig>,
     pub otlp: OtlpConfig,
 }
 
@@ -79,6 +83,7 @@ impl Default for ControlPlaneConfig {
             audit: AuditConfig::default(),
             auth: AuthConfig::default(),
             remediation: RemediationConfig::default(),
+            slack: None,
             otlp: OtlpConfig::default(),
         }
     }
@@ -493,6 +498,9 @@ impl ControlPlaneConfig {
         self.diagnosis.validate(origin)?;
         self.audit.validate(origin)?;
         self.remediation.validate(origin)?;
+        if let Some(slack) = &self.slack {
+            slack.validate(origin)?;
+        }
         if self.rules.crash_loop_restarts < 2 {
             return invalid(
                 "rules.crash_loop_restarts",

@@ -1,6 +1,6 @@
 //! Telling observers what happens, without the use cases knowing who listens: the Prometheus
-//! and OTLP exporters and the Kubernetes mirror implement `Observer` (incidents, diagnoses,
-//! ingest, anomaly scores); `Observers` fans one
+//! and OTLP exporters, the Kubernetes mirror and the Slack notifier implement `Observer`
+//! (incidents, diagnoses, remediation actions, ingest, anomaly scores); `Observers` fans one
 //! report out to every exporter that is switched on.
 
 use std::sync::{Arc, RwLock};
@@ -11,6 +11,7 @@ use crate::{
     diagnose::Diagnosis,
     entity::Subject,
     incident::{ports::IncidentChange, Incident},
+    remediate::ActionRecord,
 };
 
 /// How anomalous a subject looked in the window just judged.
@@ -36,6 +37,9 @@ pub trait Observer: Send + Sync {
     /// A diagnosis of `incident` whose verdict (class or route) is new or changed, or the
     /// final one of a resolved incident, and how long it took in seconds.
     fn diagnosed(&self, _incident: &Incident, _diagnosis: &Diagnosis, _took_secs: f64) {}
+    /// A remediation action was decided or changed state (waits for an approver, ran, was
+    /// verified, rolled back, denied, expired), as now stored.
+    fn action(&self, _record: &ActionRecord) {}
 }
 
 /// Nobody is listening.
@@ -78,5 +82,8 @@ impl Observer for Observers {
     }
     fn diagnosed(&self, incident: &Incident, diagnosis: &Diagnosis, took_secs: f64) {
         self.each(|o| o.diagnosed(incident, diagnosis, took_secs));
+    }
+    fn action(&self, record: &ActionRecord) {
+        self.each(|o| o.action(record));
     }
 }

@@ -1,5 +1,5 @@
 //! Adapters: the domain's ports implemented over SQLite, gRPC (tonic), HTTP (axum),
-//! Prometheus, OTLP and the Kubernetes API, and the outside formats (Alertmanager's webhook,
+//! Prometheus, OTLP, Slack and the Kubernetes API, and the outside formats (Alertmanager's webhook,
 //! Graphviz) translated to and from the domain's types.
 
 pub mod access;
@@ -21,6 +21,7 @@ pub mod playbooks;
 pub mod private_file;
 pub mod prometheus;
 pub mod runtime;
+pub mod slack;
 pub mod sqlite;
 pub mod tls_probe;
 pub mod wire;

@@ -16,10 +16,11 @@ use crate::{
         playbooks,
         prometheus::PrometheusExporter,
         runtime::LocalRuntime,
+        slack::{SecretUrl, SigningSecret, SlackNotifier},
         sqlite::SqliteStore,
         tls_probe::TlsProbe,
     },
-    config::{ControlPlaneConfig, LlmConfig, RuntimeKind, VectorConfig},
+    config::{ControlPlaneConfig, LlmConfig, RuntimeKind, SlackConfig, VectorConfig},
     domain::{
         access::Access,
         alerts::AlertService,
@@ -74,6 +75,8 @@ pub struct ControlPlane {
     pub access: Arc<Access>,
     /// Diagnoses routed to remediation: their playbooks' actions, judged, run, verified.
     pub remediation: Arc<RemediationService>,
+    /// Slack notifications, and the signing secret its buttons' callbacks are checked with.
+    pub slack: Option<Slack>,
     pub prometheus: Arc<PrometheusExporter>,
     /// `None` unless `certificates.active_check` is on.
     pub certificates: Option<Arc<CertificateService>>,
@@ -82,6 +85,11 @@ pub struct ControlPlane {
 
 /// What the control plane reads from a cluster: who is behind an address, and for diagnosis
 /// the pods' logs and their Deployments' rollouts.
+pub struct Slack {
+    pub notifier: Arc<SlackNotifier>,
+    pub secret: Option<Arc<SigningSecret>>,
+}
+
 pub struct ClusterReads {
     pub resolver: Arc<dyn EndpointResolver>,
     /// Asked after the files `[diagnosis.logs]` names.
@@ -224,7 +232,7 @@ impl ControlPlane {
             RuntimeKind::None => Arc::new(NoRuntime),
             RuntimeKind::Local => Arc::new(LocalRuntime::host()),
         };
-        let remediation = Arc::new(RemediationService::new(RemediationParts {
+        let remediation = RemediationService::new(RemediationParts {
             playbooks: playbooks::load(r.playbooks.as_deref())?,
             policy: r.policy(),
             approval_ttl_ns: r.approval_ttl_ns(),
@@ -238,8 +246,14 @@ impl ControlPlane {
             incidents: store.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
-        }));
+        })
+        .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>);
+        let remediation = Arc::new(remediation);
         observers.add(remediation.clone());
+        let slack = config.slack.as_ref().map(slack).transpose()?;
+        if let Some(s) = &slack {
+            observers.add(s.notifier.clone());
+        }
         let prometheus = Arc::new(
             PrometheusExporter::new(store.clone(), store.clone(), graph.clone(), clock.clone())
                 .with_resources(pressure, certificates.clone()),
@@ -267,11 +281,42 @@ impl ControlPlane {
             audit,
             access,
             remediation,
+            slack,
             prometheus,
             certificates,
             otlp,
         })
     }
+}
+
+/// The Slack notifier, its secrets read from the environment now (a missing one fails the
+/// start, not the first approval).
+fn slack(config: &SlackConfig) -> Result<Slack, AppError> {
+    let env = |name: &String| {
+        std::env::var(name).map_err(|_| AppError::MissingEnv {
+            field: "slack",
+            env: name.clone(),
+        })
+    };
+    let webhook =
+        SecretUrl::parse(env(&config.webhook_url_env)?).map_err(|_| AppError::SlackUrl {
+            env: config.webhook_url_env.clone(),
+        })?;
+    let secret = match &config.signing_secret_env {
+        Some(name) => Some(Arc::new(SigningSecret::new(env(name)?))),
+        None => None,
+    };
+    let notifier = SlackNotifier::start(webhook, config.console_url.clone(), secret.is_some())
+        .map_err(AppError::SlackThread)?;
+    tracing::info!(
+        approvals = secret.is_some(),
+        approvers = config.approvers.len(),
+        "Slack notifications enabled"
+    );
+    Ok(Slack {
+        notifier: Arc::new(notifier),
+        secret,
+    })
 }
 
 /// Who may call the API. The admin token comes from its file, which a fresh install writes:

@@ -42,6 +42,10 @@ pub enum AppError {
     },
     #[error("{field} names the environment variable {env}, which is not set: export it")]
     MissingEnv { field: &'static str, env: String },
+    #[error("slack.webhook_url_env names {env}, whose value is not an http(s) URL: put the incoming webhook's URL (https://hooks.slack.com/services/…) in it")]
+    SlackUrl { env: String },
+    #[error("cannot start the Slack notifier's thread")]
+    SlackThread(#[source] std::io::Error),
     #[error(transparent)]
     Playbook(#[from] crate::adapters::playbooks::PlaybookError),
     #[error(transparent)]

@@ -23,6 +23,7 @@ use crate::{
     adapters::{
         access, actions_api, grpc, http,
         kube::{KubeEndpoints, KubeWorkloads},
+        slack,
     },
     config::ControlPlaneConfig,
     domain::{
@@ -234,6 +235,7 @@ pub async fn run(
             actions: cp.store.clone(),
         }))
         .merge(access::api::router(cp.access.clone()))
+        .merge(slack_router(&config, &cp))
         .nest_service("/mcp", crate::adapters::mcp::local::service(state))
         // Every route, MCP's too, behind one guard: see `access::need` for who may call what.
         .layer(axum::middleware::from_fn_with_state(
@@ -246,6 +248,24 @@ pub async fn run(
     });
     drain(cp, tasks, cluster_tasks).await;
     result.map(|_| ())
+}
+
+/// Slack's approve and deny callback, when a signing secret is configured to check it.
+fn slack_router(config: &ControlPlaneConfig, cp: &ControlPlane) -> axum::Router {
+    let (Some(slack), Some(c)) = (&cp.slack, &config.slack) else {
+        return axum::Router::new();
+    };
+    let Some(secret) = slack.secret.clone() else {
+        return axum::Router::new();
+    };
+    slack::interactions::router(slack::SlackInteractions {
+        secret,
+        approvers: Arc::new(c.approvers.iter().cloned().collect()),
+        max_age_secs: i64::try_from(c.max_age_secs).unwrap_or(300),
+        remediation: cp.remediation.clone(),
+        notifier: slack.notifier.clone(),
+        clock: cp.clock.clone(),
+    })
 }
 
 /// After the servers stopped: jobs finish, the cluster side stops, baselines are saved and

@@ -4,7 +4,7 @@
 //! window the incident's own signals decide: recovered, unchanged (escalated), or worse (the
 //! inverse runs). Every step goes to the audit log.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::json;
 use tracing::warn;
@@ -67,6 +67,9 @@ pub struct TickReport {
 pub struct RemediationService {
     parts: RemediationParts,
     queue: Mutex<Vec<(Incident, Diagnosis)>>,
+    /// Told of every action as stored (Slack, the IncidentReport mirror, metrics). Weak: the
+    /// observers hold this service too.
+    observer: Option<Weak<dyn Observer>>,
 }
 
 impl RemediationService {
@@ -74,6 +77,25 @@ impl RemediationService {
         Self {
             parts,
             queue: Mutex::new(Vec::new()),
+            observer: None,
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Weak<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Stores an action's new state and tells the observers.
+    fn save(&self, record: &ActionRecord) -> Result<(), StoreError> {
+        self.parts.store.update_action(record)?;
+        self.told(record);
+        Ok(())
+    }
+
+    fn told(&self, record: &ActionRecord) {
+        if let Some(o) = self.observer.as_ref().and_then(Weak::upgrade) {
+            o.action(record);
         }
     }
 
@@ -234,6 +256,8 @@ impl RemediationService {
             );
             if decision.verdict == Verdict::Execute {
                 record = self.execute(record, "vigil")?;
+            } else {
+                self.told(&record);
             }
             out.push(record);
         }
@@ -280,7 +304,7 @@ impl RemediationService {
                 );
             }
         }
-        self.parts.store.update_action(&record)?;
+        self.save(&record)?;
         Ok(record)
     }
 
@@ -339,7 +363,7 @@ impl RemediationService {
             format!("action {id} refused at approval: {}", record.outcome),
             json!({"action": id, "verdict": d.verdict, "checks": d.checks}),
         );
-        self.parts.store.update_action(&record)?;
+        self.save(&record)?;
         Ok(record)
     }
 
@@ -355,7 +379,7 @@ impl RemediationService {
             format!("action {id} denied by {by}"),
             json!({"action": id, "approved": false, "by": by}),
         );
-        self.parts.store.update_action(&record)?;
+        self.save(&record)?;
         Ok(record)
     }
 
@@ -369,7 +393,7 @@ impl RemediationService {
             format!("action {}'s approval expired; nothing ran", record.id),
             json!({"action": record.id, "expired": true}),
         );
-        self.parts.store.update_action(&record)
+        self.save(&record)
     }
 
     /// Judges a ran action by its incident's signals: resolved or quiet since → recovered;
@@ -423,7 +447,7 @@ impl RemediationService {
             json!({"action": record.id, "state": state, "new_occurrences": new,
                    "rate_before_per_s": before_rate * 1e9, "rate_after_per_s": after_rate * 1e9}),
         );
-        self.parts.store.update_action(&record)
+        self.save(&record)
     }
 
     /// Proposes for what was diagnosed since the last tick, expires approvals, verifies ran

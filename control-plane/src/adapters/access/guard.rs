@@ -26,8 +26,13 @@ pub enum Need {
     Role(Role),
 }
 
-/// Paths anyone may call.
-const PUBLIC: &[&str] = &["/healthz", "/metrics"];
+/// Paths anyone may call. Slack's callback carries Slack's signature instead of a token; its
+/// handler refuses what is not signed.
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    crate::adapters::slack::interactions::PATH,
+];
 
 /// What `method path` needs. Reads need a viewer; judging a diagnosis, approving or denying
 /// an action and feeding alerts in need an approver; tokens and any write not named here
@@ -134,6 +139,7 @@ mod tests {
         let post = |p| need(&Method::POST, p);
         assert_eq!(get("/healthz"), Need::Public);
         assert_eq!(get("/metrics"), Need::Public);
+        assert_eq!(post("/api/v1/slack/interactions"), Need::Public);
         assert_eq!(get("/api/v1/incidents/3"), Need::Role(Role::Viewer));
         assert_eq!(get("/api/v1/audit"), Need::Role(Role::Viewer));
         assert_eq!(post("/api/v1/tools/events"), Need::Role(Role::Viewer));
