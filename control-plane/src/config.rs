@@ -498,6 +498,12 @@ impl ControlPlaneConfig {
         self.diagnosis.validate(origin)?;
         self.audit.validate(origin)?;
         self.remediation.validate(origin)?;
+        if self.remediation.runtime == RuntimeKind::Kubernetes && !self.kubernetes.enabled {
+            return invalid(
+                "remediation.runtime",
+                "\"kubernetes\" acts through the cluster Vigil watches: set kubernetes.enabled = true",
+            );
+        }
         if let Some(slack) = &self.slack {
             slack.validate(origin)?;
         }

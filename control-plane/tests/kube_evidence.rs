@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use support::{
     apiserver::{ApiServer, Recorded},
     config::cluster_config,
+    rbac::assert_rbac_allows,
     running::Running,
 };
 
@@ -254,79 +255,7 @@ async fn a_pods_logs_and_its_deployments_rollout_are_evidence() {
             assert!(r.query.contains(wanted), "{wanted} missing from {r:#?}");
         }
     }
-    assert_rbac_allows(&requests);
+    assert_rbac_allows(&requests, &["base/control-plane-rbac.yaml"]);
 
     plane.stop().await;
-}
-
-/// Every request is allowed by the ClusterRole and Role shipped for the control plane.
-fn assert_rbac_allows(requests: &[Recorded]) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/daemonset/base/control-plane-rbac.yaml");
-    let text = std::fs::read_to_string(&path).expect("the shipped RBAC");
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("YAML");
-    // (namespace it is limited to, rule)
-    let rules: Vec<(Option<String>, Value)> = docs
-        .iter()
-        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
-        .flat_map(|d| {
-            let ns = (d["kind"] == "Role").then(|| {
-                d["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            });
-            d["rules"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(move |r| (ns.clone(), r.clone()))
-        })
-        .collect();
-    let has =
-        |list: &Value, item: &str| list.as_array().is_some_and(|l| l.iter().any(|v| v == item));
-    let mut denied = Vec::new();
-    for r in requests {
-        let parts: Vec<&str> = r.path.trim_matches('/').split('/').collect();
-        let (group, rest) = match parts.as_slice() {
-            ["api", _, rest @ ..] => ("", rest),
-            ["apis", g, _, rest @ ..] => (*g, rest),
-            _ => continue,
-        };
-        let (ns, rest) = match rest {
-            ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
-            r => (None, r),
-        };
-        let (resource, named) = match rest {
-            [plural] => (plural.to_string(), false),
-            [plural, _] => (plural.to_string(), true),
-            [plural, _, sub] => (format!("{plural}/{sub}"), true),
-            _ => continue,
-        };
-        let verb = match (r.method.as_str(), named) {
-            ("GET", true) => "get",
-            ("GET", false) if r.query.contains("watch=true") || r.query.contains("watch=1") => {
-                "watch"
-            }
-            ("GET", false) => "list",
-            ("POST", _) => "create",
-            ("PATCH", _) => "patch",
-            ("PUT", _) => "update",
-            ("DELETE", _) => "delete",
-            _ => "unknown",
-        };
-        let allowed = rules.iter().any(|(limit, rule)| {
-            limit.as_deref().is_none_or(|l| Some(l) == ns)
-                && has(&rule["apiGroups"], group)
-                && has(&rule["resources"], &resource)
-                && has(&rule["verbs"], verb)
-        });
-        if !allowed {
-            denied.push(format!(
-                "{verb} {group}/{resource} in {ns:?} ({} {})",
-                r.method, r.path
-            ));
-        }
-    }
-    assert!(denied.is_empty(), "the shipped RBAC denies: {denied:#?}");
 }

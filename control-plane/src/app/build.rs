@@ -95,6 +95,8 @@ pub struct ClusterReads {
     /// Asked after the files `[diagnosis.logs]` names.
     pub logs: Option<Arc<dyn LogSource>>,
     pub changes: Arc<dyn ChangeSource>,
+    /// Where `[remediation] runtime = "kubernetes"` acts.
+    pub runtime: Option<Arc<dyn Runtime>>,
 }
 
 impl ClusterReads {
@@ -104,6 +106,7 @@ impl ClusterReads {
             resolver: Arc::new(NoCluster),
             logs: None,
             changes: Arc::new(NoChanges),
+            runtime: None,
         }
     }
 }
@@ -231,6 +234,8 @@ impl ControlPlane {
         let runtime: Arc<dyn Runtime> = match r.runtime {
             RuntimeKind::None => Arc::new(NoRuntime),
             RuntimeKind::Local => Arc::new(LocalRuntime::host()),
+            // Validation requires kubernetes.enabled with this runtime.
+            RuntimeKind::Kubernetes => cluster.runtime.clone().ok_or(AppError::NoClusterRuntime)?,
         };
         let remediation = RemediationService::new(RemediationParts {
             playbooks: playbooks::load(r.playbooks.as_deref())?,

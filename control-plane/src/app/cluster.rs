@@ -17,8 +17,8 @@ use crate::{
     config::KubernetesConfig,
 };
 
-/// A client for `api_server` (empty: in-cluster or `$KUBECONFIG`).
-pub async fn client(api_server: &str) -> Result<kube::Client, AppError> {
+/// The client configuration for `api_server` (empty: in-cluster or `$KUBECONFIG`).
+pub async fn client_config(api_server: &str) -> Result<kube::Config, AppError> {
     let config = if api_server.is_empty() {
         kube::Config::infer()
             .await
@@ -30,7 +30,7 @@ pub async fn client(api_server: &str) -> Result<kube::Client, AppError> {
         })?;
         kube::Config::new(uri)
     };
-    kube::Client::try_from(config).map_err(|source| AppError::KubeClient { source })
+    Ok(config)
 }
 
 /// What runs against the cluster until shutdown.
@@ -108,7 +108,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_api_server_url_is_named_with_its_cause() {
-        let Err(err) = client("not a url").await else {
+        let Err(err) = client_config("not a url").await else {
             panic!("a client for an address that is not a URL");
         };
         assert!(

@@ -46,6 +46,8 @@ pub enum AppError {
     SlackUrl { env: String },
     #[error("cannot start the Slack notifier's thread")]
     SlackThread(#[source] std::io::Error),
+    #[error("remediation.runtime is \"kubernetes\" but no cluster is watched: set kubernetes.enabled = true")]
+    NoClusterRuntime,
     #[error(transparent)]
     Playbook(#[from] crate::adapters::playbooks::PlaybookError),
     #[error(transparent)]

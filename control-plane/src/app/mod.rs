@@ -23,6 +23,7 @@ use crate::{
     adapters::{
         access, actions_api, grpc, http,
         kube::{KubeEndpoints, KubeWorkloads},
+        runtime::KubeRuntime,
         slack,
     },
     config::ControlPlaneConfig,
@@ -127,11 +128,16 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), AppError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let cluster = if config.kubernetes.enabled {
-        Some(cluster::client(&config.kubernetes.api_server).await?)
+    let kube_config = if config.kubernetes.enabled {
+        Some(cluster::client_config(&config.kubernetes.api_server).await?)
     } else {
         None
     };
+    let cluster = kube_config
+        .clone()
+        .map(kube::Client::try_from)
+        .transpose()
+        .map_err(|source| AppError::KubeClient { source })?;
     let mut watches = None;
     let reads = match &cluster {
         Some(client) => {
@@ -142,6 +148,14 @@ pub async fn run(
             let workloads = Arc::new(KubeWorkloads::start(client.clone(), endpoints.pods()));
             watches = Some((endpoints.clone(), workloads.clone()));
             ClusterReads {
+                runtime: match &kube_config {
+                    Some(c) => Some(Arc::new(
+                        KubeRuntime::new(c.clone(), endpoints.pods())
+                            .map_err(|source| AppError::KubeClient { source })?,
+                    )
+                        as Arc<dyn crate::domain::remediate::ports::Runtime>),
+                    None => None,
+                },
                 resolver: endpoints,
                 logs: Some(workloads.clone()),
                 changes: workloads,

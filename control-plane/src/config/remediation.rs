@@ -20,6 +20,8 @@ pub enum RuntimeKind {
     None,
     /// This host's cgroup-v1 limits (memory, CPU quota) of `cgroup/…` workloads.
     Local,
+    /// The cluster's workloads behind `k8s-pod/…` incidents (needs kubernetes.enabled).
+    Kubernetes,
 }
 
 #[derive(Debug, Clone, Deserialize)]

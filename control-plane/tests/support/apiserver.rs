@@ -1,7 +1,9 @@
 //! A Kubernetes API server for tests, on a real socket, speaking the real JSON: an in-memory
 //! object store behind the REST paths (`/api/v1/…`, `/apis/<group>/<version>/…`) with get,
-//! list, watch (held open), create, patch (apply, merge and strategic patches merged as JSON)
-//! and delete, resource versions and `Status` errors, and pods' logs (`pods/{name}/log`, plain
+//! list, watch (held open), create, patch (apply, merge and strategic patches merged as JSON,
+//! lists of named objects item by item), replace (conditional on a resource version it
+//! carries) and delete, the Eviction API (429 while a PodDisruptionBudget allows no
+//! disruption), resource versions and `Status` errors, and pods' logs (`pods/{name}/log`, plain
 //! text, with `container`, `previous`, `sinceTime`, `tailLines` and `timestamps` honoured). It
 //! records every request so a test can assert exactly what was sent.
 //!
@@ -108,8 +110,14 @@ fn status(code: u16, reason: &str, message: String) -> Response {
     )
 }
 
-/// JSON merge (RFC 7386): maps merge, null deletes, everything else replaces.
+/// JSON merge (RFC 7386): maps merge, null deletes, everything else replaces — except lists
+/// of objects keyed by `name` (containers, env), which merge item by item as server-side
+/// apply and strategic merge treat them.
 fn merge(target: &mut Value, patch: &Value) {
+    let named = |v: &Value| {
+        v.as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|i| i["name"].is_string()))
+    };
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
@@ -120,8 +128,24 @@ fn merge(target: &mut Value, patch: &Value) {
                 }
             }
         }
+        (t, p) if named(t) && named(p) => {
+            let items = t.as_array_mut().expect("checked");
+            for item in p.as_array().expect("checked") {
+                match items.iter_mut().find(|i| i["name"] == item["name"]) {
+                    Some(existing) => merge(existing, item),
+                    None => items.push(item.clone()),
+                }
+            }
+        }
         (t, p) => *t = p.clone(),
     }
+}
+
+/// Whether `selector`'s `matchLabels` all hold in `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector["matchLabels"]
+        .as_object()
+        .is_some_and(|m| m.iter().all(|(k, v)| &labels[k] == v))
 }
 
 impl ApiServer {
@@ -357,6 +381,32 @@ impl ApiServer {
                 s.objects.insert(k, object.clone());
                 json_response(201, &object)
             }
+            ("POST", Some(name)) if t.plural == "pods" && t.sub.as_deref() == Some("eviction") => {
+                // The Eviction API: refused with 429 while a PodDisruptionBudget selecting the
+                // pod allows no disruption, else the pod is deleted.
+                let ns = t.namespace.clone().unwrap_or_default();
+                let k = key("v1", Some(&ns), "pods", name);
+                let Some(pod) = s.objects.get(&k).cloned() else {
+                    return status(404, "NotFound", format!("pods {name} not found"));
+                };
+                let budget = s.objects.iter().find(|(key, pdb)| {
+                    key.starts_with(&format!("policy/v1|{ns}|poddisruptionbudgets|"))
+                        && selects(&pdb["spec"]["selector"], &pod["metadata"]["labels"])
+                        && pdb["status"]["disruptionsAllowed"].as_i64().unwrap_or(0) < 1
+                });
+                if budget.is_some() {
+                    return status(
+                        429,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+                    );
+                }
+                s.objects.remove(&k);
+                json_response(
+                    201,
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+                )
+            }
             (m, Some(name)) => {
                 let k = key(&t.gv, t.namespace.as_deref(), &t.plural, name);
                 match m {
@@ -372,6 +422,20 @@ impl ApiServer {
                                 404,
                                 "NotFound",
                                 format!("{} {name} not found", t.plural),
+                            );
+                        }
+                        // A replace carrying a resource version is conditional on it.
+                        let stale = m == "PUT"
+                            && body["metadata"]["resourceVersion"].is_string()
+                            && s.objects.get(&k).is_some_and(|o| {
+                                o["metadata"]["resourceVersion"]
+                                    != body["metadata"]["resourceVersion"]
+                            });
+                        if stale {
+                            return status(
+                                409,
+                                "Conflict",
+                                format!("the object has been modified; please apply your changes to the latest version and try again ({} {name})", t.plural),
                             );
                         }
                         s.version += 1;

@@ -8,5 +8,6 @@ pub mod http;
 pub mod ingest;
 pub mod pgvector;
 pub mod plane;
+pub mod rbac;
 pub mod reports;
 pub mod running;

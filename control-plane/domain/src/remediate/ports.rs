@@ -46,6 +46,14 @@ pub enum RuntimeError {
         action: &'static str,
         why: String,
     },
+    /// The system acted on said no and means it (a PodDisruptionBudget answering an eviction
+    /// with 429): not retried, since the refusal is what protects the workload.
+    #[error("{action} on {target} was refused: {why}")]
+    Refused {
+        action: &'static str,
+        target: EntityId,
+        why: String,
+    },
     #[error("{action} on {target} failed: {why}")]
     Failed {
         action: &'static str,

@@ -90,7 +90,8 @@ fn unix_ns(meta: &ObjectMeta) -> Option<i64> {
     i64::try_from(t.0.as_nanosecond()).ok()
 }
 
-fn revision(rs: &ReplicaSet) -> Option<u64> {
+/// The revision the Deployment controller numbered `rs` with.
+pub fn revision(rs: &ReplicaSet) -> Option<u64> {
     rs.metadata
         .annotations
         .as_ref()?

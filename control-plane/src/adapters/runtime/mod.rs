@@ -1,5 +1,6 @@
 //! Runtimes that carry out remediation actions, each recording how to undo what it did.
 
+pub mod kube;
 pub mod local;
 
-pub use local::LocalRuntime;
+pub use self::{kube::KubeRuntime, local::LocalRuntime};
