@@ -7,7 +7,7 @@ use std::{path::Path, process::Command};
 use serde_json::Value;
 use vigil_tests::{Agent, AgentOptions, ControlPlane};
 
-fn run(state: &Path, out: &Path, api: &str) -> Value {
+fn run(state: &Path, out: &Path, api: &str, token_file: &Path) -> Value {
     let o = Command::new(env!("CARGO_BIN_EXE_vigil-lab"))
         .args([
             "run",
@@ -18,8 +18,10 @@ fn run(state: &Path, out: &Path, api: &str) -> Value {
             "5",
             "--api",
             api,
-            "--out",
+            "--token-file",
         ])
+        .arg(token_file)
+        .arg("--out")
         .arg(out)
         .env("VIGIL_LAB_STATE", state)
         .env("RUST_LOG", "error")
@@ -54,7 +56,7 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
         &AgentOptions::new("lab-ci"),
     );
     let out = dir.path().join("report");
-    let summary = run(&dir.path().join("state"), &out, &api.base);
+    let summary = run(&dir.path().join("state"), &out, &api.base, &cp.token_file());
 
     let runs = summary["runs"].as_array().expect("runs");
     assert!(

@@ -140,12 +140,16 @@ fn main() -> anyhow::Result<()> {
                 scenarios::check_target(&s.info(), &p.target)?;
             }
             let _lock = state::RunLock::acquire(&dir)?;
-            let bed =
-                Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
             let vigil = match api.as_deref() {
-                Some(base) => Some(VigilApi::new(base, token_file.as_deref())?),
+                Some(base) => {
+                    let v = VigilApi::new(base, token_file.as_deref())?;
+                    v.check_access()?;
+                    Some(v)
+                }
                 None => None,
             };
+            let bed =
+                Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
             let run = runner::Runner::new(&bed, &dir, vigil, &out)?;
             if warmup > 0 {
                 let bar = ProgressBar::new(warmup);

@@ -54,6 +54,25 @@ impl VigilApi {
         })
     }
 
+    /// Whether the control plane takes this client's token: checked before a run, since every
+    /// later read treats a refusal like no answer and would score each fault "not detected".
+    pub fn check_access(&self) -> Result<()> {
+        let url = format!("{}/api/v1/whoami", self.base);
+        let r = self.client.get(&url).send().map_err(|e| {
+            LabError::Invalid(format!("cannot reach Vigil's API at {}: {e}", self.base))
+        })?;
+        let status = r.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let answer = r.text().unwrap_or_default();
+        Err(LabError::Invalid(format!(
+            "Vigil's API at {} refused the lab ({status}: {}): give vigil-lab a viewer token with --token-file, VIGIL_TOKEN_FILE or VIGIL_TOKEN",
+            self.base,
+            answer.trim()
+        )))
+    }
+
     pub fn get(&self, path: &str) -> Option<Value> {
         self.client
             .get(format!("{}{path}", self.base))
