@@ -1,7 +1,8 @@
 //! Slack approvals through the real control plane and a Slack stand-in on a real socket: an
 //! action waiting for an approver is posted to the incoming webhook with approve and deny
 //! buttons; a press with a bad signature, a stale timestamp or from someone not listed as an
-//! approver changes nothing; a good one approves, the message is replaced through the
+//! approver changes nothing (the webhook's first answer is a 503, which the notifier
+//! retries); a good one approves, the message is replaced through the
 //! interaction's response URL, and the outcome is posted.
 
 mod support;
@@ -24,11 +25,21 @@ use support::plane::Plane;
 struct Slack {
     hook: Arc<Mutex<Vec<Value>>>,
     responses: Arc<Mutex<Vec<Value>>>,
+    /// Posts the webhook answered 503 (the first one is), as Slack does when it is down.
+    refused: Arc<Mutex<usize>>,
 }
 
-async fn hook(State(s): State<Slack>, Json(body): Json<Value>) -> &'static str {
+async fn hook(
+    State(s): State<Slack>,
+    Json(body): Json<Value>,
+) -> (axum::http::StatusCode, &'static str) {
+    let mut refused = s.refused.lock().expect("lock");
+    if *refused == 0 {
+        *refused += 1;
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down");
+    }
     s.hook.lock().expect("lock").push(body);
-    "ok"
+    (axum::http::StatusCode::OK, "ok")
 }
 
 async fn respond(State(s): State<Slack>, Json(body): Json<Value>) -> &'static str {
@@ -102,10 +113,16 @@ async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
     })
     .await;
 
+    // The first post is answered 503: the notifier posts it again.
     let asked = until("the approval request in Slack", || {
         slack.hook.lock().expect("lock").first().cloned()
     })
     .await;
+    assert_eq!(
+        *slack.refused.lock().expect("lock"),
+        1,
+        "refused once, then retried"
+    );
     let text = asked["text"].as_str().unwrap_or_default();
     assert!(
         text.contains("raise_memory_limit") && text.contains("waiting for an approver"),
