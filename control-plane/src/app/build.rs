@@ -88,6 +88,9 @@ pub struct ControlPlane {
 pub struct Slack {
     pub notifier: Arc<SlackNotifier>,
     pub secret: Option<Arc<SigningSecret>>,
+    /// Slack user IDs whose presses are taken.
+    pub approvers: Arc<std::collections::BTreeSet<String>>,
+    pub max_age_secs: i64,
 }
 
 pub struct ClusterReads {
@@ -321,6 +324,8 @@ fn slack(config: &SlackConfig) -> Result<Slack, AppError> {
     Ok(Slack {
         notifier: Arc::new(notifier),
         secret,
+        approvers: Arc::new(config.approvers.iter().cloned().collect()),
+        max_age_secs: i64::try_from(config.max_age_secs).unwrap_or(300),
     })
 }
 

@@ -249,7 +249,7 @@ pub async fn run(
             actions: cp.store.clone(),
         }))
         .merge(access::api::router(cp.access.clone()))
-        .merge(slack_router(&config, &cp))
+        .merge(slack_router(&cp))
         .nest_service("/mcp", crate::adapters::mcp::local::service(state))
         // Every route, MCP's too, behind one guard: see `access::need` for who may call what.
         .layer(axum::middleware::from_fn_with_state(
@@ -265,17 +265,14 @@ pub async fn run(
 }
 
 /// Slack's approve and deny callback, when a signing secret is configured to check it.
-fn slack_router(config: &ControlPlaneConfig, cp: &ControlPlane) -> axum::Router {
-    let (Some(slack), Some(c)) = (&cp.slack, &config.slack) else {
-        return axum::Router::new();
-    };
-    let Some(secret) = slack.secret.clone() else {
+fn slack_router(cp: &ControlPlane) -> axum::Router {
+    let Some((slack, secret)) = cp.slack.as_ref().and_then(|s| Some((s, s.secret.clone()?))) else {
         return axum::Router::new();
     };
     slack::interactions::router(slack::SlackInteractions {
         secret,
-        approvers: Arc::new(c.approvers.iter().cloned().collect()),
-        max_age_secs: i64::try_from(c.max_age_secs).unwrap_or(300),
+        approvers: slack.approvers.clone(),
+        max_age_secs: slack.max_age_secs,
         remediation: cp.remediation.clone(),
         notifier: slack.notifier.clone(),
         clock: cp.clock.clone(),
