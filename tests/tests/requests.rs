@@ -180,7 +180,19 @@ fn request_signals_on_real_servers_alone() {
         .filter(|(code, _)| code.starts_with("28"))
         .map(|(_, n)| n)
         .sum();
-    assert!(class_28 > 0 && class_28 == refused.errors, "{refused:?}");
+    // Every failure is class 28 and no other code appears. The per-edge counters and the
+    // per-code counts live in two kernel maps the agent reads one after the other, so a
+    // failure landing between the two reads is in one interval's `errors` and the next
+    // one's codes: inside the window that cancels out, at its two ends it can leave one
+    // or two apart (seen once in CI: 1271 codes, 1270 errors).
+    assert!(
+        refused.statuses.iter().all(|(code, _)| code.starts_with("28")),
+        "{refused:?}"
+    );
+    assert!(
+        class_28 > 0 && class_28.abs_diff(refused.errors) <= 2,
+        "{refused:?}"
+    );
     assert!(
         refused.sampled("28P01", |t| t.contains("C28P01")),
         "{refused:?}"
