@@ -186,7 +186,10 @@ fn request_signals_on_real_servers_alone() {
     // one's codes: inside the window that cancels out, at its two ends it can leave one
     // or two apart (seen once in CI: 1271 codes, 1270 errors).
     assert!(
-        refused.statuses.iter().all(|(code, _)| code.starts_with("28")),
+        refused
+            .statuses
+            .iter()
+            .all(|(code, _)| code.starts_with("28")),
         "{refused:?}"
     );
     assert!(
