@@ -5,191 +5,22 @@
 
 mod support;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::IpAddr,
-    sync::Arc,
-};
+use support::diagnosis_lab::{Lab, APP, APP_IP, REDIS, REDIS_IP, SECOND, WEB};
 
-use control_plane::{
-    adapters::sqlite::SqliteStore,
-    domain::{
-        clock::{Clock, ManualClock, SystemClock},
-        detection::ports::GraphView,
-        diagnose::{
-            ports::{DiagnosisStore, NoChanges, NoLogs, Sources},
-            tools::Registry,
-            Diagnosis, DiagnosisParts, DiagnosisPolicy, DiagnosisService, FaultClass, Route,
-        },
-        entity::{EdgeId, EntityId},
-        event::{EventKind, KernelEvent, ProcessRef},
-        incident::{
-            details::AnomalyDetails,
-            evidence::RootCause,
-            ports::{IncidentChange, IncidentQuery, IncidentStore},
-            Details, Finding, Incident, Severity,
-        },
-        ingest::{Batch, IngestService},
-        interval::{
-            ports::IntervalStore, Endpoint, ErrnoCount, FlowRole, Histogram, MetricInterval,
-            Protocol, RequestObservation, StatusCount, SyscallObservation,
-        },
-        observe::Observer,
-        synthetic::{empty_interval, kernel_event, oom_kill, workload},
+use control_plane::domain::{
+    diagnose::{ports::DiagnosisStore, Diagnosis, DiagnosisPolicy, FaultClass, Route},
+    event::{EventKind, KernelEvent, ProcessRef},
+    incident::{
+        ports::{IncidentChange, IncidentQuery, IncidentStore},
+        Incident,
     },
+    interval::{
+        Endpoint, ErrnoCount, FlowRole, Histogram, Protocol, RequestObservation, StatusCount,
+        SyscallObservation,
+    },
+    observe::Observer,
+    synthetic::{kernel_event, oom_kill, workload},
 };
-
-const SECOND: i64 = 1_000_000_000;
-const APP: &str = "cgroup/app";
-const WEB: &str = "cgroup/web";
-const REDIS: &str = "cgroup/redis";
-const REDIS_IP: &str = "10.0.0.5";
-const APP_IP: &str = "10.0.0.7";
-
-/// Endpoints resolve as the live graph would: a known address is its server's workload.
-struct Addresses(HashMap<IpAddr, EntityId>);
-
-impl GraphView for Addresses {
-    fn server_entity(&self, _node: &str, endpoint: &Endpoint) -> EntityId {
-        self.0
-            .get(&endpoint.ip)
-            .cloned()
-            .unwrap_or_else(|| EntityId::external(endpoint))
-    }
-
-    fn call_edges(&self, _now: i64) -> Vec<EdgeId> {
-        Vec::new()
-    }
-}
-
-struct Lab {
-    store: Arc<SqliteStore>,
-    clock: Arc<ManualClock>,
-    ingest: IngestService,
-    diagnosis: DiagnosisService,
-    now: i64,
-    seq: u64,
-}
-
-impl Lab {
-    fn new() -> Self {
-        // No time budget: which incidents a tick takes must not depend on the machine's speed.
-        Self::with_policy(DiagnosisPolicy {
-            tick_budget_ns: i64::MAX,
-            ..DiagnosisPolicy::default()
-        })
-    }
-
-    fn with_policy(policy: DiagnosisPolicy) -> Self {
-        let store = Arc::new(SqliteStore::in_memory().expect("store"));
-        let now = SystemClock.now_unix_ns();
-        let clock = Arc::new(ManualClock::at(now));
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        let graph = Arc::new(Addresses(HashMap::from([
-            (ip(REDIS_IP), EntityId::new(REDIS)),
-            (ip(APP_IP), EntityId::new(APP)),
-        ])));
-        let ingest = support::ingest::ingest(&store, store.clone(), clock.clone());
-        let diagnosis = DiagnosisService::new(DiagnosisParts {
-            sources: Sources {
-                events: store.clone(),
-                samples: store.clone(),
-                graph,
-                logs: Arc::new(NoLogs),
-                changes: Arc::new(NoChanges),
-            },
-            incidents: store.clone(),
-            store: store.clone(),
-            clock: clock.clone(),
-            registry: Registry::standard(),
-            policy,
-        });
-        Self {
-            store,
-            clock,
-            ingest,
-            diagnosis,
-            now,
-            seq: 0,
-        }
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
-    /// Events go through ingest, as the agent's stream does; returns the incidents opened.
-    fn events(&mut self, events: Vec<KernelEvent>) -> Vec<Incident> {
-        let report = self
-            .ingest
-            .ingest(&Batch {
-                node: "n1".into(),
-                events,
-                stats: None,
-            })
-            .expect("ingest");
-        report
-            .incidents_opened
-            .iter()
-            .map(|id| self.store.get(*id).expect("get").expect("opened"))
-            .collect()
-    }
-
-    /// One interval per second from `from` to `to` (relative to now), each filled by `fill`
-    /// with its end time.
-    fn intervals(&mut self, from: i64, to: i64, fill: impl Fn(i64, &mut MetricInterval)) {
-        for t in from..to {
-            let end = self.now + t * SECOND;
-            let seq = self.next_seq();
-            let mut i = empty_interval("n1", seq, end);
-            fill(t, &mut i);
-            self.store.insert_interval(&i).expect("interval");
-        }
-    }
-
-    /// A correlated anomaly localized to `root`, its first symptom at `onset` (relative).
-    fn anomaly(&self, root: &str, onset: i64) -> Incident {
-        let first = self.now + onset * SECOND;
-        let finding = Finding {
-            severity: Severity::Critical,
-            node: "n1".into(),
-            workload_key: EntityId::new(root),
-            title: format!("{root} anomalous"),
-            summary: String::new(),
-            time_unix_ns: first + SECOND,
-            evidence: Vec::new(),
-            details: Details::ServiceAnomaly(AnomalyDetails {
-                root_causes: vec![RootCause {
-                    entity: EntityId::new(root),
-                    score: 1.0,
-                    anomaly: 5.0,
-                }],
-                entities: BTreeMap::new(),
-                first_anomaly_unix_ns: Some(first),
-                episode_started_unix_ns: first,
-                symptoms: Vec::new(),
-                timeline: Vec::new(),
-            }),
-            stages: Vec::new(),
-        };
-        self.store.create(&finding).expect("create")
-    }
-
-    fn diagnose(&self, incident: &Incident) -> Diagnosis {
-        let d = self
-            .diagnosis
-            .diagnose_and_store(incident)
-            .expect("diagnose");
-        let kept = self
-            .store
-            .diagnosis(incident.id)
-            .expect("read")
-            .expect("kept");
-        assert_eq!(kept.class, d.class, "the stored diagnosis is the one made");
-        d
-    }
-}
 
 fn openat(key: &str, calls: u64, eacces: u64) -> SyscallObservation {
     failing(key, (257, "openat"), calls, (13, "EACCES"), eacces)
@@ -790,4 +621,45 @@ fn an_anomaly_in_the_episode_of_a_confidently_diagnosed_stop_takes_its_cause() {
         "{:#?}",
         d.breakdown
     );
+}
+
+#[test]
+fn an_alert_takes_the_open_incident_on_its_entity_as_a_witness_however_late_it_comes() {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    lab.clock.set(now - 90 * SECOND);
+    let seq = lab.next_seq();
+    let oom = lab.events(vec![oom_kill(seq, now - 90 * SECOND, APP)]);
+    assert_class(
+        &lab.diagnose(&oom[0]),
+        FaultClass::OomKill,
+        Route::Remediation,
+    );
+    // A person reports it 90 s later: the kill is the open incident's evidence, outside the
+    // report's window, and still what the person is seeing.
+    lab.clock.set(now);
+    let d = lab.diagnose(&lab.alert(APP));
+    assert_class(&d, FaultClass::OomKill, Route::Remediation);
+    assert!(
+        d.breakdown
+            .iter()
+            .any(|b| b.voter == format!("incident #{}", oom[0].id) && b.agrees),
+        "{:#?}",
+        d.breakdown
+    );
+
+    // Once that incident has resolved, a later alert is not its episode.
+    lab.clock.set(now + 60 * SECOND);
+    let resolved = lab.ingest.resolve_quiet(2 * SECOND).expect("resolve");
+    assert_eq!(resolved, vec![oom[0].id]);
+    lab.clock.set(now + 61 * SECOND);
+    let d = lab.diagnose(&lab.alert(APP));
+    assert!(
+        d.breakdown
+            .iter()
+            .all(|b| !b.voter.starts_with("incident #")),
+        "{:#?}",
+        d.breakdown
+    );
+    assert_eq!(d.class, None, "{:#?}", d.breakdown);
 }

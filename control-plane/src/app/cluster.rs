@@ -83,17 +83,16 @@ pub async fn start(
     let mut tasks = Vec::new();
     if k.incident_reports {
         let reports: kube::Api<IncidentReport> = kube::Api::namespaced(client, &namespace);
-        cp.observers.add(Arc::new(KubeMirror::start(
-            reports.clone(),
-            leadership.clone(),
-        )));
-        let ctx = reconcile::Context::new(
+        let mirror = Arc::new(KubeMirror::start(reports.clone(), leadership.clone()));
+        cp.observers.add(mirror.clone());
+        let mut ctx = reconcile::Context::new(
             reports,
             cp.alerts.clone(),
             cp.incidents.clone(),
             leadership,
             cp.clock.clone(),
         );
+        ctx.book = mirror.book();
         tasks.push(tokio::spawn(reconcile::run(Arc::new(ctx))));
         info!(%namespace, "mirroring incidents into IncidentReports");
     }

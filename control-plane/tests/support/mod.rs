@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod cli;
 pub mod config;
+pub mod diagnosis_lab;
 pub mod http;
 pub mod ingest;
 pub mod pgvector;
@@ -11,3 +12,4 @@ pub mod plane;
 pub mod rbac;
 pub mod reports;
 pub mod running;
+pub mod shop;

@@ -4,6 +4,10 @@
 //! without the event that caused it: that event is the earlier incident's evidence, not this
 //! one's. What the earlier incident was confidently diagnosed as is one more voter here.
 //!
+//! An alert, or a report someone handed Vigil, is a symptom too, seen by a person or another
+//! tool, later and with a lag Vigil cannot know: an earlier incident on its entity that was
+//! still open when it came is its witness however long ago it last showed.
+//!
 //! Only that way round: symptoms follow their cause. A kernel event's own incident (an exec
 //! that fails after an OOM kill) stands on its own evidence, and one anomaly does not vouch
 //! for the next.
@@ -26,9 +30,9 @@ pub fn concerns(incident: &Incident, entity: &EntityId) -> bool {
             if a.root_causes.first().is_some_and(|r| r.entity == *entity))
 }
 
-/// One voter per incident of `earlier` (the latest, newest first) on `entity` that last
-/// showed within `lead_ns` of this incident's `onset` (the same episode) and was diagnosed
-/// with confidence.
+/// One voter per incident of `earlier` (the latest, newest first) on `entity` of the same
+/// episode and diagnosed with confidence. For an anomaly the same episode is one that last
+/// showed within `lead_ns` of its `onset`; for an alert, one still open when it came.
 pub fn voters(
     earlier: &[Incident],
     diagnoses: &dyn DiagnosisStore,
@@ -38,15 +42,22 @@ pub fn voters(
     lead_ns: i64,
 ) -> Result<Vec<Voter>, StoreError> {
     let mut out = Vec::new();
-    if !matches!(incident.details(), Details::ServiceAnomaly(_)) {
-        return Ok(out);
-    }
-    let since = onset.saturating_sub(lead_ns);
+    let since = match incident.details() {
+        Details::ServiceAnomaly(_) => Some(onset.saturating_sub(lead_ns)),
+        Details::Alert(_) => None,
+        _ => return Ok(out),
+    };
     for i in earlier {
-        let same_episode =
-            i.updated_unix_ns >= since && i.resolved_unix_ns.is_none_or(|r| r >= since);
+        let same_episode = match since {
+            Some(since) => {
+                i.updated_unix_ns >= since && i.resolved_unix_ns.is_none_or(|r| r >= since)
+            }
+            None => i
+                .resolved_unix_ns
+                .is_none_or(|r| r >= incident.opened_unix_ns),
+        };
         if i.id == incident.id
-            || matches!(i.details(), Details::ServiceAnomaly(_))
+            || matches!(i.details(), Details::ServiceAnomaly(_) | Details::Alert(_))
             || i.opened_unix_ns >= incident.opened_unix_ns
             || !same_episode
             || !concerns(i, entity)

@@ -21,8 +21,9 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use super::{
+    book::ReportBook,
     leader::Leadership,
-    mirror::{report_status, REPORT_LABEL},
+    mirror::REPORT_LABEL,
     report::{apply_status, phase, IncidentReport, INCIDENT_LABEL},
 };
 use vigil_config_file::error_chain as chain;
@@ -90,6 +91,8 @@ pub struct Context {
     pub backoff: Backoff,
     /// How often a linked report is compared with its incident.
     pub resync: Duration,
+    /// What a report's status holds beyond its incident (the mirror's, shared in a cluster).
+    pub book: Arc<ReportBook>,
     /// Failures in a row, by report: the retry delay doubles with each.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -110,6 +113,7 @@ impl Context {
             clock,
             backoff: Backoff::default(),
             resync: RESYNC,
+            book: Arc::new(ReportBook::default()),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -235,7 +239,7 @@ async fn reconcile_report(
     let current = report.status.as_ref();
     let phase = phase(incident.status);
     if current.map(|s| (s.phase.as_str(), s.incident_id)) != Some((phase, Some(incident.id.0))) {
-        apply_status(&ctx.api, &name, &report_status(&incident, None)).await?;
+        apply_status(&ctx.api, &name, &ctx.book.status(&incident)).await?;
     }
     Ok(Action::requeue(ctx.resync))
 }

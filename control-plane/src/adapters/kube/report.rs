@@ -91,7 +91,10 @@ pub struct IncidentReportStatus {
     /// What to do for the diagnosed class.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recommended_actions: Vec<String>,
-    /// Remediation actions taken or proposed, oldest first.
+    /// The runbooks and postmortems the diagnosis cited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<ReportCitation>,
+    /// Every step of the remediation actions taken or proposed, oldest first.
     #[serde(default)]
     pub actions: Vec<ReportAction>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -103,14 +106,36 @@ pub struct IncidentReportStatus {
     pub resolved_at: String,
 }
 
+/// One step of one remediation action.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportAction {
+    /// Vigil's action id (`vigil approve <incident> <id>`).
+    #[serde(default)]
+    pub id: i64,
+    /// The action class: `raise_memory_limit`, `rollback`, `evict_pod`, …
     pub action: String,
-    /// `proposed`, `approved`, `applied`, `verified`, `rolled_back`, `failed`.
+    /// `proposed`, `approved`, `applied`, `verified`, `escalated`, `rolled_back`, `refused`,
+    /// `denied`, `expired` or `failed`.
     pub state: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub at: String,
+    /// Who approved or denied it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    /// What the runtime did, or why it ended as it did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A runbook or postmortem the diagnosis drew on.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportCitation {
+    pub id: String,
+    pub title: String,
+    /// `runbook` or `postmortem`.
+    pub kind: String,
 }
 
 /// A report's phase for an incident's status.

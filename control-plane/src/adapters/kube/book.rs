@@ -1,0 +1,163 @@
+//! What an IncidentReport's status says beyond its incident: the latest diagnosis (with the
+//! runbooks and postmortems it cited) and every step of every remediation action (proposed,
+//! approved by whom, applied, verified or rolled back). The mirror and the reconciler both
+//! write a report's status, and a server-side apply drops what a write leaves out, so both
+//! compose it here.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Mutex, MutexGuard},
+};
+
+use serde_json::json;
+
+use super::status::{report_status, rfc3339, Verdict};
+use crate::domain::{
+    incident::{Incident, IncidentId},
+    remediate::{ActionId, ActionRecord, ActionState},
+};
+
+/// Incidents remembered; past this many the book starts over (what is lost so is written
+/// again at the incident's next change, without the steps before).
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Default)]
+struct Entry {
+    incident: Option<Incident>,
+    verdict: Option<Verdict>,
+    steps: Vec<serde_json::Value>,
+    /// (action, step) pairs already in `steps`: a record told twice adds nothing.
+    told: BTreeSet<(ActionId, &'static str)>,
+}
+
+#[derive(Default)]
+pub struct ReportBook {
+    entries: Mutex<HashMap<IncidentId, Entry>>,
+}
+
+impl ReportBook {
+    fn entries(&self) -> MutexGuard<'_, HashMap<IncidentId, Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with<T>(&self, id: IncidentId, f: impl FnOnce(&mut Entry) -> T) -> T {
+        let mut entries = self.entries();
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&id) {
+            entries.clear();
+        }
+        f(entries.entry(id).or_default())
+    }
+
+    /// Remembers the incident as it is now (the step records name only its id).
+    pub fn incident(&self, incident: &Incident) {
+        self.with(incident.id, |e| e.incident = Some(incident.clone()));
+    }
+
+    pub fn verdict(&self, incident: &Incident, verdict: Verdict) {
+        self.with(incident.id, |e| {
+            e.incident = Some(incident.clone());
+            e.verdict = Some(verdict);
+        });
+    }
+
+    /// Adds the steps `record` shows that the report does not have yet; the incident to
+    /// write, when the book knows it and something was added.
+    pub fn action(&self, record: &ActionRecord, now_unix_ns: i64) -> Option<Incident> {
+        self.with(record.request.incident, |e| {
+            let before = e.steps.len();
+            for (step, at, by, detail) in steps(record, now_unix_ns) {
+                if e.told.insert((record.id, step)) {
+                    let mut s = json!({
+                        "id": record.id.0,
+                        "action": record.step.action.as_str(),
+                        "state": step,
+                        "at": rfc3339(at),
+                    });
+                    if !by.is_empty() {
+                        s["by"] = json!(by);
+                    }
+                    if !detail.is_empty() {
+                        s["detail"] = json!(detail);
+                    }
+                    e.steps.push(s);
+                }
+            }
+            (e.steps.len() > before)
+                .then(|| e.incident.clone())
+                .flatten()
+        })
+    }
+
+    /// The report's whole status for `incident`: every field Vigil owns.
+    pub fn status(&self, incident: &Incident) -> serde_json::Value {
+        let entries = self.entries();
+        let entry = entries.get(&incident.id);
+        report_status(
+            incident,
+            entry.and_then(|e| e.verdict.as_ref()),
+            entry.map_or(&[][..], |e| &e.steps),
+        )
+    }
+}
+
+type Step = (&'static str, i64, String, String);
+
+/// The steps a stored action has been through, as far as its record shows them; a
+/// verification's end is dated when it is told (`now`).
+fn steps(r: &ActionRecord, now: i64) -> Vec<Step> {
+    let decided = r.decided_unix_ns;
+    let executed = r.executed_unix_ns.unwrap_or(decided);
+    let by = r.approved_by.clone().unwrap_or_default();
+    let proposed = |detail: &str| ("proposed", decided, String::new(), detail.to_string());
+    let ran = || {
+        let detail = r.applied.as_ref().map(|a| a.detail.clone());
+        (
+            "applied",
+            executed,
+            String::new(),
+            detail.unwrap_or_default(),
+        )
+    };
+    let mut out = Vec::new();
+    match r.state {
+        ActionState::Observed => out.push(proposed("observe phase: decided and logged, not run")),
+        ActionState::Refused => {
+            out.push(proposed(""));
+            out.push(("refused", decided, String::new(), r.outcome.clone()));
+        }
+        ActionState::PendingApproval => out.push(proposed("waiting for an approver")),
+        ActionState::Denied | ActionState::Expired => {
+            out.push(proposed("waiting for an approver"));
+            let word = if r.state == ActionState::Denied {
+                "denied"
+            } else {
+                "expired"
+            };
+            out.push((word, now, by, r.outcome.clone()));
+        }
+        ActionState::Verifying
+        | ActionState::Recovered
+        | ActionState::Escalated
+        | ActionState::RolledBack
+        | ActionState::Failed => {
+            out.push(proposed(""));
+            if !by.is_empty() {
+                out.push(("approved", executed, by, String::new()));
+            }
+            if r.executed_unix_ns.is_some() {
+                out.push(ran());
+            }
+            let end = match r.state {
+                ActionState::Recovered => Some("verified"),
+                ActionState::Escalated => Some("escalated"),
+                ActionState::RolledBack => Some("rolled_back"),
+                ActionState::Failed => Some("failed"),
+                _ => None,
+            };
+            if let Some(end) = end {
+                out.push((end, now, String::new(), r.outcome.clone()));
+            }
+        }
+    }
+    out
+}
