@@ -15,6 +15,13 @@ pub const LAB_DETECTION: &str =
      consecutive_windows = 3\n\
      [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n\
      [certificates]\nactive_check = true\ninterval_secs = 2\n";
+/// Vigil acts on the lab through the local runtime: the memory limit and CPU quota changes
+/// run on their own (autonomous), every other class is decided and logged only. The window
+/// and cooldown are the lab's time scale (one scenario a minute on the same few workloads),
+/// not a production setting.
+pub const LAB_REMEDIATION: &str = "[remediation]\nruntime = \"local\"\nverify_after_secs = 5\n\
+     window_secs = 20\ncooldown_secs = 20\n\
+     [remediation.phases]\nraise_memory_limit = \"autonomous\"\nchange_cpu_quota = \"autonomous\"\n";
 /// The lab's services that write logs, each to `<state>/testbed/<service>.log`.
 const LOGGING_SERVICES: [&str; 6] = ["dns", "redis", "postgres", "app1", "app2", "web"];
 
@@ -32,7 +39,7 @@ pub fn lab_config(state: &Path) -> String {
             )
         })
         .collect();
-    format!("{LAB_DETECTION}[diagnosis.logs]\n{logs}")
+    format!("{LAB_DETECTION}{LAB_REMEDIATION}[diagnosis.logs]\n{logs}")
 }
 
 /// Healthy load before the first fault: past `learning_windows`.

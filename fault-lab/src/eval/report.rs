@@ -26,6 +26,12 @@ pub struct Totals {
     pub recovery_p50_ms: Option<u64>,
     pub recovery_p99_ms: Option<u64>,
     pub recovered: usize,
+    /// Runs where Vigil's own action ran (autonomous, or approved), by how its verification
+    /// ended.
+    pub vigil_acted: usize,
+    pub vigil_recovered: usize,
+    pub vigil_escalated: usize,
+    pub vigil_rolled_back: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +65,17 @@ fn confident(r: &RunRecord) -> bool {
         .is_some_and(|d| d.route == "remediation")
 }
 
+/// Runs whose chosen action ended in one of `states`.
+fn acted(runs: &[RunRecord], states: &[&str]) -> usize {
+    runs.iter()
+        .filter(|r| {
+            r.chosen
+                .as_ref()
+                .is_some_and(|c| states.contains(&c.state.as_str()))
+        })
+        .count()
+}
+
 pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summary {
     let n = runs.len();
     let detections: Vec<u64> = runs.iter().filter_map(|r| r.detection_latency_ms).collect();
@@ -83,6 +100,13 @@ pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summ
         recovery_p50_ms: quantile(recoveries.clone(), 0.5),
         recovery_p99_ms: quantile(recoveries.clone(), 0.99),
         recovered: recoveries.len(),
+        vigil_acted: acted(
+            &runs,
+            &["recovered", "escalated", "rolled_back", "verifying"],
+        ),
+        vigil_recovered: acted(&runs, &["recovered"]),
+        vigil_escalated: acted(&runs, &["escalated"]),
+        vigil_rolled_back: acted(&runs, &["rolled_back"]),
     };
     Summary {
         run_id: run_id.to_string(),
@@ -191,6 +215,10 @@ pub fn markdown(s: &Summary) -> String {
         t.runs, t.injected, t.detected,
         100.0 * t.classification_accuracy, t.routed_to_review, t.wrong_and_confident, 100.0 * t.localization_accuracy, 100.0 * t.remediation_accuracy,
         opt(t.detection_p50_ms), opt(t.detection_p99_ms), t.recovered, t.runs, opt(t.recovery_p50_ms), opt(t.recovery_p99_ms),
+    ));
+    md.push_str(&format!(
+        "\n**Vigil acting**: its own action ran in {} runs: {} recovered, {} escalated (unchanged), {} rolled back (worse); the other classes are observed only.\n",
+        t.vigil_acted, t.vigil_recovered, t.vigil_escalated, t.vigil_rolled_back,
     ));
     if let Some(soak) = &s.soak {
         md.push_str(&format!(

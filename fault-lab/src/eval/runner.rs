@@ -53,6 +53,9 @@ const DETECTION_GRACE: Duration = Duration::from_secs(3);
 const DIAGNOSIS_WAIT: Duration = Duration::from_secs(5);
 /// How long after its diagnosis remediation may take to decide on an incident (one tick).
 const ACTION_WAIT: Duration = Duration::from_secs(3);
+/// How long past that a ran action's verification may take to end (the lab's control plane
+/// judges an action 5 s after it ran).
+const VERIFY_WAIT: Duration = Duration::from_secs(12);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for Vigil's anomaly incidents and detection's open episodes to resolve
 /// before the next fault: correlation folds anomalies into an open episode (an anomaly
@@ -250,7 +253,7 @@ impl<'a> Runner<'a> {
                 .as_ref()
                 .is_some_and(|x| x.route == "remediation");
             if routed {
-                record.chosen = v.chosen_action(d.incident_id, ACTION_WAIT);
+                record.chosen = v.chosen_action(d.incident_id, ACTION_WAIT, VERIFY_WAIT);
                 record.action = record.chosen.as_ref().map(|c| c.action.clone());
             }
         }

@@ -252,25 +252,34 @@ pub struct Chosen {
 }
 
 impl VigilApi {
-    /// The first action remediation proposed for the incident, waiting up to `wait` for it
-    /// (it is decided on the tick after the diagnosis).
-    pub fn chosen_action(&self, incident_id: i64, wait: Duration) -> Option<Chosen> {
-        let deadline = std::time::Instant::now() + wait;
+    /// The first action remediation decided for the incident, waiting up to `wait` for one
+    /// (it is decided on the tick after the diagnosis), and up to `verify` more for a ran
+    /// action's verification to end.
+    pub fn chosen_action(
+        &self,
+        incident_id: i64,
+        wait: Duration,
+        verify: Duration,
+    ) -> Option<Chosen> {
+        use std::time::Instant;
+        let deadline = Instant::now() + wait;
+        let verified_by = deadline + verify;
         loop {
             let first = self
                 .get(&format!("/api/v1/actions?incident={incident_id}"))
                 .and_then(|l| l.as_array().and_then(|a| a.first().cloned()));
-            if let Some(a) = first {
-                return Some(Chosen {
-                    action: lab_action(a["request"]["class"].as_str().unwrap_or("?")),
-                    state: a["state"].as_str().unwrap_or("?").to_string(),
-                    outcome: a["outcome"].as_str().unwrap_or("").to_string(),
-                });
+            let now = Instant::now();
+            match first {
+                Some(a) if a["state"] != "verifying" || now >= verified_by => {
+                    return Some(Chosen {
+                        action: lab_action(a["request"]["class"].as_str().unwrap_or("?")),
+                        state: a["state"].as_str().unwrap_or("?").to_string(),
+                        outcome: a["outcome"].as_str().unwrap_or("").to_string(),
+                    })
+                }
+                None if now >= deadline => return None,
+                _ => std::thread::sleep(Duration::from_millis(250)),
             }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(250));
         }
     }
 }
