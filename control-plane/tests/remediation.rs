@@ -151,12 +151,18 @@ fn world(phase: Option<Phase>) -> World {
 impl World {
     /// The OOM killer takes the app once more, now.
     fn oom(&mut self) -> IncidentId {
+        let now = self.clock.now_unix_ns();
+        self.oom_at(now)
+    }
+
+    /// An OOM kill at `at`, arriving now.
+    fn oom_at(&mut self, at: i64) -> IncidentId {
         self.seq += 1;
         let report = self
             .ingest
             .ingest(&Batch {
                 node: "n1".into(),
-                events: vec![oom_kill(self.seq, self.clock.now_unix_ns(), APP)],
+                events: vec![oom_kill(self.seq, at, APP)],
                 stats: None,
             })
             .expect("ingest");
@@ -263,7 +269,12 @@ fn an_approved_action_runs_and_recovers_when_the_kills_stop() {
     assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
     let e = w.service.deny(action.id, "bob").expect_err("already ran");
     assert!(e.to_string().contains("verifying"), "{e}");
-    w.clock.advance(61 * SEC);
+    // A kill from just before the approval, in a batch that arrives after it: not a sign
+    // that the action did nothing.
+    w.clock.advance(2 * SEC);
+    let before = ran.executed_unix_ns.expect("ran") - SEC;
+    assert_eq!(w.oom_at(before), id);
+    w.clock.advance(59 * SEC);
     assert_eq!(w.service.tick().expect("tick").verified, 1);
     let done = w.store.action(action.id).expect("read").expect("stored");
     assert_eq!(done.state, ActionState::Recovered, "{}", done.outcome);
@@ -397,5 +408,43 @@ async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
     for step in ["decision", "approval", "action"] {
         assert!(audit.contains(step), "{step} missing: {audit}");
     }
+    // The class's record: decided once in the assist phase, and nothing ran (the runtime
+    // refused before acting), so no verification to count.
+    let record = ok(&vigil(&plane, &["actions", "--record"]).await);
+    let line: Vec<&str> = record
+        .lines()
+        .find(|l| l.starts_with("raise_memory_limit"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        line,
+        [
+            "raise_memory_limit",
+            "assist",
+            "1",
+            "0",
+            "0",
+            "0",
+            "0",
+            "0",
+            "–"
+        ],
+        "{record}"
+    );
+    let metrics = plane
+        .client()
+        .get(format!("{}/metrics", plane.base()))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            "vigil_remediation_actions_total{class=\"raise_memory_limit\",state=\"failed\"} 1"
+        ),
+        "{metrics}"
+    );
     plane.stop().await;
 }

@@ -121,6 +121,22 @@ fn action_on(
     })
 }
 
+/// The raise_memory_limit class's record: (ran, recovered, rolled back, success rate).
+fn memory_record(api: &Api) -> (u64, u64, u64, Option<f64>) {
+    let record = api.list("/api/v1/actions/record");
+    let c = record
+        .iter()
+        .find(|c| c["class"] == "raise_memory_limit")
+        .expect("every class is listed");
+    let n = |k: &str| c[k].as_u64().unwrap_or(0);
+    (
+        n("ran"),
+        n("recovered"),
+        n("rolled_back"),
+        c["success_rate"].as_f64(),
+    )
+}
+
 /// What the audit log says about `action`'s incident, one line per record.
 fn audit_of(api: &Api, action: &serde_json::Value) -> String {
     let incident = &action["request"]["incident"];
@@ -194,6 +210,7 @@ fn an_oom_loop_gets_its_memory_limit_raised_and_stops_alone() {
     for step in ["decision", "action", "verification"] {
         assert!(audit.contains(step), "{step} missing from:\n{audit}");
     }
+    assert_eq!(memory_record(&api), (1, 1, 0, Some(1.0)));
     drop(hog);
 }
 
@@ -244,5 +261,6 @@ fn a_raise_followed_by_faster_kills_is_rolled_back_alone() {
     assert_eq!(limit_of(&cgroup), LIMIT, "the old limit is written back");
     let audit = audit_of(&api, &judged);
     assert!(audit.contains("rollback"), "{audit}");
+    assert_eq!(memory_record(&api), (1, 0, 1, Some(0.0)));
     drop(hog);
 }

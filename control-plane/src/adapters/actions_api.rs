@@ -1,6 +1,6 @@
 //! The REST API of remediation's actions: what was proposed for an incident and what became
 //! of it, and an approver's yes or no (`POST /api/v1/incidents/{id}/actions/{action}/approve`,
-//! `…/deny`). Who approved is the name of the token the request carried (the access guard
+//! `…/deny`), and each action class's verified record. Who approved is the name of the token the request carried (the access guard
 //! put it on the request), never something the body claims.
 
 use axum::{
@@ -18,7 +18,8 @@ use crate::domain::{
     access::Principal,
     incident::IncidentId,
     remediate::{
-        ports::RemediationStore, ActionId, ActionRecord, RemediationError, RemediationService,
+        ports::RemediationStore, ActionId, ActionRecord, ClassRecord, RemediationError,
+        RemediationService,
     },
     store::StoreError,
 };
@@ -79,6 +80,15 @@ async fn list(
     let store = s.actions.clone();
     Ok(Json(
         tokio::task::spawn_blocking(move || store.actions(p.incident.map(IncidentId), 0)).await??,
+    ))
+}
+
+/// Each action class's verified record (`GET /api/v1/actions/record`): what an operator
+/// weighs before promoting a class to assist or autonomous.
+async fn record(State(s): State<ActionsState>) -> Result<Json<Vec<ClassRecord>>, ActionsError> {
+    let remediation = s.remediation.clone();
+    Ok(Json(
+        tokio::task::spawn_blocking(move || remediation.track_record()).await??,
     ))
 }
 
@@ -147,6 +157,7 @@ async fn deny(
 pub fn router(state: ActionsState) -> Router {
     Router::new()
         .route("/api/v1/actions", get(list))
+        .route("/api/v1/actions/record", get(record))
         .route(
             "/api/v1/incidents/{id}/actions/{action}/approve",
             post(approve),

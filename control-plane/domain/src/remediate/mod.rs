@@ -18,6 +18,7 @@ pub mod policy;
 pub mod ports;
 pub mod record;
 pub mod service;
+pub mod track_record;
 
 #[cfg(test)]
 mod tests;
@@ -30,3 +31,4 @@ pub use playbook::{Playbook, Playbooks, Proposal, Step};
 pub use policy::{Phase, Policy, Scope};
 pub use record::{ActionId, ActionRecord, ActionState, Applied};
 pub use service::{RemediationError, RemediationParts, RemediationService, TickReport};
+pub use track_record::{track_record, ClassRecord};

@@ -17,6 +17,7 @@ use super::{
     policy::Policy,
     ports::{FleetView, RemediationStore, Runtime},
     record::{ActionId, ActionRecord, ActionState},
+    track_record::{track_record, ClassRecord},
 };
 use crate::{
     audit::{AuditEntry, AuditKind, AuditLog},
@@ -97,6 +98,14 @@ impl RemediationService {
         if let Some(o) = self.observer.as_ref().and_then(Weak::upgrade) {
             o.action(record);
         }
+    }
+
+    /// Each action class's record from every action stored: what has earned promotion.
+    pub fn track_record(&self) -> Result<Vec<ClassRecord>, StoreError> {
+        Ok(track_record(
+            &self.parts.store.actions(None, 0)?,
+            &self.parts.policy,
+        ))
     }
 
     pub fn policy(&self) -> &Policy {
@@ -396,7 +405,8 @@ impl RemediationService {
         self.save(&record)
     }
 
-    /// Judges a ran action by its incident's signals: resolved or quiet since → recovered;
+    /// Judges a ran action by its incident's signals: resolved, or nothing shown since it ran
+    /// (by the events' own times) → recovered;
     /// occurrences coming at least half again as fast as before → worse, the inverse runs;
     /// otherwise unchanged → escalated to a human.
     fn verify(&self, mut record: ActionRecord, now: i64) -> Result<(), StoreError> {
@@ -410,11 +420,23 @@ impl RemediationService {
         let before_rate = record.occurrences_at_action as f64
             / ((executed - incident.opened_unix_ns).max(1_000_000_000) as f64);
         let after_rate = new as f64 / ((now - executed).max(1_000_000_000) as f64);
-        let (state, kind, outcome) = if incident.status == IncidentStatus::Resolved || new == 0 {
+        // An occurrence that happened before the action but arrived after it (a batch in
+        // flight) raises the count, not the incident's last-seen time (the events' own).
+        let quiet_since = incident.updated_unix_ns <= executed;
+        let (state, kind, outcome) = if incident.status == IncidentStatus::Resolved
+            || new == 0
+            || quiet_since
+        {
             (
                 ActionState::Recovered,
                 AuditKind::Verification,
-                "recovered: no new occurrence since".to_string(),
+                if new > 0 && quiet_since && incident.status != IncidentStatus::Resolved {
+                    format!(
+                        "recovered: no new occurrence since ({new} from before it arrived late)"
+                    )
+                } else {
+                    "recovered: no new occurrence since".to_string()
+                },
             )
         } else if new >= 2 && after_rate > 1.5 * before_rate {
             let undone = record

@@ -39,6 +39,7 @@ use crate::domain::{
     interval::Protocol,
     node::ports::NodeStore,
     observe::{EntityScore, Observer},
+    remediate::{ActionRecord, ActionState},
 };
 
 /// The `Content-Type` of the exposition.
@@ -58,6 +59,7 @@ pub struct PrometheusExporter {
     forest_score: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     diagnoses: Family<Labels, Counter>,
     diagnosis_duration: Histogram,
+    actions: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -137,6 +139,12 @@ impl PrometheusExporter {
             Unit::Seconds,
             diagnosis_duration.clone(),
         );
+        let actions = Family::<Labels, Counter>::default();
+        registry.register(
+            "remediation_actions",
+            "Remediation actions by class and how they ended (observed, refused, denied, expired, recovered, escalated, rolled_back, failed): each class's record",
+            actions.clone(),
+        );
         registry.register_collector(Box::new(StoreState {
             incidents,
             nodes,
@@ -155,6 +163,7 @@ impl PrometheusExporter {
             forest_score,
             diagnoses,
             diagnosis_duration,
+            actions,
         }
     }
 
@@ -253,6 +262,22 @@ impl Observer for PrometheusExporter {
             ])
             .inc();
         self.diagnosis_duration.observe(took_secs);
+    }
+
+    /// Counted once, when an action reaches the state it ends in.
+    fn action(&self, r: &ActionRecord) {
+        if matches!(
+            r.state,
+            ActionState::PendingApproval | ActionState::Verifying
+        ) {
+            return;
+        }
+        self.actions
+            .get_or_create(&vec![
+                ("class", r.request.class.as_str().to_string()),
+                ("state", r.state.as_str().to_string()),
+            ])
+            .inc();
     }
 }
 

@@ -80,19 +80,42 @@ fn read_number(path: &Path, class: ActionClass, target: &EntityId) -> Result<i64
     })
 }
 
+/// How long a lower memory limit is retried while the kernel answers EBUSY.
+const BUSY_FOR: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn write_number(
     path: &Path,
     value: i64,
     class: ActionClass,
     target: &EntityId,
 ) -> Result<(), RuntimeError> {
-    std::fs::write(path, value.to_string()).map_err(|e| {
-        failed(
-            class,
-            target,
-            format!("writing {} to {}: {e}", value, path.display()),
-        )
-    })
+    // A v1 memory limit below what the cgroup uses is refused with EBUSY until the kernel
+    // has reclaimed enough (or the workload has shrunk, or restarted): an undo retries for
+    // a while, then says so.
+    let until = std::time::Instant::now() + BUSY_FOR;
+    loop {
+        match std::fs::write(path, value.to_string()) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ResourceBusy
+                    && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::ResourceBusy {
+                    format!(
+                        "writing {value} to {}: the workload still uses more than that after {} s ({e})",
+                        path.display(),
+                        BUSY_FOR.as_secs()
+                    )
+                } else {
+                    format!("writing {value} to {}: {e}", path.display())
+                };
+                return Err(failed(class, target, why));
+            }
+        }
+    }
 }
 
 impl Runtime for LocalRuntime {

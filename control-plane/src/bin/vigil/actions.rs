@@ -1,5 +1,5 @@
 //! `vigil actions`, `vigil approve`, `vigil deny`: remediation's proposals and an approver's
-//! word on them.
+//! word on them; `vigil actions --record`: each action class's verified record.
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
@@ -34,6 +34,46 @@ pub async fn list(api: &Api, incident: Option<i64>, json_out: bool) -> anyhow::R
     }
     for a in &items {
         println!("{}", line(a));
+    }
+    Ok(())
+}
+
+/// `vigil actions --record`: one line per action class.
+pub async fn record(api: &Api, json_out: bool) -> anyhow::Result<()> {
+    let list = api.get("/api/v1/actions/record", &[]).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<11} {:>7} {:>5} {:>9} {:>9} {:>11} {:>6} {:>8}",
+        "class",
+        "phase",
+        "decided",
+        "ran",
+        "recovered",
+        "escalated",
+        "rolled back",
+        "failed",
+        "success"
+    );
+    for c in list.as_array().into_iter().flatten() {
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        let success = c["success_rate"]
+            .as_f64()
+            .map_or("–".to_string(), |r| format!("{:.0} %", 100.0 * r));
+        println!(
+            "{:<20} {:<11} {:>7} {:>5} {:>9} {:>9} {:>11} {:>6} {:>8}",
+            c["class"].as_str().unwrap_or("?"),
+            c["phase"].as_str().unwrap_or("?"),
+            n("decided"),
+            n("ran"),
+            n("recovered"),
+            n("escalated"),
+            n("rolled_back"),
+            n("failed"),
+            success
+        );
     }
     Ok(())
 }

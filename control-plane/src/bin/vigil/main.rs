@@ -91,6 +91,10 @@ enum Command {
     Actions {
         #[arg(long)]
         incident: Option<i64>,
+        /// Each action class's record instead: its phase, how often it ran, and how its
+        /// verifications ended (what has earned promotion).
+        #[arg(long, conflicts_with = "incident")]
+        record: bool,
     },
     /// Approve an action waiting for an approver (assist phase); the guardrails judge it again.
     /// The approver recorded is the token's name (an approver or admin token).
@@ -315,7 +319,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let api = Api::new(&cli.api, cli.token_file.as_deref())?;
     match cli.command {
-        Command::Actions { incident } => actions::list(&api, incident, cli.json).await?,
+        Command::Actions { record: true, .. } => actions::record(&api, cli.json).await?,
+        Command::Actions { incident, .. } => actions::list(&api, incident, cli.json).await?,
         Command::Approve {
             incident,
             action,
