@@ -24,7 +24,9 @@ use control_plane::{
         incident::{ports::IncidentStore, IncidentId},
         ingest::{Batch, IngestService},
         remediate::{
-            ports::{FleetView, RemediationStore, Runtime, RuntimeError},
+            ports::{
+                FleetView, Grant, LockError, RemediationStore, Runtime, RuntimeError, TargetLock,
+            },
             ActionClass, ActionId, ActionState, Applied, Phase, Policy, RemediationError,
             RemediationParts, RemediationService, Step, Workload,
         },
@@ -308,6 +310,79 @@ fn an_autonomous_action_that_makes_things_worse_is_rolled_back() {
         ]
     );
     assert_eq!(w.audit_kinds(), ["decision", "action", "rollback"]);
+}
+
+/// A lock someone else may hold; every acquire and release, in order.
+#[derive(Default)]
+struct Locks {
+    holder: std::sync::Mutex<Option<String>>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl TargetLock for Locks {
+    fn acquire(&self, target: &EntityId, for_ns: i64) -> Result<Grant, LockError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("acquire {target} {}s", for_ns / SEC));
+        Ok(match self.holder.lock().expect("lock").clone() {
+            Some(h) => Grant::HeldBy(h),
+            None => Grant::Taken,
+        })
+    }
+    fn release(&self, target: &EntityId) -> Result<(), LockError> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("release {target}"));
+        Ok(())
+    }
+}
+
+fn world_locked(locks: &Arc<Locks>) -> World {
+    let mut w = world(Some(Phase::Autonomous));
+    w.service = service(
+        &w.store,
+        &w.clock,
+        &w.runtime,
+        w._dir.path(),
+        Some(Phase::Autonomous),
+    )
+    .with_lock(locks.clone());
+    w
+}
+
+#[test]
+fn an_action_whose_target_another_replica_holds_is_refused_and_never_runs() {
+    let locks = Arc::new(Locks::default());
+    *locks.holder.lock().expect("lock") = Some("cp-b".into());
+    let mut w = world_locked(&locks);
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(action.state, ActionState::Refused, "{}", action.outcome);
+    assert!(
+        action.outcome.contains("held by cp-b"),
+        "{}",
+        action.outcome
+    );
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
+    assert_eq!(w.audit_kinds(), ["decision", "action"]);
+}
+
+#[test]
+fn an_action_runs_under_its_targets_lock_and_gives_it_back_once_judged() {
+    let locks = Arc::new(Locks::default());
+    let mut w = world_locked(&locks);
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(action.state, ActionState::Verifying, "{}", action.outcome);
+    w.clock.advance(61 * SEC);
+    w.service.tick().expect("tick");
+    assert_eq!(
+        *locks.calls.lock().expect("lock"),
+        [format!("acquire {APP} 120s"), format!("release {APP}")],
+        "held through the verification (twice its window), released once judged"
+    );
 }
 
 #[test]

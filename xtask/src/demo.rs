@@ -19,9 +19,108 @@ use crate::process::{step, workspace_root};
 
 const GRPC: &str = "127.0.0.1:7070";
 const HTTP: &str = "127.0.0.1:8080";
-/// Faults the demo injects, in order: two Vigil detects and diagnoses today, then network
-/// and dependency faults whose impact the lab measures.
-const DEMO_FAULTS: &str = "oom,crash-loop,dns-failure,latency,revoked-credential";
+/// Faults the demo injects, in order: an OOM (Vigil raises the limit on its own) and CPU
+/// throttling (Vigil proposes a higher quota and waits for an approver), then a crash loop,
+/// network and dependency faults it detects and diagnoses.
+const DEMO_FAULTS: &str = "oom,cpu-throttling,crash-loop,dns-failure,latency,revoked-credential";
+/// The demo's phases: a memory limit is raised autonomously, a CPU quota only once someone
+/// approves (the demo's operator, from the CLI); every other class is decided and logged.
+/// The window and cooldown are the demo's time scale: its two actions are on the same
+/// workload some 15 s apart.
+const DEMO_REMEDIATION: &str = "[remediation]\nruntime = \"local\"\nverify_after_secs = 5\n\
+     window_secs = 10\ncooldown_secs = 10\n\
+     [remediation.phases]\nraise_memory_limit = \"autonomous\"\nchange_cpu_quota = \"assist\"\n";
+
+/// The demo's on-call operator: holds an approver token (issued with `vigil tokens create`)
+/// and approves, from the CLI, every action that waits for an approver, saying so.
+struct Operator {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Operator {
+    fn start(
+        dir: &std::path::Path,
+        admin: &std::path::Path,
+        demo: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let token = dir.join("operator-token");
+        let issued = Command::new(bin_path("vigil"))
+            .args([
+                "--api",
+                &format!("http://{HTTP}"),
+                "tokens",
+                "create",
+                "demo-operator",
+                "--role",
+                "approver",
+            ])
+            .env("VIGIL_TOKEN_FILE", admin)
+            .output()
+            .context("issuing the operator's approver token")?;
+        anyhow::ensure!(
+            issued.status.success(),
+            "issuing the operator's token: {}",
+            String::from_utf8_lossy(&issued.stderr)
+        );
+        std::fs::write(&token, &issued.stdout)
+            .with_context(|| format!("writing {}", token.display()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let vigil = |args: &[&str]| {
+                Command::new(bin_path("vigil"))
+                    .args(["--api", &format!("http://{HTTP}")])
+                    .args(args)
+                    .env("VIGIL_TOKEN_FILE", &token)
+                    .output()
+            };
+            while !done.load(Ordering::Relaxed) && !demo.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let Ok(out) = vigil(&["--json", "actions"]) else {
+                    continue;
+                };
+                let listed: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                for a in listed.as_array().into_iter().flatten() {
+                    if a["state"] != "pending_approval" {
+                        continue;
+                    }
+                    let (incident, id) =
+                        (a["request"]["incident"].to_string(), a["id"].to_string());
+                    println!(
+                        "    operator: vigil approve {incident} {id} --reason \"demo: checked the throttling\"  ({} on {})",
+                        a["request"]["class"].as_str().unwrap_or("?"),
+                        a["request"]["target"].as_str().unwrap_or("?")
+                    );
+                    if let Ok(out) = vigil(&[
+                        "approve",
+                        &incident,
+                        &id,
+                        "--reason",
+                        "demo: checked the throttling",
+                    ]) {
+                        print!("    {}", String::from_utf8_lossy(&out.stdout));
+                        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Kills the `vigil watch` child on every exit path.
 struct Watch(Child);
@@ -67,7 +166,8 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     let grpc: SocketAddr = GRPC.parse()?;
     let http: SocketAddr = HTTP.parse()?;
     let lab_state = dir.join("lab-state");
-    let cp = ControlPlane::start_at_with(&dir, grpc, http, &crate::lab::lab_config(&lab_state));
+    let config = crate::lab::config_with(&lab_state, DEMO_REMEDIATION);
+    let cp = ControlPlane::start_at_with(&dir, grpc, http, &config);
     let api = cp.api();
 
     step("node agent (loading eBPF probes)");
@@ -108,6 +208,7 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
             .env("VIGIL_TOKEN_FILE", &token)
             .status();
     };
+    let operator = Operator::start(&dir, &token, stop.clone())?;
     if !interrupted(&stop, Duration::from_secs(1)) {
         step("fault lab: nginx → 2 app replicas → redis + PostgreSQL, DNS, load; then faults one after another");
         println!("    (incidents appear above as Vigil opens them; each fault is torn down and the path verified healthy)");
@@ -133,6 +234,12 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
                 lab_state.display()
             );
         }
+    }
+    drop(operator);
+    if !interrupted(&stop, Duration::from_secs(1)) {
+        step("what Vigil did (`vigil actions`) and each action class's record (`vigil actions --record`)");
+        vigil(&["actions"]);
+        vigil(&["actions", "--record"]);
     }
     if !interrupted(&stop, Duration::from_secs(1)) {
         step("the service graph the kernel saw (`vigil graph`; `vigil graph --dot` for Graphviz)");

@@ -29,6 +29,11 @@ const LOGGING_SERVICES: [&str; 6] = ["dns", "redis", "postgres", "app1", "app2",
 /// settings, and the lab's log files as the workloads' logs (what an operator would point
 /// `[diagnosis.logs]` at on a host).
 pub fn lab_config(state: &Path) -> String {
+    config_with(state, LAB_REMEDIATION)
+}
+
+/// `lab_config` with another `[remediation]` section.
+pub fn config_with(state: &Path, remediation: &str) -> String {
     let logs: String = LOGGING_SERVICES
         .iter()
         .map(|s| {
@@ -39,7 +44,7 @@ pub fn lab_config(state: &Path) -> String {
             )
         })
         .collect();
-    format!("{LAB_DETECTION}{LAB_REMEDIATION}[diagnosis.logs]\n{logs}")
+    format!("{LAB_DETECTION}{remediation}[diagnosis.logs]\n{logs}")
 }
 
 /// Healthy load before the first fault: past `learning_windows`.

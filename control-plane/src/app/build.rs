@@ -44,7 +44,7 @@ use crate::{
         observe::{Observer, Observers},
         pressure::PressureService,
         remediate::{
-            ports::{NoRuntime, Runtime},
+            ports::{NoRuntime, Runtime, TargetLock},
             GraphFleet, RemediationParts, RemediationService,
         },
         retrieve::{ports::Corpus, service::Learner, Retriever},
@@ -100,6 +100,8 @@ pub struct ClusterReads {
     pub changes: Arc<dyn ChangeSource>,
     /// Where `[remediation] runtime = "kubernetes"` acts.
     pub runtime: Option<Arc<dyn Runtime>>,
+    /// One remediation per target across replicas (a Lease per target).
+    pub lock: Option<Arc<dyn TargetLock>>,
 }
 
 impl ClusterReads {
@@ -110,6 +112,7 @@ impl ClusterReads {
             logs: None,
             changes: Arc::new(NoChanges),
             runtime: None,
+            lock: None,
         }
     }
 }
@@ -240,7 +243,7 @@ impl ControlPlane {
             // Validation requires kubernetes.enabled with this runtime.
             RuntimeKind::Kubernetes => cluster.runtime.clone().ok_or(AppError::NoClusterRuntime)?,
         };
-        let remediation = RemediationService::new(RemediationParts {
+        let mut remediation = RemediationService::new(RemediationParts {
             playbooks: playbooks::load(r.playbooks.as_deref())?,
             policy: r.policy(),
             approval_ttl_ns: r.approval_ttl_ns(),
@@ -256,6 +259,9 @@ impl ControlPlane {
             clock: clock.clone(),
         })
         .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>);
+        if let Some(lock) = cluster.lock.clone() {
+            remediation = remediation.with_lock(lock);
+        }
         let remediation = Arc::new(remediation);
         observers.add(remediation.clone());
         let slack = config.slack.as_ref().map(slack).transpose()?;

@@ -22,7 +22,7 @@ pub use self::{
 use crate::{
     adapters::{
         access, actions_api, grpc, http,
-        kube::{KubeEndpoints, KubeWorkloads},
+        kube::{target_lock::KubeTargetLock, KubeEndpoints, KubeWorkloads},
         runtime::KubeRuntime,
         slack,
     },
@@ -156,6 +156,11 @@ pub async fn run(
                         as Arc<dyn crate::domain::remediate::ports::Runtime>),
                     None => None,
                 },
+                lock: Some(Arc::new(KubeTargetLock::new(
+                    client.clone(),
+                    &config.kubernetes.resolved_namespace(),
+                    &config.kubernetes.resolved_identity(),
+                ))),
                 resolver: endpoints,
                 logs: Some(workloads.clone()),
                 changes: workloads,

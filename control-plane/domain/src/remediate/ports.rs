@@ -70,6 +70,45 @@ pub trait Runtime: Send + Sync {
     fn undo(&self, target: &EntityId, applied: &Applied) -> Result<(), RuntimeError>;
 }
 
+/// Whether this control plane may act on a target now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Taken (or already held) by this control plane.
+    Taken,
+    /// Someone else holds it: another control-plane replica, or a controller taking the same
+    /// lock.
+    HeldBy(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the lock on {target}: {why}")]
+pub struct LockError {
+    pub target: EntityId,
+    pub why: String,
+}
+
+/// One remediation per target across everything that might act on it (a Lease per target in
+/// a cluster). Taken before an action runs and held until its verification ends; an action
+/// whose lock cannot be taken, or cannot be known to be free, does not run.
+pub trait TargetLock: Send + Sync {
+    /// Takes `target` for `for_ns` (renewed if already held here).
+    fn acquire(&self, target: &EntityId, for_ns: i64) -> Result<Grant, LockError>;
+    fn release(&self, target: &EntityId) -> Result<(), LockError>;
+}
+
+/// One control plane with its own store: the store's record of actions being verified is the
+/// lock (a target with one is refused by the `lock` guardrail), so this grants every request.
+pub struct StoreLock;
+
+impl TargetLock for StoreLock {
+    fn acquire(&self, _: &EntityId, _: i64) -> Result<Grant, LockError> {
+        Ok(Grant::Taken)
+    }
+    fn release(&self, _: &EntityId) -> Result<(), LockError> {
+        Ok(())
+    }
+}
+
 /// No runtime configured: every action is decided and logged, none can run.
 pub struct NoRuntime;
 

@@ -15,7 +15,7 @@ use super::{
     guardrails::Check,
     playbook::Playbooks,
     policy::Policy,
-    ports::{FleetView, RemediationStore, Runtime},
+    ports::{FleetView, Grant, RemediationStore, Runtime, StoreLock, TargetLock},
     record::{ActionId, ActionRecord, ActionState},
     track_record::{track_record, ClassRecord},
 };
@@ -71,6 +71,8 @@ pub struct RemediationService {
     /// Told of every action as stored (Slack, the IncidentReport mirror, metrics). Weak: the
     /// observers hold this service too.
     observer: Option<Weak<dyn Observer>>,
+    /// Taken before an action runs, released when its verification ends.
+    lock: Arc<dyn TargetLock>,
 }
 
 impl RemediationService {
@@ -79,6 +81,20 @@ impl RemediationService {
             parts,
             queue: Mutex::new(Vec::new()),
             observer: None,
+            lock: Arc::new(StoreLock),
+        }
+    }
+
+    /// With a lock shared beyond this control plane's store (a Lease per target).
+    pub fn with_lock(mut self, lock: Arc<dyn TargetLock>) -> Self {
+        self.lock = lock;
+        self
+    }
+
+    /// Releases `target`'s lock; a failure is logged: the lock expires on its own.
+    fn release(&self, target: &EntityId) {
+        if let Err(e) = self.lock.release(target) {
+            warn!(%target, error = %e, "could not release the remediation lock; it expires by itself");
         }
     }
 
@@ -281,6 +297,45 @@ impl RemediationService {
             .incidents
             .get(record.request.incident)?
             .map_or(0, |i| i.occurrences);
+        // Held through the verification and a little past it: the action's effect is this
+        // control plane's to judge (and undo) before anyone else acts on the target.
+        let hold = self
+            .parts
+            .verify_after_ns
+            .saturating_mul(2)
+            .max(60_000_000_000);
+        match self.lock.acquire(&record.request.target, hold) {
+            Ok(Grant::Taken) => {}
+            Ok(Grant::HeldBy(holder)) => {
+                record.state = ActionState::Refused;
+                record.outcome = format!(
+                    "lock: {} is held by {holder}, who is acting on it; nothing ran",
+                    record.request.target
+                );
+                self.audit(
+                    AuditKind::Action,
+                    record.request.incident,
+                    actor,
+                    format!("action {} refused: {}", record.id, record.outcome),
+                    json!({"action": record.id, "lock_holder": holder}),
+                );
+                self.save(&record)?;
+                return Ok(record);
+            }
+            Err(e) => {
+                record.state = ActionState::Failed;
+                record.outcome = format!("{e}; not knowing who else acts on it, nothing ran");
+                self.audit(
+                    AuditKind::Action,
+                    record.request.incident,
+                    actor,
+                    format!("action {} not run: {}", record.id, record.outcome),
+                    json!({"action": record.id, "error": e.to_string()}),
+                );
+                self.save(&record)?;
+                return Ok(record);
+            }
+        }
         match self
             .parts
             .runtime
@@ -301,6 +356,7 @@ impl RemediationService {
                 record.applied = Some(applied);
             }
             Err(e) => {
+                self.release(&record.request.target);
                 record.state = ActionState::Failed;
                 record.outcome = e.to_string();
                 self.audit(
@@ -459,6 +515,7 @@ impl RemediationService {
                 format!("unchanged: {new} new occurrence(s); a human takes over"),
             )
         };
+        self.release(&record.request.target);
         record.state = state;
         record.outcome = outcome.clone();
         self.audit(
