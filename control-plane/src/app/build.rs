@@ -9,6 +9,7 @@ use crate::{
         access::token_file,
         audit_key::KeyFile,
         corpus::{seed, FsCorpus},
+        kube::fleet::KubeFleet,
         llm::{ApiKey, HttpChat},
         logs::FileLogs,
         otlp::OtlpExporter,
@@ -44,7 +45,7 @@ use crate::{
         observe::{Observer, Observers},
         pressure::PressureService,
         remediate::{
-            ports::{NoRuntime, Runtime, TargetLock},
+            ports::{FleetView, NoRuntime, Runtime, TargetLock},
             GraphFleet, RemediationParts, RemediationService,
         },
         retrieve::{ports::Corpus, service::Learner, Retriever},
@@ -102,6 +103,8 @@ pub struct ClusterReads {
     pub runtime: Option<Arc<dyn Runtime>>,
     /// One remediation per target across replicas (a Lease per target).
     pub lock: Option<Arc<dyn TargetLock>>,
+    /// The cluster's pods: a pod's replicas, health, namespace and labels for the guardrails.
+    pub pods: Option<kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Pod>>,
 }
 
 impl ClusterReads {
@@ -113,6 +116,7 @@ impl ClusterReads {
             changes: Arc::new(NoChanges),
             runtime: None,
             lock: None,
+            pods: None,
         }
     }
 }
@@ -249,10 +253,19 @@ impl ControlPlane {
             approval_ttl_ns: r.approval_ttl_ns(),
             verify_after_ns: r.verify_after_ns(),
             store: store.clone(),
-            fleet: Arc::new(GraphFleet {
-                graph: graph.clone(),
-                clock: clock.clone(),
-            }),
+            fleet: {
+                let graph_fleet = GraphFleet {
+                    graph: graph.clone(),
+                    clock: clock.clone(),
+                };
+                match cluster.pods.clone() {
+                    Some(pods) => Arc::new(KubeFleet {
+                        graph: graph_fleet,
+                        pods,
+                    }) as Arc<dyn FleetView>,
+                    None => Arc::new(graph_fleet),
+                }
+            },
             runtime,
             incidents: store.clone(),
             audit: audit.clone(),

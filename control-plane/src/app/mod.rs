@@ -161,6 +161,7 @@ pub async fn run(
                     &config.kubernetes.resolved_namespace(),
                     &config.kubernetes.resolved_identity(),
                 ))),
+                pods: Some(endpoints.pods()),
                 resolver: endpoints,
                 logs: Some(workloads.clone()),
                 changes: workloads,

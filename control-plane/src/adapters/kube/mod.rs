@@ -7,6 +7,7 @@
 
 pub mod book;
 pub mod endpoints;
+pub mod fleet;
 pub mod leader;
 pub mod mirror;
 pub mod reconcile;
