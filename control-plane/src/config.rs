@@ -504,6 +504,20 @@ impl ControlPlaneConfig {
                 "\"kubernetes\" acts through the cluster Vigil watches: set kubernetes.enabled = true",
             );
         }
+        if self.remediation.runtime == RuntimeKind::GitOps {
+            if !self.kubernetes.enabled {
+                return invalid(
+                    "remediation.runtime",
+                    "\"gitops\" finds a pod's workload through the cluster Vigil watches: set kubernetes.enabled = true",
+                );
+            }
+            if self.remediation.gitops.is_none() {
+                return invalid(
+                    "remediation.gitops",
+                    "\"gitops\" needs the repository: [remediation.gitops] repo = \"<path or URL>\"",
+                );
+            }
+        }
         if let Some(slack) = &self.slack {
             slack.validate(origin)?;
         }
@@ -679,6 +693,37 @@ mod tests {
     use super::*;
 
     use vigil_config_file::error_chain as chain;
+
+    #[test]
+    fn the_gitops_runtime_needs_the_cluster_and_its_repository() {
+        for (toml, says) in [
+            (
+                "[remediation]\nruntime = \"gitops\"\n[remediation.gitops]\nrepo = \"/srv/deploy.git\"\n",
+                "set kubernetes.enabled = true",
+            ),
+            (
+                "[kubernetes]\nenabled = true\n[remediation]\nruntime = \"gitops\"\n",
+                "[remediation.gitops] repo",
+            ),
+            (
+                "[kubernetes]\nenabled = true\n[remediation]\nruntime = \"gitops\"\n[remediation.gitops]\nrepo = \"x\"\nbranch = \"main\"\n",
+                "branch",
+            ),
+        ] {
+            let err = ControlPlaneConfig::from_toml(toml, "cp.toml").expect_err(toml);
+            assert!(chain(&err).contains(says), "{toml}: {}", chain(&err));
+        }
+        let c = ControlPlaneConfig::from_toml(
+            "[kubernetes]\nenabled = true\n[remediation]\nruntime = \"gitops\"\n[remediation.gitops]\nrepo = \"/srv/deploy.git\"\npath = \"apps\"\n",
+            "cp.toml",
+        )
+        .expect("valid");
+        let g = c.remediation.gitops.expect("the repository");
+        assert_eq!(
+            (g.base.as_str(), g.branch_prefix.as_str()),
+            ("main", "vigil/")
+        );
+    }
 
     #[test]
     fn feature_floors_are_set_by_name_and_misspellings_refused() {

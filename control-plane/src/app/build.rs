@@ -16,7 +16,7 @@ use crate::{
         pgvector::{embeddings::Embeddings, PgVector},
         playbooks,
         prometheus::PrometheusExporter,
-        runtime::LocalRuntime,
+        runtime::{GitOpsRuntime, KubeRuntime, LocalRuntime},
         slack::{SecretUrl, SigningSecret, SlackNotifier},
         sqlite::SqliteStore,
         tls_probe::TlsProbe,
@@ -99,8 +99,9 @@ pub struct ClusterReads {
     /// Asked after the files `[diagnosis.logs]` names.
     pub logs: Option<Arc<dyn LogSource>>,
     pub changes: Arc<dyn ChangeSource>,
-    /// Where `[remediation] runtime = "kubernetes"` acts.
-    pub runtime: Option<Arc<dyn Runtime>>,
+    /// Where `[remediation] runtime = "kubernetes"` acts (and how `"gitops"` finds a pod's
+    /// workload).
+    pub runtime: Option<Arc<KubeRuntime>>,
     /// One remediation per target across replicas (a Lease per target).
     pub lock: Option<Arc<dyn TargetLock>>,
     /// The cluster's pods: a pod's replicas, health, namespace and labels for the guardrails.
@@ -246,6 +247,10 @@ impl ControlPlane {
             RuntimeKind::Local => Arc::new(LocalRuntime::host()),
             // Validation requires kubernetes.enabled with this runtime.
             RuntimeKind::Kubernetes => cluster.runtime.clone().ok_or(AppError::NoClusterRuntime)?,
+            RuntimeKind::GitOps => match (&r.gitops, cluster.runtime.clone()) {
+                (Some(g), Some(kube)) => Arc::new(GitOpsRuntime::new(g.clone(), kube)),
+                _ => return Err(AppError::NoClusterRuntime),
+            },
         };
         let mut remediation = RemediationService::new(RemediationParts {
             playbooks: playbooks::load(r.playbooks.as_deref())?,

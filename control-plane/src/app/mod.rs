@@ -152,8 +152,7 @@ pub async fn run(
                     Some(c) => Some(Arc::new(
                         KubeRuntime::new(c.clone(), endpoints.pods())
                             .map_err(|source| AppError::KubeClient { source })?,
-                    )
-                        as Arc<dyn crate::domain::remediate::ports::Runtime>),
+                    )),
                     None => None,
                 },
                 lock: Some(Arc::new(KubeTargetLock::new(

@@ -12,6 +12,8 @@ use crate::domain::{
 };
 use vigil_config_file::ConfigError;
 
+pub use crate::adapters::runtime::gitops::GitOpsConfig;
+
 /// Where actions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -22,6 +24,10 @@ pub enum RuntimeKind {
     Local,
     /// The cluster's workloads behind `k8s-pod/…` incidents (needs kubernetes.enabled).
     Kubernetes,
+    /// Commits on a branch of the GitOps repository the cluster syncs from
+    /// (`[remediation.gitops]`; needs kubernetes.enabled to find a pod's workload).
+    #[serde(rename = "gitops")]
+    GitOps,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +48,8 @@ pub struct RemediationConfig {
     pub scope: Scope,
     /// Action class → phase; a class not named is observed only.
     pub phases: BTreeMap<ActionClass, Phase>,
+    /// The repository the `gitops` runtime commits to.
+    pub gitops: Option<GitOpsConfig>,
 }
 
 impl Default for RemediationConfig {
@@ -61,6 +69,7 @@ impl Default for RemediationConfig {
             min_severity: p.min_severity,
             scope: Scope::default(),
             phases: BTreeMap::new(),
+            gitops: None,
         }
     }
 }

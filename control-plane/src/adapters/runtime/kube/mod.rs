@@ -14,8 +14,8 @@
 //! change made since by someone else stands.
 
 mod actions;
-mod quantity;
-mod target;
+pub mod quantity;
+pub mod target;
 
 use std::sync::Arc;
 
@@ -75,6 +75,23 @@ impl KubeRuntime {
         Ok(Self {
             client: Client::try_from(config)?,
             pods,
+        })
+    }
+
+    /// The workload behind `target`'s pod and the container an action on it changes: what a
+    /// GitOps commit edits.
+    pub fn workload_of(
+        &self,
+        class: ActionClass,
+        target: &EntityId,
+    ) -> Result<(target::Workload, String), RuntimeError> {
+        let pod = self.pod(class, target)?;
+        let client = self.client.clone();
+        call(class, target, async move {
+            Ok((
+                target::workload(&client, &pod).await?,
+                target::container(&pod)?,
+            ))
         })
     }
 
