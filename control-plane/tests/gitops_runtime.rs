@@ -25,7 +25,9 @@ use support::{
     shop::{seed, POD_UID},
 };
 
-const MANIFEST: &str = "# The shop's checkout service.\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: checkout\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - name: checkout\n          image: shop/checkout:1.4\n          resources:\n            limits:\n              cpu: 500m\n              memory: 512Mi  # the price table fits, for now\n";
+/// Two Deployments in one file: the worker's (first, with a container of the same name and
+/// the same limit) must stay as it is.
+const MANIFEST: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: checkout-worker\n  namespace: shop\nspec:\n  template:\n    spec:\n      containers:\n        - name: checkout\n          image: shop/worker:3\n          resources:\n            limits:\n              memory: 512Mi\n---\n# The shop's checkout service.\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: checkout\n  namespace: shop\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers:\n        - name: checkout\n          image: shop/checkout:1.4\n          resources:\n            limits:\n              cpu: 500m\n              memory: 512Mi  # the price table fits, for now\n";
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -68,6 +70,8 @@ fn repository(dir: &Path) -> (String, std::path::PathBuf) {
     git(&work, &["commit", "--quiet", "-m", "checkout 1.4"]);
     let v15 = MANIFEST.replace("checkout:1.4", "checkout:1.5");
     std::fs::write(work.join("apps/checkout/deployment.yaml"), v15).expect("write");
+    // The rollout's commit touches another file too: a rollback leaves that one alone.
+    std::fs::write(work.join("README.md"), "shop, checkout 1.5\n").expect("write");
     git(
         &work,
         &["commit", "--quiet", "-am", "Roll out checkout 1.5"],
@@ -237,13 +241,16 @@ async fn limit_raises_and_rollbacks_are_commits_on_branches_and_undone_safely() 
         &format!("{}:apps/checkout/deployment.yaml", branch_of(&rolled)),
     );
     assert!(file.contains("image: shop/checkout:1.4"), "{file}");
+    let readme = show(&origin, &format!("{}:README.md", branch_of(&rolled)));
+    assert_eq!(readme.trim(), "shop, checkout 1.5", "other files stay");
     assert!(
         rolled.detail.contains("Roll out checkout 1.5"),
         "{}",
         rolled.detail
     );
 
-    // Merged into main: the undo is a revert on a branch of its own.
+    // Squash-merged into main and the branch deleted, as a forge does: the undo is a commit
+    // writing the manifest back, on a branch of its own.
     let raised = apply(ActionClass::ChangeCpuQuota, Some(2.0))
         .await
         .expect("raised");
@@ -251,17 +258,43 @@ async fn limit_raises_and_rollbacks_are_commits_on_branches_and_undone_safely() 
     assert!(raised.detail.contains("500m -> 1000m"), "{}", raised.detail);
     git(&work, &["fetch", "--quiet", "origin"]);
     git(&work, &["checkout", "--quiet", "main"]);
+    git(&work, &["pull", "--quiet", "--ff-only", "origin", "main"]);
     git(
         &work,
-        &["merge", "--quiet", "--ff-only", &format!("origin/{branch}")],
+        &["merge", "--quiet", "--squash", &format!("origin/{branch}")],
     );
-    git(&work, &["push", "--quiet", "origin", "main"]);
-    undo(raised).await.expect("reverted");
+    git(
+        &work,
+        &[
+            "commit",
+            "--quiet",
+            "-m",
+            "Raise checkout's CPU limit (#42)",
+        ],
+    );
+    git(
+        &work,
+        &["push", "--quiet", "origin", "main", &format!(":{branch}")],
+    );
+    undo(raised).await.expect("written back");
     let undone = show(
         &origin,
         &format!("{branch}-undo:apps/checkout/deployment.yaml"),
     );
     assert!(undone.contains("cpu: 500m"), "{undone}");
+    // The manifest changed since by someone else: no undo guesses over it.
+    let raised = apply(ActionClass::RaiseMemoryLimit, Some(1.5))
+        .await
+        .expect("raised");
+    git(&work, &["pull", "--quiet", "--ff-only", "origin", "main"]);
+    let edited = std::fs::read_to_string(work.join("apps/checkout/deployment.yaml"))
+        .expect("read")
+        .replace("replicas: 2", "replicas: 3");
+    std::fs::write(work.join("apps/checkout/deployment.yaml"), edited).expect("write");
+    git(&work, &["commit", "--quiet", "-am", "three replicas"]);
+    git(&work, &["push", "--quiet", "origin", "main"]);
+    let e = undo(raised).await.expect_err("changed since");
+    assert!(e.contains("someone changed it since"), "{e}");
 
     // Anything else is not a change to a manifest.
     let e = apply(ActionClass::EvictPod, None)

@@ -386,6 +386,36 @@ fn an_action_runs_under_its_targets_lock_and_gives_it_back_once_judged() {
 }
 
 #[test]
+fn a_rollback_waits_for_the_lock_and_is_not_run_over_someone_elses() {
+    let locks = Arc::new(Locks::default());
+    let mut w = world_locked(&locks);
+    let id = w.oom();
+    w.clock.advance(50 * SEC);
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(action.state, ActionState::Verifying);
+    for _ in 0..3 {
+        w.clock.advance(10 * SEC);
+        w.oom();
+    }
+    // The Lease lapsed while the kills came faster, and another replica took the target.
+    *locks.holder.lock().expect("lock") = Some("cp-b".into());
+    w.clock.advance(31 * SEC);
+    w.service.tick().expect("tick");
+    let done = w.store.action(action.id).expect("read").expect("stored");
+    assert_eq!(done.state, ActionState::Failed, "{}", done.outcome);
+    assert!(
+        done.outcome.contains("not undone") && done.outcome.contains("held by cp-b"),
+        "{}",
+        done.outcome
+    );
+    assert_eq!(
+        w.calls(),
+        [format!("apply raise_memory_limit {APP}")],
+        "no undo over cp-b's work"
+    );
+}
+
+#[test]
 fn a_cooldown_holds_across_a_restart() {
     let mut w = world(Some(Phase::Autonomous));
     let id = w.oom();

@@ -76,10 +76,17 @@ pub fn voters(
                 class,
                 d.confidence * WITNESS_FACTOR,
                 format!(
-                    "#{} ({}) on {entity}, shown {:.1} s before this one's first symptom, was diagnosed {class} at {:.2}",
+                    "#{} ({}) on {entity}, {}, was diagnosed {class} at {:.2}",
                     i.id,
                     i.kind.as_str(),
-                    (onset - i.updated_unix_ns) as f64 / 1e9,
+                    if onset >= i.updated_unix_ns {
+                        format!(
+                            "shown {:.1} s before this one's first symptom",
+                            (onset - i.updated_unix_ns) as f64 / 1e9
+                        )
+                    } else {
+                        "still showing".to_string()
+                    },
                     d.confidence
                 ),
             )],

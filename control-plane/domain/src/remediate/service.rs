@@ -15,7 +15,7 @@ use super::{
     guardrails::Check,
     playbook::Playbooks,
     policy::Policy,
-    ports::{FleetView, Grant, RemediationStore, Runtime, StoreLock, TargetLock},
+    ports::{FleetView, Grant, RemediationStore, Runtime, RuntimeError, StoreLock, TargetLock},
     record::{ActionId, ActionRecord, ActionState},
     track_record::{track_record, ClassRecord},
 };
@@ -73,6 +73,9 @@ pub struct RemediationService {
     observer: Option<Weak<dyn Observer>>,
     /// Taken before an action runs, released when its verification ends.
     lock: Arc<dyn TargetLock>,
+    /// One decision-and-action at a time in this control plane (an approval arriving while
+    /// a tick acts): the store's view of what is in progress stays true while it is judged.
+    acting: Mutex<()>,
 }
 
 impl RemediationService {
@@ -82,6 +85,7 @@ impl RemediationService {
             queue: Mutex::new(Vec::new()),
             observer: None,
             lock: Arc::new(StoreLock),
+            acting: Mutex::new(()),
         }
     }
 
@@ -89,6 +93,16 @@ impl RemediationService {
     pub fn with_lock(mut self, lock: Arc<dyn TargetLock>) -> Self {
         self.lock = lock;
         self
+    }
+
+    /// How long a target's lock is taken for: through the verification and as long again,
+    /// since the action's effect is this control plane's to judge (and undo) before anyone
+    /// else acts on the target.
+    fn hold_ns(&self) -> i64 {
+        self.parts
+            .verify_after_ns
+            .saturating_mul(2)
+            .max(60_000_000_000)
     }
 
     /// Releases `target`'s lock; a failure is logged: the lock expires on its own.
@@ -297,14 +311,7 @@ impl RemediationService {
             .incidents
             .get(record.request.incident)?
             .map_or(0, |i| i.occurrences);
-        // Held through the verification and a little past it: the action's effect is this
-        // control plane's to judge (and undo) before anyone else acts on the target.
-        let hold = self
-            .parts
-            .verify_after_ns
-            .saturating_mul(2)
-            .max(60_000_000_000);
-        match self.lock.acquire(&record.request.target, hold) {
+        match self.lock.acquire(&record.request.target, self.hold_ns()) {
             Ok(Grant::Taken) => {}
             Ok(Grant::HeldBy(holder)) => {
                 record.state = ActionState::Refused;
@@ -396,6 +403,7 @@ impl RemediationService {
     /// An approver's yes: every guardrail is judged again now (the world moved since), then
     /// the action runs or is refused.
     pub fn approve(&self, id: ActionId, by: &str) -> Result<ActionRecord, RemediationError> {
+        let _acting = self.acting.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = self.pending(id)?;
         let now = self.parts.clock.now_unix_ns();
         record.approved_by = Some(by.to_string());
@@ -495,10 +503,25 @@ impl RemediationService {
                 },
             )
         } else if new >= 2 && after_rate > 1.5 * before_rate {
-            let undone = record
-                .applied
-                .as_ref()
-                .map(|a| self.parts.runtime.undo(&record.request.target, a));
+            // The lock again before undoing: a Lease that lapsed meanwhile may be someone
+            // else's now, and their action is not Vigil's to undo over.
+            let target = &record.request.target;
+            let held = match self.lock.acquire(target, self.hold_ns()) {
+                Ok(Grant::Taken) => None,
+                Ok(Grant::HeldBy(h)) => Some(format!("{target} is held by {h} now")),
+                Err(e) => Some(e.to_string()),
+            };
+            let undone = match held {
+                Some(why) => Some(Err(RuntimeError::Refused {
+                    action: record.request.class.as_str(),
+                    target: target.clone(),
+                    why: format!("not undone: {why}"),
+                })),
+                None => record
+                    .applied
+                    .as_ref()
+                    .map(|a| self.parts.runtime.undo(target, a)),
+            };
             match undone {
                 Some(Ok(())) => (
                     ActionState::RolledBack,
@@ -532,6 +555,7 @@ impl RemediationService {
     /// Proposes for what was diagnosed since the last tick, expires approvals, verifies ran
     /// actions whose window has passed.
     pub fn tick(&self) -> Result<TickReport, StoreError> {
+        let _acting = self.acting.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = TickReport::default();
         let queued = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         for (incident, diagnosis) in queued {

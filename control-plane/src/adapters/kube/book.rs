@@ -123,7 +123,16 @@ fn steps(r: &ActionRecord, now: i64) -> Vec<Step> {
         ActionState::Observed => out.push(proposed("observe phase: decided and logged, not run")),
         ActionState::Refused => {
             out.push(proposed(""));
-            out.push(("refused", decided, String::new(), r.outcome.clone()));
+            // Refused when an approver said yes (the guardrails judged it again), or at once.
+            if !by.is_empty() {
+                out.push(("approved", now, by, String::new()));
+            }
+            let at = if r.approved_by.is_some() {
+                now
+            } else {
+                decided
+            };
+            out.push(("refused", at, String::new(), r.outcome.clone()));
         }
         ActionState::PendingApproval => out.push(proposed("waiting for an approver")),
         ActionState::Denied | ActionState::Expired => {

@@ -65,10 +65,19 @@ fn held_by_other(lease: &Lease, me: &str, now: jiff::Timestamp) -> Option<String
     if holder == me {
         return None;
     }
-    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
-    let lasts =
-        jiff::SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
-    (renewed.checked_add(lasts).ok()? > now).then(|| holder.to_string())
+    // A holder whose Lease says nothing of when it lapses holds it: free is only what is
+    // known to be free.
+    let (Some(renewed), Some(secs)) = (
+        spec.renew_time.as_ref().or(spec.acquire_time.as_ref()),
+        spec.lease_duration_seconds,
+    ) else {
+        return Some(holder.to_string());
+    };
+    let lapses = renewed
+        .0
+        .checked_add(jiff::SignedDuration::from_secs(i64::from(secs)))
+        .ok();
+    lapses.is_none_or(|t| t > now).then(|| holder.to_string())
 }
 
 impl KubeTargetLock {

@@ -142,7 +142,7 @@ impl PrometheusExporter {
         let actions = Family::<Labels, Counter>::default();
         registry.register(
             "remediation_actions",
-            "Remediation actions by class and how they ended (observed, refused, denied, expired, recovered, escalated, rolled_back, failed): each class's record",
+            "Remediation actions by class and how they ended (observed, refused, denied, expired, recovered, escalated, rolled_back, failed; a runtime that refused before acting counts as failed): each class's record",
             actions.clone(),
         );
         registry.register_collector(Box::new(StoreState {

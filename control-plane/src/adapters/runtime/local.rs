@@ -80,7 +80,7 @@ fn read_number(path: &Path, class: ActionClass, target: &EntityId) -> Result<i64
     })
 }
 
-/// How long a lower memory limit is retried while the kernel answers EBUSY.
+/// How long a write is retried while the kernel answers EBUSY.
 const BUSY_FOR: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn write_number(
@@ -90,7 +90,7 @@ fn write_number(
     target: &EntityId,
 ) -> Result<(), RuntimeError> {
     // A v1 memory limit below what the cgroup uses is refused with EBUSY until the kernel
-    // has reclaimed enough (or the workload has shrunk, or restarted): an undo retries for
+    // has reclaimed enough (or the workload has shrunk, or restarted): every write retries for
     // a while, then says so.
     let until = std::time::Instant::now() + BUSY_FOR;
     loop {

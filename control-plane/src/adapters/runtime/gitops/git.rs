@@ -22,6 +22,11 @@ pub struct Clone {
 }
 
 fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
+    run_raw(dir, args).map(|out| out.trim().to_string())
+}
+
+/// Standard output as git wrote it (a file's content keeps its last newline).
+fn run_raw(dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
     let mut c = Command::new("git");
     if let Some(d) = dir {
         c.current_dir(d);
@@ -40,7 +45,7 @@ fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 impl Clone {
@@ -73,6 +78,11 @@ impl Clone {
         run(Some(self.dir.path()), args)
     }
 
+    /// `git` whose output is content (untrimmed).
+    pub fn git_raw(&self, args: &[&str]) -> Result<String, GitError> {
+        run_raw(Some(self.dir.path()), args)
+    }
+
     /// Commits everything changed as Vigil's author; the new commit's id.
     pub fn commit(&self, message: &str) -> Result<String, GitError> {
         let (name, email) = &self.author;
@@ -86,21 +96,6 @@ impl Clone {
             "--quiet",
             "-m",
             message,
-        ])?;
-        self.git(&["rev-parse", "HEAD"])
-    }
-
-    /// Reverts `commit` as Vigil's author; the new commit's id.
-    pub fn revert(&self, commit: &str) -> Result<String, GitError> {
-        let (name, email) = &self.author;
-        self.git(&[
-            "-c",
-            &format!("user.name={name}"),
-            "-c",
-            &format!("user.email={email}"),
-            "revert",
-            "--no-edit",
-            commit,
         ])?;
         self.git(&["rev-parse", "HEAD"])
     }

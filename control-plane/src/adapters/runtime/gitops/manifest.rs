@@ -8,37 +8,62 @@ use serde_json::Value;
 
 use super::super::kube::target::Workload;
 
-/// The file under `root` holding `w`'s manifest (a YAML document of its kind and name, in its
-/// namespace when the document names one), relative to `root`'s repository.
-pub fn find(repo: &Path, root: &Path, w: &Workload) -> Result<PathBuf, String> {
+/// Where a workload's manifest is: the file (relative to the repository) and the byte range
+/// of its YAML document in that file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub file: PathBuf,
+    pub document: std::ops::Range<usize>,
+}
+
+/// The one document under `root` that is `w`'s manifest (its kind and name, and its namespace
+/// when the document names one). Two candidates (a base and an overlay, two namespaces
+/// without one named) are refused: which one the cluster syncs is not Vigil's guess.
+pub fn find(repo: &Path, root: &Path, w: &Workload) -> Result<Found, String> {
     let mut files = Vec::new();
     collect(&repo.join(root), &mut files);
     files.sort();
+    let mut found = Vec::new();
     for file in files {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        let found = documents(&text).any(|doc| {
-            let Ok(v) = serde_saphyr::from_str::<Value>(doc) else {
-                return false;
+        for range in documents(&text) {
+            let Ok(v) = serde_saphyr::from_str::<Value>(&text[range.clone()]) else {
+                continue;
             };
-            v["kind"] == w.kind.as_str()
+            let matches = v["kind"] == w.kind.as_str()
                 && v["metadata"]["name"] == w.name.as_str()
                 && v["metadata"]["namespace"]
                     .as_str()
-                    .is_none_or(|ns| ns == w.namespace)
-        });
-        if found {
-            return file
-                .strip_prefix(repo)
-                .map(Path::to_path_buf)
-                .map_err(|e| e.to_string());
+                    .is_none_or(|ns| ns == w.namespace);
+            if matches {
+                let rel = file
+                    .strip_prefix(repo)
+                    .map(Path::to_path_buf)
+                    .map_err(|e| e.to_string())?;
+                found.push(Found {
+                    file: rel,
+                    document: range,
+                });
+            }
         }
     }
-    Err(format!(
-        "no manifest of {w} under {} in the repository",
-        root.display()
-    ))
+    match found.as_slice() {
+        [] => Err(format!(
+            "no manifest of {w} under {} in the repository",
+            root.display()
+        )),
+        [one] => Ok(one.clone()),
+        many => Err(format!(
+            "{} documents could be {w}'s manifest ({}): which one the cluster syncs is for a person to say",
+            many.len(),
+            many.iter()
+                .map(|f| f.file.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -58,8 +83,20 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn documents(text: &str) -> impl Iterator<Item = &str> {
-    text.split("\n---").map(|d| d.trim_start_matches("---"))
+/// The byte ranges of the YAML documents in `text` (split at `---` lines).
+fn documents(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            out.push(start..at);
+            start = at + line.len();
+        }
+        at += line.len();
+    }
+    out.push(start..text.len());
+    out
 }
 
 fn indent(line: &str) -> usize {
