@@ -415,6 +415,41 @@ fn a_rollback_waits_for_the_lock_and_is_not_run_over_someone_elses() {
     );
 }
 
+/// After a restart or a failover the IncidentReport's status is written from the store, not
+/// from an empty memory: the action's steps stay in the report.
+#[test]
+fn a_reports_action_steps_are_read_back_from_the_store() {
+    use control_plane::adapters::kube::book::{ReportBook, Stored};
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    w.clock.advance(61 * SEC);
+    w.service.tick().expect("tick");
+    let book = ReportBook::with_store(Stored {
+        diagnoses: w.store.clone(),
+        actions: w.store.clone(),
+    });
+    let incident = w.store.get(id).expect("get").expect("incident");
+    let status = book.status(&incident);
+    let steps: Vec<(&str, i64)> = status["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["state"].as_str().unwrap_or(""),
+                s["id"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let id = action.id.0;
+    assert_eq!(
+        steps,
+        [("proposed", id), ("applied", id), ("verified", id)],
+        "{status:#}"
+    );
+}
+
 #[test]
 fn a_cooldown_holds_across_a_restart() {
     let mut w = world(Some(Phase::Autonomous));

@@ -9,6 +9,7 @@ use tracing::info;
 use super::{build::ControlPlane, error::AppError};
 use crate::{
     adapters::kube::{
+        book::{ReportBook, Stored},
         leader::{self, Election, Leadership, LeaseSettings},
         mirror::KubeMirror,
         reconcile,
@@ -83,7 +84,11 @@ pub async fn start(
     let mut tasks = Vec::new();
     if k.incident_reports {
         let reports: kube::Api<IncidentReport> = kube::Api::namespaced(client, &namespace);
-        let mirror = Arc::new(KubeMirror::start(reports.clone(), leadership.clone()));
+        let book = ReportBook::with_store(Stored {
+            diagnoses: cp.store.clone(),
+            actions: cp.store.clone(),
+        });
+        let mirror = Arc::new(KubeMirror::start(reports.clone(), leadership.clone(), book));
         cp.observers.add(mirror.clone());
         let mut ctx = reconcile::Context::new(
             reports,

@@ -6,19 +6,21 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use serde_json::json;
+use tracing::warn;
 
 use super::status::{report_status, rfc3339, Verdict};
 use crate::domain::{
+    diagnose::ports::DiagnosisStore,
     incident::{Incident, IncidentId},
-    remediate::{ActionId, ActionRecord, ActionState},
+    remediate::{ports::RemediationStore, ActionId, ActionRecord, ActionState},
 };
 
-/// Incidents remembered; past this many the book starts over (what is lost so is written
-/// again at the incident's next change, without the steps before).
+/// Incidents remembered; past this many the book starts over (each is read back from the
+/// store at its next change).
 const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Default)]
@@ -28,14 +30,57 @@ struct Entry {
     steps: Vec<serde_json::Value>,
     /// (action, step) pairs already in `steps`: a record told twice adds nothing.
     told: BTreeSet<(ActionId, &'static str)>,
+    /// Read back from the store once (after a restart or a failover, or once evicted).
+    loaded: bool,
+}
+
+impl Entry {
+    fn add(&mut self, record: &ActionRecord, now_unix_ns: i64) -> bool {
+        let before = self.steps.len();
+        for (step, at, by, detail) in steps(record, now_unix_ns) {
+            if self.told.insert((record.id, step)) {
+                let mut s = json!({
+                    "id": record.id.0,
+                    "action": record.step.action.as_str(),
+                    "state": step,
+                    "at": rfc3339(at),
+                });
+                if !by.is_empty() {
+                    s["by"] = json!(by);
+                }
+                if !detail.is_empty() {
+                    s["detail"] = json!(detail);
+                }
+                self.steps.push(s);
+            }
+        }
+        self.steps.len() > before
+    }
+}
+
+/// Where a report's diagnosis and action steps are read back from when the book has not seen
+/// them (a new leader, a restart): a status written without them would drop them from the
+/// report, since a server-side apply removes what a write leaves out.
+pub struct Stored {
+    pub diagnoses: Arc<dyn DiagnosisStore>,
+    pub actions: Arc<dyn RemediationStore>,
 }
 
 #[derive(Default)]
 pub struct ReportBook {
     entries: Mutex<HashMap<IncidentId, Entry>>,
+    stored: Option<Stored>,
 }
 
 impl ReportBook {
+    /// A book that reads what it has not seen back from the store.
+    pub fn with_store(stored: Stored) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            stored: Some(stored),
+        }
+    }
+
     fn entries(&self) -> MutexGuard<'_, HashMap<IncidentId, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -45,7 +90,35 @@ impl ReportBook {
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&id) {
             entries.clear();
         }
-        f(entries.entry(id).or_default())
+        let entry = entries.entry(id).or_default();
+        self.load(id, entry);
+        f(entry)
+    }
+
+    /// Fills `e` from the store the first time it is used.
+    fn load(&self, id: IncidentId, e: &mut Entry) {
+        let Some(stored) = self.stored.as_ref().filter(|_| !e.loaded) else {
+            return;
+        };
+        e.loaded = true;
+        if e.verdict.is_none() {
+            match stored.diagnoses.diagnosis(id) {
+                Ok(d) => e.verdict = d.as_ref().map(Verdict::from),
+                Err(err) => {
+                    warn!(incident = %id, error = %err, "reading the diagnosis back for its IncidentReport")
+                }
+            }
+        }
+        match stored.actions.actions(Some(id), 0) {
+            Ok(records) => {
+                for r in &records {
+                    e.add(r, r.executed_unix_ns.unwrap_or(r.decided_unix_ns));
+                }
+            }
+            Err(err) => {
+                warn!(incident = %id, error = %err, "reading the actions back for its IncidentReport")
+            }
+        }
     }
 
     /// Remembers the incident as it is now (the step records name only its id).
@@ -64,25 +137,7 @@ impl ReportBook {
     /// write, when the book knows it and something was added.
     pub fn action(&self, record: &ActionRecord, now_unix_ns: i64) -> Option<Incident> {
         self.with(record.request.incident, |e| {
-            let before = e.steps.len();
-            for (step, at, by, detail) in steps(record, now_unix_ns) {
-                if e.told.insert((record.id, step)) {
-                    let mut s = json!({
-                        "id": record.id.0,
-                        "action": record.step.action.as_str(),
-                        "state": step,
-                        "at": rfc3339(at),
-                    });
-                    if !by.is_empty() {
-                        s["by"] = json!(by);
-                    }
-                    if !detail.is_empty() {
-                        s["detail"] = json!(detail);
-                    }
-                    e.steps.push(s);
-                }
-            }
-            (e.steps.len() > before)
+            e.add(record, now_unix_ns)
                 .then(|| e.incident.clone())
                 .flatten()
         })
@@ -90,13 +145,9 @@ impl ReportBook {
 
     /// The report's whole status for `incident`: every field Vigil owns.
     pub fn status(&self, incident: &Incident) -> serde_json::Value {
-        let entries = self.entries();
-        let entry = entries.get(&incident.id);
-        report_status(
-            incident,
-            entry.and_then(|e| e.verdict.as_ref()),
-            entry.map_or(&[][..], |e| &e.steps),
-        )
+        self.with(incident.id, |e| {
+            report_status(incident, e.verdict.as_ref(), &e.steps)
+        })
     }
 }
 

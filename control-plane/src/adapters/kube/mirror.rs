@@ -108,7 +108,7 @@ pub struct KubeMirror {
 
 impl KubeMirror {
     /// Starts the writer task; it stops when the mirror is dropped.
-    pub fn start(api: Api<IncidentReport>, leadership: Leadership) -> Self {
+    pub fn start(api: Api<IncidentReport>, leadership: Leadership, book: ReportBook) -> Self {
         let (queue, mut rx) = mpsc::channel::<Write>(QUEUE);
         tokio::spawn(async move {
             while let Some(w) = rx.recv().await {
@@ -124,7 +124,7 @@ impl KubeMirror {
         });
         Self {
             queue,
-            book: Arc::new(ReportBook::default()),
+            book: Arc::new(book),
             dropped: AtomicU64::new(0),
         }
     }
