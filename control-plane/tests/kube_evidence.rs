@@ -22,17 +22,12 @@ use support::{
     config::cluster_config,
     rbac::assert_rbac_allows,
     running::Running,
+    time::rfc3339,
 };
 
 const NEW_POD: &str = "5b0e2c11-0000-4000-8000-0000000000a2";
 const OLD_POD: &str = "5b0e2c11-0000-4000-8000-0000000000a1";
 const SEC: i64 = 1_000_000_000;
-
-fn rfc3339(unix_ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(unix_ns))
-        .expect("a time")
-        .to_string()
-}
 
 fn owner(kind: &str, name: &str, uid: &str) -> Value {
     json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid,

@@ -25,21 +25,16 @@ use serde_json::{json, Value};
 use support::{
     apiserver::ApiServer,
     config::cluster_config,
-    rbac::assert_rbac_allows,
+    rbac::{assert_rbac_allows, WITH_REMEDIATION},
     reports::GV,
     running::{client_with, Running},
     shop::{seed, POD_UID},
+    time::rfc3339,
 };
 
 const REPORT: &str = "checkout-oom";
 const POSTMORTEM: &str = "pm-2026-09-checkout-oom";
 const SEC: i64 = 1_000_000_000;
-
-fn rfc3339(unix_ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(unix_ns))
-        .expect("a time")
-        .to_string()
-}
 
 /// The team's postmortem of the last time checkout ran out of memory.
 fn postmortem() -> String {
@@ -271,12 +266,6 @@ async fn a_handed_in_report_is_diagnosed_remediated_on_approval_and_verified() {
         at += found.unwrap_or(0) + 1;
     }
 
-    assert_rbac_allows(
-        &api.requests(),
-        &[
-            "base/control-plane-rbac.yaml",
-            "overlays/remediation/remediation-rbac.yaml",
-        ],
-    );
+    assert_rbac_allows(&api.requests(), &WITH_REMEDIATION);
     plane.stop().await;
 }

@@ -24,7 +24,7 @@ use control_plane::{
 use serde_json::{json, Value};
 use support::{
     apiserver::{ApiServer, Recorded},
-    rbac::assert_rbac_allows,
+    rbac::{assert_rbac_allows, WITH_REMEDIATION},
     shop::{deployment, seed, DEPLOYMENT, POD_UID},
 };
 
@@ -251,13 +251,15 @@ async fn every_action_and_its_inverse_sends_exactly_its_writes() {
         .object("v1", "shop", "pods", "checkout-7f9-x2k")
         .is_none());
 
-    assert_rbac_allows(
-        &c.api.requests(),
-        &[
-            "base/control-plane-rbac.yaml",
-            "overlays/remediation/remediation-rbac.yaml",
-        ],
-    );
+    assert_rbac_allows(&c.api.requests(), &WITH_REMEDIATION);
+}
+
+/// checkout's HorizontalPodAutoscaler, between `min` and `max` replicas.
+fn checkout_hpa(min: u32, max: u32) -> Value {
+    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "checkout-hpa", "namespace": "shop"},
+           "spec": {"minReplicas": min, "maxReplicas": max,
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}}})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,10 +268,7 @@ async fn with_an_hpa_scaling_raises_its_minimum_within_its_maximum() {
         api.seed(
             "autoscaling/v2",
             "horizontalpodautoscalers",
-            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                   "metadata": {"name": "checkout-hpa", "namespace": "shop"},
-                   "spec": {"minReplicas": 2, "maxReplicas": 3,
-                            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}}}),
+            checkout_hpa(2, 3),
         );
     })
     .await;
@@ -285,10 +284,7 @@ async fn with_an_hpa_scaling_raises_its_minimum_within_its_maximum() {
     c.api.seed(
         "autoscaling/v2",
         "horizontalpodautoscalers",
-        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-               "metadata": {"name": "checkout-hpa", "namespace": "shop"},
-               "spec": {"minReplicas": 3, "maxReplicas": 3,
-                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}}}),
+        checkout_hpa(3, 3),
     );
     let before = c.api.requests().len();
     let e = c

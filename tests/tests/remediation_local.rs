@@ -121,6 +121,30 @@ fn action_on(
     })
 }
 
+/// Vigil's raise of `workload`'s limit, once it ran (autonomous: no approval to wait for).
+fn raised(api: &Api, workload: &str) -> serde_json::Value {
+    let ran = action_on(
+        api,
+        workload,
+        Duration::from_secs(40),
+        "Vigil raising the limit",
+        |s| s != "observed" && s != "pending_approval",
+    );
+    assert_eq!(ran["step"]["action"], "raise_memory_limit", "{ran:#}");
+    ran
+}
+
+/// The same action once its verification has ended.
+fn verification_of(api: &Api, workload: &str) -> serde_json::Value {
+    action_on(
+        api,
+        workload,
+        Duration::from_secs(30),
+        "the verification",
+        |s| !matches!(s, "verifying" | "observed" | "pending_approval"),
+    )
+}
+
 /// The raise_memory_limit class's record: (ran, recovered, rolled back, success rate).
 fn memory_record(api: &Api) -> (u64, u64, u64, Option<f64>) {
     let record = api.list("/api/v1/actions/record");
@@ -165,25 +189,12 @@ fn an_oom_loop_gets_its_memory_limit_raised_and_stops_alone() {
         ["4", "5", "64"].map(String::from).to_vec()
     });
 
-    let ran = action_on(
-        &api,
-        &workload,
-        Duration::from_secs(40),
-        "Vigil raising the limit",
-        |s| s != "observed" && s != "pending_approval",
-    );
-    assert_eq!(ran["step"]["action"], "raise_memory_limit", "{ran:#}");
+    let ran = raised(&api, &workload);
     assert_eq!(limit_of(&cgroup), LIMIT * 3 / 2, "{ran:#}");
     let kills_at_raise = hog.kills();
     assert!(kills_at_raise >= 1, "the loop was killed before the raise");
 
-    let verified = action_on(
-        &api,
-        &workload,
-        Duration::from_secs(30),
-        "the verification",
-        |s| !matches!(s, "verifying" | "observed" | "pending_approval"),
-    );
+    let verified = verification_of(&api, &workload);
     assert_eq!(verified["state"], "recovered", "{verified:#}");
     assert!(
         verified["outcome"]
@@ -236,21 +247,8 @@ fn a_raise_followed_by_faster_kills_is_rolled_back_alone() {
         ["8", pause, "4096"].map(String::from).to_vec()
     });
 
-    let ran = action_on(
-        &api,
-        &workload,
-        Duration::from_secs(40),
-        "Vigil raising the limit",
-        |s| s != "observed" && s != "pending_approval",
-    );
-    assert_eq!(ran["step"]["action"], "raise_memory_limit", "{ran:#}");
-    let judged = action_on(
-        &api,
-        &workload,
-        Duration::from_secs(30),
-        "the verification",
-        |s| !matches!(s, "verifying" | "observed" | "pending_approval"),
-    );
+    raised(&api, &workload);
+    let judged = verification_of(&api, &workload);
     assert_eq!(judged["state"], "rolled_back", "{judged:#}");
     assert!(
         judged["outcome"]

@@ -13,3 +13,4 @@ pub mod rbac;
 pub mod reports;
 pub mod running;
 pub mod shop;
+pub mod time;

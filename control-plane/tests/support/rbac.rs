@@ -4,6 +4,12 @@ use serde_json::Value;
 
 use super::apiserver::Recorded;
 
+/// The control plane's RBAC with the remediation overlay's: what an acting control plane has.
+pub const WITH_REMEDIATION: [&str; 2] = [
+    "base/control-plane-rbac.yaml",
+    "overlays/remediation/remediation-rbac.yaml",
+];
+
 /// Every request is allowed by the ClusterRoles and Roles in `files` (under
 /// `deploy/daemonset/`).
 pub fn assert_rbac_allows(requests: &[Recorded], files: &[&str]) {

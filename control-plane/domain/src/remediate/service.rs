@@ -311,37 +311,34 @@ impl RemediationService {
             .incidents
             .get(record.request.incident)?
             .map_or(0, |i| i.occurrences);
-        match self.lock.acquire(&record.request.target, self.hold_ns()) {
-            Ok(Grant::Taken) => {}
-            Ok(Grant::HeldBy(holder)) => {
-                record.state = ActionState::Refused;
-                record.outcome = format!(
+        // Not run without the target's lock: refused while someone else holds it, failed
+        // when who holds it cannot be known.
+        let unlocked = match self.lock.acquire(&record.request.target, self.hold_ns()) {
+            Ok(Grant::Taken) => None,
+            Ok(Grant::HeldBy(holder)) => Some((
+                ActionState::Refused,
+                format!(
                     "lock: {} is held by {holder}, who is acting on it; nothing ran",
                     record.request.target
-                );
-                self.audit(
-                    AuditKind::Action,
-                    record.request.incident,
-                    actor,
-                    format!("action {} refused: {}", record.id, record.outcome),
-                    json!({"action": record.id, "lock_holder": holder}),
-                );
-                self.save(&record)?;
-                return Ok(record);
-            }
-            Err(e) => {
-                record.state = ActionState::Failed;
-                record.outcome = format!("{e}; not knowing who else acts on it, nothing ran");
-                self.audit(
-                    AuditKind::Action,
-                    record.request.incident,
-                    actor,
-                    format!("action {} not run: {}", record.id, record.outcome),
-                    json!({"action": record.id, "error": e.to_string()}),
-                );
-                self.save(&record)?;
-                return Ok(record);
-            }
+                ),
+            )),
+            Err(e) => Some((
+                ActionState::Failed,
+                format!("{e}; not knowing who else acts on it, nothing ran"),
+            )),
+        };
+        if let Some((state, outcome)) = unlocked {
+            record.state = state;
+            record.outcome = outcome;
+            self.audit(
+                AuditKind::Action,
+                record.request.incident,
+                actor,
+                format!("action {} not run: {}", record.id, record.outcome),
+                json!({"action": record.id, "lock": record.outcome}),
+            );
+            self.save(&record)?;
+            return Ok(record);
         }
         match self
             .parts
@@ -494,7 +491,7 @@ impl RemediationService {
             (
                 ActionState::Recovered,
                 AuditKind::Verification,
-                if new > 0 && quiet_since && incident.status != IncidentStatus::Resolved {
+                if new > 0 && incident.status != IncidentStatus::Resolved {
                     format!(
                         "recovered: no new occurrence since ({new} from before it arrived late)"
                     )

@@ -29,6 +29,7 @@ use super::{
     status::Verdict,
 };
 use crate::domain::{
+    clock::{Clock, SystemClock},
     diagnose::Diagnosis,
     incident::{ports::IncidentChange, Details, Incident, IncidentId},
     observe::Observer,
@@ -203,9 +204,7 @@ impl Observer for KubeMirror {
     }
 
     fn action(&self, record: &ActionRecord) {
-        let now = jiff::Timestamp::now().as_nanosecond();
-        let now = i64::try_from(now).unwrap_or(i64::MAX);
-        if let Some(incident) = self.book.action(record, now) {
+        if let Some(incident) = self.book.action(record, SystemClock.now_unix_ns()) {
             self.enqueue(&incident);
         }
     }
