@@ -176,11 +176,42 @@ impl World {
             .expect("an incident")
     }
 
+    /// `times` OOM kills of the app, `every` ns apart, each joining incident `id`.
+    fn killed_every(&mut self, every: i64, times: usize, id: IncidentId) {
+        for _ in 0..times {
+            self.clock.advance(every);
+            assert_eq!(self.oom(), id);
+        }
+    }
+
+    /// An OOM kill of another workload, now: its own incident.
+    fn oom_elsewhere(&mut self) -> IncidentId {
+        self.seq += 1;
+        let now = self.clock.now_unix_ns();
+        let report = self
+            .ingest
+            .ingest(&Batch {
+                node: "n1".into(),
+                events: vec![oom_kill(self.seq, now, "cgroup/shop/worker")],
+                stats: None,
+            })
+            .expect("ingest");
+        *report.incidents_opened.first().expect("a new incident")
+    }
+
     fn diagnose(&self, id: IncidentId) -> Vec<control_plane::domain::remediate::ActionRecord> {
+        self.diagnose_as(id, FaultClass::OomKill)
+    }
+
+    fn diagnose_as(
+        &self,
+        id: IncidentId,
+        class: FaultClass,
+    ) -> Vec<control_plane::domain::remediate::ActionRecord> {
         let incident = self.store.get(id).expect("get").expect("incident");
         let diagnosis = Diagnosis {
             incident: id,
-            class: Some(FaultClass::OomKill),
+            class: Some(class),
             confidence: 0.95,
             gate: 0.6,
             route: Route::Remediation,
@@ -284,6 +315,61 @@ fn an_approved_action_runs_and_recovers_when_the_kills_stop() {
         w.audit_kinds(),
         ["decision", "approval", "action", "verification"]
     );
+}
+
+#[test]
+fn an_incident_diagnosed_anew_as_another_class_gets_no_second_playbook() {
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    let first = w.diagnose(id);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].fault_class, Some(FaultClass::OomKill));
+    // A later fault's evidence on the same workload: the open incident now reads as a CPU
+    // quota problem. Its actions were decided for the OOM kill; nothing new is proposed.
+    assert!(w.diagnose_as(id, FaultClass::CpuThrottling).is_empty());
+    assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
+    // A new incident with that class gets its own playbook.
+    let elsewhere = w.oom_elsewhere();
+    let other = w.diagnose_as(elsewhere, FaultClass::CpuThrottling);
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert_eq!(other[0].request.class, ActionClass::ChangeCpuQuota);
+}
+
+#[test]
+fn signals_that_stop_soon_after_the_action_are_recovered_and_ones_that_go_on_are_not() {
+    // Killed every 10 s before; twice while the action takes effect, then quiet for the
+    // rest of the window.
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    w.killed_every(10 * SEC, 5, id);
+    let action = w.diagnose(id).remove(0);
+    for _ in 0..2 {
+        w.clock.advance(5 * SEC);
+        assert_eq!(w.oom(), id);
+    }
+    w.clock.advance(51 * SEC);
+    w.service.tick().expect("tick");
+    let done = w.store.action(action.id).expect("read").expect("stored");
+    assert_eq!(done.state, ActionState::Recovered, "{}", done.outcome);
+    assert!(
+        done.outcome
+            .contains("2 occurrence(s) while it took effect"),
+        "{}",
+        done.outcome
+    );
+    // Once just after the action and once near the window's end: not settled.
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    w.killed_every(10 * SEC, 5, id);
+    let action = w.diagnose(id).remove(0);
+    w.clock.advance(5 * SEC);
+    assert_eq!(w.oom(), id);
+    w.clock.advance(50 * SEC);
+    assert_eq!(w.oom(), id);
+    w.clock.advance(6 * SEC);
+    w.service.tick().expect("tick");
+    let done = w.store.action(action.id).expect("read").expect("stored");
+    assert_eq!(done.state, ActionState::Escalated, "{}", done.outcome);
 }
 
 #[test]

@@ -2,41 +2,9 @@
 //! is injected, does what it claims to the end-to-end path, is torn down, and the path is
 //! verified healthy again. What Vigil detects is scored, and must be right where it can be.
 
-use std::{path::Path, process::Command};
+mod support;
 
-use serde_json::Value;
 use vigil_tests::{Agent, AgentOptions, ControlPlane};
-
-fn run(state: &Path, out: &Path, api: &str, token_file: &Path) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_vigil-lab"))
-        .args([
-            "run",
-            "--all",
-            "--duration",
-            "3",
-            "--soak",
-            "5",
-            "--api",
-            api,
-            "--token-file",
-        ])
-        .arg(token_file)
-        .arg("--out")
-        .arg(out)
-        .env("VIGIL_LAB_STATE", state)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("run vigil-lab");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "vigil-lab failed:\n{text}");
-    println!("{text}");
-    let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
-    serde_json::from_str(&summary).expect("summary is JSON")
-}
 
 #[test]
 fn every_scenario_injects_hurts_recovers_and_is_scored() {
@@ -56,7 +24,13 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
         &AgentOptions::new("lab-ci"),
     );
     let out = dir.path().join("report");
-    let summary = run(&dir.path().join("state"), &out, &api.base, &cp.token_file());
+    let summary = support::run_lab(
+        &dir.path().join("state"),
+        &out,
+        &api.base,
+        &cp.token_file(),
+        &["--all", "--duration", "3", "--soak", "5"],
+    );
 
     let runs = summary["runs"].as_array().expect("runs");
     assert!(

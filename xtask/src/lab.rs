@@ -15,13 +15,19 @@ pub const LAB_DETECTION: &str =
      consecutive_windows = 3\n\
      [pressure]\nmemory_hold_secs = 10\nthrottled_hold_secs = 3\nrepeat_secs = 5\n\
      [certificates]\nactive_check = true\ninterval_secs = 2\n";
-/// Vigil acts on the lab through the local runtime: the memory limit and CPU quota changes
-/// run on their own (autonomous), every other class is decided and logged only. The window
-/// and cooldown are the lab's time scale (one scenario a minute on the same few workloads),
-/// not a production setting.
-pub const LAB_REMEDIATION: &str = "[remediation]\nruntime = \"local\"\nverify_after_secs = 5\n\
-     window_secs = 20\ncooldown_secs = 20\n\
-     [remediation.phases]\nraise_memory_limit = \"autonomous\"\nchange_cpu_quota = \"autonomous\"\n";
+/// Vigil acts on the lab through the local runtime, every class it can carry out there on
+/// its own (autonomous) but one: the lab measures what Vigil's actions do, within every
+/// guardrail. Restarting a process stays observed: the supervisor restarts a killed process
+/// by itself, and a restart by Vigil would take the target's lock (one remediation per
+/// target) before the action that fixes the cause (a rollback, a restored file). The window,
+/// cooldown and verification delay are the lab's time scale (a scenario every half minute on
+/// the same few workloads, detection on 1 s windows), not a production setting.
+pub const LAB_REMEDIATION: &str = "[remediation]\nruntime = \"local\"\nverify_after_secs = 8\n\
+     window_secs = 10\ncooldown_secs = 5\n\
+     [remediation.phases]\nraise_memory_limit = \"autonomous\"\nchange_cpu_quota = \"autonomous\"\n\
+     rollback = \"autonomous\"\nrestore_file_mode = \"autonomous\"\n\
+     reapply_credential = \"autonomous\"\nrotate_log = \"autonomous\"\nrestart_dns = \"autonomous\"\n\
+     add_replica = \"autonomous\"\nremove_replica = \"autonomous\"\nrenew_certificate = \"autonomous\"\n";
 /// The lab's services that write logs, each to `<state>/testbed/<service>.log`.
 const LOGGING_SERVICES: [&str; 6] = ["dns", "redis", "postgres", "app1", "app2", "web"];
 
@@ -44,7 +50,12 @@ pub fn config_with(state: &Path, remediation: &str) -> String {
             )
         })
         .collect();
-    format!("{LAB_DETECTION}{remediation}[diagnosis.logs]\n{logs}")
+    // The testbed's supervisor answers the local runtime here (vigil-lab's socket).
+    let socket = state.join("supervisor.sock");
+    format!(
+        "{LAB_DETECTION}{remediation}[remediation.local]\nsupervisor = {:?}\n[diagnosis.logs]\n{logs}",
+        socket.display().to_string()
+    )
 }
 
 /// Healthy load before the first fault: past `learning_windows`.

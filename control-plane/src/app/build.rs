@@ -16,7 +16,10 @@ use crate::{
         pgvector::{embeddings::Embeddings, PgVector},
         playbooks,
         prometheus::PrometheusExporter,
-        runtime::{GitOpsRuntime, KubeRuntime, LocalRuntime},
+        runtime::{
+            local::{Supervisor, SupervisorFleet},
+            GitOpsRuntime, KubeRuntime, LocalRuntime,
+        },
         slack::{SecretUrl, SigningSecret, SlackNotifier},
         sqlite::SqliteStore,
         tls_probe::TlsProbe,
@@ -244,7 +247,7 @@ impl ControlPlane {
         let r = &config.remediation;
         let runtime: Arc<dyn Runtime> = match r.runtime {
             RuntimeKind::None => Arc::new(NoRuntime),
-            RuntimeKind::Local => Arc::new(LocalRuntime::host()),
+            RuntimeKind::Local => Arc::new(LocalRuntime::host(r.local.supervisor.clone())),
             // Validation requires kubernetes.enabled with this runtime.
             RuntimeKind::Kubernetes => cluster.runtime.clone().ok_or(AppError::NoClusterRuntime)?,
             RuntimeKind::GitOps => match (&r.gitops, cluster.runtime.clone()) {
@@ -263,12 +266,16 @@ impl ControlPlane {
                     graph: graph.clone(),
                     clock: clock.clone(),
                 };
-                match cluster.pods.clone() {
-                    Some(pods) => Arc::new(KubeFleet {
+                match (cluster.pods.clone(), &r.local.supervisor) {
+                    (Some(pods), _) => Arc::new(KubeFleet {
                         graph: graph_fleet,
                         pods,
                     }) as Arc<dyn FleetView>,
-                    None => Arc::new(graph_fleet),
+                    (None, Some(socket)) => Arc::new(SupervisorFleet {
+                        graph: graph_fleet,
+                        supervisor: Supervisor::new(socket.clone()),
+                    }),
+                    (None, None) => Arc::new(graph_fleet),
                 }
             },
             runtime,

@@ -50,6 +50,18 @@ pub struct RemediationConfig {
     pub phases: BTreeMap<ActionClass, Phase>,
     /// The repository the `gitops` runtime commits to.
     pub gitops: Option<GitOpsConfig>,
+    /// What the `local` runtime asks the host's supervisor to do.
+    pub local: LocalConfig,
+}
+
+/// `[remediation.local]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    /// The Unix socket of the process supervisor that runs the host's workloads and speaks
+    /// the local supervisor protocol (restarts, rollbacks, files, credentials, logs, pools,
+    /// DNS). Without one the local runtime changes cgroup limits only.
+    pub supervisor: Option<PathBuf>,
 }
 
 impl Default for RemediationConfig {
@@ -70,6 +82,7 @@ impl Default for RemediationConfig {
             scope: Scope::default(),
             phases: BTreeMap::new(),
             gitops: None,
+            local: LocalConfig::default(),
         }
     }
 }
@@ -128,6 +141,53 @@ impl RemediationConfig {
                 return invalid(field, "must be positive");
             }
         }
+        if self.local.supervisor.is_some() && self.runtime != RuntimeKind::Local {
+            return invalid(
+                "remediation.local.supervisor",
+                "is used by the local runtime only: set remediation.runtime = \"local\" or remove it",
+            );
+        }
+        if let Some(s) = &self.local.supervisor {
+            if !s.is_absolute() {
+                return invalid(
+                    "remediation.local.supervisor",
+                    "must be an absolute path to the supervisor's socket",
+                );
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ControlPlaneConfig;
+    use vigil_config_file::error_chain;
+
+    #[test]
+    fn a_supervisor_socket_belongs_to_the_local_runtime_and_is_absolute() {
+        let parse =
+            |r: &str| ControlPlaneConfig::from_toml(&format!("[remediation]\n{r}"), "cp.toml");
+        let c = parse("runtime = \"local\"\nlocal = { supervisor = \"/run/sup.sock\" }")
+            .expect("local with a supervisor");
+        assert_eq!(
+            c.remediation.local.supervisor.as_deref(),
+            Some(std::path::Path::new("/run/sup.sock"))
+        );
+        let e = parse("runtime = \"none\"\nlocal = { supervisor = \"/run/sup.sock\" }")
+            .expect_err("not the local runtime");
+        assert!(
+            error_chain(&e).contains("remediation.local.supervisor"),
+            "{e}"
+        );
+        let e = parse("runtime = \"local\"\nlocal = { supervisor = \"sup.sock\" }")
+            .expect_err("relative");
+        assert!(
+            error_chain(&e).contains("absolute path"),
+            "{}",
+            error_chain(&e)
+        );
+        let e = parse("runtime = \"local\"\nlocal = { socket = \"/x\" }").expect_err("unknown key");
+        assert!(error_chain(&e).contains("socket"), "{}", error_chain(&e));
     }
 }

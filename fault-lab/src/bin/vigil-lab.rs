@@ -73,6 +73,35 @@ enum Command {
     },
 }
 
+/// The supervisor's socket for Vigil's local runtime (`[remediation.local] supervisor`).
+pub fn supervisor_socket(state: &std::path::Path) -> PathBuf {
+    state.join("supervisor.sock")
+}
+
+/// Runs `work` while the testbed's supervisor answers Vigil's local runtime on its socket.
+fn with_supervisor_socket<T>(
+    bed: &Testbed,
+    state: &std::path::Path,
+    work: impl FnOnce() -> T,
+) -> anyhow::Result<T> {
+    use fault_lab::testbed::supervisor_socket;
+    let path = supervisor_socket(state);
+    let listener = supervisor_socket::bind(&path)?;
+    println!(
+        "==> supervisor socket for Vigil's local runtime: {}",
+        path.display()
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| supervisor_socket::serve(bed, &listener, &stop));
+        let out = work();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    });
+    let _ = std::fs::remove_file(&path);
+    Ok(out)
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -109,7 +138,9 @@ fn main() -> anyhow::Result<()> {
                     s.pid.map_or("-".into(), |p| p.to_string())
                 );
             }
-            std::thread::sleep(Duration::from_secs(seconds.unwrap_or(u64::MAX / 4)));
+            with_supervisor_socket(&bed, &dir, || {
+                std::thread::sleep(Duration::from_secs(seconds.unwrap_or(u64::MAX / 4)))
+            })?;
             bed.stop(&dir);
         }
         Command::Run {
@@ -150,55 +181,60 @@ fn main() -> anyhow::Result<()> {
             };
             let bed =
                 Testbed::start(&dir, &|m| println!("==> {m}")).context("starting the testbed")?;
-            let run = runner::Runner::new(&bed, &dir, vigil, &out)?;
-            if warmup > 0 {
-                let bar = ProgressBar::new(warmup);
+            with_supervisor_socket(&bed, &dir, || -> anyhow::Result<()> {
+                let run = runner::Runner::new(&bed, &dir, vigil, &out)?;
+                if warmup > 0 {
+                    let bar = ProgressBar::new(warmup);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "warm-up (healthy load) {bar:30} {pos}/{len}s",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    for _ in 0..warmup {
+                        std::thread::sleep(Duration::from_secs(1));
+                        bar.inc(1);
+                    }
+                    bar.finish_and_clear();
+                }
+                let bar = ProgressBar::new(chosen.len() as u64);
                 bar.set_style(
-                    ProgressStyle::with_template("warm-up (healthy load) {bar:30} {pos}/{len}s")
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
-                for _ in 0..warmup {
-                    std::thread::sleep(Duration::from_secs(1));
+                let mut records = Vec::new();
+                for s in &chosen {
+                    let p = runner::params(s.as_ref(), target.as_deref(), intensity, duration);
+                    bar.set_message(format!(
+                        "{} on {} for {}s",
+                        s.info().name,
+                        p.target,
+                        p.duration.as_secs()
+                    ));
+                    let r = run.run(s.as_ref(), &p);
+                    bar.println(format!(
+                        "{:<20} detected {:>6}  recovered {:>6}  {}",
+                        r.scenario,
+                        r.detection_latency_ms
+                            .map_or("–".into(), |v| format!("{v}ms")),
+                        r.recovery_ms.map_or("–".into(), |v| format!("{v}ms")),
+                        r.error.clone().unwrap_or_default()
+                    ));
+                    records.push(r);
                     bar.inc(1);
                 }
                 bar.finish_and_clear();
-            }
-            let bar = ProgressBar::new(chosen.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let mut records = Vec::new();
-            for s in &chosen {
-                let p = runner::params(s.as_ref(), target.as_deref(), intensity, duration);
-                bar.set_message(format!(
-                    "{} on {} for {}s",
-                    s.info().name,
-                    p.target,
-                    p.duration.as_secs()
-                ));
-                let r = run.run(s.as_ref(), &p);
-                bar.println(format!(
-                    "{:<20} detected {:>6}  recovered {:>6}  {}",
-                    r.scenario,
-                    r.detection_latency_ms
-                        .map_or("–".into(), |v| format!("{v}ms")),
-                    r.recovery_ms.map_or("–".into(), |v| format!("{v}ms")),
-                    r.error.clone().unwrap_or_default()
-                ));
-                records.push(r);
-                bar.inc(1);
-            }
-            bar.finish_and_clear();
-            let soak = (soak > 0).then(|| {
-                println!("==> healthy soak: {soak}s of bursty load, no fault");
-                runner::soak(&bed, run.vigil.as_ref(), soak)
-            });
-            let summary = report::summarize(&run.run_id, records, soak);
-            report::write(&out, &summary)?;
-            println!("{}", report::markdown(&summary));
-            println!("report: {}", out.join("report.html").display());
-            drop(run);
+                let soak = (soak > 0).then(|| {
+                    println!("==> healthy soak: {soak}s of bursty load, no fault");
+                    runner::soak(&bed, run.vigil.as_ref(), soak)
+                });
+                let summary = report::summarize(&run.run_id, records, soak);
+                report::write(&out, &summary)?;
+                println!("{}", report::markdown(&summary));
+                println!("report: {}", out.join("report.html").display());
+                drop(run);
+                Ok(())
+            })??;
             bed.stop(&dir);
         }
         Command::Cleanup => {

@@ -1,6 +1,7 @@
 //! Measuring a run: what Vigil detected, how fast, whether it named the right fault and the
 //! right target, and how long the path took to be healthy again.
 
+pub mod acting;
 pub mod cases;
 pub mod report;
 pub mod runner;
@@ -81,7 +82,12 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chosen: Option<vigil::Chosen>,
     pub remediation_correct: bool,
-    /// Teardown (the action that fixed it) → healthy end to end.
+    /// Teardown (the lab's own undo of the fault) → healthy end to end.
     pub recovery_ms: Option<u64>,
+    /// Injection → the target and the end-to-end path serving again after Vigil's own
+    /// action, with the fault still in; `None` when no action of Vigil's ran or it did not
+    /// bring the target back.
+    #[serde(default)]
+    pub recovered_by_vigil_ms: Option<u64>,
     pub error: Option<String>,
 }

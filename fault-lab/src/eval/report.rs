@@ -32,6 +32,10 @@ pub struct Totals {
     pub vigil_recovered: usize,
     pub vigil_escalated: usize,
     pub vigil_rolled_back: usize,
+    /// Runs where the target served again after Vigil's action with the fault still in,
+    /// and the time from injection to that, p50.
+    pub recovered_by_vigil: usize,
+    pub recovered_by_vigil_p50_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +84,10 @@ pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summ
     let n = runs.len();
     let detections: Vec<u64> = runs.iter().filter_map(|r| r.detection_latency_ms).collect();
     let recoveries: Vec<u64> = runs.iter().filter_map(|r| r.recovery_ms).collect();
+    let by_vigil: Vec<u64> = runs
+        .iter()
+        .filter_map(|r| r.recovered_by_vigil_ms)
+        .collect();
     let totals = Totals {
         runs: n,
         injected: runs
@@ -107,6 +115,8 @@ pub fn summarize(run_id: &str, runs: Vec<RunRecord>, soak: Option<Soak>) -> Summ
         vigil_recovered: acted(&runs, &["recovered"]),
         vigil_escalated: acted(&runs, &["escalated"]),
         vigil_rolled_back: acted(&runs, &["rolled_back"]),
+        recovered_by_vigil: by_vigil.len(),
+        recovered_by_vigil_p50_ms: quantile(by_vigil, 0.5),
     };
     Summary {
         run_id: run_id.to_string(),
@@ -128,7 +138,7 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "scenario",
     "target",
     "end to end: failed/requests, p50 ms",
@@ -138,7 +148,8 @@ const COLUMNS: [&str; 11] = [
     "class ok",
     "target ok",
     "action ok",
-    "recovery (ms)",
+    "recovered by Vigil (ms from injection, fault in)",
+    "recovery after teardown (ms)",
     "error",
 ];
 
@@ -165,7 +176,7 @@ fn action_cell(r: &RunRecord) -> String {
 }
 
 /// One run's row, in `COLUMNS` order; the Markdown and HTML tables both show it.
-fn cells(r: &RunRecord) -> [String; 11] {
+fn cells(r: &RunRecord) -> [String; 12] {
     let impact = |i: &super::Impact| {
         let p50 = i.p50_ms.map_or("–".into(), |v| format!("{v:.0}"));
         format!("{}/{}, {p50}", i.failures, i.requests)
@@ -193,6 +204,7 @@ fn cells(r: &RunRecord) -> [String; 11] {
         class_cell(r),
         yes(r.localization_correct).into(),
         action_cell(r),
+        opt(r.recovered_by_vigil_ms),
         opt(r.recovery_ms),
         r.error.clone().unwrap_or_default(),
     ]
@@ -217,8 +229,8 @@ pub fn markdown(s: &Summary) -> String {
         opt(t.detection_p50_ms), opt(t.detection_p99_ms), t.recovered, t.runs, opt(t.recovery_p50_ms), opt(t.recovery_p99_ms),
     ));
     md.push_str(&format!(
-        "\n**Vigil acting**: its own action ran in {} runs: {} recovered, {} escalated (unchanged), {} rolled back (worse); the other classes are observed only.\n",
-        t.vigil_acted, t.vigil_recovered, t.vigil_escalated, t.vigil_rolled_back,
+        "\n**Vigil acting**: its own action ran in {} runs; its verifier judged {} recovered, {} unchanged (escalated), {} worse (rolled back). The target served again after Vigil's action, the fault still in, in {} runs (p50 {} ms from injection).\n",
+        t.vigil_acted, t.vigil_recovered, t.vigil_escalated, t.vigil_rolled_back, t.recovered_by_vigil, opt(t.recovered_by_vigil_p50_ms),
     ));
     if let Some(soak) = &s.soak {
         md.push_str(&format!(

@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::{
-    cases,
+    acting, cases,
     vigil::{service_of, Diagnosed, VigilApi},
     Impact, RunRecord,
 };
@@ -54,8 +54,8 @@ const DIAGNOSIS_WAIT: Duration = Duration::from_secs(5);
 /// How long after its diagnosis remediation may take to decide on an incident (one tick).
 const ACTION_WAIT: Duration = Duration::from_secs(3);
 /// How long past that a ran action's verification may take to end (the lab's control plane
-/// judges an action 5 s after it ran).
-const VERIFY_WAIT: Duration = Duration::from_secs(12);
+/// judges an action 8 s after it ran).
+const VERIFY_WAIT: Duration = Duration::from_secs(14);
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for Vigil's anomaly incidents and detection's open episodes to resolve
 /// before the next fault: correlation folds anomalies into an open episode (an anomaly
@@ -120,6 +120,7 @@ impl<'a> Runner<'a> {
             chosen: None,
             remediation_correct: false,
             recovery_ms: None,
+            recovered_by_vigil_ms: None,
             error: None,
         };
         let fault = match scenarios::inject(self.bed, &self.records, scenario, p) {
@@ -155,7 +156,7 @@ impl<'a> Runner<'a> {
             std::thread::sleep(Duration::from_millis(150));
         }
         record.impact = e2e.impact();
-        record.target_impact = direct.map(|_| own.impact());
+        record.target_impact = direct.as_ref().map(|_| own.impact());
         // What Vigil concluded while the fault was live: what remediation would act on. After
         // the teardown the window also holds the recovery.
         let live: Vec<(i64, Diagnosed)> = self
@@ -171,6 +172,13 @@ impl<'a> Runner<'a> {
                     .collect()
             })
             .unwrap_or_default();
+        // Vigil's turn, the fault still in: what it decided and, when its action ran, how
+        // long until the target served again.
+        let acted = self
+            .vigil
+            .as_ref()
+            .and_then(|v| acting::turn(v, self.bed, injected, direct.as_deref()));
+        record.recovered_by_vigil_ms = acted.as_ref().and_then(|a| a.recovered_after_ms);
         record.teardown_unix_ms = now_unix_ms();
         if let Err(e) = fault.teardown(scenario, p) {
             record.error = Some(format!("teardown: {e}"));
@@ -216,21 +224,7 @@ impl<'a> Runner<'a> {
                         .or_else(|| v.diagnosis(d.incident_id, DIAGNOSIS_WAIT))
                 })
                 .collect();
-            let confident = |i: usize| {
-                diagnoses[i]
-                    .as_ref()
-                    .is_some_and(|d| d.class.is_some() && d.route == "remediation")
-            };
-            let critical = |i: usize| claimed[i].severity == "critical";
-            let classed = |i: usize| diagnoses[i].as_ref().is_some_and(|d| d.class.is_some());
-            // What remediation would act on: a confident diagnosis, the most severe first (a
-            // crash loop over the supervisor's kill that started it); then, with none
-            // confident, the most severe with a class; then the first.
-            let primary = (0..claimed.len())
-                .find(|&i| confident(i) && critical(i))
-                .or_else(|| (0..claimed.len()).find(|&i| confident(i)))
-                .or_else(|| (0..claimed.len()).find(|&i| classed(i) && critical(i)))
-                .unwrap_or(0);
+            let primary = acting::primary(&claimed, &diagnoses).unwrap_or(0);
             if primary < claimed.len() {
                 record.detection = Some(claimed.remove(primary));
                 record.diagnosis = diagnoses.remove(primary);
@@ -253,7 +247,12 @@ impl<'a> Runner<'a> {
                 .as_ref()
                 .is_some_and(|x| x.route == "remediation");
             if routed {
-                record.chosen = v.chosen_action(d.incident_id, ACTION_WAIT, VERIFY_WAIT);
+                record.chosen = match &acted {
+                    // Decided (and verified) during Vigil's turn, for this incident or a
+                    // sibling the same fault opened.
+                    Some(a) => Some(a.chosen.clone()),
+                    None => v.chosen_action(d.incident_id, ACTION_WAIT, VERIFY_WAIT),
+                };
                 record.action = record.chosen.as_ref().map(|c| c.action.clone());
             }
         }
@@ -263,6 +262,11 @@ impl<'a> Runner<'a> {
             while (v.open_anomalies() > 0 || v.open_episodes() > 0) && Instant::now() < settle {
                 std::thread::sleep(Duration::from_millis(500));
             }
+        }
+        // Whatever Vigil changed that outlives the fault (a replica out of web's pool) is
+        // put back: every scenario starts from the same testbed.
+        if let Err(e) = self.bed.reset_pool() {
+            record.error = Some(format!("resetting the testbed: {e}"));
         }
         if let Some(v) = &self.vigil {
             if let Err(e) = cases::write(v, &self.out, &record) {
@@ -332,6 +336,6 @@ pub fn soak(bed: &Testbed, vigil: Option<&VigilApi>, seconds: u64) -> Soak {
         false_positive_incidents: vigil
             .map(|v| v.incidents_between(start, now_unix_ms()))
             .unwrap_or_default(),
-        actions: 0,
+        actions: vigil.map_or(0, |v| v.actions_since(start)),
     }
 }

@@ -227,12 +227,13 @@ pub fn lab_action(class: &str) -> String {
         "restart_process" => "restart-workload",
         "raise_memory_limit" => "raise-memory-limit",
         "change_cpu_quota" => "raise-cpu-limit",
-        "rollback" => "rollback-deployment",
+        "rollback" => "rollback-release",
         "remove_replica" => "reroute-traffic",
         "restart_dns" => "restore-dns-record",
         "reapply_credential" => "rotate-credential",
         "restore_file_mode" => "restore-permissions",
         "rotate_log" => "free-disk-space",
+        "renew_certificate" => "renew-certificate",
         "add_replica" | "scale" => "scale-up",
         other => other,
     }
@@ -254,7 +255,7 @@ pub struct Chosen {
 impl VigilApi {
     /// The first action remediation decided for the incident, waiting up to `wait` for one
     /// (it is decided on the tick after the diagnosis), and up to `verify` more for a ran
-    /// action's verification to end.
+    /// action's verification to end (with `verify` zero, as soon as it is decided).
     pub fn chosen_action(
         &self,
         incident_id: i64,
@@ -270,17 +271,46 @@ impl VigilApi {
                 .and_then(|l| l.as_array().and_then(|a| a.first().cloned()));
             let now = Instant::now();
             match first {
-                Some(a) if a["state"] != "verifying" || now >= verified_by => {
-                    return Some(Chosen {
-                        action: lab_action(a["request"]["class"].as_str().unwrap_or("?")),
-                        state: a["state"].as_str().unwrap_or("?").to_string(),
-                        outcome: a["outcome"].as_str().unwrap_or("").to_string(),
-                    })
+                // With no verification wait, the decision itself is the answer.
+                Some(a) if verify.is_zero() || a["state"] != "verifying" || now >= verified_by => {
+                    return Some(Chosen::of(&a))
                 }
                 None if now >= deadline => return None,
                 _ => std::thread::sleep(Duration::from_millis(250)),
             }
         }
+    }
+}
+
+impl Chosen {
+    /// From an action record of the REST API.
+    pub fn of(a: &Value) -> Self {
+        Self {
+            action: lab_action(a["request"]["class"].as_str().unwrap_or("?")),
+            state: a["state"].as_str().unwrap_or("?").to_string(),
+            outcome: a["outcome"].as_str().unwrap_or("").to_string(),
+        }
+    }
+}
+
+impl VigilApi {
+    /// Action records remediation decided at or after `from_unix_ms`, oldest first.
+    pub fn actions_decided_since(&self, from_unix_ms: u64) -> Vec<Value> {
+        let from_ns = i64::try_from(from_unix_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000;
+        let mut list: Vec<Value> = self
+            .get("/api/v1/actions")
+            .and_then(|l| l.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["decided_unix_ns"].as_i64().is_some_and(|t| t >= from_ns))
+            .collect();
+        list.sort_by_key(|a| a["decided_unix_ns"].as_i64());
+        list
+    }
+
+    /// How many actions remediation decided at or after `from_unix_ms`.
+    pub fn actions_since(&self, from_unix_ms: u64) -> u32 {
+        self.actions_decided_since(from_unix_ms).len() as u32
     }
 }
 

@@ -12,25 +12,6 @@ use crate::{
 
 pub struct ExpiredCertificate;
 
-/// Tells nginx's master to re-read its configuration and certificates (SIGHUP): new
-/// connections get the new certificate, kept-alive ones are closed once idle.
-fn reload_web(bed: &Testbed) -> Result<()> {
-    let path = &bed.files.nginx_pid;
-    let text = std::fs::read_to_string(path).map_err(LabError::io("reading nginx's pid file"))?;
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .map_err(|_| LabError::Invalid(format!("{} holds {text:?}, not a pid", path.display())))?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .map_err(|e| LabError::Invalid(format!("reloading nginx (pid {pid}): {e}")))?;
-    // The reload is asynchronous; its new workers are up well within this.
-    std::thread::sleep(Duration::from_millis(300));
-    Ok(())
-}
-
 impl Scenario for ExpiredCertificate {
     fn info(&self) -> Info {
         Info {
@@ -63,7 +44,7 @@ impl Scenario for ExpiredCertificate {
         let ended = now - (p.intensity.max(0.0) * 86_400.0) as i64 - 1;
         let pem = tls.issue(ended - 90 * 86_400, ended)?;
         std::fs::write(&tls.cert, pem).map_err(LabError::io("writing the expired certificate"))?;
-        reload_web(ctx.bed)
+        ctx.bed.reload_web()
     }
 
     /// The undo steps reloaded nginx; wait for its new workers as the injection did.

@@ -65,7 +65,7 @@ impl Scenario for CrashLoop {
             intensity: "unused",
             default_intensity: 1.0,
             default_duration: Duration::from_secs(8),
-            expected_action: "rollback-config",
+            expected_action: "rollback-release",
         }
     }
 
@@ -132,7 +132,7 @@ impl Scenario for ExecFailure {
             intensity: "unused",
             default_intensity: 1.0,
             default_duration: Duration::from_secs(8),
-            expected_action: "rollback-deployment",
+            expected_action: "rollback-release",
         }
     }
 

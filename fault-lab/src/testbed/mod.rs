@@ -4,7 +4,9 @@
 pub mod cgroups;
 pub mod health;
 pub mod net;
+pub mod remediation;
 pub mod supervisor;
+pub mod supervisor_socket;
 pub mod tls;
 
 use std::{
@@ -91,6 +93,9 @@ impl Files {
 pub struct Testbed {
     pub files: Files,
     pub supervisor: Supervisor,
+    /// What each service was deployed with: what Vigil's rollbacks and restores return to.
+    pub release: remediation::Release,
+    pub pool: remediation::Pool,
     pub baseline: Duration,
     client: reqwest::blocking::Client,
 }
@@ -315,19 +320,28 @@ impl Testbed {
             .iter()
             .map(|a| service_ip(a).map(|ip| format!("{ip}:8080")))
             .collect::<Result<_>>()?;
+        let pool = remediation::Pool {
+            members: std::sync::Mutex::new(APP_REPLICAS.iter().map(|a| a.to_string()).collect()),
+            conf: nginx.clone(),
+            dir: nginx_dir.clone(),
+            listen: format!("{web_ip}:80"),
+            tls_listen: format!("{web_ip}:443"),
+        };
         write(
             &nginx,
             &nginx_conf(
                 &nginx_dir,
-                &format!("{web_ip}:80"),
+                &pool.listen,
                 &upstreams,
                 Some(&TlsServer {
-                    listen: &format!("{web_ip}:443"),
+                    listen: &pool.tls_listen,
                     cert: &files.tls.cert,
                     key: &files.tls.key,
                 }),
             ),
         )?;
+
+        let release = remediation::Release::read(&files)?;
 
         progress("network: bridge and one namespace per service");
         net::ensure_bridge()?;
@@ -504,6 +518,8 @@ impl Testbed {
         Ok(Self {
             files,
             supervisor,
+            release,
+            pool,
             baseline,
             client,
         })
@@ -532,6 +548,25 @@ impl Testbed {
         Err(LabError::Unhealthy(format!(
             "still unhealthy after {timeout:?}: {last}"
         )))
+    }
+
+    /// Tells nginx's master to re-read its configuration and certificates (SIGHUP): new
+    /// connections get the new certificate, kept-alive ones are closed once idle.
+    pub fn reload_web(&self) -> Result<()> {
+        let path = &self.files.nginx_pid;
+        let text =
+            std::fs::read_to_string(path).map_err(LabError::io("reading nginx's pid file"))?;
+        let pid: i32 = text.trim().parse().map_err(|_| {
+            LabError::Invalid(format!("{} holds {text:?}, not a pid", path.display()))
+        })?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .map_err(|e| LabError::Invalid(format!("reloading nginx (pid {pid}): {e}")))?;
+        // The reload is asynchronous; its new workers are up well within this.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
     }
 
     pub fn client(&self) -> &reqwest::blocking::Client {

@@ -126,10 +126,20 @@ impl FaultClass {
                 DependencyDown,
                 DependencyErrors,
                 AppErrors,
+                AppLatency,
             ],
             // A deploy that does not run loops at every start.
-            BadDeploy => &[CrashLoop, DependencyDown, DependencyErrors, AppErrors],
-            CrashLoop | ProcessKilled => &[DependencyDown, DependencyErrors, AppErrors],
+            BadDeploy => &[
+                CrashLoop,
+                DependencyDown,
+                DependencyErrors,
+                AppErrors,
+                AppLatency,
+            ],
+            // A replica that dies or restarts is a replica short while it does: its peers
+            // carry its load (slower, as with too few replicas), and a restarted process
+            // serves its first requests cold and costs the CPU it starts on.
+            CrashLoop | ProcessKilled => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
             // The replicas left carry the load: slower, or failing.
             ReplicaShortage => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
             MemoryPressure | CpuThrottling | IoLatency => &[AppLatency, DependencyErrors],

@@ -24,10 +24,12 @@ pub enum ActionClass {
     PatchLimits,
     Rollback,
     CordonNode,
+    /// Have the workload's certificate re-issued by its issuer and served.
+    RenewCertificate,
 }
 
 impl ActionClass {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::RestartProcess,
         Self::RaiseMemoryLimit,
         Self::ChangeCpuQuota,
@@ -43,6 +45,7 @@ impl ActionClass {
         Self::PatchLimits,
         Self::Rollback,
         Self::CordonNode,
+        Self::RenewCertificate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl ActionClass {
             Self::PatchLimits => "patch_limits",
             Self::Rollback => "rollback",
             Self::CordonNode => "cordon_node",
+            Self::RenewCertificate => "renew_certificate",
         }
     }
 

@@ -14,6 +14,10 @@ pub struct Workload {
     pub replicas: u32,
     /// Replicas serving now.
     pub healthy: u32,
+    /// This replica (the one an incident names) is known not to serve now: disrupting it
+    /// takes no healthy endpoint away from its dependents.
+    #[serde(default)]
+    pub down: bool,
     pub namespace: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// Workloads that call it (from the live service graph).

@@ -195,12 +195,23 @@ pub fn replica_blast_radius(r: &ActionRequest, c: &Context) -> Check {
     )
 }
 
+/// The healthy replicas an action disrupts: the target itself only when it serves.
+pub fn healthy_disrupted(r: &ActionRequest, w: &Workload) -> u32 {
+    if w.down {
+        r.replicas.saturating_sub(1)
+    } else {
+        r.replicas
+    }
+}
+
 pub fn last_healthy_endpoint(r: &ActionRequest, c: &Context) -> Check {
     let Some(w) = c.workload.filter(|_| r.class.disrupts()) else {
         return check("last_healthy_endpoint", true, "disrupts no replica".into());
     };
-    let left = w.healthy.saturating_sub(r.replicas);
-    let ok = w.dependents.is_empty() || left > 0;
+    let lost = healthy_disrupted(r, w);
+    let left = w.healthy.saturating_sub(lost);
+    // Dependents with no healthy endpoint left lose nothing more to a replica already down.
+    let ok = w.dependents.is_empty() || left > 0 || lost == 0;
     check(
         "last_healthy_endpoint",
         ok,
@@ -211,10 +222,10 @@ pub fn last_healthy_endpoint(r: &ActionRequest, c: &Context) -> Check {
             )
         } else {
             format!(
-                "{} dependent(s) would lose their last healthy endpoint ({} healthy, {} disrupted)",
+                "{} dependent(s) would lose their last healthy endpoint ({} healthy, {} of them disrupted)",
                 w.dependents.len(),
                 w.healthy,
-                r.replicas
+                lost
             )
         },
     )

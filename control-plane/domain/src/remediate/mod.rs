@@ -18,6 +18,7 @@ pub mod policy;
 pub mod ports;
 pub mod record;
 pub mod service;
+pub mod supervisor;
 pub mod track_record;
 
 #[cfg(test)]

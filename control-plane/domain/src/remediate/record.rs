@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{action::ActionRequest, engine::Verdict, playbook::Step, policy::Phase};
+use crate::diagnose::taxonomy::FaultClass;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -77,6 +78,9 @@ pub struct Applied {
 pub struct ActionRecord {
     pub id: ActionId,
     pub request: ActionRequest,
+    /// The diagnosed class whose playbook proposed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_class: Option<FaultClass>,
     pub step: Step,
     pub phase: Phase,
     pub verdict: Verdict,

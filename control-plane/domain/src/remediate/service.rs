@@ -239,6 +239,23 @@ impl RemediationService {
     ) -> Result<Vec<ActionRecord>, StoreError> {
         let now = self.parts.clock.now_unix_ns();
         let done: Vec<ActionRecord> = self.parts.store.actions(Some(incident.id), 0)?;
+        // One class's playbook per incident: an incident still open when a later fault's
+        // evidence lands on its workload can be diagnosed anew as that fault, and acting for it
+        // from here would race the incident the fault opened (and win its target's lock). An
+        // incident whose class changed after its actions were decided is a human's call.
+        if let Some(earlier) = done
+            .iter()
+            .filter_map(|d| d.fault_class)
+            .find(|c| Some(*c) != diagnosis.class)
+        {
+            tracing::info!(
+                incident = incident.id.0,
+                was = earlier.id(),
+                now = diagnosis.class.map_or("none", |c| c.id()),
+                "the incident's actions were decided for another class: no new proposal"
+            );
+            return Ok(Vec::new());
+        }
         let proposals: Vec<_> = self
             .parts
             .playbooks
@@ -264,6 +281,7 @@ impl RemediationService {
             let mut record = ActionRecord {
                 id: ActionId(0),
                 request: decision.request.clone(),
+                fault_class: diagnosis.class,
                 step: proposal.step,
                 phase: decision.phase,
                 verdict: decision.verdict,
@@ -469,7 +487,8 @@ impl RemediationService {
     /// Judges a ran action by its incident's signals: resolved, or nothing shown since it ran
     /// (by the events' own times) → recovered;
     /// occurrences coming at least half again as fast as before → worse, the inverse runs;
-    /// otherwise unchanged → escalated to a human.
+    /// occurrences that stopped after it and stayed quiet for the later half of the window →
+    /// recovered; otherwise unchanged → escalated to a human.
     fn verify(&self, mut record: ActionRecord, now: i64) -> Result<(), StoreError> {
         let Some(incident) = self.parts.incidents.get(record.request.incident)? else {
             return Ok(());
@@ -484,6 +503,10 @@ impl RemediationService {
         // An occurrence that happened before the action but arrived after it (a batch in
         // flight) raises the count, not the incident's last-seen time (the events' own).
         let quiet_since = incident.updated_unix_ns <= executed;
+        // An action takes effect over a while (a restarted process's own exit, a detector's
+        // windows that still hold the fault): signals that stopped, and stayed quiet for at
+        // least the later half of the time since the action, have recovered.
+        let settled = now - incident.updated_unix_ns >= (now - executed) / 2;
         let (state, kind, outcome) = if incident.status == IncidentStatus::Resolved
             || new == 0
             || quiet_since
@@ -528,6 +551,15 @@ impl RemediationService {
                 Some(Err(e)) => (ActionState::Failed, AuditKind::Rollback, format!("worse, and the rollback failed: {e}")),
                 None => (ActionState::Failed, AuditKind::Rollback, "worse, and nothing recorded to undo".to_string()),
             }
+        } else if settled {
+            (
+                ActionState::Recovered,
+                AuditKind::Verification,
+                format!(
+                    "recovered: {new} occurrence(s) while it took effect, none in the last {} s",
+                    (now - incident.updated_unix_ns) / 1_000_000_000
+                ),
+            )
         } else {
             (
                 ActionState::Escalated,

@@ -63,6 +63,17 @@ fn refusal(world: &World, policy: &Policy, r: ActionRequest) -> String {
     d.refusal().unwrap_or_default()
 }
 
+/// A permitted request's guardrails, `rule: why` each.
+fn guardrails_of(world: &World, policy: &Policy, r: ActionRequest) -> String {
+    let d = plan(&[r], world, policy, NOW).remove(0);
+    assert_eq!(d.verdict, Verdict::Execute, "{d:#?}");
+    d.checks
+        .iter()
+        .map(|c| format!("{}: {}", c.rule, c.why))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[test]
 fn each_refusal_names_its_rule_and_reason() {
     let mut world = fleet(20, 4);
@@ -93,6 +104,19 @@ fn each_refusal_names_its_rule_and_reason() {
         e.contains("last_healthy_endpoint: 1 dependent(s) would lose their last healthy endpoint"),
         "{e}"
     );
+    // The replica that is down (the one the incident names) is restarted: its dependents
+    // keep the healthy one they have.
+    let w = world.fleet.get_mut(&EntityId::new("w1")).expect("w1");
+    w.replicas = 2;
+    w.down = true;
+    let checks = guardrails_of(&world, &p, request("w1", ActionClass::RestartProcess, 1));
+    assert!(
+        checks.contains("last_healthy_endpoint: 1 healthy replica(s) stay"),
+        "{checks}"
+    );
+    let w = world.fleet.get_mut(&EntityId::new("w1")).expect("w1");
+    w.replicas = 1;
+    w.down = false;
 
     world.history.push(Executed {
         class: ActionClass::RestartProcess,
@@ -201,12 +225,13 @@ fn name(i: usize) -> EntityId {
 const NAMESPACES: [&str; 3] = ["shop", "payments", "kube-system"];
 
 prop_compose! {
-    fn workload(n: usize)(replicas in 1u32..10, healthy_share in 0.0f64..=1.0,
+    fn workload(n: usize)(replicas in 1u32..10, healthy_share in 0.0f64..=1.0, down in any::<bool>(),
                           ns in 0usize..3, tier in 0usize..2,
                           dependents in proptest::collection::btree_set(0..n, 0..3)) -> Workload {
         Workload {
             replicas,
             healthy: (f64::from(replicas) * healthy_share).round() as u32,
+            down,
             namespace: Some(NAMESPACES[ns].to_string()),
             labels: BTreeMap::from([("tier".to_string(), ["web", "db"][tier].to_string())]),
             dependents: dependents.into_iter().map(name).collect(),
@@ -312,7 +337,8 @@ proptest! {
             if r.class.disrupts() {
                 prop_assert!(r.replicas <= policy.replica_budget(w.replicas));
                 prop_assert!(r.replicas <= w.replicas);
-                prop_assert!(w.dependents.is_empty() || w.healthy > r.replicas);
+                let lost = if w.down { r.replicas.saturating_sub(1) } else { r.replicas };
+                prop_assert!(w.dependents.is_empty() || w.healthy > lost || lost == 0);
             }
         }
         // One remediation per target: never two in one plan.

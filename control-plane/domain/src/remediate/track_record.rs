@@ -107,6 +107,7 @@ mod tests {
 
     fn action(class: ActionClass, state: ActionState, ran: bool) -> ActionRecord {
         ActionRecord {
+            fault_class: None,
             id: ActionId(1),
             request: ActionRequest {
                 incident: IncidentId(1),

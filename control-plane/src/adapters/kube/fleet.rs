@@ -53,6 +53,7 @@ impl KubeFleet {
         };
         w.replicas = u32::try_from(siblings.len()).unwrap_or(u32::MAX);
         w.healthy = u32::try_from(siblings.iter().filter(|p| ready(p)).count()).unwrap_or(0);
+        w.down = !ready(pod);
         w.namespace = pod.metadata.namespace.clone();
         w.labels = pod.metadata.labels.clone().unwrap_or_default();
         true

@@ -19,12 +19,12 @@ use crate::domain::{
 /// cgroup-v1 reports "no limit" as the largest page-aligned i64.
 const UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
 
-pub struct LocalRuntime {
+pub struct CgroupLimits {
     memory_root: PathBuf,
     cpu_root: PathBuf,
 }
 
-impl LocalRuntime {
+impl CgroupLimits {
     pub fn new(memory_root: impl Into<PathBuf>, cpu_root: impl Into<PathBuf>) -> Self {
         Self {
             memory_root: memory_root.into(),
@@ -118,7 +118,7 @@ fn write_number(
     }
 }
 
-impl Runtime for LocalRuntime {
+impl Runtime for CgroupLimits {
     fn name(&self) -> &'static str {
         "local"
     }
@@ -226,13 +226,13 @@ mod tests {
 
     /// A v1-shaped hierarchy in a temporary directory (the kernel's own is driven by the
     /// privileged end-to-end tests).
-    fn hierarchy(limit: &str) -> (tempfile::TempDir, LocalRuntime) {
+    fn hierarchy(limit: &str) -> (tempfile::TempDir, CgroupLimits) {
         let dir = tempfile::tempdir().expect("dir");
         let app = dir.path().join("memory/shop/app");
         std::fs::create_dir_all(&app).expect("mkdir");
         std::fs::write(app.join("memory.limit_in_bytes"), limit).expect("write");
         std::fs::create_dir_all(dir.path().join("cpu")).expect("mkdir");
-        let rt = LocalRuntime::new(dir.path().join("memory"), dir.path().join("cpu"));
+        let rt = CgroupLimits::new(dir.path().join("memory"), dir.path().join("cpu"));
         (dir, rt)
     }
 
