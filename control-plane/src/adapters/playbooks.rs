@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::domain::remediate::{Playbook, Playbooks};
 
 /// The playbooks Vigil ships, one per fault class that has a safe action.
-pub const SHIPPED: [(&str, &str); 14] = [
+pub const SHIPPED: [(&str, &str); 15] = [
     (
         "oom_kill.yaml",
         include_str!("../../playbooks/oom_kill.yaml"),
@@ -64,6 +64,10 @@ pub const SHIPPED: [(&str, &str); 14] = [
     (
         "partition.yaml",
         include_str!("../../playbooks/partition.yaml"),
+    ),
+    (
+        "certificate_expiry.yaml",
+        include_str!("../../playbooks/certificate_expiry.yaml"),
     ),
 ];
 
@@ -167,9 +171,20 @@ mod tests {
         assert_eq!(oom.actions[0].action, ActionClass::RaiseMemoryLimit);
         assert_eq!(oom.actions[0].number("factor"), Some(1.5));
         assert!(
-            p.get(FaultClass::CertificateExpiry).is_none(),
+            p.get(FaultClass::BandwidthSaturation).is_none(),
             "no safe action: none shipped"
         );
+        // Every file in the playbooks directory is one Vigil ships.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("playbooks dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let mut shipped: Vec<String> = SHIPPED.iter().map(|(f, _)| f.to_string()).collect();
+        shipped.sort();
+        assert_eq!(files, shipped);
     }
 
     #[test]

@@ -75,19 +75,33 @@ pub fn turn(v: &VigilApi, bed: &Testbed, injected: u64, direct: Option<&str>) ->
     // One fault can have several incidents on one target (the kill that starts a crash
     // loop, the loop; an incident still open from the fault before, which the new evidence
     // joins), and one remediation per target means the first decided acts and the others
-    // are refused by its lock. What Vigil did for the fault is the action that ran on a
-    // target its incidents name, since the injection.
+    // are refused by its lock. What Vigil did for the fault is the action that ran since the
+    // injection for one of its incidents, else on a workload they name.
     let services: Vec<String> = claimed
         .iter()
         .filter_map(|d| service_of(&d.workload_key))
         .collect();
-    let ran = v.actions_decided_since(injected).into_iter().find(|a| {
-        RAN.contains(&a["state"].as_str().unwrap_or(""))
-            && a["request"]["target"]
-                .as_str()
-                .and_then(service_of)
-                .is_some_and(|s| services.contains(&s))
-    });
+    let ran_since: Vec<serde_json::Value> = v
+        .actions_decided_since(injected)
+        .into_iter()
+        .filter(|a| RAN.contains(&a["state"].as_str().unwrap_or("")))
+        .collect();
+    let ran = ran_since
+        .iter()
+        .find(|a| {
+            a["request"]["incident"]
+                .as_i64()
+                .is_some_and(|id| claimed.iter().any(|d| d.incident_id == id))
+        })
+        .or_else(|| {
+            ran_since.iter().find(|a| {
+                a["request"]["target"]
+                    .as_str()
+                    .and_then(service_of)
+                    .is_some_and(|s| services.contains(&s))
+            })
+        })
+        .cloned();
     let Some(ran) = ran else {
         return Some(Acted {
             incident_id: claimed[i].incident_id,
