@@ -27,7 +27,7 @@ pub const LAB_REMEDIATION: &str = "[remediation]\nruntime = \"local\"\nverify_af
      [remediation.phases]\nraise_memory_limit = \"autonomous\"\nchange_cpu_quota = \"autonomous\"\n\
      rollback = \"autonomous\"\nrestore_file_mode = \"autonomous\"\n\
      reapply_credential = \"autonomous\"\nrotate_log = \"autonomous\"\nrestart_dns = \"autonomous\"\n\
-     add_replica = \"autonomous\"\nremove_replica = \"autonomous\"\nrenew_certificate = \"autonomous\"\n";
+     add_replica = \"autonomous\"\nremove_replica = \"autonomous\"\nrenew_certificate = \"autonomous\"\nraise_bandwidth_limit = \"autonomous\"\n";
 /// The lab's services that write logs, each to `<state>/testbed/<service>.log`.
 const LOGGING_SERVICES: [&str; 6] = ["dns", "redis", "postgres", "app1", "app2", "web"];
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::domain::remediate::{Playbook, Playbooks};
 
 /// The playbooks Vigil ships, one per fault class that has a safe action.
-pub const SHIPPED: [(&str, &str); 15] = [
+pub const SHIPPED: [(&str, &str); 16] = [
     (
         "oom_kill.yaml",
         include_str!("../../playbooks/oom_kill.yaml"),
@@ -68,6 +68,10 @@ pub const SHIPPED: [(&str, &str); 15] = [
     (
         "certificate_expiry.yaml",
         include_str!("../../playbooks/certificate_expiry.yaml"),
+    ),
+    (
+        "bandwidth_saturation.yaml",
+        include_str!("../../playbooks/bandwidth_saturation.yaml"),
     ),
 ];
 
@@ -171,7 +175,7 @@ mod tests {
         assert_eq!(oom.actions[0].action, ActionClass::RaiseMemoryLimit);
         assert_eq!(oom.actions[0].number("factor"), Some(1.5));
         assert!(
-            p.get(FaultClass::BandwidthSaturation).is_none(),
+            p.get(FaultClass::AppErrors).is_none(),
             "no safe action: none shipped"
         );
         // Every file in the playbooks directory is one Vigil ships.

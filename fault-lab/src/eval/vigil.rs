@@ -234,6 +234,7 @@ pub fn lab_action(class: &str) -> String {
         "restore_file_mode" => "restore-permissions",
         "rotate_log" => "free-disk-space",
         "renew_certificate" => "renew-certificate",
+        "raise_bandwidth_limit" => "raise-bandwidth",
         "add_replica" | "scale" => "scale-up",
         other => other,
     }

@@ -26,10 +26,12 @@ pub enum ActionClass {
     CordonNode,
     /// Have the workload's certificate re-issued by its issuer and served.
     RenewCertificate,
+    /// Raise the rate limit on the workload's egress (a token bucket on its interface).
+    RaiseBandwidthLimit,
 }
 
 impl ActionClass {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::RestartProcess,
         Self::RaiseMemoryLimit,
         Self::ChangeCpuQuota,
@@ -46,6 +48,7 @@ impl ActionClass {
         Self::Rollback,
         Self::CordonNode,
         Self::RenewCertificate,
+        Self::RaiseBandwidthLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl ActionClass {
             Self::Rollback => "rollback",
             Self::CordonNode => "cordon_node",
             Self::RenewCertificate => "renew_certificate",
+            Self::RaiseBandwidthLimit => "raise_bandwidth_limit",
         }
     }
 

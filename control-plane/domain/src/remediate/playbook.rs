@@ -72,11 +72,13 @@ fn params(class: ActionClass) -> &'static [Param] {
         param("max_bytes", 1.0, 1e15, false),
     ];
     const FACTOR_CPU: [Param; 1] = [param("factor", 1.01, 8.0, true)];
+    const FACTOR_BANDWIDTH: [Param; 1] = [param("factor", 1.01, 8.0, true)];
     const BY: [Param; 1] = [param("by", 1.0, 10.0, true)];
     const KEEP: [Param; 1] = [param("keep_mib", 0.0, 1e6, false)];
     match class {
         ActionClass::RaiseMemoryLimit | ActionClass::PatchLimits => &FACTOR_MEMORY,
         ActionClass::ChangeCpuQuota => &FACTOR_CPU,
+        ActionClass::RaiseBandwidthLimit => &FACTOR_BANDWIDTH,
         ActionClass::AddReplica | ActionClass::Scale => &BY,
         ActionClass::RotateLog => &KEEP,
         _ => &[],

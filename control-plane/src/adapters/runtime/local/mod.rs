@@ -1,7 +1,7 @@
 //! The local runtime: workloads on this host. Memory limits and CPU quotas are written to
 //! their cgroup-v1 files directly (`cgroup`); everything that needs to know the workload —
 //! restarting it, its last release, its deployed files and credentials, its logs, its
-//! load-balancer pool, the DNS server's last good records, its certificate's issuer — is asked of the host's process
+//! load-balancer pool, the DNS server's last good records, its certificate's issuer, its egress rate limit — is asked of the host's process
 //! supervisor over the local supervisor protocol (`supervisor`), when one is configured.
 
 mod cgroup;
@@ -64,6 +64,7 @@ fn through_supervisor(class: ActionClass) -> bool {
             | ActionClass::ReapplyCredential
             | ActionClass::Rollback
             | ActionClass::RenewCertificate
+            | ActionClass::RaiseBandwidthLimit
     )
 }
 
