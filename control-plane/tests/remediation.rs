@@ -337,16 +337,13 @@ fn an_incident_diagnosed_anew_as_another_class_gets_no_second_playbook() {
 
 #[test]
 fn signals_that_stop_soon_after_the_action_are_recovered_and_ones_that_go_on_are_not() {
-    // Killed every 10 s before; twice while the action takes effect, then quiet for the
-    // rest of the window.
+    // Killed every 5 s before; twice, as often, while the action takes effect, then quiet for
+    // the rest of the window.
     let mut w = world(Some(Phase::Autonomous));
     let id = w.oom();
-    w.killed_every(10 * SEC, 5, id);
+    w.killed_every(5 * SEC, 10, id);
     let action = w.diagnose(id).remove(0);
-    for _ in 0..2 {
-        w.clock.advance(5 * SEC);
-        assert_eq!(w.oom(), id);
-    }
+    w.killed_every(5 * SEC, 2, id);
     w.clock.advance(51 * SEC);
     w.service.tick().expect("tick");
     let done = w.store.action(action.id).expect("read").expect("stored");
@@ -357,6 +354,17 @@ fn signals_that_stop_soon_after_the_action_are_recovered_and_ones_that_go_on_are
         "{}",
         done.outcome
     );
+    // A burst right after the action (ten kills in 2 s against one every 5 s before), then
+    // quiet: the quiet does not hide it.
+    let mut w = world(Some(Phase::Autonomous));
+    let id = w.oom();
+    w.killed_every(5 * SEC, 10, id);
+    let action = w.diagnose(id).remove(0);
+    w.killed_every(SEC / 5, 10, id);
+    w.clock.advance(59 * SEC);
+    w.service.tick().expect("tick");
+    let done = w.store.action(action.id).expect("read").expect("stored");
+    assert_ne!(done.state, ActionState::Recovered, "{}", done.outcome);
     // Once just after the action and once near the window's end: not settled.
     let mut w = world(Some(Phase::Autonomous));
     let id = w.oom();

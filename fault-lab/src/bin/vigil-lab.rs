@@ -91,12 +91,19 @@ fn with_supervisor_socket<T>(
         "==> supervisor socket for Vigil's local runtime: {}",
         path.display()
     );
+    /// Stops the socket's thread however `work` ends (a panic included), or the scope
+    /// would wait for it forever.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let stop = std::sync::atomic::AtomicBool::new(false);
     let out = std::thread::scope(|s| {
         s.spawn(|| supervisor_socket::serve(bed, &listener, &stop));
-        let out = work();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        out
+        let _stop = StopOnDrop(&stop);
+        work()
     });
     let _ = std::fs::remove_file(&path);
     Ok(out)

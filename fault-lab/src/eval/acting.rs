@@ -125,6 +125,9 @@ pub fn turn(v: &VigilApi, bed: &Testbed, injected: u64, direct: Option<&str>) ->
             last = a;
         }
     }
+    // Served again, and judged recovered by the verifier: not a path nginx routed around
+    // while the action did nothing.
+    let recovered_after_ms = recovered_after_ms.filter(|_| last["state"] == "recovered");
     Some(Acted {
         incident_id: last["request"]["incident"]
             .as_i64()

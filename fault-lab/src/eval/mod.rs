@@ -85,8 +85,8 @@ pub struct RunRecord {
     /// Teardown (the lab's own undo of the fault) → healthy end to end.
     pub recovery_ms: Option<u64>,
     /// Injection → the target and the end-to-end path serving again after Vigil's own
-    /// action, with the fault still in; `None` when no action of Vigil's ran or it did not
-    /// bring the target back.
+    /// action, with the fault still in, for an action its verifier judged recovered; `None`
+    /// when no action of Vigil's ran, or it did not bring the target back.
     #[serde(default)]
     pub recovered_by_vigil_ms: Option<u64>,
     pub error: Option<String>,

@@ -87,9 +87,9 @@ pub struct Pool {
     pub tls_listen: String,
 }
 
-type Outcome = std::result::Result<(String, Value), (Status, String)>;
+pub(super) type Outcome = std::result::Result<(String, Value), (Status, String)>;
 
-fn failed(what: impl std::fmt::Display) -> (Status, String) {
+pub(super) fn failed(what: impl std::fmt::Display) -> (Status, String) {
     (Status::Failed, what.to_string())
 }
 
@@ -175,11 +175,17 @@ impl Testbed {
             ActionClass::Rollback => self.rollback(service, &name),
             ActionClass::RestoreFileMode => {
                 let release = self.app_release(service, action)?;
-                let mut changed = Vec::new();
+                let mut changed: Vec<(PathBuf, u32, u32)> = Vec::new();
                 for (path, want) in &release.modes {
                     let now = mode(path).map_err(failed)?;
                     if now != *want {
-                        chmod(path, *want)?;
+                        if let Err(e) = chmod(path, *want) {
+                            // All or nothing: the modes already restored go back.
+                            for (p, old, _) in &changed {
+                                let _ = chmod(p, *old);
+                            }
+                            return Err(e);
+                        }
                         changed.push((path.clone(), now, *want));
                     }
                 }
@@ -214,23 +220,36 @@ impl Testbed {
                         "re-applied {service}'s deployed credential ({})",
                         file_name(path)
                     ),
-                    json!({"file": path, "stash": stash}),
+                    json!({"file": path, "stash": stash, "wrote": digest(release.secret.as_bytes())}),
                 ))
             }
             ActionClass::RotateLog => self.rotate(service, req),
             ActionClass::RestartDns => {
+                // The guardrails and the lock judged the workload named: only the DNS server's
+                // own name restarts it.
+                if service != "dns" {
+                    return Err((
+                        Status::Unsupported,
+                        format!("{service} is not the DNS server ({PREFIX}dns is)"),
+                    ));
+                }
                 let conf = &self.files.dnsmasq_conf;
                 let now = std::fs::read_to_string(conf).map_err(failed)?;
-                let inverse = if now == self.release.dnsmasq_conf {
+                let good = &self.release.dnsmasq_conf;
+                let inverse = if now == *good {
                     json!({"nothing": "the records were the last good ones"})
                 } else {
                     let stash = self.stash(&now)?;
-                    write(conf, &self.release.dnsmasq_conf)?;
-                    json!({"file": conf, "stash": stash, "restart": format!("{PREFIX}dns")})
+                    write(conf, good)?;
+                    json!({"file": conf, "stash": stash, "wrote": digest(good.as_bytes()),
+                           "restart": format!("{PREFIX}dns")})
                 };
-                self.supervisor
-                    .restart(&format!("{PREFIX}dns"))
-                    .map_err(failed)?;
+                if let Err(e) = self.supervisor.restart(&format!("{PREFIX}dns")) {
+                    if now != *good {
+                        write(conf, &now)?;
+                    }
+                    return Err(failed(e));
+                }
                 Ok((
                     "restarted the DNS server with its last good records".into(),
                     inverse,
@@ -310,7 +329,7 @@ impl Testbed {
                 Ok((
                     "re-issued web's certificate for 90 days from the lab CA and reloaded web"
                         .into(),
-                    json!({"file": tls.cert, "stash": stash, "reload": "web"}),
+                    json!({"file": tls.cert, "stash": stash, "wrote": digest(pem.as_bytes()), "reload": "web"}),
                 ))
             }
             other => Err((
@@ -330,7 +349,8 @@ impl Testbed {
         let mut inverse = json!({"restart": name});
         let mut parts = Vec::new();
         if conf != release.conf {
-            inverse["conf"] = json!({"file": f.conf, "stash": self.stash(&conf)?});
+            inverse["conf"] = json!({"file": f.conf, "stash": self.stash(&conf)?,
+                                     "wrote": digest(release.conf.as_bytes())});
             write(&f.conf, &release.conf)?;
             parts.push("config");
         }
@@ -342,8 +362,13 @@ impl Testbed {
                     json!({"file": f.bin, "stash": self.stash_bytes(&bytes)?})
                 }
             };
+            inverse["bin"]["wrote_link"] = json!(release.bin_target);
             let _ = std::fs::remove_file(&f.bin);
-            std::os::unix::fs::symlink(&release.bin_target, &f.bin).map_err(failed)?;
+            if let Err(e) = std::os::unix::fs::symlink(&release.bin_target, &f.bin) {
+                // Not left without a binary: what was there goes back.
+                let _ = self.put_back(&f.bin, &inverse["bin"]);
+                return Err(failed(format!("linking the deployed binary: {e}")));
+            }
             parts.push("binary");
         }
         if parts.is_empty() {
@@ -359,58 +384,6 @@ impl Testbed {
                 parts.join(" and ")
             ),
             inverse,
-        ))
-    }
-
-    /// Raises the token-bucket rate on the workload's egress (`eth0` in its namespace) by the
-    /// step's factor, to at most 1 Gbit/s.
-    fn raise_bandwidth(&self, name: &str, req: &Request) -> Outcome {
-        let tbf = tbf_of(name)?;
-        let factor = req
-            .params
-            .get("factor")
-            .and_then(Value::as_f64)
-            .unwrap_or(1.0);
-        let new = ((tbf.rate as f64 * factor) as u64).min(125_000_000);
-        if new <= tbf.rate {
-            return Err((
-                Status::Refused,
-                format!("{name}'s egress rate is at its ceiling ({} B/s)", tbf.rate),
-            ));
-        }
-        set_tbf(name, &Tbf { rate: new, ..tbf })?;
-        Ok((
-            format!(
-                "{name}'s egress rate limit: {} -> {} kbit/s",
-                tbf.rate * 8 / 1000,
-                new * 8 / 1000
-            ),
-            json!({"tbf": {"netns": name, "rate": tbf.rate, "burst": tbf.burst, "lat": tbf.lat, "set": new}}),
-        ))
-    }
-
-    /// Writes the old rate back while the limit is still the one Vigil set.
-    fn undo_bandwidth(&self, v: &Value) -> Result<String, (Status, String)> {
-        let (Some(name), Some(rate), Some(set)) =
-            (v["netns"].as_str(), v["rate"].as_u64(), v["set"].as_u64())
-        else {
-            return Err(failed("the inverse names no namespace and rates"));
-        };
-        crate::names::LabName::parse(name).map_err(|e| (Status::Refused, e.to_string()))?;
-        let now = tbf_of(name)?;
-        if now.rate != set {
-            return Err((
-                Status::Refused,
-                format!(
-                    "{name}'s egress rate is {} B/s, not the {set} Vigil set: left as it is",
-                    now.rate
-                ),
-            ));
-        }
-        set_tbf(name, &Tbf { rate, ..now })?;
-        Ok(format!(
-            "{name}'s egress rate limit back to {} kbit/s",
-            rate * 8 / 1000
         ))
     }
 
@@ -452,7 +425,7 @@ impl Testbed {
                 cut >> 10,
                 keep >> 10
             ),
-            json!({"file": largest.1, "prepend": archive}),
+            json!({"file": largest.1, "prepend": archive, "wrote": digest(&bytes[cut..])}),
         ))
     }
 
@@ -473,7 +446,7 @@ impl Testbed {
                 else {
                     return Err(failed("a mode in the inverse is not [file, old, set]"));
                 };
-                let p = self.inside(Path::new(p))?;
+                let p = self.regular_inside(Path::new(p))?;
                 if mode(&p).map_err(failed)? != set as u32 {
                     return Err((
                         Status::Refused,
@@ -487,15 +460,8 @@ impl Testbed {
         for key in ["conf", "bin"] {
             if let Some(v) = inverse.get(key) {
                 let p = self.inside(&path(v)?)?;
-                let _ = std::fs::remove_file(&p);
-                match (
-                    v.get("link").and_then(Value::as_str),
-                    v.get("stash").and_then(Value::as_str),
-                ) {
-                    (Some(t), _) => std::os::unix::fs::symlink(t, &p).map_err(failed)?,
-                    (None, Some(s)) => write_bytes(&p, &self.unstash(s)?)?,
-                    _ => return Err(failed("the inverse holds neither a link nor a stash")),
-                }
+                self.still_vigils(&p, v)?;
+                self.put_back(&p, v)?;
                 done.push(format!("{} restored", file_name(&p)));
             }
         }
@@ -504,13 +470,15 @@ impl Testbed {
                 inverse.get("file"),
                 inverse.get("stash").and_then(Value::as_str),
             ) {
-                let p = self.inside(&path(inverse)?)?;
+                let p = self.regular_inside(&path(inverse)?)?;
+                self.still_vigils(&p, inverse)?;
                 write_bytes(&p, &self.unstash(s)?)?;
                 done.push(format!("{} restored", file_name(&p)));
             }
         }
         if let Some(s) = inverse.get("prepend").and_then(Value::as_str) {
-            let p = self.inside(&path(inverse)?)?;
+            let p = self.regular_inside(&path(inverse)?)?;
+            self.still_vigils(&p, inverse)?;
             let mut bytes = self.unstash(s)?;
             bytes.extend(std::fs::read(&p).map_err(failed)?);
             write_bytes(&p, &bytes)?;
@@ -550,45 +518,6 @@ impl Testbed {
         Ok((done.join("; "), Value::Null))
     }
 
-    /// Rewrites web's config with `members` as its upstreams and reloads it.
-    pub fn write_pool(&self, members: &[String]) -> crate::error::Result<()> {
-        let upstreams = members
-            .iter()
-            .map(|a| super::service_ip(a).map(|ip| format!("{ip}:8080")))
-            .collect::<crate::error::Result<Vec<_>>>()?;
-        let p = &self.pool;
-        let text = super::nginx_conf(
-            &p.dir,
-            &p.listen,
-            &upstreams,
-            Some(&super::TlsServer {
-                listen: &p.tls_listen,
-                cert: &self.files.tls.cert,
-                key: &self.files.tls.key,
-            }),
-        );
-        std::fs::write(&p.conf, text).map_err(crate::error::LabError::io(format!(
-            "writing {}",
-            p.conf.display()
-        )))?;
-        self.reload_web()
-    }
-
-    /// Puts every app replica back in web's pool and running: the baseline a scenario
-    /// starts from, whatever Vigil left changed after the last one.
-    pub fn reset_pool(&self) -> crate::error::Result<()> {
-        for app in APP_REPLICAS {
-            self.supervisor
-                .set_desired(&format!("{PREFIX}{app}"), true)?;
-        }
-        let mut members = self.pool.members.lock().unwrap_or_else(|p| p.into_inner());
-        if members.len() != APP_REPLICAS.len() {
-            *members = APP_REPLICAS.iter().map(|a| a.to_string()).collect();
-            self.write_pool(&members)?;
-        }
-        Ok(())
-    }
-
     /// A path a recorded inverse names, refused unless it is one of the testbed's own.
     fn inside(&self, p: &Path) -> Result<PathBuf, (Status, String)> {
         if p.starts_with(&self.files.dir)
@@ -600,6 +529,60 @@ impl Testbed {
                 Status::Refused,
                 format!("{} is outside the testbed", p.display()),
             ))
+        }
+    }
+
+    /// A testbed path that is a file of its own, not a link (an inverse must not make the
+    /// supervisor write or chmod what a link points at).
+    fn regular_inside(&self, p: &Path) -> Result<PathBuf, (Status, String)> {
+        let p = self.inside(p)?;
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err((
+                Status::Refused,
+                format!("{} is a link: not written through", p.display()),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Refuses an undo over a change someone made since Vigil's: the file must still hold
+    /// what Vigil wrote (`wrote`, a digest), or the link point where Vigil linked it.
+    fn still_vigils(&self, p: &Path, v: &Value) -> Result<(), (Status, String)> {
+        let changed = if let Some(want) = v.get("wrote").and_then(Value::as_str) {
+            std::fs::read(p).map(|b| digest(&b)).ok().as_deref() != Some(want)
+        } else if let Some(want) = v.get("wrote_link").and_then(Value::as_str) {
+            std::fs::read_link(p).ok().as_deref() != Some(Path::new(want))
+        } else {
+            false
+        };
+        if changed {
+            return Err((
+                Status::Refused,
+                format!(
+                    "{} changed since Vigil's action: left as it is",
+                    file_name(p)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes back what `v` recorded at `p`: a link, or a stashed content.
+    fn put_back(&self, p: &Path, v: &Value) -> Result<(), (Status, String)> {
+        match (
+            v.get("link").and_then(Value::as_str),
+            v.get("stash").and_then(Value::as_str),
+        ) {
+            (Some(t), _) => {
+                let _ = std::fs::remove_file(p);
+                std::os::unix::fs::symlink(t, p).map_err(failed)
+            }
+            (None, Some(s)) => {
+                let bytes = self.unstash(s)?;
+                let _ = std::fs::remove_file(p);
+                write_bytes(p, &bytes)
+            }
+            _ => Err(failed("the inverse holds neither a link nor a stash")),
         }
     }
 
@@ -630,6 +613,15 @@ impl Testbed {
     }
 }
 
+/// A digest of what Vigil wrote, to know an undo would not overwrite someone's later change
+/// (within one supervisor process: the hasher's keys are fixed).
+fn digest(bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(
         || p.display().to_string(),
@@ -650,55 +642,7 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), (Status, String)> {
     std::fs::write(path, bytes).map_err(|e| failed(format!("writing {}: {e}", path.display())))
 }
 
-/// A token bucket on a workload's egress, as `tc -j` reports it (rate in bytes/s, latency in
-/// microseconds).
-#[derive(Debug, Clone, Copy)]
-struct Tbf {
-    rate: u64,
-    burst: u64,
-    lat: u64,
-}
-
-fn tbf_of(netns: &str) -> Result<Tbf, (Status, String)> {
-    let out =
-        crate::sys::run_in(netns, &["tc", "-j", "qdisc", "show", "dev", "eth0"]).map_err(failed)?;
-    let list: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| failed(format!("tc's JSON: {e}")))?;
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .find(|q| q["kind"] == "tbf" && q["root"] == true)
-        .and_then(|q| {
-            Some(Tbf {
-                rate: q["options"]["rate"].as_u64()?,
-                burst: q["options"]["burst"].as_u64()?,
-                lat: q["options"]["lat"].as_u64().unwrap_or(400_000),
-            })
-        })
-        .ok_or_else(|| {
-            (
-                Status::Refused,
-                format!("{netns}'s egress has no rate limit to raise"),
-            )
-        })
-}
-
-fn set_tbf(netns: &str, t: &Tbf) -> Result<(), (Status, String)> {
-    let (rate, burst, lat) = (
-        format!("{}bit", t.rate * 8),
-        format!("{}b", t.burst),
-        format!("{}us", t.lat),
-    );
-    crate::sys::run_in(
-        netns,
-        &[
-            "tc", "qdisc", "change", "dev", "eth0", "root", "tbf", "rate", &rate, "burst", &burst,
-            "latency", &lat,
-        ],
-    )
-    .map(|_| ())
-    .map_err(failed)
-}
-
+mod bandwidth;
+mod pool;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::{
-    action::ActionRequest,
+    action::{ActionClass, ActionRequest},
     fleet::{Executed, Workload},
     policy::{Policy, Scope},
 };
@@ -195,9 +195,15 @@ pub fn replica_blast_radius(r: &ActionRequest, c: &Context) -> Check {
     )
 }
 
-/// The healthy replicas an action disrupts: the target itself only when it serves.
+/// The healthy replicas an action disrupts. An action on the named replica alone (a restart,
+/// an eviction, a replica out of its pool) takes no healthy one away when that replica is
+/// already down; a workload-wide one (a rollout, a rollback, a cordon) may disrupt any.
 pub fn healthy_disrupted(r: &ActionRequest, w: &Workload) -> u32 {
-    if w.down {
+    let on_the_replica = matches!(
+        r.class,
+        ActionClass::RestartProcess | ActionClass::EvictPod | ActionClass::RemoveReplica
+    );
+    if w.down && on_the_replica {
         r.replicas.saturating_sub(1)
     } else {
         r.replicas

@@ -245,6 +245,9 @@ impl RemediationService {
         // incident whose class changed after its actions were decided is a human's call.
         if let Some(earlier) = done
             .iter()
+            // A refusal or a runtime's failure decided nothing that happened: a corrected
+            // diagnosis may still act.
+            .filter(|d| !matches!(d.state, ActionState::Refused | ActionState::Failed))
             .filter_map(|d| d.fault_class)
             .find(|c| Some(*c) != diagnosis.class)
         {
@@ -506,7 +509,12 @@ impl RemediationService {
         // An action takes effect over a while (a restarted process's own exit, a detector's
         // windows that still hold the fault): signals that stopped, and stayed quiet for at
         // least the later half of the time since the action, have recovered.
-        let settled = now - incident.updated_unix_ns >= (now - executed) / 2;
+        // Not a burst hidden by the quiet after it: more than the action's own disruption
+        // (one occurrence) must have come no faster than the signals did before.
+        let settling_rate =
+            new as f64 / ((incident.updated_unix_ns - executed).max(1_000_000_000) as f64);
+        let settled = now - incident.updated_unix_ns >= (now - executed) / 2
+            && (new <= 1 || settling_rate <= 1.5 * before_rate);
         let (state, kind, outcome) = if incident.status == IncidentStatus::Resolved
             || new == 0
             || quiet_since

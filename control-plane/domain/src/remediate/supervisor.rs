@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! → {"v":1,"op":"apply","action":"restore_file_mode","workload":"vigil-lab-app1","params":{}}
-//! ← {"ok":true,"detail":"app1.token: 0 -> 644","inverse":{"modes":[["/…/app1.token",0]]}}
+//! ← {"ok":true,"status":"done","detail":"app1.token: 0 -> 644","inverse":{"modes":[["/…/app1.token",0,420]]}}
 //! → {"v":1,"op":"undo","action":"restore_file_mode","workload":"vigil-lab-app1","inverse":{…}}
 //! ← {"ok":false,"status":"refused","error":"…"}
 //! → {"v":1,"op":"fleet","action":"restart_process","workload":""}

@@ -114,6 +114,12 @@ fn each_refusal_names_its_rule_and_reason() {
         checks.contains("last_healthy_endpoint: 1 healthy replica(s) stay"),
         "{checks}"
     );
+    // Two disrupted with one healthy: the other one is lost even though the target is down;
+    // and a workload-wide action is not discounted at all.
+    let e = refusal(&world, &p, request("w1", ActionClass::RestartProcess, 2));
+    assert!(e.contains("last_healthy_endpoint"), "{e}");
+    let e = refusal(&world, &p, request("w1", ActionClass::Rollback, 1));
+    assert!(e.contains("last_healthy_endpoint"), "{e}");
     let w = world.fleet.get_mut(&EntityId::new("w1")).expect("w1");
     w.replicas = 1;
     w.down = false;
@@ -337,8 +343,15 @@ proptest! {
             if r.class.disrupts() {
                 prop_assert!(r.replicas <= policy.replica_budget(w.replicas));
                 prop_assert!(r.replicas <= w.replicas);
-                let lost = if w.down { r.replicas.saturating_sub(1) } else { r.replicas };
-                prop_assert!(w.dependents.is_empty() || w.healthy > lost || lost == 0);
+                // Some healthy replica stays for the dependents: the target itself may be the
+                // one down only for an action on that replica alone.
+                let alone = matches!(r.class, ActionClass::RestartProcess | ActionClass::EvictPod | ActionClass::RemoveReplica);
+                let stays = if w.down && alone {
+                    w.healthy + 1 > r.replicas || r.replicas <= 1
+                } else {
+                    w.healthy > r.replicas || r.replicas == 0
+                };
+                prop_assert!(w.dependents.is_empty() || stays);
             }
         }
         // One remediation per target: never two in one plan.

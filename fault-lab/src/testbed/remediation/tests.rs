@@ -139,6 +139,18 @@ fn a_credential_is_reapplied_without_its_value_reaching_the_inverse() {
         !wire.contains("expires = 1\n") && !wire.contains("token = lab"),
         "{wire}"
     );
+    // Rotated again by someone since: the undo leaves their credential alone.
+    std::fs::write(&secret, token(7)).expect("someone's rotation");
+    let u = ask(
+        &bed,
+        Op::Undo,
+        ActionClass::ReapplyCredential,
+        json!({}),
+        r.inverse.clone(),
+    );
+    assert_eq!(u.status, Status::Refused, "{u:?}");
+    assert_eq!(std::fs::read_to_string(&secret).expect("read"), token(7));
+    std::fs::write(&secret, token(u64::MAX / 2)).expect("as Vigil left it");
     let u = ask(
         &bed,
         Op::Undo,
@@ -230,6 +242,17 @@ fn forged_inverses_and_unknown_workloads_are_refused() {
     );
     assert_eq!(u.status, Status::Refused, "{u:?}");
     assert!(u.error.contains("outside the testbed"), "{}", u.error);
+    // A link inside the testbed is not written or chmod-ed through.
+    let link = bed.files.app("app1").bin.display().to_string();
+    let u = ask(
+        &bed,
+        Op::Undo,
+        ActionClass::RestoreFileMode,
+        json!({}),
+        json!({"modes": [[link, 0o4755, 0o755]]}),
+    );
+    assert_eq!(u.status, Status::Refused, "{u:?}");
+    assert!(u.error.contains("is a link"), "{}", u.error);
     let inside = bed.files.app("app1").secret.display().to_string();
     let u = ask(
         &bed,
