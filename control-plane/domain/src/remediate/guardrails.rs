@@ -195,13 +195,17 @@ pub fn replica_blast_radius(r: &ActionRequest, c: &Context) -> Check {
     )
 }
 
-/// The healthy replicas an action disrupts. An action on the named replica alone (a restart,
-/// an eviction, a replica out of its pool) takes no healthy one away when that replica is
-/// already down; a workload-wide one (a rollout, a rollback, a cordon) may disrupt any.
+/// The healthy replicas an action disrupts. An action on the named replica (a restart, an
+/// eviction, a replica out of its pool, a rollback — a supervisor's rolls back that replica,
+/// and a ReplicaSet scaled down removes its not-ready pods first) takes no healthy one away
+/// when that replica is already down; a rollout restart or a cordon may disrupt any.
 pub fn healthy_disrupted(r: &ActionRequest, w: &Workload) -> u32 {
     let on_the_replica = matches!(
         r.class,
-        ActionClass::RestartProcess | ActionClass::EvictPod | ActionClass::RemoveReplica
+        ActionClass::RestartProcess
+            | ActionClass::EvictPod
+            | ActionClass::RemoveReplica
+            | ActionClass::Rollback
     );
     if w.down && on_the_replica {
         r.replicas.saturating_sub(1)

@@ -118,7 +118,7 @@ fn each_refusal_names_its_rule_and_reason() {
     // and a workload-wide action is not discounted at all.
     let e = refusal(&world, &p, request("w1", ActionClass::RestartProcess, 2));
     assert!(e.contains("last_healthy_endpoint"), "{e}");
-    let e = refusal(&world, &p, request("w1", ActionClass::Rollback, 1));
+    let e = refusal(&world, &p, request("w1", ActionClass::RolloutRestart, 1));
     assert!(e.contains("last_healthy_endpoint"), "{e}");
     let w = world.fleet.get_mut(&EntityId::new("w1")).expect("w1");
     w.replicas = 1;
@@ -345,7 +345,8 @@ proptest! {
                 prop_assert!(r.replicas <= w.replicas);
                 // Some healthy replica stays for the dependents: the target itself may be the
                 // one down only for an action on that replica alone.
-                let alone = matches!(r.class, ActionClass::RestartProcess | ActionClass::EvictPod | ActionClass::RemoveReplica);
+                let alone = matches!(r.class, ActionClass::RestartProcess | ActionClass::EvictPod
+                    | ActionClass::RemoveReplica | ActionClass::Rollback);
                 let stays = if w.down && alone {
                     w.healthy + 1 > r.replicas || r.replicas <= 1
                 } else {
