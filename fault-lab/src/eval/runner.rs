@@ -246,15 +246,14 @@ impl<'a> Runner<'a> {
                 .diagnosis
                 .as_ref()
                 .is_some_and(|x| x.route == "remediation");
-            if routed {
-                record.chosen = match &acted {
-                    // Decided (and verified) during Vigil's turn, for this incident or a
-                    // sibling the same fault opened.
-                    Some(a) => Some(a.chosen.clone()),
-                    None => v.chosen_action(d.incident_id, ACTION_WAIT, VERIFY_WAIT),
-                };
-                record.action = record.chosen.as_ref().map(|c| c.action.clone());
-            }
+            // What Vigil decided while the fault was in stands, even if a later diagnosis of
+            // the incident went to review.
+            record.chosen = match &acted {
+                Some(a) => Some(a.chosen.clone()),
+                None if routed => v.chosen_action(d.incident_id, ACTION_WAIT, VERIFY_WAIT),
+                None => None,
+            };
+            record.action = record.chosen.as_ref().map(|c| c.action.clone());
         }
         record.remediation_correct = record.action.as_deref() == Some(info.expected_action);
         if let Some(v) = &self.vigil {
