@@ -176,6 +176,15 @@ impl World {
             .expect("an incident")
     }
 
+    /// The action as it stands after the next tick (its verification, once due).
+    fn judged(
+        &self,
+        id: control_plane::domain::remediate::ActionId,
+    ) -> control_plane::domain::remediate::ActionRecord {
+        self.service.tick().expect("tick");
+        self.store.action(id).expect("read").expect("stored")
+    }
+
     /// `times` OOM kills of the app, `every` ns apart, each joining incident `id`.
     fn killed_every(&mut self, every: i64, times: usize, id: IncidentId) {
         for _ in 0..times {
@@ -345,8 +354,7 @@ fn signals_that_stop_soon_after_the_action_are_recovered_and_ones_that_go_on_are
     let action = w.diagnose(id).remove(0);
     w.killed_every(5 * SEC, 2, id);
     w.clock.advance(51 * SEC);
-    w.service.tick().expect("tick");
-    let done = w.store.action(action.id).expect("read").expect("stored");
+    let done = w.judged(action.id);
     assert_eq!(done.state, ActionState::Recovered, "{}", done.outcome);
     assert!(
         done.outcome
@@ -362,8 +370,7 @@ fn signals_that_stop_soon_after_the_action_are_recovered_and_ones_that_go_on_are
     let action = w.diagnose(id).remove(0);
     w.killed_every(SEC / 5, 10, id);
     w.clock.advance(59 * SEC);
-    w.service.tick().expect("tick");
-    let done = w.store.action(action.id).expect("read").expect("stored");
+    let done = w.judged(action.id);
     assert_ne!(done.state, ActionState::Recovered, "{}", done.outcome);
     // Once just after the action and once near the window's end: not settled.
     let mut w = world(Some(Phase::Autonomous));
@@ -375,8 +382,7 @@ fn signals_that_stop_soon_after_the_action_are_recovered_and_ones_that_go_on_are
     w.clock.advance(50 * SEC);
     assert_eq!(w.oom(), id);
     w.clock.advance(6 * SEC);
-    w.service.tick().expect("tick");
-    let done = w.store.action(action.id).expect("read").expect("stored");
+    let done = w.judged(action.id);
     assert_eq!(done.state, ActionState::Escalated, "{}", done.outcome);
 }
 
@@ -393,8 +399,7 @@ fn an_autonomous_action_that_makes_things_worse_is_rolled_back() {
         assert_eq!(w.oom(), id);
     }
     w.clock.advance(31 * SEC);
-    w.service.tick().expect("tick");
-    let done = w.store.action(action.id).expect("read").expect("stored");
+    let done = w.judged(action.id);
     assert_eq!(done.state, ActionState::RolledBack, "{}", done.outcome);
     assert_eq!(
         w.calls(),
@@ -494,8 +499,7 @@ fn a_rollback_waits_for_the_lock_and_is_not_run_over_someone_elses() {
     // The Lease lapsed while the kills came faster, and another replica took the target.
     *locks.holder.lock().expect("lock") = Some("cp-b".into());
     w.clock.advance(31 * SEC);
-    w.service.tick().expect("tick");
-    let done = w.store.action(action.id).expect("read").expect("stored");
+    let done = w.judged(action.id);
     assert_eq!(done.state, ActionState::Failed, "{}", done.outcome);
     assert!(
         done.outcome.contains("not undone") && done.outcome.contains("held by cp-b"),

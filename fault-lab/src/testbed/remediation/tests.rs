@@ -45,16 +45,34 @@ fn bed(dir: &std::path::Path) -> Testbed {
     }
 }
 
-fn ask(bed: &Testbed, op: Op, action: ActionClass, params: Value, inverse: Value) -> Reply {
+/// One request of the protocol for `workload`.
+fn ask_as(
+    bed: &Testbed,
+    workload: &str,
+    op: Op,
+    action: ActionClass,
+    params: Value,
+    inverse: Value,
+) -> Reply {
     let params = serde_json::from_value(params).expect("params");
     bed.remediate(&Request {
         v: VERSION,
         op,
         action,
-        workload: "vigil-lab-app1".into(),
+        workload: workload.into(),
         params,
         inverse,
     })
+}
+
+/// One request of the protocol for app1.
+fn ask(bed: &Testbed, op: Op, action: ActionClass, params: Value, inverse: Value) -> Reply {
+    ask_as(bed, "vigil-lab-app1", op, action, params, inverse)
+}
+
+/// The undo of an action on app1 with `inverse`.
+fn undo(bed: &Testbed, action: ActionClass, inverse: Value) -> Reply {
+    ask(bed, Op::Undo, action, json!({}), inverse)
 }
 
 fn mode(p: &std::path::Path) -> u32 {
@@ -85,13 +103,7 @@ fn a_revoked_mode_is_restored_and_the_inverse_revokes_it_again() {
     assert!(r.ok, "{r:?}");
     assert_eq!(mode(&secret), 0o644);
     assert!(r.detail.contains("app1.token: 0 -> 644"), "{}", r.detail);
-    let u = ask(
-        &bed,
-        Op::Undo,
-        ActionClass::RestoreFileMode,
-        json!({}),
-        r.inverse.clone(),
-    );
+    let u = undo(&bed, ActionClass::RestoreFileMode, r.inverse.clone());
     assert!(u.ok, "{u:?}");
     assert_eq!(mode(&secret), 0);
     // Changed by someone since: their mode stands.
@@ -104,13 +116,7 @@ fn a_revoked_mode_is_restored_and_the_inverse_revokes_it_again() {
         Value::Null,
     );
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-    let u = ask(
-        &bed,
-        Op::Undo,
-        ActionClass::RestoreFileMode,
-        json!({}),
-        r2.inverse,
-    );
+    let u = undo(&bed, ActionClass::RestoreFileMode, r2.inverse);
     assert_eq!(u.status, Status::Refused, "{u:?}");
     assert_eq!(mode(&secret), 0o640);
 }
@@ -141,23 +147,11 @@ fn a_credential_is_reapplied_without_its_value_reaching_the_inverse() {
     );
     // Rotated again by someone since: the undo leaves their credential alone.
     std::fs::write(&secret, token(7)).expect("someone's rotation");
-    let u = ask(
-        &bed,
-        Op::Undo,
-        ActionClass::ReapplyCredential,
-        json!({}),
-        r.inverse.clone(),
-    );
+    let u = undo(&bed, ActionClass::ReapplyCredential, r.inverse.clone());
     assert_eq!(u.status, Status::Refused, "{u:?}");
     assert_eq!(std::fs::read_to_string(&secret).expect("read"), token(7));
     std::fs::write(&secret, token(u64::MAX / 2)).expect("as Vigil left it");
-    let u = ask(
-        &bed,
-        Op::Undo,
-        ActionClass::ReapplyCredential,
-        json!({}),
-        r.inverse,
-    );
+    let u = undo(&bed, ActionClass::ReapplyCredential, r.inverse);
     assert!(u.ok, "{u:?}");
     assert_eq!(std::fs::read_to_string(&secret).expect("read"), expired);
 }
@@ -185,7 +179,7 @@ fn a_full_volume_is_rotated_and_the_rotation_undone() {
         fill[fill.len() - (1 << 20)..],
         "the newest MiB stays"
     );
-    let u = ask(&bed, Op::Undo, ActionClass::RotateLog, json!({}), r.inverse);
+    let u = undo(&bed, ActionClass::RotateLog, r.inverse);
     assert!(u.ok, "{u:?}");
     assert_eq!(std::fs::read(data.join("fill")).expect("read"), fill);
 }
@@ -195,14 +189,14 @@ fn a_renewal_web_cannot_load_leaves_the_old_certificate_and_a_rollback_no_file_c
     let dir = tempfile::tempdir().expect("dir");
     let bed = bed(dir.path());
     let before = std::fs::read_to_string(&bed.files.tls.cert).expect("cert");
-    let r = bed.remediate(&Request {
-        v: VERSION,
-        op: Op::Apply,
-        action: ActionClass::RenewCertificate,
-        workload: "vigil-lab-web".into(),
-        params: Default::default(),
-        inverse: Value::Null,
-    });
+    let r = ask_as(
+        &bed,
+        "vigil-lab-web",
+        Op::Apply,
+        ActionClass::RenewCertificate,
+        json!({}),
+        Value::Null,
+    );
     assert_eq!(r.status, Status::Failed, "no nginx to reload here: {r:?}");
     assert!(
         r.error.contains("the old certificate is back"),
@@ -233,43 +227,33 @@ fn forged_inverses_and_unknown_workloads_are_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let bed = bed(dir.path());
     let forged = json!({"file": "/etc/passwd", "stash": "x"});
-    let u = ask(
-        &bed,
-        Op::Undo,
-        ActionClass::ReapplyCredential,
-        json!({}),
-        forged,
-    );
+    let u = undo(&bed, ActionClass::ReapplyCredential, forged);
     assert_eq!(u.status, Status::Refused, "{u:?}");
     assert!(u.error.contains("outside the testbed"), "{}", u.error);
     // A link inside the testbed is not written or chmod-ed through.
     let link = bed.files.app("app1").bin.display().to_string();
-    let u = ask(
+    let u = undo(
         &bed,
-        Op::Undo,
         ActionClass::RestoreFileMode,
-        json!({}),
         json!({"modes": [[link, 0o4755, 0o755]]}),
     );
     assert_eq!(u.status, Status::Refused, "{u:?}");
     assert!(u.error.contains("is a link"), "{}", u.error);
     let inside = bed.files.app("app1").secret.display().to_string();
-    let u = ask(
+    let u = undo(
         &bed,
-        Op::Undo,
         ActionClass::ReapplyCredential,
-        json!({}),
         json!({"file": inside, "stash": "../../etc/shadow"}),
     );
     assert_eq!(u.status, Status::Refused, "{u:?}");
-    let r = bed.remediate(&Request {
-        v: VERSION,
-        op: Op::Apply,
-        action: ActionClass::RestartProcess,
-        workload: "sshd".into(),
-        params: Default::default(),
-        inverse: Value::Null,
-    });
+    let r = ask_as(
+        &bed,
+        "sshd",
+        Op::Apply,
+        ActionClass::RestartProcess,
+        json!({}),
+        Value::Null,
+    );
     assert_eq!(r.status, Status::Unsupported, "{r:?}");
     let r = ask(
         &bed,
