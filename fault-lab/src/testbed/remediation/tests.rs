@@ -255,6 +255,7 @@ fn forged_inverses_and_unknown_workloads_are_refused() {
         Value::Null,
     );
     assert_eq!(r.status, Status::Unsupported, "{r:?}");
+    std::fs::write(&bed.pool.conf, "# web's config as deployed\n").expect("conf");
     let r = ask(
         &bed,
         Op::Apply,
@@ -267,6 +268,11 @@ fn forged_inverses_and_unknown_workloads_are_refused() {
         bed.pool.members.lock().expect("pool").len(),
         2,
         "a failed reload changes no pool"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&bed.pool.conf).expect("conf"),
+        "# web's config as deployed\n",
+        "the config nginx did not take is written back"
     );
     bed.pool
         .members
