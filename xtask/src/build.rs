@@ -46,6 +46,11 @@ fn cargo(toolchain: Option<&str>) -> Command {
     ] {
         c.env_remove(var);
     }
+    // CI builds a clean clone once: incremental caches would never be read again, and they
+    // took as much disk as the binaries (a clean CI build once ran out of space).
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        c.env("CARGO_INCREMENTAL", "0");
+    }
     c.current_dir(workspace_root());
     c
 }

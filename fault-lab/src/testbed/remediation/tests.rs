@@ -1,5 +1,5 @@
 //! The supervisor's file actions and their inverses on a testbed's files in a temporary
-//! directory (restarts, replicas and pools need the running testbed: `tests/acting.rs`).
+//! directory (restarts, replicas and pools need the running testbed: `tests/lab/acting.rs`).
 
 use std::{os::unix::fs::PermissionsExt, time::Duration};
 

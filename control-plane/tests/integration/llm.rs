@@ -4,8 +4,6 @@
 //! agreement keeps the diagnosis, contradiction lowers it to review, a hallucinated citation
 //! is rejected, a malformed answer is retried once, and every bound stops the loop.
 
-mod support;
-
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -187,7 +185,7 @@ fn serve(provider: Provider, script: Arc<Script>) -> (Model, String) {
         .route("/chat/completions", post(chat))
         .route("/v1/messages", post(chat))
         .with_state(model.clone());
-    let addr = support::http::serve(app);
+    let addr = crate::support::http::serve(app);
     (model, format!("http://{addr}"))
 }
 
@@ -221,7 +219,7 @@ impl Bench {
         let store = Arc::new(SqliteStore::in_memory().expect("store"));
         let now = SystemClock.now_unix_ns();
         let clock = Arc::new(ManualClock::at(now));
-        let ingest = support::ingest::ingest(&store, store.clone(), clock.clone());
+        let ingest = crate::support::ingest::ingest(&store, store.clone(), clock.clone());
         let report = ingest
             .ingest(&Batch {
                 node: "n1".into(),

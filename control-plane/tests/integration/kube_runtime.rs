@@ -6,10 +6,13 @@
 //! undo leaves alone what someone changed since, and every request is one the RBAC shipped in
 //! `deploy/` (base and the remediation overlay) allows.
 
-mod support;
-
 use std::{collections::BTreeMap, sync::Arc};
 
+use crate::support::{
+    apiserver::{ApiServer, Recorded},
+    rbac::{assert_rbac_allows, WITH_REMEDIATION},
+    shop::{deployment, seed, DEPLOYMENT, POD_UID},
+};
 use control_plane::{
     adapters::{kube::KubeEndpoints, runtime::KubeRuntime},
     domain::{
@@ -22,11 +25,6 @@ use control_plane::{
     },
 };
 use serde_json::{json, Value};
-use support::{
-    apiserver::{ApiServer, Recorded},
-    rbac::{assert_rbac_allows, WITH_REMEDIATION},
-    shop::{deployment, seed, DEPLOYMENT, POD_UID},
-};
 
 fn step(action: ActionClass, params: &[(&str, f64)]) -> Step {
     Step {

@@ -4,10 +4,9 @@
 //! An eviction of one of four is then allowed, two at once are over the replica budget, and
 //! a namespace on the deny-list refuses it.
 
-mod support;
-
 use std::{collections::BTreeSet, sync::Arc};
 
+use crate::support::{apiserver::ApiServer, shop::owner};
 use control_plane::{
     adapters::kube::{fleet::KubeFleet, KubeEndpoints},
     domain::{
@@ -23,7 +22,6 @@ use control_plane::{
     },
 };
 use serde_json::{json, Value};
-use support::{apiserver::ApiServer, shop::owner};
 
 /// No calls seen yet: the cluster alone says what the workloads are.
 struct NoCalls;

@@ -1,14 +1,12 @@
 //! Requests the packets cannot show: HTTP over TLS, read from OpenSSL's plaintext by the
 //! agent's uprobes, and HTTP/2, whose frames the kernel counts (h2c and h2 over TLS).
 
-mod edge_requests;
-
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use edge_requests::{client_edge, output, view, EdgeRequests};
+use crate::edge_requests::{client_edge, output, view, EdgeRequests};
 use vigil_tests::{topology::Workload, wait_for, AgentOptions, Stack};
 
 /// A self-signed certificate made for the test: (certificate, key).

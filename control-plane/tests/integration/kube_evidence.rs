@@ -4,10 +4,15 @@
 //! OOM kill is ingested as an agent would bring it; its diagnosis must carry both, and every
 //! request the control plane sent must be one the RBAC shipped in `deploy/` allows.
 
-mod support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::{
+    apiserver::{ApiServer, Recorded},
+    config::cluster_config,
+    rbac::assert_rbac_allows,
+    running::Running,
+    time::rfc3339,
+};
 use control_plane::{
     adapters::sqlite::SqliteStore,
     domain::{
@@ -17,13 +22,6 @@ use control_plane::{
     },
 };
 use serde_json::{json, Value};
-use support::{
-    apiserver::{ApiServer, Recorded},
-    config::cluster_config,
-    rbac::assert_rbac_allows,
-    running::Running,
-    time::rfc3339,
-};
 
 const NEW_POD: &str = "5b0e2c11-0000-4000-8000-0000000000a2";
 const OLD_POD: &str = "5b0e2c11-0000-4000-8000-0000000000a1";
@@ -120,7 +118,7 @@ fn seed(api: &ApiServer, now: i64) {
 async fn start_plane(api: &ApiServer, dir: &std::path::Path, now: i64) -> Running {
     let config = cluster_config(api, "cp", dir);
     let store = Arc::new(SqliteStore::open(&config.store_path).expect("store"));
-    support::ingest::ingest(&store, store.clone(), Arc::new(SystemClock))
+    crate::support::ingest::ingest(&store, store.clone(), Arc::new(SystemClock))
         .ingest(&Batch {
             node: "n1".into(),
             events: vec![oom_kill(1, now - 30 * SEC, &format!("k8s-pod/{NEW_POD}"))],

@@ -1,16 +1,14 @@
 //! The Kubernetes endpoint resolver against a scripted API server speaking the real
 //! Kubernetes list/watch JSON over a real socket (there is no cluster here).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::apiserver::ApiServer;
 use control_plane::{
     adapters::kube::KubeEndpoints,
     domain::{graph::ports::EndpointResolver, interval::Endpoint},
 };
 use serde_json::json;
-use support::apiserver::ApiServer;
 
 /// The cluster: a pod, a host-network pod, a Service, and an EndpointSlice of a Service with
 /// no pods behind it (an external database).

@@ -6,15 +6,13 @@
 //! with the control plane's own checkpoints, and with them deleted too, against checkpoints
 //! exported earlier.
 
-mod support;
-
 use std::{path::Path, time::Duration};
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     cli::{issue_token, ok, refused, vigil, vigil_as},
     plane::Plane,
 };
+use serde_json::Value;
 
 /// What the store's file says, changed by another writer (the attacker with the disk).
 fn tamper(dir: &Path, sql: &str) {

@@ -3,9 +3,7 @@
 //! evidence tools' votes must name the fault class — or, when the evidence disagrees, send
 //! the incident to a human's review instead of remediation.
 
-mod support;
-
-use support::diagnosis_lab::{Lab, APP, APP_IP, REDIS, REDIS_IP, SECOND, WEB};
+use crate::support::diagnosis_lab::{Lab, APP, APP_IP, REDIS, REDIS_IP, SECOND, WEB};
 
 use control_plane::domain::{
     diagnose::{ports::DiagnosisStore, Diagnosis, DiagnosisPolicy, FaultClass, Route},

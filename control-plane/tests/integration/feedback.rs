@@ -2,13 +2,11 @@
 //! against a real control plane. A mistake is refused naming the fix; a verdict is kept, shown
 //! with the incident, replaced by the next one, and counted in `vigil feedback`.
 
-mod support;
-
-use serde_json::Value;
-use support::{
+use crate::support::{
     cli::{issue_token, ok, refused, vigil, vigil_as},
     plane::Plane,
 };
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_corrects_then_confirms_and_each_mistake_names_the_fix() {

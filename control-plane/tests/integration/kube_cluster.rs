@@ -4,17 +4,15 @@
 //! Alertmanager alert as it opens and resolves, the status it gives a report somebody else
 //! created, and that a follower replica writes nothing.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use support::{
+use crate::support::{
     apiserver::{ApiServer, Recorded},
     config::cluster_config,
     reports::{handed_in_report, GV},
     running::Running,
 };
+use serde_json::{json, Value};
 
 const REPORTS: &str = "/apis/vigil.dev/v1alpha1/namespaces/vigil/incidentreports";
 

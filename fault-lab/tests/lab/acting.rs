@@ -3,8 +3,6 @@
 //! release back. The action runs with the fault still in, the target serves again, and the
 //! verifier judges it against the kernel signals.
 
-mod support;
-
 use vigil_tests::{Agent, AgentOptions, ControlPlane};
 
 #[test]
@@ -45,7 +43,7 @@ fn vigil_rolls_back_a_broken_release_through_the_supervisor_with_the_fault_in() 
         &AgentOptions::new("lab-acting"),
     );
     let out = dir.path().join("report");
-    let summary = support::run_lab(
+    let summary = crate::support::run_lab(
         &state,
         &out,
         &api.base,

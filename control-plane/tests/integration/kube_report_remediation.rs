@@ -6,10 +6,17 @@
 //! and every one of those steps is in the report's status and in the audit log, with every
 //! request one the shipped RBAC allows.
 
-mod support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::{
+    apiserver::ApiServer,
+    config::cluster_config,
+    rbac::{assert_rbac_allows, WITH_REMEDIATION},
+    reports::GV,
+    running::{client_with, Running},
+    shop::{seed, POD_UID},
+    time::rfc3339,
+};
 use control_plane::{
     adapters::sqlite::SqliteStore,
     config::RuntimeKind,
@@ -22,15 +29,6 @@ use control_plane::{
     },
 };
 use serde_json::{json, Value};
-use support::{
-    apiserver::ApiServer,
-    config::cluster_config,
-    rbac::{assert_rbac_allows, WITH_REMEDIATION},
-    reports::GV,
-    running::{client_with, Running},
-    shop::{seed, POD_UID},
-    time::rfc3339,
-};
 
 const REPORT: &str = "checkout-oom";
 const POSTMORTEM: &str = "pm-2026-09-checkout-oom";
@@ -107,7 +105,7 @@ async fn a_handed_in_report_is_diagnosed_remediated_on_approval_and_verified() {
     // The agent on node-a saw the pod OOM-killed three times in the last 40 s.
     let store = Arc::new(SqliteStore::open(&config.store_path).expect("store"));
     let pod = EntityId::pod(POD_UID);
-    support::ingest::ingest(&store, store.clone(), Arc::new(SystemClock))
+    crate::support::ingest::ingest(&store, store.clone(), Arc::new(SystemClock))
         .ingest(&Batch {
             node: "node-a".into(),
             events: (1..=3)

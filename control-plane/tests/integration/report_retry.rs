@@ -3,10 +3,12 @@
 //! per failure in a row, and a success resets the count (the next failure waits the base
 //! delay again). Timing-sensitive: runs alone, before the suite.
 
-mod support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::{
+    apiserver::ApiServer,
+    reports::{handed_in_report, GV},
+};
 use control_plane::{
     adapters::{
         kube::{
@@ -22,10 +24,6 @@ use control_plane::{
         clock::SystemClock,
         graph::{ports::NoCluster, LiveGraph},
     },
-};
-use support::{
-    apiserver::ApiServer,
-    reports::{handed_in_report, GV},
 };
 
 const STATUS: &str =

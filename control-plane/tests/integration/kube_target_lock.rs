@@ -3,8 +3,7 @@
 //! replica's live Lease refuses; a released or expired one is taken over; a racing write
 //! (409) loses without acting; every request is one the shipped RBAC allows.
 
-mod support;
-
+use crate::support::{apiserver::ApiServer, rbac::assert_rbac_allows};
 use control_plane::{
     adapters::kube::target_lock::{lease_name, KubeTargetLock, TARGET_ANNOTATION},
     domain::{
@@ -12,7 +11,6 @@ use control_plane::{
         remediate::ports::{Grant, TargetLock},
     },
 };
-use support::{apiserver::ApiServer, rbac::assert_rbac_allows};
 
 const SEC: i64 = 1_000_000_000;
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/vigil/leases";

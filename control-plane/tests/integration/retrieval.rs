@@ -3,8 +3,6 @@
 //! learn step's postmortem draft is what a recurrence of the same fault finds first, and a
 //! runbook edited on disk is found by the next search, with no restart.
 
-mod support;
-
 use std::{
     collections::HashMap,
     sync::{Arc, Weak},
@@ -35,7 +33,7 @@ use control_plane::{
     },
 };
 
-use support::pgvector::{PgServer, ScriptedEmbeddings, DIMENSIONS};
+use crate::support::pgvector::{PgServer, ScriptedEmbeddings, DIMENSIONS};
 
 const SECOND: i64 = 1_000_000_000;
 
@@ -99,7 +97,7 @@ impl World {
         // As the control plane wires it: incident changes reach the diagnosis through the
         // observers, and diagnoses reach the learn step through them.
         let incidents = Arc::new(ObservedIncidents::new(store.clone(), observers.clone()));
-        let ingest = support::ingest::ingest(&store, incidents, clock.clone());
+        let ingest = crate::support::ingest::ingest(&store, incidents, clock.clone());
         let diagnosis = Arc::new(
             DiagnosisService::new(DiagnosisParts {
                 sources: Sources {

@@ -5,10 +5,12 @@
 //! unmerged branch, reverts a merged one on a new branch, and leaves alone a branch someone
 //! has committed on since. The cluster itself is only read.
 
-mod support;
-
 use std::{path::Path, process::Command, sync::Arc};
 
+use crate::support::{
+    apiserver::ApiServer,
+    shop::{seed, POD_UID},
+};
 use control_plane::{
     adapters::{
         kube::KubeEndpoints,
@@ -20,10 +22,6 @@ use control_plane::{
     },
 };
 use serde_json::json;
-use support::{
-    apiserver::ApiServer,
-    shop::{seed, POD_UID},
-};
 
 /// Two Deployments in one file: the worker's (first, with a container of the same name and
 /// the same limit) must stay as it is.

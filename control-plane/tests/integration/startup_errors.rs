@@ -3,12 +3,10 @@
 //! and keeping the lease manager's error as its source; an LLM key that is not in the
 //! environment stops it naming the variable.
 
-mod support;
-
 use std::{error::Error as _, time::Duration};
 
+use crate::support::{apiserver::ApiServer, config::cluster_config};
 use control_plane::app::{self, AppError};
-use support::{apiserver::ApiServer, config::cluster_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_lease_stops_start_up_naming_the_lease_and_the_cause() {

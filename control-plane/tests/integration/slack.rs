@@ -5,13 +5,12 @@
 //! retries); a good one approves, the message is replaced through the
 //! interaction's response URL, and the outcome is posted.
 
-mod support;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use crate::support::plane::Plane;
 use axum::{extract::State, routing::post, Json, Router};
 use control_plane::{
     adapters::slack::{blocks, signature::sign, SigningSecret},
@@ -19,7 +18,6 @@ use control_plane::{
     domain::remediate::{ActionClass, Phase},
 };
 use serde_json::{json, Value};
-use support::plane::Plane;
 
 #[derive(Clone, Default)]
 struct Slack {
@@ -85,7 +83,7 @@ async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
     const GONE: &str = "cgroup/vigil-test-no-such-cgroup/app";
     let slack = Slack::default();
-    let addr = support::http::serve(
+    let addr = crate::support::http::serve(
         Router::new()
             .route("/hook", post(hook))
             .route("/respond", post(respond))

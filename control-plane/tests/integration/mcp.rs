@@ -14,9 +14,7 @@ use rmcp::{
 };
 use serde_json::{json, Value};
 
-mod support;
-
-use support::plane::{Plane, APP};
+use crate::support::plane::{Plane, APP};
 
 async fn call(
     client: &RunningService<RoleClient, ClientConfig>,

@@ -3,11 +3,9 @@
 //! app's own switches, Redis's own config, a SIGSTOP) and must show on the right edge, and
 //! only there.
 
-mod edge_requests;
-
 use std::time::{Duration, Instant};
 
-use edge_requests::{client_edge, during, unix_ns, view};
+use crate::edge_requests::{client_edge, during, unix_ns, view};
 
 use serde_json::Value;
 

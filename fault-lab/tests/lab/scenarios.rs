@@ -2,8 +2,6 @@
 //! is injected, does what it claims to the end-to-end path, is torn down, and the path is
 //! verified healthy again. What Vigil detects is scored, and must be right where it can be.
 
-mod support;
-
 use vigil_tests::{Agent, AgentOptions, ControlPlane};
 
 #[test]
@@ -24,7 +22,7 @@ fn every_scenario_injects_hurts_recovers_and_is_scored() {
         &AgentOptions::new("lab-ci"),
     );
     let out = dir.path().join("report");
-    let summary = support::run_lab(
+    let summary = crate::support::run_lab(
         &dir.path().join("state"),
         &out,
         &api.base,

@@ -4,8 +4,6 @@
 //! autonomous phase acts and then verifies — recovered when the OOM kills stop, rolled back
 //! when they come faster — and a cooldown holds across a restart.
 
-mod support;
-
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -137,7 +135,7 @@ fn world(phase: Option<Phase>) -> World {
     let store = Arc::new(SqliteStore::open(&dir.path().join("vigil.db")).expect("store"));
     let clock = Arc::new(ManualClock::at(START));
     let runtime = Arc::new(Recorder::default());
-    let ingest = support::ingest::ingest(&store, store.clone(), clock.clone());
+    let ingest = crate::support::ingest::ingest(&store, store.clone(), clock.clone());
     let service = service(&store, &clock, &runtime, dir.path(), phase);
     World {
         store,
@@ -580,11 +578,11 @@ fn a_cooldown_holds_across_a_restart() {
 /// token unauthenticated (401); the approver recorded is the token's holder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
-    use control_plane::config::RuntimeKind;
-    use support::{
+    use crate::support::{
         cli::{issue_token, ok, refused, vigil, vigil_as},
         plane::Plane,
     };
+    use control_plane::config::RuntimeKind;
     const GONE: &str = "cgroup/vigil-test-no-such-cgroup/app";
     let plane = Plane::start_with(&[GONE], |c| {
         c.remediation.runtime = RuntimeKind::Local;
