@@ -140,17 +140,34 @@ pub struct KernelEvent {
 
 impl KernelEvent {
     /// A process ended abnormally: killed by a signal, or a non-zero exit code.
+    /// A stop its own parent asked for is not one (see [`Self::is_orderly_stop`]).
     pub fn is_crash(&self) -> bool {
         match &self.kind {
             EventKind::ProcessExit {
                 signal: Some(_), ..
-            } => true,
+            } => !self.is_orderly_stop(),
             EventKind::ProcessExit {
                 exit_code: Some(code),
                 ..
             } => *code != 0,
             _ => false,
         }
+    }
+
+    /// The process's own parent — the supervisor, runtime shim or init that started it —
+    /// asked it to stop (SIGTERM, SIGINT or SIGHUP) and it did: a restart, a rollout or a
+    /// shutdown its manager chose, which the manager's own records explain. The same signal
+    /// from anyone else (an operator's `kill`, a chaos tool, a stray script) is a kill, and
+    /// SIGKILL is one even from the parent: it is what a supervisor sends when a stop hangs.
+    pub fn is_orderly_stop(&self) -> bool {
+        matches!(
+            &self.kind,
+            EventKind::ProcessExit {
+                signal: Some(1 | 2 | 15),
+                killed_by: Some(sender),
+                ..
+            } if sender.pid == self.task.ppid
+        )
     }
 }
 

@@ -5,6 +5,8 @@
 //!   of the child its supervisor placed in the workload) is one too.
 //! - So is a service's main process killed by another process's signal: the finding names
 //!   the sender (its comm, pid and workload), read in the kernel where the signal was sent.
+//!   A stop its own parent asked for (SIGTERM from the supervisor or runtime shim that
+//!   started it: a restart, a rollout) is neither a kill nor a crash.
 //! - A crash loop: the same workload's root process ended abnormally (fatal signal or
 //!   non-zero exit) at least `restarts` times within `window`. Only root processes count: a
 //!   shell script whose `grep` exits 1 inside a container is not the container restarting.
@@ -420,6 +422,44 @@ mod tests {
         );
         // A short command killed (a script's timeout) is not a service going down.
         assert!(rules.observe(&killed(2, "host/curl", 50)).is_empty());
+    }
+
+    #[test]
+    fn a_stop_its_own_parent_asked_for_is_no_kill_and_no_crash() {
+        let mut rules = KernelRules::new(CrashLoopPolicy::default());
+        let ended = |seq: u64, t_s: i64, signal: u32, sender: u32| {
+            let mut e = exit(seq, t_s, "svc", true, None, Some(signal));
+            e.task.ppid = 100;
+            if let EventKind::ProcessExit {
+                lifetime_ms,
+                killed_by,
+                ..
+            } = &mut e.kind
+            {
+                *lifetime_ms = Some(600_000);
+                *killed_by = Some(crate::event::ProcessRef {
+                    pid: sender,
+                    comm: "supervisor".into(),
+                    workload: None,
+                });
+            }
+            e
+        };
+        // Restarts and a rollout: the supervisor's SIGTERM, SIGINT or SIGHUP, many in a minute.
+        for (i, sig) in [15, 15, 2, 1, 15].into_iter().enumerate() {
+            let f = rules.observe(&ended(i as u64, i as i64, sig, 100));
+            assert!(f.is_empty(), "orderly stop {sig} made {f:?}");
+        }
+        // The same SIGTERM from someone else is a kill; SIGKILL is one even from the parent.
+        let f = rules.observe(&ended(10, 10, 15, 4242));
+        assert_eq!(f[0].kind(), crate::incident::IncidentKind::ProcessKilled);
+        let f = rules.observe(&ended(11, 11, 9, 100));
+        assert_eq!(f[0].kind(), crate::incident::IncidentKind::ProcessKilled);
+        // Only those two count towards a crash loop: one more crash makes three.
+        let f = rules.observe(&exit(12, 12, "svc", true, Some(1), None));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind(), crate::incident::IncidentKind::CrashLoop);
+        assert_eq!(f[0].evidence.len(), 3);
     }
 
     #[test]
