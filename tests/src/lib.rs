@@ -3,6 +3,7 @@
 //! Every resource a test creates is held by a guard that removes it on drop, so a failing
 //! test leaves no cgroup or process behind. Names start with `vigil-test-`.
 
+pub mod bpfstats;
 pub mod cgroup;
 pub mod otlp;
 pub mod procs;

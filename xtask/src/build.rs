@@ -164,7 +164,9 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
     run(&mut c, "the benchmark")?;
     step("benchmark: probe overhead (syscall loop and wrk, with and without the agent)");
     let mut c = Command::new(dir.join("vigil-bench-overhead"));
-    c.env("VIGIL_BIN_DIR", &dir);
+    c.env("VIGIL_BIN_DIR", &dir)
+        .arg("--report")
+        .arg(workspace_root().join("reports"));
     run(&mut c, "the overhead benchmark")?;
     step("benchmark: detection throughput and time to incident");
     let mut c = cargo(None);

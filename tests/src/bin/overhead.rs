@@ -1,9 +1,17 @@
-//! `vigil-bench-overhead`: what the probes cost. In one run, side by side:
-//! - a syscall-heavy loop's throughput without the agent and with every probe attached;
-//! - wrk → nginx → app → redis throughput without and with the agent, and the agent's CPU%
-//!   and RSS while it watches that load.
+//! `vigil-bench-overhead`: what the probes cost. In one run, side by side, for no agent, the
+//! default settings, every probe group, and each group alone:
+//! - a syscall-heavy loop's throughput;
+//! - wrk → nginx → app → redis throughput, and the agent's CPU% and RSS while it watches;
+//! - the kernel time of each eBPF program (ns per run, runs per second), so a change shows
+//!   where the cost moved: the probes' kernel side, the agent's user space, or the workload.
 //!
-//! Run it with `cargo xtask bench` (release build, root).
+//! Each configuration is compared with a run without the agent made just before it, not with
+//! one baseline at the start: on 2 shared cores the machine's own drift over a minute is as
+//! large as the effect measured. Nothing is pinned: 2 cores cannot give the load generator,
+//! the chain and the agent a CPU each.
+//!
+//! Run it with `cargo xtask bench` (release build, root); `--report DIR` also writes
+//! `overhead.md` and `overhead.json` there.
 
 use std::{
     ffi::CString,
@@ -12,6 +20,7 @@ use std::{
 
 use anyhow::Context as _;
 use vigil_tests::{
+    bpfstats::{ProgramCost, Stats},
     procstat::{cpu_seconds, memory_kib},
     require_root,
     topology::ServiceChain,
@@ -57,35 +66,79 @@ fn requests_per_sec(report: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Syscall-loop and wrk throughput with an agent running `telemetry` settings.
-fn with_agent(
+/// One configuration's figures beside the run without the agent made just before it.
+#[derive(serde::Serialize)]
+struct Row {
+    label: String,
+    bare_syscalls_per_s: f64,
+    syscalls_per_s: f64,
+    syscall_ratio: f64,
+    bare_wrk_rps: f64,
+    wrk_rps: f64,
+    wrk_ratio: f64,
+    agent_cpu_pct: f64,
+    agent_rss_kib: u64,
+    agent_peak_rss_kib: u64,
+    /// Kernel map usage after the wrk run.
+    maps: String,
+    /// Kernel time per program during the syscall loop, and during the wrk run.
+    programs_syscall_loop: Vec<ProgramCost>,
+    programs_wrk: Vec<ProgramCost>,
+}
+
+/// Syscall-loop and wrk throughput with an agent running `telemetry` settings, beside a run
+/// without it.
+fn measure(
     dir: &std::path::Path,
     chain: &ServiceChain,
-    name: &str,
-    telemetry: &str,
+    stats: &Stats,
+    (i, label, telemetry): (usize, &str, &str),
     seconds: u64,
-) -> anyhow::Result<(f64, f64, Option<AgentUsage>)> {
+) -> anyhow::Result<Row> {
+    let bare_syscalls = syscall_loop(Duration::from_secs(seconds))?;
+    let bare_wrk_rps = requests_per_sec(&chain.load(seconds as u32, 8).1);
+
     let cp = ControlPlane::start(dir);
     let api = cp.api();
     let options = AgentOptions {
         telemetry_toml: telemetry.to_string(),
-        ..AgentOptions::new(name)
+        ..AgentOptions::new(&format!("overhead-{i}"))
     };
     let agent = Agent::start(dir, &cp.endpoint(), &api, &options);
+    let (before, started) = (stats.snapshot(PROGRAM_PREFIX), Instant::now());
     let syscalls = syscall_loop(Duration::from_secs(seconds))?;
-    let (rss_idle, _) = memory_kib(agent.pid());
+    let programs_syscall_loop =
+        before.costs_until(&stats.snapshot(PROGRAM_PREFIX), started.elapsed());
     let cpu_before = cpu_seconds(agent.pid());
-    let started = Instant::now();
+    let (before, started) = (stats.snapshot(PROGRAM_PREFIX), Instant::now());
     let (_, report) = chain.load(seconds as u32, 8);
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu_percent = 100.0 * (cpu_seconds(agent.pid()) - cpu_before) / elapsed;
-    let (rss, peak) = memory_kib(agent.pid());
+    let elapsed = started.elapsed();
+    let programs_wrk = before.costs_until(&stats.snapshot(PROGRAM_PREFIX), elapsed);
+    let agent_cpu_pct = 100.0 * (cpu_seconds(agent.pid()) - cpu_before) / elapsed.as_secs_f64();
+    let (agent_rss_kib, agent_peak_rss_kib) = memory_kib(agent.pid());
     // Let the last interval land, then read the kernel map usage the agent reported.
     std::thread::sleep(Duration::from_millis(1500));
-    let nodes = api.get("/api/v1/nodes");
+    let wrk_rps = requests_per_sec(&report);
+    Ok(Row {
+        label: label.to_string(),
+        bare_syscalls_per_s: bare_syscalls,
+        syscalls_per_s: syscalls,
+        syscall_ratio: syscalls / bare_syscalls.max(1.0),
+        bare_wrk_rps,
+        wrk_rps,
+        wrk_ratio: wrk_rps / bare_wrk_rps.max(1.0),
+        agent_cpu_pct,
+        agent_rss_kib,
+        agent_peak_rss_kib,
+        maps: map_usage(&api.get("/api/v1/nodes")),
+        programs_syscall_loop,
+        programs_wrk,
+    })
+}
+
+fn map_usage(nodes: &serde_json::Value) -> String {
     let maps = nodes[0]["maps"].as_array().cloned().unwrap_or_default();
-    let maps = maps
-        .iter()
+    maps.iter()
         .filter(|m| m["inserted"].as_u64().unwrap_or(0) > 0)
         .map(|m| {
             format!(
@@ -98,117 +151,154 @@ fn with_agent(
             )
         })
         .collect::<Vec<_>>()
-        .join("; ");
-    Ok((
-        syscalls,
-        requests_per_sec(&report),
-        Some(AgentUsage {
-            cpu_percent,
-            rss_idle,
-            rss,
-            peak,
-            maps,
-        }),
-    ))
+        .join("; ")
 }
 
-struct AgentUsage {
-    cpu_percent: f64,
-    rss_idle: u64,
-    rss: u64,
-    peak: u64,
-    /// Kernel map usage after the wrk run.
-    maps: String,
+/// Every program the agent loads is named `vigil_…`.
+const PROGRAM_PREFIX: &str = "vigil_";
+
+const GROUPS: [&str; 5] = ["network", "requests", "syscalls", "runqueue", "block_io"];
+
+/// Telemetry settings with `on` groups enabled and the rest off.
+fn groups(on: &[&str]) -> String {
+    GROUPS
+        .iter()
+        .map(|g| format!("{g} = {}\n", on.contains(g)))
+        .collect()
+}
+
+fn configurations() -> Vec<(&'static str, String)> {
+    vec![
+        ("default settings", String::new()),
+        ("all probe groups", groups(&GROUPS)),
+        ("process lifecycle only", groups(&[])),
+        ("+ network (tcp, skb, dns)", groups(&["network"])),
+        (
+            "+ network + requests, no tls",
+            groups(&["network", "requests"]) + "tls = false\n",
+        ),
+        (
+            "+ network + requests, tls",
+            groups(&["network", "requests"]),
+        ),
+        ("+ syscalls", groups(&["syscalls"])),
+        ("+ run queue", groups(&["runqueue"])),
+        ("+ block io", groups(&["block_io"])),
+    ]
+}
+
+fn table(rows: &[Row], seconds: u64) -> String {
+    let mut out = format!(
+        "vigil-bench-overhead ({} cores, {seconds} s per run, no pinning; syscall loop = read + write + failing open on 1 thread; wrk -t1 -c8 → nginx → app → redis)\n\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    out += &format!(
+        "  {:<30} {:>12} {:>7} {:>10} {:>7} {:>9} {:>10} {:>9}\n",
+        "probes", "syscalls/s", "ratio", "wrk req/s", "ratio", "agent CPU", "agent RSS", "BPF CPU"
+    );
+    for r in rows {
+        let bpf: f64 = r.programs_wrk.iter().map(|p| p.cpu_pct).sum();
+        out += &format!(
+            "  {:<30} {:>10.2}M {:>7.3} {:>10.0} {:>7.3} {:>8.1}% {:>6} MiB {:>8.1}%\n",
+            r.label,
+            r.syscalls_per_s / 1e6,
+            r.syscall_ratio,
+            r.wrk_rps,
+            r.wrk_ratio,
+            r.agent_cpu_pct,
+            r.agent_rss_kib / 1024,
+            bpf
+        );
+    }
+    out += "\n  (each ratio is against a run without the agent made just before; BPF CPU is the\n   programs' kernel time under wrk, as a share of one CPU)\n";
+    if let Some(all) = rows.iter().find(|r| r.label == "all probe groups") {
+        out += &format!("\n  kernel maps after wrk, all groups: {}\n", all.maps);
+        for (phase, programs) in [
+            ("under wrk", &all.programs_wrk),
+            ("in the syscall loop", &all.programs_syscall_loop),
+        ] {
+            out += &format!(
+                "\n  eBPF programs {phase}, all groups:\n  {:<16} {:>12} {:>10} {:>8}\n",
+                "program", "runs/s", "ns/run", "CPU"
+            );
+            for p in programs.iter() {
+                out += &format!(
+                    "  {:<16} {:>12.0} {:>10.0} {:>7.2}%\n",
+                    p.program, p.runs_per_s, p.ns_per_run, p.cpu_pct
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The fields the overhead issue tracks, then every row.
+fn summary(rows: &[Row]) -> anyhow::Result<serde_json::Value> {
+    let find = |label: &str| {
+        rows.iter()
+            .find(|r| r.label == label)
+            .with_context(|| format!("no {label} row"))
+    };
+    let (all, default) = (find("all probe groups")?, find("default settings")?);
+    Ok(serde_json::json!({
+        "nginx_ratio_all": all.wrk_ratio,
+        "syscall_ratio_all": all.syscall_ratio,
+        "syscall_ratio_default": default.syscall_ratio,
+        "nginx_ratio_default": default.wrk_ratio,
+        "agent_cpu_pct": all.agent_cpu_pct,
+        "agent_rss_mib": all.agent_rss_kib as f64 / 1024.0,
+        "requests_per_s": all.wrk_rps,
+        "rows": rows,
+    }))
+}
+
+/// Writes `path` whole or not at all.
+fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 fn main() -> anyhow::Result<()> {
     require_root();
-    let seconds = 4;
+    let args: Vec<String> = std::env::args().collect();
+    let report_dir = args
+        .iter()
+        .position(|a| a == "--report")
+        .map(|i| args.get(i + 1).context("--report needs a directory"))
+        .transpose()?
+        .map(std::path::PathBuf::from);
+    let seconds = 5;
+    let stats = Stats::enable()?;
     let dir = tempfile::tempdir()?;
     let chain = ServiceChain::start(dir.path());
     // Warm up the chain (page cache, nginx worker) before measuring.
-    chain.load(1, 8);
-
-    let bare_syscalls = syscall_loop(Duration::from_secs(seconds))?;
-    let (_, bare_report) = chain.load(seconds as u32, 8);
-    let bare_rps = requests_per_sec(&bare_report);
-    println!(
-        "vigil-bench-overhead ({} cores, {seconds}s per run; syscall loop = read+write+failing open on 1 thread; wrk -c8 → nginx → app → redis)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "  {:<30} {:>12} {:>8} {:>10} {:>8} {:>9} {:>10}",
-        "probes", "syscalls/s", "ratio", "wrk req/s", "ratio", "agent CPU", "agent RSS"
-    );
-    println!(
-        "  {:<30} {:>10.2}M {:>8} {:>10.0} {:>8} {:>9} {:>10}",
-        "none (no agent)",
-        bare_syscalls / 1e6,
-        "1.000",
-        bare_rps,
-        "1.000",
-        "-",
-        "-"
-    );
-    let off = "network = false\nrequests = false\nsyscalls = false\nrunqueue = false\n\
-               block_io = false\n";
-    let only = |g: &str| off.replace(&format!("{g} = false"), &format!("{g} = true"));
-    let configs = [
-        ("all", String::new()),
-        ("process lifecycle only", off.to_string()),
-        ("+ network (tcp, skb, dns)", only("network")),
-        (
-            "+ network + requests, tls",
-            only("network").replace("requests = false", "requests = true"),
-        ),
-        (
-            "+ network + requests, no tls",
-            only("network").replace("requests = false", "requests = true\ntls = false"),
-        ),
-        ("+ syscalls", only("syscalls")),
-        ("+ run queue", only("runqueue")),
-        ("+ block io", only("block_io")),
-    ];
-    let mut json = serde_json::Map::new();
-    for (i, (label, telemetry)) in configs.iter().enumerate() {
-        let (syscalls, rps, usage) = with_agent(
-            dir.path(),
-            &chain,
-            &format!("overhead-{i}"),
-            telemetry,
-            seconds,
-        )?;
-        let u = usage.context("agent usage")?;
-        println!(
-            "  {:<30} {:>10.2}M {:>8.3} {:>10.0} {:>8.3} {:>8.1}% {:>7} KiB",
-            label,
-            syscalls / 1e6,
-            syscalls / bare_syscalls.max(1.0),
-            rps,
-            rps / bare_rps.max(1.0),
-            u.cpu_percent,
-            u.rss
+    chain.load(2, 8);
+    let mut rows = Vec::new();
+    for (i, (label, telemetry)) in configurations().iter().enumerate() {
+        let row = measure(dir.path(), &chain, &stats, (i, label, telemetry), seconds)?;
+        eprintln!(
+            "  {label}: syscalls {:.3}, wrk {:.3}",
+            row.syscall_ratio, row.wrk_ratio
         );
-        if i == 0 {
-            println!(
-                "  {:<30} agent RSS idle {} KiB, under wrk {} KiB, peak {} KiB",
-                "", u.rss_idle, u.rss, u.peak
-            );
-            println!("  {:<30} kernel maps: {}", "", u.maps);
-        }
-        json.insert(
-            label.to_string(),
-            serde_json::json!({
-                "syscalls_per_s": syscalls, "syscall_ratio": syscalls / bare_syscalls.max(1.0),
-                "wrk_rps": rps, "wrk_ratio": rps / bare_rps.max(1.0),
-                "agent_cpu_percent": u.cpu_percent, "agent_rss_kib": u.rss, "agent_peak_rss_kib": u.peak,
-            }),
+        rows.push(row);
+    }
+    let text = table(&rows, seconds);
+    print!("{text}");
+    let json = summary(&rows)?;
+    if let Some(dir) = report_dir {
+        let md = format!(
+            "# Probe overhead\n\nWritten by `cargo xtask bench` (`vigil-bench-overhead --report reports`).\n\n```\n{text}```\n"
+        );
+        write_atomically(&dir.join("overhead.md"), &md)?;
+        write_atomically(
+            &dir.join("overhead.json"),
+            &format!("{}\n", serde_json::to_string_pretty(&json)?),
+        )?;
+        println!(
+            "  written: {0}/overhead.md, {0}/overhead.json",
+            dir.display()
         );
     }
-    json.insert(
-        "baseline".into(),
-        serde_json::json!({"syscalls_per_s": bare_syscalls, "wrk_rps": bare_rps}),
-    );
-    println!("{}", serde_json::Value::Object(json));
     Ok(())
 }

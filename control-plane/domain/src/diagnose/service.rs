@@ -452,10 +452,7 @@ impl DiagnosisService {
             took_ms = took.as_millis() as u64,
             "diagnosed"
         );
-        // Observers hear of verdicts, not of every refresh that confirms one, and of a resolved
-        // incident's final diagnosis (the learn step writes it down).
-        let tell = incident.status == IncidentStatus::Resolved
-            || previous.is_none_or(|p| p.class != d.class || p.route != d.route);
+        let tell = incident.status == IncidentStatus::Resolved || news(previous.as_ref(), &d);
         if let Some(o) = self
             .observer
             .as_ref()
@@ -555,5 +552,76 @@ impl Observer for DiagnosisService {
     /// Only queues: diagnosis runs on its own job, never on the ingest or detection path.
     fn incident(&self, change: &IncidentChange) {
         self.lock_pending().insert(change.incident().id);
+    }
+}
+
+/// Confidence is told in steps of this size: a gate set on it (a playbook step's
+/// `min_confidence`, an approval rule) is a round figure, and a diagnosis that firms up past
+/// one must reach whoever acts on it.
+const CONFIDENCE_STEP: f64 = 0.05;
+
+/// Whether a diagnosis is news to the observers: a first one, another class or route, or a
+/// confidence that rose into a higher step. Not every refresh that confirms a verdict (they
+/// come every few seconds while an incident is open), and not a fall: what was decided on a
+/// higher confidence stays decided.
+fn news(previous: Option<&Diagnosis>, d: &Diagnosis) -> bool {
+    let step = |c: f64| (c / CONFIDENCE_STEP).floor() as i64;
+    previous.is_none_or(|p| {
+        p.class != d.class || p.route != d.route || step(d.confidence) > step(p.confidence)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::taxonomy::FaultClass;
+
+    fn diagnosis(class: FaultClass, confidence: f64) -> Diagnosis {
+        Diagnosis {
+            incident: IncidentId(1),
+            class: Some(class),
+            confidence,
+            gate: 0.6,
+            route: Route::Remediation,
+            explanation: String::new(),
+            breakdown: Vec::new(),
+            evidence: Vec::new(),
+            citations: Vec::new(),
+            recommended_actions: Vec::new(),
+            llm: false,
+            llm_review: None,
+            diagnosed_unix_ns: 0,
+            revisit_unix_ns: None,
+            fingerprint: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_confidence_firming_up_past_a_step_is_news_a_refresh_or_a_fall_is_not() {
+        let first = diagnosis(FaultClass::CredentialFailure, 0.63);
+        assert!(news(None, &first));
+        // Past a playbook gate of 0.70: whoever acts on it must hear.
+        assert!(news(
+            Some(&first),
+            &diagnosis(FaultClass::CredentialFailure, 0.805)
+        ));
+        assert!(news(
+            Some(&first),
+            &diagnosis(FaultClass::CredentialFailure, 0.66)
+        ));
+        // A refresh within the step, and any fall, are not.
+        assert!(!news(
+            Some(&first),
+            &diagnosis(FaultClass::CredentialFailure, 0.64)
+        ));
+        assert!(!news(
+            Some(&first),
+            &diagnosis(FaultClass::CredentialFailure, 0.40)
+        ));
+        // Another class is, at any confidence.
+        assert!(news(Some(&first), &diagnosis(FaultClass::OomKill, 0.40)));
+        let mut review = first.clone();
+        review.route = Route::Review;
+        assert!(news(Some(&first), &review));
     }
 }
