@@ -86,58 +86,110 @@ struct Row {
     programs_wrk: Vec<ProgramCost>,
 }
 
-/// Syscall-loop and wrk throughput with an agent running `telemetry` settings, beside a run
-/// without it.
+/// How often each configuration is measured against its own run without the agent; the
+/// rows carry the median ratio. One pair is not enough here: wrk → nginx on 2 shared cores
+/// moves by ±15 % from one run to the next.
+const REPEATS: usize = 3;
+
+/// One agent start measured: throughput with it, beside a run without it just before.
+struct Pair {
+    bare_syscalls: f64,
+    syscalls: f64,
+    bare_rps: f64,
+    rps: f64,
+    agent_cpu_pct: f64,
+    agent_rss_kib: u64,
+    agent_peak_rss_kib: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Syscall-loop and wrk throughput with an agent running `telemetry` settings, each beside a
+/// run without it, [`REPEATS`] times; then one more run of each with the kernel's BPF
+/// run-time statistics on, for the per-program costs. (Counting costs two clock reads per
+/// program run, so the throughput runs are made without it.)
 fn measure(
     dir: &std::path::Path,
+    cp: &ControlPlane,
     chain: &ServiceChain,
-    stats: &Stats,
     (i, label, telemetry): (usize, &str, &str),
     seconds: u64,
 ) -> anyhow::Result<Row> {
-    let bare_syscalls = syscall_loop(Duration::from_secs(seconds))?;
-    let bare_wrk_rps = requests_per_sec(&chain.load(seconds as u32, 8).1);
-
-    let cp = ControlPlane::start(dir);
     let api = cp.api();
     let options = AgentOptions {
         telemetry_toml: telemetry.to_string(),
         ..AgentOptions::new(&format!("overhead-{i}"))
     };
+    let run = Duration::from_secs(seconds);
+    let mut pairs = Vec::new();
+    for _ in 0..REPEATS {
+        let bare_syscalls = syscall_loop(run)?;
+        let bare_rps = requests_per_sec(&chain.load(seconds as u32, 8).1);
+        let agent = Agent::start(dir, &cp.endpoint(), &api, &options);
+        let syscalls = syscall_loop(run)?;
+        let cpu_before = cpu_seconds(agent.pid());
+        let started = Instant::now();
+        let (_, report) = chain.load(seconds as u32, 8);
+        let agent_cpu_pct =
+            100.0 * (cpu_seconds(agent.pid()) - cpu_before) / started.elapsed().as_secs_f64();
+        let (agent_rss_kib, agent_peak_rss_kib) = memory_kib(agent.pid());
+        pairs.push(Pair {
+            bare_syscalls,
+            syscalls,
+            bare_rps,
+            rps: requests_per_sec(&report),
+            agent_cpu_pct,
+            agent_rss_kib,
+            agent_peak_rss_kib,
+        });
+    }
     let agent = Agent::start(dir, &cp.endpoint(), &api, &options);
+    let stats = Stats::enable()?;
+    let profiled = Duration::from_secs(3);
     let (before, started) = (stats.snapshot(PROGRAM_PREFIX), Instant::now());
-    let syscalls = syscall_loop(Duration::from_secs(seconds))?;
+    syscall_loop(profiled)?;
     let programs_syscall_loop =
         before.costs_until(&stats.snapshot(PROGRAM_PREFIX), started.elapsed());
-    let cpu_before = cpu_seconds(agent.pid());
     let (before, started) = (stats.snapshot(PROGRAM_PREFIX), Instant::now());
-    let (_, report) = chain.load(seconds as u32, 8);
-    let elapsed = started.elapsed();
-    let programs_wrk = before.costs_until(&stats.snapshot(PROGRAM_PREFIX), elapsed);
-    let agent_cpu_pct = 100.0 * (cpu_seconds(agent.pid()) - cpu_before) / elapsed.as_secs_f64();
-    let (agent_rss_kib, agent_peak_rss_kib) = memory_kib(agent.pid());
+    chain.load(3, 8);
+    let programs_wrk = before.costs_until(&stats.snapshot(PROGRAM_PREFIX), started.elapsed());
+    drop(stats);
     // Let the last interval land, then read the kernel map usage the agent reported.
     std::thread::sleep(Duration::from_millis(1500));
-    let wrk_rps = requests_per_sec(&report);
+    let maps = map_usage(&api.get("/api/v1/nodes"), &format!("overhead-{i}"));
+    drop(agent);
+    let m = |f: fn(&Pair) -> f64| median(pairs.iter().map(f).collect());
     Ok(Row {
         label: label.to_string(),
-        bare_syscalls_per_s: bare_syscalls,
-        syscalls_per_s: syscalls,
-        syscall_ratio: syscalls / bare_syscalls.max(1.0),
-        bare_wrk_rps,
-        wrk_rps,
-        wrk_ratio: wrk_rps / bare_wrk_rps.max(1.0),
-        agent_cpu_pct,
-        agent_rss_kib,
-        agent_peak_rss_kib,
-        maps: map_usage(&api.get("/api/v1/nodes")),
+        bare_syscalls_per_s: m(|p| p.bare_syscalls),
+        syscalls_per_s: m(|p| p.syscalls),
+        syscall_ratio: m(|p| p.syscalls / p.bare_syscalls.max(1.0)),
+        bare_wrk_rps: m(|p| p.bare_rps),
+        wrk_rps: m(|p| p.rps),
+        wrk_ratio: m(|p| p.rps / p.bare_rps.max(1.0)),
+        agent_cpu_pct: m(|p| p.agent_cpu_pct),
+        agent_rss_kib: m(|p| p.agent_rss_kib as f64) as u64,
+        agent_peak_rss_kib: pairs
+            .iter()
+            .map(|p| p.agent_peak_rss_kib)
+            .max()
+            .unwrap_or(0),
+        maps,
         programs_syscall_loop,
         programs_wrk,
     })
 }
 
-fn map_usage(nodes: &serde_json::Value) -> String {
-    let maps = nodes[0]["maps"].as_array().cloned().unwrap_or_default();
+/// The kernel map usage `node` last reported.
+fn map_usage(nodes: &serde_json::Value, node: &str) -> String {
+    let maps = nodes
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == node))
+        .and_then(|n| n["maps"].as_array().cloned())
+        .unwrap_or_default();
     maps.iter()
         .filter(|m| m["inserted"].as_u64().unwrap_or(0) > 0)
         .map(|m| {
@@ -189,7 +241,7 @@ fn configurations() -> Vec<(&'static str, String)> {
 
 fn table(rows: &[Row], seconds: u64) -> String {
     let mut out = format!(
-        "vigil-bench-overhead ({} cores, {seconds} s per run, no pinning; syscall loop = read + write + failing open on 1 thread; wrk -t1 -c8 → nginx → app → redis)\n\n",
+        "vigil-bench-overhead ({} cores, {seconds} s per run, median of {REPEATS}, no pinning; syscall loop = read + write + failing open on 1 thread; wrk -t1 -c8 → nginx → app → redis)\n\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     out += &format!(
@@ -210,7 +262,7 @@ fn table(rows: &[Row], seconds: u64) -> String {
             bpf
         );
     }
-    out += "\n  (each ratio is against a run without the agent made just before; BPF CPU is the\n   programs' kernel time under wrk, as a share of one CPU)\n";
+    out += &format!("\n  (each ratio is the median of {REPEATS}, each against a run without the agent made just\n   before it; BPF CPU is the programs' kernel time under wrk, as a share of one CPU, from a\n   separate run with the kernel's BPF statistics on)\n");
     if let Some(all) = rows.iter().find(|r| r.label == "all probe groups") {
         out += &format!("\n  kernel maps after wrk, all groups: {}\n", all.maps);
         for (phase, programs) in [
@@ -268,15 +320,15 @@ fn main() -> anyhow::Result<()> {
         .map(|i| args.get(i + 1).context("--report needs a directory"))
         .transpose()?
         .map(std::path::PathBuf::from);
-    let seconds = 5;
-    let stats = Stats::enable()?;
+    let seconds = 4;
     let dir = tempfile::tempdir()?;
     let chain = ServiceChain::start(dir.path());
+    let cp = ControlPlane::start(dir.path());
     // Warm up the chain (page cache, nginx worker) before measuring.
     chain.load(2, 8);
     let mut rows = Vec::new();
     for (i, (label, telemetry)) in configurations().iter().enumerate() {
-        let row = measure(dir.path(), &chain, &stats, (i, label, telemetry), seconds)?;
+        let row = measure(dir.path(), &cp, &chain, (i, label, telemetry), seconds)?;
         eprintln!(
             "  {label}: syscalls {:.3}, wrk {:.3}",
             row.syscall_ratio, row.wrk_ratio
