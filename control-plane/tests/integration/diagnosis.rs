@@ -290,6 +290,49 @@ fn crash(seq: u64, t: i64, key: &str) -> KernelEvent {
 }
 
 #[test]
+fn a_crash_loop_diagnosed_the_moment_it_opens_sees_every_exit_that_made_it() {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    lab.intervals(-70, 0, |_, i| i.syscalls.push(openat(APP, 20, 0)));
+    // Someone kills the long-running process (an incident of its own)...
+    lab.clock.set(now - 5 * SECOND);
+    let seq = lab.next_seq();
+    lab.events(vec![exit(seq, now - 5 * SECOND, APP, 9, Some("chaos"))]);
+    // ...and both starts since crash: the third abnormal exit in a minute makes a loop.
+    for s in [-4, -2] {
+        let at = now + s * SECOND;
+        lab.clock.set(at + SECOND / 2);
+        let (a, b) = (lab.next_seq(), lab.next_seq());
+        lab.events(vec![
+            exec(a, at + SECOND / 10, APP),
+            crash(b, at + 4 * SECOND / 10, APP),
+        ]);
+    }
+    // Diagnosed at once, a tenth of a second after the exit that made it a loop. The kill's
+    // incident bounds the window from before, but the loop began at the kill: the window must
+    // reach back to it, or it sees two crashes and no loop.
+    let looping = lab
+        .store
+        .list(&IncidentQuery::open(10))
+        .expect("list")
+        .into_iter()
+        .find(|i| i.kind.as_str() == "crash_loop")
+        .expect("the restarts open a crash loop");
+    let d = lab.diagnose(&looping);
+    let exits = d
+        .evidence
+        .iter()
+        .find(|o| o.tool == "process_exits")
+        .expect("process_exits ran");
+    assert!(
+        exits.summary.contains("2 crashes, 0 stops, 1 kills"),
+        "{}",
+        exits.summary
+    );
+    assert_eq!(d.class, Some(FaultClass::CrashLoop), "{:#?}", d.breakdown);
+}
+
+#[test]
 fn errors_every_start_repeats_do_not_turn_a_crash_loop_into_a_permission_fault() {
     let mut lab = Lab::new();
     let now = lab.now;

@@ -195,6 +195,10 @@ impl DiagnosisService {
                     .unwrap_or(incident.opened_unix_ns)
                     .min(a.episode_started_unix_ns),
             ),
+            Details::CrashLoop(c) => (
+                incident.workload_key.clone(),
+                c.first_exit_unix_ns.unwrap_or(incident.opened_unix_ns),
+            ),
             _ => (incident.workload_key.clone(), incident.opened_unix_ns),
         };
         // Up to its resolution; while open, until a little after it last showed: the quiet

@@ -80,6 +80,10 @@ pub struct CrashLoopDetails {
     pub last_pid: u32,
     pub comm: String,
     pub workload: WorkloadRef,
+    /// When the loop's first counted exit came: the loop began there, not at the exit that
+    /// made it one, and its diagnosis must see every exit that did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_exit_unix_ns: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -175,6 +175,7 @@ impl KernelRules {
                 last_pid: event.task.tgid,
                 comm: event.task.comm.clone(),
                 workload: w.clone(),
+                first_exit_unix_ns: recent.front().map(|(t, _)| *t),
             }),
             stages: Vec::new(),
         })
@@ -383,6 +384,17 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind(), crate::incident::IncidentKind::CrashLoop);
         assert_eq!(f[0].evidence.len(), 3);
+        assert!(
+            matches!(
+                f[0].details,
+                Details::CrashLoop(CrashLoopDetails {
+                    first_exit_unix_ns: Some(0),
+                    ..
+                })
+            ),
+            "the loop began at its first exit: {:?}",
+            f[0].details
+        );
         assert!(
             f[0].summary.contains("had run for 600s"),
             "{}",

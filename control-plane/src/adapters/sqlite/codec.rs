@@ -104,6 +104,7 @@ mod tests {
                 last_pid: 9,
                 comm: "app".into(),
                 workload: workload("cgroup/app"),
+                first_exit_unix_ns: Some(-20),
             }),
             stages: vec![Stage::new("detect", 1, 2).with("rule", "crash_loop")],
         };
