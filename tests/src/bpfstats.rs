@@ -60,20 +60,20 @@ impl Stats {
 
 impl Snapshot {
     /// Each program's cost from `self` to `later`, over `elapsed`; programs that did not
-    /// run are left out, the costliest first.
+    /// run are left out, the costliest first. One row per program, not per name: the kernel
+    /// keeps 15 bytes of a name, and two programs may share those (`vigil_process_e` is
+    /// both exec and exit), so a name can appear twice.
     pub fn costs_until(&self, later: &Snapshot, elapsed: Duration) -> Vec<ProgramCost> {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let mut by_name: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-        for (id, (name, ns, runs)) in &later.0 {
-            let (ns0, runs0) = self.0.get(id).map_or((0, 0), |b| (b.1, b.2));
-            let e = by_name.entry(name).or_default();
-            e.0 += ns.saturating_sub(ns0);
-            e.1 += runs.saturating_sub(runs0);
-        }
-        let mut costs: Vec<ProgramCost> = by_name
-            .into_iter()
-            .filter(|(_, (_, runs))| *runs > 0)
-            .map(|(name, (ns, runs))| ProgramCost {
+        let mut costs: Vec<ProgramCost> = later
+            .0
+            .iter()
+            .map(|(id, (name, ns, runs))| {
+                let (ns0, runs0) = self.0.get(id).map_or((0, 0), |b| (b.1, b.2));
+                (name, ns.saturating_sub(ns0), runs.saturating_sub(runs0))
+            })
+            .filter(|(_, _, runs)| *runs > 0)
+            .map(|(name, ns, runs)| ProgramCost {
                 program: name.to_string(),
                 runs_per_s: runs as f64 / secs,
                 ns_per_run: ns as f64 / runs as f64,

@@ -119,16 +119,18 @@ fn measure(
     seconds: u64,
 ) -> anyhow::Result<Row> {
     let api = cp.api();
-    let options = AgentOptions {
+    // Each start its own node name: the harness waits for the agent's node to appear, and a
+    // name seen before would let the measurement begin before the new agent's probes are in.
+    let options = |r: usize| AgentOptions {
         telemetry_toml: telemetry.to_string(),
-        ..AgentOptions::new(&format!("overhead-{i}"))
+        ..AgentOptions::new(&format!("overhead-{i}-{r}"))
     };
     let run = Duration::from_secs(seconds);
     let mut pairs = Vec::new();
-    for _ in 0..REPEATS {
+    for r in 0..REPEATS {
         let bare_syscalls = syscall_loop(run)?;
         let bare_rps = requests_per_sec(&chain.load(seconds as u32, 8).1);
-        let agent = Agent::start(dir, &cp.endpoint(), &api, &options);
+        let agent = Agent::start(dir, &cp.endpoint(), &api, &options(r));
         let syscalls = syscall_loop(run)?;
         let cpu_before = cpu_seconds(agent.pid());
         let started = Instant::now();
@@ -146,7 +148,7 @@ fn measure(
             agent_peak_rss_kib,
         });
     }
-    let agent = Agent::start(dir, &cp.endpoint(), &api, &options);
+    let agent = Agent::start(dir, &cp.endpoint(), &api, &options(REPEATS));
     let stats = Stats::enable()?;
     let profiled = Duration::from_secs(3);
     let (before, started) = (stats.snapshot(PROGRAM_PREFIX), Instant::now());
@@ -159,7 +161,10 @@ fn measure(
     drop(stats);
     // Let the last interval land, then read the kernel map usage the agent reported.
     std::thread::sleep(Duration::from_millis(1500));
-    let maps = map_usage(&api.get("/api/v1/nodes"), &format!("overhead-{i}"));
+    let maps = map_usage(
+        &api.get("/api/v1/nodes"),
+        &format!("overhead-{i}-{REPEATS}"),
+    );
     drop(agent);
     let m = |f: fn(&Pair) -> f64| median(pairs.iter().map(f).collect());
     Ok(Row {
@@ -321,6 +326,8 @@ fn main() -> anyhow::Result<()> {
         .transpose()?
         .map(std::path::PathBuf::from);
     let seconds = 4;
+    // Refused (no root, a kernel before 5.8) before any measuring, not after the first rows.
+    drop(Stats::enable()?);
     let dir = tempfile::tempdir()?;
     let chain = ServiceChain::start(dir.path());
     let cp = ControlPlane::start(dir.path());

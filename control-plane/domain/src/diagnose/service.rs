@@ -560,8 +560,8 @@ impl Observer for DiagnosisService {
 }
 
 /// Confidence is told in steps of this size: a gate set on it (a playbook step's
-/// `min_confidence`, an approval rule) is a round figure, and a diagnosis that firms up past
-/// one must reach whoever acts on it.
+/// `min_confidence`) is a round figure, and a diagnosis that firms up past one must reach
+/// whoever acts on it.
 const CONFIDENCE_STEP: f64 = 0.05;
 
 /// Whether a diagnosis is news to the observers: a first one, another class or route, or a
@@ -569,7 +569,9 @@ const CONFIDENCE_STEP: f64 = 0.05;
 /// come every few seconds while an incident is open), and not a fall: what was decided on a
 /// higher confidence stays decided.
 fn news(previous: Option<&Diagnosis>, d: &Diagnosis) -> bool {
-    let step = |c: f64| (c / CONFIDENCE_STEP).floor() as i64;
+    // The epsilon keeps a confidence of exactly a gate in the gate's step: 0.7 / 0.05 is
+    // 13.999… in floating point.
+    let step = |c: f64| (c / CONFIDENCE_STEP + 1e-9).floor() as i64;
     previous.is_none_or(|p| {
         p.class != d.class || p.route != d.route || step(d.confidence) > step(p.confidence)
     })
@@ -604,6 +606,12 @@ mod tests {
     fn a_confidence_firming_up_past_a_step_is_news_a_refresh_or_a_fall_is_not() {
         let first = diagnosis(FaultClass::CredentialFailure, 0.63);
         assert!(news(None, &first));
+        // Exactly a gate is in the gate's step (0.7 / 0.05 is not quite 14 in floating point).
+        let below = diagnosis(FaultClass::CredentialFailure, 0.66);
+        assert!(news(
+            Some(&below),
+            &diagnosis(FaultClass::CredentialFailure, 0.7)
+        ));
         // Past a playbook gate of 0.70: whoever acts on it must hear.
         assert!(news(
             Some(&first),

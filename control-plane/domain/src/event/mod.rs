@@ -154,11 +154,13 @@ impl KernelEvent {
         }
     }
 
-    /// The process's own parent — the supervisor, runtime shim or init that started it —
-    /// asked it to stop (SIGTERM, SIGINT or SIGHUP) and it did: a restart, a rollout or a
-    /// shutdown its manager chose, which the manager's own records explain. The same signal
-    /// from anyone else (an operator's `kill`, a chaos tool, a stray script) is a kill, and
-    /// SIGKILL is one even from the parent: it is what a supervisor sends when a stop hangs.
+    /// The process's own parent — the supervisor or init that started it — asked it to stop
+    /// (SIGTERM, SIGINT or SIGHUP) and it did: a restart, a rollout or a shutdown its manager
+    /// chose, which the manager's own records explain. The same signal from anyone else (an
+    /// operator's `kill`, a chaos tool, a stray script) is a kill, and SIGKILL is one even
+    /// from the parent: it is what a supervisor sends when a stop hangs. Container runtimes
+    /// signal through `runc kill`, not the container's parent, so their stops still read as
+    /// kills. The parent is the one known at exec or at the agent's start.
     pub fn is_orderly_stop(&self) -> bool {
         matches!(
             &self.kind,

@@ -5,8 +5,8 @@
 //!   of the child its supervisor placed in the workload) is one too.
 //! - So is a service's main process killed by another process's signal: the finding names
 //!   the sender (its comm, pid and workload), read in the kernel where the signal was sent.
-//!   A stop its own parent asked for (SIGTERM from the supervisor or runtime shim that
-//!   started it: a restart, a rollout) is neither a kill nor a crash.
+//!   A stop its own parent asked for (SIGTERM from the supervisor that started it: a
+//!   restart, a rollout) is neither a kill nor a crash.
 //! - A crash loop: the same workload's root process ended abnormally (fatal signal or
 //!   non-zero exit) at least `restarts` times within `window`. Only root processes count: a
 //!   shell script whose `grep` exits 1 inside a container is not the container restarting.
