@@ -289,6 +289,29 @@ fn crash(seq: u64, t: i64, key: &str) -> KernelEvent {
     )
 }
 
+/// A start of the app at each of `starts` (seconds from now) that crashes 0.3 s later, each
+/// delivered half a second after it began.
+fn failing_starts(lab: &mut Lab, starts: &[i64]) {
+    for &s in starts {
+        let at = lab.now + s * SECOND;
+        lab.clock.set(at + SECOND / 2);
+        let (a, b) = (lab.next_seq(), lab.next_seq());
+        lab.events(vec![
+            exec(a, at + SECOND / 10, APP),
+            crash(b, at + 4 * SECOND / 10, APP),
+        ]);
+    }
+}
+
+fn open_crash_loop(lab: &Lab) -> Incident {
+    lab.store
+        .list(&IncidentQuery::open(10))
+        .expect("list")
+        .into_iter()
+        .find(|i| i.kind.as_str() == "crash_loop")
+        .expect("the restarts open a crash loop")
+}
+
 #[test]
 fn a_crash_loop_diagnosed_the_moment_it_opens_sees_every_exit_that_made_it() {
     let mut lab = Lab::new();
@@ -299,25 +322,11 @@ fn a_crash_loop_diagnosed_the_moment_it_opens_sees_every_exit_that_made_it() {
     let seq = lab.next_seq();
     lab.events(vec![exit(seq, now - 5 * SECOND, APP, 9, Some("chaos"))]);
     // ...and both starts since crash: the third abnormal exit in a minute makes a loop.
-    for s in [-4, -2] {
-        let at = now + s * SECOND;
-        lab.clock.set(at + SECOND / 2);
-        let (a, b) = (lab.next_seq(), lab.next_seq());
-        lab.events(vec![
-            exec(a, at + SECOND / 10, APP),
-            crash(b, at + 4 * SECOND / 10, APP),
-        ]);
-    }
+    failing_starts(&mut lab, &[-4, -2]);
     // Diagnosed at once, a tenth of a second after the exit that made it a loop. The kill's
     // incident bounds the window from before, but the loop began at the kill: the window must
     // reach back to it, or it sees two crashes and no loop.
-    let looping = lab
-        .store
-        .list(&IncidentQuery::open(10))
-        .expect("list")
-        .into_iter()
-        .find(|i| i.kind.as_str() == "crash_loop")
-        .expect("the restarts open a crash loop");
+    let looping = open_crash_loop(&lab);
     let d = lab.diagnose(&looping);
     let exits = d
         .evidence
@@ -354,23 +363,9 @@ fn errors_every_start_repeats_do_not_turn_a_crash_loop_into_a_permission_fault()
         Some("supervisor"),
     )]);
     // ...and every start since fails.
-    for s in starts {
-        let at = now + s * SECOND;
-        lab.clock.set(at + SECOND / 2);
-        let (a, b) = (lab.next_seq(), lab.next_seq());
-        lab.events(vec![
-            exec(a, at + SECOND / 10, APP),
-            crash(b, at + 4 * SECOND / 10, APP),
-        ]);
-    }
+    failing_starts(&mut lab, &starts);
     lab.clock.set(now);
-    let looping = lab
-        .store
-        .list(&IncidentQuery::open(10))
-        .expect("list")
-        .into_iter()
-        .find(|i| i.kind.as_str() == "crash_loop")
-        .expect("the restarts open a crash loop");
+    let looping = open_crash_loop(&lab);
     let d = lab.diagnose(&looping);
     assert_eq!(d.class, Some(FaultClass::CrashLoop), "{:#?}", d.breakdown);
     assert_eq!(

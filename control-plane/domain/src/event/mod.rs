@@ -165,10 +165,10 @@ impl KernelEvent {
         matches!(
             &self.kind,
             EventKind::ProcessExit {
-                signal: Some(1 | 2 | 15),
+                signal: Some(sig),
                 killed_by: Some(sender),
                 ..
-            } if sender.pid == self.task.ppid
+            } if is_stop_signal(*sig) && sender.pid == self.task.ppid
         )
     }
 }
@@ -180,6 +180,12 @@ pub struct StoredEvent {
     pub event: KernelEvent,
     pub received_unix_ns: i64,
     pub stored_unix_ns: i64,
+}
+
+/// SIGHUP, SIGINT or SIGTERM: a request to stop, which a process may handle, unlike the
+/// signals that end it outright (SIGKILL) or report a fault (SIGSEGV).
+pub fn is_stop_signal(sig: u32) -> bool {
+    matches!(sig, 1 | 2 | 15)
 }
 
 /// Signal names for display (x86-64/arm64 numbering).

@@ -10,7 +10,7 @@ use crate::{
         tool::{EvidenceTool, Observation, Scope, ToolOutput, ToolSpec, Vote},
         window,
     },
-    event::{signal_name, EventKind, StoredEvent},
+    event::{is_stop_signal, signal_name, EventKind, StoredEvent},
     store::StoreError,
 };
 
@@ -46,7 +46,7 @@ fn ending(e: &StoredEvent) -> Option<Ending> {
         return None;
     };
     Some(match (signal, killed_by) {
-        (Some(1 | 2 | 15), Some(_)) => Ending::Stopped,
+        (Some(s), Some(_)) if is_stop_signal(*s) => Ending::Stopped,
         (Some(_), Some(_)) => Ending::Killed,
         (Some(_), None) => Ending::Crash,
         (None, _) if exit_code.unwrap_or(0) != 0 => Ending::Crash,
