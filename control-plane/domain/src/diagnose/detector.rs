@@ -5,13 +5,15 @@
 use super::{taxonomy::FaultClass, tool::Vote, votes::Voter};
 use crate::incident::{Details, Incident};
 
-/// The class a symptom's feature points at, and how specifically.
+/// The class a symptom's feature points at, and how specifically. A feature with more than
+/// one cause casts no vote here: EACCES/EPERM counts a file or capability refused and, on
+/// packet sends, a firewall dropping them (netfilter returns EPERM to the sender), so
+/// `errno_profile`, which reads the errno per syscall, names which one it was.
 fn feature_class(feature: &str, on_edge: bool) -> Option<(FaultClass, f64)> {
     Some(match feature {
         "retransmits_per_s" => (FaultClass::NetworkLoss, 0.35),
         "rtt_us" => (FaultClass::NetworkLatency, 0.35),
         "dns_failures_per_s" => (FaultClass::DnsFailure, 0.5),
-        "syscall_errors_permission_per_s" => (FaultClass::PermissionDenied, 0.5),
         "syscall_errors_space_per_s" => (FaultClass::DiskFull, 0.5),
         "connect_failures_per_s" | "resets_per_s" | "resets_received_per_s" => {
             (FaultClass::DependencyDown, 0.35)
@@ -86,5 +88,27 @@ pub fn voter(incident: &Incident) -> Voter {
     Voter {
         name: format!("detector ({})", incident.kind.as_str()),
         votes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feature_with_two_causes_is_left_to_the_tool_that_tells_them_apart() {
+        // Netfilter's drops and a chmod both count as permission errors in the detector.
+        assert_eq!(
+            feature_class("syscall_errors_permission_per_s", false),
+            None
+        );
+        assert_eq!(
+            feature_class("syscall_errors_space_per_s", false).map(|(c, _)| c),
+            Some(FaultClass::DiskFull)
+        );
+        assert_eq!(
+            feature_class("error_ratio", true).map(|(c, _)| c),
+            Some(FaultClass::DependencyErrors)
+        );
     }
 }
