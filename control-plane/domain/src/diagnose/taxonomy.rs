@@ -145,7 +145,10 @@ impl FaultClass {
             MemoryPressure | CpuThrottling | IoLatency => &[AppLatency, DependencyErrors],
             // Lost packets are lost lookups too: the resolver's queries time out.
             NetworkLoss => &[AppLatency, DependencyErrors, AppErrors, DnsFailure],
-            NetworkLatency | BandwidthSaturation => &[AppLatency, DependencyErrors, AppErrors],
+            NetworkLatency => &[AppLatency, DependencyErrors, AppErrors],
+            // A full link's queue is a slow path: round trips grow (steady on an edge whose
+            // traffic keeps the queue at one fill) before and while it drops.
+            BandwidthSaturation => &[NetworkLatency, AppLatency, DependencyErrors, AppErrors],
             Partition => &[
                 DependencyDown,
                 DependencyErrors,
@@ -256,6 +259,8 @@ mod tests {
         assert!(ProcessKilled.explains(DependencyDown));
         assert!(!ProcessKilled.explains(DnsFailure));
         assert!(!NetworkLoss.explains(Partition));
+        assert!(BandwidthSaturation.explains(NetworkLatency));
+        assert!(!NetworkLatency.explains(BandwidthSaturation));
         assert!(!AppErrors.explains(CredentialFailure));
         for c in FaultClass::ALL {
             assert!(c.explains(c));

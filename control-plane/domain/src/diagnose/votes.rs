@@ -168,6 +168,25 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_on_one_edge_explains_the_delay_on_the_others() {
+        // One entity's egress queue: a busy edge sees it fill and drain, a quieter one a
+        // steady delay; the detector read the round trips as latency.
+        let edges = voter(
+            "edges",
+            &[(NetworkLatency, 0.65), (BandwidthSaturation, 0.6)],
+        );
+        let latency = voter("latency", &[(AppLatency, 0.35)]);
+        let detector = voter("detector", &[(NetworkLatency, 0.35)]);
+        let v = decide(&[edges, latency.clone(), detector.clone()], 0.6);
+        assert_eq!(v.class, Some(BandwidthSaturation), "{v:?}");
+        assert_eq!(v.route, Route::Remediation);
+        // A delay alone, every edge steady, stays a latency.
+        let edges = voter("edges", &[(NetworkLatency, 0.65)]);
+        let v = decide(&[edges, latency, detector], 0.6);
+        assert_eq!(v.class, Some(NetworkLatency), "{v:?}");
+    }
+
+    #[test]
     fn no_votes_is_no_class_and_review() {
         let v = decide(&[voter("a", &[])], 0.6);
         assert_eq!(v.class, None);
