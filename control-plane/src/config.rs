@@ -132,6 +132,15 @@ pub struct FloorSetting {
 }
 
 impl DetectionSettings {
+    /// How long a symptom has been showing when the detector first calls it: it must cross
+    /// in `consecutive_windows` windows, and shows at the end of the first.
+    pub fn confirmation_ns(&self) -> i64 {
+        let ms = self
+            .window_ms
+            .saturating_mul(u64::from(self.consecutive_windows.max(1)));
+        i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+    }
+
     /// The floors with the config's overrides applied, or the first bad key and why.
     pub fn floors(&self) -> Result<Floors, (String, String)> {
         let mut floors = Floors::default();
@@ -693,6 +702,20 @@ mod tests {
     use super::*;
 
     use vigil_config_file::error_chain as chain;
+
+    #[test]
+    fn a_symptom_has_shown_for_its_confirmation_windows_when_it_fires() {
+        let d = DetectionSettings {
+            window_ms: 1_000,
+            consecutive_windows: 3,
+            ..DetectionSettings::default()
+        };
+        assert_eq!(d.confirmation_ns(), 3_000_000_000);
+        assert_eq!(
+            DetectionSettings::default().confirmation_ns(),
+            10_000_000_000
+        );
+    }
 
     #[test]
     fn the_gitops_runtime_needs_the_cluster_and_its_repository() {

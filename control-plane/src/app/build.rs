@@ -36,7 +36,7 @@ use crate::{
             llm::{ChatModel, SecondOpinion},
             ports::{ChangeSource, FirstLogs, LogSource, NoChanges, Sources},
             tools::Registry,
-            DiagnosisParts, DiagnosisService,
+            DiagnosisParts, DiagnosisPolicy, DiagnosisService,
         },
         graph::{
             ports::{EndpointResolver, NoCluster},
@@ -235,7 +235,10 @@ impl ControlPlane {
             store: store.clone(),
             clock: clock.clone(),
             registry: Registry::standard(),
-            policy: config.diagnosis.policy(),
+            policy: DiagnosisPolicy {
+                onset_slack_ns: config.detection.confirmation_ns(),
+                ..config.diagnosis.policy()
+            },
         })
         .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
         .with_retriever(Arc::new(Retriever::new(corpus.clone())));

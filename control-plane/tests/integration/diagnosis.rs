@@ -13,8 +13,8 @@ use control_plane::domain::{
         Incident,
     },
     interval::{
-        Endpoint, ErrnoCount, FlowRole, Histogram, Protocol, RequestObservation, StatusCount,
-        SyscallObservation,
+        Endpoint, ErrnoCount, FlowCounts, FlowObservation, FlowRole, Histogram, Protocol,
+        RequestObservation, StatusCount, SyscallObservation,
     },
     observe::Observer,
     synthetic::{kernel_event, oom_kill, workload},
@@ -168,6 +168,62 @@ fn eperm_on_sends_is_a_firewall_dropping_packets_not_a_permission_fault() {
         .expect("errno_profile voted");
     assert_eq!(errno.class, Some(FaultClass::NetworkLoss), "{errno:#?}");
     assert!(errno.reason.contains("firewall"), "{}", errno.reason);
+}
+
+/// APP's calls to redis: answered until 6 s ago, then every few seconds a connect that times
+/// out (a client with a connect timeout, cut off), and nothing back.
+fn cut_off_from_redis(lab: &mut Lab) {
+    lab.intervals(-70, 0, |t, i| {
+        let counts = match t {
+            ..-6 => FlowCounts {
+                connects: 5,
+                established: 5,
+                bytes_received: 10_000,
+                ..FlowCounts::default()
+            },
+            -6 | -5 | -2 => FlowCounts {
+                connects: 1,
+                failed: 1,
+                ..FlowCounts::default()
+            },
+            _ => return,
+        };
+        i.flows.push(FlowObservation {
+            workload: workload(APP),
+            role: FlowRole::Client,
+            local: Endpoint {
+                ip: APP_IP.parse().expect("ip"),
+                port: 40_000,
+            },
+            remote: Endpoint {
+                ip: REDIS_IP.parse().expect("ip"),
+                port: 6379,
+            },
+            process: "app".into(),
+            counts,
+        });
+    });
+}
+
+#[test]
+fn a_symptom_the_detector_confirmed_windows_later_is_judged_from_when_it_began() {
+    // The detector fired 3 s in (three 1 s windows in a row): the first timeouts came before
+    // its first anomalous window, and belong to the symptom, not to the lead before it.
+    let policy = |onset_slack_ns| DiagnosisPolicy {
+        onset_slack_ns,
+        tick_budget_ns: i64::MAX,
+        ..DiagnosisPolicy::default()
+    };
+    let mut lab = Lab::with_policy(policy(3 * SECOND));
+    cut_off_from_redis(&mut lab);
+    let d = lab.diagnose(&lab.anomaly(APP, -3));
+    assert_class(&d, FaultClass::Partition, Route::Remediation);
+    // Judged from the first anomalous window's start only, two timeouts are too few to call
+    // the peer cut off.
+    let mut lab = Lab::with_policy(policy(SECOND));
+    cut_off_from_redis(&mut lab);
+    let d = lab.diagnose(&lab.anomaly(APP, -3));
+    assert_ne!(d.class, Some(FaultClass::Partition), "{:#?}", d.breakdown);
 }
 
 #[test]

@@ -39,6 +39,10 @@ pub struct DiagnosisPolicy {
     pub gate: f64,
     /// How far before the first symptom the window judged starts.
     pub lead_ns: i64,
+    /// How long before the detector's first anomalous window the symptom may have begun: it
+    /// fires only after the symptom held for its `consecutive_windows`, and a symptom shows at
+    /// the end of the window it fell in. Evidence from then on is the symptom's, not the lead's.
+    pub onset_slack_ns: i64,
     /// How far back "before" reaches.
     pub lookback_ns: i64,
     /// An open incident is diagnosed again this often (its evidence grows).
@@ -55,6 +59,7 @@ impl Default for DiagnosisPolicy {
         Self {
             gate: 0.6,
             lead_ns: 10_000_000_000,
+            onset_slack_ns: 2_000_000_000,
             lookback_ns: 60_000_000_000,
             refresh_ns: 3_000_000_000,
             max_per_tick: 32,
@@ -83,10 +88,6 @@ pub struct DiagnosisService {
     /// The LLM's second opinion; none configured, the evidence decides alone.
     second_opinion: Option<Arc<SecondOpinion>>,
 }
-
-/// A symptom is first seen at the end of the sample window it showed in: it began up to a
-/// window earlier.
-const ONSET_SLACK_NS: i64 = 2_000_000_000;
 
 /// How long after an open incident last showed its window still runs: long enough for a
 /// restart that should follow an exit to show (or not).
@@ -218,7 +219,8 @@ impl DiagnosisService {
         Scope {
             entity,
             from_unix_ns: from,
-            onset_unix_ns: Some(first - ONSET_SLACK_NS),
+            // Never before `from`: what came before it is the lead, or an earlier incident's.
+            onset_unix_ns: Some((first - self.parts.policy.onset_slack_ns).max(from)),
             to_unix_ns: to,
             lookback_ns: self.parts.policy.lookback_ns,
         }
