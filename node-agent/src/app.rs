@@ -20,6 +20,7 @@ use crate::{
     config::AgentConfig,
     enrich::enrich,
     exporter::{self, EventCounter, Exporter, Sources},
+    governor::{self, Degraded},
     kernel::{
         probes::{self, LoadError, LoadOptions, ProbeGroup, ProbeStatus},
         reader::{self, ReaderError, ReaderStats},
@@ -143,10 +144,12 @@ pub async fn run(
     })?;
     let (ring, drops) = reader::open(&mut loaded.ebpf)?;
     let aggregates = AggregateMaps::open(&mut loaded.ebpf)?;
-    let telemetry_on = loaded
-        .status
+    let status = loaded.status.clone();
+    let telemetry_on = status
         .iter()
         .any(|s| s.group != ProbeGroup::Process && s.error.is_none());
+    // From here the governor may switch probe groups off and on.
+    let loaded = Arc::new(Mutex::new(loaded));
 
     let node_name = config.resolved_node_name();
     let stats = Arc::new(ReaderStats::default());
@@ -180,12 +183,14 @@ pub async fn run(
         .map_err(AgentError::Thread)?;
 
     let metrics = Arc::new(metric_queue(config.telemetry.max_buffered_intervals));
+    let degraded = Arc::new(Degraded::default());
     let shipper = Shipper::new(
         config.clone(),
-        hello(&node_name, &loaded.status),
+        hello(&node_name, &status),
         buffer.clone(),
         stats.clone(),
         metrics.clone(),
+        degraded.clone(),
     )
     .map_err(AgentError::Endpoint)?;
     let state = shipper.state.clone();
@@ -198,7 +203,8 @@ pub async fn run(
                 events: buffer.clone(),
                 intervals: metrics.clone(),
                 shipper: state.clone(),
-                probes: loaded.status.clone(),
+                probes: status.clone(),
+                degraded: degraded.clone(),
             },
         );
         exporter::serve(config.metrics.listen, Arc::new(exporter))
@@ -208,6 +214,23 @@ pub async fn run(
                 source,
             })?;
     }
+    let losses = {
+        let (stats, buffer) = (stats.clone(), buffer.clone());
+        Box::new(move || {
+            let lost = stats.kernel_dropped.load(Ordering::Relaxed) + buffer.dropped();
+            (stats.events_read.load(Ordering::Relaxed), lost)
+        })
+    };
+    let stop_governor = Arc::new(AtomicBool::new(false));
+    governor::spawn(
+        &config.budget,
+        &kernel.proc,
+        Box::new(loaded.clone()),
+        losses,
+        degraded.clone(),
+        stop_governor.clone(),
+    )
+    .map_err(AgentError::Thread)?;
     let reader_task = tokio::spawn(reader::run(ring, drops, stats, tx));
     let shipper_task = tokio::spawn(shipper.run());
 
@@ -220,7 +243,7 @@ pub async fn run(
         let proc = Path::new(&kernel.proc);
         let tls_sockets = Arc::new(Mutex::new(TlsSockets::new(proc)));
         let error_samples = Arc::new(Mutex::new(ErrorSamples::default()));
-        let requests_on = loaded.status.iter().any(|s| {
+        let requests_on = status.iter().any(|s| {
             matches!(s.group, ProbeGroup::Requests | ProbeGroup::Tls) && s.error.is_none()
         });
         if let Some(ring) = aggregates.notices.take().filter(|_| requests_on) {
@@ -245,12 +268,9 @@ pub async fn run(
             metrics.clone(),
             stop_collector.clone(),
         )?;
-        let shipper = MetricsShipper::new(
-            config.clone(),
-            hello(&node_name, &loaded.status),
-            metrics.clone(),
-        )
-        .map_err(AgentError::Endpoint)?;
+        let shipper =
+            MetricsShipper::new(config.clone(), hello(&node_name, &status), metrics.clone())
+                .map_err(AgentError::Endpoint)?;
         metrics_task = Some(tokio::spawn(shipper.run()));
     } else {
         info!("no telemetry probe attached: metric batches are off");
@@ -265,6 +285,7 @@ pub async fn run(
         },
     }
     stop_collector.store(true, Ordering::Relaxed);
+    stop_governor.store(true, Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     while (!buffer.is_empty()
         || state.in_flight.load(Ordering::Relaxed) > 0

@@ -36,6 +36,7 @@ pub struct AgentConfig {
     pub telemetry: TelemetryConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub budget: crate::governor::BudgetConfig,
 }
 
 /// The agent's own Prometheus endpoint (`GET /metrics`): its event counters, losses, probe
@@ -378,7 +379,7 @@ impl AgentConfig {
                 return Err(invalid("node_name", "must not be empty"));
             }
         }
-        Ok(())
+        self.budget.validate(origin)
     }
 
     /// The node name to report: config, then `$NODE_NAME`, then the host name.

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::{
+    governor::{shed::STEPS, Degraded},
     kernel::{probes::ProbeStatus, reader::ReaderStats},
     metrics::queue::MetricQueue,
     stream::{buffer::EventBuffer, shipper::ShipperState},
@@ -42,6 +43,7 @@ pub struct Sources {
     pub intervals: Arc<MetricQueue>,
     pub shipper: Arc<ShipperState>,
     pub probes: Vec<ProbeStatus>,
+    pub degraded: Arc<Degraded>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -120,6 +122,7 @@ impl Collector for Sources {
                 up.encode_family(&[("probe", p.name.as_str()), ("group", group.as_str())])?,
             )?;
         }
+        self.encode_budget(&mut enc)?;
         let mut info = enc.encode_descriptor(
             "build_info",
             "The agent's version and node (always 1)",
@@ -131,6 +134,52 @@ impl Collector for Sources {
             ("node", self.node.as_str()),
         ])?)?;
         Ok(())
+    }
+}
+
+impl Sources {
+    /// The agent's own cost and the telemetry it shed to stay within its budget.
+    fn encode_budget(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mode = self.degraded.mode();
+        let cpu = ConstGauge::new(mode.cpu_percent);
+        cpu.encode(enc.encode_descriptor(
+            "cpu_usage_percent",
+            "The agent's own CPU time over its last budget check, in percent of one core",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        gauge(
+            enc,
+            "resident_memory_bytes",
+            "The agent's resident memory at its last budget check",
+            i64::try_from(mode.rss_bytes).unwrap_or(i64::MAX),
+        )?;
+        let mut shed = enc.encode_descriptor(
+            "telemetry_shed",
+            "1 while a shed step is in force (payload, latency, requests: the order the agent sheds them in when over its budget)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for step in STEPS {
+            let on = mode.shed.iter().any(|s| s == step.name);
+            ConstGauge::new(i64::from(on)).encode(shed.encode_family(&[("step", step.name)])?)?;
+        }
+        let mut degraded = enc.encode_descriptor(
+            "degraded",
+            "1 while the agent sheds telemetry, labelled by the budget exceeded (cpu, memory, drops)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for cause in ["cpu", "memory", "drops"] {
+            let on = mode.cause_kind == Some(cause);
+            ConstGauge::new(i64::from(on)).encode(degraded.encode_family(&[("cause", cause)])?)?;
+        }
+        counter(
+            enc,
+            "budget_changes",
+            "Shed and restore steps taken since start",
+            mode.changes,
+        )
     }
 }
 

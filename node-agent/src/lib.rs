@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod enrich;
 pub mod exporter;
+pub mod governor;
 pub mod kernel;
 pub mod logging;
 pub mod metrics;

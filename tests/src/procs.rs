@@ -214,6 +214,8 @@ pub struct AgentOptions {
     pub telemetry_toml: String,
     /// Where the agent serves Prometheus `/metrics` (port 0: any free port).
     pub metrics_listen: String,
+    /// Whole sections appended to the config, e.g. `[budget]`.
+    pub extra_toml: String,
 }
 
 impl AgentOptions {
@@ -230,6 +232,7 @@ impl AgentOptions {
             dns_timeout_ms: 5_000,
             telemetry_toml: String::new(),
             metrics_listen: "127.0.0.1:0".into(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -262,7 +265,7 @@ impl Agent {
                  [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
                  [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n\
                  [metrics]\nlisten = \"{}\"\n\
-                 [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n{}\n",
+                 [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n{}\n{}\n",
                 o.node_name,
                 o.compression,
                 o.batch_max_events,
@@ -274,6 +277,7 @@ impl Agent {
                 o.telemetry_interval_ms,
                 o.dns_timeout_ms,
                 o.telemetry_toml,
+                o.extra_toml,
             ),
         )
         .expect("write agent config");

@@ -213,6 +213,8 @@ pub fn batch(b: &v1::EventBatch, max_events: usize) -> Result<Batch, WireError> 
             events_read: s.events_read,
             malformed: s.malformed,
             metric_intervals_dropped: s.metric_intervals_dropped,
+            shed: s.shed.clone(),
+            degraded_cause: s.degraded_cause.clone(),
         }),
     })
 }

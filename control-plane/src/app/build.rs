@@ -286,7 +286,8 @@ impl ControlPlane {
             audit: audit.clone(),
             clock: clock.clone(),
         })
-        .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>);
+        .with_observer(Arc::downgrade(&observers) as std::sync::Weak<dyn Observer>)
+        .with_nodes(store.clone());
         if let Some(lock) = cluster.lock.clone() {
             remediation = remediation.with_lock(lock);
         }

@@ -436,16 +436,20 @@ impl TargetLock for Locks {
     }
 }
 
-fn world_locked(locks: &Arc<Locks>) -> World {
-    let mut w = world(Some(Phase::Autonomous));
-    w.service = service(
+/// `w`'s store, clock and runtime behind a new autonomous service, to configure further.
+fn autonomous_service(w: &World) -> RemediationService {
+    service(
         &w.store,
         &w.clock,
         &w.runtime,
         w._dir.path(),
         Some(Phase::Autonomous),
     )
-    .with_lock(locks.clone());
+}
+
+fn world_locked(locks: &Arc<Locks>) -> World {
+    let mut w = world(Some(Phase::Autonomous));
+    w.service = autonomous_service(&w).with_lock(locks.clone());
     w
 }
 
@@ -556,13 +560,7 @@ fn a_cooldown_holds_across_a_restart() {
     // The incident resolves; a new one opens on the same workload after a restart of Vigil.
     w.store.resolve(id, w.clock.now_unix_ns()).expect("resolve");
     w.clock.advance(60 * SEC);
-    w.service = service(
-        &w.store,
-        &w.clock,
-        &w.runtime,
-        w._dir.path(),
-        Some(Phase::Autonomous),
-    );
+    w.service = autonomous_service(&w);
     let again = w.oom();
     assert_ne!(again, id);
     let refused = w.diagnose(again).remove(0);
@@ -683,4 +681,73 @@ async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
         "{metrics}"
     );
     plane.stop().await;
+}
+
+/// `world` with the node agents' modes consulted, node n1 (where the OOM kills are seen)
+/// reporting `shed` (empty: full telemetry).
+fn world_with_node(shed: &[&str]) -> World {
+    use control_plane::domain::node::{ports::NodeStore, AgentStats, NodeInfo};
+    let mut w = world(Some(Phase::Autonomous));
+    w.service = autonomous_service(&w).with_nodes(w.store.clone());
+    w.store
+        .record_hello(&NodeInfo {
+            name: "n1".into(),
+            ..NodeInfo::default()
+        })
+        .expect("hello");
+    // The agent's counters, as its stream reports them.
+    w.ingest
+        .ingest(&Batch {
+            node: "n1".into(),
+            events: vec![],
+            stats: Some(AgentStats {
+                shed: shed.iter().map(|s| s.to_string()).collect(),
+                degraded_cause: if shed.is_empty() {
+                    String::new()
+                } else {
+                    "cpu: 31.0 % of a core over a budget of 20.0 % (budget.cpu_percent)".into()
+                },
+                ..AgentStats::default()
+            }),
+        })
+        .expect("stats");
+    w
+}
+
+#[test]
+fn evidence_only_a_degraded_node_saw_waits_for_an_approver_even_when_autonomous() {
+    let mut w = world_with_node(&["payload", "latency"]);
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(
+        action.state,
+        ActionState::PendingApproval,
+        "{}",
+        action.outcome
+    );
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
+    let decision = &w.store.records(0, 10).expect("audit")[0];
+    let why = decision.body["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["rule"] == "evidence_trusted")
+        .and_then(|c| c["why"].as_str())
+        .expect("the evidence rule, explained")
+        .to_string();
+    assert!(
+        why.contains("degraded") && why.contains("n1") && why.contains("budget.cpu_percent"),
+        "{why}"
+    );
+    // An approver may still take it.
+    let ran = w.service.approve(action.id, "alice").expect("approve");
+    assert_eq!(ran.state, ActionState::Verifying);
+    assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
+
+    // The same incident seen by a node with full telemetry acts on its own.
+    let mut w = world_with_node(&[]);
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_eq!(action.state, ActionState::Verifying, "{}", action.outcome);
+    assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
 }

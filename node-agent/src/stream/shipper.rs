@@ -24,7 +24,10 @@ use super::{
     buffer::EventBuffer,
     connection::{connect, endpoint, error_chain},
 };
-use crate::{config::AgentConfig, kernel::reader::ReaderStats, metrics::queue::MetricQueue};
+use crate::{
+    config::AgentConfig, governor::Degraded, kernel::reader::ReaderStats,
+    metrics::queue::MetricQueue,
+};
 
 /// What the shipper is doing, for health reporting and draining at shutdown.
 #[derive(Debug, Default)]
@@ -44,6 +47,7 @@ pub struct Shipper {
     buffer: Arc<EventBuffer>,
     reader_stats: Arc<ReaderStats>,
     metrics: Arc<MetricQueue>,
+    degraded: Arc<Degraded>,
     pub state: Arc<ShipperState>,
 }
 
@@ -63,6 +67,7 @@ impl Shipper {
         buffer: Arc<EventBuffer>,
         reader_stats: Arc<ReaderStats>,
         metrics: Arc<MetricQueue>,
+        degraded: Arc<Degraded>,
     ) -> Result<Self, tonic::transport::Error> {
         let endpoint = endpoint(&config)?;
         Ok(Self {
@@ -72,17 +77,21 @@ impl Shipper {
             buffer,
             reader_stats,
             metrics,
+            degraded,
             state: Arc::default(),
         })
     }
 
     fn stats(&self) -> v1::AgentStats {
+        let mode = self.degraded.mode();
         v1::AgentStats {
             kernel_dropped: self.reader_stats.kernel_dropped.load(Ordering::Relaxed),
             buffer_dropped: self.buffer.dropped(),
             events_read: self.reader_stats.events_read.load(Ordering::Relaxed),
             malformed: self.reader_stats.malformed.load(Ordering::Relaxed),
             metric_intervals_dropped: self.metrics.dropped(),
+            shed: mode.shed,
+            degraded_cause: mode.cause.unwrap_or_default(),
         }
     }
 
@@ -172,7 +181,7 @@ impl Shipper {
                 }
             };
             batch.stats = Some(self.stats());
-            last_sent_stats = batch.stats;
+            last_sent_stats.clone_from(&batch.stats);
             self.state
                 .in_flight
                 .store(batch.events.len(), Ordering::Relaxed);

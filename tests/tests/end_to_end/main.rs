@@ -23,5 +23,6 @@ mod remediation_local;
 mod requests;
 mod requests_encrypted;
 mod resource_pressure;
+mod self_protection;
 mod service_graph;
 mod short_lived;

@@ -18,7 +18,7 @@ pub struct NodeInfo {
     pub last_seen_unix_ns: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentStats {
     pub kernel_dropped: u64,
     pub buffer_dropped: u64,
@@ -26,9 +26,20 @@ pub struct AgentStats {
     pub malformed: u64,
     #[serde(default)]
     pub metric_intervals_dropped: u64,
+    /// Telemetry the agent turned off to stay within its budget (empty: full telemetry).
+    #[serde(default)]
+    pub shed: Vec<String>,
+    /// The budget it exceeded, while it sheds.
+    #[serde(default)]
+    pub degraded_cause: String,
 }
 
 impl AgentStats {
+    /// Whether the agent sheds telemetry: its evidence is partial, and weaker for it.
+    pub fn is_degraded(&self) -> bool {
+        !self.shed.is_empty()
+    }
+
     /// Events lost, by where: the labels every exporter reports them under.
     pub fn losses(&self) -> [(&'static str, u64); 4] {
         [

@@ -25,9 +25,13 @@ use crate::{
     diagnose::model::{Diagnosis, Route},
     entity::EntityId,
     incident::{ports::IncidentStore, Incident, IncidentId, IncidentStatus},
+    node::ports::NodeStore,
     observe::Observer,
     store::StoreError,
 };
+
+/// A node that reported within this long is a witness to an incident that spans nodes.
+const LIVE_NODE_NS: i64 = 5 * 60 * 1_000_000_000;
 
 pub struct RemediationParts {
     pub playbooks: Playbooks,
@@ -73,6 +77,9 @@ pub struct RemediationService {
     observer: Option<Weak<dyn Observer>>,
     /// Taken before an action runs, released when its verification ends.
     lock: Arc<dyn TargetLock>,
+    /// The node agents and their modes: evidence from degraded nodes alone is not acted on
+    /// without an approval. `None`: every node's evidence is taken as whole.
+    nodes: Option<Arc<dyn NodeStore>>,
     /// One decision-and-action at a time in this control plane (an approval arriving while
     /// a tick acts): the store's view of what is in progress stays true while it is judged.
     acting: Mutex<()>,
@@ -85,8 +92,16 @@ impl RemediationService {
             queue: Mutex::new(Vec::new()),
             observer: None,
             lock: Arc::new(StoreLock),
+            nodes: None,
             acting: Mutex::new(()),
         }
+    }
+
+    /// With the node agents' reported modes, so evidence from nodes that shed telemetry
+    /// alone waits for an approver.
+    pub fn with_nodes(mut self, nodes: Arc<dyn NodeStore>) -> Self {
+        self.nodes = Some(nodes);
+        self
     }
 
     /// With a lock shared beyond this control plane's store (a Lease per target).
@@ -230,6 +245,68 @@ impl RemediationService {
         d
     }
 
+    /// An action that would run on its own, on evidence only degraded nodes saw, waits for an
+    /// approver instead: an agent that sheds telemetry sees part of what happens and may have
+    /// missed what contradicts the diagnosis. The witnesses are the incident's node, or for
+    /// one that spans nodes (a service anomaly) every node that reported lately.
+    fn trusted(&self, incident: &Incident, mut d: Decision) -> Decision {
+        let Some(nodes) = &self.nodes else {
+            return d;
+        };
+        if d.verdict != Verdict::Execute {
+            return d;
+        }
+        let known = match nodes.list_nodes() {
+            Ok(n) => n,
+            Err(e) => {
+                // Unknown modes are not a reason to act alone.
+                warn!(error = %e, "could not read the nodes' modes: the action waits for an approver");
+                d.verdict = Verdict::NeedsApproval;
+                return d;
+            }
+        };
+        let now = self.parts.clock.now_unix_ns();
+        let witnesses: Vec<_> = known
+            .iter()
+            .filter(|n| {
+                if incident.node.is_empty() {
+                    now.saturating_sub(n.last_seen_unix_ns) <= LIVE_NODE_NS
+                } else {
+                    n.name == incident.node
+                }
+            })
+            .collect();
+        let degraded: Vec<String> = witnesses
+            .iter()
+            .filter(|n| n.stats.is_degraded())
+            .map(|n| {
+                format!(
+                    "{} (shedding {}: {})",
+                    n.name,
+                    n.stats.shed.join(", "),
+                    n.stats.degraded_cause
+                )
+            })
+            .collect();
+        let alone = !witnesses.is_empty() && degraded.len() == witnesses.len();
+        d.checks.push(Check {
+            rule: "evidence_trusted",
+            passed: true,
+            why: if alone {
+                format!(
+                    "seen only by degraded node(s) {}: an approver decides",
+                    degraded.join("; ")
+                )
+            } else {
+                "seen by a node with full telemetry".into()
+            },
+        });
+        if alone {
+            d.verdict = Verdict::NeedsApproval;
+        }
+        d
+    }
+
     /// Proposes, judges and (where allowed) runs the playbook's actions for a diagnosis, once
     /// per incident and action class.
     pub fn propose(
@@ -274,7 +351,7 @@ impl RemediationService {
         let decisions = plan(&requests, &world, &self.parts.policy, now);
         let mut out = Vec::new();
         for (proposal, decision) in proposals.into_iter().zip(decisions) {
-            let decision = self.runnable(decision);
+            let decision = self.trusted(incident, self.runnable(decision));
             let state = match decision.verdict {
                 Verdict::Execute => ActionState::Verifying,
                 Verdict::NeedsApproval => ActionState::PendingApproval,

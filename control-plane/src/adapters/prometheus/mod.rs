@@ -376,6 +376,19 @@ impl Collector for StoreState {
         )?;
         family(
             &mut encoder,
+            "node_degraded",
+            "1 while the node's agent sheds telemetry to stay within its budget (its evidence alone is not acted on without an approval)",
+            None,
+            MetricType::Gauge,
+            nodes.iter().map(|n| {
+                (
+                    node(&n.name),
+                    ConstGauge::new(i64::from(n.stats.is_degraded())),
+                )
+            }),
+        )?;
+        family(
+            &mut encoder,
             "node_probe_up",
             "1 when the probe is attached on the node, 0 when it failed or is disabled",
             None,

@@ -547,6 +547,18 @@ async fn main() -> anyhow::Result<()> {
                         n(&stats, "malformed"),
                         n(&stats, "metric_intervals_dropped"),
                     );
+                    let shed: Vec<&str> = stats
+                        .get("shed")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    if !shed.is_empty() {
+                        println!(
+                            "    DEGRADED: shedding {} ({})",
+                            shed.join(", "),
+                            s(&stats, "degraded_cause")
+                        );
+                    }
                     for p in node
                         .get("probes")
                         .and_then(Value::as_array)

@@ -1,15 +1,14 @@
 //! Loading one program of the object into the kernel and attaching it where its group says.
 
-use std::{
-    fs::File,
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{fs::File, path::PathBuf, sync::Arc};
 
 use aya::{
     programs::{
-        cgroup_skb::CgroupSkbAttachType, uprobe::UProbeScope, CgroupAttachMode, CgroupSkb,
-        ProgramError, RawTracePoint, TracePoint, UProbe,
+        cgroup_skb::{CgroupSkbAttachType, CgroupSkbLink},
+        raw_trace_point::RawTracePointLink,
+        trace_point::TracePointLink,
+        uprobe::{UProbeLink, UProbeScope},
+        CgroupAttachMode, CgroupSkb, ProgramError, RawTracePoint, TracePoint, UProbe,
     },
     Ebpf,
 };
@@ -90,16 +89,32 @@ pub enum ProbeError {
 }
 
 /// Where the probes attach, beyond what their spec says.
-pub struct Targets<'a> {
+#[derive(Debug, Clone)]
+pub struct Targets {
     /// The cgroup v2 mount, for the cgroup_skb programs.
-    pub cgroup2: Option<&'a Path>,
+    pub cgroup2: Option<PathBuf>,
     /// The OpenSSL library, for the uprobes.
-    pub tls_library: &'a str,
+    pub tls_library: String,
 }
 
-/// Loads `spec`'s program (once, if several attach points share it) and attaches it.
-pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, targets: &Targets<'_>) -> Result<(), ProbeError> {
-    let cgroup2 = targets.cgroup2;
+/// One attached probe. Dropping it detaches the program from that point (the program stays
+/// loaded, so attaching it again needs no verifier pass).
+#[derive(Debug)]
+pub enum ProbeLink {
+    Tracepoint(TracePointLink),
+    RawTracepoint(RawTracePointLink),
+    Uprobe(UProbeLink),
+    CgroupSkb(CgroupSkbLink),
+}
+
+/// Loads `spec`'s program (once, if several attach points share it, or it was detached and is
+/// attached again) and attaches it.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    targets: &Targets,
+) -> Result<ProbeLink, ProbeError> {
+    let cgroup2 = targets.cgroup2.as_deref();
     let program = spec.program;
     let found = ebpf
         .program_mut(program)
@@ -124,12 +139,18 @@ pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, targets: &Targets<'_>) -> Resul
             if p.fd().is_err() {
                 p.load().map_err(load)?;
             }
-            p.attach(category, name).map(|_link| ()).map_err(attach)
+            let id = p.attach(category, name).map_err(attach)?;
+            p.take_link(id).map(ProbeLink::Tracepoint).map_err(attach)
         }
         Attach::RawTracepoint { name, .. } => {
             let p: &mut RawTracePoint = found.try_into().map_err(wrong_type("raw tracepoint"))?;
-            p.load().map_err(load)?;
-            p.attach(name).map(|_link| ()).map_err(attach)
+            if p.fd().is_err() {
+                p.load().map_err(load)?;
+            }
+            let id = p.attach(name).map_err(attach)?;
+            p.take_link(id)
+                .map(ProbeLink::RawTracepoint)
+                .map_err(attach)
         }
         Attach::Uprobe { symbol, .. } => {
             let p: &mut UProbe = found.try_into().map_err(wrong_type("uprobe"))?;
@@ -137,15 +158,17 @@ pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, targets: &Targets<'_>) -> Resul
             if p.fd().is_err() {
                 p.load().map_err(load)?;
             }
-            let library = targets.tls_library;
-            p.attach(symbol, library, UProbeScope::AllProcesses)
-                .map(|_link| ())
-                .map_err(|source| ProbeError::Uprobe {
-                    program,
-                    point: spec.name(),
-                    library: library.to_string(),
-                    source: Box::new(source),
-                })
+            let library = targets.tls_library.as_str();
+            let refused = |source| ProbeError::Uprobe {
+                program,
+                point: spec.name(),
+                library: library.to_string(),
+                source: Box::new(source),
+            };
+            let id = p
+                .attach(symbol, library, UProbeScope::AllProcesses)
+                .map_err(refused)?;
+            p.take_link(id).map(ProbeLink::Uprobe).map_err(refused)
         }
         Attach::CgroupSkb { egress } => {
             let root = cgroup2.ok_or(ProbeError::NoCgroup2)?;
@@ -154,7 +177,9 @@ pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, targets: &Targets<'_>) -> Resul
                 source,
             })?;
             let p: &mut CgroupSkb = found.try_into().map_err(wrong_type("cgroup_skb"))?;
-            p.load().map_err(load)?;
+            if p.fd().is_err() {
+                p.load().map_err(load)?;
+            }
             let kind = if egress {
                 CgroupSkbAttachType::Egress
             } else {
@@ -162,13 +187,15 @@ pub fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec, targets: &Targets<'_>) -> Resul
             };
             // aya attaches through a bpf_link (5.7+), which always coexists with other tools'
             // programs on the root cgroup; the kernel refuses explicit flags on cgroup links.
-            p.attach(cgroup, kind, CgroupAttachMode::Single)
-                .map(|_link| ())
-                .map_err(|source| ProbeError::Attach {
-                    program,
-                    point: format!("{} ({})", spec.name(), root.display()),
-                    source,
-                })
+            let refused = |source| ProbeError::Attach {
+                program,
+                point: format!("{} ({})", spec.name(), root.display()),
+                source,
+            };
+            let id = p
+                .attach(cgroup, kind, CgroupAttachMode::Single)
+                .map_err(refused)?;
+            p.take_link(id).map(ProbeLink::CgroupSkb).map_err(refused)
         }
     }
 }

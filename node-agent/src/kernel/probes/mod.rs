@@ -23,7 +23,7 @@ use node_agent_common::NoReturnSyscalls;
 use tracing::{info, warn};
 
 pub use self::{
-    attach::ProbeError,
+    attach::{ProbeError, ProbeLink, Targets},
     groups::{GroupSpec, GROUPS},
     layout::{LayoutError, Layouts},
     spec::{Attach, ProbeGroup, ProbeSpec},
@@ -87,7 +87,72 @@ pub enum LoadError {
 /// The loaded object with every probe it could attach.
 pub struct LoadedProbes {
     pub ebpf: Ebpf,
+    /// One per probe of [`GROUPS`], in its order, as attached at start.
     pub status: Vec<ProbeStatus>,
+    /// The same probes' links: `None` where it did not attach, or is detached now.
+    links: Vec<Option<ProbeLink>>,
+    targets: Targets,
+}
+
+impl LoadedProbes {
+    /// Detaches (`on: false`) every attached probe of `group`, or attaches again (`on: true`)
+    /// every probe of it that attached at start and is detached now. Returns how many
+    /// changed; a probe that will not attach again is the error, the others still change.
+    pub fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<usize, ProbeError> {
+        let mut changed = 0;
+        let mut first_error = None;
+        for (i, (g, spec)) in groups::probes().enumerate() {
+            let started = self.status.get(i).is_some_and(|s| s.error.is_none());
+            if g.group != group || !started {
+                continue;
+            }
+            let Some(slot) = self.links.get_mut(i) else {
+                continue;
+            };
+            match (on, slot.is_some()) {
+                // Dropping the link detaches it.
+                (false, true) => {
+                    *slot = None;
+                    changed += 1;
+                }
+                (true, false) => match attach::attach(&mut self.ebpf, spec, &self.targets) {
+                    Ok(link) => {
+                        *slot = Some(link);
+                        changed += 1;
+                    }
+                    Err(e) => {
+                        warn!(probe = %spec.name(), error = %vigil_config_file::error_chain(&e), "probe not attached again");
+                        first_error.get_or_insert(e);
+                    }
+                },
+                _ => {}
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
+    }
+
+    /// Probes attached now, by name.
+    pub fn attached(&self) -> Vec<String> {
+        self.status
+            .iter()
+            .zip(&self.links)
+            .filter(|(_, l)| l.is_some())
+            .map(|(s, _)| s.name.clone())
+            .collect()
+    }
+}
+
+/// The governor switches groups through the loaded probes, shared with the agent that owns
+/// them.
+impl crate::governor::ProbeSwitch for Arc<std::sync::Mutex<LoadedProbes>> {
+    fn set(&mut self, group: ProbeGroup, on: bool) -> Result<usize, ProbeError> {
+        self.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_group(group, on)
+    }
 }
 
 /// `exit` and `exit_group` on the architecture the agent was built for (the host's).
@@ -129,11 +194,12 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
         .load(object)
         .map_err(|source| LoadError::Load { source })?;
 
-    let targets = attach::Targets {
-        cgroup2: opts.cgroup2_root.as_deref(),
-        tls_library: &opts.telemetry.tls_library,
+    let targets = Targets {
+        cgroup2: opts.cgroup2_root.clone(),
+        tls_library: opts.telemetry.tls_library.clone(),
     };
     let mut status = Vec::new();
+    let mut links = Vec::new();
     for (group, spec) in groups::probes() {
         let enabled = group.enabled(opts.telemetry);
         let result = match (group.switch, layout_errors.get(&group.group)) {
@@ -142,8 +208,9 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
             _ => attach::attach(&mut ebpf, spec, &targets),
         };
         let error = match result {
-            Ok(()) => {
+            Ok(link) => {
                 info!(probe = %spec.name(), "probe attached");
+                links.push(Some(link));
                 None
             }
             Err(error) => {
@@ -157,6 +224,7 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
                         });
                     }
                 }
+                links.push(None);
                 Some(Arc::new(error))
             }
         };
@@ -180,7 +248,12 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
             .collect();
         return Err(LoadError::NothingAttached(reasons.join("; ")));
     }
-    Ok(LoadedProbes { ebpf, status })
+    Ok(LoadedProbes {
+        ebpf,
+        status,
+        links,
+        targets,
+    })
 }
 
 #[cfg(test)]
