@@ -214,7 +214,9 @@ pub struct AgentOptions {
     pub telemetry_toml: String,
     /// Where the agent serves Prometheus `/metrics` (port 0: any free port).
     pub metrics_listen: String,
-    /// Whole sections appended to the config, e.g. `[budget]`.
+    /// Whole sections appended to the config. By default the budget is off: the harness
+    /// runs unoptimized agents, several times the cost the budget's defaults are set from,
+    /// and a test of telemetry must not see it shed; the budget's own test sets it.
     pub extra_toml: String,
 }
 
@@ -232,7 +234,7 @@ impl AgentOptions {
             dns_timeout_ms: 5_000,
             telemetry_toml: String::new(),
             metrics_listen: "127.0.0.1:0".into(),
-            extra_toml: String::new(),
+            extra_toml: "[budget]\nenabled = false\n".into(),
         }
     }
 }
