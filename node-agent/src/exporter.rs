@@ -110,7 +110,7 @@ impl Collector for Sources {
         )?;
         let mut up = enc.encode_descriptor(
             "probe_up",
-            "1 when the probe (its attach point, in its group) is attached, 0 when the kernel refused it or it is disabled",
+            "1 when the probe (its attach point, in its group) attached at start, 0 when the kernel refused it or it is disabled (groups shed under the budget since: telemetry_shed)",
             None,
             MetricType::Gauge,
         )?;

@@ -116,3 +116,26 @@ impl Drop for Prometheus {
         }
     }
 }
+
+/// The value of the first sample of `name` with exactly `labels` (e.g. `step="payload"`, or
+/// empty for none) in an OpenMetrics text, as an agent's or the control plane's `/metrics`
+/// serves it.
+pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let head = if labels.is_empty() {
+        format!("{name} ")
+    } else {
+        format!("{name}{{{labels}}} ")
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(&head))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The sum of every labelled sample of `name` in an OpenMetrics text.
+pub fn sample_sum(text: &str, name: &str) -> f64 {
+    let head = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&head))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

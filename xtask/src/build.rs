@@ -162,6 +162,10 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
         .arg(execs.to_string())
         .env("VIGIL_BIN_DIR", &dir);
     run(&mut c, "the benchmark")?;
+    step("benchmark: a minute's storm of short-lived processes and connections");
+    let mut c = Command::new(dir.join("vigil-bench-storm"));
+    c.env("VIGIL_BIN_DIR", &dir);
+    run(&mut c, "the storm benchmark")?;
     step("benchmark: probe overhead (syscall loop and wrk, with and without the agent)");
     let mut c = Command::new(dir.join("vigil-bench-overhead"));
     c.env("VIGIL_BIN_DIR", &dir)

@@ -684,11 +684,14 @@ async fn an_operator_approves_from_the_cli_and_the_runtime_answers() {
 }
 
 /// `world` with the node agents' modes consulted, node n1 (where the OOM kills are seen)
-/// reporting `shed` (empty: full telemetry).
-fn world_with_node(shed: &[&str]) -> World {
+/// reporting `shed` (empty: full telemetry), or unknown to the store (`None`).
+fn world_with_node(shed: Option<&[&str]>) -> World {
     use control_plane::domain::node::{ports::NodeStore, AgentStats, NodeInfo};
     let mut w = world(Some(Phase::Autonomous));
     w.service = autonomous_service(&w).with_nodes(w.store.clone());
+    let Some(shed) = shed else {
+        return w;
+    };
     w.store
         .record_hello(&NodeInfo {
             name: "n1".into(),
@@ -714,11 +717,11 @@ fn world_with_node(shed: &[&str]) -> World {
     w
 }
 
-#[test]
-fn evidence_only_a_degraded_node_saw_waits_for_an_approver_even_when_autonomous() {
-    let mut w = world_with_node(&["payload", "latency"]);
-    let id = w.oom();
-    let action = w.diagnose(id).remove(0);
+/// The action was held for an approver and the runtime saw no call.
+fn assert_waits_for_an_approver(
+    w: &World,
+    action: &control_plane::domain::remediate::ActionRecord,
+) {
     assert_eq!(
         action.state,
         ActionState::PendingApproval,
@@ -726,6 +729,14 @@ fn evidence_only_a_degraded_node_saw_waits_for_an_approver_even_when_autonomous(
         action.outcome
     );
     assert!(w.calls().is_empty(), "{:?}", w.calls());
+}
+
+#[test]
+fn evidence_only_a_degraded_node_saw_waits_for_an_approver_even_when_autonomous() {
+    let mut w = world_with_node(Some(&["payload", "latency"]));
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_waits_for_an_approver(&w, &action);
     let decision = &w.store.records(0, 10).expect("audit")[0];
     let why = decision.body["checks"]
         .as_array()
@@ -745,9 +756,15 @@ fn evidence_only_a_degraded_node_saw_waits_for_an_approver_even_when_autonomous(
     assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
 
     // The same incident seen by a node with full telemetry acts on its own.
-    let mut w = world_with_node(&[]);
+    let mut w = world_with_node(Some(&[]));
     let id = w.oom();
     let action = w.diagnose(id).remove(0);
     assert_eq!(action.state, ActionState::Verifying, "{}", action.outcome);
     assert_eq!(w.calls(), [format!("apply raise_memory_limit {APP}")]);
+
+    // A node the control plane has no mode for is not taken as whole.
+    let mut w = world_with_node(None);
+    let id = w.oom();
+    let action = w.diagnose(id).remove(0);
+    assert_waits_for_an_approver(&w, &action);
 }

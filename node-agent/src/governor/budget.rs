@@ -18,8 +18,9 @@ pub struct BudgetConfig {
     pub cpu_percent: f64,
     /// The agent's resident memory.
     pub memory_mib: u64,
-    /// Events lost (the kernel's ring full, the agent's buffer full) per event seen, over a
-    /// check.
+    /// Records the kernel could not put into the full ring, as a share of the records it
+    /// produced (read + lost), over a check. The agent's own buffer dropping while the control
+    /// plane is away does not count: shedding would not help.
     pub drop_ratio: f64,
     /// How often usage is judged.
     pub check_interval_ms: u64,

@@ -59,21 +59,38 @@ impl Degraded {
     }
 }
 
-/// Carries out one change on the probes. A step whose groups cannot switch is logged; the
-/// level still moves, so the next check does not retry the same step forever.
-fn apply(switch: &mut dyn ProbeSwitch, change: Change) {
+/// Carries out one change on the probes; returns the groups that would not attach again. A
+/// step whose groups cannot switch is logged and the level still moves: a group that would
+/// not come back is retried at every check (`Loop::retry`) and reported as shed until it does.
+fn apply(switch: &mut dyn ProbeSwitch, change: Change) -> Vec<ProbeGroup> {
     let (index, on) = match change {
         Change::Shed { level, .. } => (level - 1, false),
         Change::Restore { level } => (level, true),
     };
     let Some(step) = STEPS.get(index) else {
-        return;
+        return Vec::new();
     };
+    let mut stuck = Vec::new();
     for group in step.groups {
         if let Err(e) = switch.set(*group, on) {
             error!(step = step.name, ?group, on, error = %vigil_config_file::error_chain(&e), "could not switch a probe group");
+            if on {
+                stuck.push(*group);
+            }
         }
     }
+    stuck
+}
+
+/// The steps in force at `level`, and those with a group still detached after a restore.
+fn shed_names(level: usize, stuck: &[ProbeGroup]) -> Vec<String> {
+    let mut names = shed_at(level);
+    for step in STEPS.iter().skip(level) {
+        if step.groups.iter().any(|g| stuck.contains(g)) {
+            names.push(step.name.to_string());
+        }
+    }
+    names
 }
 
 struct Loop {
@@ -82,10 +99,25 @@ struct Loop {
     switch: Box<dyn ProbeSwitch>,
     losses: Losses,
     state: Arc<Degraded>,
+    /// Groups that would not attach again after a restore.
+    stuck: Vec<ProbeGroup>,
 }
 
 impl Loop {
+    /// Tries the groups that would not attach again once more.
+    fn retry(&mut self) {
+        let switch = self.switch.as_mut();
+        self.stuck.retain(|g| match switch.set(*g, true) {
+            Ok(_) => {
+                info!(group = ?g, "probe group attached again");
+                false
+            }
+            Err(_) => true,
+        });
+    }
+
     fn check(&mut self, last: &mut Snapshot, last_losses: &mut (u64, u64)) {
+        self.retry();
         let now = match self.usage.snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -120,12 +152,14 @@ impl Loop {
                     )
                 }
             }
-            apply(self.switch.as_mut(), c);
+            let stuck = apply(self.switch.as_mut(), c);
+            self.stuck.extend(stuck);
         }
         let level = self.governor.level();
         let cause = self.governor.cause();
+        let shed = shed_names(level, &self.stuck);
         self.state.update(|m| {
-            m.shed = shed_at(level);
+            m.shed = shed;
             m.cause = cause.map(|c| c.to_string());
             m.cause_kind = cause.map(|c| c.kind());
             m.cpu_percent = reading.cpu_percent;
@@ -154,6 +188,7 @@ pub fn spawn(
         switch,
         losses,
         state,
+        stuck: Vec::new(),
     };
     std::thread::Builder::new()
         .name("vigil-governor".into())
@@ -163,8 +198,12 @@ pub fn spawn(
                 return;
             };
             let mut last_losses = (governor.losses)();
-            while !stop.load(Ordering::Relaxed) {
+            loop {
                 std::thread::sleep(interval);
+                // Checked after the sleep: no switch once shutdown has begun.
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 if enabled {
                     governor.check(&mut last, &mut last_losses);
                 } else if let Ok(now) = governor.usage.snapshot() {
@@ -208,9 +247,13 @@ mod tests {
             used: 50.0,
             budget: 10.0,
         };
-        apply(&mut switch, Change::Shed { level: 1, cause });
-        apply(&mut switch, Change::Shed { level: 2, cause });
-        apply(&mut switch, Change::Restore { level: 1 });
+        assert!(apply(&mut switch, Change::Shed { level: 1, cause }).is_empty());
+        assert!(apply(&mut switch, Change::Shed { level: 2, cause }).is_empty());
+        let stuck = apply(&mut switch, Change::Restore { level: 1 });
+        // A group that would not come back is still shed, however far the level went down.
+        assert_eq!(stuck, [ProbeGroup::BlockIo]);
+        assert_eq!(shed_names(1, &stuck), ["payload", "latency"]);
+        assert_eq!(shed_names(0, &[]), Vec::<String>::new());
         let log = rec.0.lock().expect("lock").clone();
         assert_eq!(
             log,

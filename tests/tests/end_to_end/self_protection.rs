@@ -1,6 +1,9 @@
 //! The agent protects the node from itself: over its CPU budget (an exec storm makes every
 //! event cost it procfs reads), it detaches probe groups in a fixed order, says so in
 //! `/metrics` and to the control plane, and attaches them again once it has been calm.
+//!
+//! This shows the mechanism, not the saving: an exec storm's cost is attributing process
+//! events, which are never shed, so the agent stays over budget and sheds every step.
 
 use std::{
     net::SocketAddr,
@@ -12,20 +15,10 @@ use std::{
     time::Duration,
 };
 
-use vigil_tests::{prometheus::free_port, wait_for, Agent, AgentOptions, Api, ControlPlane};
-
-/// The value of the first sample of `name` (with `labels`, e.g. `step="payload"`) in an
-/// OpenMetrics text.
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let head = if labels.is_empty() {
-        format!("{name} ")
-    } else {
-        format!("{name}{{{labels}}} ")
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix(&head))
-        .and_then(|v| v.trim().parse().ok())
-}
+use vigil_tests::{
+    prometheus::{free_port, sample},
+    wait_for, Agent, AgentOptions, Api, ControlPlane,
+};
 
 /// BPF links and perf events the agent holds open: one per attached probe.
 fn attach_fds(pid: u32) -> usize {
@@ -45,7 +38,7 @@ fn attach_fds(pid: u32) -> usize {
 fn options(node: &str, metrics: SocketAddr, budget: &str) -> AgentOptions {
     let mut o = AgentOptions::new(node);
     o.metrics_listen = metrics.to_string();
-    o.extra_toml = format!("[budget]\ncheck_interval_ms = 500\ncalm_checks = 2\n{budget}");
+    o.extra_toml = format!("[budget]\ncheck_interval_ms = 1000\ncalm_checks = 2\n{budget}");
     o
 }
 
@@ -84,8 +77,9 @@ fn an_agent_over_its_budget_sheds_in_order_reports_it_and_restores_when_calm_alo
         }
     }
     drop(idle_agent);
-    // Calm is under 80 % of the budget: twice the idle cost and 3 points more is calm idle.
-    let budget = 2.0 * idle + 3.0;
+    // Calm is under 80 % of the budget: twice the idle cost and 3 points more is calm idle,
+    // and at least 8 % (procfs counts CPU in ticks: one tick a second is 1 %).
+    let budget = (2.0 * idle + 3.0).max(8.0);
 
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let agent = Agent::start(
@@ -190,15 +184,15 @@ fn an_agent_over_its_budget_sheds_in_order_reports_it_and_restores_when_calm_alo
             stats["shed"].as_array()?.is_empty().then_some(())
         },
     );
-    let text = metrics.try_text("/metrics").expect("/metrics after");
-    assert_eq!(
-        sample(&text, "vigil_agent_degraded", "cause=\"cpu\""),
-        Some(0.0)
-    );
-    assert_eq!(
-        attach_fds(agent.pid()),
-        attached,
-        "every probe attached again"
+    wait_for(
+        Duration::from_secs(30),
+        "the agent's /metrics to say it is whole, every probe attached again",
+        || {
+            let text = metrics.try_text("/metrics")?;
+            (sample(&text, "vigil_agent_degraded", "cause=\"cpu\"") == Some(0.0)
+                && attach_fds(agent.pid()) == attached)
+                .then_some(())
+        },
     );
     let log = agent.log();
     assert!(log.contains("over budget: shedding telemetry"), "{log}");

@@ -245,10 +245,12 @@ impl RemediationService {
         d
     }
 
-    /// An action that would run on its own, on evidence only degraded nodes saw, waits for an
+    /// An action that would run on its own, on evidence a degraded node saw, waits for an
     /// approver instead: an agent that sheds telemetry sees part of what happens and may have
-    /// missed what contradicts the diagnosis. The witnesses are the incident's node, or for
-    /// one that spans nodes (a service anomaly) every node that reported lately.
+    /// missed what contradicts the diagnosis. The witness is the incident's node; an incident
+    /// that spans nodes (a service anomaly) does not say which nodes saw its entities, so any
+    /// degraded node that reported lately holds it back. A node the store does not know, or
+    /// modes it cannot read, hold it back too. Modes are read at decision time.
     fn trusted(&self, incident: &Incident, mut d: Decision) -> Decision {
         let Some(nodes) = &self.nodes else {
             return d;
@@ -288,20 +290,27 @@ impl RemediationService {
                 )
             })
             .collect();
-        let alone = !witnesses.is_empty() && degraded.len() == witnesses.len();
+        let why = if witnesses.is_empty() && !incident.node.is_empty() {
+            Some(format!(
+                "node {} is not known to this control plane: its telemetry cannot be judged; an approver decides",
+                incident.node
+            ))
+        } else if !degraded.is_empty() {
+            Some(format!(
+                "seen by degraded node(s) {}: an approver decides",
+                degraded.join("; ")
+            ))
+        } else {
+            None
+        };
         d.checks.push(Check {
             rule: "evidence_trusted",
             passed: true,
-            why: if alone {
-                format!(
-                    "seen only by degraded node(s) {}: an approver decides",
-                    degraded.join("; ")
-                )
-            } else {
-                "seen by a node with full telemetry".into()
-            },
+            why: why
+                .clone()
+                .unwrap_or_else(|| "seen by nodes with full telemetry".into()),
         });
-        if alone {
+        if why.is_some() {
             d.verdict = Verdict::NeedsApproval;
         }
         d

@@ -8,6 +8,7 @@
 
 mod attach;
 pub mod groups;
+mod inflight;
 pub mod layout;
 #[cfg(test)]
 mod layout_tests;
@@ -20,7 +21,7 @@ use std::{
 
 use aya::{Ebpf, EbpfLoader};
 use node_agent_common::NoReturnSyscalls;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use self::{
     attach::{ProbeError, ProbeLink, Targets},
@@ -101,6 +102,18 @@ impl LoadedProbes {
     pub fn set_group(&mut self, group: ProbeGroup, on: bool) -> Result<usize, ProbeError> {
         let mut changed = 0;
         let mut first_error = None;
+        if on {
+            match inflight::clear_group(&mut self.ebpf, group) {
+                Ok(n) => debug!(
+                    ?group,
+                    entries = n,
+                    "in-flight state cleared before attaching again"
+                ),
+                Err(e) => {
+                    warn!(?group, error = %e, "could not clear the in-flight state: the first latencies after attaching again may span the gap")
+                }
+            }
+        }
         for (i, (g, spec)) in groups::probes().enumerate() {
             let started = self.status.get(i).is_some_and(|s| s.error.is_none());
             if g.group != group || !started {
