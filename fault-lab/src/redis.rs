@@ -40,3 +40,13 @@ fn command(addr: &str, password: &str, parts: &[&str]) -> Result<String> {
 pub fn set_password(addr: &str, from: &str, to: &str) -> Result<()> {
     command(addr, from, &["CONFIG", "SET", "requirepass", to]).map(|_| ())
 }
+
+/// Whether the server at `addr` takes `password`: `false` when it refuses it, an error when
+/// it cannot be asked.
+pub fn accepts(addr: &str, password: &str) -> Result<bool> {
+    match command(addr, password, &["PING"]) {
+        Ok(_) => Ok(true),
+        Err(LabError::Command { detail, .. }) if detail.starts_with('-') => Ok(false),
+        Err(e) => Err(e),
+    }
+}

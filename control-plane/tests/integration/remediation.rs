@@ -35,6 +35,7 @@ use control_plane::{
 use serde_json::json;
 
 const APP: &str = "cgroup/shop/app";
+const DB: &str = "cgroup/shop/db";
 const SEC: i64 = 1_000_000_000;
 const START: i64 = 1_800_000_000 * SEC;
 
@@ -70,19 +71,21 @@ impl Runtime for Recorder {
     }
 }
 
-struct OneWorkload;
+/// The app, and the database it calls.
+struct Shop;
 
-impl FleetView for OneWorkload {
+impl FleetView for Shop {
     fn fleet(&self) -> Result<BTreeMap<EntityId, Workload>, StoreError> {
-        Ok(BTreeMap::from([(
-            EntityId::new(APP),
-            Workload {
-                replicas: 1,
-                healthy: 1,
-                namespace: Some("shop".into()),
-                ..Workload::default()
-            },
-        )]))
+        let one = || Workload {
+            replicas: 1,
+            healthy: 1,
+            namespace: Some("shop".into()),
+            ..Workload::default()
+        };
+        Ok(BTreeMap::from([
+            (EntityId::new(APP), one()),
+            (EntityId::new(DB), one()),
+        ]))
     }
 }
 
@@ -122,7 +125,7 @@ fn service(
         approval_ttl_ns: 300 * SEC,
         verify_after_ns: 60 * SEC,
         store: store.clone(),
-        fleet: Arc::new(OneWorkload),
+        fleet: Arc::new(Shop),
         runtime: runtime.clone(),
         incidents: store.clone(),
         audit,
@@ -215,10 +218,21 @@ impl World {
         id: IncidentId,
         class: FaultClass,
     ) -> Vec<control_plane::domain::remediate::ActionRecord> {
+        self.diagnose_placed(id, class, None)
+    }
+
+    /// Diagnosed as `class`, the evidence placing the fault on `subject`.
+    fn diagnose_placed(
+        &self,
+        id: IncidentId,
+        class: FaultClass,
+        subject: Option<EntityId>,
+    ) -> Vec<control_plane::domain::remediate::ActionRecord> {
         let incident = self.store.get(id).expect("get").expect("incident");
         let diagnosis = Diagnosis {
             incident: id,
             class: Some(class),
+            subject,
             confidence: 0.95,
             gate: 0.6,
             route: Route::Remediation,
@@ -767,4 +781,27 @@ fn evidence_only_a_degraded_node_saw_waits_for_an_approver_even_when_autonomous(
     let id = w.oom();
     let action = w.diagnose(id).remove(0);
     assert_waits_for_an_approver(&w, &action);
+}
+
+#[test]
+fn the_action_lands_where_the_evidence_places_the_fault_not_on_the_incident_s_workload() {
+    // The app's incident; its calls to the database are refused for their credential: the
+    // database's is re-applied, never the app's.
+    let mut w = world(None);
+    let id = w.oom();
+    let mut actions = w.diagnose_placed(id, FaultClass::CredentialFailure, Some(EntityId::new(DB)));
+    let action = actions.remove(0);
+    assert_eq!(action.request.class, ActionClass::ReapplyCredential);
+    assert_eq!(action.request.target, EntityId::new(DB));
+    // Observed (the class's default phase): decided and logged on the database.
+    assert_eq!(action.state, ActionState::Observed, "{}", action.outcome);
+    let decision = &w.store.records(0, 10).expect("audit")[0];
+    assert_eq!(decision.body["request"]["target"], DB, "{}", decision.body);
+    // Without the evidence's placement, the incident's own workload.
+    let mut w = world(None);
+    let id = w.oom();
+    let action = w
+        .diagnose_placed(id, FaultClass::CredentialFailure, None)
+        .remove(0);
+    assert_eq!(action.request.target, EntityId::new(APP));
 }

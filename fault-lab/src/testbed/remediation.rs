@@ -20,8 +20,8 @@ use vigil_domain::remediate::{
     ActionClass,
 };
 
-use super::{AppFiles, Testbed, APP_REPLICAS};
-use crate::names::PREFIX;
+use super::{service_ip, AppFiles, Testbed, APP_REPLICAS, REDIS_PASSWORD};
+use crate::{names::PREFIX, redis};
 
 /// What each service was deployed with, read once the testbed is written and before any
 /// fault: the release a rollback returns to.
@@ -146,6 +146,27 @@ impl Testbed {
             .collect()
     }
 
+    /// Redis's deployed credential is its `--requirepass`: a server that refuses it gets it
+    /// back by a restart (the supervisor does not know the password that replaced it, which
+    /// `CONFIG SET` would need).
+    fn reapply_redis(&self, name: &str) -> Outcome {
+        let addr = format!("{}:6379", service_ip("redis").map_err(failed)?);
+        if redis::accepts(&addr, REDIS_PASSWORD).map_err(failed)? {
+            return Err((
+                Status::Refused,
+                "redis accepts the credential it was deployed with".into(),
+            ));
+        }
+        self.supervisor.restart(name).map_err(failed)?;
+        Ok((
+            format!(
+                "restarted {name} with the credential it was deployed with (it persists no data: \
+                 its cache starts empty)"
+            ),
+            json!({"nothing": "the credential it replaced was not the release's and is not kept"}),
+        ))
+    }
+
     fn app_release(
         &self,
         service: &str,
@@ -203,6 +224,7 @@ impl Testbed {
                 let modes: Vec<Value> = changed.iter().map(|(p, a, b)| json!([p, a, b])).collect();
                 Ok((detail, json!({"modes": modes})))
             }
+            ActionClass::ReapplyCredential if service == "redis" => self.reapply_redis(&name),
             ActionClass::ReapplyCredential => {
                 let release = self.app_release(service, action)?;
                 let path = &release.files.secret;

@@ -1,7 +1,8 @@
 //! The testbed's supervisor on its real socket (`vigil-lab up`): the requests Vigil's local
 //! runtime sends, against the running services — the fleet it reports, a replica taken out
 //! of web's pool and put back (never the last), an egress rate limit raised and written back,
-//! web's certificate renewed and the old one served again.
+//! web's certificate renewed and the old one served again, redis's deployed password
+//! re-applied after it changed.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -155,6 +156,28 @@ fn the_supervisor_acts_and_undoes_on_the_running_testbed() {
     );
     assert_eq!(back["status"], "done", "{back}");
     assert_eq!(std::fs::read_to_string(&cert).expect("cert"), before);
+
+    // redis's deployed password re-applied once it was changed under its clients, and only
+    // then.
+    let addr = format!(
+        "{}:6379",
+        fault_lab::testbed::service_ip("redis").expect("redis's address")
+    );
+    let deployed = fault_lab::testbed::REDIS_PASSWORD;
+    let kept = apply(&socket, "reapply_credential", "vigil-lab-redis", json!({}));
+    assert_eq!(kept["status"], "refused", "still the deployed one: {kept}");
+    fault_lab::redis::set_password(&addr, deployed, "rotated-under-them").expect("rotate");
+    assert!(!fault_lab::redis::accepts(&addr, deployed).expect("ask redis"));
+    let again = apply(&socket, "reapply_credential", "vigil-lab-redis", json!({}));
+    assert_eq!(again["status"], "done", "{again}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !fault_lab::redis::accepts(&addr, deployed).unwrap_or(false) {
+        assert!(
+            Instant::now() < until,
+            "redis refuses its deployed password after {again}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Garbage is answered, not crashed on.
     let garbage = ask(&socket, json!({"v": 1, "op": "rm -rf /"}));

@@ -110,6 +110,11 @@ pub struct Vote {
     pub class: FaultClass,
     pub strength: f64,
     pub reason: String,
+    /// Where the evidence places the fault when that is another workload than the one the
+    /// tool was asked about (the server refusing a credential, the resolver failing the
+    /// lookups): remediation acts there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<EntityId>,
 }
 
 impl Vote {
@@ -118,7 +123,14 @@ impl Vote {
             class,
             strength: strength.clamp(0.0, 1.0),
             reason: reason.into(),
+            at: None,
         }
+    }
+
+    /// The same vote, placing the fault on `entity`.
+    pub fn at(mut self, entity: EntityId) -> Self {
+        self.at = Some(entity);
+        self
     }
 }
 

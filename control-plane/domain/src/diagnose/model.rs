@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{evidence::ToolOutput, llm::verdict::LlmReview, taxonomy::FaultClass};
-use crate::incident::IncidentId;
+use crate::{entity::EntityId, incident::IncidentId};
 
 /// Where a diagnosis goes: remediation acts only on confident ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,11 @@ pub struct Diagnosis {
     pub incident: IncidentId,
     /// `None`: no tool found evidence for any class.
     pub class: Option<FaultClass>,
+    /// Where the strongest evidence for the class places the fault, when it names a workload
+    /// other than the incident's (the server refusing its clients' credentials, the resolver
+    /// failing their lookups): where remediation acts. `None`: on the incident's workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<EntityId>,
     /// In [0, 1]: the evidence's strength for the class times the voters' agreement.
     pub confidence: f64,
     /// The gate it was judged against.

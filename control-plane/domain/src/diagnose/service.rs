@@ -17,6 +17,7 @@ use super::{
     model::{Diagnosis, Route},
     ports::{DiagnosisStore, Sources},
     related::{self, concerns},
+    taxonomy::FaultClass,
     tool::{Scope, ToolOutput},
     tools::Registry,
     votes::{decide, Voter},
@@ -117,6 +118,19 @@ fn earlier_claim(
             _ => i.opened_unix_ns + 1,
         })
         .max()
+}
+
+/// Where the strongest vote for `class` that places the fault places it, unless that is the
+/// incident's own workload.
+fn subject(voters: &[Voter], class: FaultClass, own: &EntityId) -> Option<EntityId> {
+    voters
+        .iter()
+        .flat_map(|v| &v.votes)
+        .filter(|v| v.class == class)
+        .filter_map(|v| v.at.as_ref().map(|at| (v.strength, at)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, at)| at.clone())
+        .filter(|at| at != own)
 }
 
 impl DiagnosisService {
@@ -315,9 +329,13 @@ impl DiagnosisService {
                 incident.status == IncidentStatus::Open
                     && t <= incident.updated_unix_ns.saturating_add(TRAIL_NS)
             });
+        let subject = verdict
+            .class
+            .and_then(|c| subject(&voters, c, &incident.workload_key));
         let mut d = Diagnosis {
             incident: incident.id,
             class: verdict.class,
+            subject,
             confidence: verdict.confidence,
             gate: self.parts.policy.gate,
             route: verdict.route,
@@ -582,12 +600,41 @@ fn news(previous: Option<&Diagnosis>, d: &Diagnosis) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::taxonomy::FaultClass;
+    use crate::diagnose::tool::Vote;
+
+    #[test]
+    fn the_subject_is_where_the_strongest_placing_vote_for_the_class_puts_the_fault() {
+        let own = EntityId::new("cgroup/web");
+        let (dns, other) = (EntityId::new("cgroup/dns"), EntityId::new("cgroup/other"));
+        let voters = vec![
+            Voter {
+                name: "dns_lookups".into(),
+                votes: vec![Vote::new(FaultClass::DnsFailure, 0.8, "").at(dns.clone())],
+            },
+            Voter {
+                name: "weak".into(),
+                votes: vec![Vote::new(FaultClass::DnsFailure, 0.3, "").at(other.clone())],
+            },
+            Voter {
+                name: "another class".into(),
+                votes: vec![Vote::new(FaultClass::Partition, 0.9, "").at(other)],
+            },
+        ];
+        assert_eq!(subject(&voters, FaultClass::DnsFailure, &own), Some(dns));
+        // Nothing placed for the class, or placed on the incident's own workload: no subject.
+        assert_eq!(subject(&voters, FaultClass::OomKill, &own), None);
+        let here = vec![Voter {
+            name: "edge_stats".into(),
+            votes: vec![Vote::new(FaultClass::CredentialFailure, 0.8, "").at(own.clone())],
+        }];
+        assert_eq!(subject(&here, FaultClass::CredentialFailure, &own), None);
+    }
 
     fn diagnosis(class: FaultClass, confidence: f64) -> Diagnosis {
         Diagnosis {
             incident: IncidentId(1),
             class: Some(class),
+            subject: None,
             confidence,
             gate: 0.6,
             route: Route::Remediation,

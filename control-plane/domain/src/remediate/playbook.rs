@@ -182,11 +182,13 @@ impl Playbooks {
     }
 
     /// What the diagnosis's playbook proposes for the incident's root cause: its steps whose
-    /// preconditions hold, in order.
+    /// preconditions hold, in order, on the workload the evidence places the fault in (the
+    /// diagnosis's subject, else the incident's).
     pub fn propose(&self, incident: &Incident, diagnosis: &Diagnosis) -> Vec<Proposal> {
         let Some(p) = diagnosis.class.and_then(|c| self.by_class.get(&c)) else {
             return Vec::new();
         };
+        let target = diagnosis.subject.as_ref().unwrap_or(&incident.workload_key);
         p.actions
             .iter()
             .filter(|s| {
@@ -199,14 +201,14 @@ impl Playbooks {
                 s.when
                     .entity_prefix
                     .as_deref()
-                    .is_none_or(|pre| incident.workload_key.as_str().starts_with(pre))
+                    .is_none_or(|pre| target.as_str().starts_with(pre))
             })
             .map(|s| Proposal {
                 step: s.clone(),
                 request: ActionRequest {
                     incident: incident.id,
                     class: s.action,
-                    target: incident.workload_key.clone(),
+                    target: target.clone(),
                     replicas: s.replicas,
                     confidence: diagnosis.confidence,
                     severity: incident.severity,

@@ -63,6 +63,7 @@ mod tests {
         Diagnosis {
             incident: IncidentId(id),
             class: Some(class),
+            subject: None,
             confidence: 0.8,
             gate: 0.6,
             route: Route::Remediation,

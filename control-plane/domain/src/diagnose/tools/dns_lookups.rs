@@ -1,7 +1,7 @@
 //! `dns_lookups`: name lookups that fail, by the asking entity and fleet-wide. An entity whose
 //! own lookups started failing, or a resolver whose clients' lookups did, points at DNS.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::IpAddr};
 
 use crate::{
     diagnose::{
@@ -10,8 +10,9 @@ use crate::{
         tool::{EvidenceTool, Observation, Scope, ToolOutput, ToolSpec, Vote},
         window,
     },
+    entity::EntityId,
     event::EventKind,
-    interval::{Sample, SampleKind},
+    interval::{Endpoint, Sample, SampleKind},
     store::StoreError,
 };
 
@@ -32,6 +33,15 @@ const RESOLVERS: [&str; 9] = [
 
 const RISE: f64 = 3.0;
 const MIN_PER_S: f64 = 0.2;
+
+/// The workload serving DNS at `server` (an address the agent saw answer, port 53), when the
+/// graph knows one there.
+fn resolver_entity(sources: &Sources, node: &str, server: &str) -> Option<EntityId> {
+    let ip: IpAddr = server.parse().ok()?;
+    let endpoint = Endpoint { ip, port: 53 };
+    let entity = sources.graph.server_entity(node, &endpoint);
+    (entity != EntityId::external(endpoint)).then_some(entity)
+}
 
 impl EvidenceTool for DnsLookups {
     fn spec(&self) -> ToolSpec {
@@ -56,13 +66,18 @@ impl EvidenceTool for DnsLookups {
             window::rates(scope, fleet.before.len() as f64, fleet.during.len() as f64);
         let mut names: BTreeMap<String, (u64, std::collections::BTreeSet<String>)> =
             BTreeMap::new();
+        let mut answered_by: BTreeMap<EntityId, u64> = BTreeMap::new();
         for e in &fleet.during {
             if let EventKind::DnsFailure {
                 rcode_name,
                 query_name,
+                server,
                 ..
             } = &e.event.kind
             {
+                if let Some(resolver) = resolver_entity(sources, &e.event.node, server) {
+                    *answered_by.entry(resolver).or_default() += 1;
+                }
                 let entry = names
                     .entry(format!("{query_name} ({rcode_name})"))
                     .or_default();
@@ -99,24 +114,35 @@ impl EvidenceTool for DnsLookups {
                 .weight(*n as f64)
         }));
         let rose = |b: f64, d: f64| d >= MIN_PER_S && d >= RISE * b;
+        // The resolver that answered most of the failures is where the fault is acted on,
+        // unless the entity asked about is itself one.
+        let place = answered_by
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(r, _)| r.clone())
+            .filter(|r| !resolver && *r != scope.entity);
+        let placed = |v: Vote| match &place {
+            Some(r) => v.at(r.clone()),
+            None => v,
+        };
         let mut votes = Vec::new();
         if rose(own_b, own_d) {
-            votes.push(Vote::new(
+            votes.push(placed(Vote::new(
                 FaultClass::DnsFailure,
                 0.8,
                 format!("its lookups fail {own_b:.2}/s → {own_d:.2}/s"),
-            ));
+            )));
         } else if rose(all_b, all_d) {
             let (strength, whose) = if resolver {
                 (0.8, "its clients' lookups")
             } else {
                 (0.35, "lookups elsewhere")
             };
-            votes.push(Vote::new(
+            votes.push(placed(Vote::new(
                 FaultClass::DnsFailure,
                 strength,
                 format!("{whose} fail {all_b:.2}/s → {all_d:.2}/s"),
-            ));
+            )));
         }
         let summary = format!(
             "own failures {own_d:.2}/s (before {own_b:.2}/s); fleet-wide {all_d:.2}/s (before {all_b:.2}/s){}",

@@ -136,24 +136,34 @@ fn peer(sources: &Sources, s: &StoredSample) -> Option<(FlowRole, EntityId)> {
     Some((role, sources.graph.server_entity(&s.node, &remote)))
 }
 
-/// What one edge's change says, as votes (strongest first is not required).
-fn judge(scope: &Scope, role: FlowRole, name: &str, e: &Edge, votes: &mut Vec<Vote>) {
+/// What one edge's change says, as votes (strongest first is not required). `server` is the
+/// edge's serving side: the one refusing credentials.
+fn judge(
+    scope: &Scope,
+    role: FlowRole,
+    (name, server): (&str, &EntityId),
+    e: &Edge,
+    votes: &mut Vec<Vote>,
+) {
     let (b, d) = (&e.before, &e.during);
     let r = |before: u64, during: u64| window::rates(scope, before as f64, during as f64);
     let rose =
         |(before, during): (f64, f64), floor: f64| during >= floor && during >= RISE * before;
     let auth = r(b.requests.auth, d.requests.auth);
     if rose(auth, 0.2) {
-        votes.push(Vote::new(
-            FaultClass::CredentialFailure,
-            0.85,
-            format!(
-                "{name}: auth refusals {:.2}/s → {:.2}/s ({})",
-                auth.0,
-                auth.1,
-                codes(&d.requests)
-            ),
-        ));
+        votes.push(
+            Vote::new(
+                FaultClass::CredentialFailure,
+                0.85,
+                format!(
+                    "{name}: auth refusals {:.2}/s → {:.2}/s ({})",
+                    auth.0,
+                    auth.1,
+                    codes(&d.requests)
+                ),
+            )
+            .at(server.clone()),
+        );
     }
     let bytes_in = r(b.flows.bytes_received, d.flows.bytes_received);
     let trouble = d.flows.retransmits + d.flows.failed + d.requests.unanswered;
@@ -358,7 +368,7 @@ fn downstream(
                 }
                 let name = format!("{dep} → {peer}");
                 let mut found = Vec::new();
-                judge(&there, role, &name, &e, &mut found);
+                judge(&there, role, (&name, &peer), &e, &mut found);
                 if found.is_empty() {
                     continue;
                 }
@@ -370,12 +380,10 @@ fn downstream(
                 }
                 obs.push(edge_observation(&format!("downstream: {name}"), &e, true));
                 let discount = HOP_DISCOUNT.powi(hop as i32);
-                votes.extend(found.into_iter().map(|v| {
-                    Vote::new(
-                        v.class,
-                        v.strength * discount,
-                        format!("downstream of {}: {}", scope.entity, v.reason),
-                    )
+                votes.extend(found.into_iter().map(|v| Vote {
+                    strength: v.strength * discount,
+                    reason: format!("downstream of {}: {}", scope.entity, v.reason),
+                    ..v
                 }));
             }
         }
@@ -403,7 +411,11 @@ impl EvidenceTool for EdgeStats {
                 FlowRole::Server => format!("{peer} → {}", scope.entity),
             };
             let before = votes.len();
-            judge(scope, *role, &name, e, &mut votes);
+            let server = match role {
+                FlowRole::Client => peer,
+                FlowRole::Server => &scope.entity,
+            };
+            judge(scope, *role, (&name, server), e, &mut votes);
             let telling = votes.len() > before;
             if *role == FlowRole::Client
                 && *peer != scope.entity
@@ -457,7 +469,13 @@ mod tests {
         e.during.flows.failed = 5;
         e.during.flows.resets_received = resets;
         let mut votes = Vec::new();
-        judge(&scope, FlowRole::Client, "web → app", &e, &mut votes);
+        judge(
+            &scope,
+            FlowRole::Client,
+            ("web → app", &EntityId::new("cgroup/app")),
+            &e,
+            &mut votes,
+        );
         votes.into_iter().map(|v| v.class).collect()
     }
 
@@ -472,7 +490,13 @@ mod tests {
         e.during.flows.packets_sent = 400;
         e.during.flows.retransmits = 2;
         let mut votes = Vec::new();
-        judge(&scope, FlowRole::Client, "app → postgres", &e, &mut votes);
+        judge(
+            &scope,
+            FlowRole::Client,
+            ("app → postgres", &EntityId::new("cgroup/postgres")),
+            &e,
+            &mut votes,
+        );
         assert!(
             votes.iter().all(|v| v.class != FaultClass::Partition),
             "{votes:?}"
@@ -480,11 +504,44 @@ mod tests {
         // The same collapse with every segment retried is.
         e.during.flows.retransmits = 300;
         let mut votes = Vec::new();
-        judge(&scope, FlowRole::Client, "app → postgres", &e, &mut votes);
+        judge(
+            &scope,
+            FlowRole::Client,
+            ("app → postgres", &EntityId::new("cgroup/postgres")),
+            &e,
+            &mut votes,
+        );
         assert!(
             votes.iter().any(|v| v.class == FaultClass::Partition),
             "{votes:?}"
         );
+    }
+
+    #[test]
+    fn refused_credentials_place_the_fault_on_the_server_that_refuses_them() {
+        let scope = ten_seconds("cgroup/app");
+        let redis = EntityId::new("cgroup/redis");
+        let credential_votes = |auth: u64| {
+            let mut e = Edge::default();
+            e.before.requests.requests = 600;
+            e.during.requests.requests = 100;
+            e.during.requests.auth = auth;
+            let mut votes = Vec::new();
+            judge(
+                &scope,
+                FlowRole::Client,
+                ("app → redis", &redis),
+                &e,
+                &mut votes,
+            );
+            votes.retain(|v| v.class == FaultClass::CredentialFailure);
+            votes
+        };
+        let refused = credential_votes(40);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].at.as_ref(), Some(&redis));
+        // No refusals, no credential vote placed anywhere.
+        assert!(credential_votes(0).is_empty());
     }
 
     #[test]
