@@ -7,6 +7,7 @@ use crate::support::diagnosis_lab::{Lab, APP, APP_IP, REDIS, REDIS_IP, SECOND, W
 
 use control_plane::domain::{
     diagnose::{ports::DiagnosisStore, Diagnosis, DiagnosisPolicy, FaultClass, Route},
+    entity::EntityId,
     event::{EventKind, KernelEvent, ProcessRef},
     incident::{
         ports::{IncidentChange, IncidentQuery, IncidentStore},
@@ -281,6 +282,59 @@ fn errors_from_a_dependency_are_followed_down_to_the_refused_password() {
         "{}",
         edge.reason
     );
+    // Acted on where the password is refused, not on web where the anomaly was seen.
+    assert_eq!(d.subject, Some(EntityId::new(REDIS)));
+}
+
+#[test]
+fn a_dependency_that_refuses_connections_is_asked_why_and_its_unreplaced_stop_is_the_cause() {
+    let mut lab = Lab::new();
+    // app's supervisor stopped it and nothing started it again; web's connects to it are
+    // refused and the anomaly is localized to web.
+    let stop = lab.next_seq();
+    let now = lab.now;
+    lab.events(vec![exit(
+        stop,
+        now - 7 * SECOND,
+        APP,
+        15,
+        Some("supervisor"),
+    )]);
+    lab.intervals(-70, 0, |t, i| {
+        let counts = if t < -7 {
+            FlowCounts {
+                connects: 5,
+                established: 5,
+                bytes_received: 10_000,
+                ..FlowCounts::default()
+            }
+        } else {
+            FlowCounts {
+                connects: 3,
+                failed: 3,
+                resets_received: 3,
+                ..FlowCounts::default()
+            }
+        };
+        i.flows.push(FlowObservation {
+            workload: workload(WEB),
+            role: FlowRole::Client,
+            local: Endpoint {
+                ip: "10.0.0.2".parse().expect("ip"),
+                port: 40_000,
+            },
+            remote: Endpoint {
+                ip: APP_IP.parse().expect("ip"),
+                port: 8080,
+            },
+            process: "nginx".into(),
+            counts,
+        });
+    });
+    let incident = lab.anomaly(WEB, -7);
+    let d = lab.diagnose(&incident);
+    assert_class(&d, FaultClass::ReplicaShortage, Route::Remediation);
+    assert_eq!(d.subject, Some(EntityId::new(APP)), "{:#?}", d.breakdown);
 }
 
 #[test]

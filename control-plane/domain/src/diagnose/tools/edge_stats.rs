@@ -20,6 +20,7 @@ use crate::{
         ports::Sources,
         taxonomy::FaultClass,
         tool::{EvidenceTool, Observation, Scope, ToolOutput, ToolSpec, Vote},
+        tools::process_exits::ProcessExits,
         window,
     },
     entity::EntityId,
@@ -405,6 +406,7 @@ impl EvidenceTool for EdgeStats {
         let mut obs = Vec::new();
         let mut votes: Vec<Vote> = Vec::new();
         let mut erring: Vec<EntityId> = Vec::new();
+        let mut down: Vec<EntityId> = Vec::new();
         for ((role, peer), e) in &edges {
             let name = match role {
                 FlowRole::Client => format!("{} → {peer}", scope.entity),
@@ -425,9 +427,19 @@ impl EvidenceTool for EdgeStats {
             {
                 erring.push(peer.clone());
             }
+            if *role == FlowRole::Client
+                && *peer != scope.entity
+                && votes[before..]
+                    .iter()
+                    .any(|v| v.class == FaultClass::DependencyDown)
+                && !down.contains(peer)
+            {
+                down.push(peer.clone());
+            }
             obs.push(edge_observation(&name, e, telling));
         }
         downstream(sources, scope, erring, &mut obs, &mut votes)?;
+        let revisit = why_down(sources, scope, &down, &mut obs, &mut votes)?;
         // One vote per class: the strongest edge's.
         votes.sort_by(|a, b| b.strength.total_cmp(&a.strength));
         let mut kept: Vec<Vote> = Vec::new();
@@ -441,8 +453,47 @@ impl EvidenceTool for EdgeStats {
             edges.len(),
             obs.iter().filter(|o| o.weight >= 100.0).count()
         );
-        Ok(ToolOutput::new("edge_stats", scope, summary, obs, kept))
+        Ok(ToolOutput::new("edge_stats", scope, summary, obs, kept).revisit_at(revisit))
     }
+}
+
+/// A dependency that refuses connections is asked why, as an engineer would: how its own
+/// processes ended (killed, crashing in a loop, stopped and not replaced). What that shows
+/// votes too, placed on the dependency, which is where an action helps. Returns when the
+/// answer may change with no new evidence (a stop still inside its replacement grace).
+fn why_down(
+    sources: &Sources,
+    scope: &Scope,
+    down: &[EntityId],
+    obs: &mut Vec<Observation>,
+    votes: &mut Vec<Vote>,
+) -> Result<Option<i64>, StoreError> {
+    let mut revisit: Option<i64> = None;
+    for peer in down {
+        let there = Scope {
+            entity: peer.clone(),
+            ..scope.clone()
+        };
+        let exits = ProcessExits.call(sources, &there)?;
+        revisit = match (revisit, exits.revisit_unix_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if exits.votes.is_empty() {
+            continue;
+        }
+        obs.push(
+            Observation::new(format!("why {peer} refuses: {}", exits.summary), 1.0, "")
+                .weight(200.0),
+        );
+        votes.extend(exits.votes.into_iter().map(|v| Vote {
+            strength: v.strength * HOP_DISCOUNT,
+            reason: format!("{peer} refuses connections: {}", v.reason),
+            at: Some(peer.clone()),
+            ..v
+        }));
+    }
+    Ok(revisit)
 }
 
 #[cfg(test)]
