@@ -119,10 +119,13 @@ impl FaultClass {
             return true;
         }
         let produces: &[FaultClass] = match self {
-            // An OOM kill repeated is a crash loop; held near the limit first, pressure.
+            // An OOM kill repeated is a crash loop; held near the limit first, pressure. A
+            // cgroup at its limit reclaims its own page cache and reads it back from disk (and
+            // the dying process's pages are written out): block IO slows with it.
             OomKill => &[
                 MemoryPressure,
                 CrashLoop,
+                IoLatency,
                 DependencyDown,
                 DependencyErrors,
                 AppErrors,
@@ -142,7 +145,9 @@ impl FaultClass {
             CrashLoop | ProcessKilled => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
             // The replicas left carry the load: slower, or failing.
             ReplicaShortage => &[DependencyDown, DependencyErrors, AppErrors, AppLatency],
-            MemoryPressure | CpuThrottling | IoLatency => &[AppLatency, DependencyErrors],
+            // Reclaim at the limit is refaults from disk: slower block IO.
+            MemoryPressure => &[IoLatency, AppLatency, DependencyErrors],
+            CpuThrottling | IoLatency => &[AppLatency, DependencyErrors],
             // Lost packets are lost lookups too: the resolver's queries time out.
             NetworkLoss => &[AppLatency, DependencyErrors, AppErrors, DnsFailure],
             NetworkLatency => &[AppLatency, DependencyErrors, AppErrors],

@@ -187,6 +187,19 @@ mod tests {
     }
 
     #[test]
+    fn the_reclaim_io_around_an_oom_kill_does_not_send_it_to_review() {
+        // The kill, and the block IO its cgroup's reclaim slowed.
+        let kernel = voter("kernel", &[(OomKill, 0.9)]);
+        let latency = voter("latency", &[(IoLatency, 0.55)]);
+        let v = decide(&[kernel, latency.clone()], 0.6);
+        assert_eq!(v.class, Some(OomKill), "{v:?}");
+        assert_eq!(v.route, Route::Remediation, "{v:?}");
+        // Slow IO with no memory fault stays an IO fault.
+        let v = decide(&[latency], 0.4);
+        assert_eq!(v.class, Some(IoLatency), "{v:?}");
+    }
+
+    #[test]
     fn no_votes_is_no_class_and_review() {
         let v = decide(&[voter("a", &[])], 0.6);
         assert_eq!(v.class, None);
