@@ -66,6 +66,10 @@ pub fn ebpf() -> anyhow::Result<()> {
     let mut paths = vec![cargo_bin_dir()];
     paths.extend(std::env::split_paths(&path));
     let mut c = cargo(Some("nightly"));
+    // Never incremental, whatever the caller's environment says: incremental splits the
+    // object into more codegen units, and the code that comes out of that was refused by the
+    // verifier (`vigil_l7_ingress`: "bitwise operator |= on pointer prohibited").
+    c.env("CARGO_INCREMENTAL", "0");
     c.args([
         "build",
         "--package",
