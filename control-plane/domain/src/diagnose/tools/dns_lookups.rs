@@ -66,7 +66,8 @@ impl EvidenceTool for DnsLookups {
             window::rates(scope, fleet.before.len() as f64, fleet.during.len() as f64);
         let mut names: BTreeMap<String, (u64, std::collections::BTreeSet<String>)> =
             BTreeMap::new();
-        let mut answered_by: BTreeMap<EntityId, u64> = BTreeMap::new();
+        // Failures per (node, resolver address): each address is looked up in the graph once.
+        let mut asked: BTreeMap<(&str, &str), u64> = BTreeMap::new();
         for e in &fleet.during {
             if let EventKind::DnsFailure {
                 rcode_name,
@@ -75,9 +76,9 @@ impl EvidenceTool for DnsLookups {
                 ..
             } = &e.event.kind
             {
-                if let Some(resolver) = resolver_entity(sources, &e.event.node, server) {
-                    *answered_by.entry(resolver).or_default() += 1;
-                }
+                *asked
+                    .entry((e.event.node.as_str(), server.as_str()))
+                    .or_default() += 1;
                 let entry = names
                     .entry(format!("{query_name} ({rcode_name})"))
                     .or_default();
@@ -113,6 +114,12 @@ impl EvidenceTool for DnsLookups {
                 ))
                 .weight(*n as f64)
         }));
+        let mut answered_by: BTreeMap<EntityId, u64> = BTreeMap::new();
+        for ((node, server), n) in asked {
+            if let Some(resolver) = resolver_entity(sources, node, server) {
+                *answered_by.entry(resolver).or_default() += n;
+            }
+        }
         let rose = |b: f64, d: f64| d >= MIN_PER_S && d >= RISE * b;
         // The resolver that answered most of the failures is where the fault is acted on,
         // unless the entity asked about is itself one.

@@ -408,33 +408,22 @@ impl EvidenceTool for EdgeStats {
         let mut erring: Vec<EntityId> = Vec::new();
         let mut down: Vec<EntityId> = Vec::new();
         for ((role, peer), e) in &edges {
-            let name = match role {
-                FlowRole::Client => format!("{} → {peer}", scope.entity),
-                FlowRole::Server => format!("{peer} → {}", scope.entity),
+            let (name, server) = match role {
+                FlowRole::Client => (format!("{} → {peer}", scope.entity), peer),
+                FlowRole::Server => (format!("{peer} → {}", scope.entity), &scope.entity),
             };
             let before = votes.len();
-            let server = match role {
-                FlowRole::Client => peer,
-                FlowRole::Server => &scope.entity,
-            };
             judge(scope, *role, (&name, server), e, &mut votes);
             let telling = votes.len() > before;
-            if *role == FlowRole::Client
-                && *peer != scope.entity
-                && votes[before..]
-                    .iter()
-                    .any(|v| v.class == FaultClass::DependencyErrors)
-            {
-                erring.push(peer.clone());
-            }
-            if *role == FlowRole::Client
-                && *peer != scope.entity
-                && votes[before..]
-                    .iter()
-                    .any(|v| v.class == FaultClass::DependencyDown)
-                && !down.contains(peer)
-            {
-                down.push(peer.clone());
+            // A dependency that errs or refuses is asked why, below.
+            if *role == FlowRole::Client && *peer != scope.entity {
+                let says = |class| votes[before..].iter().any(|v| v.class == class);
+                if says(FaultClass::DependencyErrors) {
+                    erring.push(peer.clone());
+                }
+                if says(FaultClass::DependencyDown) && !down.contains(peer) {
+                    down.push(peer.clone());
+                }
             }
             obs.push(edge_observation(&name, e, telling));
         }
@@ -513,20 +502,26 @@ mod tests {
         }
     }
 
+    /// What `judge` says of a client edge `name` to `server`.
+    fn client_votes(scope: &Scope, (name, server): (&str, &str), e: &Edge) -> Vec<Vote> {
+        let mut votes = Vec::new();
+        judge(
+            scope,
+            FlowRole::Client,
+            (name, &EntityId::new(server)),
+            e,
+            &mut votes,
+        );
+        votes
+    }
+
     fn silent_peer(resets: u64) -> Vec<FaultClass> {
         let scope = ten_seconds("cgroup/web");
         let mut e = Edge::default();
         e.before.flows.bytes_received = 60 * 10_000;
         e.during.flows.failed = 5;
         e.during.flows.resets_received = resets;
-        let mut votes = Vec::new();
-        judge(
-            &scope,
-            FlowRole::Client,
-            ("web → app", &EntityId::new("cgroup/app")),
-            &e,
-            &mut votes,
-        );
+        let votes = client_votes(&scope, ("web → app", "cgroup/app"), &e);
         votes.into_iter().map(|v| v.class).collect()
     }
 
@@ -540,28 +535,14 @@ mod tests {
         e.during.flows.bytes_received = 6_000;
         e.during.flows.packets_sent = 400;
         e.during.flows.retransmits = 2;
-        let mut votes = Vec::new();
-        judge(
-            &scope,
-            FlowRole::Client,
-            ("app → postgres", &EntityId::new("cgroup/postgres")),
-            &e,
-            &mut votes,
-        );
+        let votes = client_votes(&scope, ("app → postgres", "cgroup/postgres"), &e);
         assert!(
             votes.iter().all(|v| v.class != FaultClass::Partition),
             "{votes:?}"
         );
         // The same collapse with every segment retried is.
         e.during.flows.retransmits = 300;
-        let mut votes = Vec::new();
-        judge(
-            &scope,
-            FlowRole::Client,
-            ("app → postgres", &EntityId::new("cgroup/postgres")),
-            &e,
-            &mut votes,
-        );
+        let votes = client_votes(&scope, ("app → postgres", "cgroup/postgres"), &e);
         assert!(
             votes.iter().any(|v| v.class == FaultClass::Partition),
             "{votes:?}"
@@ -577,14 +558,7 @@ mod tests {
             e.before.requests.requests = 600;
             e.during.requests.requests = 100;
             e.during.requests.auth = auth;
-            let mut votes = Vec::new();
-            judge(
-                &scope,
-                FlowRole::Client,
-                ("app → redis", &redis),
-                &e,
-                &mut votes,
-            );
+            let mut votes = client_votes(&scope, ("app → redis", redis.as_str()), &e);
             votes.retain(|v| v.class == FaultClass::CredentialFailure);
             votes
         };

@@ -21,6 +21,8 @@ use control_plane::domain::{
     synthetic::{kernel_event, oom_kill, workload},
 };
 
+mod dependencies;
+
 fn openat(key: &str, calls: u64, eacces: u64) -> SyscallObservation {
     failing(key, (257, "openat"), calls, (13, "EACCES"), eacces)
 }
@@ -189,21 +191,31 @@ fn cut_off_from_redis(lab: &mut Lab) {
             },
             _ => return,
         };
-        i.flows.push(FlowObservation {
-            workload: workload(APP),
-            role: FlowRole::Client,
-            local: Endpoint {
-                ip: APP_IP.parse().expect("ip"),
-                port: 40_000,
-            },
-            remote: Endpoint {
-                ip: REDIS_IP.parse().expect("ip"),
-                port: 6379,
-            },
-            process: "app".into(),
-            counts,
-        });
+        i.flows
+            .push(client_flow((APP, APP_IP), (REDIS_IP, 6379), counts));
     });
+}
+
+/// `client`'s connections (from its address `client_ip`) to the server at `server_ip:port`.
+fn client_flow(
+    (client, client_ip): (&str, &str),
+    (server_ip, port): (&str, u16),
+    counts: FlowCounts,
+) -> FlowObservation {
+    FlowObservation {
+        workload: workload(client),
+        role: FlowRole::Client,
+        local: Endpoint {
+            ip: client_ip.parse().expect("ip"),
+            port: 40_000,
+        },
+        remote: Endpoint {
+            ip: server_ip.parse().expect("ip"),
+            port,
+        },
+        process: client.rsplit('/').next().unwrap_or(client).into(),
+        counts,
+    }
 }
 
 #[test]
@@ -243,98 +255,6 @@ fn redis_refusing_the_password_is_a_credential_fault_not_a_dependency_error() {
         .find(|b| b.voter == "edge_stats")
         .expect("edge_stats voted");
     assert!(edge.reason.contains(REDIS), "{}", edge.reason);
-}
-
-#[test]
-fn errors_from_a_dependency_are_followed_down_to_the_refused_password() {
-    let mut lab = Lab::new();
-    // web calls app, app calls redis; redis starts refusing app's password. web only sees
-    // app's 502s, and the anomaly is localized to web.
-    lab.intervals(-70, 0, |t, i| {
-        let failing = t >= -6;
-        i.requests.push(calls(
-            WEB,
-            APP_IP,
-            8080,
-            Protocol::Http1,
-            30,
-            failing.then_some("502"),
-        ));
-        i.requests.push(calls(
-            APP,
-            REDIS_IP,
-            6379,
-            Protocol::Redis,
-            30,
-            failing.then_some("WRONGPASS"),
-        ));
-    });
-    let incident = lab.anomaly(WEB, -6);
-    let d = lab.diagnose(&incident);
-    assert_class(&d, FaultClass::CredentialFailure, Route::Remediation);
-    let edge = d
-        .breakdown
-        .iter()
-        .find(|b| b.voter == "edge_stats")
-        .expect("edge_stats voted");
-    assert!(
-        edge.reason.contains("downstream") && edge.reason.contains(REDIS),
-        "{}",
-        edge.reason
-    );
-    // Acted on where the password is refused, not on web where the anomaly was seen.
-    assert_eq!(d.subject, Some(EntityId::new(REDIS)));
-}
-
-#[test]
-fn a_dependency_that_refuses_connections_is_asked_why_and_its_unreplaced_stop_is_the_cause() {
-    let mut lab = Lab::new();
-    // app's supervisor stopped it and nothing started it again; web's connects to it are
-    // refused and the anomaly is localized to web.
-    let stop = lab.next_seq();
-    let now = lab.now;
-    lab.events(vec![exit(
-        stop,
-        now - 7 * SECOND,
-        APP,
-        15,
-        Some("supervisor"),
-    )]);
-    lab.intervals(-70, 0, |t, i| {
-        let counts = if t < -7 {
-            FlowCounts {
-                connects: 5,
-                established: 5,
-                bytes_received: 10_000,
-                ..FlowCounts::default()
-            }
-        } else {
-            FlowCounts {
-                connects: 3,
-                failed: 3,
-                resets_received: 3,
-                ..FlowCounts::default()
-            }
-        };
-        i.flows.push(FlowObservation {
-            workload: workload(WEB),
-            role: FlowRole::Client,
-            local: Endpoint {
-                ip: "10.0.0.2".parse().expect("ip"),
-                port: 40_000,
-            },
-            remote: Endpoint {
-                ip: APP_IP.parse().expect("ip"),
-                port: 8080,
-            },
-            process: "nginx".into(),
-            counts,
-        });
-    });
-    let incident = lab.anomaly(WEB, -7);
-    let d = lab.diagnose(&incident);
-    assert_class(&d, FaultClass::ReplicaShortage, Route::Remediation);
-    assert_eq!(d.subject, Some(EntityId::new(APP)), "{:#?}", d.breakdown);
 }
 
 #[test]
