@@ -11,7 +11,7 @@ pub const HIST_BUCKETS: usize = 32;
 /// A log2 latency histogram. Buckets are u32 to keep per-CPU maps small; user space computes
 /// deltas with wrapping subtraction, so wrap-around between two drains is harmless.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LatencyHist {
     pub count: u64,
     pub sum_ns: u64,
@@ -25,6 +25,21 @@ impl LatencyHist {
         sum_ns: 0,
         buckets: [0; HIST_BUCKETS],
     };
+
+    /// The histogram of a population from that of a 1-in-`n` random sample of it: every
+    /// figure times `n` (percentiles unchanged; counts become estimates).
+    pub fn scaled(&self, n: u64) -> Self {
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let mut buckets = self.buckets;
+        for b in &mut buckets {
+            *b = b.saturating_mul(n32);
+        }
+        Self {
+            count: self.count.saturating_mul(n),
+            sum_ns: self.sum_ns.saturating_mul(n),
+            buckets,
+        }
+    }
 }
 
 /// Bucket index of `ns` (floor(log2(ns)), clamped). Branches only, no loops, so the verifier
@@ -338,5 +353,18 @@ mod tests {
         assert_eq!(log2_bucket(1_000_000), 19);
         assert_eq!(log2_bucket((1 << 31) + 5), 31);
         assert_eq!(log2_bucket(u64::MAX), 31);
+    }
+
+    #[test]
+    fn a_sampled_histogram_scales_to_its_population_and_keeps_its_shape() {
+        let mut h = LatencyHist::ZERO;
+        h.count = 3;
+        h.sum_ns = 3_000;
+        h.buckets[9] = 2;
+        h.buckets[u32::BITS as usize - 1] = u32::MAX / 2;
+        let s = h.scaled(8);
+        assert_eq!((s.count, s.sum_ns, s.buckets[9]), (24, 24_000, 16));
+        assert_eq!(s.buckets[31], u32::MAX, "a bucket saturates instead of wrapping");
+        assert_eq!(h.scaled(1), h);
     }
 }

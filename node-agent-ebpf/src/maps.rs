@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
     Global,
 };
 use node_agent_common::{
@@ -93,6 +93,13 @@ pub static L7_CONNS: LruHashMap<FlowKey, L7Conn> = LruHashMap::with_max_entries(
 #[map]
 pub static TLS_CALLS: LruHashMap<u64, TlsCall> = LruHashMap::with_max_entries(16384, 0);
 
+/// How many `TLS_CALLS` entries may exist: never below the true number (an entry replaced or
+/// evicted without its return leaves it one too high, which only costs the fast path). While
+/// it is 0 the read/write tracepoints of `tls` return without a hash lookup: on a node where
+/// nothing is inside OpenSSL, every read and write paid one.
+#[map]
+pub static TLS_IN_FLIGHT: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Each TLS connection's socket fd and parsing state, by (process, `SSL *`). Removed at
 /// `SSL_free`; user space reads it for timed-out requests.
 #[map]
@@ -102,6 +109,11 @@ pub static TLS_CONNS: LruHashMap<TlsKey, TlsConn> = LruHashMap::with_max_entries
 /// addresses at once) and samples of failing replies.
 #[map]
 pub static L7_NOTICES: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Syscall latency is timed for one call in `mask + 1` (a power of two; 0 times every call),
+/// `telemetry.syscall_latency_sample_every - 1`, written at load.
+#[unsafe(no_mangle)]
+pub static SYSCALL_SAMPLE_MASK: Global<u32> = Global::new(0);
 
 /// Non-zero: failing replies are sampled (`telemetry.error_samples`), written at load.
 #[unsafe(no_mangle)]

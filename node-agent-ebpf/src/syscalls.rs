@@ -6,9 +6,19 @@
 //! per-CPU slot; only a task switched out mid-syscall has its
 //! entry moved to a hash map (`vigil_syscall_switch`), so the common path costs no hash
 //! update.
+//!
+//! Latency is sampled: one call in `SYSCALL_SAMPLE_MASK + 1`, drawn at random at entry, is
+//! timed (user space scales its histogram back up). Every failure is counted, sampled or
+//! not. An unsampled call that succeeds costs two slot accesses and no clock, cgroup or
+//! hash-map work — most of what each syscall paid before (per-program figures in
+//! `reports/overhead.md`). Random, not every n-th: a loop of n syscalls would otherwise have
+//! the same one timed each time.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_prandom_u32,
+        bpf_ktime_get_ns,
+    },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -19,8 +29,8 @@ use node_agent_common::{
 use crate::{
     agg::{get_or_insert, record},
     maps::{
-        NORETURN_SYSCALLS, SYSCALLS, SYSCALL_CURRENT, SYSCALL_ERRORS, SYSCALL_START,
-        TELEMETRY_LAYOUT,
+        NORETURN_SYSCALLS, SYSCALLS, SYSCALL_CURRENT, SYSCALL_ERRORS, SYSCALL_SAMPLE_MASK,
+        SYSCALL_START, TELEMETRY_LAYOUT,
     },
 };
 
@@ -40,16 +50,19 @@ pub fn vigil_sys_enter(ctx: RawTracePointContext) -> i32 {
     // SAFETY: `slot` is this CPU's element of `SYSCALL_CURRENT`, which lives as long as the
     // map. Its users (sys_enter, sys_exit, the sched_switch program) never run nested in one
     // another on a CPU: syscall boundaries are not crossed from interrupts, and a BPF program
-    // never schedules. bpf_ktime_get_ns takes no arguments.
+    // never schedules. bpf_ktime_get_ns and bpf_get_prandom_u32 take no arguments.
     unsafe {
         // `exit` and `exit_group` never return: nothing to time (see `NoReturnSyscalls`).
         if NORETURN_SYSCALLS.load().contains(nr as u64) {
             (*slot).tid = 0;
             return 0;
         }
+        let mask = SYSCALL_SAMPLE_MASK.load();
+        let timed = mask == 0 || bpf_get_prandom_u32() & mask == 0;
         (*slot).tid = bpf_get_current_pid_tgid() as u32;
         (*slot).start = SyscallStart {
-            ktime_ns: bpf_ktime_get_ns(),
+            // 0: not timed (the monotonic clock is never 0 at a syscall).
+            ktime_ns: if timed { bpf_ktime_get_ns() } else { 0 },
             nr: nr as u64,
         };
     }
@@ -117,6 +130,11 @@ pub fn vigil_sys_exit(ctx: RawTracePointContext) -> i32 {
     };
     // TP_PROTO(struct pt_regs *regs, long ret)
     let ret: i64 = ctx.arg(1);
+    let failed = (-MAX_ERRNO..0).contains(&ret);
+    let timed = start.ktime_ns != 0;
+    if !timed && !failed {
+        return 0;
+    }
     // SAFETY: bpf_ktime_get_ns and bpf_get_current_cgroup_id take no arguments; they read the
     // monotonic clock and the calling task's cgroup.
     let (now, cgroup) = unsafe { (bpf_ktime_get_ns(), bpf_get_current_cgroup_id()) };
@@ -130,13 +148,14 @@ pub fn vigil_sys_exit(ctx: RawTracePointContext) -> i32 {
         errors: 0,
         latency: LatencyHist::ZERO,
     };
-    let failed = (-MAX_ERRNO..0).contains(&ret);
     if let Some(s) = get_or_insert!(SYSCALLS, &key, &init, map_slot::SYSCALLS) {
         // SAFETY: `s` is this CPU's copy of a live `SYSCALLS` value. Only this program writes
         // `SYSCALLS`, and it is not re-entered on a CPU (it runs at a syscall's return, never
         // from an interrupt), so plain adds cannot lose an update.
         unsafe {
-            record(&mut (*s).latency, now.saturating_sub(start.ktime_ns));
+            if timed {
+                record(&mut (*s).latency, now.saturating_sub(start.ktime_ns));
+            }
             if failed {
                 (*s).errors += 1;
             }

@@ -27,9 +27,9 @@ use node_agent_common::{
 };
 
 use crate::{
-    agg::count_insert,
+    agg::{atomic_add, count_insert},
     l7::{ended, fill, message, notify_socket, take_stash},
-    maps::{TELEMETRY_LAYOUT, TLS_CALLS, TLS_CONNS},
+    maps::{TELEMETRY_LAYOUT, TLS_CALLS, TLS_CONNS, TLS_IN_FLIGHT},
 };
 
 #[uprobe]
@@ -69,7 +69,7 @@ pub fn vigil_ssl_handshake(ctx: ProbeContext) -> u32 {
 
 #[uretprobe]
 pub fn vigil_ssl_handshake_ret(_ctx: RetProbeContext) -> u32 {
-    let _ = TLS_CALLS.remove(bpf_get_current_pid_tgid());
+    end_call(bpf_get_current_pid_tgid());
     0
 }
 
@@ -144,11 +144,36 @@ fn begin(ssl: u64, buf: u64, count_at: u64) {
         // SAFETY: bpf_ktime_get_ns takes no arguments.
         start_ns: unsafe { bpf_ktime_get_ns() },
     };
-    let _ = TLS_CALLS.insert(bpf_get_current_pid_tgid(), call, 0);
+    let thread = bpf_get_current_pid_tgid();
+    // SAFETY: a plain map lookup; only its presence is used.
+    let fresh = unsafe { TLS_CALLS.get(thread) }.is_none();
+    if TLS_CALLS.insert(thread, call, 0).is_ok() && fresh {
+        in_flight(1);
+    }
+}
+
+/// The thread's OpenSSL call returned (or will never be seen returning).
+#[inline(always)]
+fn end_call(thread: u64) {
+    if TLS_CALLS.remove(thread).is_ok() {
+        in_flight(u64::MAX); // - 1, wrapping
+    }
+}
+
+#[inline(always)]
+fn in_flight(delta: u64) {
+    if let Some(n) = TLS_IN_FLIGHT.get_ptr_mut(0) {
+        // SAFETY: `n` is the one element of a preallocated array, 8-byte aligned and live
+        // while the program runs; every CPU adds to it, so the add is atomic.
+        unsafe { atomic_add(n, delta) };
+    }
 }
 
 #[inline(always)]
 fn learn_fd(ctx: &TracePointContext) -> Option<()> {
+    if *TLS_IN_FLIGHT.get(0)? == 0 {
+        return None;
+    }
     let thread = bpf_get_current_pid_tgid();
     // SAFETY: a plain map lookup; the value is copied out.
     let call = unsafe { *TLS_CALLS.get(thread)? };
@@ -191,7 +216,7 @@ fn exit(ctx: &RetProbeContext, write: bool) -> Option<()> {
     let thread = bpf_get_current_pid_tgid();
     // SAFETY: a plain map lookup; the value is copied out before the delete.
     let call = unsafe { *TLS_CALLS.get(thread)? };
-    let _ = TLS_CALLS.remove(thread);
+    end_call(thread);
     // Every one of these returns an `int`: the upper half of the register is not part of it
     // (a -1 read as 64 bits can be 4294967295, "bytes read").
     let ret = ctx.ret::<u64>() as u32 as i32;

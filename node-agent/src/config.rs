@@ -164,6 +164,11 @@ pub struct TelemetryConfig {
     pub network: bool,
     /// Per-syscall counts, errors and latency (`raw_syscalls`).
     pub syscalls: bool,
+    /// Time one syscall in this many, drawn at random (a power of two, 1 to 1024; 1 times
+    /// every call). Failures are always counted; the latency histogram is scaled back up, so
+    /// counts are estimates and percentiles come from the sample. Each untimed call skips
+    /// the clock, the cgroup lookup and the hash-map update in the kernel.
+    pub syscall_latency_sample_every: u32,
     /// Run-queue latency (`sched_wakeup`/`sched_switch`).
     pub runqueue: bool,
     /// Block request latency (`block_rq_issue`/`block_rq_complete`).
@@ -204,6 +209,7 @@ impl Default for TelemetryConfig {
             interval_ms: 1_000,
             network: true,
             syscalls: true,
+            syscall_latency_sample_every: 8,
             runqueue: true,
             block_io: true,
             resources: true,
@@ -352,6 +358,13 @@ impl AgentConfig {
             return Err(invalid(
                 "telemetry.interval_ms",
                 &format!("{} is too short: at least 100 ms", t.interval_ms),
+            ));
+        }
+        let every = t.syscall_latency_sample_every;
+        if !every.is_power_of_two() || every > 1024 {
+            return Err(invalid(
+                "telemetry.syscall_latency_sample_every",
+                &format!("{every} must be a power of two from 1 (every call) to 1024"),
             ));
         }
         if t.dns_timeout_ms == 0 {

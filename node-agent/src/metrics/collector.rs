@@ -287,6 +287,8 @@ impl Collector {
                     count,
                 });
         }
+        // One call in `every` was timed: its histogram stands for all of them.
+        let every = u64::from(self.config.syscall_latency_sample_every);
         let mut samples = Vec::with_capacity(changed.len());
         for (k, s) in changed {
             samples.push(v1::SyscallSample {
@@ -296,7 +298,7 @@ impl Collector {
                 name: syscall_name(k.nr),
                 errors: s.errors,
                 errors_by_errno: by_call.remove(&(k.cgroup_id, k.nr)).unwrap_or_default(),
-                latency: Some(histogram(&s.latency)),
+                latency: Some(histogram(&s.latency.scaled(every))),
             });
         }
         samples

@@ -165,7 +165,8 @@ impl Counters for SyscallStats {
         })
     }
     fn is_zero(&self) -> bool {
-        self.latency.count == 0
+        // An untimed failure counts in `errors` only.
+        self.latency.count == 0 && self.errors == 0
     }
 }
 

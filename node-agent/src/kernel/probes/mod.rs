@@ -193,12 +193,14 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
     let (layouts, layout_errors) = groups::read_layouts(opts.tracefs, GROUPS)?;
     let noreturn = noreturn_syscalls();
     let error_samples = u32::from(opts.telemetry.error_samples);
+    let syscall_sample_mask = opts.telemetry.syscall_latency_sample_every.saturating_sub(1);
     let mut loader = EbpfLoader::new();
     loader
         .override_global("TP_LAYOUT", &layouts.process, true)
         .override_global("TELEMETRY_LAYOUT", &layouts.telemetry, true)
         .override_global("NORETURN_SYSCALLS", &noreturn, true)
         .override_global("L7_ERROR_SAMPLES", &error_samples, true)
+        .override_global("SYSCALL_SAMPLE_MASK", &syscall_sample_mask, true)
         .map_max_entries("EVENTS", opts.ring_buffer_bytes);
     for (map, _, size) in opts.telemetry.maps.entries() {
         loader.map_max_entries(map, size);
