@@ -364,7 +364,11 @@ mod tests {
         h.buckets[u32::BITS as usize - 1] = u32::MAX / 2;
         let s = h.scaled(8);
         assert_eq!((s.count, s.sum_ns, s.buckets[9]), (24, 24_000, 16));
-        assert_eq!(s.buckets[31], u32::MAX, "a bucket saturates instead of wrapping");
+        assert_eq!(
+            s.buckets[31],
+            u32::MAX,
+            "a bucket saturates instead of wrapping"
+        );
         assert_eq!(h.scaled(1), h);
     }
 }

@@ -31,10 +31,8 @@ use node_agent_common::{
 use crate::{
     agg::{atomic_add, count_insert, get_or_insert, record_atomic, BPF_NOEXIST},
     maps::{L7_CONNS, L7_ERRORS, L7_ERROR_SAMPLES, L7_NOTICES, L7_STATS},
-    packet::{flow_key, parse_ip, tcp_payload},
+    packet::{flow_key, parse_l3, tcp_payload, IPPROTO_TCP},
 };
-
-const IPPROTO_TCP: u8 = 6;
 
 #[cgroup_skb(ingress)]
 pub fn vigil_l7_ingress(ctx: SkBuffContext) -> i32 {
@@ -51,7 +49,7 @@ pub fn vigil_l7_egress(ctx: SkBuffContext) -> i32 {
 /// A TCP segment with a payload goes on to [`segment`]; anything else is not ours.
 #[inline(always)]
 fn inspect(ctx: &SkBuffContext, egress: bool) -> Option<()> {
-    let p = parse_ip(ctx)?;
+    let p = parse_l3(ctx)?;
     if p.proto != IPPROTO_TCP {
         return None;
     }

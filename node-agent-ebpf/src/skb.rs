@@ -22,10 +22,9 @@ use crate::{
     agg::{atomic_add, get_or_insert, record},
     emit::reserve,
     maps::{DNS, DNS_EVENT_BUDGET, DNS_PENDING, FLOWS},
-    packet::{flow_key, parse_ip, tcp_payload},
+    packet::{parse_packet, Packet, IPPROTO_TCP},
 };
 
-const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
 const TCP_FLAG_SYN: u8 = 0x02;
@@ -54,14 +53,14 @@ pub fn vigil_skb_egress(ctx: SkBuffContext) -> i32 {
 
 #[inline(always)]
 fn account(ctx: &SkBuffContext, dir: Direction) -> Option<()> {
-    let p = parse_ip(ctx)?;
-    let key = flow_key(ctx, &p, dir == Direction::Egress)?;
+    let p = parse_packet(ctx)?;
+    let key = p.flow_key(dir == Direction::Egress);
     let (local_port, remote_port, remote_addr) = (key.local_port, key.remote_port, key.remote_addr);
     // SAFETY: bpf_skb_cgroup_id's one argument must be the program's `__sk_buff`; `ctx.skb.skb`
     // is exactly the context pointer the kernel passed to this cgroup_skb program.
     let cgroup = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
     match p.proto {
-        IPPROTO_TCP => tcp_packet(ctx, &key, cgroup, dir, p.l4),
+        IPPROTO_TCP => tcp_packet(ctx, &key, cgroup, dir, &p),
         IPPROTO_UDP if dir == Direction::Egress && remote_port == DNS_PORT => {
             dns_query(ctx, cgroup, local_port, p.l4 + 8)
         }
@@ -78,17 +77,17 @@ fn tcp_packet(
     key: &FlowKey,
     cgroup: u64,
     dir: Direction,
-    l4: usize,
+    p: &Packet,
 ) -> Option<()> {
     let len = u64::from(ctx.len());
-    let flags: u8 = ctx.load(l4 + 13).ok()?;
+    let flags = p.tcp_flags;
     let f = match FLOWS.get_ptr_mut(key) {
         Some(f) => f,
         None => {
             // Start tracking at a SYN (the role is then known) or at a data segment of a
             // connection opened before the agent. Bare ACKs/FINs after close do not revive it.
             let syn = flags & TCP_FLAG_SYN != 0 && flags & TCP_FLAG_ACK == 0;
-            let has_data = u64::from(ctx.len()) > tcp_payload(ctx, l4)? as u64;
+            let has_data = len > p.tcp_data as u64;
             if !syn && !has_data {
                 return None;
             }

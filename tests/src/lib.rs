@@ -230,3 +230,23 @@ impl Api {
         self.list(&format!("/api/v1/events?limit=100000&{query}"))
     }
 }
+
+/// The kernel map usage `node` last reported in `/api/v1/nodes` (empty when unknown).
+pub fn node_maps(nodes: &serde_json::Value, node: &str) -> Vec<serde_json::Value> {
+    nodes
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == node))
+        .and_then(|n| n["maps"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// The directory after `--report` in a benchmark's arguments, if any.
+pub fn report_dir(args: &[String]) -> Result<Option<PathBuf>, String> {
+    match args.iter().position(|a| a == "--report") {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .map(|d| Some(PathBuf::from(d)))
+            .ok_or_else(|| "--report needs a directory".to_string()),
+    }
+}

@@ -176,6 +176,12 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
         .arg("--report")
         .arg(workspace_root().join("reports"));
     run(&mut c, "the overhead benchmark")?;
+    step("benchmark: the agent's cost by workloads watched and connections per second");
+    let mut c = Command::new(dir.join("vigil-bench-scale"));
+    c.env("VIGIL_BIN_DIR", &dir)
+        .arg("--report")
+        .arg(workspace_root().join("reports"));
+    run(&mut c, "the scale benchmark")?;
     step("benchmark: detection throughput and time to incident");
     let mut c = cargo(None);
     c.args(["bench", "-p", "control-plane", "--bench", "detection"]);

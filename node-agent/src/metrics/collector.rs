@@ -19,8 +19,8 @@ use super::{
     delta::{Counters, DeltaTracker},
     flows::{ip, EdgeKey, EdgeTotals, FlowTracker},
     kernel_maps::{
-        read_hash, read_per_cpu, sum_dns, sum_hist, sum_syscalls, sum_u64, AggregateMaps,
-        USAGE_SLOTS,
+        read_hash, read_per_cpu, remove_all, sum_dns, sum_hist, sum_syscalls, sum_u64,
+        AggregateMaps, USAGE_SLOTS,
     },
     names::{errno_name, syscall_name},
     notices::SharedErrorSamples,
@@ -207,9 +207,7 @@ impl Collector {
         let reading = read_hash(&self.maps.flows);
         self.live[map_slot::FLOWS as usize] = reading.len() as u64;
         let drain = self.flows.observe(reading);
-        for key in &drain.finished {
-            let _ = self.maps.flows.remove(key);
-        }
+        remove_all(&mut self.maps.flows, &drain.finished);
         let mut samples = Vec::with_capacity(drain.edges.len());
         for (k, t) in drain.edges {
             samples.push(self.flow_sample(&k, &t));

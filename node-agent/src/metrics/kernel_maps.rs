@@ -1,7 +1,9 @@
 //! The aggregate maps of the loaded object, read whole each interval.
 
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{
+        HashMap, IterableMap, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
+    },
     Ebpf, Pod,
 };
 use node_agent_common::{
@@ -10,7 +12,7 @@ use node_agent_common::{
     SyscallKey, SyscallStats, HIST_BUCKETS,
 };
 
-use super::delta::Counters;
+use super::{batch, delta::Counters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
@@ -77,9 +79,27 @@ impl AggregateMaps {
     }
 }
 
-/// Every entry of a plain hash map. Entries deleted while iterating are skipped.
+/// Every entry of a plain hash map, in a few batch calls (one per entry on a kernel without
+/// them). Entries deleted while reading are skipped.
 pub fn read_hash<K: Pod, V: Pod>(map: &HashMap<MapData, K, V>) -> Vec<(K, V)> {
-    map.iter().filter_map(Result::ok).collect()
+    match batch::lookup_all::<K, V>(batch::fd_of(map.map()), batch::Values::Single) {
+        Ok(entries) => entries
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, *v.first()?)))
+            .collect(),
+        Err(e) => {
+            batch_refused(&e);
+            map.iter().filter_map(Result::ok).collect()
+        }
+    }
+}
+
+/// Says once that this kernel refuses batch map operations (the agent then costs more).
+fn batch_refused(e: &std::io::Error) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(error = %e, "batch map reads refused by this kernel (Linux 5.6+ has them): reading the kernel maps entry by entry");
+    }
 }
 
 /// Every entry of a per-CPU hash map, the CPUs' values summed with `sum`.
@@ -87,10 +107,32 @@ pub fn read_per_cpu<K: Pod, V: Pod>(
     map: &PerCpuHashMap<MapData, K, V>,
     sum: impl Fn(&PerCpuValues<V>) -> V,
 ) -> Vec<(K, V)> {
-    map.iter()
-        .filter_map(Result::ok)
-        .map(|(k, v)| (k, sum(&v)))
-        .collect()
+    let cpus = aya::util::nr_cpus().unwrap_or(0);
+    let batched = (cpus > 0)
+        .then(|| batch::lookup_all::<K, V>(batch::fd_of(map.map()), batch::Values::PerCpu(cpus)))
+        .and_then(|r| r.map_err(|e| batch_refused(&e)).ok());
+    match batched {
+        Some(entries) => entries
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, sum(&PerCpuValues::try_from(v).ok()?))))
+            .collect(),
+        None => map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k, sum(&v)))
+            .collect(),
+    }
+}
+
+/// Deletes `keys` from a plain hash map: in batch calls, or one by one on a kernel without
+/// them. A key already gone (evicted) is no error.
+pub fn remove_all<K: Pod, V: Pod>(map: &mut HashMap<MapData, K, V>, keys: &[K]) {
+    if let Err(e) = batch::delete_all(batch::fd_of(map.map()), keys) {
+        batch_refused(&e);
+        for k in keys {
+            let _ = map.remove(k);
+        }
+    }
 }
 
 pub fn sum_u64(v: &PerCpuValues<u64>) -> u64 {

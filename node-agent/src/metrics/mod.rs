@@ -1,6 +1,7 @@
 //! In-kernel aggregates → metric batches: the kernel adds into maps, this module drains them
 //! each interval as deltas, folds connections into per-edge samples and attributes them.
 
+mod batch;
 pub mod collector;
 pub mod delta;
 pub mod filesystems;

@@ -123,6 +123,8 @@ fn measure(
     // name seen before would let the measurement begin before the new agent's probes are in.
     let options = |r: usize| AgentOptions {
         telemetry_toml: telemetry.to_string(),
+        // The shipped interval, not the harness's faster one.
+        telemetry_interval_ms: 1_000,
         ..AgentOptions::new(&format!("overhead-{i}-{r}"))
     };
     let run = Duration::from_secs(seconds);
@@ -190,12 +192,8 @@ fn measure(
 
 /// The kernel map usage `node` last reported.
 fn map_usage(nodes: &serde_json::Value, node: &str) -> String {
-    let maps = nodes
-        .as_array()
-        .and_then(|n| n.iter().find(|n| n["name"] == node))
-        .and_then(|n| n["maps"].as_array().cloned())
-        .unwrap_or_default();
-    maps.iter()
+    vigil_tests::node_maps(nodes, node)
+        .iter()
         .filter(|m| m["inserted"].as_u64().unwrap_or(0) > 0)
         .map(|m| {
             format!(
@@ -319,12 +317,7 @@ fn write_atomically(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     require_root();
     let args: Vec<String> = std::env::args().collect();
-    let report_dir = args
-        .iter()
-        .position(|a| a == "--report")
-        .map(|i| args.get(i + 1).context("--report needs a directory"))
-        .transpose()?
-        .map(std::path::PathBuf::from);
+    let report_dir = vigil_tests::report_dir(&args).map_err(anyhow::Error::msg)?;
     let seconds = 4;
     // Refused (no root, a kernel before 5.8) before any measuring, not after the first rows.
     drop(Stats::enable()?);

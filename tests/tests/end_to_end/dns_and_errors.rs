@@ -263,14 +263,12 @@ fn sampled_syscall_latency_still_counts_every_failure() {
         for s in &samples {
             let s = &s["sample"];
             if s["name"] == "read" {
-                ebadf += s["errors_by_errno"]
-                    .as_array()
-                    .map_or(0, |e| {
-                        e.iter()
-                            .filter(|e| e["name"] == "EBADF")
-                            .map(|e| e["count"].as_u64().unwrap_or(0))
-                            .sum::<u64>()
-                    });
+                ebadf += s["errors_by_errno"].as_array().map_or(0, |e| {
+                    e.iter()
+                        .filter(|e| e["name"] == "EBADF")
+                        .map(|e| e["count"].as_u64().unwrap_or(0))
+                        .sum::<u64>()
+                });
             }
             if s["name"] == "getppid" {
                 getppid += s["latency"]["count"].as_u64().unwrap_or(0);

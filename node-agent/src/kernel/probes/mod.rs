@@ -193,7 +193,10 @@ pub fn load_and_attach(opts: &LoadOptions<'_>) -> Result<LoadedProbes, LoadError
     let (layouts, layout_errors) = groups::read_layouts(opts.tracefs, GROUPS)?;
     let noreturn = noreturn_syscalls();
     let error_samples = u32::from(opts.telemetry.error_samples);
-    let syscall_sample_mask = opts.telemetry.syscall_latency_sample_every.saturating_sub(1);
+    let syscall_sample_mask = opts
+        .telemetry
+        .syscall_latency_sample_every
+        .saturating_sub(1);
     let mut loader = EbpfLoader::new();
     loader
         .override_global("TP_LAYOUT", &layouts.process, true)
