@@ -62,6 +62,8 @@ impl CgroupRoots {
 /// Counters that only grow, as last read, to ship their deltas.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counters {
+    /// The CFS figures came from v2 `cpu.stat` (a delta is taken only within one source).
+    cpu_from_v2: bool,
     periods: u64,
     throttled_periods: u64,
     throttled_us: u64,
@@ -73,6 +75,10 @@ struct Counters {
 /// A cgroup is still read this many intervals after it was last seen active.
 const KEEP_INTERVALS: u64 = 60;
 
+/// How long a cgroup's answer to "does v2 `cpu.stat` carry the throttling fields" is kept
+/// before it is asked again (the cpu controller can be enabled on v2 later).
+const REPROBE_INTERVALS: u64 = 30;
+
 pub struct ResourceReader {
     roots: CgroupRoots,
     /// Most cgroups read per interval.
@@ -80,6 +86,12 @@ pub struct ResourceReader {
     last: HashMap<u64, Counters>,
     /// cgroup id → (path, interval it was last seen active in).
     tracked: HashMap<u64, (String, u64)>,
+    /// cgroup id → (whether its v2 `cpu.stat` has the throttling fields, interval asked).
+    /// Reading v2 `cpu.stat` flushes the kernel's per-CPU cgroup statistics (rstat), whose
+    /// cost grows with the cgroups on the node: on a hybrid host, where the cpu controller
+    /// is on v1 and the v2 file has no throttling fields, that read was most of the agent's
+    /// time with 1,000 workloads (perf: `css_rstat_flush` under `cpu_stat_show`).
+    cpu_on_v2: HashMap<u64, (bool, u64)>,
     interval: u64,
 }
 
@@ -114,6 +126,7 @@ impl ResourceReader {
             cap,
             last: HashMap::new(),
             tracked: HashMap::new(),
+            cpu_on_v2: HashMap::new(),
             interval: 0,
         }
     }
@@ -157,6 +170,7 @@ impl ResourceReader {
             self.last.remove(&id);
         }
         self.last.retain(|id, _| self.tracked.contains_key(id));
+        self.cpu_on_v2.retain(|id, _| self.tracked.contains_key(id));
         out
     }
 
@@ -221,8 +235,21 @@ impl ResourceReader {
         // CFS bandwidth: v2 `cpu.stat` has the throttle fields only with the cpu controller
         // on v2; v1 counts throttled time in ns.
         let mut now = Counters::default();
-        let v2_cpu = self.v2(path, "cpu.stat");
-        if let Some(t) = v2_cpu.as_deref().filter(|t| t.contains("nr_periods")) {
+        let ask_v2 = match self.cpu_on_v2.get(&id) {
+            Some(&(on, asked)) => on || self.interval.saturating_sub(asked) >= REPROBE_INTERVALS,
+            None => true,
+        };
+        let v2_cpu = if ask_v2 {
+            let t = self
+                .v2(path, "cpu.stat")
+                .filter(|t| t.contains("nr_periods"));
+            self.cpu_on_v2.insert(id, (t.is_some(), self.interval));
+            t
+        } else {
+            None
+        };
+        if let Some(t) = v2_cpu.as_deref() {
+            now.cpu_from_v2 = true;
             now.periods = stat_field(t, "nr_periods").unwrap_or(0);
             now.throttled_periods = stat_field(t, "nr_throttled").unwrap_or(0);
             now.throttled_us = stat_field(t, "throttled_usec").unwrap_or(0);
@@ -234,7 +261,11 @@ impl ResourceReader {
         now.memory_stall_us = self.v2(path, "memory.pressure").and_then(|t| psi_total(&t));
         now.cpu_stall_us = self.v2(path, "cpu.pressure").and_then(|t| psi_total(&t));
         now.io_stall_us = self.v2(path, "io.pressure").and_then(|t| psi_total(&t));
-        if let Some(before) = self.last.get(&id) {
+        if let Some(before) = self
+            .last
+            .get(&id)
+            .filter(|b| b.cpu_from_v2 == now.cpu_from_v2)
+        {
             s.cpu_periods = now.periods.saturating_sub(before.periods);
             s.cpu_throttled_periods = now
                 .throttled_periods
@@ -276,5 +307,48 @@ mod tests {
         assert_eq!(stat_field(stat, "nr_throttled"), Some(30));
         assert_eq!(stat_field(stat, "nr_periods"), Some(120));
         assert_eq!(stat_field(stat, "missing"), None);
+    }
+
+    /// A hybrid host: the cpu controller on v1, a v2 `cpu.stat` without throttling fields.
+    /// The v2 file is not read again until the re-probe interval (reading it costs a
+    /// node-wide statistics flush), then is used once it carries the fields.
+    #[test]
+    fn a_v2_cpu_stat_without_throttling_is_not_reread_every_interval() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (v2, v1) = (dir.path().join("unified"), dir.path().join("cpu"));
+        for d in [&v2, &v1] {
+            std::fs::create_dir_all(d.join("app")).expect("mkdir");
+        }
+        let write = |d: &Path, text: &str| std::fs::write(d.join("app/cpu.stat"), text);
+        write(&v2, "usage_usec 5\n").expect("v2");
+        write(&v1, "nr_periods 10\nnr_throttled 1\nthrottled_time 0\n").expect("v1");
+        let roots = CgroupRoots {
+            v2: Some(v2.clone()),
+            memory_v1: None,
+            cpu_v1: Some(v1.clone()),
+        };
+        let mut r = ResourceReader::new(roots, 16);
+        let mut periods = Vec::new();
+        for i in 0..=REPROBE_INTERVALS + 1 {
+            r.seen([(7, "/app".to_string())]);
+            if i == 1 {
+                // The cpu controller moves to v2: seen only at the next probe.
+                write(&v2, "nr_periods 1000\nnr_throttled 0\nthrottled_usec 0\n").expect("v2");
+            }
+            if i > 0 {
+                write(
+                    &v1,
+                    &format!("nr_periods {}\nnr_throttled 1\nthrottled_time 0\n", 10 + i),
+                )
+                .expect("v1");
+            }
+            periods.push(r.sample().first().map_or(0, |s| s.cpu_periods));
+        }
+        // Deltas of v1's nr_periods (one per interval) until the re-probe finds v2's fields;
+        // no delta across the change of source.
+        let probe = REPROBE_INTERVALS as usize;
+        assert!(periods[1..probe].iter().all(|&p| p == 1), "{periods:?}");
+        assert_eq!(periods[probe], 0, "{periods:?}");
+        assert_eq!(r.cpu_on_v2.get(&7).map(|c| c.0), Some(true));
     }
 }
