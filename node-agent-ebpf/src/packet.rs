@@ -35,23 +35,30 @@ pub fn tcp_payload(ctx: &SkBuffContext, l4: usize) -> Option<usize> {
 pub fn flow_key(ctx: &SkBuffContext, p: &Ip, egress: bool) -> Option<FlowKey> {
     let sport = u16::from_be(ctx.load::<u16>(p.l4).ok()?);
     let dport = u16::from_be(ctx.load::<u16>(p.l4 + 2).ok()?);
-    Some(if egress {
+    Some(side_key(&p.src, &p.dst, sport, dport, egress))
+}
+
+/// The 4-tuple as this side sees it: on egress the source is local, on ingress the
+/// destination.
+#[inline(always)]
+fn side_key(src: &[u8; 16], dst: &[u8; 16], sport: u16, dport: u16, egress: bool) -> FlowKey {
+    if egress {
         FlowKey {
-            local_addr: p.src,
-            remote_addr: p.dst,
+            local_addr: *src,
+            remote_addr: *dst,
             local_port: sport,
             remote_port: dport,
             _pad: 0,
         }
     } else {
         FlowKey {
-            local_addr: p.dst,
-            remote_addr: p.src,
+            local_addr: *dst,
+            remote_addr: *src,
             local_port: dport,
             remote_port: sport,
             _pad: 0,
         }
-    })
+    }
 }
 
 /// The network header, one field at a time: what the L7 programs use (see [`parse_packet`]
@@ -95,26 +102,10 @@ pub struct Packet {
 }
 
 impl Packet {
-    /// The connection a packet belongs to, from this side (`local` is the socket's end).
+    /// The connection a packet belongs to, from this side.
     #[inline(always)]
     pub fn flow_key(&self, egress: bool) -> FlowKey {
-        if egress {
-            FlowKey {
-                local_addr: self.src,
-                remote_addr: self.dst,
-                local_port: self.sport,
-                remote_port: self.dport,
-                _pad: 0,
-            }
-        } else {
-            FlowKey {
-                local_addr: self.dst,
-                remote_addr: self.src,
-                local_port: self.dport,
-                remote_port: self.sport,
-                _pad: 0,
-            }
-        }
+        side_key(&self.src, &self.dst, self.sport, self.dport, egress)
     }
 }
 

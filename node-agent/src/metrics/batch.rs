@@ -64,10 +64,11 @@ pub enum Values {
 }
 
 impl Values {
-    fn stride<V>(self) -> usize {
+    /// How many values each key has, and the bytes from one to the next.
+    fn copies_and_step<V>(self) -> (usize, usize) {
         match self {
-            Values::Single => size_of::<V>(),
-            Values::PerCpu(cpus) => size_of::<V>().next_multiple_of(8) * cpus,
+            Values::Single => (1, size_of::<V>()),
+            Values::PerCpu(cpus) => (cpus, size_of::<V>().next_multiple_of(8)),
         }
     }
 }
@@ -77,7 +78,8 @@ pub fn lookup_all<K: Pod, V: Pod>(
     fd: BorrowedFd<'_>,
     layout: Values,
 ) -> io::Result<Vec<(K, Vec<V>)>> {
-    let stride = layout.stride::<V>();
+    let (copies, step) = layout.copies_and_step::<V>();
+    let stride = copies * step;
     let mut keys = vec![0u8; CHUNK * size_of::<K>()];
     let mut values = vec![0u8; CHUNK * stride];
     // The kernel's position token for hash maps is a bucket index (u32); 8 bytes is ample.
@@ -109,12 +111,7 @@ pub fn lookup_all<K: Pod, V: Pod>(
                     .cast::<K>()
                     .read_unaligned()
             };
-            let per = match layout {
-                Values::Single => 1,
-                Values::PerCpu(cpus) => cpus,
-            };
-            let step = stride / per;
-            let vals = (0..per)
+            let vals = (0..copies)
                 .map(|c| {
                     // SAFETY: as for the key: inside the `values` buffer the kernel filled.
                     unsafe {
