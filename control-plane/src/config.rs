@@ -21,6 +21,7 @@ use crate::domain::{
 
 mod audit;
 mod auth;
+mod console;
 mod detection;
 mod diagnosis;
 mod llm;
@@ -31,6 +32,7 @@ mod vector;
 pub use self::{
     audit::AuditConfig,
     auth::AuthConfig,
+    console::ConsoleConfig,
     detection::{DetectionSettings, FloorSetting},
     diagnosis::DiagnosisConfig,
     llm::LlmConfig,
@@ -64,6 +66,7 @@ pub struct ControlPlaneConfig {
     /// Approvals asked for and outcomes told in Slack; none by default.
     pub slack: Option<SlackConfig>,
     pub otlp: OtlpConfig,
+    pub console: ConsoleConfig,
 }
 
 impl Default for ControlPlaneConfig {
@@ -86,6 +89,7 @@ impl Default for ControlPlaneConfig {
             remediation: RemediationConfig::default(),
             slack: None,
             otlp: OtlpConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

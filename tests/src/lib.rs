@@ -4,11 +4,13 @@
 //! test leaves no cgroup or process behind. Names start with `vigil-test-`.
 
 pub mod bpfstats;
+pub mod browser;
 pub mod cgroup;
 pub mod otlp;
 pub mod procs;
 pub mod procstat;
 pub mod prometheus;
+pub mod supervisor;
 pub mod topology;
 
 use std::{
@@ -18,6 +20,7 @@ use std::{
 
 pub use cgroup::Cgroup;
 pub use procs::{Agent, AgentOptions, ControlPlane};
+pub use supervisor::Supervisor;
 
 /// A control plane with its own store and an agent connected to it: what most end-to-end
 /// tests start from. Destructure it; locals drop in reverse, agent first, store dir last.

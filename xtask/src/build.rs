@@ -182,6 +182,10 @@ pub fn bench(execs: usize) -> anyhow::Result<()> {
         .arg("--report")
         .arg(workspace_root().join("reports"));
     run(&mut c, "the scale benchmark")?;
+    step("benchmark: the console in a browser with 1,000 incidents and a 500-workload graph");
+    let mut c = Command::new(dir.join("vigil-bench-console"));
+    c.arg("--report").arg(workspace_root().join("reports"));
+    run(&mut c, "the console benchmark")?;
     step("benchmark: detection throughput and time to incident");
     let mut c = cargo(None);
     c.args(["bench", "-p", "control-plane", "--bench", "detection"]);

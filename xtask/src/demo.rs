@@ -166,7 +166,12 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
     let grpc: SocketAddr = GRPC.parse()?;
     let http: SocketAddr = HTTP.parse()?;
     let lab_state = dir.join("lab-state");
-    let config = crate::lab::config_with(&lab_state, DEMO_REMEDIATION);
+    // The console's lab page shows the report this demo's lab run writes.
+    let config = format!(
+        "{}[console]\nlab_report = {:?}\n",
+        crate::lab::config_with(&lab_state, DEMO_REMEDIATION),
+        dir.join("lab").join("summary.md").display().to_string()
+    );
     let cp = ControlPlane::start_at_with(&dir, grpc, http, &config);
     let api = cp.api();
 
@@ -180,6 +185,10 @@ pub fn run(duration: Option<u64>) -> anyhow::Result<()> {
         dir.display()
     );
     let token = cp.token_file();
+    println!(
+        "    operator console: http://{HTTP}/console (sign in with the admin token in {})",
+        token.display()
+    );
     println!(
         "    in another terminal: VIGIL_TOKEN_FILE={} {}/vigil incidents | incident <id> | events | nodes",
         token.display(),

@@ -25,6 +25,9 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("pg_ctlcluster", "postgresql"),
     ("setpriv", "util-linux"),
     ("prometheus", "prometheus"),
+    // The console's browser test and benchmark: headless Chromium through WebDriver.
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
 ];
 
 fn output(command: &mut Command) -> anyhow::Result<String> {

@@ -126,7 +126,7 @@ impl From<AlertError> for ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::BadParam { .. } | Self::Alert(_) | Self::BadPayload(_) | Self::Webhook(_) => {
                 StatusCode::BAD_REQUEST
@@ -269,15 +269,15 @@ async fn list_incidents(
 #[derive(Debug, Serialize)]
 pub struct IncidentDetail {
     #[serde(flatten)]
-    incident: Incident,
+    pub incident: Incident,
     /// The kernel events behind the incident, oldest first.
-    evidence: Vec<StoredEvent>,
+    pub evidence: Vec<StoredEvent>,
     /// What Vigil concluded from the evidence; `null` until the first diagnosis (within a
     /// second or so of opening).
-    diagnosis: Option<Diagnosis>,
+    pub diagnosis: Option<Diagnosis>,
     /// The operator's confirmation or correction, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    feedback: Option<Feedback>,
+    pub feedback: Option<Feedback>,
 }
 
 /// An incident with its kernel evidence and its diagnosis.

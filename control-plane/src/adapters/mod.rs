@@ -6,6 +6,7 @@ pub mod access;
 pub mod actions_api;
 pub mod alertmanager;
 pub mod audit_key;
+pub mod console;
 pub mod corpus;
 pub mod dot;
 pub mod grpc;

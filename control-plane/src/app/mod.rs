@@ -255,6 +255,7 @@ pub async fn run(
         }))
         .merge(access::api::router(cp.access.clone()))
         .merge(slack_router(&cp))
+        .merge(console_router(&config, &cp, &state, stop_rx.clone()))
         .nest_service("/mcp", crate::adapters::mcp::local::service(state))
         // Every route, MCP's too, behind one guard: see `access::need` for who may call what.
         .layer(axum::middleware::from_fn_with_state(
@@ -267,6 +268,26 @@ pub async fn run(
     });
     drain(cp, tasks, cluster_tasks).await;
     result.map(|_| ())
+}
+
+/// The operator console on the API's port, unless `[console] enabled = false`.
+fn console_router(
+    config: &ControlPlaneConfig,
+    cp: &ControlPlane,
+    api: &http::ApiState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> axum::Router {
+    if !config.console.enabled {
+        return axum::Router::new();
+    }
+    crate::adapters::console::router(crate::adapters::console::ConsoleState {
+        api: api.clone(),
+        actions: cp.store.clone(),
+        access: cp.access.clone(),
+        corpus: cp.corpus.clone(),
+        lab_report: config.console.lab_report.clone(),
+        stop,
+    })
 }
 
 /// Slack's approve and deny callback, when a signing secret is configured to check it.

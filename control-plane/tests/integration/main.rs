@@ -9,6 +9,7 @@ mod support;
 
 mod alertmanager;
 mod audit;
+mod console;
 mod detection_pipeline;
 mod diagnosis;
 mod eval_cli;

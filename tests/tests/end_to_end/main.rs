@@ -10,6 +10,7 @@ mod edge_requests;
 mod agent_errors;
 mod bad_input;
 mod certificates;
+mod console;
 mod crashes;
 mod detection;
 mod dns_and_errors;

@@ -131,6 +131,23 @@ impl AuditLog {
         Ok(checkpoint)
     }
 
+    /// The records about one incident among the newest `scan` (what an incident's page shows).
+    pub fn trail(
+        &self,
+        incident: crate::incident::IncidentId,
+        scan: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let last = self.parts.store.last_record()?.map_or(0, |r| r.seq);
+        let after = last.saturating_sub(scan as u64);
+        Ok(self
+            .parts
+            .store
+            .records(after, scan)?
+            .into_iter()
+            .filter(|r| r.incident == Some(incident))
+            .collect())
+    }
+
     /// Records after `after_seq`, and every checkpoint.
     pub fn read(
         &self,

@@ -20,6 +20,8 @@ pub trait Corpus: Send + Sync {
     fn search(&self, query: &RetrievalQuery) -> Result<Vec<Hit>, CorpusError>;
     /// Whether a document of this id exists (a citation must name one).
     fn contains(&self, id: &str) -> Result<bool, CorpusError>;
+    /// The document of this id, whole (what a citation opens).
+    fn get(&self, id: &str) -> Result<Option<Document>, CorpusError>;
     /// Adds (or replaces, by id) a document, e.g. a postmortem draft.
     fn put(&self, doc: &Document) -> Result<(), CorpusError>;
 }

@@ -29,15 +29,29 @@ pub enum Need {
 /// Paths anyone may call. Slack's callback carries Slack's signature instead of a token; its
 /// handler refuses what is not signed.
 const PUBLIC: &[&str] = &[
+    "/",
     "/healthz",
     "/metrics",
     crate::adapters::slack::interactions::PATH,
+    // The console's sign-in and sign-out (which only set or clear its cookie) and its
+    // static files; every console page and the data behind it need a token.
+    "/console/login",
+    "/console/logout",
 ];
+
+/// Paths under which everything is public: the console's compiled-in scripts and styles.
+const PUBLIC_PREFIXES: &[&str] = &["/console/assets/"];
 
 /// What `method path` needs. Reads need a viewer; judging a diagnosis, approving or denying
 /// an action and feeding alerts in need an approver; tokens and any write not named here
 /// need an admin, so a route added later is closed until it is placed.
 pub fn need(method: &Method, path: &str) -> Need {
+    if path == "/" {
+        return Need::Public;
+    }
+    if PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) && !path.contains("..") {
+        return Need::Public;
+    }
     let path = path.trim_end_matches('/');
     if PUBLIC.contains(&path) {
         return Need::Public;
@@ -74,6 +88,22 @@ fn approves(path: &str) -> bool {
     )
 }
 
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carrier {
+    Bearer,
+    /// The console's sign-in cookie: a write must also come from the console's origin.
+    Cookie,
+}
+
+/// The request's token: `Authorization: Bearer`, else the console's cookie.
+fn credential(headers: &HeaderMap) -> Option<(String, Carrier)> {
+    if let Some(secret) = bearer(headers) {
+        return Some((secret, Carrier::Bearer));
+    }
+    crate::adapters::console::session::cookie_secret(headers).map(|s| (s, Carrier::Cookie))
+}
+
 /// The secret of `Authorization: Bearer <secret>`, if that is what the request carries.
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -103,7 +133,21 @@ pub async fn guard(
     let Need::Role(role) = need(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let secret = bearer(request.headers());
+    let credential = credential(request.headers());
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    if credential
+        .as_ref()
+        .is_some_and(|(_, c)| *c == Carrier::Cookie)
+        && !safe
+        && !crate::adapters::console::session::same_origin(request.headers())
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "a write signed in by the console's cookie must come from the console itself (its Origin header names another site or none); send the token as `Authorization: Bearer` instead".into(),
+        );
+    }
+    let console_page = safe && request.uri().path().starts_with("/console");
+    let secret = credential.map(|(s, _)| s);
     let decided =
         tokio::task::spawn_blocking(move || access.authorize(secret.as_deref(), role)).await;
     match decided {
@@ -114,6 +158,16 @@ pub async fn guard(
         Ok(Err(AccessError::Denied(denied))) => {
             // The refusal names the token (when known) and the roles, never the secret.
             debug!(path = %request.uri().path(), reason = %denied, "request refused");
+            if denied.unauthenticated() && console_page {
+                // A person at a browser: to the sign-in, and back here after.
+                let next = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/console", |p| p.as_str());
+                let to = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+                return axum::response::Redirect::to(&format!("/console/login?{to}"))
+                    .into_response();
+            }
             let status = if denied.unauthenticated() {
                 StatusCode::UNAUTHORIZED
             } else {
@@ -169,6 +223,16 @@ mod tests {
         );
         assert_eq!(post("/api/v1/something-new"), Need::Role(Role::Admin));
         assert_eq!(post("/healthz/../api/v1/tokens"), Need::Role(Role::Admin));
+        assert_eq!(get("/"), Need::Public);
+        assert_eq!(get("/console/assets/console.js"), Need::Public);
+        assert_eq!(
+            get("/console/assets/../incidents/1"),
+            Need::Role(Role::Viewer)
+        );
+        assert_eq!(post("/console/login"), Need::Public);
+        assert_eq!(get("/console"), Need::Role(Role::Viewer));
+        assert_eq!(get("/console/incidents/4"), Need::Role(Role::Viewer));
+        assert_eq!(get("/console/live/incidents"), Need::Role(Role::Viewer));
     }
 
     #[test]
@@ -182,5 +246,20 @@ mod tests {
         assert_eq!(with("bearer  vigil_x "), Some("vigil_x".into()));
         assert_eq!(with("Basic dXNlcjpwYXNz"), None);
         assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_header_wins_over_the_console_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "vigil_token=vigil_c".parse().expect("value"),
+        );
+        assert_eq!(credential(&h), Some(("vigil_c".into(), Carrier::Cookie)));
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer vigil_b".parse().expect("value"),
+        );
+        assert_eq!(credential(&h), Some(("vigil_b".into(), Carrier::Bearer)));
     }
 }

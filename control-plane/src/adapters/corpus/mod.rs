@@ -186,6 +186,23 @@ impl<I: DocIndex> Corpus for FsCorpus<I> {
         Ok(state.index.contains(id))
     }
 
+    /// Read from its file, not the index: what the operator opens is what is on disk now.
+    fn get(&self, id: &str) -> Result<Option<Document>, CorpusError> {
+        let mut files = Signature::new();
+        markdown_files(&self.dir, &mut files)?;
+        for (path, _, _) in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if let Ok(doc) = parse(&path, &text) {
+                if doc.id == id {
+                    return Ok(Some(doc));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Written whole to a temporary file and renamed over, so a reader never sees half.
     fn put(&self, doc: &Document) -> Result<(), CorpusError> {
         let sub = self.dir.join(format!("{}s", doc.kind.as_str()));

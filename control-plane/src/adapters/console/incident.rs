@@ -1,0 +1,285 @@
+//! One incident: what it is, the timeline of its stages, the evidence (kernel events, the
+//! figures the evidence tools read, charts of the signals), the diagnosis with each voter's
+//! stand and its citations, the actions with their policy decisions (approve and deny for
+//! approvers), and the incident's audit trail. Everything below the title is one live region.
+
+use axum::{
+    extract::{Path, State},
+    response::Response,
+    Extension,
+};
+use maud::{html, Markup};
+use serde::Serialize;
+
+use super::{blocking, charts, layout, live, respond, ConsoleState, PageError};
+use crate::{
+    adapters::http::{incident_detail, IncidentDetail},
+    domain::{
+        access::{Principal, Role},
+        audit::AuditRecord,
+        diagnose::Diagnosis,
+        incident::IncidentId,
+        remediate::{ActionRecord, ActionState},
+    },
+};
+
+/// Audit records read to find one incident's trail (the newest this many).
+const AUDIT_SCAN: usize = 10_000;
+
+/// A serde enum's wire name (`pending_approval`), as the API spells it.
+pub fn wire<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// One step of the timeline: (stage, when, what it concluded).
+struct Step {
+    stage: String,
+    at_unix_ns: i64,
+    took_ns: Option<i64>,
+    note: String,
+}
+
+fn timeline(d: &IncidentDetail, actions: &[ActionRecord]) -> Vec<Step> {
+    let mut steps: Vec<Step> = d
+        .incident
+        .stages()
+        .iter()
+        .map(|s| Step {
+            stage: s.stage.clone(),
+            at_unix_ns: s.start_unix_ns,
+            took_ns: Some(s.end_unix_ns - s.start_unix_ns),
+            note: s
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect();
+    if let Some(dx) = &d.diagnosis {
+        steps.push(Step {
+            stage: "diagnose".into(),
+            at_unix_ns: dx.diagnosed_unix_ns,
+            took_ns: None,
+            note: format!(
+                "{} at {}",
+                dx.class.map(|c| c.id()).unwrap_or("no class"),
+                super::incidents::confidence(dx.confidence)
+            ),
+        });
+    }
+    for a in actions {
+        steps.push(Step {
+            stage: "remediate".into(),
+            at_unix_ns: a.decided_unix_ns,
+            took_ns: None,
+            note: format!(
+                "{} on {}: {}",
+                a.step.action.as_str(),
+                a.request.target,
+                wire(&a.verdict)
+            ),
+        });
+        if let Some(executed) = a.executed_unix_ns {
+            let judged = !matches!(a.state, ActionState::Verifying);
+            steps.push(Step {
+                stage: "verify".into(),
+                at_unix_ns: executed,
+                took_ns: None,
+                note: if judged {
+                    format!("{}: {}", a.state.as_str(), a.outcome)
+                } else {
+                    "watching the incident's signals".into()
+                },
+            });
+        }
+    }
+    if let Some(resolved) = d.incident.resolved_unix_ns {
+        steps.push(Step {
+            stage: "resolve".into(),
+            at_unix_ns: resolved,
+            took_ns: None,
+            note: String::new(),
+        });
+    }
+    steps.sort_by_key(|s| s.at_unix_ns);
+    steps
+}
+
+fn timeline_view(d: &IncidentDetail, actions: &[ActionRecord]) -> Markup {
+    let steps = timeline(d, actions);
+    let origin = steps
+        .first()
+        .map_or(d.incident.opened_unix_ns, |s| s.at_unix_ns);
+    html! {
+        section #timeline {
+            h2 { "Timeline" }
+            ol.timeline {
+                @for s in &steps {
+                    li data-stage=(s.stage) {
+                        span.stage { (s.stage) }
+                        span.at { (layout::time(s.at_unix_ns)) " (+" (layout::span(s.at_unix_ns - origin)) ")" }
+                        @if let Some(took) = s.took_ns { span.took { "took " (layout::span(took)) } }
+                        @if !s.note.is_empty() { span.note { (s.note) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn diagnosis_view(dx: Option<&Diagnosis>) -> Markup {
+    let Some(dx) = dx else {
+        return html! { section #diagnosis { h2 { "Diagnosis" } p.muted { "Not diagnosed yet." } } };
+    };
+    html! {
+        section #diagnosis {
+            h2 { "Diagnosis" }
+            p.verdict {
+                strong.class { (dx.class.map(|c| c.id()).unwrap_or("no class")) }
+                " at " strong { (super::incidents::confidence(dx.confidence)) }
+                " (gate " (super::incidents::confidence(dx.gate)) ") → "
+                span class={ "route " (dx.route.as_str()) } { (dx.route.as_str()) }
+                @if let Some(s) = &dx.subject { " · acts on " code { (s) } }
+                @if dx.llm { " · an LLM took part, checked against the evidence" }
+            }
+            p.explanation { (dx.explanation) }
+            h3 { "Confidence by evidence tool" }
+            table.breakdown {
+                thead { tr { th { "Tool" } th { "Voted" } th { "Strength" } th { "Agrees" } th { "Why" } } }
+                tbody {
+                    @for b in &dx.breakdown {
+                        tr.agrees[b.agrees] {
+                            td { (b.voter) }
+                            td { (b.class.map(|c| c.id()).unwrap_or("–")) }
+                            td { meter min="0" max="1" value=(b.strength) {} " " (format!("{:.2}", b.strength)) }
+                            td { @if b.agrees { "yes" } @else { "no" } }
+                            td { (b.reason) }
+                        }
+                    }
+                }
+            }
+            @if !dx.citations.is_empty() {
+                h3 { "Cited runbooks and postmortems" }
+                ul.citations {
+                    @for c in &dx.citations {
+                        li { a href={ "/console/docs/" (c.id) } { (c.title) } " (" (c.kind) ", " (format!("{:.2}", c.score)) ")" }
+                    }
+                }
+            }
+            @if !dx.recommended_actions.is_empty() {
+                h3 { "Recommended" }
+                ul { @for r in &dx.recommended_actions { li { (r) } } }
+            }
+        }
+    }
+}
+
+fn actions_view(incident: IncidentId, actions: &[ActionRecord], who: &Principal) -> Markup {
+    let approver = who.role.permits(Role::Approver);
+    html! {
+        section #actions {
+            h2 { "Actions" }
+            @if actions.is_empty() { p.muted { "None proposed." } }
+            @for a in actions {
+                div.action data-action=(a.id.0) data-state=(a.state.as_str()) {
+                    p {
+                        strong { (a.step.action.as_str()) } " on " code { (a.request.target) }
+                        " · phase " (wire(&a.phase)) " · policy: " (wire(&a.verdict))
+                        " · " span class={ "state " (a.state.as_str()) } { (a.state.as_str()) }
+                    }
+                    p.muted {
+                        "decided " (layout::time(a.decided_unix_ns))
+                        @if let Some(e) = a.expires_unix_ns { " · approval until " (layout::time(e)) }
+                        @if let Some(by) = &a.approved_by { " · approved by " (by) }
+                        @if let Some(x) = a.executed_unix_ns { " · ran " (layout::time(x)) }
+                    }
+                    @if !a.outcome.is_empty() { p.outcome { (a.outcome) } }
+                    @if a.state == ActionState::PendingApproval && approver {
+                        div.buttons {
+                            @let base = format!("/api/v1/incidents/{}/actions/{}", incident.0, a.id.0);
+                            button.approve hx-post={ (base) "/approve" } hx-swap="none"
+                                hx-confirm={ "Run " (a.step.action.as_str()) " on " (a.request.target) "?" } { "Approve" }
+                            button.deny hx-post={ (base) "/deny" } hx-swap="none" { "Deny" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn audit_view(records: &[AuditRecord]) -> Markup {
+    html! {
+        section #audit {
+            h2 { "Audit trail" }
+            table.audit {
+                thead { tr { th { "#" } th { "When" } th { "Kind" } th { "Actor" } th { "Summary" } } }
+                tbody {
+                    @for r in records {
+                        tr { td { (r.seq) } td { (layout::time(r.at_unix_ns)) } td { (wire(&r.kind)) } td { (r.actor) } td { (r.summary) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Everything below the title: the live region's content.
+pub fn body(s: &ConsoleState, id: IncidentId, who: &Principal) -> Result<Markup, PageError> {
+    let d = incident_detail(&s.api, id)?;
+    let actions = s.actions.actions(Some(id), 0)?;
+    let audit = s.api.audit.trail(id, AUDIT_SCAN)?;
+    let i = &d.incident;
+    Ok(html! {
+        p.badges {
+            span class={ "sev " (i.severity.as_str()) } { (i.severity.as_str()) }
+            span #status class={ "status " (i.status.as_str()) } { (i.status.as_str()) }
+            span { (i.kind.as_str()) }
+            span { "workload " code { (i.workload_key) } }
+            span { "node " (i.node) }
+            span { (i.occurrences) " occurrence" @if i.occurrences != 1 { "s" } }
+            span { "opened " (layout::time(i.opened_unix_ns)) }
+        }
+        p.summary { (i.summary) }
+        (timeline_view(&d, &actions))
+        (diagnosis_view(d.diagnosis.as_ref()))
+        (actions_view(id, &actions, who))
+        (charts::evidence(s, &d)?)
+        (audit_view(&audit))
+    })
+}
+
+pub async fn page(
+    State(s): State<ConsoleState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let id = IncidentId(id);
+    let (title, body) = {
+        let (s, who) = (s.clone(), who.clone());
+        blocking(move || {
+            let title = s
+                .api
+                .incidents
+                .get(id)?
+                .ok_or(crate::adapters::http::ApiError::NotFound(id))?
+                .title;
+            Ok((title, body(&s, id, &who)?))
+        })
+        .await?
+    };
+    Ok(respond(layout::page(
+        &format!("incident {}", id.0),
+        "/console",
+        &who,
+        html! {
+            h1 { "#" (id.0) " " (title) }
+            (live::region("incident", &format!("/console/live/incidents/{}", id.0), body))
+        },
+    )))
+}
