@@ -140,15 +140,40 @@ impl Browser {
         self.rt
             .block_on(self.client.find_all(Locator::Css(css)))
             .map(|v| v.len())
-            .unwrap_or(0)
+            .unwrap_or_else(|e| panic!("finding `{css}` on {}: {e}", self.url()))
+    }
+
+    /// Retries `f` while the element it uses is replaced under it (a live region re-rendered
+    /// between finding and using it).
+    fn retrying<T>(
+        &self,
+        what: &str,
+        mut f: impl FnMut() -> Result<T, fantoccini::error::CmdError>,
+    ) -> T {
+        let mut last = None;
+        for _ in 0..20 {
+            match f() {
+                Ok(v) => return v,
+                Err(e) => {
+                    last = Some(e.to_string());
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        panic!("{what}: {}", last.unwrap_or_default())
     }
 
     /// The text of the first element matching `css`, if any.
     pub fn text(&self, css: &str) -> Option<String> {
-        self.rt.block_on(async {
-            let e = self.client.find(Locator::Css(css)).await.ok()?;
-            e.text().await.ok()
-        })
+        if self.count(css) == 0 {
+            return None;
+        }
+        Some(self.retrying(&format!("reading `{css}`"), || {
+            self.rt.block_on(async {
+                let e = self.client.find(Locator::Css(css)).await?;
+                e.text().await
+            })
+        }))
     }
 
     /// Waits until `css` matches, polling without reloading the page.
@@ -166,21 +191,21 @@ impl Browser {
     }
 
     pub fn click(&self, css: &str) {
-        self.rt
-            .block_on(async {
+        self.retrying(&format!("clicking `{css}`"), || {
+            self.rt.block_on(async {
                 let e = self.client.find(Locator::Css(css)).await?;
                 e.click().await
             })
-            .unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+        })
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
-        self.rt
-            .block_on(async {
+        self.retrying(&format!("typing into `{css}`"), || {
+            self.rt.block_on(async {
                 let e = self.client.find(Locator::Css(css)).await?;
                 e.send_keys(text).await
             })
-            .unwrap_or_else(|e| panic!("typing into `{css}`: {e}"));
+        })
     }
 
     /// Accepts the page's `confirm()` dialog.

@@ -183,6 +183,7 @@ pub struct EventParams {
     kind: Option<String>,
     workload: Option<String>,
     since_unix_ns: Option<i64>,
+    until_unix_ns: Option<i64>,
     limit: Option<usize>,
 }
 
@@ -209,6 +210,7 @@ async fn list_events(
         kind: p.kind,
         workload_key: p.workload,
         since_unix_ns: p.since_unix_ns,
+        until_unix_ns: p.until_unix_ns,
         limit: limit(p.limit)?,
     };
     Ok(Json(

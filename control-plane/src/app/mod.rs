@@ -287,6 +287,7 @@ fn console_router(
         corpus: cp.corpus.clone(),
         lab_report: config.console.lab_report.clone(),
         stop,
+        renders: Default::default(),
     })
 }
 

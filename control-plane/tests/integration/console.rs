@@ -87,13 +87,22 @@ async fn alert(plane: &Running, name: &str, summary: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_signs_in_sees_what_its_role_allows_and_cannot_be_made_to_write() {
     let dir = tempfile::tempdir().expect("dir");
-    let plane = Running::start(config(dir.path())).await;
+    let report = dir.path().join("summary.md");
+    std::fs::write(
+        &report,
+        "| scenario | detected |\n|---|---|\n| oom | 247 ms |\n\n[details](javascript:alert(1))\n",
+    )
+    .expect("report");
+    let mut cfg = config(dir.path());
+    cfg.console.lab_report = Some(report);
+    let plane = Running::start(cfg).await;
     let base = plane.base();
     let b = browser();
 
     // Anonymous: pages send to the sign-in (and back), the API says 401, assets are public.
     let r = b
         .get(format!("{base}/console/incidents/3?x=1"))
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
         .send()
         .await
         .expect("get");
@@ -108,6 +117,29 @@ async fn a_browser_signs_in_sees_what_its_role_allows_and_cannot_be_made_to_writ
         .await
         .expect("get");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = b
+        .get(format!("{base}/console/live/incidents"))
+        .header(header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a stream is not sent to a form"
+    );
+    let r = b
+        .post(format!("{base}/console/login"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("token", "vigil_whatever")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "a sign-in posted from another site"
+    );
     let r = b
         .get(format!("{base}/console/assets/htmx.min.js"))
         .send()
@@ -132,11 +164,11 @@ async fn a_browser_signs_in_sees_what_its_role_allows_and_cannot_be_made_to_writ
     let viewer = sign_in(&plane, &issue(&plane, "victor", "viewer").await).await;
     let approver = sign_in(&plane, &issue(&plane, "alice", "approver").await).await;
 
-    // An alert whose text carries markup: shown as text.
+    // An alert whose name carries markup (it becomes the incident's title): shown as text.
     alert(
         &plane,
-        "Injected",
-        "<script>alert('x')</script> on checkout",
+        "<script>alert('x')</script>",
+        "injected on checkout",
     )
     .await;
     let page = b
@@ -151,7 +183,35 @@ async fn a_browser_signs_in_sees_what_its_role_allows_and_cannot_be_made_to_writ
     assert!(html.contains("data-kind=\"alert\""), "{html}");
     assert!(
         !html.contains("<script>alert"),
-        "markup from an alert is escaped"
+        "markup from an alert is escaped: {html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert"),
+        "and still shown: {html}"
+    );
+    let id = html
+        .split("data-id=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a row");
+    let page = b
+        .get(format!("{base}/console/incidents/{id}"))
+        .header(header::COOKIE, &viewer)
+        .send()
+        .await
+        .expect("incident page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("text")
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert"), "{html}");
+    assert!(
+        html.contains("data-live=\"/console/live/incidents/"),
+        "{html}"
     );
 
     // Writes carried by the cookie: refused from another origin whatever the role, refused
@@ -187,6 +247,19 @@ async fn a_browser_signs_in_sees_what_its_role_allows_and_cannot_be_made_to_writ
         .expect("doc");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(r.text().await.expect("body").contains("no-such-runbook"));
+
+    // The lab report, as a table, with its links defused.
+    let lab = b
+        .get(format!("{base}/console/lab"))
+        .header(header::COOKIE, &viewer)
+        .send()
+        .await
+        .expect("lab")
+        .text()
+        .await
+        .expect("html");
+    assert!(lab.contains("<td>247 ms</td>"), "{lab}");
+    assert!(!lab.contains("href=\"javascript"), "{lab}");
 
     // Signing out clears the cookie.
     let r = b

@@ -30,9 +30,15 @@ fn token(api: &Api, name: &str, role: &str) -> String {
     body["token"].as_str().expect("the new secret").to_string()
 }
 
-/// Where the screenshots go: `docs/` at the workspace root, shown in the README.
+/// Where the screenshots go: `target/console-screenshots/`, or with
+/// `VIGIL_UPDATE_SCREENSHOTS=1` the README's own in `docs/` (how they were made).
 fn docs() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::var_os("VIGIL_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        root.join("docs")
+    } else {
+        root.join("target/console-screenshots")
+    }
 }
 
 #[test]

@@ -77,6 +77,7 @@ impl AlertService {
         let graph = self.graph.snapshot(now);
         let recent = self.events.list_events(&EventQuery {
             since_unix_ns: Some(now - self.context_ns),
+            until_unix_ns: None,
             limit: 10_000,
             ..Default::default()
         })?;

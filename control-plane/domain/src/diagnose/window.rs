@@ -68,6 +68,7 @@ pub fn events(
         kind: kind.map(str::to_string),
         workload_key: entity_only.then(|| scope.entity.as_str().to_string()),
         since_unix_ns: Some(scope.before_from_unix_ns()),
+        until_unix_ns: None,
         limit: MAX_EVENTS,
     })?;
     rows.sort_by_key(|e| e.event.time_unix_ns);

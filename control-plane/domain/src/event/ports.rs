@@ -18,6 +18,9 @@ pub struct EventQuery {
     pub kind: Option<String>,
     pub workload_key: Option<String>,
     pub since_unix_ns: Option<i64>,
+    /// Only events before this time (exclusive). The newest `limit` are returned, so a
+    /// window in the past needs its end, or newer events crowd it out.
+    pub until_unix_ns: Option<i64>,
     pub limit: usize,
 }
 

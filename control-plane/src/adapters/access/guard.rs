@@ -146,7 +146,16 @@ pub async fn guard(
             "a write signed in by the console's cookie must come from the console itself (its Origin header names another site or none); send the token as `Authorization: Bearer` instead".into(),
         );
     }
-    let console_page = safe && request.uri().path().starts_with("/console");
+    // A person navigating to a console page (not a script's fetch, a live stream or an htmx
+    // request: those get the 401 below and the page sends the reader to the sign-in).
+    let console_page = safe
+        && request.uri().path().starts_with("/console")
+        && !request.headers().contains_key("hx-request")
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
     let secret = credential.map(|(s, _)| s);
     let decided =
         tokio::task::spawn_blocking(move || access.authorize(secret.as_deref(), role)).await;

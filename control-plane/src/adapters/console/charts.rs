@@ -1,28 +1,16 @@
-//! An incident's evidence: its kernel events, the figures the diagnosis' tools read (before
-//! and during), and small charts of the signals around the opening — the workload's kernel
-//! events per kind over time, and each anomalous feature against its baseline median. Charts
-//! are drawn by uPlot in the browser from the JSON in each `data-chart` attribute.
+//! Small charts of an incident's signals around its onset: the workload's kernel events per
+//! kind over time, and each anomalous feature against its baseline median. Drawn by uPlot in
+//! the browser from the JSON in each `data-chart` attribute.
 
 use std::collections::BTreeMap;
 
 use maud::{html, Markup};
 use serde::Serialize;
 
-use super::{layout, ConsoleState, PageError};
-use crate::{
-    adapters::http::IncidentDetail,
-    domain::{
-        event::ports::EventQuery,
-        incident::details::{AnomalyDetails, Details},
-    },
-};
+use crate::domain::incident::details::AnomalyDetails;
 
-/// Before and after the opening, the event chart covers this much on each side.
-const AROUND_NS: i64 = 120_000_000_000;
-/// Its bucket width.
-const BUCKET_NS: i64 = 5_000_000_000;
-/// Events read for it at most.
-const MAX_EVENTS: usize = 5_000;
+/// The event chart's bucket width.
+pub const BUCKET_NS: i64 = 5_000_000_000;
 /// Anomalous features charted at most.
 const MAX_FEATURES: usize = 4;
 
@@ -43,7 +31,9 @@ pub struct Series {
 
 /// Events per kind in `BUCKET_NS` buckets over `[from, to)`: (time, kind) pairs in.
 pub fn event_rate(title: String, times: &[(i64, &str)], from: i64, to: i64, marker: i64) -> Chart {
-    let buckets = ((to - from).max(BUCKET_NS) / BUCKET_NS) as usize;
+    // Rounded up: the newest seconds of an open incident fall in a partial last bucket.
+    let buckets = ((to - from).max(BUCKET_NS) + BUCKET_NS - 1) / BUCKET_NS;
+    let buckets = buckets as usize;
     let mut per_kind: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
     for (t, kind) in times {
         if *t < from || *t >= to {
@@ -107,120 +97,9 @@ pub fn features(a: &AnomalyDetails, marker: i64) -> Vec<Chart> {
         .collect()
 }
 
-fn chart(c: &Chart) -> Markup {
+pub fn chart(c: &Chart) -> Markup {
     let data = serde_json::to_string(c).unwrap_or_default();
     html! { figure.chart data-chart=(data) { figcaption { (c.title) } } }
-}
-
-/// A kernel event's own fields, without its type tag.
-fn fields(kind: &crate::domain::event::EventKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::Object(m)) => m
-            .iter()
-            .filter(|(k, _)| *k != "type")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
-/// The evidence section.
-pub fn evidence(s: &ConsoleState, d: &IncidentDetail) -> Result<Markup, PageError> {
-    let i = &d.incident;
-    // The fault's onset: an anomaly's first window, else the opening.
-    let opened = match i.details() {
-        Details::ServiceAnomaly(a) => a.first_anomaly_unix_ns.unwrap_or(i.opened_unix_ns),
-        _ => i.opened_unix_ns,
-    };
-    let now = s.api.clock.now_unix_ns();
-    let (from, to) = (
-        opened - AROUND_NS,
-        (opened + AROUND_NS).min(now.max(opened + BUCKET_NS)),
-    );
-    let events = s.api.events.list_events(&EventQuery {
-        node: None,
-        kind: None,
-        workload_key: Some(i.workload_key.to_string()),
-        since_unix_ns: Some(from),
-        limit: MAX_EVENTS,
-    })?;
-    let times: Vec<(i64, &str)> = events
-        .iter()
-        .map(|e| (e.event.time_unix_ns, e.event.kind.name()))
-        .collect();
-    let mut charts = Vec::new();
-    if !times.is_empty() {
-        charts.push(event_rate(
-            format!("kernel events of {} per 5 s", i.workload_key),
-            &times,
-            from,
-            to,
-            opened,
-        ));
-    }
-    if let Details::ServiceAnomaly(a) = i.details() {
-        charts.extend(features(a, opened));
-    }
-    let observations: Vec<_> = d
-        .diagnosis
-        .iter()
-        .flat_map(|dx| dx.evidence.iter())
-        .flat_map(|t| t.observations.iter().map(move |o| (t, o)))
-        .collect();
-    Ok(html! {
-        section #evidence {
-            h2 { "Evidence" }
-            @if !charts.is_empty() { div.charts { @for c in &charts { (chart(c)) } } }
-            h3 { "Kernel events" }
-            @if d.evidence.is_empty() { p.muted { "None: the incident comes from metrics or an alert." } }
-            @else {
-                table.events {
-                    thead { tr { th { "When" } th { "Node" } th { "Kind" } th { "Process" } th { "Detail" } } }
-                    tbody {
-                        @for e in &d.evidence {
-                            tr data-kind=(e.event.kind.name()) {
-                                td { (layout::time(e.event.time_unix_ns)) }
-                                td { (e.event.node) }
-                                td { (e.event.kind.name()) }
-                                td { (e.event.task.comm) " (" (e.event.task.pid) ")" }
-                                td { code { (fields(&e.event.kind)) } }
-                            }
-                        }
-                    }
-                }
-            }
-            @if !observations.is_empty() {
-                h3 { "What the evidence tools read" }
-                table.observations {
-                    thead { tr { th { "Tool" } th { "On" } th { "Figure" } th { "Before" } th { "Now" } th { "" } } }
-                    tbody {
-                        @for (t, o) in &observations {
-                            tr {
-                                td { (t.tool) }
-                                td { code { (t.entity) } }
-                                td { (o.what) }
-                                td { @if let Some(b) = o.before { (figure(b)) " " (o.unit) } @else { "–" } }
-                                td { (figure(o.value)) " " (o.unit) }
-                                td.muted { (o.detail) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// A figure with as many digits as it needs.
-fn figure(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else if v.abs() >= 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 #[cfg(test)]
@@ -240,6 +119,12 @@ mod tests {
         ];
         let c = event_rate("t".into(), &times, 0, 15 * s, 5 * s);
         assert_eq!(c.x, vec![0.0, 5.0, 10.0]);
+        let partial = event_rate("t".into(), &[(11 * s, "oom_kill")], 0, 12 * s, 0);
+        assert_eq!(
+            partial.series[0].values,
+            vec![Some(0.0), Some(0.0), Some(1.0)],
+            "a partial last bucket counts"
+        );
         assert_eq!(c.marker, 5.0);
         assert_eq!(c.series[0].label, "oom_kill");
         assert_eq!(c.series[0].values, vec![Some(2.0), Some(1.0), Some(0.0)]);

@@ -9,7 +9,7 @@ use axum::{extract::State, response::Response, Extension, Json};
 use maud::html;
 use serde::Serialize;
 
-use super::{assets, blocking, layout, respond, ConsoleState, PageError};
+use super::{assets, blocking, format, layout, respond, ConsoleState, PageError};
 use crate::domain::{
     access::Principal,
     graph::service_graph::GraphSnapshot,
@@ -72,7 +72,7 @@ pub fn view(snapshot: GraphSnapshot, open: &[Incident]) -> GraphView {
                         _ => "warning",
                     },
                     incidents,
-                    kind: super::incident::wire(&n.kind),
+                    kind: format::wire(&n.kind),
                     id,
                 }
             })

@@ -9,9 +9,8 @@ use axum::{
     Extension,
 };
 use maud::{html, Markup};
-use serde::Serialize;
 
-use super::{blocking, charts, layout, live, respond, ConsoleState, PageError};
+use super::{blocking, evidence, format, layout, region, respond, ConsoleState, PageError};
 use crate::{
     adapters::http::{incident_detail, IncidentDetail},
     domain::{
@@ -26,15 +25,6 @@ use crate::{
 /// Audit records read to find one incident's trail (the newest this many).
 const AUDIT_SCAN: usize = 10_000;
 
-/// A serde enum's wire name (`pending_approval`), as the API spells it.
-pub fn wire<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
-}
-
 /// One step of the timeline: (stage, when, what it concluded).
 struct Step {
     stage: String,
@@ -44,11 +34,20 @@ struct Step {
 }
 
 fn timeline(d: &IncidentDetail, actions: &[ActionRecord]) -> Vec<Step> {
-    let mut steps: Vec<Step> = d
-        .incident
-        .stages()
-        .iter()
-        .map(|s| Step {
+    // The pipeline's stages are those of the finding that last updated the incident.
+    let latest = if d.incident.occurrences > 1 {
+        " (latest occurrence)"
+    } else {
+        ""
+    };
+    let mut steps: Vec<Step> = vec![Step {
+        stage: "open".into(),
+        at_unix_ns: d.incident.opened_unix_ns,
+        took_ns: None,
+        note: format!("{} occurrence(s) since", d.incident.occurrences),
+    }];
+    steps.extend(d.incident.stages().iter().map(|s| {
+        Step {
             stage: s.stage.clone(),
             at_unix_ns: s.start_unix_ns,
             took_ns: Some(s.end_unix_ns - s.start_unix_ns),
@@ -57,9 +56,10 @@ fn timeline(d: &IncidentDetail, actions: &[ActionRecord]) -> Vec<Step> {
                 .iter()
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect::<Vec<_>>()
-                .join(", "),
-        })
-        .collect();
+                .join(", ")
+                + latest,
+        }
+    }));
     if let Some(dx) = &d.diagnosis {
         steps.push(Step {
             stage: "diagnose".into(),
@@ -68,7 +68,7 @@ fn timeline(d: &IncidentDetail, actions: &[ActionRecord]) -> Vec<Step> {
             note: format!(
                 "{} at {}",
                 dx.class.map(|c| c.id()).unwrap_or("no class"),
-                super::incidents::confidence(dx.confidence)
+                format::confidence(dx.confidence)
             ),
         });
     }
@@ -81,7 +81,7 @@ fn timeline(d: &IncidentDetail, actions: &[ActionRecord]) -> Vec<Step> {
                 "{} on {}: {}",
                 a.step.action.as_str(),
                 a.request.target,
-                wire(&a.verdict)
+                format::wire(&a.verdict)
             ),
         });
         if let Some(executed) = a.executed_unix_ns {
@@ -122,8 +122,8 @@ fn timeline_view(d: &IncidentDetail, actions: &[ActionRecord]) -> Markup {
                 @for s in &steps {
                     li data-stage=(s.stage) {
                         span.stage { (s.stage) }
-                        span.at { (layout::time(s.at_unix_ns)) " (+" (layout::span(s.at_unix_ns - origin)) ")" }
-                        @if let Some(took) = s.took_ns { span.took { "took " (layout::span(took)) } }
+                        span.at { (format::time(s.at_unix_ns)) " (+" (format::span(s.at_unix_ns - origin)) ")" }
+                        @if let Some(took) = s.took_ns { span.took { "took " (format::span(took)) } }
                         @if !s.note.is_empty() { span.note { (s.note) } }
                     }
                 }
@@ -141,8 +141,8 @@ fn diagnosis_view(dx: Option<&Diagnosis>) -> Markup {
             h2 { "Diagnosis" }
             p.verdict {
                 strong.class { (dx.class.map(|c| c.id()).unwrap_or("no class")) }
-                " at " strong { (super::incidents::confidence(dx.confidence)) }
-                " (gate " (super::incidents::confidence(dx.gate)) ") → "
+                " at " strong { (format::confidence(dx.confidence)) }
+                " (gate " (format::confidence(dx.gate)) ") → "
                 span class={ "route " (dx.route.as_str()) } { (dx.route.as_str()) }
                 @if let Some(s) = &dx.subject { " · acts on " code { (s) } }
                 @if dx.llm { " · an LLM took part, checked against the evidence" }
@@ -167,7 +167,7 @@ fn diagnosis_view(dx: Option<&Diagnosis>) -> Markup {
                 h3 { "Cited runbooks and postmortems" }
                 ul.citations {
                     @for c in &dx.citations {
-                        li { a href={ "/console/docs/" (c.id) } { (c.title) } " (" (c.kind) ", " (format!("{:.2}", c.score)) ")" }
+                        li { a href={ "/console/docs/" (format::segment(&c.id)) } { (c.title) } " (" (c.kind) ", " (format!("{:.2}", c.score)) ")" }
                     }
                 }
             }
@@ -179,8 +179,17 @@ fn diagnosis_view(dx: Option<&Diagnosis>) -> Markup {
     }
 }
 
-fn actions_view(incident: IncidentId, actions: &[ActionRecord], who: &Principal) -> Markup {
+fn actions_view(
+    incident: IncidentId,
+    actions: &[ActionRecord],
+    who: &Principal,
+    now_unix_ns: i64,
+) -> Markup {
     let approver = who.role.permits(Role::Approver);
+    // An approval past its time is refused by the server; the page does not offer it.
+    let open = |a: &ActionRecord| {
+        a.state == ActionState::PendingApproval && a.expires_unix_ns.is_none_or(|e| e > now_unix_ns)
+    };
     html! {
         section #actions {
             h2 { "Actions" }
@@ -189,22 +198,23 @@ fn actions_view(incident: IncidentId, actions: &[ActionRecord], who: &Principal)
                 div.action data-action=(a.id.0) data-state=(a.state.as_str()) {
                     p {
                         strong { (a.step.action.as_str()) } " on " code { (a.request.target) }
-                        " · phase " (wire(&a.phase)) " · policy: " (wire(&a.verdict))
+                        " · phase " (format::wire(&a.phase)) " · policy: " (format::wire(&a.verdict))
                         " · " span class={ "state " (a.state.as_str()) } { (a.state.as_str()) }
                     }
                     p.muted {
-                        "decided " (layout::time(a.decided_unix_ns))
-                        @if let Some(e) = a.expires_unix_ns { " · approval until " (layout::time(e)) }
+                        "decided " (format::time(a.decided_unix_ns))
+                        @if let Some(e) = a.expires_unix_ns { " · approval until " (format::time(e)) }
                         @if let Some(by) = &a.approved_by { " · approved by " (by) }
-                        @if let Some(x) = a.executed_unix_ns { " · ran " (layout::time(x)) }
+                        @if let Some(x) = a.executed_unix_ns { " · ran " (format::time(x)) }
                     }
                     @if !a.outcome.is_empty() { p.outcome { (a.outcome) } }
-                    @if a.state == ActionState::PendingApproval && approver {
+                    @if approver && open(a) {
                         div.buttons {
                             @let base = format!("/api/v1/incidents/{}/actions/{}", incident.0, a.id.0);
                             button.approve hx-post={ (base) "/approve" } hx-swap="none"
                                 hx-confirm={ "Run " (a.step.action.as_str()) " on " (a.request.target) "?" } { "Approve" }
-                            button.deny hx-post={ (base) "/deny" } hx-swap="none" { "Deny" }
+                            button.deny hx-post={ (base) "/deny" } hx-swap="none"
+                                hx-confirm={ "Deny " (a.step.action.as_str()) " on " (a.request.target) "?" } { "Deny" }
                         }
                     }
                 }
@@ -221,7 +231,7 @@ fn audit_view(records: &[AuditRecord]) -> Markup {
                 thead { tr { th { "#" } th { "When" } th { "Kind" } th { "Actor" } th { "Summary" } } }
                 tbody {
                     @for r in records {
-                        tr { td { (r.seq) } td { (layout::time(r.at_unix_ns)) } td { (wire(&r.kind)) } td { (r.actor) } td { (r.summary) } }
+                        tr { td { (r.seq) } td { (format::time(r.at_unix_ns)) } td { (format::wire(&r.kind)) } td { (r.actor) } td { (r.summary) } }
                     }
                 }
             }
@@ -231,11 +241,21 @@ fn audit_view(records: &[AuditRecord]) -> Markup {
 
 /// Everything below the title: the live region's content.
 pub fn body(s: &ConsoleState, id: IncidentId, who: &Principal) -> Result<Markup, PageError> {
+    Ok(render(s, id, who)?.1)
+}
+
+/// The incident's title and the live region's content, from one read of the incident.
+fn render(
+    s: &ConsoleState,
+    id: IncidentId,
+    who: &Principal,
+) -> Result<(String, Markup), PageError> {
     let d = incident_detail(&s.api, id)?;
     let actions = s.actions.actions(Some(id), 0)?;
     let audit = s.api.audit.trail(id, AUDIT_SCAN)?;
+    let now = s.api.clock.now_unix_ns();
     let i = &d.incident;
-    Ok(html! {
+    let markup = html! {
         p.badges {
             span class={ "sev " (i.severity.as_str()) } { (i.severity.as_str()) }
             span #status class={ "status " (i.status.as_str()) } { (i.status.as_str()) }
@@ -243,15 +263,16 @@ pub fn body(s: &ConsoleState, id: IncidentId, who: &Principal) -> Result<Markup,
             span { "workload " code { (i.workload_key) } }
             span { "node " (i.node) }
             span { (i.occurrences) " occurrence" @if i.occurrences != 1 { "s" } }
-            span { "opened " (layout::time(i.opened_unix_ns)) }
+            span { "opened " (format::time(i.opened_unix_ns)) }
         }
         p.summary { (i.summary) }
         (timeline_view(&d, &actions))
         (diagnosis_view(d.diagnosis.as_ref()))
-        (actions_view(id, &actions, who))
-        (charts::evidence(s, &d)?)
+        (actions_view(id, &actions, who, now))
+        (evidence::section(s, &d)?)
         (audit_view(&audit))
-    })
+    };
+    Ok((d.incident.title.clone(), markup))
 }
 
 pub async fn page(
@@ -262,16 +283,7 @@ pub async fn page(
     let id = IncidentId(id);
     let (title, body) = {
         let (s, who) = (s.clone(), who.clone());
-        blocking(move || {
-            let title = s
-                .api
-                .incidents
-                .get(id)?
-                .ok_or(crate::adapters::http::ApiError::NotFound(id))?
-                .title;
-            Ok((title, body(&s, id, &who)?))
-        })
-        .await?
+        blocking(move || render(&s, id, &who)).await?
     };
     Ok(respond(layout::page(
         &format!("incident {}", id.0),
@@ -279,7 +291,7 @@ pub async fn page(
         &who,
         html! {
             h1 { "#" (id.0) " " (title) }
-            (live::region("incident", &format!("/console/live/incidents/{}", id.0), body))
+            (region::region("incident", &format!("/console/live/incidents/{}", id.0), body))
         },
     )))
 }

@@ -10,7 +10,7 @@ use axum::{
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{blocking, layout, live, respond, ConsoleState, PageError};
+use super::{blocking, format, layout, region, respond, ConsoleState, PageError};
 use crate::{
     adapters::http::incident_list,
     domain::{
@@ -132,13 +132,13 @@ pub fn table(rows: &[Row]) -> Markup {
                         @match &r.diagnosis {
                             Some(d) => {
                                 td.class { (d.class.map(|c| c.id()).unwrap_or("unknown")) }
-                                td { (confidence(d.confidence)) " " span class={ "route " (d.route.as_str()) } { (d.route.as_str()) } }
+                                td { (format::confidence(d.confidence)) " " span class={ "route " (d.route.as_str()) } { (d.route.as_str()) } }
                             }
                             None => { td.muted { "diagnosing…" } td {} }
                         }
                         td { code { (root_cause(i, r.diagnosis.as_ref())) } }
                         td.title { a href={ "/console/incidents/" (i.id.0) } { (i.title) } }
-                        td { (layout::time(i.opened_unix_ns)) }
+                        td { (format::time(i.opened_unix_ns)) }
                     }
                 }
             }
@@ -146,17 +146,12 @@ pub fn table(rows: &[Row]) -> Markup {
     }
 }
 
-/// `0.85` as `85 %`.
-pub fn confidence(c: f64) -> String {
-    format!("{:.0} %", c * 100.0)
-}
-
 fn filters(f: &Filter) -> Markup {
     let selected = |v: &Option<String>, want: &str| v.as_deref() == Some(want);
     html! {
         form.filters method="get" action="/console" {
             label { "Status "
-                select name="status" onchange="this.form.requestSubmit()" {
+                select name="status" data-autosubmit {
                     option value="" { "any" }
                     @for s in ["open", "resolved"] {
                         option value=(s) selected[selected(&f.status, s)] { (s) }
@@ -164,7 +159,7 @@ fn filters(f: &Filter) -> Markup {
                 }
             }
             label { "Kind "
-                select name="kind" onchange="this.form.requestSubmit()" {
+                select name="kind" data-autosubmit {
                     option value="" { "any" }
                     @for k in IncidentKind::ALL {
                         option value=(k.as_str()) selected[selected(&f.kind, k.as_str())] { (k.as_str()) }
@@ -198,7 +193,7 @@ pub async fn page(
         html! {
             h1 { "Incidents" }
             (filters(&f))
-            (live::region("incidents", &live_url, body))
+            (region::region("incidents", &live_url, body))
         },
     )))
 }

@@ -4,7 +4,7 @@
 use axum::{extract::State, response::Response, Extension};
 use maud::{html, PreEscaped};
 
-use super::{blocking, layout, markdown, respond, ConsoleState, PageError};
+use super::{blocking, format, layout, markdown, respond, ConsoleState, PageError};
 use crate::domain::access::Principal;
 
 pub async fn page(
@@ -44,7 +44,7 @@ pub async fn page(
                     }
                 },
                 Some((path, Ok(text), modified)) => {
-                    p.muted { code { (path.display()) } @if let Some(m) = modified { ", written " (layout::time(m)) } }
+                    p.muted { code { (path.display()) } @if let Some(m) = modified { ", written " (format::time(m)) } }
                     article.doc.lab { (PreEscaped(markdown::to_html(&text))) }
                 },
             }

@@ -1,68 +1,104 @@
 //! Live regions: a part of a page that the server re-renders every second and pushes over
-//! server-sent events when it changed (`event: changed`, the new HTML as data). The page
-//! carries a hash of what it shows, so a stream that connects after a change sends it at
-//! once, and one that connects before sends nothing until there is something new. Times are
-//! rendered as fixed UTC text (ages are the browser's), so an unchanged region hashes the same.
+//! server-sent events when it changed (`event: changed`, the new HTML as data, its version as
+//! the event id). The page carries the version it shows, and a reconnecting browser sends the
+//! last one it got (`Last-Event-ID`), so a stream sends a change it missed at once and nothing
+//! otherwise. Times are rendered as fixed UTC text (ages are the browser's), so an unchanged
+//! region hashes the same.
+//!
+//! A stream lives `MAX_LIFE` and then ends: the browser reconnects through the access guard,
+//! so a revoked token or a smaller role takes effect within that time. Tabs showing the same
+//! region share one rendering per tick (`Renders`).
 
 use std::{
     convert::Infallible,
-    hash::{DefaultHasher, Hash, Hasher},
-    time::Duration,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use axum::{
     extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
     response::sse::{Event, KeepAlive, Sse},
+    Extension,
 };
 use futures::Stream;
-use maud::{html, Markup};
+use maud::Markup;
 use serde::Deserialize;
 
-use super::{incident, incidents, nodes, ConsoleState, PageError};
-use crate::domain::incident::IncidentId;
+use super::{incident, incidents, nodes, region::version, ConsoleState, PageError};
+use crate::domain::{access::Principal, incident::IncidentId};
 
 /// How often a live region is rendered again.
 const TICK: Duration = Duration::from_secs(1);
-
-/// A region's identity for the stream: a hash of its HTML, in hex.
-pub fn version(markup: &Markup) -> String {
-    let mut h = DefaultHasher::new();
-    markup.0.hash(&mut h);
-    format!("{:016x}", h.finish())
-}
-
-/// A live region: `body` now, replaced by what `stream_url` pushes.
-pub fn region(id: &str, stream_url: &str, body: Markup) -> Markup {
-    let v = version(&body);
-    let sep = if stream_url.contains('?') { '&' } else { '?' };
-    html! {
-        div.live id=(id) data-live={ (stream_url) (sep) "since=" (v) } data-version=(v) {
-            (body)
-        }
-    }
-}
+/// How long one stream lives before the browser must reconnect (and be authorized again).
+const MAX_LIFE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Deserialize)]
 pub struct Since {
     since: Option<String>,
 }
 
-type Render = Box<dyn Fn(&ConsoleState) -> Result<Markup, PageError> + Send + Sync>;
+/// What the browser already shows: the last event it got, else the page's version.
+fn shown(headers: &HeaderMap, since: Since) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(since.since)
+}
 
-/// Renders every `TICK` and yields what differs from the last version sent (or the page's).
+type Render = Arc<dyn Fn(&ConsoleState) -> Result<Markup, PageError> + Send + Sync>;
+
+enum Next {
+    /// The event, and the version it carries.
+    Send(Event, String),
+    End,
+}
+
+/// One tick: render (or reuse) and compare with what the browser has.
+async fn tick(s: &ConsoleState, key: &str, render: &Render, last: &Option<String>) -> Option<Next> {
+    let (state, r, key) = (s.clone(), render.clone(), key.to_string());
+    let rendered =
+        tokio::task::spawn_blocking(move || state.renders.get_or_render(&key, || r(&state))).await;
+    let markup = match rendered {
+        Ok(Ok(m)) => m,
+        // Gone (an incident that does not exist): nothing will ever change.
+        Ok(Err(PageError(StatusCode::NOT_FOUND, _))) => return Some(Next::End),
+        // A store that fails now may answer next time; the page keeps what it has.
+        Ok(Err(e)) => {
+            tracing::debug!(error = ?e, "live region not rendered");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let v = version(&markup);
+    if last.as_deref() == Some(v.as_str()) {
+        return None;
+    }
+    Some(Next::Send(
+        Event::default()
+            .event("changed")
+            .id(v.clone())
+            .data(markup.into_string()),
+        v,
+    ))
+}
+
+/// Renders every `TICK` and yields what differs from what the browser shows, until the
+/// control plane stops or `MAX_LIFE` passes.
 fn stream(
     s: ConsoleState,
+    key: String,
     since: Option<String>,
     render: Render,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let render = std::sync::Arc::new(render);
-    let first = true;
-    let events = futures::stream::unfold(
-        (s, since, render, first),
-        |(s, mut last, render, mut first)| async move {
+    let born = Instant::now();
+    let events = futures::stream::unfold((s, since, true), move |(s, mut last, mut first)| {
+        let (key, render) = (key.clone(), render.clone());
+        async move {
             let mut stop = s.stop.clone();
             loop {
-                if *stop.borrow() {
+                if *stop.borrow() || born.elapsed() >= MAX_LIFE {
                     return None;
                 }
                 if !first {
@@ -72,61 +108,54 @@ fn stream(
                     }
                 }
                 first = false;
-                let (state, r) = (s.clone(), render.clone());
-                let rendered = tokio::task::spawn_blocking(move || r(&state)).await;
-                let markup = match rendered {
-                    Ok(Ok(m)) => m,
-                    // A store that fails now may answer next time; the page keeps what it has.
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = ?e, "live region not rendered");
-                        continue;
+                match tick(&s, &key, &render, &last).await {
+                    None => continue,
+                    Some(Next::End) => return None,
+                    Some(Next::Send(event, v)) => {
+                        // What the browser shows from now on.
+                        last = Some(v);
+                        return Some((Ok(event), (s, last, first)));
                     }
-                    Err(_) => continue,
-                };
-                let v = version(&markup);
-                if last.as_deref() == Some(v.as_str()) {
-                    continue;
                 }
-                let event = Event::default()
-                    .event("changed")
-                    .id(v.clone())
-                    .data(markup.into_string());
-                last = Some(v);
-                return Some((Ok(event), (s, last, render, first)));
             }
-        },
-    );
+        }
+    });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 pub async fn incidents(
     State(s): State<ConsoleState>,
+    headers: HeaderMap,
     Query(f): Query<incidents::Filter>,
     Query(since): Query<Since>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    stream(
-        s,
-        since.since,
-        Box::new(move |s| Ok(incidents::table(&incidents::rows(s, &f)?))),
-    )
+    let key = format!("incidents?{}", f.query());
+    let render: Render = Arc::new(move |s| Ok(incidents::table(&incidents::rows(s, &f)?)));
+    stream(s, key, shown(&headers, since), render)
 }
 
 pub async fn incident(
     State(s): State<ConsoleState>,
-    axum::Extension(who): axum::Extension<crate::domain::access::Principal>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
     Path(id): Path<i64>,
     Query(since): Query<Since>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    stream(
-        s,
-        since.since,
-        Box::new(move |s| incident::body(s, IncidentId(id), &who)),
-    )
+    // What the page shows depends on the role (the approve button), not on the name.
+    let key = format!("incident/{id}/{}", who.role.as_str());
+    let render: Render = Arc::new(move |s| incident::body(s, IncidentId(id), &who));
+    stream(s, key, shown(&headers, since), render)
 }
 
 pub async fn nodes(
     State(s): State<ConsoleState>,
+    headers: HeaderMap,
     Query(since): Query<Since>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    stream(s, since.since, Box::new(nodes::table))
+    stream(
+        s,
+        "nodes".into(),
+        shown(&headers, since),
+        Arc::new(nodes::table),
+    )
 }

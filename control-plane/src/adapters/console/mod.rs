@@ -12,6 +12,8 @@
 mod assets;
 mod charts;
 mod docs;
+mod evidence;
+mod format;
 mod graph;
 mod incident;
 mod incidents;
@@ -20,12 +22,13 @@ mod layout;
 mod live;
 mod markdown;
 mod nodes;
+mod region;
 pub mod session;
 
 use std::{path::PathBuf, sync::Arc};
 
 use axum::{
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
     Router,
@@ -49,6 +52,8 @@ pub struct ConsoleState {
     /// Turns true when the control plane stops: live streams end then, or a graceful
     /// shutdown would wait for every open browser tab.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Live regions' latest renderings, shared by the tabs that show them.
+    pub renders: Arc<region::Renders>,
 }
 
 /// A page that could not be built: shown as a page that names the cause.
@@ -102,6 +107,25 @@ fn respond(markup: Markup) -> Response {
     Html(markup.into_string()).into_response()
 }
 
+/// What a console response may load and where it may be framed: scripts only from the
+/// console's own compiled-in files (no inline script, no `eval`), no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
 pub fn router(state: ConsoleState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
@@ -122,5 +146,6 @@ pub fn router(state: ConsoleState) -> Router {
         )
         .route("/console/logout", post(session::logout))
         .route("/console/assets/{name}", get(assets::serve))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

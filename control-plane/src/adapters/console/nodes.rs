@@ -5,7 +5,7 @@
 use axum::{extract::State, response::Response, Extension};
 use maud::{html, Markup};
 
-use super::{blocking, layout, live, respond, ConsoleState, PageError};
+use super::{blocking, format, layout, region, respond, ConsoleState, PageError};
 use crate::domain::access::Principal;
 
 pub fn table(s: &ConsoleState) -> Result<Markup, PageError> {
@@ -43,7 +43,7 @@ pub fn table(s: &ConsoleState) -> Result<Markup, PageError> {
                                 " (" (n.stats.degraded_cause) ")"
                             } @else { "full" }
                         }
-                        td { (layout::time(n.last_seen_unix_ns)) }
+                        td { (format::time(n.last_seen_unix_ns)) }
                     }
                 }
             }
@@ -65,7 +65,7 @@ pub async fn page(
         &who,
         html! {
             h1 { "Nodes" }
-            (live::region("nodes", "/console/live/nodes", body))
+            (region::region("nodes", "/console/live/nodes", body))
         },
     )))
 }

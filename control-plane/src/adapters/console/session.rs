@@ -55,12 +55,31 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a console page, never another site.
+/// Where to go after signing in: a console page, never another site, a stream, an asset or
+/// the sign-in itself (and only text a `Location` header can carry).
 fn next_page(next: Option<&str>) -> String {
+    const NOT_PAGES: [&str; 4] = [
+        "/console/login",
+        "/console/logout",
+        "/console/live/",
+        "/console/assets/",
+    ];
     match next {
-        Some(n) if n.starts_with("/console") && !n.starts_with("/console/login") => n.to_string(),
+        Some(n)
+            if (n == "/console" || n.starts_with("/console/") || n.starts_with("/console?"))
+                && !NOT_PAGES.iter().any(|p| n.starts_with(p))
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_string()
+        }
         _ => "/console".to_string(),
     }
+}
+
+/// A sign-in or sign-out posted from another site (login CSRF: being signed in as someone
+/// else's token) is refused. A request without `Origin` (a script, curl) is not a browser's.
+fn foreign(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) && !same_origin(headers)
 }
 
 fn form(next: &str, error: Option<&str>) -> maud::Markup {
@@ -92,8 +111,25 @@ pub struct SignIn {
     next: Option<String>,
 }
 
-pub async fn login(State(s): State<ConsoleState>, Form(f): Form<SignIn>) -> Response {
+pub async fn login(
+    State(s): State<ConsoleState>,
+    headers: HeaderMap,
+    Form(f): Form<SignIn>,
+) -> Response {
     let next = next_page(f.next.as_deref());
+    if foreign(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(
+                form(
+                    &next,
+                    Some("a sign-in must come from this console's own page"),
+                )
+                .into_string(),
+            ),
+        )
+            .into_response();
+    }
     let secret = f.token.trim().to_string();
     let access = s.access.clone();
     let checked = {
@@ -129,12 +165,20 @@ pub async fn login(State(s): State<ConsoleState>, Form(f): Form<SignIn>) -> Resp
     response
 }
 
-pub async fn logout() -> Response {
+pub async fn logout(headers: HeaderMap) -> Response {
+    if foreign(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "a sign-out must come from this console's own page",
+        )
+            .into_response();
+    }
     let mut response = Redirect::to("/console/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("vigil_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    if let Ok(clear) = HeaderValue::from_str(&format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
     response
 }
 
@@ -191,6 +235,18 @@ mod tests {
         assert_eq!(next_page(Some("https://evil.example/")), "/console");
         assert_eq!(next_page(Some("//evil.example")), "/console");
         assert_eq!(next_page(Some("/console/login?next=x")), "/console");
+        assert_eq!(next_page(Some("/console/live/incidents")), "/console");
+        assert_eq!(next_page(Some("/console/logout")), "/console");
+        assert_eq!(next_page(Some("/consoles")), "/console");
+        assert_eq!(
+            next_page(Some("/console?status=open")),
+            "/console?status=open"
+        );
+        assert_eq!(
+            next_page(Some("/console/incidents/ü")),
+            "/console",
+            "not header text"
+        );
         assert_eq!(next_page(None), "/console");
     }
 }

@@ -105,7 +105,8 @@ impl EventStore for SqliteStore {
             .and("node", "=", q.node.clone())
             .and("kind", "=", q.kind.clone())
             .and("workload_key", "=", q.workload_key.clone())
-            .and("time_unix_ns", ">=", q.since_unix_ns);
+            .and("time_unix_ns", ">=", q.since_unix_ns)
+            .and("time_unix_ns", "<", q.until_unix_ns);
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events{}",
             filter.sql(" ORDER BY time_unix_ns DESC, node, seq DESC LIMIT ?")

@@ -51,15 +51,37 @@ function drawCharts(root) {
       },
     };
     const width = Math.max(260, fig.clientWidth || 360);
-    new uPlot({ width, height: 150, series, plugins: [marker], legend: { show: true } },
-      [c.x].concat(c.series.map(s => s.values)), fig);
+    charts.set(fig, new uPlot({ width, height: 150, series, plugins: [marker], legend: { show: true } },
+      [c.x].concat(c.series.map(s => s.values)), fig));
     fig.classList.add("drawn");
   }
+}
+
+// Each drawn chart's uPlot, destroyed before its region is replaced (uPlot keeps listeners).
+const charts = new Map();
+
+function dropCharts(root) {
+  for (const fig of root.querySelectorAll("figure.drawn")) {
+    const plot = charts.get(fig);
+    if (plot) plot.destroy();
+    charts.delete(fig);
+  }
+}
+
+// A stream that fails may mean the sign-in ended: ask, and go to the sign-in if so.
+async function checkSignedIn() {
+  try {
+    const r = await fetch("/api/v1/whoami", { credentials: "same-origin" });
+    if (r.status === 401) {
+      location.href = "/console/login?next=" + encodeURIComponent(location.pathname + location.search);
+    }
+  } catch (_) { /* the control plane is away; EventSource keeps trying */ }
 }
 
 function live(region) {
   const source = new EventSource(region.dataset.live);
   source.addEventListener("changed", e => {
+    dropCharts(region);
     region.innerHTML = e.data;
     region.dataset.version = e.lastEventId;
     region.dataset.updates = String(Number(region.dataset.updates || 0) + 1);
@@ -68,22 +90,30 @@ function live(region) {
     drawCharts(region);
   });
   source.onopen = () => region.classList.remove("stale");
-  source.onerror = () => region.classList.add("stale");
+  source.onerror = () => {
+    region.classList.add("stale");
+    checkSignedIn();
+  };
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   ages(document);
   drawCharts(document);
   for (const r of document.querySelectorAll("[data-live]")) live(r);
+  for (const s of document.querySelectorAll("[data-autosubmit]")) {
+    s.addEventListener("change", () => s.form.requestSubmit());
+  }
   setInterval(() => ages(document), 10000);
   document.body.addEventListener("htmx:responseError", e => {
     let message = `${e.detail.xhr.status}`;
     try { message += ": " + JSON.parse(e.detail.xhr.responseText).error; } catch (_) { /* not JSON */ }
     flash(message, true);
+    if (e.detail.xhr.status === 401) checkSignedIn();
   });
   document.body.addEventListener("htmx:afterRequest", e => {
     if (e.detail.successful && e.detail.requestConfig.verb === "post") {
-      flash("Done: " + e.detail.pathInfo.requestPath.split("/").pop() + "d", false);
+      const done = { approve: "Approved", deny: "Denied" }[e.detail.pathInfo.requestPath.split("/").pop()];
+      flash((done || "Done") + ": the page updates as it runs", false);
     }
   });
 });

@@ -36,23 +36,39 @@ async function load() {
   const holder = document.getElementById("graph");
   const status = document.getElementById("graph-status");
   const t0 = performance.now();
-  const response = await fetch(holder.dataset.src, { credentials: "same-origin" });
-  if (!response.ok) {
-    status.textContent = `the graph could not be read: ${response.status}`;
+  let g;
+  try {
+    const response = await fetch(holder.dataset.src, { credentials: "same-origin" });
+    if (response.status === 401) {
+      location.href = "/console/login?next=" + encodeURIComponent(location.pathname);
+      return;
+    }
+    if (!response.ok) {
+      status.textContent = `the graph could not be read: ${response.status}`;
+      return;
+    }
+    g = await response.json();
+  } catch (e) {
+    status.textContent = `the graph could not be read: ${e}`;
     return;
   }
-  const g = await response.json();
   const fetched = performance.now();
+  const els = elements(g);
   if (!window.cy) {
-    window.cy = cytoscape({ container: holder, elements: elements(g), style, wheelSensitivity: 0.3 });
+    window.cy = cytoscape({ container: holder, elements: els, style, wheelSensitivity: 0.3 });
     window.cy.layout(layoutFor(g.nodes.length)).run();
-    window.cy.on("tap", "node", e => blast(e.target.id()));
+    window.cy.on("tap", "node", e => blast(e.target.id()).catch(err => {
+      document.getElementById("blast").textContent = `blast radius: ${err}`;
+    }));
     window.cy.on("tap", e => { if (e.target === window.cy) clearBlast(); });
   } else {
     const cy = window.cy;
+    const ids = new Set(els.map(el => el.data.id));
     let added = false;
     cy.batch(() => {
-      for (const el of elements(g)) {
+      // What left the graph (its TTL passed) goes; what stays updates in place.
+      cy.elements().filter(el => !ids.has(el.id())).remove();
+      for (const el of els) {
         const existing = cy.getElementById(el.data.id);
         if (existing.nonempty()) existing.data(el.data); else { cy.add(el); added = true; }
       }
@@ -63,6 +79,12 @@ async function load() {
   window.vigilGraph = { loads: window.vigilGraph.loads + 1, nodes: g.nodes.length, edges: g.edges.length,
     fetchMs: fetched - t0, renderMs: drawn - fetched };
   status.textContent = `${g.nodes.length} nodes, ${g.edges.length} edges · drawn in ${Math.round(drawn - t0)} ms`;
+}
+
+// The next refresh starts when this one ended, so a slow one never overlaps the next.
+async function refresh() {
+  await load();
+  setTimeout(refresh, 5000);
 }
 
 // A force layout reads best; past a few hundred nodes it costs seconds, so rings by degree.
@@ -98,7 +120,4 @@ async function blast(id) {
   box.append(h, ul);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  load();
-  setInterval(load, 5000);
-});
+document.addEventListener("DOMContentLoaded", refresh);

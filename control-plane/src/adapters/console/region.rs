@@ -1,0 +1,65 @@
+//! A live region as a page shows it: its HTML, the version it carries, and the stream that
+//! replaces it (see `live`); and the renderings tabs share.
+
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use maud::{html, Markup};
+
+use super::PageError;
+
+/// Renderings kept for other tabs: younger than this are reused.
+const REUSE: Duration = Duration::from_millis(900);
+/// Renderings nobody asked for in this long are dropped.
+const FORGET: Duration = Duration::from_secs(120);
+
+/// A region's identity for the stream: a hash of its HTML, in hex.
+pub fn version(markup: &Markup) -> String {
+    let mut h = DefaultHasher::new();
+    markup.0.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// A live region: `body` now, replaced by what `stream_url` pushes.
+pub fn region(id: &str, stream_url: &str, body: Markup) -> Markup {
+    let v = version(&body);
+    let sep = if stream_url.contains('?') { '&' } else { '?' };
+    html! {
+        div.live id=(id) data-live={ (stream_url) (sep) "since=" (v) } data-version=(v) {
+            (body)
+        }
+    }
+}
+
+/// The latest rendering of each region, shared by every tab that shows it.
+#[derive(Default)]
+pub struct Renders(Mutex<HashMap<String, (Instant, Markup)>>);
+
+impl Renders {
+    pub fn get_or_render(
+        &self,
+        key: &str,
+        render: impl FnOnce() -> Result<Markup, PageError>,
+    ) -> Result<Markup, PageError> {
+        let fresh = |t: &Instant| t.elapsed() < REUSE;
+        if let Some((at, m)) = self.lock().get(key) {
+            if fresh(at) {
+                return Ok(m.clone());
+            }
+        }
+        let markup = render()?;
+        let mut map = self.lock();
+        // Regions nobody watches any more go with the next insertion.
+        map.retain(|_, (at, _)| at.elapsed() < FORGET);
+        map.insert(key.to_string(), (Instant::now(), markup.clone()));
+        Ok(markup)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Markup)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
