@@ -19,6 +19,7 @@ use crate::domain::{
     pressure::{disk::DiskPolicy, rules::Limit, PressurePolicy},
 };
 
+mod api;
 mod audit;
 mod auth;
 mod console;
@@ -30,6 +31,7 @@ mod slack;
 mod vector;
 
 pub use self::{
+    api::ApiConfig,
     audit::AuditConfig,
     auth::AuthConfig,
     console::ConsoleConfig,
@@ -67,6 +69,7 @@ pub struct ControlPlaneConfig {
     pub slack: Option<SlackConfig>,
     pub otlp: OtlpConfig,
     pub console: ConsoleConfig,
+    pub api: ApiConfig,
 }
 
 impl Default for ControlPlaneConfig {
@@ -90,6 +93,7 @@ impl Default for ControlPlaneConfig {
             slack: None,
             otlp: OtlpConfig::default(),
             console: ConsoleConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -410,6 +414,7 @@ impl ControlPlaneConfig {
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| Err(ConfigError::invalid(origin, field, reason));
         self.diagnosis.validate(origin)?;
+        self.api.validate(origin)?;
         self.audit.validate(origin)?;
         self.remediation.validate(origin)?;
         if self.remediation.runtime == RuntimeKind::Kubernetes && !self.kubernetes.enabled {

@@ -12,6 +12,7 @@ pub mod dot;
 pub mod grpc;
 pub mod http;
 pub mod kube;
+pub mod limits;
 pub mod llm;
 pub mod logs;
 pub mod mcp;

@@ -257,10 +257,22 @@ pub async fn run(
         .merge(slack_router(&cp))
         .merge(console_router(&config, &cp, &state, stop_rx.clone()))
         .nest_service("/mcp", crate::adapters::mcp::local::service(state))
-        // Every route, MCP's too, behind one guard: see `access::need` for who may call what.
+        // Every route, MCP's too, behind one guard: see `access::need` for who may call what
+        // (and each token's request rate).
         .layer(axum::middleware::from_fn_with_state(
-            cp.access.clone(),
+            access::GuardState {
+                access: cp.access.clone(),
+                rate: Arc::new(crate::adapters::limits::RateLimiter::new(&config.api)),
+            },
             access::guard,
+        ))
+        // Outermost: sizes and time, before anything reads the request.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            config.api.max_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.api.clone()),
+            crate::adapters::limits::limits,
         ));
     let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {

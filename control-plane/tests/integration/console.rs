@@ -9,17 +9,13 @@ use control_plane::config::ControlPlaneConfig;
 use reqwest::{header, redirect::Policy, StatusCode};
 use serde_json::json;
 
-use crate::support::running::{client_with, Running};
+use crate::support::{
+    config::local_config,
+    running::{client_with, Running},
+};
 
 fn config(dir: &std::path::Path) -> ControlPlaneConfig {
-    let mut config = ControlPlaneConfig {
-        grpc_listen: "127.0.0.1:0".parse().expect("addr"),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        store_path: dir.join("vigil.db"),
-        ..Default::default()
-    };
-    config.detection.enabled = false;
-    config
+    local_config(dir)
 }
 
 /// A browser-like client: no redirects followed, cookies sent by hand.

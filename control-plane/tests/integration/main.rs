@@ -8,6 +8,7 @@
 mod support;
 
 mod alertmanager;
+mod api_limits;
 mod audit;
 mod console;
 mod detection_pipeline;

@@ -124,9 +124,16 @@ fn refuse(status: StatusCode, message: String) -> Response {
     response
 }
 
-/// The middleware: `axum::middleware::from_fn_with_state(access, guard)`.
+/// What the guard checks requests against: the tokens, and each token's request rate.
+#[derive(Clone)]
+pub struct GuardState {
+    pub access: Arc<Access>,
+    pub rate: Arc<crate::adapters::limits::RateLimiter>,
+}
+
+/// The middleware: `axum::middleware::from_fn_with_state(GuardState { .. }, guard)`.
 pub async fn guard(
-    State(access): State<Arc<Access>>,
+    State(GuardState { access, rate }): State<GuardState>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -161,6 +168,9 @@ pub async fn guard(
         tokio::task::spawn_blocking(move || access.authorize(secret.as_deref(), role)).await;
     match decided {
         Ok(Ok(principal)) => {
+            if let Err(wait) = rate.take(&principal.name, std::time::Instant::now()) {
+                return rate.refusal(&principal.name, wait);
+            }
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

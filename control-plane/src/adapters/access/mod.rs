@@ -6,4 +6,4 @@ pub mod api;
 pub mod guard;
 pub mod token_file;
 
-pub use guard::{guard, need, Need};
+pub use guard::{guard, need, GuardState, Need};
