@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::support::{
     config::local_config,
-    running::{client_with, Running},
+    running::{client_with, issue_token, Running},
 };
 
 fn config(dir: &std::path::Path) -> ControlPlaneConfig {
@@ -27,17 +27,7 @@ fn browser() -> reqwest::Client {
 }
 
 async fn issue(plane: &Running, name: &str, role: &str) -> String {
-    let body: serde_json::Value = plane
-        .client()
-        .post(format!("{}/api/v1/tokens", plane.base()))
-        .json(&json!({ "name": name, "role": role }))
-        .send()
-        .await
-        .expect("issue")
-        .json()
-        .await
-        .expect("json");
-    body["token"].as_str().expect("secret").to_string()
+    issue_token(&plane.client(), &plane.base(), name, role).await
 }
 
 /// Signs in with `token`; the cookie the console set.

@@ -31,6 +31,7 @@ mod metrics_store;
 mod remediation;
 mod report_retry;
 mod retrieval;
+mod secrets;
 mod slack;
 mod startup_errors;
 mod store_corruption;

@@ -10,13 +10,9 @@ use std::{
     time::Duration,
 };
 
-use crate::support::plane::Plane;
+use crate::support::plane::{slack_approvals, Plane};
 use axum::{extract::State, routing::post, Json, Router};
-use control_plane::{
-    adapters::slack::{blocks, signature::sign, SigningSecret},
-    config::{RuntimeKind, SlackConfig},
-    domain::remediate::{ActionClass, Phase},
-};
+use control_plane::adapters::slack::{blocks, signature::sign, SigningSecret};
 use serde_json::{json, Value};
 
 #[derive(Clone, Default)]
@@ -96,20 +92,7 @@ async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
     );
     std::env::set_var(&hook_env, format!("http://{addr}/hook"));
     std::env::set_var(&secret_env, SECRET);
-    let plane = Plane::start_with(&[GONE], |c| {
-        c.remediation.runtime = RuntimeKind::Local;
-        c.remediation
-            .phases
-            .insert(ActionClass::RaiseMemoryLimit, Phase::Assist);
-        c.slack = Some(SlackConfig {
-            webhook_url_env: hook_env.clone(),
-            signing_secret_env: Some(secret_env.clone()),
-            approvers: vec!["U_ALICE".into()],
-            console_url: Some("https://vigil.example".into()),
-            max_age_secs: 300,
-        });
-    })
-    .await;
+    let plane = Plane::start_with(&[GONE], |c| slack_approvals(c, &hook_env, &secret_env)).await;
 
     // The first post is answered 503: the notifier posts it again.
     let asked = until("the approval request in Slack", || {
@@ -139,7 +122,7 @@ async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
         .to_string();
     assert!(asked
         .to_string()
-        .contains("https://vigil.example/incidents/1"));
+        .contains("https://vigil.example/console/incidents/1"));
 
     let url = format!("{}/api/v1/slack/interactions", plane.base());
     let respond_url = format!("http://{addr}/respond");

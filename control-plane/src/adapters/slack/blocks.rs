@@ -65,7 +65,7 @@ pub fn message(r: &ActionRecord, console_url: Option<&str>, buttons: bool) -> Va
     )];
     if let Some(base) = console_url {
         context.push(format!(
-            "<{}/incidents/{}|open incident {} in Vigil>",
+            "<{}/console/incidents/{}|open incident {} in Vigil's console>",
             base.trim_end_matches('/'),
             r.request.incident,
             r.request.incident

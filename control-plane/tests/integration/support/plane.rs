@@ -117,3 +117,23 @@ impl Plane {
         self.running.stop().await;
     }
 }
+
+/// Raising a memory limit waits for an approver, and Slack is told: its webhook and signing
+/// secret from the environment variables named, `U_ALICE` its one approver.
+pub fn slack_approvals(c: &mut ControlPlaneConfig, hook_env: &str, secret_env: &str) {
+    use control_plane::{
+        config::{RuntimeKind, SlackConfig},
+        domain::remediate::{ActionClass, Phase},
+    };
+    c.remediation.runtime = RuntimeKind::Local;
+    c.remediation
+        .phases
+        .insert(ActionClass::RaiseMemoryLimit, Phase::Assist);
+    c.slack = Some(SlackConfig {
+        webhook_url_env: hook_env.to_string(),
+        signing_secret_env: Some(secret_env.to_string()),
+        approvers: vec!["U_ALICE".into()],
+        console_url: Some("https://vigil.example".into()),
+        max_age_secs: 300,
+    });
+}

@@ -85,3 +85,17 @@ pub fn client_with(token: &str) -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// Issues a token of `role` with an admin's `client` at `base`; its secret (shown this once).
+pub async fn issue_token(client: &reqwest::Client, base: &str, name: &str, role: &str) -> String {
+    let body: serde_json::Value = client
+        .post(format!("{base}/api/v1/tokens"))
+        .json(&serde_json::json!({ "name": name, "role": role }))
+        .send()
+        .await
+        .expect("issue")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("the new secret").to_string()
+}
