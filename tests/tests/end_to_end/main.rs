@@ -13,6 +13,7 @@ mod certificates;
 mod console;
 mod crashes;
 mod detection;
+mod disk_full;
 mod dns_and_errors;
 mod latency_and_cardinality;
 mod loss_accounting;
