@@ -253,3 +253,16 @@ pub fn report_dir(args: &[String]) -> Result<Option<PathBuf>, String> {
             .ok_or_else(|| "--report needs a directory".to_string()),
     }
 }
+
+/// The middle value (the upper one of an even count; 0 for none).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Now, in Unix nanoseconds.
+pub fn now_unix_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -13,18 +13,13 @@ use axum::{
     extract::{Request, State},
     http::{header, HeaderValue, StatusCode},
     middleware::Next,
-    response::{IntoResponse, Response},
-    Json,
+    response::Response,
 };
 
-use crate::config::ApiConfig;
+use crate::{adapters::refusal::refuse, config::ApiConfig};
 
 /// Paths whose responses are streams that live as long as the client watches.
 const STREAMS: &[&str] = &["/console/live/", "/mcp"];
-
-fn refuse(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
 
 /// Sizes and time: in front of everything, the guard included.
 pub async fn limits(State(cfg): State<Arc<ApiConfig>>, request: Request, next: Next) -> Response {

@@ -22,6 +22,7 @@ pub mod pgvector;
 pub mod playbooks;
 pub mod private_file;
 pub mod prometheus;
+pub mod refusal;
 pub mod runtime;
 pub mod slack;
 pub mod sqlite;

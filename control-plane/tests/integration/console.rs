@@ -297,6 +297,41 @@ async fn a_new_incident_is_pushed_to_an_open_incidents_page() {
         "an unchanged table is not re-sent: {quiet:?}"
     );
 
+    // A browser reconnecting with the last version it got (`Last-Event-ID`) is not sent it
+    // again.
+    let version = page
+        .split("data-version=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's version")
+        .to_string();
+    let mut resumed = viewer
+        .get(format!(
+            "{base}/console/live/incidents?status=open&limit=200"
+        ))
+        .header("last-event-id", &version)
+        .send()
+        .await
+        .expect("stream");
+    let quiet = tokio::time::timeout(Duration::from_millis(2_500), resumed.chunk()).await;
+    assert!(
+        quiet.is_err(),
+        "the version it has is not re-sent: {quiet:?}"
+    );
+    drop(resumed);
+
+    // A stream of an incident that does not exist ends instead of polling forever.
+    let gone = viewer
+        .get(format!("{base}/console/live/incidents/999"))
+        .send()
+        .await
+        .expect("stream");
+    let body = tokio::time::timeout(Duration::from_secs(5), gone.text())
+        .await
+        .expect("the stream ends")
+        .expect("body");
+    assert!(body.is_empty(), "{body}");
+
     alert(&plane, "CheckoutDown", "checkout answers 503").await;
     let pushed = tokio::time::timeout(Duration::from_secs(10), async {
         let mut text = String::new();

@@ -13,6 +13,7 @@ use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
 use control_plane::config::LlmConfig;
 use serde_json::{json, Value};
 
+use crate::support::time::until;
 use crate::support::{
     plane::{slack_approvals, Plane, APP},
     running::issue_token,
@@ -59,16 +60,6 @@ impl std::io::Write for Logs {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..150 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,13 +119,13 @@ async fn no_secret_reaches_a_log_a_response_a_metric_the_audit_log_or_the_store(
     let approver = issue_token(&client, &base, "alice", "approver").await;
 
     // The secrets were used where they belong.
-    let asked = until("the LLM asked", || llm.all().first().cloned()).await;
+    let asked = until("the LLM asked", 150, || llm.all().first().cloned()).await;
     assert_eq!(
         asked.0,
         format!("Bearer {LLM_KEY}"),
         "the key goes in the header"
     );
-    until("the approval request posted to Slack", || {
+    until("the approval request posted to Slack", 150, || {
         slack.all().first().cloned()
     })
     .await;

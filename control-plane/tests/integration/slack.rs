@@ -5,12 +5,10 @@
 //! retries); a good one approves, the message is replaced through the
 //! interaction's response URL, and the outcome is posted.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex};
 
 use crate::support::plane::{slack_approvals, Plane};
+use crate::support::time::until;
 use axum::{extract::State, routing::post, Json, Router};
 use control_plane::adapters::slack::{blocks, signature::sign, SigningSecret};
 use serde_json::{json, Value};
@@ -65,16 +63,6 @@ async fn actions(plane: &Plane) -> Value {
         .expect("JSON")
 }
 
-async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
     const GONE: &str = "cgroup/vigil-test-no-such-cgroup/app";
@@ -95,7 +83,7 @@ async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
     let plane = Plane::start_with(&[GONE], |c| slack_approvals(c, &hook_env, &secret_env)).await;
 
     // The first post is answered 503: the notifier posts it again.
-    let asked = until("the approval request in Slack", || {
+    let asked = until("the approval request in Slack", 100, || {
         slack.hook.lock().expect("lock").first().cloned()
     })
     .await;
@@ -216,7 +204,7 @@ async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
     // The local runtime tried it: this cgroup does not exist, which it says.
     assert_eq!(action[0]["state"], "failed", "{action:#}");
 
-    let replaced = until("the message replaced through response_url", || {
+    let replaced = until("the message replaced through response_url", 100, || {
         let r = slack.responses.lock().expect("lock");
         r.iter().find(|m| m["replace_original"] == true).cloned()
     })
@@ -237,7 +225,7 @@ async fn a_slack_press_approves_only_when_signed_fresh_and_from_an_approver() {
             .as_str()
             .unwrap_or_default()
             .contains("slack:mallory may not approve")));
-    let told = until("the outcome in the channel", || {
+    let told = until("the outcome in the channel", 100, || {
         let h = slack.hook.lock().expect("lock");
         h.iter()
             .find(|m| m["text"].as_str().unwrap_or_default().contains("failed"))

@@ -77,12 +77,6 @@ fn flows(n: usize) -> Vec<v1::FlowSample> {
     flows
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
 async fn push_graph(endpoint: String, n: usize) -> anyhow::Result<()> {
     let mut client = AgentIngestClient::connect(endpoint)
         .await
@@ -97,7 +91,7 @@ async fn push_graph(endpoint: String, n: usize) -> anyhow::Result<()> {
             probes: vec![],
         })
         .await?;
-    let end = now_ns();
+    let end = vigil_tests::now_unix_ns();
     client
         .push_metrics(v1::MetricBatch {
             node_name: "bench-node".into(),
@@ -140,11 +134,6 @@ fn post_alerts(api: &vigil_tests::Api, alerts: Vec<serde_json::Value>) -> anyhow
         bail!("the webhook answered {status}: {body}");
     }
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -237,13 +226,14 @@ fn main() -> anyhow::Result<()> {
     );
     drop(browser);
 
+    let median_ms = vigil_tests::median(updates.clone());
     let json = serde_json::json!({
         "incidents": stored,
         "rows_shown": rows,
         "incidents_page_ms": list_ms,
         "incidents_page_navigation": nav,
         "live_update_ms": updates,
-        "live_update_median_ms": median(updates.clone()),
+        "live_update_median_ms": median_ms,
         "incident_page_ms": incident_ms,
         "graph_nodes": graph["nodes"],
         "graph_edges": graph["edges"],
@@ -264,7 +254,7 @@ fn main() -> anyhow::Result<()> {
              | live update, new incident → its row on the open page (median of {UPDATES}; SSE tick 1 s) | {:.0} ms (all: {updates:.0?}) |\n\
              | one incident's page | {incident_ms:.0} ms |\n\
              | graph page: {} nodes, {} edges — fetch / layout and draw / from navigation | {:.0} / {:.0} / {graph_total_ms:.0} ms |\n",
-            median(updates.clone()),
+            median_ms,
             graph["nodes"],
             graph["edges"],
             graph["fetchMs"].as_f64().unwrap_or(f64::NAN),

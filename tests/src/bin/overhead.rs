@@ -102,11 +102,6 @@ struct Pair {
     agent_peak_rss_kib: u64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
 /// Syscall-loop and wrk throughput with an agent running `telemetry` settings, each beside a
 /// run without it, [`REPEATS`] times; then one more run of each with the kernel's BPF
 /// run-time statistics on, for the per-program costs. (Counting costs two clock reads per
@@ -168,7 +163,7 @@ fn measure(
         &format!("overhead-{i}-{REPEATS}"),
     );
     drop(agent);
-    let m = |f: fn(&Pair) -> f64| median(pairs.iter().map(f).collect());
+    let m = |f: fn(&Pair) -> f64| vigil_tests::median(pairs.iter().map(f).collect());
     Ok(Row {
         label: label.to_string(),
         bare_syscalls_per_s: m(|p| p.bare_syscalls),

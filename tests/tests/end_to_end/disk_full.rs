@@ -38,14 +38,8 @@ impl Drop for SmallDisk {
     }
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
-
 fn batch(from_seq: u64, n: u64) -> v1::EventBatch {
-    let t = now_ns();
+    let t = vigil_tests::now_unix_ns();
     v1::EventBatch {
         node_name: "full-node".into(),
         events: (from_seq..from_seq + n)

@@ -11,11 +11,13 @@ use axum::{
     http::{header, HeaderMap, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
-    Json,
 };
 use tracing::debug;
 
-use crate::domain::access::{Access, AccessError, Role};
+use crate::{
+    adapters::refusal::refuse,
+    domain::access::{Access, AccessError, Role},
+};
 use vigil_config_file::error_chain as chain;
 
 /// What a request must carry.
@@ -111,17 +113,6 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| secret.trim().to_string())
-}
-
-fn refuse(status: StatusCode, message: String) -> Response {
-    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"vigil\""),
-        );
-    }
-    response
 }
 
 /// What the guard checks requests against: the tokens, and each token's request rate.

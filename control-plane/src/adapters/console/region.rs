@@ -63,3 +63,33 @@ impl Renders {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tabs_within_a_tick_share_one_rendering_and_a_later_one_renders_again() {
+        let renders = Renders::default();
+        let calls = std::cell::Cell::new(0);
+        let render = || {
+            calls.set(calls.get() + 1);
+            Ok(html! { p { (calls.get()) } })
+        };
+        let first = renders.get_or_render("incidents", render).expect("render");
+        let second = renders.get_or_render("incidents", render).expect("reuse");
+        assert_eq!(
+            (calls.get(), first.0, second.0.clone()),
+            (1, "<p>1</p>".to_string(), "<p>1</p>".to_string())
+        );
+        renders
+            .get_or_render("nodes", render)
+            .expect("another region");
+        assert_eq!(calls.get(), 2, "each region renders for itself");
+        if let Some(entry) = renders.lock().get_mut("incidents") {
+            entry.0 -= REUSE;
+        }
+        renders.get_or_render("incidents", render).expect("stale");
+        assert_eq!(calls.get(), 3, "older than a tick: rendered again");
+    }
+}
