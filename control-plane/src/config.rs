@@ -28,6 +28,7 @@ mod diagnosis;
 mod llm;
 mod remediation;
 mod slack;
+mod tls;
 mod vector;
 
 pub use self::{
@@ -40,6 +41,7 @@ pub use self::{
     llm::LlmConfig,
     remediation::{RemediationConfig, RuntimeKind},
     slack::SlackConfig,
+    tls::{ApiTls, GrpcTls, TlsConfig},
     vector::VectorConfig,
 };
 pub use vigil_config_file::{ConfigError, Validate};
@@ -70,6 +72,7 @@ pub struct ControlPlaneConfig {
     pub otlp: OtlpConfig,
     pub console: ConsoleConfig,
     pub api: ApiConfig,
+    pub tls: TlsConfig,
 }
 
 impl Default for ControlPlaneConfig {
@@ -94,6 +97,7 @@ impl Default for ControlPlaneConfig {
             otlp: OtlpConfig::default(),
             console: ConsoleConfig::default(),
             api: ApiConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -415,6 +419,8 @@ impl ControlPlaneConfig {
         let invalid = |field, reason: &str| Err(ConfigError::invalid(origin, field, reason));
         self.diagnosis.validate(origin)?;
         self.api.validate(origin)?;
+        self.tls
+            .validate(origin, self.grpc_listen, self.http_listen)?;
         self.audit.validate(origin)?;
         self.remediation.validate(origin)?;
         if self.remediation.runtime == RuntimeKind::Kubernetes && !self.kubernetes.enabled {
@@ -694,11 +700,33 @@ mod tests {
     #[test]
     fn full_file_parses() {
         let c = ControlPlaneConfig::from_toml(
-            "grpc_listen = \"0.0.0.0:7070\"\nstore_path = \"/var/lib/vigil/vigil.db\"\n[rules]\ncrash_loop_restarts = 5\n",
+            "grpc_listen = \"0.0.0.0:7070\"\nstore_path = \"/var/lib/vigil/vigil.db\"\n[rules]\ncrash_loop_restarts = 5\n\
+             [tls.grpc]\ncert_file = \"cp.pem\"\nkey_file = \"cp.key\"\nclient_ca_file = \"ca.pem\"\n",
             "cp.toml",
         )
         .expect("valid");
         assert_eq!(c.crash_loop_policy().restarts, 5);
+    }
+
+    #[test]
+    fn plaintext_off_loopback_is_refused_unless_allowed() {
+        let e = ControlPlaneConfig::from_toml("grpc_listen = \"0.0.0.0:7070\"\n", "cp.toml")
+            .expect_err("plaintext ingest on every address");
+        let msg = chain(&e);
+        assert!(
+            msg.contains("grpc_listen") && msg.contains("[tls.grpc]"),
+            "{msg}"
+        );
+        let e = ControlPlaneConfig::from_toml("http_listen = \"10.0.0.1:8080\"\n", "cp.toml")
+            .expect_err("plaintext API off loopback");
+        assert!(chain(&e).contains("[tls.api]"), "{}", chain(&e));
+        ControlPlaneConfig::from_toml(
+            "grpc_listen = \"0.0.0.0:7070\"\nhttp_listen = \"0.0.0.0:8080\"\n[tls]\nallow_plaintext = true\n",
+            "cp.toml",
+        )
+        .expect("explicitly allowed");
+        ControlPlaneConfig::from_toml("grpc_listen = \"[::1]:7070\"\n", "cp.toml")
+            .expect("loopback");
     }
 
     #[test]

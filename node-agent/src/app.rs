@@ -44,8 +44,8 @@ pub enum AgentError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Reader(#[from] ReaderError),
-    #[error("control_plane.endpoint is not a valid URI")]
-    Endpoint(#[source] tonic::transport::Error),
+    #[error("cannot reach the control plane as configured in [control_plane]")]
+    Endpoint(#[source] crate::stream::connection::ConnectError),
     #[error("cannot start the attribution thread")]
     Thread(#[source] std::io::Error),
     #[error(transparent)]

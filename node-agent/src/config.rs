@@ -64,6 +64,24 @@ pub struct ControlPlaneConfig {
     pub compression: Compression,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// Mutual TLS with the control plane (an `https://` endpoint needs it).
+    pub tls: Option<ClientTls>,
+}
+
+/// The files of this agent's mutual TLS. They are read on every connection and watched while
+/// connected, so a rotated certificate is picked up without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// The CA the control plane's certificate chains to.
+    pub ca_file: std::path::PathBuf,
+    /// This agent's certificate: it must name this node (common name or DNS name).
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    /// The name to verify the control plane's certificate against; the endpoint's host
+    /// when empty.
+    #[serde(default)]
+    pub server_name: String,
 }
 
 impl Default for ControlPlaneConfig {
@@ -73,6 +91,7 @@ impl Default for ControlPlaneConfig {
             compression: Compression::default(),
             connect_timeout_ms: 2_000,
             request_timeout_ms: 10_000,
+            tls: None,
         }
     }
 }
@@ -329,6 +348,21 @@ impl AgentConfig {
         }
         tonic::transport::Endpoint::from_shared(endpoint.clone())
             .map_err(|e| invalid("control_plane.endpoint", &format!("{endpoint:?}: {e}")))?;
+        match (endpoint.starts_with("https://"), &self.control_plane.tls) {
+            (true, None) => {
+                return Err(invalid(
+                    "control_plane.tls",
+                    &format!("{endpoint:?} is https: set [control_plane.tls] ca_file, cert_file and key_file (`vigil certs issue --role agent NODE` mints development ones)"),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "control_plane.endpoint",
+                    &format!("{endpoint:?} is plaintext but [control_plane.tls] is set: use https://"),
+                ))
+            }
+            _ => {}
+        }
         if self.batch.max_events == 0 {
             return Err(invalid("batch.max_events", "must be at least 1"));
         }

@@ -17,6 +17,10 @@ struct Args {
     /// Node name (overrides the config file and $NODE_NAME).
     #[arg(long)]
     node_name: Option<String>,
+    /// Mutual TLS from a directory in the layout of a cert-manager Secret: `ca.crt`,
+    /// `tls.crt`, `tls.key` (overrides `[control_plane.tls]`).
+    #[arg(long, env = "VIGIL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -31,6 +35,14 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(name) = args.node_name {
         config.node_name = Some(name);
+    }
+    if let Some(dir) = args.tls_dir {
+        config.control_plane.tls = Some(node_agent::config::ClientTls {
+            ca_file: dir.join("ca.crt"),
+            cert_file: dir.join("tls.crt"),
+            key_file: dir.join("tls.key"),
+            server_name: String::new(),
+        });
     }
     config.validate("the command line")?;
     logging::init(config.log.format);

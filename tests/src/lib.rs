@@ -7,6 +7,7 @@ pub mod bpfstats;
 pub mod browser;
 pub mod cgroup;
 pub mod otlp;
+pub mod pki;
 pub mod procs;
 pub mod procstat;
 pub mod prometheus;

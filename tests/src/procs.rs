@@ -108,11 +108,15 @@ impl ControlPlane {
         // Anomaly detection runs polars every window over every workload on the host; the
         // tests that do not exercise it leave it off, so twenty control planes side by side
         // do not starve the timing-sensitive tests of CPU.
-        let toml = if toml.contains("[detection]") {
+        let mut toml = if toml.contains("[detection]") {
             toml.to_string()
         } else {
             format!("{toml}\n[detection]\nenabled = false\n")
         };
+        // Agents connect with mutual TLS unless the test set its own `[tls…]`.
+        if !toml.contains("[tls") {
+            toml.push_str(&crate::pki::Pki::shared().control_plane_toml());
+        }
         let file = dir.join("control-plane.toml");
         std::fs::write(&file, &toml).expect("write control plane config");
         command.arg("--config").arg(file);
@@ -145,8 +149,31 @@ impl ControlPlane {
         }
     }
 
+    /// The gRPC ingest's URL: https when it is mutual TLS (the harness's default).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.grpc)
+        let scheme = if self.config.contains("[tls.grpc]") {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.grpc)
+    }
+
+    /// A gRPC channel to the ingest as node `node`'s agent would open it (over mutual TLS
+    /// with a certificate for `node` when the ingest is TLS).
+    pub async fn channel(&self, node: &str) -> tonic::transport::Channel {
+        let endpoint = self.endpoint();
+        if endpoint.starts_with("https://") {
+            return crate::pki::Pki::shared()
+                .issue("agent", node, &[])
+                .channel(&endpoint)
+                .await;
+        }
+        tonic::transport::Endpoint::from_shared(endpoint)
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
     }
 
     /// The REST API, as its admin: the token the control plane wrote on its first start.
@@ -218,6 +245,9 @@ pub struct AgentOptions {
     /// runs unoptimized agents, several times the cost the budget's defaults are set from,
     /// and a test of telemetry must not see it shed; the budget's own test sets it.
     pub extra_toml: String,
+    /// The agent's certificate for an https endpoint; by default one for its node from the
+    /// test process's CA.
+    pub tls: Option<crate::pki::Credentials>,
 }
 
 impl AgentOptions {
@@ -235,6 +265,7 @@ impl AgentOptions {
             telemetry_toml: String::new(),
             metrics_listen: "127.0.0.1:0".into(),
             extra_toml: "[budget]\nenabled = false\n".into(),
+            tls: None,
         }
     }
 }
@@ -257,6 +288,13 @@ impl Agent {
     /// Starts an agent without waiting for a control plane.
     pub fn spawn(dir: &Path, endpoint: &str, o: &AgentOptions) -> Self {
         let config = dir.join(format!("agent-{}.toml", o.node_name));
+        let tls = match (&o.tls, endpoint.starts_with("https://")) {
+            (Some(credentials), true) => credentials.agent_toml(),
+            (None, true) => crate::pki::Pki::shared()
+                .issue("agent", &o.node_name, &[])
+                .agent_toml(),
+            (_, false) => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
@@ -267,7 +305,7 @@ impl Agent {
                  [reconnect]\ninitial_backoff_ms = 50\nmax_backoff_ms = {}\n\
                  [kernel]\nrequire_all_probes = true\nring_buffer_bytes = {}\n\
                  [metrics]\nlisten = \"{}\"\n\
-                 [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n{}\n{}\n",
+                 [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n{}\n{}\n{tls}",
                 o.node_name,
                 o.compression,
                 o.batch_max_events,

@@ -9,7 +9,10 @@ use vigil_proto::v1::{
     agent_ingest_server::{AgentIngest, AgentIngestServer},
 };
 
-use super::wire;
+use super::{
+    tls::{Once, Peer},
+    wire,
+};
 use vigil_config_file::error_chain as chain;
 
 use crate::domain::{
@@ -23,6 +26,43 @@ pub struct IngestApi {
     pub clock: Arc<dyn Clock>,
     /// Events (or samples) one batch may carry.
     pub max_batch_events: usize,
+    /// With mutual TLS: each agent may speak only for a node its certificate names…
+    pub require_identity: bool,
+    /// …unless its certificate carries one of these names (`tls.grpc.fleet_identities`).
+    pub fleet_identities: Vec<String>,
+    /// Told of each request refused for its identity (a counter).
+    pub refused: Arc<dyn Fn(&'static str) + Send + Sync>,
+    pub logged: Once,
+}
+
+impl IngestApi {
+    /// Refuses (PERMISSION_DENIED) a request for `node` from a peer whose certificate does
+    /// not name it: an agent cannot send events as another node.
+    fn authorize<T>(&self, request: &Request<T>, node: &str) -> Result<(), Status> {
+        if !self.require_identity {
+            return Ok(());
+        }
+        let peer = request.extensions().get::<Peer>();
+        let identity = peer.and_then(|p| p.identity.as_ref());
+        if identity
+            .is_some_and(|id| id.allows(node) || self.fleet_identities.iter().any(|f| id.allows(f)))
+        {
+            return Ok(());
+        }
+        (self.refused)("identity");
+        let names = identity.map_or_else(|| "no certificate".to_string(), |id| id.describe());
+        let addr = peer
+            .and_then(|p| p.addr)
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        if self.logged.first(format!("{names}\0{node}")) {
+            warn!(peer = %addr, certificate = %names, claimed_node = %node,
+                "refused an agent speaking for a node its certificate does not name (logged once per certificate and node; counted in vigil_ingest_refused_total)");
+        }
+        Err(Status::permission_denied(format!(
+            "this agent's certificate names [{names}], not node {node:?}: an agent may send only its own node's data. \
+             Issue it a certificate naming its node (`vigil certs issue --role agent {node}`, or cert-manager's commonName)"
+        )))
+    }
 }
 
 /// Store failures are the server's problem and may pass: clients should retry.
@@ -51,6 +91,7 @@ impl AgentIngest for IngestApi {
     ) -> Result<Response<v1::HelloAck>, Status> {
         let node = wire::node_info(request.get_ref(), self.clock.now_unix_ns())
             .map_err(|e| Status::invalid_argument(format!("invalid NodeHello: {e}")))?;
+        self.authorize(&request, &node.name)?;
         let service = self.service.clone();
         let metrics = self.metrics.clone();
         let (last_seq, last_interval_seq) = blocking(move || {
@@ -69,10 +110,12 @@ impl AgentIngest for IngestApi {
         &self,
         request: Request<v1::EventBatch>,
     ) -> Result<Response<v1::BatchAck>, Status> {
+        // Well-formed first (INVALID_ARGUMENT names the field), then allowed for its node.
         let batch = wire::batch(request.get_ref(), self.max_batch_events).map_err(|e| {
             warn!(node = %request.get_ref().node_name, error = %e, "refused an invalid batch");
             Status::invalid_argument(format!("invalid EventBatch: {e}"))
         })?;
+        self.authorize(&request, &request.get_ref().node_name)?;
         let last = batch.events.last().map_or(0, |e| e.seq);
         let service = self.service.clone();
         let outcome = blocking(move || service.ingest(&batch)).await?;
@@ -91,6 +134,7 @@ impl AgentIngest for IngestApi {
             warn!(node = %request.get_ref().node_name, error = %e, "refused an invalid metric batch");
             Status::invalid_argument(format!("invalid MetricBatch: {e}"))
         })?;
+        self.authorize(&request, &request.get_ref().node_name)?;
         let seq = interval.seq;
         let metrics = self.metrics.clone();
         let new = blocking(move || metrics.ingest(&interval)).await?;

@@ -26,5 +26,6 @@ pub mod refusal;
 pub mod runtime;
 pub mod slack;
 pub mod sqlite;
+pub mod tls;
 pub mod tls_probe;
 pub mod wire;

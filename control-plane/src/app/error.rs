@@ -66,6 +66,8 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(crate::adapters::tls::TlsError),
     #[error("gRPC server failed")]
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server failed")]

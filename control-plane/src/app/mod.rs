@@ -11,7 +11,6 @@ mod tasks;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
 
 use self::tasks::{before, Tasks};
@@ -25,6 +24,7 @@ use crate::{
         kube::{target_lock::KubeTargetLock, KubeEndpoints, KubeWorkloads},
         runtime::KubeRuntime,
         slack,
+        tls::{Incoming, ServerFiles, ServerTls},
     },
     config::ControlPlaneConfig,
     domain::{
@@ -211,6 +211,19 @@ pub async fn run(
         None => None,
     };
 
+    let (grpc_tls, api_tls) = listener_tls(&config, stop_rx.clone())?;
+    let exporter = cp.prometheus.clone();
+    let refused: Arc<dyn Fn(&'static str) + Send + Sync> =
+        Arc::new(move |reason| exporter.ingest_refused(reason));
+    let on_handshake = refused.clone();
+    let grpc_incoming = Incoming::start(
+        grpc_listener,
+        grpc_tls.clone(),
+        Arc::new(move || on_handshake("tls_handshake")),
+    )
+    .map_err(AppError::Http)?;
+    let http_incoming =
+        Incoming::start(http_listener, api_tls, Arc::new(|| ())).map_err(AppError::Http)?;
     let grpc = tonic::transport::Server::builder()
         .add_service(grpc::server(
             grpc::IngestApi {
@@ -218,13 +231,19 @@ pub async fn run(
                 metrics: cp.metrics.clone(),
                 clock: cp.clock.clone(),
                 max_batch_events: config.ingest.max_batch_events,
+                require_identity: grpc_tls.is_some(),
+                fleet_identities: config
+                    .tls
+                    .grpc
+                    .as_ref()
+                    .map(|t| t.fleet_identities.clone())
+                    .unwrap_or_default(),
+                refused,
+                logged: Default::default(),
             },
             config.ingest.max_message_bytes,
         ))
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(grpc_listener),
-            stopped(stop_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(grpc_incoming.into_stream(), stopped(stop_rx.clone()));
     let state = http::ApiState {
         events: cp.store.clone(),
         incidents: cp.store.clone(),
@@ -274,12 +293,61 @@ pub async fn run(
             Arc::new(config.api.clone()),
             crate::adapters::limits::limits,
         ));
-    let http = axum::serve(http_listener, api).with_graceful_shutdown(stopped(stop_rx));
+    let http = axum::serve(http_incoming, api).with_graceful_shutdown(stopped(stop_rx));
     let result = tokio::try_join!(async { grpc.await.map_err(AppError::Grpc) }, async {
         http.await.map_err(AppError::Http)
     });
     drain(cp, tasks, cluster_tasks).await;
     result.map(|_| ())
+}
+
+/// Each listener's TLS, gRPC's then the API's (`None`: plaintext).
+type ListenerTls = (Option<Arc<ServerTls>>, Option<Arc<ServerTls>>);
+
+/// The listeners' TLS (`[tls]`), loaded now so a bad file stops the start, then reloaded
+/// when the files change.
+fn listener_tls(
+    config: &ControlPlaneConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<ListenerTls, AppError> {
+    let every = Duration::from_secs(config.tls.reload_interval_secs);
+    let load = |files: ServerFiles| -> Result<Arc<ServerTls>, AppError> {
+        let tls = ServerTls::load(files).map_err(AppError::Tls)?;
+        tls.clone().watch(every, stop.clone());
+        Ok(tls)
+    };
+    let grpc = config
+        .tls
+        .grpc
+        .as_ref()
+        .map(|t| {
+            load(ServerFiles {
+                section: "tls.grpc",
+                cert: t.cert_file.clone(),
+                key: t.key_file.clone(),
+                client_ca: Some(t.client_ca_file.clone()),
+                alpn: vec![b"h2".to_vec()],
+            })
+        })
+        .transpose()?;
+    let api = config
+        .tls
+        .api
+        .as_ref()
+        .map(|t| {
+            load(ServerFiles {
+                section: "tls.api",
+                cert: t.cert_file.clone(),
+                key: t.key_file.clone(),
+                client_ca: None,
+                alpn: vec![b"http/1.1".to_vec()],
+            })
+        })
+        .transpose()?;
+    if grpc.is_some() {
+        info!("agents connect with mutual TLS: each may send only its own node's data");
+    }
+    Ok((grpc, api))
 }
 
 /// The operator console on the API's port, unless `[console] enabled = false`.

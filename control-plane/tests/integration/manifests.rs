@@ -85,6 +85,10 @@ fn check(doc: &Value) -> Result<Vec<String>, String> {
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             round_trip::<CustomResourceDefinition>(doc)
         }
+        ("cert-manager.io/v1", "Issuer") => round_trip::<crate::cert_manager::Issuer>(doc),
+        ("cert-manager.io/v1", "Certificate") => {
+            round_trip::<crate::cert_manager::Certificate>(doc)
+        }
         _ => Err(format!(
             "no validator for {api}/{kind}: add its k8s-openapi type to this test"
         )),

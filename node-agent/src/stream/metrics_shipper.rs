@@ -4,19 +4,16 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tonic::{
-    transport::{Channel, Endpoint},
-    Code,
-};
+use tonic::{transport::Channel, Code};
 use tracing::{debug, error, info, warn};
 use vigil_proto::v1::{self, agent_ingest_client::AgentIngestClient};
 
-use super::connection::{connect, endpoint, error_chain};
+use super::connection::{error_chain, ConnectError, Connector, Credentials};
 use crate::{config::AgentConfig, metrics::queue::MetricQueue};
 
 pub struct MetricsShipper {
     config: AgentConfig,
-    endpoint: Endpoint,
+    connector: Connector,
     hello: v1::NodeHello,
     queue: Arc<MetricQueue>,
 }
@@ -26,24 +23,26 @@ impl MetricsShipper {
         config: AgentConfig,
         hello: v1::NodeHello,
         queue: Arc<MetricQueue>,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> Result<Self, ConnectError> {
         Ok(Self {
-            endpoint: endpoint(&config)?,
+            connector: Connector::new(&config)?,
             config,
             hello,
             queue,
         })
     }
 
-    async fn session(&self) -> Result<(AgentIngestClient<Channel>, u64), String> {
-        let mut client = connect(&self.endpoint, self.config.control_plane.compression)
+    async fn session(&self) -> Result<(AgentIngestClient<Channel>, Credentials, u64), String> {
+        let (mut client, credentials) = self
+            .connector
+            .connect()
             .await
             .map_err(|e| error_chain(&e))?;
         let ack = client
             .hello(self.hello.clone())
             .await
             .map_err(|s| s.to_string())?;
-        Ok((client, ack.into_inner().last_interval_seq))
+        Ok((client, credentials, ack.into_inner().last_interval_seq))
     }
 
     /// Runs until the task is dropped.
@@ -54,7 +53,7 @@ impl MetricsShipper {
         let mut next_seq = 0u64;
         let mut in_flight: Option<v1::MetricBatch> = None;
         loop {
-            let (mut client, last) = match self.session().await {
+            let (mut client, credentials, last) = match self.session().await {
                 Ok(s) => s,
                 Err(error) => {
                     debug!(%error, queued = self.queue.len(), "metrics: control plane unreachable");
@@ -71,6 +70,10 @@ impl MetricsShipper {
             );
             backoff = initial;
             loop {
+                if in_flight.is_none() && self.connector.rotated(credentials) {
+                    info!("metrics: the TLS certificates changed on disk: reconnecting with them");
+                    break;
+                }
                 let batch = match in_flight.take() {
                     Some(b) => b,
                     None => {

@@ -10,19 +10,16 @@ use std::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use tonic::{
-    transport::{Channel, Endpoint},
-    Code,
-};
+use tonic::{transport::Channel, Code};
 use tracing::{debug, error, info, warn};
 use vigil_proto::v1::{self, agent_ingest_client::AgentIngestClient};
 
 use super::{
     buffer::EventBuffer,
-    connection::{connect, endpoint, error_chain},
+    connection::{error_chain, ConnectError, Connector, Credentials},
 };
 use crate::{
     config::AgentConfig, governor::Degraded, kernel::reader::ReaderStats,
@@ -42,7 +39,7 @@ pub struct ShipperState {
 
 pub struct Shipper {
     config: AgentConfig,
-    endpoint: Endpoint,
+    connector: Connector,
     hello: v1::NodeHello,
     buffer: Arc<EventBuffer>,
     reader_stats: Arc<ReaderStats>,
@@ -57,10 +54,13 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 enum Outcome {
     /// The connection failed; reconnect.
     Reconnect(tonic::Status),
+    /// The TLS files changed: reconnect now with them.
+    Rotated,
 }
 
 impl Shipper {
-    /// Fails only on an endpoint that is not a URI (config validation already refuses those).
+    /// Fails on an endpoint that is not a URI (config validation already refuses those) or
+    /// TLS files that do not load.
     pub fn new(
         config: AgentConfig,
         hello: v1::NodeHello,
@@ -68,11 +68,10 @@ impl Shipper {
         reader_stats: Arc<ReaderStats>,
         metrics: Arc<MetricQueue>,
         degraded: Arc<Degraded>,
-    ) -> Result<Self, tonic::transport::Error> {
-        let endpoint = endpoint(&config)?;
+    ) -> Result<Self, ConnectError> {
         Ok(Self {
+            connector: Connector::new(&config)?,
             config,
-            endpoint,
             hello,
             buffer,
             reader_stats,
@@ -95,10 +94,6 @@ impl Shipper {
         }
     }
 
-    async fn connect(&self) -> Result<AgentIngestClient<Channel>, tonic::transport::Error> {
-        connect(&self.endpoint, self.config.control_plane.compression).await
-    }
-
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let initial = Duration::from_millis(self.config.reconnect.initial_backoff_ms);
@@ -107,7 +102,7 @@ impl Shipper {
         let mut next_seq: u64 = 0;
         let mut in_flight: Option<v1::EventBatch> = None;
         loop {
-            let mut client = match self.connect().await {
+            let (mut client, credentials) = match self.connector.connect().await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(endpoint = %self.config.control_plane.endpoint, error = %error_chain(&e),
@@ -138,10 +133,13 @@ impl Shipper {
             }
             backoff = initial;
             self.state.connected.store(true, Ordering::Relaxed);
-            let Outcome::Reconnect(status) = self
-                .push_loop(&mut client, &mut next_seq, &mut in_flight)
+            let outcome = self
+                .push_loop(&mut client, credentials, &mut next_seq, &mut in_flight)
                 .await;
             self.state.connected.store(false, Ordering::Relaxed);
+            let Outcome::Reconnect(status) = outcome else {
+                continue;
+            };
             warn!(%status, pending = in_flight.as_ref().map_or(0, |b| b.events.len()),
                 "lost the control plane; will resend the unacknowledged batch");
             tokio::time::sleep(backoff).await;
@@ -151,12 +149,23 @@ impl Shipper {
     async fn push_loop(
         &self,
         client: &mut AgentIngestClient<Channel>,
+        credentials: Credentials,
         next_seq: &mut u64,
         in_flight: &mut Option<v1::EventBatch>,
     ) -> Outcome {
         // Loss counters must reach the control plane even when no event follows the loss.
         let mut last_sent_stats: Option<v1::AgentStats> = None;
+        let mut checked = Instant::now();
         loop {
+            // Between batches (nothing in flight), at most once a second: rotated TLS files
+            // take a new connection, so the certificate in use is the one on disk.
+            if in_flight.is_none() && checked.elapsed() >= STATS_INTERVAL {
+                checked = Instant::now();
+                if self.connector.rotated(credentials) {
+                    info!("the TLS certificates changed on disk: reconnecting with them");
+                    return Outcome::Rotated;
+                }
+            }
             let mut batch = match in_flight.take() {
                 Some(b) => b,
                 None => {

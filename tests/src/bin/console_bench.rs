@@ -77,11 +77,9 @@ fn flows(n: usize) -> Vec<v1::FlowSample> {
     flows
 }
 
-async fn push_graph(endpoint: String, n: usize) -> anyhow::Result<()> {
-    let mut client = AgentIngestClient::connect(endpoint)
-        .await
-        .context("connecting to the control plane's gRPC port")?
-        .max_decoding_message_size(64 << 20);
+async fn push_graph(cp: &ControlPlane, n: usize) -> anyhow::Result<()> {
+    let mut client =
+        AgentIngestClient::new(cp.channel("bench-node").await).max_decoding_message_size(64 << 20);
     client
         .hello(v1::NodeHello {
             node_name: "bench-node".into(),
@@ -151,7 +149,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(push_graph(cp.endpoint(), workloads))?;
+    rt.block_on(push_graph(&cp, workloads))?;
     let graph_nodes = wait_for(Duration::from_secs(20), "the graph built", || {
         let g = api.get("/api/v1/graph");
         let n = g["nodes"].as_array().map_or(0, Vec::len);

@@ -46,12 +46,8 @@ impl Codec for RawCodec {
     }
 }
 
-async fn send_raw(endpoint: &str, method: &str, body: Vec<u8>) -> Status {
-    let channel = tonic::transport::Channel::from_shared(endpoint.to_string())
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+async fn send_raw(cp: &ControlPlane, method: &str, body: Vec<u8>) -> Status {
+    let channel = cp.channel("n").await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let path = format!("/vigil.agent.v1.AgentIngest/{method}")
@@ -100,24 +96,21 @@ fn batch_of(events: Vec<v1::Event>) -> v1::EventBatch {
 fn malformed_grpc_payloads_are_refused_with_named_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cp = ControlPlane::start(dir.path());
-    let endpoint = cp.endpoint();
     let api = cp.api();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _client = runtime.block_on(async {
         // Not protobuf at all: 0xff is an invalid wire type/tag. gRPC's status-code guide
         // maps request parse failures to INTERNAL; the message says what failed.
-        let status = send_raw(&endpoint, "PushEvents", vec![0xff; 64]).await;
+        let status = send_raw(&cp, "PushEvents", vec![0xff; 64]).await;
         assert_eq!(status.code(), Code::Internal, "{status:?}");
         assert!(status.message().contains("decode"), "{status:?}");
 
         // Truncated: a valid batch cut in the middle of an event.
         let good = prost::Message::encode_to_vec(&batch_of(vec![event(1)]));
-        let status = send_raw(&endpoint, "PushEvents", good[..good.len() - 5].to_vec()).await;
+        let status = send_raw(&cp, "PushEvents", good[..good.len() - 5].to_vec()).await;
         assert!(status.message().contains("decode"), "{status:?}");
 
-        let mut client = AgentIngestClient::connect(endpoint.clone())
-            .await
-            .expect("connect");
+        let mut client = AgentIngestClient::new(cp.channel("n").await);
         // Well-formed protobuf, invalid content: INVALID_ARGUMENT naming the field.
         let mut no_kind = event(1);
         no_kind.kind = None;
@@ -179,9 +172,7 @@ fn malformed_grpc_payloads_are_refused_with_named_errors() {
         "refused payloads must not be stored"
     );
     runtime.block_on(async {
-        let mut client = AgentIngestClient::connect(endpoint.clone())
-            .await
-            .expect("connect");
+        let mut client = AgentIngestClient::new(cp.channel("n").await);
         let ack = client
             .push_events(batch_of(vec![event(1), event(2)]))
             .await

@@ -87,9 +87,7 @@ fn a_full_disk_refuses_ingest_naming_it_and_the_retry_stores_every_event_once() 
     let api = cp.api();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let total = runtime.block_on(async {
-        let mut client = AgentIngestClient::connect(cp.endpoint())
-            .await
-            .expect("connect");
+        let mut client = AgentIngestClient::new(cp.channel("full-node").await);
         client
             .push_events(batch(1, 100))
             .await

@@ -17,6 +17,7 @@ mod disk_full;
 mod dns_and_errors;
 mod latency_and_cardinality;
 mod loss_accounting;
+mod mutual_tls;
 mod observability;
 mod oom_kill;
 mod otlp_export;

@@ -60,6 +60,7 @@ pub struct PrometheusExporter {
     diagnoses: Family<Labels, Counter>,
     diagnosis_duration: Histogram,
     actions: Family<Labels, Counter>,
+    refused: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -145,6 +146,12 @@ impl PrometheusExporter {
             "Remediation actions by class and how they ended (observed, refused, denied, expired, recovered, escalated, rolled_back, failed; a runtime that refused before acting counts as failed): each class's record",
             actions.clone(),
         );
+        let refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingest_refused",
+            "Agent connections and batches refused before ingest, by reason: tls_handshake (no client certificate, one from another CA, or a handshake not finished in time), identity (a batch for a node the certificate does not name)",
+            refused.clone(),
+        );
         registry.register_collector(Box::new(StoreState {
             incidents,
             nodes,
@@ -164,6 +171,7 @@ impl PrometheusExporter {
             diagnoses,
             diagnosis_duration,
             actions,
+            refused,
         }
     }
 
@@ -179,6 +187,13 @@ impl PrometheusExporter {
                 certificates,
             }));
         self
+    }
+
+    /// Counts an agent connection or batch refused before ingest, for `reason`.
+    pub fn ingest_refused(&self, reason: &'static str) {
+        self.refused
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
     }
 
     /// The exposition, OpenMetrics text.

@@ -32,7 +32,11 @@ fn token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
 }
 
 impl Api {
-    pub fn new(base: &str, token_file: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn new(
+        base: &str,
+        token_file: Option<&Path>,
+        ca_file: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         if let Some(t) = token(token_file)? {
             let mut value = HeaderValue::from_str(&format!("Bearer {t}"))
@@ -41,12 +45,23 @@ impl Api {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
+        let mut http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .default_headers(headers);
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).with_context(|| {
+                format!(
+                    "cannot read the CA file {} (--ca-file / VIGIL_CA_FILE)",
+                    path.display()
+                )
+            })?;
+            let ca = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            http = http.add_root_certificate(ca);
+        }
         Ok(Self {
             base: base.to_string(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .default_headers(headers)
-                .build()?,
+            http: http.build()?,
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod actions;
 mod audit;
+mod certs;
 mod client;
 mod tokens;
 
@@ -31,6 +32,9 @@ struct Cli {
     /// `admin-token` beside its store). VIGIL_TOKEN, if set, is used instead.
     #[arg(long, global = true, env = "VIGIL_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
+    /// The CA to trust for an https API (e.g. `vigil certs`' ca.pem), besides the system's.
+    #[arg(long, global = true, env = "VIGIL_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// Print raw JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -40,6 +44,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Development certificates for mutual TLS: a CA and what it signs.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
     /// List incidents, newest first.
     Incidents {
         #[arg(long)]
@@ -317,8 +326,12 @@ async fn watch(api: &Api, interval: Duration, json: bool) -> anyhow::Result<()> 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let api = Api::new(&cli.api, cli.token_file.as_deref())?;
+    if let Command::Certs { command } = cli.command {
+        return certs::run(command);
+    }
+    let api = Api::new(&cli.api, cli.token_file.as_deref(), cli.ca_file.as_deref())?;
     match cli.command {
+        Command::Certs { .. } => {}
         Command::Actions { record: true, .. } => actions::record(&api, cli.json).await?,
         Command::Actions { incident, .. } => actions::list(&api, incident, cli.json).await?,
         Command::Approve {
