@@ -184,6 +184,8 @@ pub async fn run(
 
     let metrics = Arc::new(metric_queue(config.telemetry.max_buffered_intervals));
     let degraded = Arc::new(Degraded::default());
+    let sequence = (!config.state_file.as_os_str().is_empty())
+        .then(|| crate::stream::sequence_file::SequenceFile::new(&config.state_file, &node_name));
     let shipper = Shipper::new(
         config.clone(),
         hello(&node_name, &status),
@@ -191,9 +193,13 @@ pub async fn run(
         stats.clone(),
         metrics.clone(),
         degraded.clone(),
+        sequence.as_ref().map_or(0, |s| s.resume()),
     )
     .map_err(AgentError::Endpoint)?;
     let state = shipper.state.clone();
+    if let Some(sequence) = sequence {
+        tokio::spawn(sequence.keep(state.clone(), buffer.clone()));
+    }
     if config.metrics.enabled {
         let exporter = Exporter::new(
             event_counter,

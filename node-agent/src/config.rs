@@ -23,7 +23,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Defaults to `$NODE_NAME` (the DaemonSet's downward API) or the host name.
@@ -37,6 +37,33 @@ pub struct AgentConfig {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub budget: crate::governor::BudgetConfig,
+    /// Where the event sequence is written down across restarts, so what a killed agent
+    /// lost is counted by the control plane (tmpfs: a reboot needs no accounting). Empty:
+    /// not kept.
+    #[serde(default = "default_state_file")]
+    pub state_file: std::path::PathBuf,
+}
+
+fn default_state_file() -> std::path::PathBuf {
+    "/run/vigil-agent/sequence.json".into()
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            node_name: None,
+            control_plane: ControlPlaneConfig::default(),
+            batch: BatchConfig::default(),
+            buffer: BufferConfig::default(),
+            reconnect: ReconnectConfig::default(),
+            kernel: KernelConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            metrics: MetricsConfig::default(),
+            log: LogConfig::default(),
+            budget: crate::governor::BudgetConfig::default(),
+            state_file: default_state_file(),
+        }
+    }
 }
 
 /// The agent's own Prometheus endpoint (`GET /metrics`): its event counters, losses, probe

@@ -74,6 +74,19 @@ impl Pki {
         }
     }
 
+    /// The certificate `name` for `role`, issued the first time it is asked for.
+    pub fn credentials(&self, role: &str, name: &str) -> Credentials {
+        let cert = self.dir().join(format!("{name}.pem"));
+        if !cert.exists() {
+            return self.issue(role, name, &[]);
+        }
+        Credentials {
+            ca: self.ca(),
+            cert,
+            key: self.dir().join(format!("{name}.key")),
+        }
+    }
+
     /// The control plane's `[tls.grpc]`: a server certificate for localhost and 127.0.0.1,
     /// agents verified against this CA.
     pub fn control_plane_toml(&self) -> String {

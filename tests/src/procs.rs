@@ -162,18 +162,25 @@ impl ControlPlane {
     /// A gRPC channel to the ingest as node `node`'s agent would open it (over mutual TLS
     /// with a certificate for `node` when the ingest is TLS).
     pub async fn channel(&self, node: &str) -> tonic::transport::Channel {
+        self.try_channel(node)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the ingest: {e}"))
+    }
+
+    /// Like `channel`, the failure returned.
+    pub async fn try_channel(&self, node: &str) -> Result<tonic::transport::Channel, String> {
         let endpoint = self.endpoint();
         if endpoint.starts_with("https://") {
             return crate::pki::Pki::shared()
-                .issue("agent", node, &[])
-                .channel(&endpoint)
+                .credentials("agent", node)
+                .connect(&endpoint)
                 .await;
         }
         tonic::transport::Endpoint::from_shared(endpoint)
-            .expect("endpoint")
+            .map_err(|e| e.to_string())?
             .connect()
             .await
-            .expect("connect")
+            .map_err(|e| e.to_string())
     }
 
     /// The REST API, as its admin: the token the control plane wrote on its first start.
@@ -195,6 +202,14 @@ impl ControlPlane {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             terminate(&mut child, Duration::from_secs(5));
+        }
+    }
+
+    /// SIGKILL: no shutdown, no flush — a crash, or the OOM killer.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -298,7 +313,7 @@ impl Agent {
         std::fs::write(
             &config,
             format!(
-                "node_name = \"{}\"\n\
+                "node_name = \"{}\"\nstate_file = {:?}\n\
                  [control_plane]\nendpoint = \"{endpoint}\"\ncompression = \"{}\"\n\
                  [batch]\nmax_events = {}\nflush_interval_ms = {}\n\
                  [buffer]\nmax_events = {}\n\
@@ -307,6 +322,7 @@ impl Agent {
                  [metrics]\nlisten = \"{}\"\n\
                  [telemetry]\ninterval_ms = {}\ndns_timeout_ms = {}\n{}\n{}\n{tls}",
                 o.node_name,
+                dir.join(format!("agent-{}.sequence.json", o.node_name)),
                 o.compression,
                 o.batch_max_events,
                 o.flush_interval_ms,

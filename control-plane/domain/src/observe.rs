@@ -32,6 +32,9 @@ pub trait Observer: Send + Sync {
     fn events_ingested(&self, _node: &str, _kind: &str, _count: u64) {}
     /// Metric intervals newly stored from `node`.
     fn intervals_ingested(&self, _node: &str, _count: u64) {}
+    /// Sequence numbers of `node` that never arrived and never will: events its agent lost
+    /// (e.g. killed with them buffered or in flight; its restart skips their numbers).
+    fn sequence_gap(&self, _node: &str, _missing: u64) {}
     /// Scores of every subject judged in a window.
     fn anomaly_scores(&self, _scores: &[EntityScore]) {}
     /// A diagnosis of `incident` whose verdict (class or route) is new or changed, or the
@@ -76,6 +79,9 @@ impl Observer for Observers {
     }
     fn intervals_ingested(&self, node: &str, count: u64) {
         self.each(|o| o.intervals_ingested(node, count));
+    }
+    fn sequence_gap(&self, node: &str, missing: u64) {
+        self.each(|o| o.sequence_gap(node, missing));
     }
     fn anomaly_scores(&self, scores: &[EntityScore]) {
         self.each(|o| o.anomaly_scores(scores));

@@ -3,4 +3,5 @@
 pub mod buffer;
 pub mod connection;
 pub mod metrics_shipper;
+pub mod sequence_file;
 pub mod shipper;

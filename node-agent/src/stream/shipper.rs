@@ -35,6 +35,8 @@ pub struct ShipperState {
     pub in_flight: AtomicUsize,
     /// Events the control plane refused as invalid (not retried).
     pub rejected: AtomicU64,
+    /// The next sequence number to assign (what the sequence file writes down).
+    pub next_seq: AtomicU64,
 }
 
 pub struct Shipper {
@@ -45,6 +47,8 @@ pub struct Shipper {
     reader_stats: Arc<ReaderStats>,
     metrics: Arc<MetricQueue>,
     degraded: Arc<Degraded>,
+    /// Where this run's numbering starts: past what an earlier run assigned or held.
+    first_seq: u64,
     pub state: Arc<ShipperState>,
 }
 
@@ -68,6 +72,7 @@ impl Shipper {
         reader_stats: Arc<ReaderStats>,
         metrics: Arc<MetricQueue>,
         degraded: Arc<Degraded>,
+        first_seq: u64,
     ) -> Result<Self, ConnectError> {
         Ok(Self {
             connector: Connector::new(&config)?,
@@ -77,6 +82,7 @@ impl Shipper {
             reader_stats,
             metrics,
             degraded,
+            first_seq,
             state: Arc::default(),
         })
     }
@@ -99,7 +105,8 @@ impl Shipper {
         let initial = Duration::from_millis(self.config.reconnect.initial_backoff_ms);
         let max = Duration::from_millis(self.config.reconnect.max_backoff_ms);
         let mut backoff = initial;
-        let mut next_seq: u64 = 0;
+        let mut next_seq: u64 = self.first_seq;
+        self.state.next_seq.store(next_seq, Ordering::Relaxed);
         let mut in_flight: Option<v1::EventBatch> = None;
         loop {
             let (mut client, credentials) = match self.connector.connect().await {
@@ -117,6 +124,7 @@ impl Shipper {
                 Ok(ack) => {
                     let last = ack.into_inner().last_seq;
                     next_seq = next_seq.max(last + 1);
+                    self.state.next_seq.store(next_seq, Ordering::Relaxed);
                     info!(
                         last_seq = last,
                         next_seq,
@@ -182,6 +190,7 @@ impl Shipper {
                         e.seq = *next_seq;
                         *next_seq += 1;
                     }
+                    self.state.next_seq.store(*next_seq, Ordering::Relaxed);
                     v1::EventBatch {
                         node_name: self.hello.node_name.clone(),
                         events,

@@ -11,6 +11,7 @@ mod agent_errors;
 mod bad_input;
 mod certificates;
 mod console;
+mod crash_safety;
 mod crashes;
 mod detection;
 mod disk_full;

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use super::rules::KernelRules;
 use crate::{
@@ -96,7 +96,21 @@ impl IngestService {
     #[instrument(skip_all, fields(node = %batch.node, events = batch.events.len()))]
     pub fn ingest(&self, batch: &Batch) -> Result<IngestOutcome, StoreError> {
         let received = self.clock.now_unix_ns();
+        // A batch starting past the next expected number: the numbers between were never
+        // stored and never will be (an agent resends what it numbered until acknowledged,
+        // and a restarted one skips the numbers of what it lost), so they are counted loss.
+        let gap = match batch.events.first() {
+            Some(first) => first
+                .seq
+                .saturating_sub(self.events.last_seq(&batch.node)?.saturating_add(1)),
+            None => 0,
+        };
         let stored = self.events.insert_batch(&batch.events, received)?;
+        if gap > 0 {
+            warn!(node = %batch.node, missing = gap, first = batch.events.first().map_or(0, |e| e.seq),
+                "sequence gap: the agent lost events before sending them (counted in vigil_ingest_sequence_gap_events_total)");
+            self.observer.sequence_gap(&batch.node, gap);
+        }
         if let Some(stats) = &batch.stats {
             self.nodes.record_stats(&batch.node, stats, received)?;
         }

@@ -61,6 +61,7 @@ pub struct PrometheusExporter {
     diagnosis_duration: Histogram,
     actions: Family<Labels, Counter>,
     refused: Family<Labels, Counter>,
+    gaps: Family<Labels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -152,6 +153,12 @@ impl PrometheusExporter {
             "Agent connections and batches refused before ingest, by reason: tls_handshake (no client certificate, one from another CA, or a handshake not finished in time), identity (a batch for a node the certificate does not name)",
             refused.clone(),
         );
+        let gaps = Family::<Labels, Counter>::default();
+        registry.register(
+            "ingest_sequence_gap_events",
+            "Events a node's agent numbered or held but never delivered (lost, e.g. the agent killed with them in flight), by node",
+            gaps.clone(),
+        );
         registry.register_collector(Box::new(StoreState {
             incidents,
             nodes,
@@ -172,6 +179,7 @@ impl PrometheusExporter {
             diagnosis_duration,
             actions,
             refused,
+            gaps,
         }
     }
 
@@ -239,6 +247,12 @@ impl Observer for PrometheusExporter {
                 ("kind", kind.to_string()),
             ])
             .inc_by(count);
+    }
+
+    fn sequence_gap(&self, node: &str, missing: u64) {
+        self.gaps
+            .get_or_create(&vec![("node", node.to_string())])
+            .inc_by(missing);
     }
 
     fn intervals_ingested(&self, node: &str, count: u64) {
