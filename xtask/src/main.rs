@@ -3,6 +3,7 @@
 mod build;
 mod datasets;
 mod demo;
+mod fuzz;
 mod imports;
 mod lab;
 mod process;
@@ -40,6 +41,15 @@ enum Task {
         /// Extra arguments for `cargo nextest run`.
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
+    },
+    /// Run every cargo-fuzz target (fuzz/) on libFuzzer, its kept regressions first.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Unoptimised build, as the test suite's short run uses.
+        #[arg(long)]
+        dev: bool,
     },
     /// Set up, build, start the control plane and the agent on this host, inject an OOM kill
     /// and a crash loop, and show incidents as they open. Ctrl-C stops and cleans up.
@@ -111,8 +121,22 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => {
             setup::run()?;
             build::all(false)?;
-            build::nextest(&args)
+            let tests = build::nextest(&args);
+            // The whole suite also runs every fuzz target briefly; a selection does not.
+            if args.is_empty() {
+                tests.and(fuzz::run_all(fuzz::CI_SECS, fuzz::Build::Dev))
+            } else {
+                tests
+            }
         }
+        Task::Fuzz { secs, dev } => fuzz::run_all(
+            secs,
+            if dev {
+                fuzz::Build::Dev
+            } else {
+                fuzz::Build::Release
+            },
+        ),
         Task::Demo { duration } => {
             setup::run()?;
             build::all(false)?;

@@ -56,6 +56,7 @@ pub fn run() -> anyhow::Result<()> {
     nightly()?;
     bpf_linker()?;
     nextest()?;
+    cargo_fuzz()?;
     debian_packages()?;
     python_packages()?;
     kernel_checks();
@@ -184,6 +185,25 @@ fn bpf_linker() -> anyhow::Result<()> {
     std::fs::write(&stamp, &wanted).with_context(|| format!("writing {}", stamp.display()))?;
     done(&format!("installed {}", linker.display()));
     Ok(())
+}
+
+/// cargo-fuzz, for the libFuzzer targets in `fuzz/` (`cargo xtask fuzz`, and briefly in
+/// `cargo xtask test`).
+pub fn cargo_fuzz() -> anyhow::Result<()> {
+    step("cargo-fuzz");
+    if Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        done("already installed");
+        return Ok(());
+    }
+    done("installing cargo-fuzz");
+    run_command(
+        Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]),
+        "installing cargo-fuzz",
+    )
 }
 
 fn nextest() -> anyhow::Result<()> {

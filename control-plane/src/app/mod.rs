@@ -368,6 +368,7 @@ fn console_router(
         lab_report: config.console.lab_report.clone(),
         stop,
         renders: Default::default(),
+        secure_cookies: config.tls.api.is_some(),
     })
 }
 

@@ -49,6 +49,32 @@ async fn the_api_and_console_are_served_over_tls_when_configured() {
         .await
         .expect("the console over https");
     assert_eq!(console.status(), 200);
+    // Signing in over TLS sets a `Secure` session cookie.
+    let signed_in = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{base}/console/login"))
+        .header("origin", &base)
+        .form(&[
+            ("token", running.admin_token()),
+            ("next", "/console".into()),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.contains("vigil_token=") && cookie.contains("; Secure"),
+        "{cookie:?} ({})",
+        signed_in.status()
+    );
 
     // Plaintext to the TLS port gets no answer; a client that does not trust the CA is refused.
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;

@@ -54,6 +54,8 @@ pub struct ConsoleState {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Live regions' latest renderings, shared by the tabs that show them.
     pub renders: Arc<region::Renders>,
+    /// The console is served over TLS (`[tls.api]`): its session cookie is `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// A page that could not be built: shown as a page that names the cause.

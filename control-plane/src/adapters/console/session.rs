@@ -152,8 +152,10 @@ pub async fn login(
     }
     // A token is URL-safe text (see `token_file::new_secret`); anything else cannot be a
     // cookie value and was refused above as unknown.
+    // Served over TLS, the cookie is never sent over plaintext.
+    let secure = if s.secure_cookies { "; Secure" } else { "" };
     let Ok(cookie) = HeaderValue::from_str(&format!(
-        "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={MAX_AGE_SECS}"
+        "{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={MAX_AGE_SECS}{secure}"
     )) else {
         return refused(
             StatusCode::BAD_REQUEST,

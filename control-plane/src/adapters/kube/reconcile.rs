@@ -142,7 +142,7 @@ fn is_vigils(report: &IncidentReport) -> bool {
 }
 
 /// A report handed to Vigil, as the alert it amounts to.
-fn as_alert(report: &IncidentReport, ns: &str, name: &str, now_unix_ns: i64) -> ExternalAlert {
+pub fn as_alert(report: &IncidentReport, ns: &str, name: &str, now_unix_ns: i64) -> ExternalAlert {
     let mut labels = BTreeMap::from([
         ("alertname".to_string(), name.to_string()),
         ("severity".to_string(), report.spec.severity.clone()),

@@ -76,6 +76,56 @@ struct Form {
     payload: String,
 }
 
+/// An approval button pressed, as a verified request's body says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Press {
+    pub approve: bool,
+    pub action: ActionId,
+    /// The Slack user ID (what `[slack] approvers` lists).
+    pub user_id: String,
+    /// `slack:<name>` for the audit log.
+    pub who: String,
+    pub response_url: Option<String>,
+}
+
+/// Reads an interaction's form body: `Ok(None)` for one that is not a press of Vigil's
+/// approve or deny button (acknowledged, nothing done), `Err` naming why the body is not a
+/// Slack interaction at all.
+pub fn parse_press(body: &[u8]) -> Result<Option<Press>, String> {
+    let interaction = serde_urlencoded::from_bytes::<Form>(body)
+        .map_err(|e| e.to_string())
+        .and_then(|f| serde_json::from_str::<Interaction>(&f.payload).map_err(|e| e.to_string()))
+        .map_err(|e| format!("not a Slack interaction (a form with a JSON `payload`): {e}"))?;
+    if interaction.kind != "block_actions" {
+        return Ok(None);
+    }
+    let Some((approve, action)) = interaction.actions.iter().find_map(|a| {
+        let approve = match a.action_id.as_str() {
+            blocks::APPROVE => true,
+            blocks::DENY => false,
+            _ => return None,
+        };
+        Some((approve, ActionId(a.value.as_deref()?.parse().ok()?)))
+    }) else {
+        return Ok(None);
+    };
+    let user = interaction.user;
+    let who = format!(
+        "slack:{}",
+        user.username
+            .as_deref()
+            .or(user.name.as_deref())
+            .unwrap_or(&user.id)
+    );
+    Ok(Some(Press {
+        approve,
+        action,
+        user_id: user.id,
+        who,
+        response_url: interaction.response_url,
+    }))
+}
+
 fn refuse(status: StatusCode, why: String) -> Response {
     (status, Json(json!({ "error": why }))).into_response()
 }
@@ -97,44 +147,21 @@ async fn interact(State(s): State<SlackInteractions>, headers: HeaderMap, body: 
         warn!(error = %e, "refused a Slack interaction");
         return refuse(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    let interaction = match serde_urlencoded::from_bytes::<Form>(&body)
-        .map_err(|e| e.to_string())
-        .and_then(|f| serde_json::from_str::<Interaction>(&f.payload).map_err(|e| e.to_string()))
-    {
-        Ok(i) => i,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("not a Slack interaction (a form with a JSON `payload`): {e}"),
-            )
-        }
+    let press = match parse_press(&body) {
+        Ok(Some(press)) => press,
+        Ok(None) => return StatusCode::OK.into_response(),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
-    if interaction.kind != "block_actions" {
-        return StatusCode::OK.into_response();
-    }
-    let Some((approve, id)) = interaction.actions.iter().find_map(|a| {
-        let approve = match a.action_id.as_str() {
-            blocks::APPROVE => true,
-            blocks::DENY => false,
-            _ => return None,
-        };
-        Some((approve, ActionId(a.value.as_deref()?.parse().ok()?)))
-    }) else {
-        return StatusCode::OK.into_response();
-    };
-    let user = &interaction.user;
-    let who = format!(
-        "slack:{}",
-        user.username
-            .as_deref()
-            .or(user.name.as_deref())
-            .unwrap_or(&user.id)
-    );
-    let reply = interaction
-        .response_url
-        .and_then(|u| SecretUrl::parse(u).ok());
-    if !s.approvers.contains(&user.id) {
-        warn!(user = %user.id, %who, action = %id, "a Slack user who is not an approver pressed a button; nothing changed");
+    let Press {
+        approve,
+        action: id,
+        user_id,
+        who,
+        response_url,
+    } = press;
+    let reply = response_url.and_then(|u| SecretUrl::parse(u).ok());
+    if !s.approvers.contains(&user_id) {
+        warn!(user = %user_id, %who, action = %id, "a Slack user who is not an approver pressed a button; nothing changed");
         let text = format!("{who} may not approve or deny actions: an admin lists approvers' Slack user IDs in [slack] approvers. Nothing changed.");
         if let Some(url) = reply {
             s.notifier.post(
