@@ -187,40 +187,36 @@ fn bpf_linker() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// cargo-fuzz, for the libFuzzer targets in `fuzz/` (`cargo xtask fuzz`, and briefly in
-/// `cargo xtask test`).
-pub fn cargo_fuzz() -> anyhow::Result<()> {
-    step("cargo-fuzz");
+/// A cargo subcommand installed with `cargo install`, unless `cargo <probe…>` already works.
+fn cargo_tool(what: &str, probe: &[&str], krate: &str) -> anyhow::Result<()> {
+    step(what);
     if Command::new("cargo")
-        .args(["+nightly", "fuzz", "--version"])
+        .args(probe)
         .output()
         .is_ok_and(|o| o.status.success())
     {
         done("already installed");
         return Ok(());
     }
-    done("installing cargo-fuzz");
+    done(&format!("installing {krate}"));
     run_command(
-        Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]),
-        "installing cargo-fuzz",
+        Command::new("cargo").args(["install", krate, "--locked"]),
+        &format!("installing {krate}"),
+    )
+}
+
+/// cargo-fuzz, for the libFuzzer targets in `fuzz/` (`cargo xtask fuzz`, and briefly in
+/// `cargo xtask test`).
+pub fn cargo_fuzz() -> anyhow::Result<()> {
+    cargo_tool(
+        "cargo-fuzz",
+        &["+nightly", "fuzz", "--version"],
+        "cargo-fuzz",
     )
 }
 
 fn nextest() -> anyhow::Result<()> {
-    step("cargo-nextest");
-    if Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        done("already installed");
-        return Ok(());
-    }
-    done("installing cargo-nextest");
-    run_command(
-        Command::new("cargo").args(["install", "cargo-nextest", "--locked"]),
-        "installing cargo-nextest",
-    )
+    cargo_tool("cargo-nextest", &["nextest", "--version"], "cargo-nextest")
 }
 
 fn debian_packages() -> anyhow::Result<()> {

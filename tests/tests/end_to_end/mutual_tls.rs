@@ -267,14 +267,17 @@ fn rotated_certificates_and_a_rotated_ca_are_picked_up_with_no_event_lost() {
     std::thread::sleep(Duration::from_secs(3));
     files.trust(&[&new]);
     let endpoint = cp.endpoint();
+    let (old_cert, new_cert) = (
+        old.issue("agent", "tls-probe-old", &[]),
+        new.issue("agent", "tls-probe-new", &[]),
+    );
     wait_for(
         Duration::from_secs(10),
         "the control plane to trust the new CA only",
         || {
-            let old_cert = old.issue("agent", "tls-probe-old", &[]);
-            let refuses_old = !admitted(&endpoint, &new, old_cert, "tls-probe-old");
-            let new_cert = new.issue("agent", "tls-probe-new", &[]);
-            (refuses_old && admitted(&endpoint, &new, new_cert, "tls-probe-new")).then_some(())
+            let refuses_old = !admitted(&endpoint, &new, old_cert.clone(), "tls-probe-old");
+            (refuses_old && admitted(&endpoint, &new, new_cert.clone(), "tls-probe-new"))
+                .then_some(())
         },
     );
     assert!(reconnects(&agent) >= 2, "{}", agent.log());

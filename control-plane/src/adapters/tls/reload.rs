@@ -46,30 +46,27 @@ impl ServerTls {
         }))
     }
 
+    /// The running configuration and its files' fingerprint (a poisoned lock still holds a
+    /// whole value: it is only ever replaced in one assignment).
+    fn current(&self) -> (Arc<ServerConfig>, Fingerprint) {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        (current.0.clone(), current.1)
+    }
+
     /// The configuration a new connection uses.
     pub fn config(&self) -> Arc<ServerConfig> {
-        match self.current.read() {
-            Ok(current) => current.0.clone(),
-            Err(poisoned) => poisoned.into_inner().0.clone(),
-        }
+        self.current().0
     }
 
     /// Rebuilds the configuration if the files changed: `Ok(true)` when it did.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
         let contents = self.files.contents()?;
         let print = fingerprint(&contents);
-        let unchanged = match self.current.read() {
-            Ok(current) => current.1 == print,
-            Err(poisoned) => poisoned.into_inner().1 == print,
-        };
-        if unchanged {
+        if self.current().1 == print {
             return Ok(false);
         }
         let config = self.files.server_config(&contents)?;
-        match self.current.write() {
-            Ok(mut current) => *current = (config, print),
-            Err(poisoned) => *poisoned.into_inner() = (config, print),
-        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (config, print);
         Ok(true)
     }
 
